@@ -1,0 +1,25 @@
+#!/bin/sh
+# Installs the Debian 12 packages needed to build, test and benchmark mseg.
+# Idempotent; needs root (or sudo). Set MSEG_SKIP_DEPS=1 to skip.
+set -eu
+[ "${MSEG_SKIP_DEPS:-}" = 1 ] && exit 0
+SUDO=
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+
+PKGS="build-essential pkg-config
+libnftnl-dev libmnl-dev libnetfilter-queue-dev libyaml-dev libmicrohttpd-dev
+libjansson-dev libcurl4-openssl-dev
+nftables iptables iproute2 socat netcat-openbsd iputils-ping procps psmisc
+containernetworking-plugins valgrind python3 curl"
+
+missing=
+for p in $PKGS; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
+		missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+	echo "installing:$missing"
+	$SUDO apt-get update -qq
+	# shellcheck disable=SC2086
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
