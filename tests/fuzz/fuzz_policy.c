@@ -1,0 +1,40 @@
+/* libFuzzer target for the document parsers: policies (YAML and JSON),
+ * inventories and endpoint bodies. Not built by default:
+ *
+ *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE \
+ *     -Iinclude -Isrc/lib tests/fuzz/fuzz_policy.c src/lib/ytree.c \
+ *     src/lib/policy.c src/lib/inventory.c src/lib/err.c src/lib/arena.c \
+ *     -lyaml -o fuzz_policy
+ *   ./fuzz_policy -max_len=4096 tests/bad
+ *
+ * Crashing inputs become regression files in tests/bad/ (with a .err). */
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mseg/inventory.h"
+#include "mseg/policy.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct mseg_policy_set set;
+	struct mseg_inventory inv;
+	struct mseg_endpoint *ep = NULL;
+	struct mseg_err err;
+	char buf[1024];
+
+	policy_set_init(&set);
+	if (policy_parse_buffer(&set, "fuzz", (const char *)data, size, &err) < 0)
+		err_format(&err, buf, sizeof(buf));
+	policy_set_release(&set);
+
+	inventory_init(&inv);
+	if (inventory_parse_buffer(&inv, "fuzz", (const char *)data, size, &err) < 0)
+		err_format(&err, buf, sizeof(buf));
+	inventory_release(&inv);
+
+	if (endpoint_parse_buffer("fuzz-1", "fuzz", (const char *)data, size, &ep, &err) == 0)
+		ep = endpoint_free(ep);
+	return 0;
+}
