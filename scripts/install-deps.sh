@@ -10,7 +10,7 @@ PKGS="build-essential pkg-config
 libnftnl-dev libmnl-dev libnetfilter-queue-dev libyaml-dev libmicrohttpd-dev
 libjansson-dev libcurl4-openssl-dev
 nftables iptables iproute2 socat netcat-openbsd iputils-ping procps psmisc
-containernetworking-plugins valgrind python3 curl"
+containernetworking-plugins valgrind python3 curl bc"
 
 missing=
 for p in $PKGS; do
