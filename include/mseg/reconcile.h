@@ -1,0 +1,63 @@
+/* The reconciler: desired state (policies + endpoints) -> compiled plan ->
+ * the kernel tables of every endpoint's namespace. Keeps, per endpoint, what
+ * it last programmed, so that membership changes become set element updates
+ * and structural changes an atomic table replace. */
+#ifndef MSEG_RECONCILE_H
+#define MSEG_RECONCILE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "mseg/err.h"
+#include "mseg/model.h"
+#include "mseg/plan.h"
+
+struct reconciler;
+
+struct reconcile_stats {
+	uint64_t replaces;        /* atomic table replaces sent */
+	uint64_t updates;         /* element-only batches sent */
+	uint64_t deletes;         /* tables removed */
+	uint64_t adopted;         /* tables found in sync at start, left alone */
+	uint64_t failures;        /* batches the kernel refused or namespaces not reachable */
+	uint64_t drift_repairs;   /* resync found a difference and re-programmed */
+	uint64_t elements_added, elements_deleted;
+	uint64_t batch_ns_total;  /* wall time spent in batches */
+};
+
+/* Per-endpoint status for the API and readiness. */
+struct reconcile_ep_status {
+	const char *id;
+	const char *netns;
+	bool programmed;          /* the kernel holds the desired table */
+	bool isolated[MSEG_DIR_COUNT];
+	size_t n_entries[MSEG_DIR_COUNT];
+	const char *error;        /* last error, or NULL */
+};
+
+struct reconciler *reconciler_new(const struct table_opts *topts,
+				  const struct compile_opts *copts);
+struct reconciler *reconciler_free(struct reconciler *r);
+
+/* Compile and program everything. Endpoints that fail stay as they were in
+ * the kernel and are retried on the next call or resync; returns 0 when all
+ * were programmed, -EIO when some failed (their errors are in the status),
+ * -errno on a compile failure (nothing programmed). */
+int reconciler_apply(struct reconciler *r, const struct mseg_policy_set *pols,
+		     const struct mseg_inventory *inv);
+
+/* Read every table back; re-program the ones that drifted. *ret_repaired
+ * counts those. */
+int reconciler_resync(struct reconciler *r, unsigned *ret_repaired);
+
+bool reconciler_ready(const struct reconciler *r);
+const struct reconcile_stats *reconciler_stats(const struct reconciler *r);
+size_t reconciler_ep_count(const struct reconciler *r);
+int reconciler_ep_status(const struct reconciler *r, size_t i, struct reconcile_ep_status *ret);
+
+/* Iterate the messages of what happened in the last apply/resync (one per
+ * endpoint event worth logging); the daemon logs them. */
+size_t reconciler_event_count(const struct reconciler *r);
+const char *reconciler_event(const struct reconciler *r, size_t i);
+
+#endif
