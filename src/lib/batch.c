@@ -36,6 +36,7 @@
 #include "mseg/render_text.h"
 #include "batch.h"
 #include "netns.h"
+#include "vec.h"
 
 #define BATCH_PAGE_SIZE (128u << 10)
 /* one message may overrun a page by this much: the largest we build */
@@ -80,23 +81,6 @@ struct nl_batch {
 	const struct mseg_entry **elem_src;
 	size_t n_elem_src, cap_elem_src;
 };
-
-static int grow(void **p, size_t *cap, size_t need, size_t elsz)
-{
-	size_t ncap = *cap ? *cap : 16;
-	void *np;
-
-	if (need <= *cap)
-		return 0;
-	while (ncap < need)
-		ncap *= 2;
-	np = realloc(*p, ncap * elsz);
-	if (!np)
-		return -ENOMEM;
-	*p = np;
-	*cap = ncap;
-	return 0;
-}
 
 /* libmnl 1.0.4 leaves attribute padding as it finds it, and libnftnl's
  * pages come from malloc(): zero each page once, when it becomes the
@@ -160,7 +144,7 @@ struct nlmsghdr *nl_batch_msg_start(struct nl_batch *b, uint16_t type, uint16_t 
 
 	if (b->error || b->ended || b->open)
 		return NULL;
-	if (grow((void **)&b->recs, &b->cap_recs, b->n_recs + 1, sizeof(*b->recs)) < 0) {
+	if (VEC_RESERVE(b->recs, b->cap_recs, b->n_recs + 1) < 0) {
 		b->error = -ENOMEM;
 		return NULL;
 	}
@@ -178,8 +162,7 @@ int nl_batch_elem_src(struct nl_batch *b, const struct mseg_entry *e)
 {
 	if (!b->open)
 		return -EINVAL;
-	if (grow((void **)&b->elem_src, &b->cap_elem_src, b->n_elem_src + 1,
-		 sizeof(*b->elem_src)) < 0)
+	if (VEC_RESERVE(b->elem_src, b->cap_elem_src, b->n_elem_src + 1) < 0)
 		return b->error = -ENOMEM;
 	b->elem_src[b->n_elem_src++] = e;
 	return 0;

@@ -19,11 +19,11 @@
  * (many single addresses on a few ports) K and the interval count are small.
  * Worst case (K port ranges all overlapping, each with its own addresses):
  * O(K * n log n) time, O(K * n) output. */
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "boxes.h"
+#include "vec.h"
 
 struct port_group {
 	uint32_t plo, phi;
@@ -44,29 +44,6 @@ struct box_ws {
 	size_t *active;
 	size_t cap_active;
 };
-
-static int vec_reserve(void **p, size_t *cap, size_t need, size_t elsz)
-{
-	size_t ncap;
-	void *np;
-
-	if (need <= *cap)
-		return 0;
-	ncap = *cap ? *cap : 16;
-	while (ncap < need) {
-		if (ncap > SIZE_MAX / 2 / elsz)
-			return -ENOMEM;
-		ncap *= 2;
-	}
-	np = realloc(*p, ncap * elsz);
-	if (!np)
-		return -ENOMEM;
-	*p = np;
-	*cap = ncap;
-	return 0;
-}
-
-#define VEC_RESERVE(ptr, cap, need) vec_reserve((void **)&(ptr), &(cap), (need), sizeof(*(ptr)))
 
 struct box_ws *box_ws_new(void)
 {
@@ -92,14 +69,19 @@ static int cmp_u128(box_u128 a, box_u128 b)
 	return a < b ? -1 : a > b;
 }
 
+/* By address range: first address, then last. */
+static int box_cmp_range(const struct box *a, const struct box *b)
+{
+	int c = cmp_u128(a->lo, b->lo);
+
+	return c ? c : cmp_u128(a->hi, b->hi);
+}
+
 static int box_cmp_addr(const void *pa, const void *pb)
 {
 	const struct box *a = pa, *b = pb;
-	int c = cmp_u128(a->lo, b->lo);
+	int c = box_cmp_range(a, b);
 
-	if (c)
-		return c;
-	c = cmp_u128(a->hi, b->hi);
 	if (c)
 		return c;
 	return a->prov < b->prov ? -1 : a->prov > b->prov;
@@ -128,12 +110,65 @@ static uint64_t prov_min(uint64_t a, uint64_t b)
 	return a < b ? a : b;
 }
 
+/* The two axes along which touching boxes merge (the merging rule of
+ * boxes.h). */
+enum box_axis { AXIS_ADDR, AXIS_PORT };
+
+/* More than one address (or port) along @axis. */
+static bool box_wide(const struct box *b, enum box_axis axis)
+{
+	return axis == AXIS_ADDR ? b->lo != b->hi : b->plo != b->phi;
+}
+
+/* @b starts right after @a along @axis; along the port axis, with the same
+ * addresses. */
+static bool box_touches(const struct box *a, const struct box *b, enum box_axis axis)
+{
+	if (axis == AXIS_ADDR)
+		return a->hi != BOX_U128_MAX && b->lo == a->hi + 1;
+	return b->lo == a->lo && b->hi == a->hi && b->plo == a->phi + 1;
+}
+
+/* Merge, in @v (sorted along @axis, disjoint), each chain of touching boxes
+ * into one when any member is wider than one value, keeping the lowest
+ * provenance; a chain of single values stays apart. Returns the new count. */
+static inline size_t merge_chains(struct box *v, size_t n, enum box_axis axis)
+{
+	size_t out = 0, i = 0;
+
+	while (i < n) {
+		size_t j = i;
+		bool wide = box_wide(&v[i], axis);
+
+		while (j + 1 < n && box_touches(&v[j], &v[j + 1], axis)) {
+			j++;
+			wide |= box_wide(&v[j], axis);
+		}
+		if (wide || i == j) {
+			struct box merged = v[i];
+
+			for (size_t k = i + 1; k <= j; k++)
+				merged.prov = prov_min(merged.prov, v[k].prov);
+			if (axis == AXIS_ADDR)
+				merged.hi = v[j].hi;
+			else
+				merged.phi = v[j].phi;
+			v[out++] = merged;
+		} else {
+			for (size_t k = i; k <= j; k++)
+				v[out++] = v[k];
+		}
+		i = j + 1;
+	}
+	return out;
+}
+
 /* Union of address ranges, sorted: overlaps always merge; a chain of
  * touching ranges merges into one when any member is wider than one
  * address, otherwise its single addresses stay apart. */
 static size_t addr_union_sorted(struct box *v, size_t n)
 {
-	size_t m = 0, out = 0, i = 0;
+	size_t m = 0;
 
 	for (size_t k = 0; k < n; k++) {
 		if (m && v[k].lo <= v[m - 1].hi) {
@@ -144,28 +179,7 @@ static size_t addr_union_sorted(struct box *v, size_t n)
 			v[m++] = v[k];
 		}
 	}
-	while (i < m) {
-		size_t j = i;
-		bool wide = v[i].lo != v[i].hi;
-
-		while (j + 1 < m && v[j].hi != BOX_U128_MAX && v[j + 1].lo == v[j].hi + 1) {
-			j++;
-			wide |= v[j].lo != v[j].hi;
-		}
-		if (wide || i == j) {
-			struct box merged = v[i];
-
-			for (size_t k = i + 1; k <= j; k++)
-				merged.prov = prov_min(merged.prov, v[k].prov);
-			merged.hi = v[j].hi;
-			v[out++] = merged;
-		} else {
-			for (size_t k = i; k <= j; k++)
-				v[out++] = v[k];
-		}
-		i = j + 1;
-	}
-	return out;
+	return merge_chains(v, m, AXIS_ADDR);
 }
 
 size_t box_addr_union(struct box *v, size_t n)
@@ -253,11 +267,8 @@ static int sweep_ports(struct box_ws *ws, const struct box *gaddr, size_t ng, si
 static int box_cmp_addr_port(const void *pa, const void *pb)
 {
 	const struct box *a = pa, *b = pb;
-	int c = cmp_u128(a->lo, b->lo);
+	int c = box_cmp_range(a, b);
 
-	if (c)
-		return c;
-	c = cmp_u128(a->hi, b->hi);
 	if (c)
 		return c;
 	return a->plo < b->plo ? -1 : a->plo > b->plo;
@@ -269,7 +280,6 @@ static int box_cmp_addr_port(const void *pa, const void *pb)
  * overlaps the merged box overlaps one of the two. */
 static int merge_ports_and_emit(struct box_ws *ws, size_t ne)
 {
-	size_t i = 0, n, out = 0;
 	int r;
 
 	for (size_t k = 0; k < ne; k++) {
@@ -282,32 +292,8 @@ static int merge_ports_and_emit(struct box_ws *ws, size_t ne)
 				return r;
 		}
 	}
-	n = ws->n_out;
-	qsort(ws->out, n, sizeof(*ws->out), box_cmp_addr_port);
-	while (i < n) {
-		struct box *v = ws->out;
-		size_t j = i;
-		bool wide = v[i].plo != v[i].phi;
-
-		while (j + 1 < n && v[j + 1].lo == v[i].lo && v[j + 1].hi == v[i].hi &&
-		       v[j + 1].plo == v[j].phi + 1) {
-			j++;
-			wide |= v[j].plo != v[j].phi;
-		}
-		if (wide || i == j) {
-			struct box merged = v[i];
-
-			for (size_t k = i + 1; k <= j; k++)
-				merged.prov = prov_min(merged.prov, v[k].prov);
-			merged.phi = v[j].phi;
-			v[out++] = merged;
-		} else {
-			for (size_t k = i; k <= j; k++)
-				v[out++] = v[k];
-		}
-		i = j + 1;
-	}
-	ws->n_out = out;
+	qsort(ws->out, ws->n_out, sizeof(*ws->out), box_cmp_addr_port);
+	ws->n_out = merge_chains(ws->out, ws->n_out, AXIS_PORT);
 	return 0;
 }
 

@@ -29,6 +29,7 @@
 #include "mseg/plan.h"
 #include "mseg/policy.h"
 #include "boxes.h"
+#include "vec.h"
 
 #define SEL_NONE UINT32_MAX
 #define N_BUCKETS (2 * 256)
@@ -144,29 +145,6 @@ struct mseg_plan *plan_free(struct mseg_plan *plan)
 	free(o);
 	return NULL;
 }
-
-static int vec_grow(void **p, size_t *cap, size_t need, size_t elsz)
-{
-	size_t ncap;
-	void *np;
-
-	if (need <= *cap)
-		return 0;
-	ncap = *cap ? *cap : 16;
-	while (ncap < need) {
-		if (ncap > SIZE_MAX / 2 / elsz)
-			return -ENOMEM;
-		ncap *= 2;
-	}
-	np = realloc(*p, ncap * elsz);
-	if (!np)
-		return -ENOMEM;
-	*p = np;
-	*cap = ncap;
-	return 0;
-}
-
-#define VEC_GROW(ptr, cap, need) vec_grow((void **)&(ptr), &(cap), (need), sizeof(*(ptr)))
 
 /* ---- addresses ---------------------------------------------------------- */
 
@@ -373,7 +351,7 @@ static int ctx_sel_get(struct compile_ctx *c, const struct mseg_peer *p, uint32_
 		}
 	}
 
-	r = VEC_GROW(c->sels, c->cap_sels, c->n_sels + 1);
+	r = VEC_RESERVE(c->sels, c->cap_sels, c->n_sels + 1);
 	if (r < 0)
 		return r;
 	s = &c->sels[c->n_sels];
@@ -526,7 +504,7 @@ static int ctx_box_add(struct compile_ctx *c, int fam, uint8_t proto, box_u128 l
 	b = &c->buckets[idx];
 	if (b->n == 0)
 		c->touched[c->n_touched++] = (uint16_t)idx;
-	r = VEC_GROW(b->v, b->cap, b->n + 1);
+	r = VEC_RESERVE(b->v, b->cap, b->n + 1);
 	if (r < 0)
 		return r;
 	b->v[b->n++] = (struct box){ .lo = lo, .hi = hi, .plo = plo, .phi = phi, .prov = prov };
@@ -624,7 +602,7 @@ static int group_add_rule(struct compile_ctx *c, const struct crule *cr,
 static int ctx_ent_push(struct compile_ctx *c, int fam, uint8_t proto, const struct box *b)
 {
 	struct mseg_entry *e;
-	int r = VEC_GROW(c->ents, c->cap_ents, c->n_ents + 1);
+	int r = VEC_RESERVE(c->ents, c->cap_ents, c->n_ents + 1);
 
 	if (r < 0)
 		return r;
@@ -699,7 +677,7 @@ static int group_compute(struct compile_ctx *c, struct group *g)
 		if (r < 0)
 			goto out_reset;
 		if (proto == 0) {
-			r = VEC_GROW(c->any[fam], c->cap_any[fam], n_out);
+			r = VEC_RESERVE(c->any[fam], c->cap_any[fam], n_out);
 			if (r < 0)
 				goto out_reset;
 			memcpy(c->any[fam], out, n_out * sizeof(*out));

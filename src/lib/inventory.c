@@ -4,13 +4,13 @@
 #include <errno.h>
 #include <limits.h>
 #include <netinet/in.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
 #include "mseg/inventory.h"
+#include "vec.h"
 #include "ytree.h"
 
 #define ID_MAX 128
@@ -92,18 +92,6 @@ static bool port_name_valid(const char *s)
 	"at most 15 lowercase letters, digits and '-', with a letter, no '-' at either end " \
 	"or twice in a row"
 
-static void whatf(char *buf, size_t size, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void whatf(char *buf, size_t size, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(buf, size, fmt, ap);
-	va_end(ap);
-}
-
 /* ---- one endpoint ---- */
 
 struct ectx {
@@ -112,19 +100,9 @@ struct ectx {
 	char what[WHAT_SIZE];        /* "endpoint 'web-1'" */
 };
 
-static int ectx_oom(struct ectx *c)
-{
-	return err_setf(c->ck.err, ENOMEM, "out of memory");
-}
-
 static int ectx_strdup(struct ectx *c, const char *s, const char **ret)
 {
-	char *d = arena_strdup(&c->ep->arena, s);
-
-	if (!d)
-		return ectx_oom(c);
-	*ret = d;
-	return 0;
+	return ycheck_strdup(&c->ck, &c->ep->arena, s, ret);
 }
 
 static int label_cmp(const void *pa, const void *pb)
@@ -137,33 +115,26 @@ static int label_cmp(const void *pa, const void *pb)
 static int labels_parse(struct ectx *c, const struct ynode *map, const char *key,
 			struct mseg_label **ret, size_t *ret_n)
 {
-	char what[WHAT_SIZE + 16], lwhat[2 * WHAT_SIZE], q[YQ_SIZE];
+	char what[WHAT_SIZE + 16], lwhat[2 * WHAT_SIZE];
 	struct mseg_label *v;
 	size_t i;
 	int r;
 
-	whatf(what, sizeof(what), "%s: %s", c->what, key);
+	ycheck_whatf(what, sizeof(what), "%s: %s", c->what, key);
 	r = ycheck_kind(&c->ck, map, YNODE_MAP, what);
 	if (r < 0)
 		return r;
 	v = arena_calloc(&c->ep->arena, map->n ? map->n : 1, sizeof(*v));
 	if (!v)
-		return ectx_oom(c);
+		return ycheck_oom(&c->ck);
 	for (i = 0; i < map->n; i++) {
 		const struct ynode *k = map->keys[i], *val = map->vals[i];
 		const char *s;
 
-		if (!ytree_label_key_valid(k->str))
-			return ycheck_fail(&c->ck, k, "%s: '%s' is not a valid label key (%s)", what,
-					   ytree_quote(k->str, q, sizeof(q)), YTREE_LABEL_KEY_HINT);
-		whatf(lwhat, sizeof(lwhat), "%s: label '%s'", what, k->str);
-		r = ycheck_string(&c->ck, val, lwhat, false, &s);
+		ycheck_whatf(lwhat, sizeof(lwhat), "%s: label '%s'", what, k->str);
+		r = ycheck_label(&c->ck, k, val, what, lwhat, &s);
 		if (r < 0)
 			return r;
-		if (!ytree_label_value_valid(s))
-			return ycheck_fail(&c->ck, val, "%s: '%s' is not a valid label value (%s)",
-					   lwhat, ytree_quote(s, q, sizeof(q)),
-					   YTREE_LABEL_VALUE_HINT);
 		r = ectx_strdup(c, k->str, &v[i].key);
 		if (r < 0)
 			return r;
@@ -184,23 +155,21 @@ static int ips_parse(struct ectx *c, const struct ynode *seq)
 	size_t i, j;
 	int r;
 
-	whatf(what, sizeof(what), "%s: ips", c->what);
-	r = ycheck_kind(&c->ck, seq, YNODE_SEQ, what);
+	ycheck_whatf(what, sizeof(what), "%s: ips", c->what);
+	r = ycheck_seq(&c->ck, seq, what, true);
 	if (r < 0)
 		return r;
-	if (seq->n == 0)
-		return ycheck_fail(&c->ck, seq, "%s: must not be empty", what);
 	if (seq->n > IPS_MAX)
 		return ycheck_fail(&c->ck, seq, "%s: too many addresses (limit %d)", what, IPS_MAX);
 	ep->ips = arena_calloc(&ep->arena, seq->n, sizeof(*ep->ips));
 	if (!ep->ips)
-		return ectx_oom(c);
+		return ycheck_oom(&c->ck);
 	for (i = 0; i < seq->n; i++) {
 		const struct ynode *n = seq->vals[i];
 		struct mseg_addr *a = &ep->ips[i];
 		const char *s;
 
-		whatf(iwhat, sizeof(iwhat), "%s[%zu]", what, i);
+		ycheck_whatf(iwhat, sizeof(iwhat), "%s[%zu]", what, i);
 		r = ycheck_string(&c->ck, n, iwhat, true, &s);
 		if (r < 0)
 			return r;
@@ -227,23 +196,23 @@ static int port_parse(struct ectx *c, const struct ynode *item, const char *what
 		      struct mseg_named_port *ret)
 {
 	static const char *const keys[] = { "name", "port", "protocol", NULL };
+	static const char *const proto_names[] = { "TCP", "UDP", "SCTP", NULL };
+	static const uint8_t protos[] = { IPPROTO_TCP, IPPROTO_UDP, IPPROTO_SCTP };
 	char kwhat[WHAT_SIZE + 48], q[YQ_SIZE];
 	const struct ynode *v;
 	unsigned long port;
 	const char *s;
+	unsigned i;
 	int r;
 
-	r = ycheck_kind(&c->ck, item, YNODE_MAP, what);
-	if (r < 0)
-		return r;
-	r = ycheck_keys(&c->ck, item, what, keys);
+	r = ycheck_map(&c->ck, item, what, keys);
 	if (r < 0)
 		return r;
 
 	r = ycheck_require(&c->ck, item, "name", what, &v);
 	if (r < 0)
 		return r;
-	whatf(kwhat, sizeof(kwhat), "%s.name", what);
+	ycheck_whatf(kwhat, sizeof(kwhat), "%s.name", what);
 	r = ycheck_string(&c->ck, v, kwhat, true, &s);
 	if (r < 0)
 		return r;
@@ -257,7 +226,7 @@ static int port_parse(struct ectx *c, const struct ynode *item, const char *what
 	r = ycheck_require(&c->ck, item, "port", what, &v);
 	if (r < 0)
 		return r;
-	whatf(kwhat, sizeof(kwhat), "%s.port", what);
+	ycheck_whatf(kwhat, sizeof(kwhat), "%s.port", what);
 	r = ycheck_uint(&c->ck, v, kwhat, 1, 65535, &port);
 	if (r < 0)
 		return r;
@@ -267,19 +236,11 @@ static int port_parse(struct ectx *c, const struct ynode *item, const char *what
 	v = ynode_map_get(item, "protocol");
 	if (!v)
 		return 0;
-	whatf(kwhat, sizeof(kwhat), "%s.protocol", what);
-	r = ycheck_string(&c->ck, v, kwhat, true, &s);
+	ycheck_whatf(kwhat, sizeof(kwhat), "%s.protocol", what);
+	r = ycheck_enum(&c->ck, v, kwhat, "protocol", proto_names, &i);
 	if (r < 0)
 		return r;
-	if (!strcmp(s, "TCP"))
-		ret->proto = IPPROTO_TCP;
-	else if (!strcmp(s, "UDP"))
-		ret->proto = IPPROTO_UDP;
-	else if (!strcmp(s, "SCTP"))
-		ret->proto = IPPROTO_SCTP;
-	else
-		return ycheck_fail(&c->ck, v, "%s: unknown protocol '%s' (TCP, UDP or SCTP)", kwhat,
-				   ytree_quote(s, q, sizeof(q)));
+	ret->proto = protos[i];
 	return 0;
 }
 
@@ -290,7 +251,7 @@ static int ports_parse(struct ectx *c, const struct ynode *seq)
 	size_t i, j;
 	int r;
 
-	whatf(what, sizeof(what), "%s: ports", c->what);
+	ycheck_whatf(what, sizeof(what), "%s: ports", c->what);
 	r = ycheck_kind(&c->ck, seq, YNODE_SEQ, what);
 	if (r < 0)
 		return r;
@@ -298,9 +259,9 @@ static int ports_parse(struct ectx *c, const struct ynode *seq)
 		return ycheck_fail(&c->ck, seq, "%s: too many ports (limit %d)", what, PORTS_MAX);
 	ep->ports = arena_calloc(&ep->arena, seq->n ? seq->n : 1, sizeof(*ep->ports));
 	if (!ep->ports)
-		return ectx_oom(c);
+		return ycheck_oom(&c->ck);
 	for (i = 0; i < seq->n; i++) {
-		whatf(iwhat, sizeof(iwhat), "%s[%zu]", what, i);
+		ycheck_whatf(iwhat, sizeof(iwhat), "%s[%zu]", what, i);
 		r = port_parse(c, seq->vals[i], iwhat, &ep->ports[i]);
 		if (r < 0)
 			return r;
@@ -324,7 +285,7 @@ static int id_parse(struct ectx *c, const struct ynode *map, const char *what,
 	const char *s;
 	int r;
 
-	whatf(iwhat, sizeof(iwhat), "%s.id", what);
+	ycheck_whatf(iwhat, sizeof(iwhat), "%s.id", what);
 	if (fixed_id && !ident_valid(fixed_id, ID_MAX))
 		return err_setf(c->ck.err, EINVAL, "'%s' is not a valid endpoint id (%s)",
 				ytree_quote(fixed_id, q, sizeof(q)), ID_HINT);
@@ -367,7 +328,7 @@ static int endpoint_fill(struct ectx *c, const struct ynode *map, const char *wh
 	r = id_parse(c, map, what, fixed_id, ret_id_node);
 	if (r < 0)
 		return r;
-	whatf(c->what, sizeof(c->what), "endpoint '%s'", ep->id);
+	ycheck_whatf(c->what, sizeof(c->what), "endpoint '%s'", ep->id);
 	r = ycheck_keys(&c->ck, map, c->what, keys);
 	if (r < 0)
 		return r;
@@ -375,7 +336,7 @@ static int endpoint_fill(struct ectx *c, const struct ynode *map, const char *wh
 	ep->name = ep->id;
 	v = ynode_map_get(map, "name");
 	if (v) {
-		whatf(kwhat, sizeof(kwhat), "%s: name", c->what);
+		ycheck_whatf(kwhat, sizeof(kwhat), "%s: name", c->what);
 		r = ycheck_string(&c->ck, v, kwhat, true, &s);
 		if (r < 0)
 			return r;
@@ -390,7 +351,7 @@ static int endpoint_fill(struct ectx *c, const struct ynode *map, const char *wh
 	ep->ns = "default";
 	v = ynode_map_get(map, "namespace");
 	if (v) {
-		whatf(kwhat, sizeof(kwhat), "%s: namespace", c->what);
+		ycheck_whatf(kwhat, sizeof(kwhat), "%s: namespace", c->what);
 		r = ycheck_string(&c->ck, v, kwhat, true, &s);
 		if (r < 0)
 			return r;
@@ -417,7 +378,7 @@ static int endpoint_fill(struct ectx *c, const struct ynode *map, const char *wh
 
 	v = ynode_map_get(map, "netns");
 	if (v) {
-		whatf(kwhat, sizeof(kwhat), "%s: netns", c->what);
+		ycheck_whatf(kwhat, sizeof(kwhat), "%s: netns", c->what);
 		r = ycheck_string(&c->ck, v, kwhat, true, &s);
 		if (r < 0)
 			return r;
@@ -458,7 +419,7 @@ static int endpoint_from_node(const char *file, struct mseg_err *err, const stru
 		return err_setf(err, ENOMEM, "out of memory");
 	f = arena_strdup(&c.ep->arena, file);
 	if (!f) {
-		r = ectx_oom(&c);
+		r = ycheck_oom(&c.ck);
 		goto out_free;
 	}
 	c.ep->pos.file = f;
@@ -494,22 +455,9 @@ void inventory_release(struct mseg_inventory *inv)
 
 static int inventory_reserve(struct mseg_inventory *inv, size_t extra)
 {
-	struct mseg_endpoint **v;
-	size_t cap;
-
-	if (extra <= inv->cap - inv->n)
-		return 0;
 	if (extra > SIZE_MAX / 2 - inv->n)
 		return -ENOMEM;
-	cap = inv->cap ? 2 * inv->cap : 16;
-	if (cap < inv->n + extra)
-		cap = inv->n + extra;
-	v = reallocarray(inv->eps, cap, sizeof(*v));
-	if (!v)
-		return -ENOMEM;
-	inv->eps = v;
-	inv->cap = cap;
-	return 0;
+	return VEC_RESERVE(inv->eps, inv->cap, inv->n + extra);
 }
 
 /* Index of @id, or of where it would go (*ret_found false). */
@@ -687,7 +635,7 @@ static int inventory_doc_collect(const struct ycheck *ck, const struct ynode *ro
 			l->cap = cap;
 		}
 		p = &l->v[l->n];
-		whatf(what, sizeof(what), "endpoints[%zu]", i);
+		ycheck_whatf(what, sizeof(what), "endpoints[%zu]", i);
 		r = endpoint_from_node(ck->file, ck->err, eps->vals[i], what, NULL, &p->ep,
 				       &p->id_node);
 		if (r < 0)
@@ -714,17 +662,11 @@ int inventory_parse_buffer(struct mseg_inventory *inv, const char *name, const c
 	size_t i;
 	int r;
 
-	ytree_init(&t);
-	r = ytree_parse(&t, name, buf, len, &inventory_limits, err);
+	r = ytree_load(&t, name, buf, len, &inventory_limits, err);
+	for (i = 0; r == 0 && i < t.n_docs; i++)
+		r = inventory_doc_collect(&ck, t.docs[i].root, &l);
 	if (r < 0)
 		goto out_release;
-	for (i = 0; i < t.n_docs; i++) {
-		if (ynode_is_null(t.docs[i].root))
-			continue;
-		r = inventory_doc_collect(&ck, t.docs[i].root, &l);
-		if (r < 0)
-			goto out_release;
-	}
 	r = pending_check(&ck, inv, &l);
 	if (r < 0 || l.n == 0)
 		goto out_release;
@@ -761,31 +703,23 @@ int inventory_load_file(struct mseg_inventory *inv, const char *path, struct mse
 int endpoint_parse_buffer(const char *id, const char *name, const char *buf, size_t len,
 			  struct mseg_endpoint **ret_ep, struct mseg_err *err)
 {
-	const struct ydoc *doc = NULL;
 	const struct ynode *id_node;
 	struct ytree t;
-	size_t i;
 	int r;
 
-	ytree_init(&t);
-	r = ytree_parse(&t, name, buf, len, &inventory_limits, err);
+	r = ytree_load(&t, name, buf, len, &inventory_limits, err);
 	if (r < 0)
 		goto out_release;
-	for (i = 0; i < t.n_docs; i++) {
-		if (ynode_is_null(t.docs[i].root))
-			continue;
-		if (doc) {
-			r = err_set(err, name, t.docs[i].line, t.docs[i].col, EINVAL,
-				    "expected one endpoint document, found another");
-			goto out_release;
-		}
-		doc = &t.docs[i];
+	if (t.n_docs > 1) {
+		r = err_set(err, name, t.docs[1].line, t.docs[1].col, EINVAL,
+			    "expected one endpoint document, found another");
+		goto out_release;
 	}
-	if (!doc) {
+	if (t.n_docs == 0) {
 		r = err_set(err, name, 0, 0, EINVAL, "empty document");
 		goto out_release;
 	}
-	r = endpoint_from_node(name, err, doc->root, "endpoint", id, ret_ep, &id_node);
+	r = endpoint_from_node(name, err, t.docs[0].root, "endpoint", id, ret_ep, &id_node);
 
 out_release:
 	ytree_release(&t);

@@ -4,7 +4,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "mseg/policy.h"
+#include "vec.h"
 #include "ytree.h"
 
 #define API_VERSION "mseg.io/v1"
@@ -63,19 +63,9 @@ struct pctx {
 	struct group world;
 };
 
-static int pctx_oom(struct pctx *c)
-{
-	return err_setf(c->ck.err, ENOMEM, "out of memory");
-}
-
 static int pctx_strdup(struct pctx *c, const char *s, const char **ret)
 {
-	char *d = arena_strdup(&c->p->arena, s);
-
-	if (!d)
-		return pctx_oom(c);
-	*ret = d;
-	return 0;
+	return ycheck_strdup(&c->ck, &c->p->arena, s, ret);
 }
 
 static void pctx_pos(struct pctx *c, const struct ynode *n, struct mseg_pos *ret)
@@ -83,19 +73,6 @@ static void pctx_pos(struct pctx *c, const struct ynode *n, struct mseg_pos *ret
 	ret->file = c->p->pos.file;
 	ret->line = n->line;
 	ret->col = n->col;
-}
-
-/* snprintf for the "what" prefixes of messages; cut when absurdly long. */
-static void whatf(char *buf, size_t size, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void whatf(char *buf, size_t size, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(buf, size, fmt, ap);
-	va_end(ap);
 }
 
 /* ---- addresses ---- */
@@ -197,16 +174,14 @@ static int cidr_list_parse(struct pctx *c, const struct ynode *seq, const char *
 	size_t i;
 	int r;
 
-	r = ycheck_kind(&c->ck, seq, YNODE_SEQ, what);
+	r = ycheck_seq(&c->ck, seq, what, nonempty);
 	if (r < 0)
 		return r;
-	if (nonempty && seq->n == 0)
-		return ycheck_fail(&c->ck, seq, "%s: must not be empty", what);
 	v = arena_calloc(&c->p->arena, seq->n ? seq->n : 1, sizeof(*v));
 	if (!v)
-		return pctx_oom(c);
+		return ycheck_oom(&c->ck);
 	for (i = 0; i < seq->n; i++) {
-		whatf(iwhat, sizeof(iwhat), "%s[%zu]", what, i);
+		ycheck_whatf(iwhat, sizeof(iwhat), "%s[%zu]", what, i);
 		r = cidr_parse(c, seq->vals[i], iwhat, &v[i]);
 		if (r < 0)
 			return r;
@@ -229,39 +204,31 @@ static int sel_req_cmp(const void *pa, const void *pb)
 static int selector_parse(struct pctx *c, const struct ynode *map, const char *what,
 			  struct mseg_selector *ret)
 {
-	char swhat[WHAT_SIZE], lwhat[WHAT_SIZE + YQ_SIZE], q[YQ_SIZE];
+	char swhat[WHAT_SIZE], lwhat[WHAT_SIZE + YQ_SIZE];
 	struct mseg_sel_req *reqs;
 	size_t i;
 	int r;
 
-	whatf(swhat, sizeof(swhat), "%s: selector", what);
+	ycheck_whatf(swhat, sizeof(swhat), "%s: selector", what);
 	r = ycheck_kind(&c->ck, map, YNODE_MAP, swhat);
 	if (r < 0)
 		return r;
 	reqs = arena_calloc(&c->p->arena, map->n ? map->n : 1, sizeof(*reqs));
 	if (!reqs)
-		return pctx_oom(c);
+		return ycheck_oom(&c->ck);
 	for (i = 0; i < map->n; i++) {
 		const struct ynode *k = map->keys[i], *v = map->vals[i];
 		const char *val;
 
-		if (!ytree_label_key_valid(k->str))
-			return ycheck_fail(&c->ck, k, "%s: '%s' is not a valid label key (%s)",
-					   swhat, ytree_quote(k->str, q, sizeof(q)),
-					   YTREE_LABEL_KEY_HINT);
-		whatf(lwhat, sizeof(lwhat), "%s: label '%s'", swhat, k->str);
-		r = ycheck_string(&c->ck, v, lwhat, false, &val);
+		ycheck_whatf(lwhat, sizeof(lwhat), "%s: label '%s'", swhat, k->str);
+		r = ycheck_label(&c->ck, k, v, swhat, lwhat, &val);
 		if (r < 0)
 			return r;
-		if (!ytree_label_value_valid(val))
-			return ycheck_fail(&c->ck, v, "%s: '%s' is not a valid label value (%s)",
-					   lwhat, ytree_quote(val, q, sizeof(q)),
-					   YTREE_LABEL_VALUE_HINT);
 		reqs[i].op = MSEG_SEL_IN;
 		reqs[i].n_values = 1;
 		reqs[i].values = arena_calloc(&c->p->arena, 1, sizeof(*reqs[i].values));
 		if (!reqs[i].values)
-			return pctx_oom(c);
+			return ycheck_oom(&c->ck);
 		r = pctx_strdup(c, k->str, &reqs[i].key);
 		if (r < 0)
 			return r;
@@ -287,11 +254,8 @@ static int group_parse(struct pctx *c, const struct ynode *key, const struct yno
 	size_t i, j;
 	int r;
 
-	whatf(what, sizeof(what), "group '%s'", key->str);
-	r = ycheck_kind(&c->ck, v, YNODE_MAP, what);
-	if (r < 0)
-		return r;
-	r = ycheck_keys(&c->ck, v, what, keys);
+	ycheck_whatf(what, sizeof(what), "group '%s'", key->str);
+	r = ycheck_map(&c->ck, v, what, keys);
 	if (r < 0)
 		return r;
 	sel = ynode_map_get(v, "selector");
@@ -321,13 +285,13 @@ static int group_parse(struct pctx *c, const struct ynode *key, const struct yno
 	}
 
 	peer->kind = MSEG_PEER_ADDRS;
-	whatf(sub, sizeof(sub), "%s: cidrs", what);
+	ycheck_whatf(sub, sizeof(sub), "%s: cidrs", what);
 	r = cidr_list_parse(c, cidrs, sub, true, &peer->cidrs, &peer->n_cidrs);
 	if (r < 0)
 		return r;
 	if (!except)
 		return 0;
-	whatf(sub, sizeof(sub), "%s: except", what);
+	ycheck_whatf(sub, sizeof(sub), "%s: except", what);
 	r = cidr_list_parse(c, except, sub, false, &peer->except, &peer->n_except);
 	if (r < 0)
 		return r;
@@ -371,7 +335,7 @@ static int world_init(struct pctx *c)
 	w->group = GROUP_WORLD;
 	w->cidrs = arena_calloc(&c->p->arena, 2, sizeof(*w->cidrs));
 	if (!w->cidrs)
-		return pctx_oom(c);
+		return ycheck_oom(&c->ck);
 	w->cidrs[0].addr.family = AF_INET;
 	w->cidrs[1].addr.family = AF_INET6;
 	w->n_cidrs = 2;
@@ -391,7 +355,7 @@ static int groups_parse(struct pctx *c, const struct ynode *map)
 		return ycheck_fail(&c->ck, map, "spec.groups: must define at least one group");
 	c->groups = arena_calloc(&p->arena, map->n, sizeof(*c->groups));
 	if (!c->groups)
-		return pctx_oom(c);
+		return ycheck_oom(&c->ck);
 	for (i = 0; i < map->n; i++) {
 		const struct ynode *k = map->keys[i];
 		char q[YQ_SIZE];
@@ -414,7 +378,7 @@ static int groups_parse(struct pctx *c, const struct ynode *map)
 	/* every selector group covers its endpoints, in declaration order */
 	p->subjects = arena_calloc(&p->arena, n_sel ? n_sel : 1, sizeof(*p->subjects));
 	if (!p->subjects)
-		return pctx_oom(c);
+		return ycheck_oom(&c->ck);
 	for (i = 0; i < c->n_groups; i++)
 		if (c->groups[i].peer.kind == MSEG_PEER_ENDPOINTS)
 			p->subjects[p->n_subjects++] = c->groups[i].peer;
@@ -562,9 +526,9 @@ static int ports_parse(struct pctx *c, const struct ynode *seq, const char *what
 				   "to allow every protocol)", what);
 	v = arena_calloc(&c->p->arena, seq->n, sizeof(*v));
 	if (!v)
-		return pctx_oom(c);
+		return ycheck_oom(&c->ck);
 	for (i = 0; i < seq->n; i++) {
-		whatf(iwhat, sizeof(iwhat), "%s[%zu]", what, i);
+		ycheck_whatf(iwhat, sizeof(iwhat), "%s[%zu]", what, i);
 		r = port_parse(c, seq->vals[i], iwhat, &v[i]);
 		if (r < 0)
 			return r;
@@ -587,7 +551,7 @@ static int allow_side(struct pctx *c, const struct ynode *item, const char *what
 	r = ycheck_require(&c->ck, item, key, what, &v);
 	if (r < 0)
 		return r;
-	whatf(kwhat, sizeof(kwhat), "%s.%s", what, key);
+	ycheck_whatf(kwhat, sizeof(kwhat), "%s.%s", what, key);
 	r = ycheck_string(&c->ck, v, kwhat, true, &name);
 	if (r < 0)
 		return r;
@@ -629,7 +593,7 @@ static int allow_parse(struct pctx *c, const struct ynode *seq)
 		return 0;
 	p->rules = arena_calloc(&p->arena, 2 * seq->n, sizeof(*p->rules));
 	if (!p->rules)
-		return pctx_oom(c);
+		return ycheck_oom(&c->ck);
 	for (i = 0; i < seq->n; i++) {
 		const struct ynode *item = seq->vals[i], *from_node, *to_node, *ports_node;
 		const struct group *from, *to;
@@ -638,11 +602,8 @@ static int allow_parse(struct pctx *c, const struct ynode *seq)
 		size_t n_ports = 0;
 		char what[WHAT_SIZE], sub[WHAT_SIZE + 8];
 
-		whatf(what, sizeof(what), "allow[%zu]", i);
-		r = ycheck_kind(&c->ck, item, YNODE_MAP, what);
-		if (r < 0)
-			return r;
-		r = ycheck_keys(&c->ck, item, what, keys);
+		ycheck_whatf(what, sizeof(what), "allow[%zu]", i);
+		r = ycheck_map(&c->ck, item, what, keys);
 		if (r < 0)
 			return r;
 		r = allow_side(c, item, what, "from", &from_node, &from);
@@ -658,14 +619,14 @@ static int allow_parse(struct pctx *c, const struct ynode *seq)
 					   what, from->name, to->name);
 		ports_node = ynode_map_get(item, "ports");
 		if (ports_node) {
-			whatf(sub, sizeof(sub), "%s.ports", what);
+			ycheck_whatf(sub, sizeof(sub), "%s.ports", what);
 			r = ports_parse(c, ports_node, sub, &ports, &n_ports);
 			if (r < 0)
 				return r;
 		}
 		peers = arena_calloc(&p->arena, 2, sizeof(*peers));
 		if (!peers)
-			return pctx_oom(c);
+			return ycheck_oom(&c->ck);
 		/* B accepts from A */
 		if (to->peer.kind == MSEG_PEER_ENDPOINTS) {
 			struct mseg_rule *rule = &p->rules[p->n_rules++];
@@ -701,10 +662,7 @@ static int metadata_parse(struct pctx *c, const struct ynode *root)
 	r = ycheck_require(&c->ck, root, "metadata", "", &md);
 	if (r < 0)
 		return r;
-	r = ycheck_kind(&c->ck, md, YNODE_MAP, "metadata");
-	if (r < 0)
-		return r;
-	r = ycheck_keys(&c->ck, md, "metadata", keys);
+	r = ycheck_map(&c->ck, md, "metadata", keys);
 	if (r < 0)
 		return r;
 	r = ycheck_require(&c->ck, md, "name", "metadata", &v);
@@ -738,53 +696,37 @@ static int metadata_parse(struct pctx *c, const struct ynode *root)
 static int spec_parse(struct pctx *c, const struct ynode *root)
 {
 	static const char *const keys[] = { "mode", "isolation", "groups", "allow", NULL };
+	static const char *const mode_names[] = { "enforce", "audit", NULL };
+	static const enum mseg_mode modes[] = { MSEG_MODE_ENFORCE, MSEG_MODE_AUDIT };
+	static const char *const isolation_names[] = { "both", "ingress", "egress", NULL };
+	static const unsigned isolations[] = { MSEG_ISO_BOTH, MSEG_ISO_INGRESS, MSEG_ISO_EGRESS };
 	const struct ynode *spec, *v;
-	const char *s;
-	char q[YQ_SIZE];
+	unsigned i;
 	int r;
 
 	r = ycheck_require(&c->ck, root, "spec", "", &spec);
 	if (r < 0)
 		return r;
-	r = ycheck_kind(&c->ck, spec, YNODE_MAP, "spec");
-	if (r < 0)
-		return r;
-	r = ycheck_keys(&c->ck, spec, "spec", keys);
+	r = ycheck_map(&c->ck, spec, "spec", keys);
 	if (r < 0)
 		return r;
 
 	c->p->mode = MSEG_MODE_ENFORCE;
 	v = ynode_map_get(spec, "mode");
 	if (v) {
-		r = ycheck_string(&c->ck, v, "spec.mode", true, &s);
+		r = ycheck_enum(&c->ck, v, "spec.mode", "mode", mode_names, &i);
 		if (r < 0)
 			return r;
-		if (!strcmp(s, "enforce"))
-			c->p->mode = MSEG_MODE_ENFORCE;
-		else if (!strcmp(s, "audit"))
-			c->p->mode = MSEG_MODE_AUDIT;
-		else
-			return ycheck_fail(&c->ck, v, "spec.mode: unknown mode '%s' (enforce or audit)",
-					   ytree_quote(s, q, sizeof(q)));
+		c->p->mode = modes[i];
 	}
 
 	c->p->isolation = MSEG_ISO_BOTH;
 	v = ynode_map_get(spec, "isolation");
 	if (v) {
-		r = ycheck_string(&c->ck, v, "spec.isolation", true, &s);
+		r = ycheck_enum(&c->ck, v, "spec.isolation", "isolation", isolation_names, &i);
 		if (r < 0)
 			return r;
-		if (!strcmp(s, "both"))
-			c->p->isolation = MSEG_ISO_BOTH;
-		else if (!strcmp(s, "ingress"))
-			c->p->isolation = MSEG_ISO_INGRESS;
-		else if (!strcmp(s, "egress"))
-			c->p->isolation = MSEG_ISO_EGRESS;
-		else
-			return ycheck_fail(&c->ck, v,
-					   "spec.isolation: unknown isolation '%s' "
-					   "(both, ingress or egress)",
-					   ytree_quote(s, q, sizeof(q)));
+		c->p->isolation = isolations[i];
 	}
 
 	r = ycheck_require(&c->ck, spec, "groups", "spec", &v);
@@ -847,7 +789,7 @@ static int policy_from_doc(const char *file, const struct ydoc *doc, struct mseg
 		return err_setf(err, ENOMEM, "out of memory");
 	f = arena_strdup(&c.p->arena, file);
 	if (!f) {
-		r = pctx_oom(&c);
+		r = ycheck_oom(&c.ck);
 		goto out_free;
 	}
 	c.p->kind = MSEG_KIND_ALLOWLIST;
@@ -897,22 +839,9 @@ void policy_set_release(struct mseg_policy_set *set)
 
 static int policy_set_reserve(struct mseg_policy_set *set, size_t extra)
 {
-	struct mseg_policy **v;
-	size_t cap;
-
-	if (extra <= set->cap - set->n)
-		return 0;
 	if (extra > SIZE_MAX / 2 - set->n)
 		return -ENOMEM;
-	cap = set->cap ? 2 * set->cap : 8;
-	if (cap < set->n + extra)
-		cap = set->n + extra;
-	v = reallocarray(set->items, cap, sizeof(*v));
-	if (!v)
-		return -ENOMEM;
-	set->items = v;
-	set->cap = cap;
-	return 0;
+	return VEC_RESERVE(set->items, set->cap, set->n + extra);
 }
 
 static ssize_t policy_set_index(const struct mseg_policy_set *set, const char *ns,
@@ -1012,16 +941,13 @@ static int policy_buffer_collect(struct mseg_policy_set *tmp, const struct mseg_
 	size_t i;
 	int r;
 
-	ytree_init(&t);
-	r = ytree_parse(&t, name, buf, len, &policy_limits, err);
+	r = ytree_load(&t, name, buf, len, &policy_limits, err);
 	if (r < 0)
 		goto out_release;
 	for (i = 0; i < t.n_docs; i++) {
 		const struct ynode *name_node = NULL;
 		struct mseg_policy *p = NULL;
 
-		if (ynode_is_null(t.docs[i].root))
-			continue;   /* an empty document, e.g. a trailing "---" */
 		r = policy_from_doc(name, &t.docs[i], err, &p, &name_node);
 		if (r < 0)
 			goto out_release;

@@ -33,6 +33,7 @@
 #include "batch.h"
 #include "netns.h"
 #include "render_nl.h"
+#include "vec.h"
 
 #define READ_RETRIES 5
 #define RULE_TEXT_MAX 2048
@@ -118,23 +119,6 @@ struct kstate {
 	int error;                   /* first failure inside a callback */
 };
 
-static int grow(void **p, size_t *cap, size_t need, size_t elsz)
-{
-	size_t ncap = *cap ? *cap : 8;
-	void *np;
-
-	if (need <= *cap)
-		return 0;
-	while (ncap < need)
-		ncap *= 2;
-	np = realloc(*p, ncap * elsz);
-	if (!np)
-		return -ENOMEM;
-	*p = np;
-	*cap = ncap;
-	return 0;
-}
-
 static void kstate_release(struct kstate *k)
 {
 	for (size_t i = 0; i < k->n_sets; i++) {
@@ -161,15 +145,23 @@ static char *xstrdup(const char *s)
 	return strdup(s ? s : "");
 }
 
+/* The answer of a dump callback to libmnl: out of memory stops the dump. */
+static int kstate_cb_end(struct kstate *k, int r)
+{
+	if (r < 0) {
+		k->error = r;
+		return MNL_CB_ERROR;
+	}
+	return MNL_CB_OK;
+}
+
 static int table_cb(const struct nlmsghdr *nlh, void *data)
 {
 	struct kstate *k = data;
 	struct nftnl_table *t = nftnl_table_alloc();
 
-	if (!t) {
-		k->error = -ENOMEM;
-		return MNL_CB_ERROR;
-	}
+	if (!t)
+		return kstate_cb_end(k, -ENOMEM);
 	if (nftnl_table_nlmsg_parse(nlh, t) == 0) {
 		k->table = true;
 		k->table_flags = nftnl_table_get_u32(t, NFTNL_TABLE_FLAGS);
@@ -183,25 +175,17 @@ static bool in_our_table(const char *table)
 	return table && strcmp(table, TABLE_NAME) == 0;
 }
 
-static int obj_cb(const struct nlmsghdr *nlh, void *data)
-{
-	struct kstate *k = data;
-	struct nftnl_obj *o = nftnl_obj_alloc();
-	struct kobj *x;
+/* A zeroed record at the end of one of kstate's arrays, which the caller
+ * fills and then counts; NULL when out of memory. */
+#define KSTATE_NEXT(v, n, cap) \
+	(VEC_RESERVE(v, cap, (n) + 1) < 0 ? NULL : memset(&(v)[n], 0, sizeof(*(v))))
 
-	if (!o)
-		goto out_nomem;
-	if (nftnl_obj_nlmsg_parse(nlh, o) < 0 || !in_our_table(nftnl_obj_get_str(o, NFTNL_OBJ_TABLE))) {
-		nftnl_obj_free(o);
-		return MNL_CB_OK;
-	}
-	if (grow((void **)&k->objs, &k->cap_objs, k->n_objs + 1, sizeof(*k->objs)) < 0)
-		goto out_free;
-	x = &k->objs[k->n_objs];
-	memset(x, 0, sizeof(*x));
-	x->name = xstrdup(nftnl_obj_get_str(o, NFTNL_OBJ_NAME));
-	if (!x->name)
-		goto out_free;
+static int kobj_add(struct kstate *k, struct nftnl_obj *o)
+{
+	struct kobj *x = KSTATE_NEXT(k->objs, k->n_objs, k->cap_objs);
+
+	if (!x || !(x->name = xstrdup(nftnl_obj_get_str(o, NFTNL_OBJ_NAME))))
+		return -ENOMEM;
 	k->n_objs++;
 	x->type = nftnl_obj_get_u32(o, NFTNL_OBJ_TYPE);
 	if (x->type == NFT_OBJECT_COUNTER) {
@@ -214,47 +198,48 @@ static int obj_cb(const struct nlmsghdr *nlh, void *data)
 		x->ltype = nftnl_obj_get_u32(o, NFTNL_OBJ_LIMIT_TYPE);
 		x->lflags = nftnl_obj_get_u32(o, NFTNL_OBJ_LIMIT_FLAGS);
 	}
-	nftnl_obj_free(o);
-	return MNL_CB_OK;
+	return 0;
+}
 
-out_free:
+static int obj_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct kstate *k = data;
+	struct nftnl_obj *o = nftnl_obj_alloc();
+	int r = 0;
+
+	if (!o)
+		return kstate_cb_end(k, -ENOMEM);
+	if (nftnl_obj_nlmsg_parse(nlh, o) >= 0 && in_our_table(nftnl_obj_get_str(o, NFTNL_OBJ_TABLE)))
+		r = kobj_add(k, o);
 	nftnl_obj_free(o);
-out_nomem:
-	k->error = -ENOMEM;
-	return MNL_CB_ERROR;
+	return kstate_cb_end(k, r);
+}
+
+static int kset_add(struct kstate *k, struct nftnl_set *s)
+{
+	struct kset *x = KSTATE_NEXT(k->sets, k->n_sets, k->cap_sets);
+
+	if (!x || !(x->name = xstrdup(nftnl_set_get_str(s, NFTNL_SET_NAME))))
+		return -ENOMEM;
+	k->n_sets++;
+	x->flags = nftnl_set_get_u32(s, NFTNL_SET_FLAGS);
+	x->key_type = nftnl_set_get_u32(s, NFTNL_SET_KEY_TYPE);
+	x->key_len = nftnl_set_get_u32(s, NFTNL_SET_KEY_LEN);
+	return 0;
 }
 
 static int set_cb(const struct nlmsghdr *nlh, void *data)
 {
 	struct kstate *k = data;
 	struct nftnl_set *s = nftnl_set_alloc();
-	struct kset *x;
+	int r = 0;
 
 	if (!s)
-		goto out_nomem;
-	if (nftnl_set_nlmsg_parse(nlh, s) < 0 || !in_our_table(nftnl_set_get_str(s, NFTNL_SET_TABLE))) {
-		nftnl_set_free(s);
-		return MNL_CB_OK;
-	}
-	if (grow((void **)&k->sets, &k->cap_sets, k->n_sets + 1, sizeof(*k->sets)) < 0)
-		goto out_free;
-	x = &k->sets[k->n_sets];
-	memset(x, 0, sizeof(*x));
-	x->name = xstrdup(nftnl_set_get_str(s, NFTNL_SET_NAME));
-	if (!x->name)
-		goto out_free;
-	k->n_sets++;
-	x->flags = nftnl_set_get_u32(s, NFTNL_SET_FLAGS);
-	x->key_type = nftnl_set_get_u32(s, NFTNL_SET_KEY_TYPE);
-	x->key_len = nftnl_set_get_u32(s, NFTNL_SET_KEY_LEN);
+		return kstate_cb_end(k, -ENOMEM);
+	if (nftnl_set_nlmsg_parse(nlh, s) >= 0 && in_our_table(nftnl_set_get_str(s, NFTNL_SET_TABLE)))
+		r = kset_add(k, s);
 	nftnl_set_free(s);
-	return MNL_CB_OK;
-
-out_free:
-	nftnl_set_free(s);
-out_nomem:
-	k->error = -ENOMEM;
-	return MNL_CB_ERROR;
+	return kstate_cb_end(k, r);
 }
 
 static int elem_cb(const struct nlmsghdr *nlh, void *data)
@@ -281,7 +266,7 @@ static int elem_cb(const struct nlmsghdr *nlh, void *data)
 		uint32_t len = 0;
 		const void *key;
 
-		if (grow((void **)&x->elems, &x->cap_elems, x->n_elems + 1, sizeof(*x->elems)) < 0) {
+		if (VEC_RESERVE(x->elems, x->cap_elems, x->n_elems + 1) < 0) {
 			r = MNL_CB_ERROR;
 			break;
 		}
@@ -304,43 +289,40 @@ static int elem_cb(const struct nlmsghdr *nlh, void *data)
 	return r;
 }
 
-static int chain_cb(const struct nlmsghdr *nlh, void *data)
+static int kchain_add(struct kstate *k, struct nftnl_chain *c)
 {
-	struct kstate *k = data;
-	struct nftnl_chain *c = nftnl_chain_alloc();
-	struct kchain *x;
+	struct kchain *x = KSTATE_NEXT(k->chains, k->n_chains, k->cap_chains);
 
-	if (!c)
-		goto out_nomem;
-	if (nftnl_chain_nlmsg_parse(nlh, c) < 0 ||
-	    !in_our_table(nftnl_chain_get_str(c, NFTNL_CHAIN_TABLE))) {
-		nftnl_chain_free(c);
-		return MNL_CB_OK;
-	}
-	if (grow((void **)&k->chains, &k->cap_chains, k->n_chains + 1, sizeof(*k->chains)) < 0)
-		goto out_free;
-	x = &k->chains[k->n_chains];
-	memset(x, 0, sizeof(*x));
+	if (!x)
+		return -ENOMEM;
 	x->name = xstrdup(nftnl_chain_get_str(c, NFTNL_CHAIN_NAME));
 	x->type = xstrdup(nftnl_chain_get_str(c, NFTNL_CHAIN_TYPE));
 	if (!x->name || !x->type) {
 		free(x->name);
 		free(x->type);
-		goto out_free;
+		return -ENOMEM;
 	}
 	k->n_chains++;
 	x->base = nftnl_chain_is_set(c, NFTNL_CHAIN_HOOKNUM);
 	x->hook = nftnl_chain_get_u32(c, NFTNL_CHAIN_HOOKNUM);
 	x->prio = nftnl_chain_get_s32(c, NFTNL_CHAIN_PRIO);
 	x->policy = nftnl_chain_get_u32(c, NFTNL_CHAIN_POLICY);
-	nftnl_chain_free(c);
-	return MNL_CB_OK;
+	return 0;
+}
 
-out_free:
+static int chain_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct kstate *k = data;
+	struct nftnl_chain *c = nftnl_chain_alloc();
+	int r = 0;
+
+	if (!c)
+		return kstate_cb_end(k, -ENOMEM);
+	if (nftnl_chain_nlmsg_parse(nlh, c) >= 0 &&
+	    in_our_table(nftnl_chain_get_str(c, NFTNL_CHAIN_TABLE)))
+		r = kchain_add(k, c);
 	nftnl_chain_free(c);
-out_nomem:
-	k->error = -ENOMEM;
-	return MNL_CB_ERROR;
+	return kstate_cb_end(k, r);
 }
 
 static struct kchain *kchain_find(struct kstate *k, const char *name)
@@ -351,33 +333,34 @@ static struct kchain *kchain_find(struct kstate *k, const char *name)
 	return NULL;
 }
 
+static int krule_add(struct kstate *k, struct nftnl_rule *r)
+{
+	struct kchain *c = kchain_find(k, nftnl_rule_get_str(r, NFTNL_RULE_CHAIN));
+	char *text;
+
+	if (!c)
+		return 0;
+	text = malloc(RULE_TEXT_MAX);
+	if (!text || VEC_RESERVE(c->rules, c->cap_rules, c->n_rules + 1) < 0) {
+		free(text);
+		return -ENOMEM;
+	}
+	c->rules[c->n_rules++] = (char *)render_nl_rule_text(r, text, RULE_TEXT_MAX);
+	return 0;
+}
+
 static int rule_cb(const struct nlmsghdr *nlh, void *data)
 {
 	struct kstate *k = data;
 	struct nftnl_rule *r = nftnl_rule_alloc();
-	struct kchain *c;
-	char *text;
+	int ret = 0;
 
 	if (!r)
-		goto out_nomem;
-	if (nftnl_rule_nlmsg_parse(nlh, r) < 0 || !in_our_table(nftnl_rule_get_str(r, NFTNL_RULE_TABLE)) ||
-	    !(c = kchain_find(k, nftnl_rule_get_str(r, NFTNL_RULE_CHAIN)))) {
-		nftnl_rule_free(r);
-		return MNL_CB_OK;
-	}
-	text = malloc(RULE_TEXT_MAX);
-	if (!text || grow((void **)&c->rules, &c->cap_rules, c->n_rules + 1, sizeof(*c->rules)) < 0) {
-		free(text);
-		nftnl_rule_free(r);
-		goto out_nomem;
-	}
-	c->rules[c->n_rules++] = (char *)render_nl_rule_text(r, text, RULE_TEXT_MAX);
+		return kstate_cb_end(k, -ENOMEM);
+	if (nftnl_rule_nlmsg_parse(nlh, r) >= 0 && in_our_table(nftnl_rule_get_str(r, NFTNL_RULE_TABLE)))
+		ret = krule_add(k, r);
 	nftnl_rule_free(r);
-	return MNL_CB_OK;
-
-out_nomem:
-	k->error = -ENOMEM;
-	return MNL_CB_ERROR;
+	return kstate_cb_end(k, ret);
 }
 
 /* A dump (or get) request for our table's objects of one kind. */
@@ -420,7 +403,8 @@ static int req_objs(struct netns *ns, struct kstate *k, uint32_t type)
 	return nl_request(ns, nlh, obj_cb, k);
 }
 
-static int req_sets(struct netns *ns, struct kstate *k)
+/* Our table's sets (@x NULL, into @k), or the elements of set @x. */
+static int req_sets(struct netns *ns, struct kstate *k, struct kset *x)
 {
 	char buf[REQ_BUF_SIZE] = { 0 };
 	struct nftnl_set *s = nftnl_set_alloc();
@@ -429,26 +413,16 @@ static int req_sets(struct netns *ns, struct kstate *k)
 	if (!s)
 		return -ENOMEM;
 	nftnl_set_set_str(s, NFTNL_SET_TABLE, TABLE_NAME);
-	nlh = req_start(ns, buf, NFT_MSG_GETSET, NLM_F_DUMP);
-	nftnl_set_nlmsg_build_payload(nlh, s);
+	if (x) {
+		nftnl_set_set_str(s, NFTNL_SET_NAME, x->name);
+		nlh = req_start(ns, buf, NFT_MSG_GETSETELEM, NLM_F_DUMP);
+		nftnl_set_elems_nlmsg_build_payload(nlh, s);
+	} else {
+		nlh = req_start(ns, buf, NFT_MSG_GETSET, NLM_F_DUMP);
+		nftnl_set_nlmsg_build_payload(nlh, s);
+	}
 	nftnl_set_free(s);
-	return nl_request(ns, nlh, set_cb, k);
-}
-
-static int req_elems(struct netns *ns, struct kset *x)
-{
-	char buf[REQ_BUF_SIZE] = { 0 };
-	struct nftnl_set *s = nftnl_set_alloc();
-	struct nlmsghdr *nlh;
-
-	if (!s)
-		return -ENOMEM;
-	nftnl_set_set_str(s, NFTNL_SET_TABLE, TABLE_NAME);
-	nftnl_set_set_str(s, NFTNL_SET_NAME, x->name);
-	nlh = req_start(ns, buf, NFT_MSG_GETSETELEM, NLM_F_DUMP);
-	nftnl_set_elems_nlmsg_build_payload(nlh, s);
-	nftnl_set_free(s);
-	return nl_request(ns, nlh, elem_cb, x);
+	return x ? nl_request(ns, nlh, elem_cb, x) : nl_request(ns, nlh, set_cb, k);
 }
 
 static int req_chains(struct netns *ns, struct kstate *k)
@@ -488,9 +462,9 @@ static int kstate_read(struct netns *ns, struct kstate *k, uint32_t *ret_gen)
 		if (r == 0 && k->table) {
 			r = req_objs(ns, k, 0);
 			if (r == 0)
-				r = req_sets(ns, k);
+				r = req_sets(ns, k, NULL);
 			for (size_t i = 0; r == 0 && i < k->n_sets; i++)
-				r = req_elems(ns, &k->sets[i]);
+				r = req_sets(ns, k, &k->sets[i]);
 			if (r == 0)
 				r = req_chains(ns, k);
 			if (r == 0)
@@ -537,7 +511,7 @@ static void __attribute__((format(printf, 2, 3))) diff(struct report *rep, const
 		return;
 	if ((size_t)n >= sizeof(line))
 		n = sizeof(line) - 1;
-	if (grow((void **)&rep->text, &rep->cap, rep->len + (size_t)n + 2, 1) < 0) {
+	if (VEC_RESERVE(rep->text, rep->cap, rep->len + (size_t)n + 2) < 0) {
 		rep->error = -ENOMEM;
 		return;
 	}
@@ -900,7 +874,7 @@ int ep_table_verify(struct netns *ns, const struct mseg_ep_plan *plan,
 		size_t n = (size_t)snprintf(more, sizeof(more), "... and %zu more differences\n",
 					    rep.n_diffs - EP_REPORT_MAX_LINES);
 
-		if (grow((void **)&rep.text, &rep.cap, rep.len + n + 1, 1) == 0) {
+		if (VEC_RESERVE(rep.text, rep.cap, rep.len + n + 1) == 0) {
 			memcpy(rep.text + rep.len, more, n + 1);
 			rep.len += n;
 		}

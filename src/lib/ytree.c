@@ -498,6 +498,23 @@ int ytree_parse(struct ytree *t, const char *name, const char *buf, size_t len,
 	return 0;
 }
 
+int ytree_load(struct ytree *t, const char *name, const char *buf, size_t len,
+	       const struct ytree_limits *lim, struct mseg_err *err)
+{
+	size_t i, n = 0;
+	int r;
+
+	ytree_init(t);
+	r = ytree_parse(t, name, buf, len, lim, err);
+	if (r < 0)
+		return r;
+	for (i = 0; i < t->n_docs; i++)
+		if (!ynode_is_null(t->docs[i].root))
+			t->docs[n++] = t->docs[i];
+	t->n_docs = n;
+	return 0;
+}
+
 int ytree_file_read(const char *path, size_t max_size, char **ret_buf, size_t *ret_len,
 		    struct mseg_err *err)
 {
@@ -588,9 +605,10 @@ bool ynode_is_null(const struct ynode *n)
 		!strcmp(n->str, "Null") || !strcmp(n->str, "NULL"));
 }
 
-const char *ynode_kind_name(const struct ynode *n)
+/* "a mapping", "a sequence" or "a string". */
+static const char *kind_word(enum ynode_kind kind)
 {
-	switch (n->kind) {
+	switch (kind) {
 	case YNODE_MAP:
 		return "a mapping";
 	case YNODE_SEQ:
@@ -598,7 +616,14 @@ const char *ynode_kind_name(const struct ynode *n)
 	case YNODE_SCALAR:
 		break;
 	}
-	return ynode_is_null(n) ? "an empty value" : "a string";
+	return "a string";
+}
+
+const char *ynode_kind_name(const struct ynode *n)
+{
+	if (n->kind == YNODE_SCALAR && ynode_is_null(n))
+		return "an empty value";
+	return kind_word(n->kind);
 }
 
 const struct ynode *ynode_map_get(const struct ynode *map, const char *key)
@@ -615,23 +640,34 @@ const struct ynode *ynode_map_get(const struct ynode *map, const char *key)
 
 /* ---- checks ---- */
 
-static const char *kind_word(enum ynode_kind kind)
-{
-	switch (kind) {
-	case YNODE_MAP:
-		return "a mapping";
-	case YNODE_SEQ:
-		return "a sequence";
-	case YNODE_SCALAR:
-		break;
-	}
-	return "a string";
-}
-
 /* "what: " or "" for the document root. */
 static const char *sep(const char *what)
 {
 	return what && *what ? ": " : "";
+}
+
+void ycheck_whatf(char *buf, size_t size, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, size, fmt, ap);
+	va_end(ap);
+}
+
+int ycheck_oom(const struct ycheck *c)
+{
+	return err_setf(c->err, ENOMEM, "out of memory");
+}
+
+int ycheck_strdup(const struct ycheck *c, struct arena *a, const char *s, const char **ret)
+{
+	char *d = arena_strdup(a, s);
+
+	if (!d)
+		return ycheck_oom(c);
+	*ret = d;
+	return 0;
 }
 
 int ycheck_fail(const struct ycheck *c, const struct ynode *n, const char *fmt, ...)
@@ -673,6 +709,27 @@ int ycheck_keys(const struct ycheck *c, const struct ynode *map, const char *wha
 	return 0;
 }
 
+int ycheck_map(const struct ycheck *c, const struct ynode *n, const char *what,
+	       const char *const *allowed)
+{
+	int r = ycheck_kind(c, n, YNODE_MAP, what);
+
+	if (r < 0)
+		return r;
+	return ycheck_keys(c, n, what, allowed);
+}
+
+int ycheck_seq(const struct ycheck *c, const struct ynode *n, const char *what, bool nonempty)
+{
+	int r = ycheck_kind(c, n, YNODE_SEQ, what);
+
+	if (r < 0)
+		return r;
+	if (nonempty && n->n == 0)
+		return ycheck_fail(c, n, "%s%smust not be empty", what, sep(what));
+	return 0;
+}
+
 int ycheck_require(const struct ycheck *c, const struct ynode *map, const char *key,
 		   const char *what, const struct ynode **ret)
 {
@@ -694,6 +751,32 @@ int ycheck_string(const struct ycheck *c, const struct ynode *n, const char *wha
 				   ynode_kind_name(n));
 	*ret = n->str;
 	return 0;
+}
+
+int ycheck_enum(const struct ycheck *c, const struct ynode *n, const char *what,
+		const char *noun, const char *const *names, unsigned *ret)
+{
+	char list[256] = "", q[YQ_SIZE];
+	const char *s;
+	size_t len = 0;
+	unsigned i;
+	int r;
+
+	r = ycheck_string(c, n, what, true, &s);
+	if (r < 0)
+		return r;
+	for (i = 0; names[i]; i++) {
+		if (!strcmp(s, names[i])) {
+			*ret = i;
+			return 0;
+		}
+	}
+	/* "a, b or c" */
+	for (i = 0; names[i] && len < sizeof(list); i++)
+		len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%s",
+					i == 0 ? "" : names[i + 1] ? ", " : " or ", names[i]);
+	return ycheck_fail(c, n, "%s%sunknown %s '%s' (%s)", what, sep(what), noun,
+			   ytree_quote(s, q, sizeof(q)), list);
 }
 
 int ycheck_uint(const struct ycheck *c, const struct ynode *n, const char *what,
@@ -778,6 +861,26 @@ bool ytree_label_value_valid(const char *s)
 	size_t len = strlen(s);
 
 	return len == 0 || label_name_valid(s, len);
+}
+
+int ycheck_label(const struct ycheck *c, const struct ynode *k, const struct ynode *v,
+		 const char *what, const char *lwhat, const char **ret_value)
+{
+	char q[YQ_SIZE];
+	const char *val;
+	int r;
+
+	if (!ytree_label_key_valid(k->str))
+		return ycheck_fail(c, k, "%s: '%s' is not a valid label key (%s)", what,
+				   ytree_quote(k->str, q, sizeof(q)), YTREE_LABEL_KEY_HINT);
+	r = ycheck_string(c, v, lwhat, false, &val);
+	if (r < 0)
+		return r;
+	if (!ytree_label_value_valid(val))
+		return ycheck_fail(c, v, "%s: '%s' is not a valid label value (%s)", lwhat,
+				   ytree_quote(val, q, sizeof(q)), YTREE_LABEL_VALUE_HINT);
+	*ret_value = val;
+	return 0;
 }
 
 bool ytree_dns_label_valid(const char *s)

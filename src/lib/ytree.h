@@ -54,6 +54,12 @@ void ytree_release(struct ytree *t);
 int ytree_parse(struct ytree *t, const char *name, const char *buf, size_t len,
 		const struct ytree_limits *lim, struct mseg_err *err);
 
+/* ytree_init() and ytree_parse(), keeping only the documents with content:
+ * an empty one (a trailing "---", a file of comments) is dropped from
+ * t->docs. Release @t in any case. */
+int ytree_load(struct ytree *t, const char *name, const char *buf, size_t len,
+	       const struct ytree_limits *lim, struct mseg_err *err);
+
 /* Read a whole regular file of at most @max_size bytes (malloc'd, NUL
  * appended). Errors name @path. */
 int ytree_file_read(const char *path, size_t max_size, char **ret_buf, size_t *ret_len,
@@ -79,6 +85,16 @@ struct ycheck {
 	struct mseg_err *err;
 };
 
+/* snprintf for the "what" prefixes of messages; cut when absurdly long. */
+void ycheck_whatf(char *buf, size_t size, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* "out of memory", -ENOMEM. */
+int ycheck_oom(const struct ycheck *c);
+
+/* Copy @s into @a: 0, or ycheck_oom(). */
+int ycheck_strdup(const struct ycheck *c, struct arena *a, const char *s, const char **ret);
+
 /* Set the error at @n's position and return -EINVAL. */
 int ycheck_fail(const struct ycheck *c, const struct ynode *n, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -93,6 +109,13 @@ int ycheck_kind(const struct ycheck *c, const struct ynode *n, enum ynode_kind k
 int ycheck_keys(const struct ycheck *c, const struct ynode *map, const char *what,
 		const char *const *allowed);
 
+/* A mapping with no key outside @allowed: ycheck_kind() and ycheck_keys(). */
+int ycheck_map(const struct ycheck *c, const struct ynode *n, const char *what,
+	       const char *const *allowed);
+
+/* A sequence, with at least one item when @nonempty: "WHAT: must not be empty". */
+int ycheck_seq(const struct ycheck *c, const struct ynode *n, const char *what, bool nonempty);
+
 /* The value of @key, which must be present: "WHAT: missing required key 'k'". */
 int ycheck_require(const struct ycheck *c, const struct ynode *map, const char *key,
 		   const char *what, const struct ynode **ret);
@@ -103,6 +126,11 @@ int ycheck_require(const struct ycheck *c, const struct ynode *map, const char *
  * when @nonempty). */
 int ycheck_string(const struct ycheck *c, const struct ynode *n, const char *what,
 		  bool nonempty, const char **ret);
+
+/* A string that is one of @names (NULL-terminated; its index in *@ret):
+ * "WHAT: unknown NOUN 's' (a, b or c)". */
+int ycheck_enum(const struct ycheck *c, const struct ynode *n, const char *what,
+		const char *noun, const char *const *names, unsigned *ret);
 
 /* A plain decimal integer in lo..hi: "WHAT: expected an integer, got a string". */
 int ycheck_uint(const struct ycheck *c, const struct ynode *n, const char *what,
@@ -119,6 +147,12 @@ bool ytree_label_value_valid(const char *s);
 #define YTREE_LABEL_VALUE_HINT \
 	"at most 63 characters of letters, digits, '-', '_' and '.', " \
 	"beginning and ending with a letter or digit"
+
+/* One label of a mapping of labels, key @k and value @v: a valid label key
+ * ("WHAT: 'k' is not a valid label key (...)") whose value is a string
+ * that is a valid label value (errors named @lwhat, "WHAT: label 'k'"). */
+int ycheck_label(const struct ycheck *c, const struct ynode *k, const struct ynode *v,
+		 const char *what, const char *lwhat, const char **ret_value);
 
 /* A DNS label: [a-z0-9]([-a-z0-9]*[a-z0-9])?, at most 63 characters. */
 bool ytree_dns_label_valid(const char *s);
