@@ -511,8 +511,9 @@ static void match_nfproto(struct rb *rb, uint8_t nfproto)
 	x_cmp(rb, NFT_CMP_EQ, NFT_REG_1, &nfproto, sizeof(nfproto));
 }
 
-/* icmpv6 type { nd-router-solicit, nd-router-advert, nd-neighbor-solicit,
- *               nd-neighbor-advert, nd-redirect } accept */
+/* icmpv6 type { mld-listener-query, mld-listener-report, mld-listener-done,
+ *               nd-router-solicit, nd-router-advert, nd-neighbor-solicit,
+ *               nd-neighbor-advert, nd-redirect, mld2-listener-report } accept */
 static void rule_nd(struct rb *rb, uint32_t nd_set_id)
 {
 	uint8_t icmpv6 = IPPROTO_ICMPV6;
@@ -766,9 +767,15 @@ static int msg_allow_set(struct nl_batch *b, const struct nl_set_spec *s, uint32
 	return r;
 }
 
-/* The anonymous constant set of the neighbour discovery rule:
- * { nd-router-solicit, nd-router-advert, nd-neighbor-solicit,
- *   nd-neighbor-advert, nd-redirect }  (ICMPv6 types 133..137) */
+/* ICMPv6 control traffic IPv6 cannot work without: multicast listener
+ * discovery (130-132, 143) and neighbour discovery (133-137). */
+static const uint8_t icmpv6_control_types[] = { 130, 131, 132, 133, 134, 135, 136, 137, 143 };
+#define N_ICMPV6_CONTROL (sizeof(icmpv6_control_types) / sizeof(icmpv6_control_types[0]))
+
+/* The anonymous constant set of the IPv6 control rule:
+ * { mld-listener-query, mld-listener-report, mld-listener-done,
+ *   nd-router-solicit, nd-router-advert, nd-neighbor-solicit,
+ *   nd-neighbor-advert, nd-redirect, mld2-listener-report } */
 static int msg_nd_set(struct nl_batch *b, uint32_t set_id)
 {
 	struct nftnl_set *set = set_def(ND_SET_NAME, set_id);
@@ -782,7 +789,7 @@ static int msg_nd_set(struct nl_batch *b, uint32_t set_id)
 	nftnl_set_set_u32(set, NFTNL_SET_FLAGS, NFT_SET_ANONYMOUS | NFT_SET_CONSTANT);
 	nftnl_set_set_u32(set, NFTNL_SET_KEY_TYPE, NFT_TYPE_ICMP6_TYPE);
 	nftnl_set_set_u32(set, NFTNL_SET_KEY_LEN, 1);
-	nftnl_set_set_u32(set, NFTNL_SET_DESC_SIZE, 5);
+	nftnl_set_set_u32(set, NFTNL_SET_DESC_SIZE, N_ICMPV6_CONTROL);
 	r = set_udata(set, NFT_BYTEORDER_BIG_ENDIAN);
 	if (!r)
 		r = msg_set(b, set, ND_SET_NAME);
@@ -799,9 +806,9 @@ static int msg_nd_set(struct nl_batch *b, uint32_t set_id)
 	if (nlh) {
 		nftnl_set_elems_nlmsg_build_payload(nlh, set);   /* table, set, id */
 		nest = mnl_attr_nest_start(nlh, NFTA_SET_ELEM_LIST_ELEMENTS);
-		for (uint8_t t = 133; t <= 137; t++) {
-			nftnl_set_elem_set(el, NFTNL_SET_ELEM_KEY, &t, sizeof(t));
-			en = mnl_attr_nest_start(nlh, (uint16_t)(t - 132));
+		for (size_t i = 0; i < N_ICMPV6_CONTROL; i++) {
+			nftnl_set_elem_set(el, NFTNL_SET_ELEM_KEY, &icmpv6_control_types[i], 1);
+			en = mnl_attr_nest_start(nlh, (uint16_t)(i + 1));
 			nftnl_set_elem_nlmsg_build_payload(nlh, el);
 			mnl_attr_nest_end(nlh, en);
 			r = nl_batch_elem_src(b, NULL);

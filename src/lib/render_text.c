@@ -223,8 +223,9 @@ static void print_chain(FILE *f, const struct mseg_dir_plan *dp, enum mseg_dir d
 	fprintf(f, "\t\tct state established,related accept\n");
 	fprintf(f, "\t\tct state invalid drop\n");
 	fprintf(f, "\t\t%s \"lo\" accept\n", in ? "iif" : "oif");
-	fprintf(f, "\t\ticmpv6 type { nd-router-solicit, nd-router-advert, nd-neighbor-solicit, "
-		   "nd-neighbor-advert, nd-redirect } accept\n");
+	fprintf(f, "\t\ticmpv6 type { mld-listener-query, mld-listener-report, mld-listener-done, "
+		   "nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert, "
+		   "nd-redirect, mld2-listener-report } accept\n");
 	for (int fi = 0; fi < 2; fi++) {
 		const char *l3 = family_order[fi] == AF_INET6 ? "ip6" : "ip";
 
