@@ -13,6 +13,7 @@ struct evloop_source {
 	bool dead;
 	evloop_cb cb;
 	void *data;
+	struct evloop_source *prev, *next;   /* live sources */
 	struct evloop_source *next_dead;
 };
 
@@ -20,6 +21,7 @@ struct evloop {
 	int epfd;
 	bool quit;
 	bool dispatching;
+	struct evloop_source *live;   /* every registered source */
 	struct evloop_source *dead;   /* removed during dispatch, freed after it */
 };
 
@@ -53,6 +55,9 @@ struct evloop *evloop_free(struct evloop *loop)
 {
 	if (!loop)
 		return NULL;
+	/* sources nobody removed (e.g. at shutdown) go with the loop */
+	while (loop->live)
+		evloop_source_remove(loop->live);
 	evloop_reap(loop);
 	close(loop->epfd);
 	free(loop);
@@ -81,6 +86,10 @@ struct evloop_source *evloop_add_fd(struct evloop *loop, int fd, uint32_t events
 		free(s);
 		return NULL;
 	}
+	s->next = loop->live;
+	if (loop->live)
+		loop->live->prev = s;
+	loop->live = s;
 	return s;
 }
 
@@ -98,6 +107,12 @@ void evloop_source_remove(struct evloop_source *src)
 	if (!src || src->dead)
 		return;
 	epoll_ctl(src->loop->epfd, EPOLL_CTL_DEL, src->fd, NULL);
+	if (src->prev)
+		src->prev->next = src->next;
+	else
+		src->loop->live = src->next;
+	if (src->next)
+		src->next->prev = src->prev;
 	src->dead = true;
 	src->next_dead = src->loop->dead;
 	src->loop->dead = src;
