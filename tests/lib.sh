@@ -149,3 +149,70 @@ t_done() {
 	[ "$T_FAILS" -eq 0 ] || t_show_log
 	[ "$T_FAILS" -eq 0 ]
 }
+
+# t_flow_has LOGFILE key=value...: some flow record in the JSON-lines log
+# (last line per id wins) has every given field. Keys: endpoint (the id),
+# direction, src, dst, sport, dport, proto, verdict, uid, gid,
+# count>=N. Waits up to 4 s (the log is flushed every second).
+t_flow_has() {
+	local log=$1 i; shift
+	for i in $(seq 1 40); do
+		python3 - "$log" "$@" <<'PY' && return 0
+import json, sys
+path, conds = sys.argv[1], sys.argv[2:]
+recs = {}
+try:
+    for line in open(path):
+        try:
+            r = json.loads(line)
+        except ValueError:
+            continue
+        recs[r["id"]] = r
+except OSError:
+    sys.exit(1)
+def ok(r, c):
+    if c.startswith("count>="):
+        return r.get("count", 0) >= int(c[7:])
+    k, v = c.split("=", 1)
+    got = r["endpoint"]["id"] if k == "endpoint" else r.get(k)
+    return str(got) == v
+sys.exit(0 if any(all(ok(r, c) for c in conds) for r in recs.values()) else 1)
+PY
+		sleep 0.1
+	done
+	return 1
+}
+
+# t_pair_policy FROM TO PORT: $T_TMP/policies/p.yaml, one list isolating
+# the endpoints labelled app=FROM and app=TO, admitting FROM -> TO tcp/PORT.
+t_pair_policy() {
+	mkdir -p "$T_TMP/policies"
+	cat >"$T_TMP/policies/p.yaml" <<EOF2
+apiVersion: mseg.io/v1
+kind: AllowList
+metadata: {name: p}
+spec:
+  groups:
+    $1: {selector: {app: $1}}
+    $2: {selector: {app: $2}}
+  allow:
+    - {from: $1, to: $2, ports: [tcp/$3]}
+EOF2
+}
+
+# The smallest scene: endpoints api (.2) and db (.3), an outside attacker
+# (.4), "api -> db tcp/5432" with a server on db; $T_TMP/endpoints.yaml.
+t_api_db_scene() {
+	local e
+	for e in api:2 db:3 attacker:4; do
+		t_endpoint "${e%%:*}" "${e##*:}" || return 1
+	done
+	t_pair_policy api db 5432
+	cat >"$T_TMP/endpoints.yaml" <<EOF2
+endpoints:
+  - {id: api, labels: {app: api}, netns: $(t_netns_path api), ips: [10.201.0.2]}
+  - {id: db, labels: {app: db}, netns: $(t_netns_path db), ips: [10.201.0.3]}
+EOF2
+	t_tcp_server db 5432
+	t_wait_port db 5432
+}

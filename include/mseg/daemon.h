@@ -25,6 +25,10 @@ struct daemon_config {
 	enum log_level log_level;
 	uint16_t queue_num;
 	uint32_t queue_rate, queue_burst;
+	size_t flow_ring_size;     /* records kept in memory (default 10000) */
+	unsigned flow_window_sec;  /* aggregation window (default 60) */
+	unsigned flow_log_max_mb;  /* rotate the flow log at this size (default 16) */
+	unsigned flow_log_files;   /* rotated files kept (default 5) */
 };
 
 void daemon_config_init(struct daemon_config *c);

@@ -30,7 +30,9 @@ struct reconcile_ep_status {
 	const char *id;
 	const char *netns;
 	bool programmed;          /* the kernel holds the desired table */
+	const char *name, *ns;    /* the endpoint's name and namespace */
 	bool isolated[MSEG_DIR_COUNT];
+	enum mseg_mode mode[MSEG_DIR_COUNT];
 	size_t n_entries[MSEG_DIR_COUNT];
 	const char *error;        /* last error, or NULL */
 };
@@ -59,5 +61,25 @@ int reconciler_ep_status(const struct reconciler *r, size_t i, struct reconcile_
  * endpoint event worth logging); the daemon logs them. */
 size_t reconciler_event_count(const struct reconciler *r);
 const char *reconciler_event(const struct reconciler *r, size_t i);
+
+/* For the API (GET /v1/rules, /metrics, dry runs). */
+struct ep_table_report;
+struct ep_table_counters;
+
+/* Read endpoint @i's table back and compare it with its desired plan
+ * (ep_table_verify). -ENOENT for a bad index, -ENXIO when its namespace
+ * could not be opened. */
+int reconciler_ep_verify(struct reconciler *r, size_t i, struct ep_table_report *rep,
+			 struct mseg_err *err);
+/* The table endpoint @i should have, as nft text (malloc'd into *ret_text). */
+int reconciler_ep_render(const struct reconciler *r, size_t i, char **ret_text);
+/* The over-limit counters of endpoint @i's table (ep_table_counters_read). */
+int reconciler_ep_counters(struct reconciler *r, size_t i, struct ep_table_counters *ret,
+			   struct mseg_err *err);
+/* Endpoint @i's namespace handle (NULL when it could not be opened); valid
+ * until the next reconciler_apply. */
+struct netns *reconciler_ep_netns(const struct reconciler *r, size_t i);
+const struct compile_opts *reconciler_compile_opts(const struct reconciler *r);
+const struct table_opts *reconciler_table_opts(const struct reconciler *r);
 
 #endif

@@ -21,6 +21,10 @@ void daemon_config_init(struct daemon_config *c)
 	c->queue_num = 0;
 	c->queue_rate = TABLE_DEFAULT_RATE;
 	c->queue_burst = TABLE_DEFAULT_BURST;
+	c->flow_ring_size = 10000;
+	c->flow_window_sec = 60;
+	c->flow_log_max_mb = 16;
+	c->flow_log_files = 5;
 }
 
 void daemon_config_release(struct daemon_config *c)
@@ -54,6 +58,10 @@ const char *daemon_usage(void)
 	       "  --queue-num N          NFQUEUE number in each namespace (default 0)\n"
 	       "  --queue-rate N         unmatched packets/s per namespace sent to msegd (default 100)\n"
 	       "  --queue-burst N        burst for that limit (default 200)\n"
+	       "  --flow-ring N          flow records kept in memory (default 10000)\n"
+	       "  --flow-window SECONDS  repeats within it aggregate into one record (default 60)\n"
+	       "  --flow-log-size MIB    rotate the flow log at this size (default 16)\n"
+	       "  --flow-log-files N     rotated flow logs kept (default 5)\n"
 	       "  --help, --version\n";
 }
 
@@ -61,7 +69,8 @@ enum {
 	OPT_CONFIG = 1000, OPT_STATE_DIR, OPT_POLICY_DIR, OPT_ENDPOINTS, OPT_LISTEN,
 	OPT_LISTEN_TCP, OPT_TOKEN_FILE, OPT_TLS_CERT, OPT_TLS_KEY, OPT_MODE,
 	OPT_DEFAULT_DENY, OPT_RESYNC, OPT_FLOW_LOG, OPT_LOG_LEVEL, OPT_QUEUE_NUM,
-	OPT_QUEUE_RATE, OPT_QUEUE_BURST, OPT_HELP, OPT_VERSION,
+	OPT_QUEUE_RATE, OPT_QUEUE_BURST, OPT_FLOW_RING, OPT_FLOW_WINDOW, OPT_FLOW_LOG_SIZE,
+	OPT_FLOW_LOG_FILES, OPT_HELP, OPT_VERSION,
 };
 
 static const struct option long_opts[] = {
@@ -82,6 +91,10 @@ static const struct option long_opts[] = {
 	{ "queue-num", required_argument, NULL, OPT_QUEUE_NUM },
 	{ "queue-rate", required_argument, NULL, OPT_QUEUE_RATE },
 	{ "queue-burst", required_argument, NULL, OPT_QUEUE_BURST },
+	{ "flow-ring", required_argument, NULL, OPT_FLOW_RING },
+	{ "flow-window", required_argument, NULL, OPT_FLOW_WINDOW },
+	{ "flow-log-size", required_argument, NULL, OPT_FLOW_LOG_SIZE },
+	{ "flow-log-files", required_argument, NULL, OPT_FLOW_LOG_FILES },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ NULL, 0, NULL, 0 },
@@ -180,6 +193,26 @@ static int config_apply(struct daemon_config *c, int opt, const char *name, cons
 		if (parse_uint(v, 1000000, &n) < 0 || n == 0)
 			return err_setf(err, EINVAL, "--queue-burst '%s': expected 1..1000000", v);
 		c->queue_burst = (uint32_t)n;
+		return 0;
+	case OPT_FLOW_RING:
+		if (parse_uint(v, 10000000, &n) < 0 || n == 0)
+			return err_setf(err, EINVAL, "--flow-ring '%s': expected 1..10000000", v);
+		c->flow_ring_size = n;
+		return 0;
+	case OPT_FLOW_WINDOW:
+		if (parse_uint(v, 86400, &n) < 0)
+			return err_setf(err, EINVAL, "--flow-window '%s': expected seconds 0..86400", v);
+		c->flow_window_sec = (unsigned)n;
+		return 0;
+	case OPT_FLOW_LOG_SIZE:
+		if (parse_uint(v, 65536, &n) < 0 || n == 0)
+			return err_setf(err, EINVAL, "--flow-log-size '%s': expected MiB 1..65536", v);
+		c->flow_log_max_mb = (unsigned)n;
+		return 0;
+	case OPT_FLOW_LOG_FILES:
+		if (parse_uint(v, 100, &n) < 0)
+			return err_setf(err, EINVAL, "--flow-log-files '%s': expected 0..100", v);
+		c->flow_log_files = (unsigned)n;
 		return 0;
 	}
 	return err_setf(err, EINVAL, "unknown option '%s'", name);
