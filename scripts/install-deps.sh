@@ -10,8 +10,12 @@ PKGS="build-essential pkg-config
 libnftnl-dev libmnl-dev libnetfilter-queue-dev libyaml-dev libmicrohttpd-dev
 libjansson-dev libcurl4-openssl-dev
 nftables iptables iproute2 socat netcat-openbsd iputils-ping procps psmisc
-containernetworking-plugins valgrind python3 curl bc"
+containernetworking-plugins valgrind python3 curl bc jq systemd
+openssl wrk nginx-light prometheus"
 
+# prometheus brings promtool, which checks GET /metrics; where systemd runs,
+# the package also starts a Prometheus server, which the tests do not want
+# (stopped below).
 missing=
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
@@ -22,4 +26,7 @@ if [ -n "$missing" ]; then
 	$SUDO apt-get update -qq
 	# shellcheck disable=SC2086
 	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active -q prometheus 2>/dev/null; then
+	$SUDO systemctl disable --now prometheus >/dev/null 2>&1 || true
 fi
