@@ -76,6 +76,11 @@ tests: $(PROGS) $(UNIT_BINS) $(TOOL_BINS)
 check: tests
 	BUILD=$(BUILD) tests/run
 
+# The incident of DESIGN.md §1 end to end, through the real CNI plugins
+# (root; KEEP=1 leaves it running, `scripts/demo.sh clean` removes it).
+demo: $(PROGS)
+	BUILD=$(BUILD) scripts/demo.sh
+
 bench: $(PROGS) $(BENCH_BINS) $(TOOL_BINS)
 	BUILD=$(BUILD) bench/run
 
@@ -88,7 +93,7 @@ install: $(PROGS)
 clean:
 	rm -rf build build-san
 
-.PHONY: all tests check bench install clean
+.PHONY: all tests check bench install clean demo
 .SECONDARY:
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,80 @@
+/* mseg-cni: the chained CNI plugin. Reads the network config on stdin and
+ * the CNI_* environment, lets libmseg do the work (src/lib/cni*.c), prints
+ * the result or the CNI error object on stdout; warnings go to stderr. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+
+#include "mseg/cni.h"
+
+extern char **environ;
+
+/* All of stdin, up to one byte over the limit (the parser reports that). */
+static char *read_all(FILE *f, size_t *ret_len)
+{
+	size_t cap = 8192, len = 0;
+	char *buf = malloc(cap), *p;
+
+	if (!buf)
+		return NULL;
+	for (;;) {
+		size_t n = fread(buf + len, 1, cap - len, f);
+
+		len += n;
+		if (n == 0 || len > CNI_MAX_CONFIG_SIZE)
+			break;
+		if (len == cap) {
+			cap *= 2;
+			p = realloc(buf, cap);
+			if (!p) {
+				free(buf);
+				return NULL;
+			}
+			buf = p;
+		}
+	}
+	*ret_len = len;
+	return buf;
+}
+
+int main(int argc, char **argv)
+{
+	struct cni_outcome out;
+	size_t len = 0;
+	char *in, *json;
+	int r;
+
+	if (argc > 1 && (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-v") == 0)) {
+		printf("mseg-cni: CNI versions 0.4.0, 1.0.0\n");
+		return 0;
+	}
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		fprintf(stderr, "mseg-cni: cannot initialise libcurl\n");
+		return 1;
+	}
+	in = read_all(stdin, &len);
+	if (!in) {
+		memset(&out, 0, sizeof(out));
+		cni_error_set(&out.err, 12, CNI_ERR_IO, NULL, "cannot read stdin: out of memory");
+		r = -1;
+	} else {
+		r = cni_run(environ, in, len, &out);
+	}
+	if (out.warning[0])
+		fprintf(stderr, "mseg-cni: warning: %s\n", out.warning);
+	if (r < 0) {
+		json = cni_error_json(&out.err, out.cni_version);
+		printf("%s\n", json ? json : "{\"code\": 999, \"msg\": \"out of memory\"}");
+		fprintf(stderr, "mseg-cni: %s%s%s\n", out.err.msg, out.err.details[0] ? ": " : "",
+			out.err.details);
+		free(json);
+	} else if (out.stdout_json) {
+		printf("%s\n", out.stdout_json);
+	}
+	cni_outcome_release(&out);
+	free(in);
+	curl_global_cleanup();
+	return r < 0 ? 1 : 0;
+}

@@ -1,0 +1,360 @@
+/* mseg-cni's pure parts: CNI_ARGS, the environment, the network config,
+ * results and error objects. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mseg/cni.h"
+#include "t.h"
+
+static int parse(struct cni_config *c, const char *s, enum cni_cmd cmd, struct cni_error *e)
+{
+	memset(e, 0, sizeof(*e));
+	return cni_config_parse(c, s, strlen(s), cmd, e);
+}
+
+#define PREV "\"prevResult\": {\"cniVersion\": \"1.0.0\", \"interfaces\": [{\"name\": \"eth0\"}], " \
+	     "\"ips\": [{\"address\": \"10.203.0.5/24\", \"gateway\": \"10.203.0.1\", \"interface\": 0}, " \
+	     "{\"address\": \"fd00:203::5/64\", \"interface\": 0}]}"
+
+static void test_args_k8s(void)
+{
+	struct cni_env env;
+	struct cni_error e = { 0 };
+
+	memset(&env, 0, sizeof(env));
+	T_CHECK(cni_args_parse(&env, "IgnoreUnknown=1;K8S_POD_NAMESPACE=shop;K8S_POD_NAME=db-0;"
+			       "K8S_POD_INFRA_CONTAINER_ID=abc;K8S_POD_UID=u-1", &e) == 0, "%s", e.msg);
+	T_STREQ(env.pod_namespace, "shop");
+	T_STREQ(env.pod_name, "db-0");
+	T_STREQ(env.pod_uid, "u-1");
+	T_CHECK(env.ignore_unknown, "IgnoreUnknown");
+}
+
+static void test_args_unknown(void)
+{
+	struct cni_env env;
+	struct cni_error e = { 0 };
+
+	memset(&env, 0, sizeof(env));
+	T_CHECK(cni_args_parse(&env, "FOO=bar;K8S_POD_NAME=x", &e) == -EINVAL, "unknown key");
+	T_CHECK(e.code == CNI_ERR_INVALID_ENV, "code %u", e.code);
+	T_CHECK(strstr(e.msg, "'FOO'") != NULL, "%s", e.msg);
+	/* IgnoreUnknown anywhere in the list, also after the unknown key */
+	memset(&env, 0, sizeof(env));
+	T_CHECK(cni_args_parse(&env, "FOO=bar;IgnoreUnknown=true;;", &e) == 0, "%s", e.msg);
+	memset(&env, 0, sizeof(env));
+	T_CHECK(cni_args_parse(&env, "K8S_POD_NAME", &e) == -EINVAL, "no '='");
+	T_CHECK(e.code == CNI_ERR_INVALID_ENV, "code %u", e.code);
+	memset(&env, 0, sizeof(env));
+	T_CHECK(cni_args_parse(&env, "=x", &e) == -EINVAL, "empty key");
+	memset(&env, 0, sizeof(env));
+	T_CHECK(cni_args_parse(&env, "", &e) == 0 && !env.pod_name, "empty");
+	memset(&env, 0, sizeof(env));
+	T_CHECK(cni_args_parse(&env, "K8S_POD_NAME=;K8S_POD_NAMESPACE=", &e) == 0 &&
+		!env.pod_name && !env.pod_namespace, "empty values are absent");
+}
+
+static void test_env(void)
+{
+	char *add[] = { "PATH=/bin", "CNI_COMMAND=ADD", "CNI_CONTAINERID=c0ffee-1",
+			"CNI_NETNS=/run/netns/x", "CNI_IFNAME=eth0",
+			"CNI_ARGS=IgnoreUnknown=1;K8S_POD_NAME=web", NULL };
+	char *no_netns[] = { "CNI_COMMAND=ADD", "CNI_CONTAINERID=c1", "CNI_IFNAME=eth0", NULL };
+	char *del[] = { "CNI_COMMAND=DEL", "CNI_CONTAINERID=c1", NULL };
+	char *bad_id[] = { "CNI_COMMAND=DEL", "CNI_CONTAINERID=-x", NULL };
+	char *bad_cmd[] = { "CNI_COMMAND=add", NULL };
+	char *rel_netns[] = { "CNI_COMMAND=CHECK", "CNI_CONTAINERID=c1", "CNI_NETNS=netns",
+			      "CNI_IFNAME=eth0", NULL };
+	char *version[] = { "CNI_COMMAND=VERSION", NULL };
+	char *none[] = { NULL };
+	struct cni_env env;
+	struct cni_error e = { 0 };
+
+	T_CHECK(cni_env_parse(&env, add, &e) == 0, "%s", e.msg);
+	T_CHECK(env.cmd == CNI_CMD_ADD, "cmd");
+	T_STREQ(env.containerid, "c0ffee-1");
+	T_STREQ(env.netns, "/run/netns/x");
+	T_STREQ(env.ifname, "eth0");
+	T_STREQ(env.pod_name, "web");
+	T_CHECK(cni_env_parse(&env, no_netns, &e) == -EINVAL && e.code == CNI_ERR_INVALID_ENV &&
+		strstr(e.msg, "CNI_NETNS"), "%s", e.msg);
+	T_CHECK(cni_env_parse(&env, del, &e) == 0 && env.cmd == CNI_CMD_DEL && !env.netns,
+		"DEL needs only the id: %s", e.msg);
+	T_CHECK(cni_env_parse(&env, bad_id, &e) == -EINVAL && e.code == CNI_ERR_INVALID_ENV,
+		"bad id");
+	T_CHECK(cni_env_parse(&env, bad_cmd, &e) == -EINVAL && e.code == CNI_ERR_INVALID_ENV,
+		"commands are case sensitive");
+	T_CHECK(cni_env_parse(&env, rel_netns, &e) == -EINVAL && e.code == CNI_ERR_INVALID_ENV,
+		"relative netns");
+	T_CHECK(cni_env_parse(&env, version, &e) == 0 && env.cmd == CNI_CMD_VERSION, "VERSION");
+	T_CHECK(cni_env_parse(&env, none, &e) == -EINVAL && strstr(e.msg, "CNI_COMMAND"),
+		"%s", e.msg);
+}
+
+static void test_config_defaults(void)
+{
+	struct cni_config c;
+	struct cni_error e;
+
+	T_CHECK(parse(&c, "{\"cniVersion\": \"1.0.0\", \"name\": \"n\", \"type\": \"mseg-cni\", "
+		      PREV "}", CNI_CMD_ADD, &e) == 0, "%s", e.msg);
+	T_STREQ(c.server, CNI_DEFAULT_SERVER);
+	T_CHECK(!c.allow_unreachable, "fail by default");
+	T_CHECK(c.timeout_sec == CNI_DEFAULT_TIMEOUT_SEC, "timeout %u", c.timeout_sec);
+	T_CHECK(c.prev_result != NULL, "prevResult");
+	T_CHECK(json_object_size(c.labels) == 0, "no labels");
+	cni_config_release(&c);
+}
+
+static void test_config_options(void)
+{
+	struct cni_config c;
+	struct cni_error e;
+
+	T_CHECK(parse(&c, "{\"cniVersion\": \"0.4.0\", \"name\": \"n\", \"type\": \"mseg-cni\", "
+		      "\"server\": \"unix:/tmp/x.sock\", \"onUnreachable\": \"allow\", "
+		      "\"timeoutSeconds\": 3, \"labels\": {\"app\": \"web\", \"tier\": \"a\"}, "
+		      "\"args\": {\"cni\": {\"labels\": [{\"key\": \"tier\", \"value\": \"b\"}]}}, "
+		      "\"runtimeConfig\": {\"labels\": {\"app\": \"api\"}}, " PREV "}",
+		      CNI_CMD_ADD, &e) == 0, "%s", e.msg);
+	T_STREQ(c.server, "unix:/tmp/x.sock");
+	T_CHECK(c.allow_unreachable, "allow");
+	T_CHECK(c.timeout_sec == 3, "timeout %u", c.timeout_sec);
+	T_STREQ(json_string_value(json_object_get(c.labels, "app")), "api");
+	T_STREQ(json_string_value(json_object_get(c.labels, "tier")), "b");
+	cni_config_release(&c);
+}
+
+struct bad_case {
+	const char *json;
+	enum cni_cmd cmd;
+	unsigned code;
+	const char *needle;
+};
+
+static void test_config_bad(void)
+{
+	static const struct bad_case cases[] = {
+		{ "", CNI_CMD_ADD, CNI_ERR_DECODE, "decode" },
+		{ "{\"cniVersion\": \"1.0.0\",", CNI_CMD_ADD, CNI_ERR_DECODE, "decode" },
+		{ "[1, 2]", CNI_CMD_ADD, CNI_ERR_DECODE, "object" },
+		{ "{\"cniVersion\": \"1.0.0\"} trailing", CNI_CMD_DEL, CNI_ERR_DECODE, "decode" },
+		{ "{\"name\": \"a\", \"name\": \"b\"}", CNI_CMD_DEL, CNI_ERR_DECODE, "duplicate" },
+		{ "{\"name\": \"n\", \"type\": \"t\"}", CNI_CMD_DEL, CNI_ERR_INVALID_CONFIG, "cniVersion" },
+		{ "{\"cniVersion\": 1, \"name\": \"n\", \"type\": \"t\"}", CNI_CMD_DEL,
+		  CNI_ERR_INVALID_CONFIG, "cniVersion" },
+		{ "{\"cniVersion\": \"0.3.1\", \"name\": \"n\", \"type\": \"t\"}", CNI_CMD_DEL,
+		  CNI_ERR_INCOMPATIBLE_VERSION, "0.3.1" },
+		{ "{\"cniVersion\": \"1.0.0\", \"type\": \"t\"}", CNI_CMD_DEL, CNI_ERR_INVALID_CONFIG,
+		  "name" },
+		{ "{\"cniVersion\": \"1.0.0\", \"name\": \"n\", \"type\": \"t\"}", CNI_CMD_ADD,
+		  CNI_ERR_INVALID_CONFIG, "prevResult" },
+		{ "{\"cniVersion\": \"1.0.0\", \"name\": \"n\", \"type\": \"t\", \"prevResult\": 3}",
+		  CNI_CMD_CHECK, CNI_ERR_INVALID_CONFIG, "prevResult" },
+		{ "{\"cniVersion\": \"1.0.0\", \"name\": \"n\", \"type\": \"t\", \"server\": \"/x\"}",
+		  CNI_CMD_DEL, CNI_ERR_INVALID_CONFIG, "server" },
+		{ "{\"cniVersion\": \"1.0.0\", \"name\": \"n\", \"type\": \"t\", \"onUnreachable\": \"open\"}",
+		  CNI_CMD_DEL, CNI_ERR_INVALID_CONFIG, "onUnreachable" },
+		{ "{\"cniVersion\": \"1.0.0\", \"name\": \"n\", \"type\": \"t\", \"timeoutSeconds\": 0}",
+		  CNI_CMD_DEL, CNI_ERR_INVALID_CONFIG, "timeoutSeconds" },
+		{ "{\"cniVersion\": \"1.0.0\", \"name\": \"n\", \"type\": \"t\", \"timeoutSeconds\": \"5\"}",
+		  CNI_CMD_DEL, CNI_ERR_INVALID_CONFIG, "timeoutSeconds" },
+		{ "{\"cniVersion\": \"1.0.0\", \"name\": \"n\", \"type\": \"t\", \"labels\": {\"a\": 1}}",
+		  CNI_CMD_DEL, CNI_ERR_INVALID_CONFIG, "labels" },
+		{ "{\"cniVersion\": \"1.0.0\", \"name\": \"n\", \"type\": \"t\", \"labels\": [\"a\"]}",
+		  CNI_CMD_DEL, CNI_ERR_INVALID_CONFIG, "labels" },
+		{ "{\"cniVersion\": \"1.0.0\", \"name\": \"n\", \"type\": \"t\", "
+		  "\"args\": {\"cni\": {\"labels\": [{\"key\": \"a\"}]}}}",
+		  CNI_CMD_DEL, CNI_ERR_INVALID_CONFIG, "args.cni.labels[0]" },
+	};
+	struct cni_config c;
+	struct cni_error e;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int r = parse(&c, cases[i].json, cases[i].cmd, &e);
+
+		T_CHECK(r == -EINVAL, "case %zu: r=%d", i, r);
+		T_CHECK(e.code == cases[i].code, "case %zu: code %u, want %u (%s)", i, e.code,
+			cases[i].code, e.msg);
+		T_CHECK(strstr(e.msg, cases[i].needle) != NULL, "case %zu: '%s' lacks '%s'", i,
+			e.msg, cases[i].needle);
+		T_CHECK(c.root == NULL && c.labels == NULL, "case %zu: released", i);
+	}
+	/* a NUL byte inside the document */
+	memset(&e, 0, sizeof(e));
+	T_CHECK(cni_config_parse(&c, "{}\0{}", 5, CNI_CMD_DEL, &e) == -EINVAL &&
+		e.code == CNI_ERR_DECODE, "NUL byte");
+	/* too large */
+	{
+		size_t n = CNI_MAX_CONFIG_SIZE + 1;
+		char *big = malloc(n);
+
+		memset(big, ' ', n);
+		T_CHECK(cni_config_parse(&c, big, n, CNI_CMD_DEL, &e) == -EINVAL &&
+			e.code == CNI_ERR_DECODE, "too large");
+		free(big);
+	}
+}
+
+static void test_result_ips(void)
+{
+	struct cni_config c;
+	struct cni_error e;
+	json_t *ips = NULL;
+
+	T_CHECK(parse(&c, "{\"cniVersion\": \"1.0.0\", \"name\": \"n\", \"type\": \"t\", " PREV "}",
+		      CNI_CMD_ADD, &e) == 0, "%s", e.msg);
+	T_CHECK(cni_result_ips(c.prev_result, &ips, &e) == 0, "%s", e.msg);
+	T_CHECK(json_array_size(ips) == 2, "two");
+	T_STREQ(json_string_value(json_array_get(ips, 0)), "10.203.0.5");
+	T_STREQ(json_string_value(json_array_get(ips, 1)), "fd00:203::5");
+	json_decref(ips);
+	cni_config_release(&c);
+
+	T_CHECK(parse(&c, "{\"cniVersion\": \"1.0.0\", \"name\": \"n\", \"type\": \"t\", "
+		      "\"prevResult\": {\"ips\": []}}", CNI_CMD_ADD, &e) == 0, "%s", e.msg);
+	T_CHECK(cni_result_ips(c.prev_result, &ips, &e) == -EINVAL && !ips &&
+		e.code == CNI_ERR_INVALID_CONFIG, "no address");
+	cni_config_release(&c);
+
+	T_CHECK(parse(&c, "{\"cniVersion\": \"1.0.0\", \"name\": \"n\", \"type\": \"t\", "
+		      "\"prevResult\": {\"ips\": [{\"address\": \"10.0.0.300/24\"}]}}",
+		      CNI_CMD_ADD, &e) == 0, "%s", e.msg);
+	T_CHECK(cni_result_ips(c.prev_result, &ips, &e) == -EINVAL &&
+		strstr(e.msg, "10.0.0.300"), "bad address: %s", e.msg);
+	cni_config_release(&c);
+}
+
+static void test_result_convert(void)
+{
+	json_t *prev = json_loads("{\"cniVersion\": \"0.4.0\", \"ips\": [{\"version\": \"4\", "
+				  "\"address\": \"10.0.0.2/24\"}, {\"address\": \"fd00::2/64\"}], "
+				  "\"dns\": {}}", 0, NULL);
+	json_t *r1 = cni_result_convert(prev, "1.0.0");
+	json_t *r0 = cni_result_convert(r1, "0.4.0");
+
+	T_STREQ(json_string_value(json_object_get(r1, "cniVersion")), "1.0.0");
+	T_CHECK(!json_object_get(json_array_get(json_object_get(r1, "ips"), 0), "version"),
+		"1.0.0 has no ips[].version");
+	T_CHECK(json_object_get(r1, "dns") != NULL, "other fields kept");
+	T_STREQ(json_string_value(json_object_get(r0, "cniVersion")), "0.4.0");
+	T_STREQ(json_string_value(json_object_get(json_array_get(json_object_get(r0, "ips"), 0),
+						  "version")), "4");
+	T_STREQ(json_string_value(json_object_get(json_array_get(json_object_get(r0, "ips"), 1),
+						  "version")), "6");
+	T_STREQ(json_string_value(json_object_get(prev, "cniVersion")), "0.4.0");
+	json_decref(prev);
+	json_decref(r1);
+	json_decref(r0);
+}
+
+static void test_endpoint_body(void)
+{
+	char *envp[] = { "CNI_COMMAND=ADD", "CNI_CONTAINERID=abc123", "CNI_NETNS=/run/netns/p",
+			 "CNI_IFNAME=eth0", "CNI_ARGS=IgnoreUnknown=1;K8S_POD_NAMESPACE=shop;"
+			 "K8S_POD_NAME=db-0", NULL };
+	char *envp2[] = { "CNI_COMMAND=ADD", "CNI_CONTAINERID=abc123", "CNI_NETNS=/run/netns/p",
+			  "CNI_IFNAME=eth0", NULL };
+	struct cni_config c;
+	struct cni_env env;
+	struct cni_error e;
+	json_t *ips = NULL, *body;
+	char *s;
+
+	T_CHECK(parse(&c, "{\"cniVersion\": \"1.0.0\", \"name\": \"n\", \"type\": \"t\", "
+		      "\"labels\": {\"app\": \"postgres\"}, " PREV "}", CNI_CMD_ADD, &e) == 0,
+		"%s", e.msg);
+	T_CHECK(cni_env_parse(&env, envp, &e) == 0, "%s", e.msg);
+	T_CHECK(cni_result_ips(c.prev_result, &ips, &e) == 0, "%s", e.msg);
+	body = cni_endpoint_body(&c, &env, ips);
+	s = json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS);
+	T_STREQ(s, "{\"ips\":[\"10.203.0.5\",\"fd00:203::5\"],\"labels\":{\"app\":\"postgres\"},"
+		   "\"name\":\"db-0\",\"namespace\":\"shop\",\"netns\":\"/run/netns/p\"}");
+	free(s);
+	json_decref(body);
+	/* without Kubernetes: the container id and "default" */
+	T_CHECK(cni_env_parse(&env, envp2, &e) == 0, "%s", e.msg);
+	body = cni_endpoint_body(&c, &env, ips);
+	T_STREQ(json_string_value(json_object_get(body, "name")), "abc123");
+	T_STREQ(json_string_value(json_object_get(body, "namespace")), "default");
+	json_decref(body);
+	json_decref(ips);
+	cni_config_release(&c);
+}
+
+static void test_error_json(void)
+{
+	struct cni_error e = { 0 };
+	json_t *o;
+	char *s;
+
+	T_CHECK(cni_error_set(&e, EINVAL, CNI_ERR_INVALID_CONFIG, "more \"here\"",
+			      "bad %s", "thing") == -EINVAL, "returns -errno");
+	s = cni_error_json(&e, "0.4.0");
+	o = json_loads(s, 0, NULL);
+	T_CHECK(o != NULL, "valid JSON: %s", s);
+	T_STREQ(json_string_value(json_object_get(o, "cniVersion")), "0.4.0");
+	T_CHECK(json_integer_value(json_object_get(o, "code")) == 7, "code");
+	T_STREQ(json_string_value(json_object_get(o, "msg")), "bad thing");
+	T_STREQ(json_string_value(json_object_get(o, "details")), "more \"here\"");
+	json_decref(o);
+	free(s);
+	e.details[0] = '\0';
+	s = cni_error_json(&e, NULL);
+	o = json_loads(s, 0, NULL);
+	T_STREQ(json_string_value(json_object_get(o, "cniVersion")), "1.0.0");
+	T_CHECK(!json_object_get(o, "details"), "no empty details");
+	json_decref(o);
+	free(s);
+}
+
+static void test_version(void)
+{
+	char *s = cni_version_json();
+	json_t *o = json_loads(s, 0, NULL), *v = json_object_get(o, "supportedVersions");
+
+	T_CHECK(json_array_size(v) == 2, "two versions");
+	T_STREQ(json_string_value(json_array_get(v, 0)), "0.4.0");
+	T_STREQ(json_string_value(json_array_get(v, 1)), "1.0.0");
+	T_CHECK(cni_version_supported("1.0.0") && cni_version_supported("0.4.0") &&
+		!cni_version_supported("0.3.1") && !cni_version_supported(NULL), "supported");
+	json_decref(o);
+	free(s);
+	s = cni_config_sniff_version("{\"cniVersion\": \"0.4.0\", \"x\": [", 28);
+	T_CHECK(s == NULL, "sniffing needs a document");
+	free(s);
+	s = cni_config_sniff_version("{\"cniVersion\": \"0.4.0\"}", 23);
+	T_STREQ(s, "0.4.0");
+	free(s);
+}
+
+static void test_rules_programmed(void)
+{
+	const char *yes = "{\"id\": \"a\", \"programmed\": true}";
+	const char *no = "{\"id\": \"a\", \"programmed\": false, \"in_sync\": true}";
+	const char *alt = "{\"in_sync\": true}";
+
+	T_CHECK(cni_rules_is_programmed(yes, strlen(yes)), "yes");
+	T_CHECK(!cni_rules_is_programmed(no, strlen(no)), "programmed wins");
+	T_CHECK(cni_rules_is_programmed(alt, strlen(alt)), "in_sync");
+	T_CHECK(!cni_rules_is_programmed("{}", 2), "nothing said");
+	T_CHECK(!cni_rules_is_programmed("garbage", 7), "garbage");
+}
+
+int main(void)
+{
+	T_RUN(test_args_k8s);
+	T_RUN(test_args_unknown);
+	T_RUN(test_env);
+	T_RUN(test_config_defaults);
+	T_RUN(test_config_options);
+	T_RUN(test_config_bad);
+	T_RUN(test_result_ips);
+	T_RUN(test_result_convert);
+	T_RUN(test_endpoint_body);
+	T_RUN(test_error_json);
+	T_RUN(test_version);
+	T_RUN(test_rules_programmed);
+	return t_exit();
+}
