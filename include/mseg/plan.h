@@ -3,7 +3,9 @@
  *
  * Entries are boxes (address range x protocol x port range) in the peer's
  * address family. Within one (family, shape) class they are sorted and
- * pairwise disjoint, as the kernel's concatenated interval sets require. */
+ * pairwise disjoint, as the kernel's concatenated interval sets require.
+ * Boxes of at most compile_opts.expand_max points come out as one exact
+ * entry per point (hash sets). */
 #ifndef MSEG_PLAN_H
 #define MSEG_PLAN_H
 
@@ -46,10 +48,23 @@ struct mseg_plan {
 	size_t n_eps;
 };
 
+/* Normalized boxes of at most this many points (addresses x ports, or
+ * addresses for port-less protocols and every-protocol entries) are expanded
+ * into exact entries, which go into the hash sets: on this kernel one element
+ * in a concatenated interval set costs 82-306 KiB of kernel memory per set,
+ * an exact hash element about 70 bytes (docs/compile.md). */
+#define COMPILE_EXPAND_MAX 16
+/* compile_opts.expand_max value that turns the expansion off. */
+#define COMPILE_EXPAND_OFF SIZE_MAX
+
 struct compile_opts {
 	bool default_deny;           /* isolate endpoints no policy covers */
 	enum mseg_mode default_mode; /* mode for default-deny isolation */
 	bool force_audit;            /* msegd --mode audit: every isolation audits */
+	size_t expand_max;           /* expand boxes of at most this many points into
+	                              * exact entries; 0 = COMPILE_EXPAND_MAX,
+	                              * COMPILE_EXPAND_OFF = never (1 has the same
+	                              * effect: a one-point box is already exact) */
 };
 
 /* Pure and deterministic. @pols[i] is what entry.policy indexes. */

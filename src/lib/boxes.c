@@ -364,6 +364,17 @@ out:
 	return 0;
 }
 
+bool box_points_at_most(const struct box *b, bool ports, size_t max)
+{
+	box_u128 addrs_m1 = b->hi - b->lo;      /* address count - 1: never overflows */
+	box_u128 n_ports = ports ? (box_u128)b->phi - b->plo + 1 : 1;
+
+	if (max == 0 || addrs_m1 >= max)
+		return false;
+	/* at most 2^64 addresses times at most 2^16 ports: fits in 128 bits */
+	return (addrs_m1 + 1) * n_ports <= max;
+}
+
 bool box_range_covered(const struct box *v, size_t n, box_u128 lo, box_u128 hi)
 {
 	size_t a = 0, b = n;

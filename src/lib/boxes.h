@@ -47,6 +47,17 @@ size_t box_addr_union(struct box *v, size_t n);
 int box_normalize(struct box_ws *ws, struct box *in, size_t n, bool ports,
 		  const struct box **ret, size_t *ret_n);
 
+/* True when @b is one address and one port (already exact). */
+static inline bool box_is_point(const struct box *b)
+{
+	return b->lo == b->hi && b->plo == b->phi;
+}
+
+/* True when @b holds at most @max points: addresses x ports, or addresses
+ * alone with @ports false (port-less classes). Exact for any range, the whole
+ * IPv6 space included: no overflow. */
+bool box_points_at_most(const struct box *b, bool ports, size_t max);
+
 /* True when [lo, hi] lies inside one range of @v (sorted, disjoint). */
 bool box_range_covered(const struct box *v, size_t n, box_u128 lo, box_u128 hi);
 

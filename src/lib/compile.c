@@ -16,7 +16,10 @@
  *     entry array is shared by the group's endpoints (read-only).
  *  5. Per group: raw boxes (peer addresses x ports) bucketed by (family,
  *     protocol), normalized into disjoint boxes (boxes.c), boxes covered by
- *     an every-protocol range dropped, converted to entries and sorted.
+ *     an every-protocol range dropped, boxes of at most expand_max points
+ *     expanded into exact entries (hash sets instead of interval sets, whose
+ *     elements cost the kernel far more memory: docs/compile.md), converted
+ *     to entries and sorted.
  * Cost: O(S * E) selector evaluations (S distinct selections, E endpoints),
  * O(E * R / 64) for the rule sets, and per group the normalization of its
  * raw boxes (boxes.c), instead of per endpoint. */
@@ -99,6 +102,7 @@ struct compile_ctx {
 	size_t n_any[2], cap_any[2];
 	struct mseg_entry *ents;
 	size_t n_ents, cap_ents;
+	size_t expand_max;                     /* compile_opts.expand_max, resolved */
 };
 
 /* The plan with what it owns; plans come only from compile_plan(). */
@@ -620,6 +624,37 @@ static int ctx_ent_push(struct compile_ctx *c, int fam, uint8_t proto, const str
 	return 0;
 }
 
+/* Every point of @b (a normalized box of at most expand_max points) as an
+ * exact entry with @b's provenance, except the addresses that an
+ * every-protocol range of the family already admits. The points of one box
+ * are distinct, and those of disjoint boxes too: entries stay disjoint. */
+static int ctx_ent_push_points(struct compile_ctx *c, int fam, uint8_t proto,
+			       const struct box *b)
+{
+	/* one address: the caller's check of the whole box was this one */
+	bool check = proto != 0 && b->lo != b->hi;
+	struct box pt = *b;
+	box_u128 a = b->lo;
+	int r;
+
+	for (;;) {
+		if (!check || !box_range_covered(c->any[fam], c->n_any[fam], a, a)) {
+			pt.lo = pt.hi = a;
+			/* port-less classes: plo = phi = 0, one pass */
+			for (uint32_t p = b->plo; p <= b->phi; p++) {
+				pt.plo = pt.phi = (uint16_t)p;
+				r = ctx_ent_push(c, fam, proto, &pt);
+				if (r < 0)
+					return r;
+			}
+		}
+		if (a == b->hi)
+			break;
+		a++;
+	}
+	return 0;
+}
+
 static int cmp_u16(const void *pa, const void *pb)
 {
 	uint16_t a = *(const uint16_t *)pa, b = *(const uint16_t *)pb;
@@ -687,7 +722,11 @@ static int group_compute(struct compile_ctx *c, struct group *g)
 			if (proto != 0 &&
 			    box_range_covered(c->any[fam], c->n_any[fam], out[i].lo, out[i].hi))
 				continue;
-			r = ctx_ent_push(c, fam, proto, &out[i]);
+			if (box_is_point(&out[i]) ||
+			    !box_points_at_most(&out[i], proto_has_ports(proto), c->expand_max))
+				r = ctx_ent_push(c, fam, proto, &out[i]);
+			else
+				r = ctx_ent_push_points(c, fam, proto, &out[i]);
 			if (r < 0)
 				goto out_reset;
 		}
@@ -894,6 +933,9 @@ int compile_plan(const struct mseg_policy *const *pols, size_t n_pols,
 	c->n_pols = n_pols;
 	c->n_eps = n_eps;
 	c->words = (n_eps + 63) / 64;
+	c->expand_max = opts->expand_max ? opts->expand_max : COMPILE_EXPAND_MAX;
+	if (c->expand_max == COMPILE_EXPAND_OFF)
+		c->expand_max = 1;      /* a one-point box is already exact */
 	r = -ENOMEM;
 	c->ws = box_ws_new();
 	c->eps = malloc((n_eps ? n_eps : 1) * sizeof(*c->eps));

@@ -238,6 +238,18 @@ static const char *dir_text(const struct mseg_plan *plan, const char *id, enum m
 
 #define TCP(lo, hi) port(IPPROTO_TCP, lo, hi)
 
+/* The normalized boxes as they are, without expansion into exact entries. */
+static const struct compile_opts no_expand = { .expand_max = COMPILE_EXPAND_OFF };
+
+static box_u128 addr_val(const struct mseg_addr *a)
+{
+	box_u128 v = 0;
+
+	for (size_t i = 0; i < (a->family == AF_INET ? 4u : 16u); i++)
+		v = (v << 8) | a->bytes[i];
+	return v;
+}
+
 static void t_setup(void)
 {
 	arena_init(&A);
@@ -454,11 +466,25 @@ static void test_cidr_except_and_icmp(void)
 	pol_allow(pols[0], peer_cidrs("192.0.2.0/24,2001:db8::/32", "192.0.2.7/32,2001:db8::/64"),
 		  peer_eps("shop", "app=db"), icmp, 3);
 
-	plan = compile(pols, 1, eps, 1, NULL);
+	plan = compile(pols, 1, eps, 1, &no_expand);
 	if (!plan)
 		goto out;
 	T_STREQ(dir_text(plan, "db", MSEG_DIR_INGRESS),
 		"192.0.2.0-192.0.2.6 . icmp;192.0.2.0-192.0.2.6 . tcp . 0-65535;"
+		"192.0.2.8-192.0.2.255 . icmp;192.0.2.8-192.0.2.255 . tcp . 0-65535;"
+		"2001:db8:0:1::-2001:db8:ffff:ffff:ffff:ffff:ffff:ffff . tcp . 0-65535;"
+		"2001:db8:0:1::-2001:db8:ffff:ffff:ffff:ffff:ffff:ffff . ipv6-icmp");
+	plan = plan_free(plan);
+
+	/* by default the 7 ICMP points below the hole become exact entries; the
+	 * 7 x 65536 TCP points stay a range */
+	plan = compile(pols, 1, eps, 1, NULL);
+	if (!plan)
+		goto out;
+	T_STREQ(dir_text(plan, "db", MSEG_DIR_INGRESS),
+		"192.0.2.0 . icmp;192.0.2.0-192.0.2.6 . tcp . 0-65535;192.0.2.1 . icmp;"
+		"192.0.2.2 . icmp;192.0.2.3 . icmp;192.0.2.4 . icmp;192.0.2.5 . icmp;"
+		"192.0.2.6 . icmp;"
 		"192.0.2.8-192.0.2.255 . icmp;192.0.2.8-192.0.2.255 . tcp . 0-65535;"
 		"2001:db8:0:1::-2001:db8:ffff:ffff:ffff:ffff:ffff:ffff . tcp . 0-65535;"
 		"2001:db8:0:1::-2001:db8:ffff:ffff:ffff:ffff:ffff:ffff . ipv6-icmp");
@@ -593,6 +619,252 @@ out:
 	t_teardown();
 }
 
+/* ---- expansion of small boxes into exact entries ------------------------ */
+
+static size_t count_shape(const struct mseg_dir_plan *dp, enum entry_shape shape)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < dp->n_entries; i++)
+		n += entry_shape(&dp->entries[i]) == shape;
+	return n;
+}
+
+/* Entries of one (family, protocol) pairwise disjoint, and every entry of a
+ * hash shape exact. */
+static void check_disjoint(const struct mseg_dir_plan *dp)
+{
+	for (size_t i = 0; i < dp->n_entries; i++) {
+		const struct mseg_entry *a = &dp->entries[i];
+		enum entry_shape s = entry_shape(a);
+
+		if (s == SHAPE_PORT || s == SHAPE_PROTO || s == SHAPE_ANY)
+			T_CHECK(addr_val(&a->lo) == addr_val(&a->hi) && a->port_lo == a->port_hi,
+				"entry %zu exact", i);
+		for (size_t j = i + 1; j < dp->n_entries; j++) {
+			const struct mseg_entry *b = &dp->entries[j];
+
+			if (a->lo.family != b->lo.family || a->proto != b->proto)
+				continue;
+			T_CHECK(!(addr_val(&a->lo) <= addr_val(&b->hi) &&
+				  addr_val(&b->lo) <= addr_val(&a->hi) && a->port_lo <= b->port_hi &&
+				  b->port_lo <= a->port_hi),
+				"entries %zu and %zu overlap", i, j);
+		}
+	}
+}
+
+static void test_expand_threshold(void)
+{
+	struct mseg_endpoint *eps[3];
+	struct mseg_policy *pols[1];
+	struct mseg_plan *plan;
+	struct mseg_port p16 = TCP(9000, 9015), p17 = TCP(9000, 9016), p443 = TCP(443, 443);
+	struct mseg_port p4 = TCP(20, 23), p5 = TCP(20, 24), any = port(0, 0, 0);
+	struct mseg_port icmp6 = port(IPPROTO_ICMPV6, 0, 0);
+	const struct mseg_dir_plan *dp;
+	char want[4096];
+	size_t off = 0;
+
+	t_setup();
+	eps[0] = ep_new("db", "shop", "app=db", "10.0.0.9");
+	eps[1] = ep_new("a", "shop", "app=a", "10.0.0.5");
+	eps[2] = ep_new("b", "shop", "app=b", "10.0.0.6");
+	pols[0] = pol_new("p", MSEG_MODE_ENFORCE, MSEG_ISO_INGRESS);
+	pol_subject(pols[0], peer_eps("shop", "app=db"));
+	/* one address x 16 ports: expanded; x 17 ports: a range */
+	pol_allow(pols[0], peer_eps("shop", "app=a"), peer_eps("shop", "app=db"), &p16, 1);
+	pol_allow(pols[0], peer_eps("shop", "app=b"), peer_eps("shop", "app=db"), &p17, 1);
+	/* a /28 x 1 port = 16: expanded; a /27 x 1 port: a range */
+	pol_allow(pols[0], peer_cidrs("192.0.2.0/28", NULL), peer_eps("shop", "app=db"), &p443, 1);
+	pol_allow(pols[0], peer_cidrs("198.51.100.0/27", NULL), peer_eps("shop", "app=db"), &p443, 1);
+	/* a /30 x 4 ports = 16: expanded; a /30 x 5 ports = 20: a range */
+	pol_allow(pols[0], peer_cidrs("203.0.113.0/30", NULL), peer_eps("shop", "app=db"), &p4, 1);
+	pol_allow(pols[0], peer_cidrs("203.0.113.8/30", NULL), peer_eps("shop", "app=db"), &p5, 1);
+	/* IPv6: a /124 of every protocol and of ICMPv6 = 16 addresses: expanded;
+	 * a /123: a range; the whole space: a range (no overflow) */
+	pol_allow(pols[0], peer_cidrs("2001:db8::/124", NULL), peer_eps("shop", "app=db"), &any, 1);
+	pol_allow(pols[0], peer_cidrs("2001:db8:1::/124", NULL), peer_eps("shop", "app=db"), &icmp6,
+		  1);
+	pol_allow(pols[0], peer_cidrs("2001:db8:2::/123", NULL), peer_eps("shop", "app=db"), &any, 1);
+	pol_allow(pols[0], peer_cidrs("::/0", NULL), peer_eps("shop", "app=db"), &p443, 1);
+
+	plan = compile(pols, 1, eps, 3, NULL);
+	if (!plan)
+		goto out;
+	dp = &plan_ep(plan, "db")->dir[MSEG_DIR_INGRESS];
+	for (int p = 9000; p <= 9015; p++)
+		off += (size_t)snprintf(want + off, sizeof(want) - off, "10.0.0.5 . tcp . %d;", p);
+	off += (size_t)snprintf(want + off, sizeof(want) - off, "10.0.0.6 . tcp . 9000-9016;");
+	for (int a = 0; a < 16; a++)
+		off += (size_t)snprintf(want + off, sizeof(want) - off, "192.0.2.%d . tcp . 443;", a);
+	off += (size_t)snprintf(want + off, sizeof(want) - off, "198.51.100.0/27 . tcp . 443;");
+	for (int a = 0; a < 4; a++)
+		for (int p = 20; p <= 23; p++)
+			off += (size_t)snprintf(want + off, sizeof(want) - off,
+						"203.0.113.%d . tcp . %d;", a, p);
+	off += (size_t)snprintf(want + off, sizeof(want) - off, "203.0.113.8/30 . tcp . 20-24;");
+	off += (size_t)snprintf(want + off, sizeof(want) - off, "::/0 . tcp . 443;");
+	/* (2001:db8::0 prints as 2001:db8::) */
+	off += (size_t)snprintf(want + off, sizeof(want) - off, "2001:db8::;");
+	for (int a = 1; a < 16; a++)
+		off += (size_t)snprintf(want + off, sizeof(want) - off, "2001:db8::%x;", a);
+	off += (size_t)snprintf(want + off, sizeof(want) - off, "2001:db8:1:: . ipv6-icmp;");
+	for (int a = 1; a < 16; a++)
+		off += (size_t)snprintf(want + off, sizeof(want) - off,
+					"2001:db8:1::%x . ipv6-icmp;", a);
+	snprintf(want + off, sizeof(want) - off, "2001:db8:2::/123");
+	T_STREQ(dir_text(plan, "db", MSEG_DIR_INGRESS), want);
+	T_CHECK(count_shape(dp, SHAPE_PORT) == 16 + 16 + 16, "%zu exact port entries",
+		count_shape(dp, SHAPE_PORT));
+	T_CHECK(count_shape(dp, SHAPE_PORT_IV) == 4, "%zu port intervals",
+		count_shape(dp, SHAPE_PORT_IV));
+	T_CHECK(count_shape(dp, SHAPE_PROTO) == 16 && count_shape(dp, SHAPE_PROTO_IV) == 0,
+		"icmpv6 exact");
+	T_CHECK(count_shape(dp, SHAPE_ANY) == 16 && count_shape(dp, SHAPE_ANY_IV) == 1,
+		"any: 16 exact, 1 interval");
+	check_disjoint(dp);
+	plan = plan_free(plan);
+
+	/* the switch off: nothing expanded */
+	plan = compile(pols, 1, eps, 3, &no_expand);
+	if (!plan)
+		goto out;
+	T_STREQ(dir_text(plan, "db", MSEG_DIR_INGRESS),
+		"10.0.0.5 . tcp . 9000-9015;10.0.0.6 . tcp . 9000-9016;192.0.2.0/28 . tcp . 443;"
+		"198.51.100.0/27 . tcp . 443;203.0.113.0/30 . tcp . 20-23;"
+		"203.0.113.8/30 . tcp . 20-24;::/0 . tcp . 443;2001:db8::/124;"
+		"2001:db8:1::/124 . ipv6-icmp;2001:db8:2::/123");
+	plan = plan_free(plan);
+
+	/* a threshold of one point is the same as off */
+	{
+		struct compile_opts one = { .expand_max = 1 };
+
+		plan = compile(pols, 1, eps, 3, &one);
+		if (!plan)
+			goto out;
+		T_CHECK(plan_ep(plan, "db")->dir[MSEG_DIR_INGRESS].n_entries == 10, "1: off");
+		plan = plan_free(plan);
+	}
+
+	/* another threshold: 20 expands the /30 x 5 ports too, 32 also the /27
+	 * and the /123 */
+	{
+		struct compile_opts o = { .expand_max = 20 };
+
+		plan = compile(pols, 1, eps, 3, &o);
+		if (!plan)
+			goto out;
+		dp = &plan_ep(plan, "db")->dir[MSEG_DIR_INGRESS];
+		T_CHECK(count_shape(dp, SHAPE_PORT) == 16 + 17 + 16 + 16 + 20, "20: %zu exact",
+			count_shape(dp, SHAPE_PORT));
+		T_CHECK(count_shape(dp, SHAPE_PORT_IV) == 2, "20: /27 and ::/0 stay ranges");
+		check_disjoint(dp);
+		plan = plan_free(plan);
+		o.expand_max = 32;
+		plan = compile(pols, 1, eps, 3, &o);
+		if (!plan)
+			goto out;
+		dp = &plan_ep(plan, "db")->dir[MSEG_DIR_INGRESS];
+		T_CHECK(count_shape(dp, SHAPE_PORT_IV) == 1 && count_shape(dp, SHAPE_ANY_IV) == 0 &&
+				count_shape(dp, SHAPE_ANY) == 16 + 32,
+			"32: only ::/0 stays a range");
+		check_disjoint(dp);
+		plan = plan_free(plan);
+	}
+out:
+	t_teardown();
+}
+
+/* Each expanded entry keeps the provenance of its box; points that an
+ * every-protocol range already admits are dropped like covered boxes. */
+static void test_expand_provenance_and_cover(void)
+{
+	struct mseg_endpoint *eps[2];
+	struct mseg_policy *pols[2];
+	struct mseg_plan *plan;
+	struct mseg_port p80 = TCP(80, 80), r = TCP(80, 83), any = port(0, 0, 0);
+	const struct mseg_dir_plan *dp;
+
+	t_setup();
+	eps[0] = ep_new("db", "shop", "app=db", "10.0.0.9");
+	eps[1] = ep_new("api", "shop", "app=api", "10.0.0.5");
+	pols[0] = pol_new("first", MSEG_MODE_ENFORCE, MSEG_ISO_INGRESS);
+	pols[1] = pol_new("second", MSEG_MODE_ENFORCE, MSEG_ISO_INGRESS);
+	pol_subject(pols[1], peer_eps("shop", "app=db"));
+	/* (1,0): api on 80-83; (0,0): api on 80, lower: the merged box is (0,0) */
+	pol_rule(pols[1], MSEG_DIR_INGRESS, peer_eps("shop", "app=db"), peer_eps("shop", "app=api"),
+		 &r, 1);
+	pol_rule(pols[0], MSEG_DIR_INGRESS, peer_eps("shop", "app=db"), peer_eps("shop", "app=api"),
+		 &p80, 1);
+	/* (1,1): a /29 on port 80, half of it inside (0,1)'s every-protocol /30 */
+	pol_rule(pols[1], MSEG_DIR_INGRESS, peer_eps("shop", "app=db"),
+		 peer_cidrs("192.0.2.0/29", NULL), &p80, 1);
+	pol_rule(pols[0], MSEG_DIR_INGRESS, peer_eps("shop", "app=db"),
+		 peer_cidrs("192.0.2.4/30", NULL), &any, 1);
+
+	plan = compile(pols, 2, eps, 2, NULL);
+	if (!plan)
+		goto out;
+	dp = &plan_ep(plan, "db")->dir[MSEG_DIR_INGRESS];
+	T_STREQ(dir_text(plan, "db", MSEG_DIR_INGRESS),
+		"10.0.0.5 . tcp . 80;10.0.0.5 . tcp . 81;10.0.0.5 . tcp . 82;10.0.0.5 . tcp . 83;"
+		"192.0.2.0 . tcp . 80;192.0.2.1 . tcp . 80;192.0.2.2 . tcp . 80;"
+		"192.0.2.3 . tcp . 80;"
+		"192.0.2.4;192.0.2.5;192.0.2.6;192.0.2.7");
+	T_CHECK(dp->n_entries == 12, "12 entries");
+	for (size_t i = 0; i < dp->n_entries && dp->n_entries == 12; i++) {
+		unsigned want_pol = i < 4 ? 0 : i < 8 ? 1 : 0, want_rule = i < 4 ? 0 : 1;
+
+		T_CHECK(dp->entries[i].policy == want_pol && dp->entries[i].rule == want_rule,
+			"entry %zu: prov %u/%u, want %u/%u", i, dp->entries[i].policy,
+			dp->entries[i].rule, want_pol, want_rule);
+	}
+	check_disjoint(dp);
+	plan = plan_free(plan);
+out:
+	t_teardown();
+}
+
+/* The point count: exact at the threshold, no overflow on IPv6 ranges. */
+static void test_box_points(void)
+{
+	box_u128 two64 = (box_u128)1 << 64;
+	struct box b = { .lo = 100, .hi = 115, .plo = 0, .phi = 0 };
+
+	T_CHECK(box_points_at_most(&b, false, 16), "16 addresses <= 16");
+	T_CHECK(!box_points_at_most(&b, false, 15), "16 addresses > 15");
+	T_CHECK(!box_points_at_most(&b, false, 0), "0: nothing");
+	b.plo = 80;
+	b.phi = 80;
+	T_CHECK(box_points_at_most(&b, true, 16), "16 x 1 port");
+	b.phi = 81;
+	T_CHECK(!box_points_at_most(&b, true, 16) && box_points_at_most(&b, true, 32),
+		"16 x 2 ports = 32");
+	T_CHECK(box_points_at_most(&b, false, 16), "ports ignored when port-less");
+	b.hi = b.lo;
+	b.plo = 0;
+	b.phi = 65535;
+	T_CHECK(box_points_at_most(&b, true, 65536) && !box_points_at_most(&b, true, 65535),
+		"every port of one address");
+	b.lo = 0;
+	b.hi = BOX_U128_MAX;
+	T_CHECK(!box_points_at_most(&b, false, SIZE_MAX) && !box_points_at_most(&b, true, SIZE_MAX),
+		"the whole IPv6 space");
+	b.lo = two64;
+	b.hi = two64 + two64 - 1;          /* 2^64 addresses, one more than SIZE_MAX */
+	T_CHECK(!box_points_at_most(&b, false, SIZE_MAX), "2^64 addresses");
+	b.hi--;                            /* 2^64 - 1 */
+	T_CHECK(box_points_at_most(&b, false, SIZE_MAX), "2^64 - 1 addresses");
+	T_CHECK(!box_points_at_most(&b, true, SIZE_MAX), "(2^64 - 1) x 65536 ports: no overflow");
+	b.lo = BOX_U128_MAX - 15;
+	b.hi = BOX_U128_MAX;
+	b.plo = b.phi = 7;
+	T_CHECK(box_points_at_most(&b, true, 16) && !box_points_at_most(&b, true, 15),
+		"the top of the space");
+}
+
 /* ---- random tests ------------------------------------------------------- */
 
 static uint64_t rng_state;
@@ -608,15 +880,6 @@ static uint64_t rnd(void)
 static unsigned rnd_below(unsigned n)
 {
 	return (unsigned)(rnd() % n);
-}
-
-static box_u128 addr_val(const struct mseg_addr *a)
-{
-	box_u128 v = 0;
-
-	for (size_t i = 0; i < (a->family == AF_INET ? 4u : 16u); i++)
-		v = (v << 8) | a->bytes[i];
-	return v;
 }
 
 /* Point membership in an output entry. */
@@ -773,10 +1036,33 @@ static void test_random_disjoint(void)
 				ports[k] = rnd_port();
 			pol_rule(pols[0], MSEG_DIR_INGRESS, peer_eps("ns", "app=x"), pe, ports, np);
 		}
-		plan = compile(pols, 1, eps, 1, NULL);
-		if (plan)
-			check_disjoint_and_cover(pols[0], &plan->eps[0].dir[MSEG_DIR_INGRESS]);
-		plan = plan_free(plan);
+		/* default expansion, none, and a larger threshold: the same points,
+		 * disjoint entries, no interval entry small enough to expand */
+		for (int k = 0; k < 3; k++) {
+			static const size_t maxes[] = { 0, COMPILE_EXPAND_OFF, 64 };
+			struct compile_opts o = { .expand_max = maxes[k] };
+			size_t max = k == 0 ? COMPILE_EXPAND_MAX : maxes[k];
+			const struct mseg_dir_plan *dp;
+
+			plan = compile(pols, 1, eps, 1, &o);
+			if (!plan)
+				break;
+			dp = &plan->eps[0].dir[MSEG_DIR_INGRESS];
+			check_disjoint_and_cover(pols[0], dp);
+			check_disjoint(dp);
+			for (size_t i = 0; max != COMPILE_EXPAND_OFF && i < dp->n_entries; i++) {
+				const struct mseg_entry *e = &dp->entries[i];
+				struct box b = { .lo = addr_val(&e->lo), .hi = addr_val(&e->hi),
+						 .plo = e->port_lo, .phi = e->port_hi };
+
+				enum entry_shape sh = entry_shape(e);
+
+				T_CHECK(sh == SHAPE_PORT || sh == SHAPE_PROTO || sh == SHAPE_ANY ||
+						!box_points_at_most(&b, proto_has_ports(e->proto), max),
+					"round %d max %zu: entry %zu small but a range", round, max, i);
+			}
+			plan = plan_free(plan);
+		}
 		t_teardown();
 	}
 }
@@ -1061,6 +1347,9 @@ int main(void)
 	T_RUN(test_merge_and_disjoint);
 	T_RUN(test_named_ports);
 	T_RUN(test_provenance);
+	T_RUN(test_expand_threshold);
+	T_RUN(test_expand_provenance_and_cover);
+	T_RUN(test_box_points);
 	T_RUN(test_random_disjoint);
 	T_RUN(test_boxes_direct);
 	T_RUN(test_determinism);
