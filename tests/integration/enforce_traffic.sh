@@ -42,7 +42,10 @@ EOF2
 write_policy enforce
 
 t_tcp_server web 8443
+t_tcp_server api 9000
 t_tcp_server api 9005
+t_tcp_server api 9010
+t_tcp_server api 9011
 t_tcp_server api 9020
 t_tcp_server db 5432
 t_udp_server db 5353
@@ -61,6 +64,9 @@ t_check     "world -> web tcp/8443 (v4)"          t_tcp attacker 10.201.0.1 8443
 t_check     "world -> web tcp/8443 (v6)"          t_tcp attacker fd00:201::1 8443
 t_check     "web -> api tcp/9005 in range"        t_tcp web 10.201.0.2 9005
 t_check     "web -> api tcp/9005 in range (v6)"   t_tcp web fd00:201::2 9005
+t_check     "web -> api tcp/9000 first of range"  t_tcp web 10.201.0.2 9000
+t_check     "web -> api tcp/9010 last of range"   t_tcp web 10.201.0.2 9010
+t_check_not "web -> api tcp/9011 just past range" t_tcp web 10.201.0.2 9011
 t_check_not "web -> api tcp/9020 out of range"    t_tcp web 10.201.0.2 9020
 t_check     "web -> api icmp echo"                t_ping web 10.201.0.2
 t_check_not "attacker -> api icmp echo"           t_ping attacker 10.201.0.2
