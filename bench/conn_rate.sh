@@ -71,6 +71,11 @@ PY
 	} >"/tmp/$P.nft"
 	ip netns exec "$P-srv" nft -f "/tmp/$P.nft"
 }
+# conntrack and nothing else: what any stateful firewall costs per connection
+ct_only() {
+	printf 'table inet ctonly {\n chain input_ct {\n type filter hook input priority filter; policy accept;\n ct state established,related accept\n }\n}\n' >"/tmp/$P.ct"
+	ip netns exec "$P-srv" nft -f "/tmp/$P.ct"
+}
 iptables_linear() { # N rules; the client's rule is the last one
 	local n=$1 i
 	{
@@ -95,6 +100,7 @@ setup() { # configuration name
 	reset_fw
 	case $1 in
 	none) ;;
+	ct-only) ct_only ;;
 	mseg-*) mseg_table "${1#mseg-}" ;;
 	ipt-*) iptables_linear "${1#ipt-}" ;;
 	esac
@@ -102,7 +108,7 @@ setup() { # configuration name
 
 # Interleaved: every repetition runs every configuration once, so drift in
 # the machine's load hits all of them alike; the median of REPS is reported.
-configs=(none mseg-1 mseg-1000 mseg-100000 ipt-10000)
+configs=(none ct-only mseg-1 mseg-1000 mseg-100000 ipt-10000)
 declare -A results
 for ((r = 0; r < REPS; r++)); do
 	for c in "${configs[@]}"; do
@@ -117,9 +123,13 @@ for c in "${configs[@]}"; do
 	v=$(echo ${results[$c]} | tr ' ' '\n' | median)
 	case $c in
 	none) label="no firewall" ;;
+	ct-only) label="conntrack only (ct state rule)" ;;
 	mseg-*) label="mseg table, ${c#mseg-} elements" ;;
 	ipt-*) label="iptables-nft, ${c#ipt-} linear rules" ;;
 	esac
 	printf '%-34s %10s %8s\n' "$label" "$v" "$(echo "scale=3; $v / $base" | bc)"
 done
+ct=$(echo ${results[ct-only]} | tr ' ' '\n' | median)
+m=$(echo ${results[mseg-100000]} | tr ' ' '\n' | median)
+echo "mseg at 100000 elements / conntrack only: $(echo "scale=3; $m / $ct" | bc)"
 echo "target: mseg at 100000 elements >= 0.95 of no firewall"
