@@ -74,6 +74,25 @@ t_check_not "db -> download host refused" egress_as_70
 t_check "flow: egress tcp with uid 70" t_flow_has "$LOG" endpoint=db direction=egress \
 	src=10.201.0.3 dst=10.201.0.80 dport=80 proto=tcp verdict=dropped uid=70 gid=70
 
+# malformed and unusual packets leaving db (its egress is isolated): the
+# ones conntrack finds invalid are dropped by `ct state invalid drop` before
+# the queue (sendto says EPERM); the others reach msegd, which must record
+# them and stay up
+metric() { curl -s --unix-socket "$T_TMP/api.sock" http://msegd/metrics | awk -v m="$1" '$1 == m {print $2}'; }
+q0=$(metric 'mseg_queue_packets_total{verdict="dropped"}')
+ip netns exec "$(t_ns db)" python3 "$MSEG_ROOT/tests/tools/malformed.py" \
+	10.201.0.3 10.201.0.80 fd00:201::3 fd00:201::50 >"$T_TMP/raw.out" 2>&1
+cat "$T_TMP/raw.out"
+t_check "IPv4 with IP options reaches msegd and is recorded" t_flow_has "$LOG" endpoint=db \
+	direction=egress dst=10.201.0.80 dport=7003 proto=tcp verdict=dropped
+t_check "IPv6 with an extension header chain is recorded" t_flow_has "$LOG" endpoint=db \
+	direction=egress dst=fd00:201::50 dport=7004 proto=tcp verdict=dropped
+t_check "msegd alive after malformed packets" kill -0 "$T_MSEGD_PID"
+q1=$(metric 'mseg_queue_packets_total{verdict="dropped"}')
+echo "queued packets before/after: ${q0:-?} ${q1:-?}"
+t_check "msegd's API answers and counted the queued ones" [ "${q1:-0}" -gt "${q0:-0}" ]
+t_check_not "and still refuses the attacker" t_tcp attacker 10.201.0.3 5432
+
 # kill -9: unmatched traffic stays blocked; restart reattaches and records again
 kill -9 "$T_MSEGD_PID"; wait "$T_MSEGD_PID" 2>/dev/null
 t_check_not "msegd dead: attacker still refused (fail-closed)" t_tcp attacker 10.201.0.3 5432
