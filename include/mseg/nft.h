@@ -68,6 +68,11 @@ const char *netns_path(const struct netns *ns);
  * return to its namespace: it must not be used for anything else. */
 int netns_socket(struct netns *ns, int domain, int type, int protocol);
 
+/* A file opened inside the namespace the same way (O_CLOEXEC is added):
+ * /proc/thread-self/net/... then shows that namespace's view. Returns the fd
+ * or -errno, -ENOTRECOVERABLE as for netns_socket(). */
+int netns_open_file(struct netns *ns, const char *path, int flags);
+
 const struct nft_stats *netns_stats(const struct netns *ns);
 
 /* The ruleset generation of the namespace (NFT_MSG_GETGEN); every committed

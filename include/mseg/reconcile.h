@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "mseg/err.h"
 #include "mseg/model.h"
@@ -56,6 +57,9 @@ bool reconciler_ready(const struct reconciler *r);
 const struct reconcile_stats *reconciler_stats(const struct reconciler *r);
 size_t reconciler_ep_count(const struct reconciler *r);
 int reconciler_ep_status(const struct reconciler *r, size_t i, struct reconcile_ep_status *ret);
+/* The index of endpoint @id for reconciler_ep_status(), or -1 when it is not
+ * there (endpoints are kept sorted by id). */
+ssize_t reconciler_ep_index(const struct reconciler *r, const char *id);
 
 /* Iterate the messages of what happened in the last apply/resync (one per
  * endpoint event worth logging); the daemon logs them. */

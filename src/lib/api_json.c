@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mseg/addr.h"
 #include "mseg/render_text.h"
 #include "api_json.h"
 
@@ -26,13 +27,6 @@ json_t *api_json_error(const char *msg, unsigned line, unsigned col)
 json_t *api_json_error_from(const struct mseg_err *err)
 {
 	return api_json_error(err->msg[0] ? err->msg : "error", err->line, err->col);
-}
-
-const char *api_json_addr(const struct mseg_addr *a, char *buf, size_t size)
-{
-	if (!inet_ntop(a->family, a->bytes, buf, (socklen_t)size))
-		snprintf(buf, size, "?");
-	return buf;
 }
 
 static const char *proto_name(uint8_t proto, char *buf, size_t size)
@@ -103,7 +97,7 @@ static json_t *cidrs_json(const struct mseg_cidr *c, size_t n)
 	char buf[INET6_ADDRSTRLEN], s[INET6_ADDRSTRLEN + 8];
 
 	for (size_t i = 0; a && i < n; i++) {
-		snprintf(s, sizeof(s), "%s/%u", api_json_addr(&c[i].addr, buf, sizeof(buf)),
+		snprintf(s, sizeof(s), "%s/%u", addr_format(&c[i].addr, buf, sizeof(buf)),
 			 c[i].plen);
 		json_array_append_new(a, json_string(s));
 	}
@@ -211,7 +205,7 @@ json_t *api_json_endpoint(const struct mseg_endpoint *ep, const char *source)
 	json_object_set_new(o, "labels", labels);
 	json_object_set_new(o, "netns", ep->netns ? json_string(ep->netns) : json_null());
 	for (size_t i = 0; i < ep->n_ips; i++)
-		json_array_append_new(ips, json_string(api_json_addr(&ep->ips[i], buf, sizeof(buf))));
+		json_array_append_new(ips, json_string(addr_format(&ep->ips[i], buf, sizeof(buf))));
 	json_object_set_new(o, "ips", ips);
 	for (size_t i = 0; i < ep->n_ports; i++) {
 		json_t *po = json_object();
@@ -235,24 +229,7 @@ json_t *api_json_endpoint(const struct mseg_endpoint *ep, const char *source)
 
 static int entry_cmp(const void *pa, const void *pb)
 {
-	const struct mseg_entry *a = pa, *b = pb;
-	int c;
-
-	if (a->lo.family != b->lo.family)
-		return a->lo.family < b->lo.family ? -1 : 1;
-	c = memcmp(a->lo.bytes, b->lo.bytes, 16);
-	if (c)
-		return c;
-	c = memcmp(a->hi.bytes, b->hi.bytes, 16);
-	if (c)
-		return c;
-	if (a->proto != b->proto)
-		return a->proto < b->proto ? -1 : 1;
-	if (a->port_lo != b->port_lo)
-		return a->port_lo < b->port_lo ? -1 : 1;
-	if (a->port_hi != b->port_hi)
-		return a->port_hi < b->port_hi ? -1 : 1;
-	return 0;
+	return addr_entry_cmp(pa, pb);
 }
 
 static struct mseg_entry *entries_sorted(const struct mseg_dir_plan *d)
@@ -432,8 +409,8 @@ json_t *api_json_check(const struct check_result *res, const struct check_query 
 	json_object_set_new(o, "proto", json_string(q->proto ? proto_name(q->proto, pb, sizeof(pb)) : "any"));
 	if (proto_has_ports(q->proto))
 		json_object_set_new(o, "port", json_integer(q->port));
-	json_object_set_new(o, "src", json_string(api_json_addr(&res->src, a, sizeof(a))));
-	json_object_set_new(o, "dst", json_string(api_json_addr(&res->dst, a, sizeof(a))));
+	json_object_set_new(o, "src", json_string(addr_format(&res->src, a, sizeof(a))));
+	json_object_set_new(o, "dst", json_string(addr_format(&res->dst, a, sizeof(a))));
 	json_object_set_new(o, "allowed", json_boolean(res->verdict != CHECK_DENIED));
 	json_object_set_new(o, "verdict", json_string(check_verdict_name(res->verdict)));
 	if (res->egress.ep) {

@@ -14,9 +14,6 @@
 json_t *api_json_error(const char *msg, unsigned line, unsigned col);
 json_t *api_json_error_from(const struct mseg_err *err);
 
-/* "10.0.0.1", "fd00::1" */
-const char *api_json_addr(const struct mseg_addr *a, char *buf, size_t size);
-
 /* A policy as stored: {"namespace","name","kind","mode","isolation":[...],
  * "subjects":[peer...],"rules":[{"index","direction","local","peers",
  * "ports"}], "source": @source}. */

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "mseg/addr.h"
 #include "mseg/check.h"
 #include "mseg/policy.h"
 
@@ -49,13 +50,6 @@ static const struct mseg_endpoint *ep_by_id(const struct mseg_endpoint *const *e
 	return NULL;
 }
 
-static bool addr_eq(const struct mseg_addr *a, const struct mseg_addr *b)
-{
-	size_t len = a->family == AF_INET ? 4 : 16;
-
-	return a->family == b->family && memcmp(a->bytes, b->bytes, len) == 0;
-}
-
 static const struct mseg_endpoint *ep_by_addr(const struct mseg_endpoint *const *eps, size_t n,
 					      const struct mseg_addr *a)
 {
@@ -64,20 +58,6 @@ static const struct mseg_endpoint *ep_by_addr(const struct mseg_endpoint *const 
 			if (addr_eq(&eps[i]->ips[k], a))
 				return eps[i];
 	return NULL;
-}
-
-static int addr_parse(const char *s, struct mseg_addr *ret)
-{
-	memset(ret, 0, sizeof(*ret));
-	if (inet_pton(AF_INET, s, ret->bytes) == 1) {
-		ret->family = AF_INET;
-		return 0;
-	}
-	if (inet_pton(AF_INET6, s, ret->bytes) == 1) {
-		ret->family = AF_INET6;
-		return 0;
-	}
-	return -EINVAL;
 }
 
 /* An endpoint id or an address; @ret_ep is the endpoint owning it, if any. */

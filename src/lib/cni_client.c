@@ -10,37 +10,12 @@
 
 #include <curl/curl.h>
 
+#include "mseg/client.h"
 #include "mseg/cni.h"
 
 #define CNI_POLL_MS 100
 #define CNI_MAX_RESPONSE (4u << 20)
 
-
-struct cni_http_buf {
-	char *data;
-	size_t len;
-	bool too_big;
-};
-
-static size_t cni_http_write(char *ptr, size_t size, size_t nmemb, void *userdata)
-{
-	struct cni_http_buf *b = userdata;
-	size_t n = size * nmemb;
-	char *p;
-
-	if (b->len + n > CNI_MAX_RESPONSE) {
-		b->too_big = true;
-		return 0;
-	}
-	p = realloc(b->data, b->len + n + 1);
-	if (!p)
-		return 0;
-	memcpy(p + b->len, ptr, n);
-	b->len += n;
-	p[b->len] = '\0';
-	b->data = p;
-	return n;
-}
 
 struct cni_client {
 	const struct cni_config *conf;
@@ -84,33 +59,25 @@ static int cni_client_init(struct cni_client *cl, const struct cni_config *c,
  * -ECONNREFUSED when msegd cannot be reached (no socket, nobody listening),
  * -ETIMEDOUT, or -EIO. */
 static int cni_http(const struct cni_client *cl, const char *method, const char *path,
-		    const char *body, long *ret_status, struct cni_http_buf *ret_body)
+		    const char *body, long *ret_status, struct client_buf *ret_body)
 {
 	const char *server = cl->conf->server;
 	struct curl_slist *hdrs = NULL;
-	char url[1024], auth[600];
+	char auth[600];
 	long left = cni_ms_left(cl);
 	CURL *h;
 	CURLcode cr;
 	int r = 0;
 
 	memset(ret_body, 0, sizeof(*ret_body));
+	ret_body->max = CNI_MAX_RESPONSE;
 	*ret_status = 0;
 	if (left <= 0)
 		return -ETIMEDOUT;
 	h = curl_easy_init();
 	if (!h)
 		return -ENOMEM;
-	if (strncmp(server, "unix:", 5) == 0) {
-		curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, server + 5);
-		snprintf(url, sizeof(url), "http://localhost%s", path);
-	} else {
-		size_t n = strlen(server);
-
-		while (n && server[n - 1] == '/')
-			n--;
-		snprintf(url, sizeof(url), "%.*s%s", (int)n, server, path);
-	}
+	client_set_url(h, server, path);
 	if (cl->token[0]) {
 		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", cl->token);
 		hdrs = curl_slist_append(hdrs, auth);
@@ -119,13 +86,12 @@ static int cni_http(const struct cni_client *cl, const char *method, const char 
 		hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
 		hdrs = curl_slist_append(hdrs, "Expect:");   /* no 100-continue round trip */
 	}
-	curl_easy_setopt(h, CURLOPT_URL, url);
 	curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, left);
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, left < 2000 ? left : 2000L);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, cni_http_write);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, client_buf_write);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, ret_body);
 	if (body)
 		curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
@@ -155,7 +121,7 @@ static int cni_http(const struct cni_client *cl, const char *method, const char 
 }
 
 /* msegd's {"error": "..."} (or the raw body) for a message. */
-static void cni_server_error(const struct cni_http_buf *b, char *buf, size_t size)
+static void cni_server_error(const struct client_buf *b, char *buf, size_t size)
 {
 	json_t *root = b->data ? json_loadb(b->data, b->len, 0, NULL) : NULL;
 	const char *e = json_string_value(json_object_get(root, "error"));
@@ -196,7 +162,7 @@ static int cni_wait_programmed(const struct cni_client *cl, const char *id,
 
 	cni_path_for(path, sizeof(path), "/v1/rules/", id);
 	for (;;) {
-		struct cni_http_buf b;
+		struct client_buf b;
 
 		r = cni_http(cl, "GET", path, NULL, &status, &b);
 		if (r == -ETIMEDOUT)
@@ -235,7 +201,7 @@ static int cni_run_add(const struct cni_config *c, const struct cni_env *env,
 		       struct cni_outcome *out)
 {
 	struct cni_client cl;
-	struct cni_http_buf b;
+	struct client_buf b;
 	json_t *ips = NULL, *body = NULL, *res = NULL;
 	char *body_str = NULL, path[256], why[400];
 	long status;
@@ -297,7 +263,7 @@ static int cni_run_del(const struct cni_config *c, const struct cni_env *env,
 		       struct cni_outcome *out)
 {
 	struct cni_client cl;
-	struct cni_http_buf b;
+	struct client_buf b;
 	char path[256], why[400];
 	long status;
 	int r;
@@ -331,7 +297,7 @@ static int cni_run_check(const struct cni_config *c, const struct cni_env *env,
 			 struct cni_outcome *out)
 {
 	struct cni_client cl;
-	struct cni_http_buf b;
+	struct client_buf b;
 	char path[256], why[400];
 	long status;
 	bool ok;

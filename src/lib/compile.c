@@ -29,6 +29,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "mseg/addr.h"
 #include "mseg/plan.h"
 #include "mseg/policy.h"
 #include "boxes.h"
@@ -158,16 +159,6 @@ static int fam_index(uint8_t family)
 	return family == AF_INET ? 0 : family == AF_INET6 ? 1 : -1;
 }
 
-static box_u128 addr_value(const struct mseg_addr *a)
-{
-	size_t n = a->family == AF_INET ? 4 : 16;
-	box_u128 v = 0;
-
-	for (size_t i = 0; i < n; i++)
-		v = (v << 8) | a->bytes[i];
-	return v;
-}
-
 static void addr_from_value(struct mseg_addr *a, int fam, box_u128 v)
 {
 	size_t n = fam ? 16 : 4;
@@ -185,7 +176,7 @@ static void cidr_range(const struct mseg_cidr *c, box_u128 *lo, box_u128 *hi)
 	unsigned bits = c->addr.family == AF_INET ? 32 : 128;
 	unsigned host = c->plen >= bits ? 0 : bits - c->plen;
 	box_u128 mask = host == 0 ? 0 : host >= 128 ? BOX_U128_MAX : ((box_u128)1 << host) - 1;
-	box_u128 v = addr_value(&c->addr);
+	box_u128 v = addr_u128(&c->addr);
 
 	*lo = v & ~mask;
 	*hi = v | mask;
@@ -576,7 +567,7 @@ static int group_add_rule(struct compile_ctx *c, const struct crule *cr,
 
 						if (fam < 0)
 							continue;
-						v = addr_value(&peer->ips[a]);
+						v = addr_u128(&peer->ips[a]);
 						r = ctx_box_add(c, fam, proto, v, v, lo, hi, cr->prov);
 						if (r < 0)
 							return r;
@@ -664,22 +655,7 @@ static int cmp_u16(const void *pa, const void *pb)
 
 static int cmp_entry(const void *pa, const void *pb)
 {
-	const struct mseg_entry *a = pa, *b = pb;
-	int c;
-
-	if (a->lo.family != b->lo.family)
-		return a->lo.family < b->lo.family ? -1 : 1;
-	c = memcmp(a->lo.bytes, b->lo.bytes, sizeof(a->lo.bytes));
-	if (c)
-		return c;
-	c = memcmp(a->hi.bytes, b->hi.bytes, sizeof(a->hi.bytes));
-	if (c)
-		return c;
-	if (a->proto != b->proto)
-		return a->proto < b->proto ? -1 : 1;
-	if (a->port_lo != b->port_lo)
-		return a->port_lo < b->port_lo ? -1 : 1;
-	return a->port_hi < b->port_hi ? -1 : a->port_hi > b->port_hi;
+	return addr_entry_cmp(pa, pb);
 }
 
 static int group_compute(struct compile_ctx *c, struct group *g)

@@ -73,7 +73,7 @@ static int set_diff_compute(struct set_diff *sd, const struct mseg_entry *const 
 	if (!sd->del || !sd->add)
 		return -ENOMEM;
 	while (i < n_old || j < n_new) {
-		int c = i == n_old ? 1 : j == n_new ? -1 : nl_entry_cmp(old[i], new[j]);
+		int c = i == n_old ? 1 : j == n_new ? -1 : addr_entry_cmp(old[i], new[j]);
 
 		if (c < 0)
 			sd->del[sd->n_del++] = old[i++];

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "mseg/addr.h"
 #include "mseg/flow.h"
 
 #define NIL UINT32_MAX
@@ -198,27 +199,6 @@ int flow_time_parse(const char *s, uint64_t *ret_ns)
 }
 
 /* ---- JSON ---- */
-
-static const char *addr_format(const struct mseg_addr *a, char *buf, size_t size)
-{
-	if (!inet_ntop(a->family, a->bytes, buf, (socklen_t)size))
-		snprintf(buf, size, "?");
-	return buf;
-}
-
-static int addr_parse(const char *s, struct mseg_addr *ret)
-{
-	memset(ret, 0, sizeof(*ret));
-	if (inet_pton(AF_INET, s, ret->bytes) == 1) {
-		ret->family = AF_INET;
-		return 0;
-	}
-	if (inet_pton(AF_INET6, s, ret->bytes) == 1) {
-		ret->family = AF_INET6;
-		return 0;
-	}
-	return -EINVAL;
-}
 
 /* Set, remembering a failure (jansson frees @v on failure too). */
 static void put(json_t *o, const char *key, json_t *v, bool *ok)
@@ -470,11 +450,6 @@ static uint32_t key_hash(const struct flow_key *k)
 	h = addr_mix(h, k->src);
 	h = addr_mix(h, k->dst);
 	return (uint32_t)(h ^ (h >> 32));
-}
-
-static bool addr_eq(const struct mseg_addr *a, const struct mseg_addr *b)
-{
-	return a->family == b->family && memcmp(a->bytes, b->bytes, sizeof(a->bytes)) == 0;
 }
 
 static bool key_match(const struct flow_key *k, const struct flow_record *r)

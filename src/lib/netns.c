@@ -121,34 +121,65 @@ static bool same_ns(int a, int b)
 	       sa.st_ino == sb.st_ino;
 }
 
-int netns_socket(struct netns *ns, int domain, int type, int protocol)
+/* What to open inside a namespace: a file when @path is set, else a socket. */
+struct ns_open {
+	const char *path;
+	int flags;
+	int domain, type, protocol;
+};
+
+static int ns_open_here(const struct ns_open *o)
 {
-	int self, fd, r;
+	int fd;
+
+	if (o->path)
+		fd = open(o->path, o->flags | O_CLOEXEC);
+	else
+		fd = socket(o->domain, o->type | SOCK_CLOEXEC, o->protocol);
+	return fd < 0 ? -errno : fd;
+}
+
+/* Enter @ns with setns(), open, and return to the thread's own namespace. */
+static int ns_open_in(struct netns *ns, const struct ns_open *o)
+{
+	int self, r;
 
 	self = open_self_netns();
 	if (self < 0)
 		return self;
 	if (same_ns(self, ns->fd)) {
-		fd = socket(domain, type | SOCK_CLOEXEC, protocol);
-		r = fd < 0 ? -errno : fd;
+		r = ns_open_here(o);
 		goto out_close_self;
 	}
 	if (setns(ns->fd, CLONE_NEWNET) < 0) {
 		r = -errno;
 		goto out_close_self;
 	}
-	fd = socket(domain, type | SOCK_CLOEXEC, protocol);
-	r = fd < 0 ? -errno : fd;
+	r = ns_open_here(o);
 	if (setns(self, CLONE_NEWNET) < 0) {
 		/* The thread now lives in the endpoint's namespace; anything it
 		 * does next would happen there. */
-		if (fd >= 0)
-			close(fd);
+		if (r >= 0)
+			close(r);
 		r = -ENOTRECOVERABLE;
 	}
 out_close_self:
 	close(self);
 	return r;
+}
+
+int netns_socket(struct netns *ns, int domain, int type, int protocol)
+{
+	const struct ns_open o = { .domain = domain, .type = type, .protocol = protocol };
+
+	return ns_open_in(ns, &o);
+}
+
+int netns_open_file(struct netns *ns, const char *path, int flags)
+{
+	const struct ns_open o = { .path = path, .flags = flags };
+
+	return ns_open_in(ns, &o);
 }
 
 static int sock_get_int(int fd, int opt, int *ret)

@@ -107,40 +107,6 @@ static void opts_normalize(struct queue_opts *o, const struct queue_opts *in)
 		o->max_per_read = QUEUE_DEFAULT_MAX_PER_READ;
 }
 
-/* ---- the namespace's /proc file ---- */
-
-static int open_self_netns(void)
-{
-	int fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-
-	return fd < 0 ? -errno : fd;
-}
-
-/* Open @path (under /proc/thread-self/net) as seen from inside @ns: the
- * file stays bound to the namespace it was opened in. */
-static int open_in_netns(struct netns *ns, const char *path)
-{
-	int self, fd, r;
-
-	self = open_self_netns();
-	if (self < 0)
-		return self;
-	if (setns(ns->fd, CLONE_NEWNET) < 0) {
-		r = -errno;
-		goto out_close_self;
-	}
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	r = fd < 0 ? -errno : fd;
-	if (setns(self, CLONE_NEWNET) < 0) {
-		if (fd >= 0)
-			close(fd);
-		r = -ENOTRECOVERABLE;
-	}
-out_close_self:
-	close(self);
-	return r;
-}
-
 int queue_listener_kstats(struct queue_listener *l, struct queue_kstats *ret)
 {
 	char buf[8192];
@@ -602,7 +568,7 @@ int queue_listener_open(struct netns *ns, uint16_t queue_num, const struct queue
 	(void)raise_rcvbuf(fd, l->opts.rcvbuf);
 
 	/* optional: the kernel's counters for this queue */
-	r = open_in_netns(ns, "/proc/thread-self/net/netfilter/nfnetlink_queue");
+	r = netns_open_file(ns, "/proc/thread-self/net/netfilter/nfnetlink_queue", O_RDONLY);
 	if (r == -ENOTRECOVERABLE)
 		goto out_free;
 	l->kstats_fd = r >= 0 ? r : -1;

@@ -624,7 +624,7 @@ static int kset_entries(const struct nl_set_spec *s, struct kset *x, struct mseg
 
 static int entry_cmp(const void *a, const void *b)
 {
-	return nl_entry_cmp(a, b);
+	return addr_entry_cmp(a, b);
 }
 
 static void compare_elems(struct report *rep, const struct nl_set_spec *s, struct kset *x,
@@ -646,12 +646,12 @@ static void compare_elems(struct report *rep, const struct nl_set_spec *s, struc
 		qsort(have, n_have, sizeof(*have), entry_cmp);
 		/* a dump that raced with a hash table resize may repeat elements */
 		for (size_t k = 1; k < n_have; k++)
-			if (nl_entry_cmp(&have[k], &have[u - 1]) != 0)
+			if (addr_entry_cmp(&have[k], &have[u - 1]) != 0)
 				have[u++] = have[k];
 		n_have = u;
 	}
 	while (i < n_want || j < n_have) {
-		int c = i == n_want ? 1 : j == n_have ? -1 : nl_entry_cmp(want[i], &have[j]);
+		int c = i == n_want ? 1 : j == n_have ? -1 : addr_entry_cmp(want[i], &have[j]);
 
 		if (c < 0) {
 			rep->elem_diffs++;

@@ -511,6 +511,13 @@ size_t reconciler_ep_count(const struct reconciler *r)
 	return r->n;
 }
 
+ssize_t reconciler_ep_index(const struct reconciler *r, const char *id)
+{
+	size_t pos;
+
+	return rec_find(r, id, &pos);
+}
+
 int reconciler_ep_status(const struct reconciler *r, size_t i, struct reconcile_ep_status *ret)
 {
 	const struct ep_state *s;

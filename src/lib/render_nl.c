@@ -194,53 +194,6 @@ size_t nl_entry_elems(const struct nl_set_spec *s, const struct mseg_entry *e,
 	return 2;
 }
 
-/* Addresses as big-endian integers: memcmp() order, without the call. */
-static int addr_cmp(const uint8_t *a, const uint8_t *b, bool v6)
-{
-	uint64_t x, y;
-	uint32_t p, q;
-
-	if (!v6) {
-		memcpy(&p, a, 4);
-		memcpy(&q, b, 4);
-		p = be32toh(p);
-		q = be32toh(q);
-		return (p > q) - (p < q);
-	}
-	for (int i = 0; i < 16; i += 8) {
-		memcpy(&x, a + i, 8);
-		memcpy(&y, b + i, 8);
-		if (x != y) {
-			x = be64toh(x);
-			y = be64toh(y);
-			return x < y ? -1 : 1;
-		}
-	}
-	return 0;
-}
-
-int nl_entry_cmp(const struct mseg_entry *a, const struct mseg_entry *b)
-{
-	bool v6 = a->lo.family == AF_INET6;
-	int c;
-
-	if (a->lo.family != b->lo.family)
-		return a->lo.family < b->lo.family ? -1 : 1;
-	c = addr_cmp(a->lo.bytes, b->lo.bytes, v6);
-	if (c)
-		return c;
-	c = addr_cmp(a->hi.bytes, b->hi.bytes, v6);
-	if (c)
-		return c;
-	if (a->proto != b->proto)
-		return a->proto < b->proto ? -1 : 1;
-	if (a->port_lo != b->port_lo)
-		return a->port_lo < b->port_lo ? -1 : 1;
-	if (a->port_hi != b->port_hi)
-		return a->port_hi < b->port_hi ? -1 : 1;
-	return 0;
-}
-
 void table_opts_normalize(struct table_opts *out, const struct table_opts *in)
 {
 	static const struct table_opts defaults = {
@@ -1010,7 +963,7 @@ void nl_parts_release(struct nl_parts *p)
 
 static int entry_ptr_cmp(const void *a, const void *b)
 {
-	return nl_entry_cmp(*(const struct mseg_entry *const *)a,
+	return addr_entry_cmp(*(const struct mseg_entry *const *)a,
 			    *(const struct mseg_entry *const *)b);
 }
 
@@ -1021,7 +974,7 @@ void nl_parts_sort(struct nl_parts *p)
 		size_t n = p->off[i + 1] - p->off[i], k = 1;
 
 		/* the compiler hands them over sorted: check in O(n) first */
-		while (k < n && nl_entry_cmp(v[k - 1], v[k]) <= 0)
+		while (k < n && addr_entry_cmp(v[k - 1], v[k]) <= 0)
 			k++;
 		if (k < n)
 			qsort(v, n, sizeof(*v), entry_ptr_cmp);

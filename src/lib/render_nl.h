@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mseg/addr.h"
 #include "mseg/plan.h"
 
 struct nl_batch;
@@ -72,10 +73,6 @@ size_t nl_entry_key(const struct nl_set_spec *s, const struct mseg_entry *e, boo
 size_t nl_entry_elems(const struct nl_set_spec *s, const struct mseg_entry *e,
 		      struct nl_elem out[2]);
 
-/* Order of entries by their box (family, addresses, protocol, ports), not
- * their provenance: what the diff and the comparison with the kernel use. */
-int nl_entry_cmp(const struct mseg_entry *a, const struct mseg_entry *b);
-
 /* Table options with defaults filled in (NULL = defaults). */
 void table_opts_normalize(struct table_opts *out, const struct table_opts *in);
 
@@ -100,7 +97,7 @@ struct nl_parts {
 /* -EINVAL when an entry belongs to no set (bad family). */
 int nl_parts_build(struct nl_parts *p, const struct mseg_dir_plan *dp);
 void nl_parts_release(struct nl_parts *p);
-/* Sort every group by nl_entry_cmp() (a linear check when already sorted). */
+/* Sort every group by addr_entry_cmp() (a linear check when already sorted). */
 void nl_parts_sort(struct nl_parts *p);
 
 /* Element messages adding (@del false) or deleting the entries @ents[0..n)

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "mseg/addr.h"
 #include "mseg/render_text.h"
 
 static const char *const shape_suffix[SHAPE_COUNT] = {
@@ -68,16 +69,6 @@ const char *render_text_proto(uint8_t proto, char *buf, size_t size)
 }
 
 typedef unsigned __int128 u128;
-
-static u128 addr_u128(const struct mseg_addr *a)
-{
-	size_t n = a->family == AF_INET6 ? 16 : 4;
-	u128 v = 0;
-
-	for (size_t i = 0; i < n; i++)
-		v = (v << 8) | a->bytes[i];
-	return v;
-}
 
 /* Prefix length when [lo, hi] is exactly one prefix, else -1. */
 static int range_prefix_len(const struct mseg_addr *lo, const struct mseg_addr *hi)

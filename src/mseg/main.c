@@ -16,6 +16,7 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
+#include "mseg/client.h"
 #include "mseg/err.h"
 #include "mseg/inventory.h"
 #include "mseg/plan.h"
@@ -340,26 +341,6 @@ static const char *g_server;      /* --server or $MSEG_SERVER */
 static const char *g_token_file;  /* --token-file */
 static const char *g_cacert;      /* --cacert */
 
-struct buf {
-	char *data;
-	size_t len;
-};
-
-static size_t buf_write(char *ptr, size_t size, size_t nmemb, void *data)
-{
-	struct buf *b = data;
-	size_t n = size * nmemb;
-	char *d = realloc(b->data, b->len + n + 1);
-
-	if (!d)
-		return 0;
-	memcpy(d + b->len, ptr, n);
-	b->len += n;
-	d[b->len] = '\0';
-	b->data = d;
-	return n;
-}
-
 static const char *server_name(void)
 {
 	const char *s = g_server ? g_server : getenv("MSEG_SERVER");
@@ -413,12 +394,12 @@ typedef size_t (*write_fn)(char *ptr, size_t size, size_t nmemb, void *data);
 /* One request. Returns the HTTP status (>= 100), or -1 after printing why
  * the server could not be reached. @resp gets the body (unless @wfn). */
 static long api_call(const char *method, const char *path, const char *ctype, const char *body,
-		     size_t body_len, struct buf *resp, write_fn wfn, void *wdata)
+		     size_t body_len, struct client_buf *resp, write_fn wfn, void *wdata)
 {
 	const char *server = server_name();
 	CURL *c = curl_easy_init();
 	struct curl_slist *hdrs = NULL;
-	char url[8192], errbuf[CURL_ERROR_SIZE] = "";
+	char errbuf[CURL_ERROR_SIZE] = "";
 	char *token = NULL;
 	long code = -1;
 	CURLcode rc;
@@ -427,15 +408,15 @@ static long api_call(const char *method, const char *path, const char *ctype, co
 		fprintf(stderr, "mseg: cannot initialize libcurl\n");
 		return -1;
 	}
-	if (strncmp(server, "unix:", 5) == 0) {
-		curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, server + 5);
-		snprintf(url, sizeof(url), "http://localhost%s", path);
-	} else if (strncmp(server, "https://", 8) == 0 || strncmp(server, "http://", 7) == 0) {
-		size_t n = strlen(server);
-
-		while (n && server[n - 1] == '/')
-			n--;
-		snprintf(url, sizeof(url), "%.*s%s", (int)n, server, path);
+	if (strncmp(server, "unix:", 5) != 0 && strncmp(server, "https://", 8) != 0 &&
+	    strncmp(server, "http://", 7) != 0) {
+		fprintf(stderr, "mseg: --server '%s': expected unix:/PATH, https://HOST:PORT or http://HOST:PORT\n",
+			server);
+		curl_easy_cleanup(c);
+		return -1;
+	}
+	client_set_url(c, server, path);
+	if (strncmp(server, "unix:", 5) != 0) {
 		token = token_get();
 		if (token) {
 			char *h;
@@ -450,13 +431,7 @@ static long api_call(const char *method, const char *path, const char *ctype, co
 		}
 		if (g_cacert)
 			curl_easy_setopt(c, CURLOPT_CAINFO, g_cacert);
-	} else {
-		fprintf(stderr, "mseg: --server '%s': expected unix:/PATH, https://HOST:PORT or http://HOST:PORT\n",
-			server);
-		curl_easy_cleanup(c);
-		return -1;
 	}
-	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
@@ -474,7 +449,7 @@ static long api_call(const char *method, const char *path, const char *ctype, co
 	}
 	if (hdrs)
 		curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, wfn ? wfn : buf_write);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, wfn ? wfn : client_buf_write);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, wfn ? wdata : (void *)resp);
 	rc = curl_easy_perform(c);
 	if (rc == CURLE_OK || rc == CURLE_WRITE_ERROR) {
@@ -499,7 +474,7 @@ static long api_call(const char *method, const char *path, const char *ctype, co
 }
 
 /* Print an error answer; returns 1. */
-static int api_error_print(const char *prefix, long code, const struct buf *resp)
+static int api_error_print(const char *prefix, long code, const struct client_buf *resp)
 {
 	json_t *j = resp->data ? json_loads(resp->data, 0, NULL) : NULL;
 	const char *msg = j ? json_string_value(json_object_get(j, "error")) : NULL;
@@ -524,7 +499,7 @@ static int api_error_print(const char *prefix, long code, const struct buf *resp
 /* GET @path and parse JSON. Returns 0 or an exit status. */
 static int api_get_json(const char *path, json_t **ret)
 {
-	struct buf resp = { 0 };
+	struct client_buf resp = { 0 };
 	long code = api_call("GET", path, NULL, NULL, 0, &resp, NULL, NULL);
 	json_error_t je;
 	int status = 1;
@@ -680,6 +655,26 @@ __attribute__((format(printf, 2, 3))) static int usage_error(const char *cmd, co
 	return EXIT_USAGE;
 }
 
+/* The end of a subcommand's option switch: -o table|json, anything else is a
+ * bad option. Returns 0 or the usage exit status. */
+static int opt_output(const char *cmd, int opt, char **argv, enum out_fmt *fmt)
+{
+	if (opt != 'o')
+		return usage_error(cmd, "bad option '%s'", argv[optind - 1]);
+	if (out_parse(optarg, fmt, false) < 0)
+		return usage_error(cmd, "-o '%s': table or json", optarg);
+	return 0;
+}
+
+/* After the options: no arguments may be left. Returns 0 or the usage exit
+ * status. */
+static int args_none(const char *cmd, int argc, char **argv)
+{
+	if (optind < argc)
+		return usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+	return 0;
+}
+
 static const char *jstr(const json_t *o, const char *key)
 {
 	const char *s = json_string_value(json_object_get(o, key));
@@ -731,8 +726,9 @@ static int cmd_status(int argc, char **argv)
 			continue;
 		return usage_error("status", "bad option '%s'", argv[optind - 1]);
 	}
-	if (optind < argc)
-		return usage_error("status", "unexpected argument '%s'", argv[optind]);
+	r = args_none("status", argc, argv);
+	if (r)
+		return r;
 	r = api_get_json("/v1/status", &j);
 	if (r)
 		return r;
@@ -837,7 +833,7 @@ static int apply_one(const char *file, const struct doc_piece *pc, const struct 
 {
 	char path[1024];
 	char *ens = esc(p->ns), *ename = esc(p->name);
-	struct buf resp = { 0 };
+	struct client_buf resp = { 0 };
 	long code;
 	int status = 1;
 
@@ -956,7 +952,7 @@ static int cmd_apply(int argc, char **argv)
 	bool dry_run = false;
 	enum out_fmt fmt = OUT_TABLE;
 	struct stat st;
-	int opt, status = 0;
+	int opt, usage, status = 0;
 
 	opterr = 0;
 	optind = 0;
@@ -968,16 +964,15 @@ static int cmd_apply(int argc, char **argv)
 		case OPT_DRY:
 			dry_run = true;
 			break;
-		case 'o':
-			if (out_parse(optarg, &fmt, false) < 0)
-				return usage_error("apply", "-o '%s': table or json", optarg);
-			break;
 		default:
-			return usage_error("apply", "bad option '%s'", argv[optind - 1]);
+			usage = opt_output("apply", opt, argv, &fmt);
+			if (usage)
+				return usage;
 		}
 	}
-	if (optind < argc)
-		return usage_error("apply", "unexpected argument '%s'", argv[optind]);
+	usage = args_none("apply", argc, argv);
+	if (usage)
+		return usage;
 	if (!path)
 		return usage_error("apply", "-f FILE|DIR is required");
 	if (stat(path, &st) < 0) {
@@ -1024,7 +1019,7 @@ static int cmd_apply(int argc, char **argv)
 
 /* ---- delete ---- */
 
-static int mutation_print(const char *what, long code, struct buf *resp, bool dry_run)
+static int mutation_print(const char *what, long code, struct client_buf *resp, bool dry_run)
 {
 	json_t *j;
 
@@ -1052,7 +1047,7 @@ static int cmd_delete(int argc, char **argv)
 	const char *slash;
 	char path[1024], what[600];
 	char *ens, *ename, *ns;
-	struct buf resp = { 0 };
+	struct client_buf resp = { 0 };
 	long code;
 	int opt, status;
 
@@ -1271,7 +1266,7 @@ static int cmd_endpoint(int argc, char **argv)
 	bool dry_run = false, add;
 	const char *id;
 	char path[1024], what[300];
-	struct buf resp = { 0 };
+	struct client_buf resp = { 0 };
 	char *text, *eid;
 	long code;
 	int opt, status;
@@ -1423,7 +1418,7 @@ static void flow_header(void)
 }
 
 struct follow_state {
-	struct buf line;
+	struct client_buf line;
 	enum out_fmt fmt;
 };
 
@@ -1432,7 +1427,7 @@ static size_t follow_write(char *ptr, size_t size, size_t nmemb, void *data)
 	struct follow_state *fs = data;
 	size_t n = size * nmemb;
 
-	if (!buf_write(ptr, size, nmemb, &fs->line))
+	if (!client_buf_write(ptr, size, nmemb, &fs->line))
 		return 0;
 	for (;;) {
 		char *nl = fs->line.data ? memchr(fs->line.data, '\n', fs->line.len) : NULL;
@@ -1482,7 +1477,7 @@ static int cmd_flows(int argc, char **argv)
 	bool follow = false;
 	enum out_fmt fmt = OUT_TABLE;
 	unsigned long num;
-	int opt, status = 1;
+	int opt, usage, status = 1;
 
 #define QADD(key, v)                                                                     \
 	do {                                                                             \
@@ -1534,17 +1529,16 @@ static int cmd_flows(int argc, char **argv)
 				return usage_error("flows", "--limit '%s': 1 to 1000000", optarg);
 			QADD("limit", optarg);
 			break;
-		case 'o':
-			if (out_parse(optarg, &fmt, false) < 0)
-				return usage_error("flows", "-o '%s': table or json", optarg);
-			break;
 		default:
-			return usage_error("flows", "bad option '%s'", argv[optind - 1]);
+			usage = opt_output("flows", opt, argv, &fmt);
+			if (usage)
+				return usage;
 		}
 	}
 #undef QADD
-	if (optind < argc)
-		return usage_error("flows", "unexpected argument '%s'", argv[optind]);
+	usage = args_none("flows", argc, argv);
+	if (usage)
+		return usage;
 	if (follow) {
 		struct follow_state fs = { .fmt = fmt };
 		char path[2200];
@@ -1603,11 +1597,11 @@ static int cmd_check(int argc, char **argv)
 	};
 	const char *from = NULL, *to = NULL, *port = NULL;
 	enum out_fmt fmt = OUT_TABLE;
-	struct buf resp = { 0 };
+	struct client_buf resp = { 0 };
 	json_t *body, *j;
 	char *text;
 	long code;
-	int opt, status = 1;
+	int opt, usage, status = 1;
 
 	opterr = 0;
 	optind = 0;
@@ -1622,16 +1616,15 @@ static int cmd_check(int argc, char **argv)
 		case OPT_PORT:
 			port = optarg;
 			break;
-		case 'o':
-			if (out_parse(optarg, &fmt, false) < 0)
-				return usage_error("check", "-o '%s': table or json", optarg);
-			break;
 		default:
-			return usage_error("check", "bad option '%s'", argv[optind - 1]);
+			usage = opt_output("check", opt, argv, &fmt);
+			if (usage)
+				return usage;
 		}
 	}
-	if (optind < argc)
-		return usage_error("check", "unexpected argument '%s'", argv[optind]);
+	usage = args_none("check", argc, argv);
+	if (usage)
+		return usage;
 	if (!from || !to || !port)
 		return usage_error("check", "--from, --to and --port are required");
 	body = json_pack("{ssss}", "from", from, "to", to);
