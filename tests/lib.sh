@@ -41,6 +41,16 @@ t_cleanup() {
 }
 trap t_cleanup EXIT
 
+# t_require_cmds CMD...: skip the test (exit 77) unless every command is installed
+t_require_cmds() {
+	local c
+	for c in "$@"; do
+		command -v "$c" >/dev/null || { echo "SKIP: $c missing"; exit 77; }
+	done
+}
+# t_require_built PATH: skip the test (exit 77) unless the test program PATH is built
+t_require_built() { [ -x "$1" ] || { echo "SKIP: $1 not built"; exit 77; }; }
+
 t_pass() { echo "PASS: $*"; }
 t_fail() { echo "FAIL: $*"; T_FAILS=$((T_FAILS + 1)); }
 # t_check NAME CMD...: PASS when CMD succeeds
@@ -55,6 +65,13 @@ t_hub() {
 	ip -n "$T_HUB" link set lo up
 }
 
+# t_endpoints NAME:N...: t_endpoint for each; fails at the first that fails
+t_endpoints() {
+	local e
+	for e in "$@"; do
+		t_endpoint "${e%%:*}" "${e##*:}" || return 1
+	done
+}
 # t_endpoint NAME N: namespace ${T_PREFIX}-NAME with 10.201.0.N and fd00:201::N
 t_endpoint() {
 	local name=$1 n=$2 ns="${T_PREFIX}-$1"
@@ -183,14 +200,14 @@ PY
 	return 1
 }
 
-# t_pair_policy FROM TO PORT: $T_TMP/policies/p.yaml, one list isolating
-# the endpoints labelled app=FROM and app=TO, admitting FROM -> TO tcp/PORT.
-t_pair_policy() {
-	mkdir -p "$T_TMP/policies"
-	cat >"$T_TMP/policies/p.yaml" <<EOF2
+# t_pair_policy_yaml FROM TO PORT [NAME [NAMESPACE]]: on stdout, one list
+# (named p unless NAME) isolating the endpoints labelled app=FROM and
+# app=TO, admitting FROM -> TO tcp/PORT.
+t_pair_policy_yaml() {
+	cat <<EOF2
 apiVersion: mseg.io/v1
 kind: AllowList
-metadata: {name: p}
+metadata: {name: ${4:-p}${5:+, namespace: $5}}
 spec:
   groups:
     $1: {selector: {app: $1}}
@@ -200,13 +217,16 @@ spec:
 EOF2
 }
 
+# t_pair_policy FROM TO PORT: that list as $T_TMP/policies/p.yaml.
+t_pair_policy() {
+	mkdir -p "$T_TMP/policies"
+	t_pair_policy_yaml "$@" >"$T_TMP/policies/p.yaml"
+}
+
 # The smallest scene: endpoints api (.2) and db (.3), an outside attacker
 # (.4), "api -> db tcp/5432" with a server on db; $T_TMP/endpoints.yaml.
 t_api_db_scene() {
-	local e
-	for e in api:2 db:3 attacker:4; do
-		t_endpoint "${e%%:*}" "${e##*:}" || return 1
-	done
+	t_endpoints api:2 db:3 attacker:4 || return 1
 	t_pair_policy api db 5432
 	cat >"$T_TMP/endpoints.yaml" <<EOF2
 endpoints:

@@ -6,16 +6,12 @@
 t_require_root
 SOCK="$T_TMP/api.sock"
 
-for e in web:1 db:3 attacker:4; do
-	t_endpoint "${e%%:*}" "${e##*:}" || { t_fail "setup"; exit 1; }
-done
+t_endpoints web:1 db:3 attacker:4 || { t_fail "setup"; exit 1; }
 t_tcp_server db 5432
 
 api() { curl -s -o "$T_TMP/body" -w '%{http_code}' --unix-socket "$SOCK" "$@"; }
 wait_sock() { local i; for i in $(seq 1 100); do curl -s --unix-socket "$SOCK" http://l/healthz >/dev/null 2>&1 && return 0; sleep 0.05; done; return 1; }
-policy() { # NAME PORT
-	printf 'apiVersion: mseg.io/v1\nkind: AllowList\nmetadata: {name: %s, namespace: shop}\nspec:\n  groups:\n    web: {selector: {app: web}}\n    db: {selector: {app: db}}\n  allow:\n    - {from: web, to: db, ports: [tcp/%s]}\n' "$1" "$2"
-}
+policy() { t_pair_policy_yaml web db "$2" "$1" shop; } # NAME PORT
 db_set() { ip netns exec "$(t_ns db)" nft list set inet mseg in4_port 2>/dev/null; }
 
 t_msegd_start --resync 0

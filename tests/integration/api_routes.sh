@@ -8,9 +8,7 @@
 t_require_root
 SOCK="$T_TMP/api.sock"
 
-for e in web:1 db:3 attacker:4 filed:5; do
-	t_endpoint "${e%%:*}" "${e##*:}" || { t_fail "setup"; exit 1; }
-done
+t_endpoints web:1 db:3 attacker:4 filed:5 || { t_fail "setup"; exit 1; }
 t_tcp_server db 5432
 
 # a file policy and a file endpoint: the API must not touch those names
@@ -86,17 +84,7 @@ t_check "endpoint fields" [ "$(jq_ 'd["namespace"] == "shop" and d["ips"] == ["1
 t_check "endpoint stored" [ -f "$T_TMP/state/endpoints/db" ]
 
 # ---- policies
-cat >"$T_TMP/shop.yaml" <<EOF2
-apiVersion: mseg.io/v1
-kind: AllowList
-metadata: {name: shop, namespace: shop}
-spec:
-  groups:
-    web: {selector: {app: web}}
-    db: {selector: {app: db}}
-  allow:
-    - {from: web, to: db, ports: [tcp/5432]}
-EOF2
+t_pair_policy_yaml web db 5432 shop shop >"$T_TMP/shop.yaml"
 t_check "before: attacker reaches db" t_tcp attacker 10.201.0.3 5432
 
 snapshot before

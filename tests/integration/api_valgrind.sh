@@ -12,9 +12,7 @@ if nm "$VMSEGD" 2>/dev/null | grep -q __asan_init; then
 	echo "SKIP: $(basename "$0"): $VMSEGD is built with ASan (set VALGRIND_BUILD)"; exit 77
 fi
 SOCK="$T_TMP/api.sock"
-for e in web:1 db:3 attacker:4; do
-	t_endpoint "${e%%:*}" "${e##*:}" || { t_fail "setup"; exit 1; }
-done
+t_endpoints web:1 db:3 attacker:4 || { t_fail "setup"; exit 1; }
 t_tcp_server db 5432
 valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect \
 	--log-file="$T_TMP/vg.log" "$VMSEGD" --state-dir "$T_TMP/state" --listen "unix:$SOCK" --resync 0 \

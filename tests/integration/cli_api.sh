@@ -8,9 +8,7 @@
 t_require_root
 export MSEG_SERVER="unix:$T_TMP/api.sock"
 
-for e in web:1 db:3 attacker:4; do
-	t_endpoint "${e%%:*}" "${e##*:}" || { t_fail "setup"; exit 1; }
-done
+t_endpoints web:1 db:3 attacker:4 || { t_fail "setup"; exit 1; }
 t_tcp_server db 5432
 t_tcp_server db 5433
 
@@ -60,17 +58,10 @@ run "endpoint add bad label" 2 "$MSEG" endpoint add x --netns /x --ip 10.0.0.1 -
 
 # ---- apply
 mkdir -p "$T_TMP/pol"
-cat >"$T_TMP/pol/shop.yaml" <<EOF2
-apiVersion: mseg.io/v1
-kind: AllowList
-metadata: {name: shop, namespace: shop}
-spec:
-  groups:
-    web: {selector: {app: web}}
-    db: {selector: {app: db}}
-  allow:
-    - {from: web, to: db, ports: [tcp/5432]}
----
+{
+	t_pair_policy_yaml web db 5432 shop shop
+	echo ---
+	cat <<EOF2
 apiVersion: mseg.io/v1
 kind: AllowList
 metadata: {name: extra, namespace: shop}
@@ -80,6 +71,7 @@ spec:
   allow:
     - {from: world, to: db, ports: [udp/53]}
 EOF2
+} >"$T_TMP/pol/shop.yaml"
 run "apply --dry-run" 0 "$MSEG" apply -f "$T_TMP/pol/shop.yaml" --dry-run && {
 	t_check "dry run: would create both" bash -c "grep -q 'policy shop/shop would create' '$T_TMP/out' && grep -q 'policy shop/extra would create' '$T_TMP/out'"
 	t_check "dry run: shows db's new entry" out_has "+ 10.201.0.1 . tcp . 5432"

@@ -14,7 +14,7 @@ MSEG_CNI="$MSEG_ROOT/$BUILD/mseg-cni"
 for p in bridge host-local; do
 	[ -x "$CNI_BIN/$p" ] || { echo "SKIP: $CNI_BIN/$p missing (containernetworking-plugins)"; exit 77; }
 done
-command -v jq >/dev/null || { echo "SKIP: jq missing"; exit 77; }
+t_require_cmds jq
 SOCK="$T_TMP/api.sock"
 BR="mb$$"
 BR=${BR:0:15}

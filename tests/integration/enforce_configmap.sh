@@ -13,9 +13,7 @@
 t_require_root
 
 # web .1, api .2, db .3; api2 .4 joins and leaves the inventory
-for e in web:1 api:2 db:3 api2:4; do
-	t_endpoint "${e%%:*}" "${e##*:}" || { t_fail "setup"; exit 1; }
-done
+t_endpoints web:1 api:2 db:3 api2:4 || { t_fail "setup"; exit 1; }
 t_tcp_server db 5432
 t_wait_port db 5432
 

@@ -6,20 +6,8 @@
 . "$(dirname "$0")/../lib.sh"
 t_require_root
 
-for e in web:1 api:2 db:3 web2:4; do
-	t_endpoint "${e%%:*}" "${e##*:}" || { t_fail "setup"; exit 1; }
-done
+t_endpoints web:1 api:2 db:3 web2:4 || { t_fail "setup"; exit 1; }
 t_pair_policy web db 5432
-apiVersion: mseg.io/v1
-kind: AllowList
-metadata: {name: p}
-spec:
-  groups:
-    web: {selector: {app: web}}
-    db: {selector: {app: db}}
-  allow:
-    - {from: web, to: db, ports: [tcp/5432]}
-EOF2
 write_inventory() { # extra lines...
 	{
 		echo "endpoints:"

@@ -8,9 +8,7 @@ t_require_root
 
 # web .1, api .2, db .3; outside hosts (no endpoint): attacker .4,
 # office .70, office host excluded by `except` .71, download host .80
-for e in web:1 api:2 db:3 attacker:4 office:70 officex:71 dl:80; do
-	t_endpoint "${e%%:*}" "${e##*:}" || { t_fail "setup"; exit 1; }
-done
+t_endpoints web:1 api:2 db:3 attacker:4 office:70 officex:71 dl:80 || { t_fail "setup"; exit 1; }
 
 cat >"$T_TMP/endpoints.yaml" <<EOF2
 endpoints:

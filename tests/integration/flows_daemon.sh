@@ -10,9 +10,7 @@
 . "$(dirname "$0")/../lib.sh"
 t_require_root
 
-for e in db:3 attacker:4 dl:80; do
-	t_endpoint "${e%%:*}" "${e##*:}" || { t_fail "setup"; exit 1; }
-done
+t_endpoints db:3 attacker:4 dl:80 || { t_fail "setup"; exit 1; }
 cat >"$T_TMP/endpoints.yaml" <<EOF2
 endpoints:
   - {id: db, name: postgres, namespace: shop, labels: {app: db}, netns: $(t_netns_path db), ips: [10.201.0.3, "fd00:201::3"]}

@@ -26,9 +26,7 @@ if nm -an "$VMSEGD" 2>/dev/null | grep -q __asan_init; then
 	exit 77
 fi
 
-for e in web:1 api:2 db:3 attacker:4; do
-	t_endpoint "${e%%:*}" "${e##*:}" || { t_fail "setup"; exit 1; }
-done
+t_endpoints web:1 api:2 db:3 attacker:4 || { t_fail "setup"; exit 1; }
 t_tcp_server db 5432
 t_wait_port db 5432
 

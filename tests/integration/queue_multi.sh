@@ -8,16 +8,8 @@
 t_require_root
 
 NFQ="$MSEG_ROOT/$BUILD/tests/nfqtool"
-if [ ! -x "$NFQ" ]; then
-	echo "SKIP: $NFQ not built"
-	exit 77
-fi
-for tool in iptables-nft python3 jq socat; do
-	if ! command -v "$tool" >/dev/null; then
-		echo "SKIP: $tool missing"
-		exit 77
-	fi
-done
+t_require_built "$NFQ"
+t_require_cmds iptables-nft python3 jq socat
 
 for e in a:1 b:2 c:3; do
 	t_endpoint "${e%:*}" "${e#*:}" || { t_fail "setup"; exit 1; }

@@ -12,16 +12,8 @@
 t_require_root
 
 NFQ="$MSEG_ROOT/$BUILD/tests/nfqtool"
-if [ ! -x "$NFQ" ]; then
-	echo "SKIP: $NFQ not built"
-	exit 77
-fi
-for tool in iptables-nft python3 jq; do
-	if ! command -v "$tool" >/dev/null; then
-		echo "SKIP: $tool missing"
-		exit 77
-	fi
-done
+t_require_built "$NFQ"
+t_require_cmds iptables-nft python3 jq
 
 t_endpoint a 1 || { t_fail "setup"; exit 1; }
 NS=$(t_ns a)
