@@ -174,6 +174,7 @@ struct ep_table_counters {
 	bool present[MSEG_DIR_COUNT];
 	uint64_t packets[MSEG_DIR_COUNT];
 	uint64_t bytes[MSEG_DIR_COUNT];
+	uint64_t invalid_packets[MSEG_DIR_COUNT];   /* dropped by `ct state invalid` */
 };
 
 int ep_table_counters_read(struct netns *ns, struct ep_table_counters *ret,

@@ -1013,6 +1013,18 @@ void api_handle_metrics(struct api_ctx *x)
 	m_head(f, "mseg_elements_deleted_total", "counter", "Kernel set elements deleted.");
 	fprintf(f, "mseg_elements_deleted_total %llu\n", (unsigned long long)st->elements_deleted);
 
+	/* the invalid counts come with the same read as the over-limit ones */
+	uint64_t *invalid = calloc(n * MSEG_DIR_COUNT + 1, sizeof(*invalid));
+	bool *invalid_present = calloc(n * MSEG_DIR_COUNT + 1, sizeof(*invalid_present));
+
+	if (!invalid || !invalid_present) {
+		free(invalid);
+		free(invalid_present);
+		fclose(f);
+		free(buf);
+		api_resp_error(x, 503, "out of memory");
+		return;
+	}
 	m_head(f, "mseg_overlimit_packets_total", "counter",
 	       "Unmatched packets over the queue rate limit (not sent to msegd), per endpoint and direction.");
 	for (size_t i = 0; i < n; i++) {
@@ -1028,7 +1040,24 @@ void api_handle_metrics(struct api_ctx *x)
 				fprintf(f, "mseg_overlimit_packets_total{endpoint=\"%s\",direction=\"%s\"} %llu\n",
 					s.id, dir == 0 ? "ingress" : "egress",
 					(unsigned long long)ctr.packets[dir]);
+		memcpy(invalid + i * MSEG_DIR_COUNT, ctr.invalid_packets, sizeof(ctr.invalid_packets));
+		for (int dir = 0; dir < MSEG_DIR_COUNT; dir++)
+			invalid_present[i * MSEG_DIR_COUNT + dir] = ctr.present[dir];
 	}
+	m_head(f, "mseg_invalid_packets_total", "counter",
+	       "Packets conntrack found invalid, dropped in the kernel before the queue, per endpoint and direction.");
+	for (size_t i = 0; i < n; i++) {
+		struct reconcile_ep_status s;
+
+		reconciler_ep_status(d->rec, i, &s);
+		for (int dir = 0; dir < MSEG_DIR_COUNT; dir++)
+			if (invalid_present[i * MSEG_DIR_COUNT + dir])
+				fprintf(f, "mseg_invalid_packets_total{endpoint=\"%s\",direction=\"%s\"} %llu\n",
+					s.id, dir == 0 ? "ingress" : "egress",
+					(unsigned long long)invalid[i * MSEG_DIR_COUNT + dir]);
+	}
+	free(invalid);
+	free(invalid_present);
 	if (x->a->flows) {
 		struct flow_counts fc;
 		struct flow_ring_stats fs;

@@ -43,6 +43,13 @@
 
 /* ---- generation ---- */
 
+/* The named counters of an isolated direction: over the rate limit, and
+ * refused by conntrack as invalid. */
+static const char *const counter_names[MSEG_DIR_COUNT][2] = {
+	[MSEG_DIR_INGRESS] = { "in_overlimit", "in_invalid" },
+	[MSEG_DIR_EGRESS] = { "out_overlimit", "out_invalid" },
+};
+
 static int gen_cb(const struct nlmsghdr *nlh, void *data)
 {
 	struct nftnl_gen *g = nftnl_gen_alloc();
@@ -707,24 +714,26 @@ static void compare(struct report *rep, struct kstate *k, const struct mseg_ep_p
 			     o->ltype, opts.rate, opts.burst);
 	}
 	for (int d = 0; d < MSEG_DIR_COUNT; d++) {
-		const char *cname = d == MSEG_DIR_INGRESS ? "in_overlimit" : "out_overlimit";
-
 		if (!plan->dir[d].isolated)
 			continue;
-		expect_objs++;
-		if (!kobj_find(k, cname, NFT_OBJECT_COUNTER))
-			diff(rep, "counter %s is missing", cname);
+		for (int c = 0; c < 2; c++) {
+			const char *cname = counter_names[d][c];
+
+			expect_objs++;
+			if (!kobj_find(k, cname, NFT_OBJECT_COUNTER))
+				diff(rep, "counter %s is missing", cname);
+		}
 	}
 	if (k->n_objs > expect_objs)
 		for (size_t i = 0; i < k->n_objs; i++) {
 			struct kobj *o = &k->objs[i];
-			bool known = (o->type == NFT_OBJECT_LIMIT && strcmp(o->name, "flood") == 0) ||
-				     (o->type == NFT_OBJECT_COUNTER &&
-				      ((strcmp(o->name, "in_overlimit") == 0 &&
-					plan->dir[MSEG_DIR_INGRESS].isolated) ||
-				       (strcmp(o->name, "out_overlimit") == 0 &&
-					plan->dir[MSEG_DIR_EGRESS].isolated)));
+			bool known = o->type == NFT_OBJECT_LIMIT && strcmp(o->name, "flood") == 0;
 
+			for (int d = 0; d < MSEG_DIR_COUNT && !known; d++)
+				for (int c = 0; c < 2; c++)
+					if (o->type == NFT_OBJECT_COUNTER && plan->dir[d].isolated &&
+					    strcmp(o->name, counter_names[d][c]) == 0)
+						known = true;
 			if (!known)
 				diff(rep, "unexpected object %s (type %u)", o->name, o->type);
 		}
@@ -912,14 +921,16 @@ int ep_table_counters_read(struct netns *ns, struct ep_table_counters *ret, stru
 				strerror(-r));
 	}
 	for (int d = 0; d < MSEG_DIR_COUNT; d++) {
-		struct kobj *o = kobj_find(&k, d == MSEG_DIR_INGRESS ? "in_overlimit" : "out_overlimit",
-					   NFT_OBJECT_COUNTER);
+		struct kobj *o = kobj_find(&k, counter_names[d][0], NFT_OBJECT_COUNTER);
+		struct kobj *inv = kobj_find(&k, counter_names[d][1], NFT_OBJECT_COUNTER);
 
 		if (o) {
 			ret->present[d] = true;
 			ret->packets[d] = o->pkts;
 			ret->bytes[d] = o->bytes;
 		}
+		if (inv)
+			ret->invalid_packets[d] = inv->pkts;
 	}
 	kstate_release(&k);
 	return 0;

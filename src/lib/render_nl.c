@@ -436,7 +436,7 @@ static int rb_init(struct rb *rb, const char *table, const char *chain)
 	return 0;
 }
 
-/* ct state established,related accept   |   ct state invalid drop */
+/* ct state established,related accept */
 static void rule_ct_state(struct rb *rb, uint32_t states, int verdict)
 {
 	uint32_t zero = 0;
@@ -445,6 +445,19 @@ static void rule_ct_state(struct rb *rb, uint32_t states, int verdict)
 	x_bitwise_and(rb, NFT_REG_1, states);
 	x_cmp(rb, NFT_CMP_NEQ, NFT_REG_1, &zero, sizeof(zero));
 	x_verdict(rb, verdict);
+}
+
+/* ct state invalid counter name "in_invalid" drop: conntrack's refusals
+ * never reach msegd, so they are counted here instead */
+static void rule_invalid(struct rb *rb, enum mseg_dir dir)
+{
+	uint32_t zero = 0;
+
+	x_ct_load(rb, NFT_CT_STATE, NFT_REG_1);
+	x_bitwise_and(rb, NFT_REG_1, NF_CT_STATE_INVALID_BIT);
+	x_cmp(rb, NFT_CMP_NEQ, NFT_REG_1, &zero, sizeof(zero));
+	x_objref(rb, NFT_OBJECT_COUNTER, dir == MSEG_DIR_INGRESS ? "in_invalid" : "out_invalid");
+	x_verdict(rb, NF_DROP);
 }
 
 /* iif "lo" accept   |   oif "lo" accept   (lo is ifindex 1 in every netns) */
@@ -546,7 +559,7 @@ static int chain_rules(enum mseg_dir dir, enum mseg_mode mode, const struct tabl
 						   NF_CT_STATE_BIT(IP_CT_RELATED),
 				      NF_ACCEPT);
 		else if (i == 1)
-			rule_ct_state(&rb, NF_CT_STATE_INVALID_BIT, NF_DROP);
+			rule_invalid(&rb, dir);
 		else if (i == 2)
 			rule_loopback(&rb, dir);
 		else if (i == 3)
@@ -1049,6 +1062,9 @@ int render_nl_table_replace(struct nl_batch *b, const struct mseg_ep_plan *plan,
 	for (int d = 0; d < MSEG_DIR_COUNT && r == 0; d++)
 		if (plan->dir[d].isolated)
 			r = msg_counter(b, d == MSEG_DIR_INGRESS ? "in_overlimit" : "out_overlimit");
+	for (int d = 0; d < MSEG_DIR_COUNT && r == 0; d++)
+		if (plan->dir[d].isolated)
+			r = msg_counter(b, d == MSEG_DIR_INGRESS ? "in_invalid" : "out_invalid");
 	for (int d = 0; d < MSEG_DIR_COUNT && r == 0; d++)
 		if (plan->dir[d].isolated)
 			r = msgs_dir_sets(b, (enum mseg_dir)d, &parts[d], &set_id);

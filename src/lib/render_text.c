@@ -212,7 +212,7 @@ static void print_chain(FILE *f, const struct mseg_dir_plan *dp, enum mseg_dir d
 	fprintf(f, "\t\ttype filter hook %s priority filter; policy accept;\n",
 		in ? "input" : "output");
 	fprintf(f, "\t\tct state established,related accept\n");
-	fprintf(f, "\t\tct state invalid drop\n");
+	fprintf(f, "\t\tct state invalid counter name \"%s_invalid\" drop\n", in ? "in" : "out");
 	fprintf(f, "\t\t%s \"lo\" accept\n", in ? "iif" : "oif");
 	fprintf(f, "\t\ticmpv6 type { mld-listener-query, mld-listener-report, mld-listener-done, "
 		   "nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert, "
@@ -270,6 +270,10 @@ int render_text_table(FILE *f, const struct mseg_ep_plan *ep, const struct table
 	for (int d = 0; d < MSEG_DIR_COUNT; d++)
 		if (ep->dir[d].isolated)
 			fprintf(f, "\tcounter %s_overlimit {\n\t}\n\n",
+				d == MSEG_DIR_INGRESS ? "in" : "out");
+	for (int d = 0; d < MSEG_DIR_COUNT; d++)
+		if (ep->dir[d].isolated)
+			fprintf(f, "\tcounter %s_invalid {\n\t}\n\n",
 				d == MSEG_DIR_INGRESS ? "in" : "out");
 	for (int d = 0; d < MSEG_DIR_COUNT; d++) {
 		if (!ep->dir[d].isolated)

@@ -73,11 +73,12 @@ t_check "flow: egress tcp with uid 70" t_flow_has "$LOG" endpoint=db direction=e
 	src=10.201.0.3 dst=10.201.0.80 dport=80 proto=tcp verdict=dropped uid=70 gid=70
 
 # malformed and unusual packets leaving db (its egress is isolated): the
-# ones conntrack finds invalid are dropped by `ct state invalid drop` before
-# the queue (sendto says EPERM); the others reach msegd, which must record
-# them and stay up
+# ones conntrack finds invalid are dropped and counted by the `ct state
+# invalid` rule before the queue (sendto says EPERM); the others reach
+# msegd, which must record them and stay up
 metric() { curl -s --unix-socket "$T_TMP/api.sock" http://msegd/metrics | awk -v m="$1" '$1 == m {print $2}'; }
 q0=$(metric 'mseg_queue_packets_total{verdict="dropped"}')
+i0=$(metric 'mseg_invalid_packets_total{endpoint="db",direction="egress"}')
 ip netns exec "$(t_ns db)" python3 "$MSEG_ROOT/tests/tools/malformed.py" \
 	10.201.0.3 10.201.0.80 fd00:201::3 fd00:201::50 >"$T_TMP/raw.out" 2>&1
 cat "$T_TMP/raw.out"
@@ -89,6 +90,11 @@ t_check "msegd alive after malformed packets" kill -0 "$T_MSEGD_PID"
 q1=$(metric 'mseg_queue_packets_total{verdict="dropped"}')
 echo "queued packets before/after: ${q0:-?} ${q1:-?}"
 t_check "msegd's API answers and counted the queued ones" [ "${q1:-0}" -gt "${q0:-0}" ]
+refused=$(grep -c "Operation not permitted" "$T_TMP/raw.out")
+i1=$(metric 'mseg_invalid_packets_total{endpoint="db",direction="egress"}')
+echo "conntrack-invalid: $refused refused at sendto, counter ${i0:-?} -> ${i1:-?}"
+t_check "the ones conntrack refused are counted (mseg_invalid_packets_total)" \
+	[ "$refused" -ge 1 ] && [ "$((${i1:-0} - ${i0:-0}))" -ge "$refused" ]
 t_check_not "and still refuses the attacker" t_tcp attacker 10.201.0.3 5432
 
 # kill -9: unmatched traffic stays blocked; restart reattaches and records again
