@@ -1261,8 +1261,11 @@ static void test_render_text(void)
 		T_CHECK(strstr(text, "# endpoint api (shop/api) netns -\ntable inet mseg {\n"), "api header");
 		T_CHECK(strstr(text, "# endpoint db (shop/db) netns /run/netns/db\ntable inet mseg {\n"
 				     "\tlimit flood {\n\t\trate over 10/second burst 20 packets\n\t}\n\n"
-				     "\tcounter in_overlimit {\n\t}\n\n\tset in4_port {\n"),
+				     "\tcounter in_overlimit {\n\t}\n\n"
+				     "\tcounter in_invalid {\n\t}\n\n\tset in4_port {\n"),
 			"db header");
+		T_CHECK(strstr(text, "\t\tct state invalid counter name \"in_invalid\" drop\n"),
+			"invalid packets counted");
 		T_CHECK(strstr(text, "# endpoint free (shop/free) netns -\n# not isolated: no table\n"),
 			"free: no table");
 		T_CHECK(strstr(text, "\tset in4_port {\n\t\ttype ipv4_addr . inet_proto . inet_service\n"
