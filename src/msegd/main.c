@@ -14,9 +14,10 @@ int main(int argc, char **argv)
 	err_clear(&err);
 	r = daemon_config_parse(&cfg, argc, argv, &err);
 	if (r != 0) {
+		/* usage only helps with the command line, not with a file */
 		if (r < 0)
 			fprintf(stderr, "msegd: %s\n%s", err_format(&err, msg, sizeof(msg)),
-				daemon_usage());
+				err.file[0] ? "" : "run 'msegd --help' for the options\n");
 		daemon_config_release(&cfg);
 		return r < 0 ? 2 : 0;
 	}

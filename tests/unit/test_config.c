@@ -1,0 +1,144 @@
+/* msegd's flags and config file: values, precedence, and errors that name
+ * the option (and file:line for the config file). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "mseg/daemon.h"
+#include "t.h"
+
+static int parse(struct daemon_config *c, struct mseg_err *err, int argc, char **argv)
+{
+	daemon_config_init(c);
+	err_clear(err);
+	return daemon_config_parse(c, argc, argv, err);
+}
+
+static char *write_conf(const char *text)
+{
+	static char path[] = "/tmp/mseg-test-conf-XXXXXX";
+	char *p = strdup(path);
+	int fd = mkstemp(p);
+
+	if (fd < 0 || write(fd, text, strlen(text)) != (ssize_t)strlen(text)) {
+		free(p);
+		return NULL;
+	}
+	close(fd);
+	return p;
+}
+
+static void test_defaults_and_flags(void)
+{
+	struct daemon_config c;
+	struct mseg_err err;
+	char *argv[] = { "msegd", "--policy-dir", "/p", "--mode", "audit", "--default-deny",
+			 "--resync", "5", "--queue-rate", "50", NULL };
+
+	T_CHECK(parse(&c, &err, 10, argv) == 0, "%s", err.msg);
+	T_STREQ(c.policy_dir, "/p");
+	T_STREQ(c.state_dir, "/var/lib/mseg");
+	T_STREQ(c.listen, "unix:/run/mseg/api.sock");
+	T_CHECK(c.mode == MSEG_MODE_AUDIT, "mode");
+	T_CHECK(c.default_deny, "default-deny");
+	T_CHECK(c.resync_sec == 5, "resync %u", c.resync_sec);
+	T_CHECK(c.queue_rate == 50 && c.queue_burst == 200, "rate %u burst %u", c.queue_rate,
+		c.queue_burst);
+	T_CHECK(c.flow_ring_size == 10000 && c.flow_window_sec == 60, "flow defaults");
+	daemon_config_release(&c);
+}
+
+static void test_bad_flags(void)
+{
+	/* getopt takes char **: the cases are copied before each parse */
+	static const struct {
+		const char *argv[4];
+		const char *msg;
+	} cases[] = {
+		{ { "msegd", "--mode", "bogus" }, "--mode 'bogus': expected enforce or audit" },
+		{ { "msegd", "--resync", "-1" }, "--resync '-1': expected seconds 0..86400" },
+		{ { "msegd", "--queue-num", "65536" }, "--queue-num '65536': expected 0..65535" },
+		{ { "msegd", "--listen", "/run/x.sock" },
+		  "--listen '/run/x.sock': expected unix:/absolute/path" },
+		{ { "msegd", "--listen-tcp", "127.0.0.1:9000" }, "--listen-tcp requires --token-file" },
+		{ { "msegd", "--tls-cert", "/c" }, "--tls-cert and --tls-key go together" },
+		{ { "msegd", "--nope" }, "unknown option or missing value: '--nope'" },
+		{ { "msegd", "stray" }, "unexpected argument 'stray'" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct daemon_config c;
+		struct mseg_err err;
+		int argc = cases[i].argv[2] ? 3 : 2;
+		char *argv[4] = { NULL };
+
+		for (int a = 0; a < argc; a++)
+			argv[a] = (char *)cases[i].argv[a];
+		T_CHECK(parse(&c, &err, argc, argv) == -EINVAL, "case %zu accepted", i);
+		T_STREQ(err.msg, cases[i].msg);
+		daemon_config_release(&c);
+	}
+}
+
+static void test_config_file(void)
+{
+	struct daemon_config c;
+	struct mseg_err err;
+	char *path = write_conf("# msegd settings\npolicy-dir: /etc/mseg/policies\n"
+				"default-deny: true\nresync: \"10\"\nmode: audit\n");
+	char *argv[] = { "msegd", "--config", path, "--mode", "enforce", NULL };
+
+	T_CHECK(path != NULL, "temp file");
+	if (!path)
+		return;
+	T_CHECK(parse(&c, &err, 5, argv) == 0, "%s", err.msg);
+	T_STREQ(c.policy_dir, "/etc/mseg/policies");
+	T_CHECK(c.default_deny && c.resync_sec == 10, "file values");
+	T_CHECK(c.mode == MSEG_MODE_ENFORCE, "the command line wins over the file");
+	daemon_config_release(&c);
+	unlink(path);
+	free(path);
+}
+
+static void test_config_file_errors(void)
+{
+	static const struct {
+		const char *text;
+		unsigned line;
+		const char *msg;
+	} cases[] = {
+		{ "resync: 10\nresync: abc\n", 2, "--resync 'abc': expected seconds 0..86400" },
+		{ "polcy-dir: /x\n", 1, "unknown setting 'polcy-dir'" },
+		{ "just words\n", 1, "expected 'key: value'" },
+		{ "default-deny: maybe\n", 1, "'default-deny' expects true or false" },
+		{ "help: true\n", 1, "unknown setting 'help'" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct daemon_config c;
+		struct mseg_err err;
+		char *path = write_conf(cases[i].text);
+		char *argv[] = { "msegd", "--config", path, NULL };
+
+		T_CHECK(path != NULL, "temp file");
+		if (!path)
+			continue;
+		T_CHECK(parse(&c, &err, 3, argv) == -EINVAL, "case %zu accepted", i);
+		T_STREQ(err.file, path);
+		T_CHECK(err.line == cases[i].line, "case %zu: line %u", i, err.line);
+		T_STREQ(err.msg, cases[i].msg);
+		daemon_config_release(&c);
+		unlink(path);
+		free(path);
+	}
+}
+
+int main(void)
+{
+	T_RUN(test_defaults_and_flags);
+	T_RUN(test_bad_flags);
+	T_RUN(test_config_file);
+	T_RUN(test_config_file_errors);
+	return t_exit();
+}
