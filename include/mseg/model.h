@@ -131,6 +131,7 @@ struct mseg_policy {
 	struct mseg_rule *rules;
 	size_t n_rules;
 	struct mseg_pos pos;          /* the document start */
+	size_t doc_start, doc_len;    /* the document's bytes in the buffer it came from */
 };
 
 struct mseg_label {

@@ -796,6 +796,8 @@ static int policy_from_doc(const char *file, const struct ydoc *doc, struct mseg
 	c.p->pos.file = f;
 	c.p->pos.line = doc->line;
 	c.p->pos.col = doc->col;
+	c.p->doc_start = doc->start;
+	c.p->doc_len = doc->end - doc->start;
 
 	r = header_parse(&c, doc->root);
 	if (r < 0)

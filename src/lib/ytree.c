@@ -180,6 +180,8 @@ static int builder_doc_start(struct builder *b, const yaml_event_t *ev)
 	memset(d, 0, sizeof(*d));
 	d->line = (unsigned)ev->start_mark.line + 1;
 	d->col = (unsigned)ev->start_mark.column + 1;
+	d->start = ev->start_mark.index;
+	d->end = ev->start_mark.index;
 	b->doc = d;
 	return 0;
 }
@@ -413,6 +415,8 @@ static int builder_event(struct builder *b, const yaml_event_t *ev)
 	case YAML_DOCUMENT_START_EVENT:
 		return builder_doc_start(b, ev);
 	case YAML_DOCUMENT_END_EVENT:
+		if (b->doc)
+			b->doc->end = ev->end_mark.index;
 		b->doc = NULL;
 		return 0;
 	case YAML_ALIAS_EVENT:

@@ -32,6 +32,7 @@ struct ynode {
 struct ydoc {
 	struct ynode *root;      /* never NULL: an empty document is a null scalar */
 	unsigned line, col;      /* where the document starts */
+	size_t start, end;       /* its bytes in the buffer: [start, end) */
 };
 
 struct ytree {

@@ -764,38 +764,13 @@ static int cmd_status(int argc, char **argv)
 
 /* ---- apply ---- */
 
-/* Documents of a YAML stream: split at "---" lines. Each piece knows the
- * line it starts on. */
+/* One document of a file, as the parser delimited it (a `---` inside a
+ * block scalar does not split). */
 struct doc_piece {
 	const char *text;
 	size_t len;
 	unsigned first_line;
 };
-
-static size_t docs_split(const char *buf, size_t len, struct doc_piece *out, size_t max)
-{
-	size_t n = 0;
-	const char *start = buf, *p = buf;
-	unsigned line = 1, start_line = 1;
-
-	while (p < buf + len) {
-		const char *nl = memchr(p, '\n', (size_t)(buf + len - p));
-		const char *end = nl ? nl + 1 : buf + len;
-
-		if ((size_t)(end - p) >= 3 && memcmp(p, "---", 3) == 0 &&
-		    (end - p == 3 || p[3] == ' ' || p[3] == '\n' || p[3] == '\r' || p[3] == '\t')) {
-			if (n < max && p > start)
-				out[n++] = (struct doc_piece){ start, (size_t)(p - start), start_line };
-			start = p;      /* keep the separator: positions stay right */
-			start_line = line;
-		}
-		p = end;
-		line++;
-	}
-	if (n < max && p > start)
-		out[n++] = (struct doc_piece){ start, (size_t)(p - start), start_line };
-	return n;
-}
 
 static void dry_run_print(const json_t *j)
 {
@@ -890,52 +865,48 @@ static int apply_file(const char *file, bool dry_run, enum out_fmt fmt)
 	char msg[1024];
 	char *buf = NULL;
 	size_t len = 0;
-	struct doc_piece pieces[256];
-	size_t n_pieces;
-	FILE *f;
-	int status = 1, r;
+	FILE *f, *m;
+	int status = 1;
 
-	/* validate the whole file locally first: positions name the file */
-	policy_set_init(&whole);
-	err_clear(&err);
-	r = policy_load_file(&whole, file, &err);
-	if (r < 0) {
-		fprintf(stderr, "%s\n", err_format(&err, msg, sizeof(msg)));
-		goto out_release;
-	}
 	f = fopen(file, "re");
 	if (!f) {
 		fprintf(stderr, "%s: %s\n", file, strerror(errno));
-		goto out_release;
+		return 1;
 	}
-	{
-		FILE *m = open_memstream(&buf, &len);
+	m = open_memstream(&buf, &len);
+	if (m) {
 		char chunk[8192];
 		size_t n;
 
-		while (m && (n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
 			fwrite(chunk, 1, n, m);
-		if (m)
-			fclose(m);
+		fclose(m);
 	}
 	fclose(f);
-	n_pieces = docs_split(buf ? buf : "", len, pieces, sizeof(pieces) / sizeof(pieces[0]));
-	status = 0;
-	for (size_t i = 0; i < n_pieces; i++) {
-		struct mseg_policy_set one;
-
-		policy_set_init(&one);
-		err_clear(&err);
-		if (policy_parse_buffer(&one, file, pieces[i].text, pieces[i].len, &err) == 0 &&
-		    one.n == 1) {
-			if (apply_one(file, &pieces[i], one.items[0], dry_run, fmt) != 0)
-				status = 1;
-		}
-		policy_set_release(&one);
+	if (!m || !buf) {
+		fprintf(stderr, "%s: out of memory\n", file);
+		free(buf);
+		return 1;
 	}
-	free(buf);
+	/* validate the whole file locally first: positions name the file, and
+	 * each policy knows the bytes of its document */
+	policy_set_init(&whole);
+	err_clear(&err);
+	if (policy_parse_buffer(&whole, file, buf, len, &err) < 0) {
+		fprintf(stderr, "%s\n", err_format(&err, msg, sizeof(msg)));
+		goto out_release;
+	}
+	status = 0;
+	for (size_t i = 0; i < whole.n; i++) {
+		const struct mseg_policy *p = whole.items[i];
+		struct doc_piece pc = { buf + p->doc_start, p->doc_len, p->pos.line };
+
+		if (apply_one(file, &pc, p, dry_run, fmt) != 0)
+			status = 1;
+	}
 out_release:
 	policy_set_release(&whole);
+	free(buf);
 	return status;
 }
 

@@ -424,6 +424,51 @@ static void test_multi_doc(void)
 	policy_set_release(&set);
 }
 
+/* Each policy knows the bytes of its document, as the parser delimited
+ * them: `mseg apply` sends exactly those. Re-parsing a span gives that
+ * policy alone, also with `...` end markers, a flow document on the `---`
+ * line and comments around. */
+static void test_doc_spans(void)
+{
+	static const char text[] =
+		"# shop policies\n"
+		"apiVersion: mseg.io/v1\nkind: AllowList\nmetadata: {name: a}\n"
+		"spec: {groups: {g: {selector: {app: a}}}}\n"
+		"...\n"
+		"--- {apiVersion: mseg.io/v1, kind: AllowList, metadata: {name: b},\n"
+		"     spec: {groups: {g: {selector: {app: b}}}}}\n"
+		"# between\n"
+		"---\n"
+		"apiVersion: mseg.io/v1\nkind: AllowList\nmetadata: {name: c}\n"
+		"spec: {groups: {g: {selector: {app: c}}}}\n";
+	static const char *const names[] = { "a", "b", "c" };
+	static const unsigned lines[] = { 2, 7, 10 };
+	struct mseg_policy_set set;
+	struct mseg_err err;
+
+	policy_set_init(&set);
+	T_CHECK(policy_parse_buffer(&set, "spans.yaml", text, sizeof(text) - 1, &err) == 0, "%s",
+		fmt(&err));
+	T_CHECK(set.n == 3, "%zu policies", set.n);
+	for (size_t i = 0; i < set.n && i < 3; i++) {
+		const struct mseg_policy *p = set.items[i];
+		struct mseg_policy_set one;
+
+		T_STREQ(p->name, names[i]);
+		T_CHECK(p->pos.line == lines[i], "%s starts on line %u", p->name, p->pos.line);
+		T_CHECK(p->doc_start + p->doc_len <= sizeof(text) - 1, "%s: span in the buffer", p->name);
+		T_CHECK(i == 0 || p->doc_start >= set.items[i - 1]->doc_start + set.items[i - 1]->doc_len,
+			"%s: spans do not overlap", p->name);
+		policy_set_init(&one);
+		T_CHECK(policy_parse_buffer(&one, "span", text + p->doc_start, p->doc_len, &err) == 0,
+			"%s: %s", p->name, fmt(&err));
+		T_CHECK(one.n == 1 && strcmp(one.items[0]->name, names[i]) == 0, "%s re-parses alone",
+			p->name);
+		policy_set_release(&one);
+	}
+	policy_set_release(&set);
+}
+
 static void test_json_body(void)
 {
 	struct mseg_policy_set set;
@@ -1019,6 +1064,7 @@ int main(void)
 	T_RUN(test_address_groups);
 	T_RUN(test_empty_selector_and_self);
 	T_RUN(test_multi_doc);
+	T_RUN(test_doc_spans);
 	T_RUN(test_json_body);
 	T_RUN(test_json_error_position);
 	T_RUN(test_encodings);
