@@ -51,7 +51,7 @@ const char *daemon_usage(void)
 	       "  --token-file FILE      bearer token for the TCP listener (>= 32 chars)\n"
 	       "  --tls-cert FILE --tls-key FILE   TLS for the TCP listener\n"
 	       "  --mode enforce|audit   audit: nothing is dropped anywhere (rollout)\n"
-	       "  --default-deny         isolate endpoints that no policy covers\n"
+	       "  --default-deny         isolate every direction that no policy isolates\n"
 	       "  --resync SECONDS       kernel read-back period, 0 = off (default 30)\n"
 	       "  --flow-log FILE        JSON-lines flow log\n"
 	       "  --log-level L          error|warn|info|debug (default info)\n"
