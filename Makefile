@@ -29,7 +29,7 @@ ALL_CFLAGS = -std=gnu11 $(WARN) $(SAN_FLAGS) -D_GNU_SOURCE -Iinclude -Isrc/lib \
 ALL_LDFLAGS = $(SAN_FLAGS) $(LDFLAGS)
 LIBS = $(PKG_LIBS) -lm
 
-LIB_SRCS := $(sort $(wildcard src/lib/*.c))
+LIB_SRCS := $(sort $(wildcard src/lib/*/*.c))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 LIB := $(BUILD)/libmseg.a
 

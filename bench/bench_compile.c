@@ -24,7 +24,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
-#include "mseg/plan.h"
+#include "mseg/model/plan.h"
 
 #define TARGET_MS 100.0
 #define TARGET_MIB 64.0

@@ -31,8 +31,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "mseg/nft.h"
-#include "mseg/render_text.h"
+#include "mseg/kernel/nft.h"
+#include "mseg/compile/render_text.h"
 
 static uint64_t now_ns(void)
 {

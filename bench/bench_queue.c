@@ -45,10 +45,10 @@
 #include <libmnl/libmnl.h>
 #include <libnetfilter_queue/libnetfilter_queue.h>
 
-#include "mseg/evloop.h"
-#include "mseg/flow.h"
-#include "mseg/nft.h"
-#include "mseg/queue.h"
+#include "mseg/util/evloop.h"
+#include "mseg/packet/flow.h"
+#include "mseg/kernel/nft.h"
+#include "mseg/packet/queue.h"
 
 #define PORT_BASE 9000
 #define N_PORTS 16

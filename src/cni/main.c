@@ -7,7 +7,7 @@
 
 #include <curl/curl.h>
 
-#include "mseg/cni.h"
+#include "mseg/cni/cni.h"
 
 extern char **environ;
 

@@ -16,12 +16,12 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
-#include "mseg/client.h"
-#include "mseg/err.h"
-#include "mseg/inventory.h"
-#include "mseg/plan.h"
-#include "mseg/policy.h"
-#include "mseg/render_text.h"
+#include "mseg/client/client.h"
+#include "mseg/util/err.h"
+#include "mseg/model/inventory.h"
+#include "mseg/model/plan.h"
+#include "mseg/model/policy.h"
+#include "mseg/compile/render_text.h"
 
 #define EXIT_USAGE 2
 

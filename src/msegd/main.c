@@ -1,7 +1,7 @@
 /* msegd: the per-host daemon. All logic lives in libmseg (src/lib/daemon.c). */
 #include <stdio.h>
 
-#include "mseg/daemon.h"
+#include "mseg/daemon/daemon.h"
 
 int main(int argc, char **argv)
 {

@@ -3,7 +3,7 @@
  * version conversion, and msegd's GET /v1/rules answer. Not built by default:
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE \
- *     -Iinclude -Isrc/lib tests/fuzz/fuzz_cni.c src/lib/cni.c src/lib/err.c \
+ *     -Iinclude -Isrc/lib tests/fuzz/fuzz_cni.c src/lib/cni/cni.c src/lib/util/err.c \
  *     -ljansson -o fuzz_cni
  *   ./fuzz_cni -max_len=4096 -max_total_time=60
  *
@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mseg/cni.h"
+#include "mseg/cni/cni.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -7,7 +7,7 @@
  *
  * Not built by default:
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -std=gnu11 -D_GNU_SOURCE \
- *     -Iinclude tests/fuzz/fuzz_pkt.c src/lib/pkt.c src/lib/flow.c \
+ *     -Iinclude tests/fuzz/fuzz_pkt.c src/lib/packet/pkt.c src/lib/packet/flow.c \
  *     $(pkg-config --cflags --libs jansson) -o fuzz_pkt
  *   ./fuzz_pkt -max_len=512 tests/fuzz/corpus_pkt/
  * Regression run of saved inputs without libFuzzer (any C compiler):
@@ -18,8 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mseg/flow.h"
-#include "mseg/pkt.h"
+#include "mseg/packet/flow.h"
+#include "mseg/packet/pkt.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

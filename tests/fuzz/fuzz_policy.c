@@ -2,8 +2,8 @@
  * inventories and endpoint bodies. Not built by default:
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE \
- *     -Iinclude -Isrc/lib tests/fuzz/fuzz_policy.c src/lib/ytree.c \
- *     src/lib/policy.c src/lib/inventory.c src/lib/err.c src/lib/arena.c \
+ *     -Iinclude -Isrc/lib tests/fuzz/fuzz_policy.c src/lib/model/ytree.c \
+ *     src/lib/model/policy.c src/lib/model/inventory.c src/lib/util/err.c src/lib/util/arena.c \
  *     -lyaml -o fuzz_policy
  *   ./fuzz_policy -max_len=4096 tests/bad
  *
@@ -11,8 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "mseg/inventory.h"
-#include "mseg/policy.h"
+#include "mseg/model/inventory.h"
+#include "mseg/model/policy.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -29,10 +29,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "mseg/evloop.h"
-#include "mseg/flow.h"
-#include "mseg/nft.h"
-#include "mseg/queue.h"
+#include "mseg/util/evloop.h"
+#include "mseg/packet/flow.h"
+#include "mseg/kernel/nft.h"
+#include "mseg/packet/queue.h"
 
 static volatile sig_atomic_t stop;
 

@@ -25,8 +25,8 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "mseg/nft.h"
-#include "mseg/render_text.h"
+#include "mseg/kernel/nft.h"
+#include "mseg/compile/render_text.h"
 
 static const char *const policy_names[] = { "shop/web", "shop/db" };
 #define N_POLICY_NAMES 2

@@ -10,10 +10,10 @@
 
 #include <jansson.h>
 
-#include "mseg/api.h"
-#include "mseg/inventory.h"
-#include "mseg/policy.h"
-#include "api_json.h"
+#include "mseg/api/api.h"
+#include "mseg/model/inventory.h"
+#include "mseg/model/policy.h"
+#include "api/api_json.h"
 #include "t.h"
 
 static char *dump(const json_t *j)

@@ -4,9 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mseg/check.h"
-#include "mseg/inventory.h"
-#include "mseg/policy.h"
+#include "mseg/compile/check.h"
+#include "mseg/model/inventory.h"
+#include "mseg/model/policy.h"
 #include "t.h"
 
 static const char policies[] =

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mseg/cni.h"
+#include "mseg/cni/cni.h"
 #include "t.h"
 
 static int parse(struct cni_config *c, const char *s, enum cni_cmd cmd, struct cni_error *e)

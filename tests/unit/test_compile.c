@@ -7,9 +7,9 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "mseg/plan.h"
-#include "mseg/render_text.h"
-#include "boxes.h"
+#include "mseg/model/plan.h"
+#include "mseg/compile/render_text.h"
+#include "compile/boxes.h"
 #include "t.h"
 
 /* ---- model builders (everything lives in one arena per test) ---------- */

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "mseg/daemon.h"
+#include "mseg/daemon/daemon.h"
 #include "t.h"
 
 static int parse(struct daemon_config *c, struct mseg_err *err, int argc, char **argv)

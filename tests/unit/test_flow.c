@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "mseg/flow.h"
+#include "mseg/packet/flow.h"
 #include "t.h"
 
 #define SEC 1000000000ull

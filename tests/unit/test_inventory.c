@@ -8,7 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "mseg/inventory.h"
+#include "mseg/model/inventory.h"
 #include "t.h"
 
 static char errbuf[1024];

@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "mseg/policy.h"
+#include "mseg/model/policy.h"
 #include "t.h"
 
 #define BAD_DIR "tests/bad"

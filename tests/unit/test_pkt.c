@@ -10,7 +10,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "mseg/pkt.h"
+#include "mseg/packet/pkt.h"
 #include "t.h"
 
 #ifndef IPPROTO_UDPLITE

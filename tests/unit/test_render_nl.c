@@ -9,10 +9,10 @@
 #include <linux/netfilter/nf_tables.h>
 #include <libnftnl/rule.h>
 
-#include "mseg/nft.h"
-#include "mseg/render_text.h"
-#include "batch.h"
-#include "render_nl.h"
+#include "mseg/kernel/nft.h"
+#include "mseg/compile/render_text.h"
+#include "kernel/batch.h"
+#include "kernel/render_nl.h"
 #include "t.h"
 
 static struct mseg_addr A(const char *s)

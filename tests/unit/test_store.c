@@ -11,9 +11,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "mseg/inventory.h"
-#include "mseg/policy.h"
-#include "mseg/store.h"
+#include "mseg/model/inventory.h"
+#include "mseg/model/policy.h"
+#include "mseg/daemon/store.h"
 #include "t.h"
 
 static char dir[64];

@@ -1,0 +1,48 @@
+/* msegd: configuration and the daemon's main loop. */
+#ifndef MSEG_DAEMON_H
+#define MSEG_DAEMON_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "mseg/util/err.h"
+#include "mseg/util/log.h"
+#include "mseg/model/model.h"
+
+struct daemon_config {
+	char *config_file;
+	char *state_dir;        /* default /var/lib/mseg */
+	char *policy_dir;       /* optional: watched with inotify */
+	char *endpoints_file;   /* optional: watched with inotify */
+	char *listen;           /* "unix:/run/mseg/api.sock" */
+	char *listen_tcp;       /* "ADDR:PORT" or NULL */
+	char *token_file;
+	char *tls_cert, *tls_key;
+	char *flow_log;         /* JSON lines; NULL = no file */
+	enum mseg_mode mode;    /* audit: every isolation audits (safe rollout) */
+	bool default_deny;
+	unsigned resync_sec;    /* 0 = off */
+	enum log_level log_level;
+	uint16_t queue_num;
+	uint32_t queue_rate, queue_burst;
+	size_t flow_ring_size;     /* records kept in memory (default 10000) */
+	unsigned flow_window_sec;  /* aggregation window (default 60) */
+	unsigned flow_log_max_mb;  /* rotate the flow log at this size (default 16) */
+	unsigned flow_log_files;   /* rotated files kept (default 5) */
+};
+
+void daemon_config_init(struct daemon_config *c);
+void daemon_config_release(struct daemon_config *c);
+
+/* Command line (and --config FILE, whose keys are the long option names;
+ * the command line wins). Returns 0, -EINVAL with @err filled, or 1 when
+ * --help/--version printed something and the program should exit 0. */
+int daemon_config_parse(struct daemon_config *c, int argc, char **argv, struct mseg_err *err);
+
+/* Usage text for --help. */
+const char *daemon_usage(void);
+
+/* Run until SIGTERM/SIGINT. Returns 0 on a clean exit. */
+int daemon_run(const struct daemon_config *c);
+
+#endif

@@ -1,0 +1,176 @@
+/* The policy and endpoint model shared by every stage.
+ *
+ * One model carries both mseg AllowLists (DESIGN.md §3) and, later,
+ * Kubernetes NetworkPolicy v1: a policy *covers* (isolates) the endpoints its
+ * subjects select, in the directions of `isolation`; each rule admits, for the
+ * endpoints its `local` side selects, traffic in one direction to or from any
+ * of its peers on any of its ports.
+ *
+ * An AllowList `{from: A, to: B, ports: P}` becomes an ingress rule
+ * (local B, peer A) and, when A selects endpoints, an egress rule
+ * (local A, peer B). A NetworkPolicy ingress rule is (local podSelector,
+ * peers from[]); an egress rule is (local podSelector, peers to[]).
+ */
+#ifndef MSEG_MODEL_H
+#define MSEG_MODEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mseg/util/arena.h"
+
+enum mseg_mode { MSEG_MODE_ENFORCE = 0, MSEG_MODE_AUDIT = 1 };
+
+enum mseg_dir { MSEG_DIR_INGRESS = 0, MSEG_DIR_EGRESS = 1 };
+#define MSEG_DIR_COUNT 2
+#define MSEG_ISO_INGRESS (1u << MSEG_DIR_INGRESS)
+#define MSEG_ISO_EGRESS (1u << MSEG_DIR_EGRESS)
+#define MSEG_ISO_BOTH (MSEG_ISO_INGRESS | MSEG_ISO_EGRESS)
+
+/* Where an object was written; file points at a string owned by the loader
+ * (stable for the life of the policy). line/col are 1-based. */
+struct mseg_pos {
+	const char *file;
+	unsigned line, col;
+};
+
+/* An address; IPv4 uses bytes[0..3]. family is AF_INET or AF_INET6. */
+struct mseg_addr {
+	uint8_t family;
+	uint8_t bytes[16];
+};
+
+struct mseg_cidr {
+	struct mseg_addr addr;   /* host bits are zero */
+	uint8_t plen;
+};
+
+/* Kubernetes LabelSelector semantics: every requirement must hold;
+ * no requirement matches everything. matchLabels {k: v} is IN [v]. */
+enum mseg_sel_op {
+	MSEG_SEL_IN,
+	MSEG_SEL_NOT_IN,
+	MSEG_SEL_EXISTS,
+	MSEG_SEL_DOES_NOT_EXIST,
+};
+
+struct mseg_sel_req {
+	const char *key;
+	enum mseg_sel_op op;
+	const char **values;
+	size_t n_values;
+};
+
+struct mseg_selector {
+	struct mseg_sel_req *reqs;
+	size_t n_reqs;
+};
+
+/* A port match. proto 0 means every protocol (no port check). For TCP,
+ * UDP and SCTP, lo..hi is the destination port range (0..65535 = every
+ * port). For other protocols (ICMP, ICMPv6) lo and hi are 0 and unused.
+ * A named port (Kubernetes) has name set and is resolved per destination
+ * endpoint by the compiler; proto then says which protocol it must have. */
+struct mseg_port {
+	uint8_t proto;
+	uint16_t lo, hi;
+	const char *name;
+	struct mseg_pos pos;
+};
+
+enum mseg_peer_kind {
+	MSEG_PEER_ENDPOINTS,   /* endpoints chosen by namespace + label selector */
+	MSEG_PEER_ADDRS,       /* cidrs minus except */
+};
+
+enum mseg_ns_scope {
+	MSEG_NS_NAMED,         /* endpoints of namespace `ns` */
+	MSEG_NS_SELECTOR,      /* endpoints of namespaces whose labels match ns_sel */
+	MSEG_NS_ANY,           /* endpoints of every namespace */
+};
+
+struct mseg_peer {
+	enum mseg_peer_kind kind;
+	const char *group;            /* group name for messages; may be NULL */
+	/* MSEG_PEER_ENDPOINTS */
+	enum mseg_ns_scope ns_scope;
+	const char *ns;
+	struct mseg_selector ns_sel;
+	struct mseg_selector ep_sel;
+	/* MSEG_PEER_ADDRS */
+	struct mseg_cidr *cidrs;
+	size_t n_cidrs;
+	struct mseg_cidr *except;
+	size_t n_except;
+	struct mseg_pos pos;
+};
+
+struct mseg_rule {
+	enum mseg_dir dir;
+	struct mseg_peer local;       /* always MSEG_PEER_ENDPOINTS */
+	struct mseg_peer *peers;      /* any of them admits */
+	size_t n_peers;
+	struct mseg_port *ports;      /* any of them admits; none = every protocol */
+	size_t n_ports;
+	unsigned index;               /* index in the source's allow/ingress/egress list */
+	struct mseg_pos pos;
+};
+
+enum mseg_policy_kind { MSEG_KIND_ALLOWLIST, MSEG_KIND_NETWORKPOLICY };
+
+struct mseg_policy {
+	struct arena arena;           /* owns everything below */
+	enum mseg_policy_kind kind;
+	const char *name;
+	const char *ns;               /* "default" when the document gives none */
+	enum mseg_mode mode;
+	unsigned isolation;           /* MSEG_ISO_* */
+	struct mseg_peer *subjects;   /* covered = matched by any subject */
+	size_t n_subjects;
+	struct mseg_rule *rules;
+	size_t n_rules;
+	struct mseg_pos pos;          /* the document start */
+	size_t doc_start, doc_len;    /* the document's bytes in the buffer it came from */
+};
+
+struct mseg_label {
+	const char *key, *value;
+};
+
+struct mseg_named_port {
+	const char *name;
+	uint8_t proto;
+	uint16_t port;
+};
+
+struct mseg_endpoint {
+	struct arena arena;           /* owns everything below */
+	const char *id;
+	const char *name;
+	const char *ns;               /* "default" when not given */
+	const char *netns;            /* path of the network namespace; may be NULL offline */
+	struct mseg_label *labels;    /* sorted by key, keys unique */
+	size_t n_labels;
+	struct mseg_label *ns_labels; /* labels of its namespace (Kubernetes); sorted */
+	size_t n_ns_labels;
+	struct mseg_addr *ips;
+	size_t n_ips;
+	struct mseg_named_port *ports;
+	size_t n_ports;
+	struct mseg_pos pos;
+};
+
+/* A set of policies, as loaded from files or the API. */
+struct mseg_policy_set {
+	struct mseg_policy **items;
+	size_t n, cap;
+};
+
+/* An endpoint inventory: owns its endpoints, kept sorted by id. */
+struct mseg_inventory {
+	struct mseg_endpoint **eps;
+	size_t n, cap;
+};
+
+#endif

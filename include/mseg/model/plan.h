@@ -1,0 +1,102 @@
+/* The compiler's output: per endpoint and direction, whether it is isolated,
+ * in which mode, and the normalized allow entries.
+ *
+ * Entries are boxes (address range x protocol x port range) in the peer's
+ * address family. Within one (family, shape) class they are sorted and
+ * pairwise disjoint, as the kernel's concatenated interval sets require.
+ * Boxes of at most compile_opts.expand_max points come out as one exact
+ * entry per point (hash sets). */
+#ifndef MSEG_PLAN_H
+#define MSEG_PLAN_H
+
+#include "mseg/model/model.h"
+
+/* Which kind of set an entry goes into. */
+enum entry_shape {
+	SHAPE_PORT,      /* addr . l4proto . port, exact address and port: hash set */
+	SHAPE_PORT_IV,   /* addr . l4proto . port with a range: interval set */
+	SHAPE_PROTO,     /* addr . l4proto, exact address (ICMP and friends): hash */
+	SHAPE_PROTO_IV,  /* addr . l4proto with an address range: interval */
+	SHAPE_ANY,       /* addr (every protocol), exact: hash */
+	SHAPE_ANY_IV,    /* addr range (every protocol): interval */
+};
+#define SHAPE_COUNT 6
+
+struct mseg_entry {
+	struct mseg_addr lo, hi;     /* inclusive, same family */
+	uint8_t proto;               /* 0 = every protocol */
+	uint16_t port_lo, port_hi;   /* TCP/UDP/SCTP/UDPLITE only; else 0 */
+	/* provenance: the first (policy, rule) that admitted this box */
+	uint32_t policy;             /* index in the policy array given to compile */
+	uint32_t rule;
+};
+
+struct mseg_dir_plan {
+	bool isolated;
+	enum mseg_mode mode;
+	struct mseg_entry *entries;
+	size_t n_entries;
+};
+
+struct mseg_ep_plan {
+	const struct mseg_endpoint *ep;
+	struct mseg_dir_plan dir[MSEG_DIR_COUNT];
+};
+
+struct mseg_plan {
+	struct mseg_ep_plan *eps;    /* sorted by endpoint id */
+	size_t n_eps;
+};
+
+/* Normalized boxes of at most this many points (addresses x ports, or
+ * addresses for port-less protocols and every-protocol entries) are expanded
+ * into exact entries, which go into the hash sets: on this kernel one element
+ * in a concatenated interval set costs 82-306 KiB of kernel memory per set,
+ * an exact hash element about 70 bytes (docs/compile.md). */
+#define COMPILE_EXPAND_MAX 16
+/* compile_opts.expand_max value that turns the expansion off. */
+#define COMPILE_EXPAND_OFF SIZE_MAX
+
+struct compile_opts {
+	bool default_deny;           /* isolate endpoints no policy covers */
+	enum mseg_mode default_mode; /* mode for default-deny isolation */
+	bool force_audit;            /* msegd --mode audit: every isolation audits */
+	size_t expand_max;           /* expand boxes of at most this many points into
+	                              * exact entries; 0 = COMPILE_EXPAND_MAX,
+	                              * COMPILE_EXPAND_OFF = never (1 has the same
+	                              * effect: a one-point box is already exact) */
+};
+
+/* Pure and deterministic. @pols[i] is what entry.policy indexes. */
+int compile_plan(const struct mseg_policy *const *pols, size_t n_pols,
+		 const struct mseg_endpoint *const *eps, size_t n_eps,
+		 const struct compile_opts *opts, struct mseg_plan **ret_plan);
+
+struct mseg_plan *plan_free(struct mseg_plan *plan);
+
+/* Which set class an entry belongs to. */
+enum entry_shape entry_shape(const struct mseg_entry *e);
+
+/* True when the protocol carries ports that th dport reads (TCP, UDP, UDPLITE, SCTP). */
+bool proto_has_ports(uint8_t proto);
+
+/* How unmatched packets reach msegd. */
+enum queue_method {
+	QUEUE_NATIVE,    /* nft `queue` expression */
+	QUEUE_XT,        /* xtables NFQUEUE target through nft_compat */
+	QUEUE_NFLOG,     /* NFLOG to msegd plus an explicit verdict */
+};
+
+/* Table-wide settings that are not part of the compiled plan. */
+struct table_opts {
+	enum queue_method queue;
+	uint16_t queue_num;
+	uint32_t rate;               /* unmatched packets per second sent to msegd */
+	uint32_t burst;
+};
+
+#define TABLE_NAME "mseg"
+#define TABLE_DEFAULT_RATE 100
+#define TABLE_DEFAULT_BURST 200
+
+#endif

@@ -1,0 +1,60 @@
+/* Policy documents: YAML (or JSON) -> struct mseg_policy, fully validated.
+ * Loading is all-or-nothing: on error the destination set is untouched and
+ * @err names file:line:col and the object at fault. */
+#ifndef MSEG_POLICY_H
+#define MSEG_POLICY_H
+
+#include "mseg/util/err.h"
+#include "mseg/model/model.h"
+
+/* Limits that bound memory and time for hostile input. */
+#define POLICY_MAX_FILE_SIZE (1u << 20)   /* bytes per file or body */
+#define POLICY_MAX_DEPTH 32               /* nesting of maps and sequences */
+#define POLICY_MAX_NODES 200000           /* YAML nodes per file */
+
+void policy_set_init(struct mseg_policy_set *set);
+void policy_set_release(struct mseg_policy_set *set);
+
+/* Parse every document of @buf (named @name in errors) and append them to
+ * @set. Names must be unique within the buffer and against @set. Empty
+ * documents are skipped. Returns 0, -EINVAL (a bad document), -EFBIG (too
+ * large), -ENOMEM, or the -errno of a failed open or read (file loaders).
+ * The language and the error format: docs/policy.md. */
+int policy_parse_buffer(struct mseg_policy_set *set, const char *name,
+			const char *buf, size_t len, struct mseg_err *err);
+
+/* Load one file; @path is used in error positions. */
+int policy_load_file(struct mseg_policy_set *set, const char *path, struct mseg_err *err);
+
+/* Load every *.yaml, *.yml and *.json file of @dir (not recursive, skipping
+ * names that start with '.'), in name order. All or nothing across the dir.
+ * Symlinks to files are followed (a ConfigMap volume's name.yaml ->
+ * ..data/name.yaml); subdirectories are ignored. */
+int policy_load_dir(struct mseg_policy_set *set, const char *dir, struct mseg_err *err);
+
+/* A file or a directory. */
+int policy_load_path(struct mseg_policy_set *set, const char *path, struct mseg_err *err);
+
+/* Move every policy of @src into @dst (appended); @src ends empty. */
+int policy_set_take(struct mseg_policy_set *dst, struct mseg_policy_set *src);
+
+/* Lookup by namespace and name; NULL if absent. */
+struct mseg_policy *policy_set_find(const struct mseg_policy_set *set, const char *ns,
+				    const char *name);
+
+/* Remove and free by namespace and name; -ENOENT if absent. */
+int policy_set_remove(struct mseg_policy_set *set, const char *ns, const char *name);
+
+/* Insert, replacing (and freeing) a policy with the same namespace and
+ * name. Takes @p on success; on error (-EINVAL, -ENOMEM) the caller keeps it. */
+int policy_set_put(struct mseg_policy_set *set, struct mseg_policy *p);
+
+struct mseg_policy *policy_free(struct mseg_policy *p);
+
+/* Label selector match against labels sorted by key (Kubernetes semantics:
+ * every requirement holds; NotIn and DoesNotExist hold for absent keys; no
+ * requirement, or a NULL @sel, matches everything). */
+bool selector_matches(const struct mseg_selector *sel, const struct mseg_label *labels,
+		      size_t n_labels);
+
+#endif

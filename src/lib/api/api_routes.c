@@ -1,0 +1,1494 @@
+/* The REST API's route handlers: policies, endpoints, rules, status,
+ * metrics, check and flows (docs/rest-api.md); the HTTP transport that
+ * calls them is api.c. */
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <microhttpd.h>
+
+#include "mseg/api/api.h"
+#include "mseg/compile/check.h"
+#include "mseg/packet/flow.h"
+#include "mseg/model/inventory.h"
+#include "mseg/util/log.h"
+#include "mseg/kernel/nft.h"
+#include "mseg/model/policy.h"
+#include "mseg/kernel/reconcile.h"
+#include "mseg/daemon/store.h"
+#include "api/api_json.h"
+#include "daemon/daemon_priv.h"
+#include "daemon/flowpipe.h"
+#include "api/api_priv.h"
+
+/* ---- views: the desired state, optionally with one change applied ---- */
+
+struct api_change {
+	const struct mseg_policy *put_pol;
+	const char *del_ns, *del_name;
+	const struct mseg_endpoint *put_ep;
+	const char *del_id;
+};
+
+struct api_views {
+	const struct mseg_policy **pols;
+	size_t n_pols;
+	const struct mseg_endpoint **eps;
+	size_t n_eps;
+};
+
+static void views_release(struct api_views *v)
+{
+	free(v->pols);
+	free(v->eps);
+	memset(v, 0, sizeof(*v));
+}
+
+static bool pol_is(const struct mseg_policy *p, const char *ns, const char *name)
+{
+	return ns && strcmp(p->ns, ns) == 0 && strcmp(p->name, name) == 0;
+}
+
+static int views_build(struct daemon *d, const struct api_change *ch, struct api_views *v)
+{
+	size_t np = d->file_policies.n + d->api_policies.n + 1;
+	size_t ne = d->file_inventory.n + d->api_inventory.n + 1;
+
+	memset(v, 0, sizeof(*v));
+	v->pols = calloc(np, sizeof(*v->pols));
+	v->eps = calloc(ne, sizeof(*v->eps));
+	if (!v->pols || !v->eps) {
+		views_release(v);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < d->file_policies.n; i++)
+		v->pols[v->n_pols++] = d->file_policies.items[i];
+	for (size_t i = 0; i < d->api_policies.n; i++) {
+		const struct mseg_policy *p = d->api_policies.items[i];
+
+		if (policy_set_find(&d->file_policies, p->ns, p->name))
+			continue;
+		if (ch && ch->put_pol && pol_is(p, ch->put_pol->ns, ch->put_pol->name))
+			continue;
+		if (ch && pol_is(p, ch->del_ns, ch->del_name))
+			continue;
+		v->pols[v->n_pols++] = p;
+	}
+	if (ch && ch->put_pol)
+		v->pols[v->n_pols++] = ch->put_pol;
+	for (size_t i = 0; i < d->file_inventory.n; i++)
+		v->eps[v->n_eps++] = d->file_inventory.eps[i];
+	for (size_t i = 0; i < d->api_inventory.n; i++) {
+		const struct mseg_endpoint *ep = d->api_inventory.eps[i];
+
+		if (inventory_find(&d->file_inventory, ep->id))
+			continue;
+		if (ch && ch->put_ep && strcmp(ep->id, ch->put_ep->id) == 0)
+			continue;
+		if (ch && ch->del_id && strcmp(ep->id, ch->del_id) == 0)
+			continue;
+		v->eps[v->n_eps++] = ep;
+	}
+	if (ch && ch->put_ep)
+		v->eps[v->n_eps++] = ch->put_ep;
+	return 0;
+}
+
+static const struct compile_opts *api_copts(struct daemon *d)
+{
+	return reconciler_compile_opts(d->rec);
+}
+
+static int views_compile(struct daemon *d, const struct api_change *ch, struct mseg_plan **ret)
+{
+	struct api_views v;
+	int r = views_build(d, ch, &v);
+
+	if (r < 0)
+		return r;
+	r = compile_plan(v.pols, v.n_pols, v.eps, v.n_eps, api_copts(d), ret);
+	views_release(&v);
+	return r;
+}
+
+/* ---- the mutation path: validate, compile, persist, swap, reconcile ---- */
+
+static bool query_flag(struct MHD_Connection *c, const char *key)
+{
+	const char *v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, key);
+
+	return v && (strcmp(v, "1") == 0 || strcmp(v, "true") == 0 || strcmp(v, "yes") == 0);
+}
+
+/* After a change: reconcile and describe the outcome. */
+static json_t *mutation_result(struct api_ctx *x, const char *what, const char *kind,
+			       const char *name)
+{
+	struct daemon *d = x->d;
+	json_t *o = json_object(), *errs = json_array();
+	int r;
+
+	x->a->generation++;
+	r = daemon_reconcile(d);
+	for (size_t i = 0; i < reconciler_ep_count(d->rec); i++) {
+		struct reconcile_ep_status st;
+
+		if (reconciler_ep_status(d->rec, i, &st) == 0 && st.error)
+			json_array_append_new(errs, json_pack("{ssss}", "endpoint", st.id, "error",
+							      st.error));
+	}
+	json_object_set_new(o, "result", json_string(what));
+	json_object_set_new(o, kind, json_string(name));
+	json_object_set_new(o, "generation", json_integer((json_int_t)x->a->generation));
+	json_object_set_new(o, "programmed", json_boolean(r == 0));
+	json_object_set_new(o, "errors", errs);
+	return o;
+}
+
+static void dry_run_answer(struct api_ctx *x, const struct api_change *ch, const char *what,
+			   const char *kind, const char *name)
+{
+	struct mseg_plan *before = NULL, *after = NULL;
+	json_t *o, *changes;
+	int r;
+
+	r = views_compile(x->d, NULL, &before);
+	if (r == 0)
+		r = views_compile(x->d, ch, &after);
+	if (r < 0) {
+		api_resp_error(x, 500, "compile: %s", strerror(-r));
+		goto out_free;
+	}
+	changes = api_json_plan_diff(before, after, API_DIFF_MAX_LIST);
+	o = json_object();
+	json_object_set_new(o, "dry_run", json_true());
+	json_object_set_new(o, "result", json_string(what));
+	json_object_set_new(o, kind, json_string(name));
+	json_object_set_new(o, "endpoints_changed",
+			    json_integer(changes ? (json_int_t)json_array_size(changes) : 0));
+	json_object_set_new(o, "changes", changes ? changes : json_array());
+	api_resp_json(x, 200, o);
+out_free:
+	plan_free(before);
+	plan_free(after);
+}
+
+static bool dns_label_valid(const char *s)
+{
+	size_t len = strlen(s);
+
+	if (len == 0 || len > 63 || !isalnum((unsigned char)s[0]) ||
+	    !isalnum((unsigned char)s[len - 1]))
+		return false;
+	for (const char *p = s; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-'))
+			return false;
+	return true;
+}
+
+static bool ident_valid(const char *s)
+{
+	size_t len = strlen(s);
+
+	if (len == 0 || len > 128 || !isalnum((unsigned char)s[0]))
+		return false;
+	for (const char *p = s; *p; p++)
+		if (!isalnum((unsigned char)*p) && *p != '_' && *p != '.' && *p != '-')
+			return false;
+	return true;
+}
+
+/* Policy and endpoint bodies: YAML or JSON, whatever the Content-Type says
+ * (one parser reads both; curl's default form type is sniffed as a
+ * document too). Multipart forms are refused: there is no form processor. */
+static bool body_type_ok(struct api_ctx *x)
+{
+	const char *ct = MHD_lookup_connection_value(x->c, MHD_HEADER_KIND,
+						     MHD_HTTP_HEADER_CONTENT_TYPE);
+
+	if (ct && strncasecmp(ct, "multipart/", 10) == 0) {
+		api_resp_error(x, 415, "unsupported Content-Type '%.64s': send YAML or JSON", ct);
+		return false;
+	}
+	return true;
+}
+
+void api_handle_policy_put(struct api_ctx *x, const char *ns, const char *name)
+{
+	struct daemon *d = x->d;
+	struct mseg_policy_set tmp;
+	struct mseg_policy *p, *fp;
+	struct mseg_plan *plan = NULL;
+	struct api_change ch = { 0 };
+	struct mseg_err err;
+	char full[160];
+	bool existed;
+	int r;
+
+	if (!dns_label_valid(ns) || !dns_label_valid(name)) {
+		api_resp_error(x, 400, "'%s/%s': namespace and name must be DNS labels", ns, name);
+		return;
+	}
+	if (!body_type_ok(x))
+		return;
+	snprintf(full, sizeof(full), "%s/%s", ns, name);
+	policy_set_init(&tmp);
+	err_clear(&err);
+	r = policy_parse_buffer(&tmp, "body", x->rq->body ? x->rq->body : "", x->rq->len, &err);
+	if (r == -EFBIG) {
+		api_resp_err(x, 413, &err);
+		goto out_release;
+	}
+	if (r == -ENOMEM) {
+		api_resp_error(x, 503, "out of memory");
+		goto out_release;
+	}
+	if (r < 0) {
+		api_resp_err(x, 400, &err);
+		goto out_release;
+	}
+	if (tmp.n != 1) {
+		api_resp_error(x, 400, "expected exactly one policy document, found %zu", tmp.n);
+		goto out_release;
+	}
+	p = tmp.items[0];
+	if (strcmp(p->ns, ns) != 0 || strcmp(p->name, name) != 0) {
+		api_resp_json(x, 400, api_json_error("", p->pos.line, p->pos.col));
+		{
+			char msg[512];
+
+			snprintf(msg, sizeof(msg), "the document is policy '%s/%s' but the path names '%s'",
+				 p->ns, p->name, full);
+			json_object_set_new(x->resp.json, "error", json_string(msg));
+		}
+		goto out_release;
+	}
+	fp = policy_set_find(&d->file_policies, ns, name);
+	if (fp) {
+		api_resp_error(x, 409, "policy '%s' comes from the policy dir (%s); change it there",
+			   full, fp->pos.file ? fp->pos.file : "?");
+		goto out_release;
+	}
+	existed = policy_set_find(&d->api_policies, ns, name) != NULL;
+	ch.put_pol = p;
+	if (query_flag(x->c, "dry_run")) {
+		dry_run_answer(x, &ch, existed ? "would replace" : "would create", "policy", full);
+		goto out_release;
+	}
+	/* compile first: a state that does not compile is never stored */
+	r = views_compile(d, &ch, &plan);
+	plan_free(plan);
+	if (r < 0) {
+		api_resp_error(x, 500, "compile: %s; nothing changed", strerror(-r));
+		goto out_release;
+	}
+	err_clear(&err);
+	r = store_policy_put(x->a->store, ns, name, x->rq->body ? x->rq->body : "", x->rq->len, &err);
+	if (r < 0) {
+		char msg[1024];
+
+		api_resp_error(x, 500, "cannot store the policy: %s; nothing changed",
+			   err_format(&err, msg, sizeof(msg)));
+		goto out_release;
+	}
+	r = policy_set_put(&d->api_policies, p);
+	if (r < 0) {
+		/* stored but not in memory: the next start would bring it; say so */
+		api_resp_error(x, 503, "out of memory after storing policy '%s'", full);
+		goto out_release;
+	}
+	tmp.n = 0;   /* taken */
+	log_info("api: policy '%s' %s", full, existed ? "replaced" : "created");
+	api_resp_json(x, existed ? 200 : 201,
+		  mutation_result(x, existed ? "replaced" : "created", "policy", full));
+out_release:
+	policy_set_release(&tmp);
+}
+
+void api_handle_policy_delete(struct api_ctx *x, const char *ns, const char *name)
+{
+	struct daemon *d = x->d;
+	struct mseg_policy *fp;
+	struct api_change ch = { .del_ns = ns, .del_name = name };
+	struct mseg_err err;
+	char full[600];
+	int r;
+
+	snprintf(full, sizeof(full), "%s/%s", ns, name);
+	fp = policy_set_find(&d->file_policies, ns, name);
+	if (fp) {
+		api_resp_error(x, 409, "policy '%s' comes from the policy dir (%s); remove it there",
+			   full, fp->pos.file ? fp->pos.file : "?");
+		return;
+	}
+	if (!policy_set_find(&d->api_policies, ns, name)) {
+		api_resp_error(x, 404, "no policy '%s'", full);
+		return;
+	}
+	if (query_flag(x->c, "dry_run")) {
+		dry_run_answer(x, &ch, "would delete", "policy", full);
+		return;
+	}
+	err_clear(&err);
+	r = store_policy_delete(x->a->store, ns, name, &err);
+	if (r < 0 && r != -ENOENT) {
+		char msg[1024];
+
+		api_resp_error(x, 500, "cannot remove the stored policy: %s; nothing changed",
+			   err_format(&err, msg, sizeof(msg)));
+		return;
+	}
+	policy_set_remove(&d->api_policies, ns, name);
+	log_info("api: policy '%s' deleted", full);
+	api_resp_json(x, 200, mutation_result(x, "deleted", "policy", full));
+}
+
+void api_handle_endpoint_put(struct api_ctx *x, const char *id)
+{
+	struct daemon *d = x->d;
+	struct mseg_endpoint *ep = NULL, *fe;
+	struct mseg_plan *plan = NULL;
+	struct api_change ch = { 0 };
+	struct mseg_err err;
+	bool existed;
+	int r;
+
+	if (!ident_valid(id)) {
+		api_resp_error(x, 400, "endpoint id '%s': letters, digits, '_', '.' and '-', beginning "
+			   "with a letter or digit, at most 128 characters", id);
+		return;
+	}
+	if (!body_type_ok(x))
+		return;
+	err_clear(&err);
+	r = endpoint_parse_buffer(id, "body", x->rq->body ? x->rq->body : "", x->rq->len, &ep, &err);
+	if (r == -EFBIG) {
+		api_resp_err(x, 413, &err);
+		return;
+	}
+	if (r == -ENOMEM) {
+		api_resp_error(x, 503, "out of memory");
+		return;
+	}
+	if (r < 0) {
+		api_resp_err(x, 400, &err);
+		return;
+	}
+	fe = inventory_find(&d->file_inventory, id);
+	if (fe) {
+		api_resp_error(x, 409, "endpoint '%s' comes from the inventory file (%s); change it there",
+			   id, d->cfg->endpoints_file ? d->cfg->endpoints_file : "?");
+		goto out_free;
+	}
+	existed = inventory_find(&d->api_inventory, id) != NULL;
+	ch.put_ep = ep;
+	if (query_flag(x->c, "dry_run")) {
+		dry_run_answer(x, &ch, existed ? "would replace" : "would create", "endpoint", id);
+		goto out_free;
+	}
+	r = views_compile(d, &ch, &plan);
+	plan_free(plan);
+	if (r < 0) {
+		api_resp_error(x, 500, "compile: %s; nothing changed", strerror(-r));
+		goto out_free;
+	}
+	err_clear(&err);
+	r = store_endpoint_put(x->a->store, id, x->rq->body ? x->rq->body : "", x->rq->len, &err);
+	if (r < 0) {
+		char msg[1024];
+
+		api_resp_error(x, 500, "cannot store the endpoint: %s; nothing changed",
+			   err_format(&err, msg, sizeof(msg)));
+		goto out_free;
+	}
+	r = inventory_put(&d->api_inventory, ep);
+	if (r < 0) {
+		api_resp_error(x, 503, "out of memory after storing endpoint '%s'", id);
+		goto out_free;
+	}
+	ep = NULL;
+	log_info("api: endpoint '%s' %s", id, existed ? "replaced" : "created");
+	api_resp_json(x, existed ? 200 : 201,
+		  mutation_result(x, existed ? "replaced" : "created", "endpoint", id));
+out_free:
+	endpoint_free(ep);
+}
+
+void api_handle_endpoint_delete(struct api_ctx *x, const char *id)
+{
+	struct daemon *d = x->d;
+	struct api_change ch = { .del_id = id };
+	struct mseg_err err;
+	int r;
+
+	if (inventory_find(&d->file_inventory, id)) {
+		api_resp_error(x, 409, "endpoint '%s' comes from the inventory file (%s); remove it there",
+			   id, d->cfg->endpoints_file ? d->cfg->endpoints_file : "?");
+		return;
+	}
+	if (!inventory_find(&d->api_inventory, id)) {
+		api_resp_error(x, 404, "no endpoint '%s'", id);
+		return;
+	}
+	if (query_flag(x->c, "dry_run")) {
+		dry_run_answer(x, &ch, "would delete", "endpoint", id);
+		return;
+	}
+	err_clear(&err);
+	r = store_endpoint_delete(x->a->store, id, &err);
+	if (r < 0 && r != -ENOENT) {
+		char msg[1024];
+
+		api_resp_error(x, 500, "cannot remove the stored endpoint: %s; nothing changed",
+			   err_format(&err, msg, sizeof(msg)));
+		return;
+	}
+	inventory_remove(&d->api_inventory, id);
+	log_info("api: endpoint '%s' deleted", id);
+	api_resp_json(x, 200, mutation_result(x, "deleted", "endpoint", id));
+}
+
+/* ---- reads ---- */
+
+static json_t *policy_entry(struct api_ctx *x, const struct mseg_policy *p, bool from_file,
+			    bool with_doc)
+{
+	char src[PATH_MAX + 8];
+	json_t *o;
+
+	if (from_file)
+		snprintf(src, sizeof(src), "file:%s", p->pos.file ? p->pos.file : "?");
+	else
+		snprintf(src, sizeof(src), "api");
+	o = api_json_policy(p, src);
+	if (o && !from_file) {
+		const struct mseg_policy *fp = policy_set_find(&x->d->file_policies, p->ns, p->name);
+
+		if (fp)
+			json_object_set_new(o, "shadowed_by", json_string(fp->pos.file ? fp->pos.file : "?"));
+		if (with_doc) {
+			char *doc = NULL;
+			size_t len = 0;
+
+			if (store_policy_read(x->a->store, p->ns, p->name, &doc, &len) == 0)
+				json_object_set_new(o, "document", json_stringn(doc, len));
+			free(doc);
+		}
+	}
+	return o;
+}
+
+void api_handle_policies_list(struct api_ctx *x)
+{
+	json_t *arr = json_array();
+
+	for (size_t i = 0; i < x->d->file_policies.n; i++)
+		json_array_append_new(arr, policy_entry(x, x->d->file_policies.items[i], true, false));
+	for (size_t i = 0; i < x->d->api_policies.n; i++)
+		json_array_append_new(arr, policy_entry(x, x->d->api_policies.items[i], false, false));
+	api_resp_json(x, 200, json_pack("{so}", "policies", arr));
+}
+
+void api_handle_policy_get(struct api_ctx *x, const char *ns, const char *name)
+{
+	const struct mseg_policy *p = policy_set_find(&x->d->file_policies, ns, name);
+
+	if (p) {
+		api_resp_json(x, 200, policy_entry(x, p, true, true));
+		return;
+	}
+	p = policy_set_find(&x->d->api_policies, ns, name);
+	if (p) {
+		api_resp_json(x, 200, policy_entry(x, p, false, true));
+		return;
+	}
+	api_resp_error(x, 404, "no policy '%s/%s'", ns, name);
+}
+
+static json_t *endpoint_entry(struct api_ctx *x, const struct mseg_endpoint *ep, bool from_file)
+{
+	char src[PATH_MAX + 8];
+	ssize_t i;
+	json_t *o;
+
+	if (from_file)
+		snprintf(src, sizeof(src), "file:%s", x->d->cfg->endpoints_file ? x->d->cfg->endpoints_file : "?");
+	else
+		snprintf(src, sizeof(src), "api");
+	o = api_json_endpoint(ep, src);
+	if (!o)
+		return NULL;
+	if (!from_file && inventory_find(&x->d->file_inventory, ep->id))
+		json_object_set_new(o, "shadowed_by", json_string(x->d->cfg->endpoints_file));
+	i = reconciler_ep_index(x->d->rec, ep->id);
+	if (i >= 0) {
+		struct reconcile_ep_status st;
+
+		reconciler_ep_status(x->d->rec, (size_t)i, &st);
+		json_object_set_new(o, "programmed", json_boolean(st.programmed));
+		if (st.error)
+			json_object_set_new(o, "error", json_string(st.error));
+	}
+	return o;
+}
+
+void api_handle_endpoints_list(struct api_ctx *x)
+{
+	json_t *arr = json_array();
+
+	for (size_t i = 0; i < x->d->file_inventory.n; i++)
+		json_array_append_new(arr, endpoint_entry(x, x->d->file_inventory.eps[i], true));
+	for (size_t i = 0; i < x->d->api_inventory.n; i++)
+		json_array_append_new(arr, endpoint_entry(x, x->d->api_inventory.eps[i], false));
+	api_resp_json(x, 200, json_pack("{so}", "endpoints", arr));
+}
+
+void api_handle_endpoint_get(struct api_ctx *x, const char *id)
+{
+	const struct mseg_endpoint *ep = inventory_find(&x->d->file_inventory, id);
+
+	if (ep) {
+		api_resp_json(x, 200, endpoint_entry(x, ep, true));
+		return;
+	}
+	ep = inventory_find(&x->d->api_inventory, id);
+	if (ep) {
+		api_resp_json(x, 200, endpoint_entry(x, ep, false));
+		return;
+	}
+	api_resp_error(x, 404, "no endpoint '%s'", id);
+}
+
+static json_t *rules_entry(struct api_ctx *x, size_t i, bool with_table)
+{
+	struct reconcile_ep_status st;
+	struct ep_table_report rep = { 0 };
+	struct mseg_err err;
+	json_t *o = json_object(), *diffs = json_array();
+	int r;
+
+	reconciler_ep_status(x->d->rec, i, &st);
+	json_object_set_new(o, "endpoint", json_string(st.id));
+	json_object_set_new(o, "netns", st.netns ? json_string(st.netns) : json_null());
+	json_object_set_new(o, "programmed", json_boolean(st.programmed));
+	json_object_set_new(o, "isolated", json_pack("{sbsb}", "ingress", st.isolated[0], "egress",
+						    st.isolated[1]));
+	json_object_set_new(o, "entries", json_pack("{sIsI}", "ingress", (json_int_t)st.n_entries[0],
+						   "egress", (json_int_t)st.n_entries[1]));
+	if (st.error)
+		json_object_set_new(o, "error", json_string(st.error));
+	err_clear(&err);
+	r = reconciler_ep_verify(x->d->rec, i, &rep, &err);
+	if (r < 0) {
+		char msg[1024];
+
+		json_object_set_new(o, "state", json_string("unknown"));
+		json_object_set_new(o, "readback_error", json_string(err_format(&err, msg, sizeof(msg))));
+	} else {
+		json_object_set_new(o, "state", json_string(rep.in_sync ? "in_sync" : "drifted"));
+		json_object_set_new(o, "in_sync", json_boolean(rep.in_sync));
+		json_object_set_new(o, "genid", json_integer(rep.genid));
+		json_object_set_new(o, "n_differences", json_integer((json_int_t)rep.n_diffs));
+		if (rep.text) {
+			char *save = NULL;
+
+			for (char *line = strtok_r(rep.text, "\n", &save); line;
+			     line = strtok_r(NULL, "\n", &save))
+				json_array_append_new(diffs, json_string(line));
+		}
+	}
+	json_object_set_new(o, "differences", diffs);
+	ep_table_report_release(&rep);
+	if (with_table) {
+		char *text = NULL;
+
+		if (reconciler_ep_render(x->d->rec, i, &text) == 0)
+			json_object_set_new(o, "table", json_string(text));
+		free(text);
+	}
+	return o;
+}
+
+/* Changes whenever anything was (re)programmed or the API changed state. */
+static uint64_t rules_cache_key(struct api_ctx *x)
+{
+	const struct reconcile_stats *st = reconciler_stats(x->d->rec);
+
+	return x->a->generation + st->replaces + st->updates + st->deletes + st->failures +
+	       st->drift_repairs + st->adopted + reconciler_ep_count(x->d->rec);
+}
+
+/* Make slots[] follow the reconciler's endpoints (both sorted by id). */
+static int rules_slots_sync(struct api_server *a)
+{
+	struct reconciler *rec = a->d->rec;
+	size_t n = reconciler_ep_count(rec), k = 0;
+	struct rules_slot *v;
+	bool same = n == a->n_slots;
+
+	for (size_t i = 0; i < n && same; i++) {
+		struct reconcile_ep_status st;
+
+		reconciler_ep_status(rec, i, &st);
+		same = strcmp(st.id, a->slots[i].id) == 0;
+	}
+	if (same)
+		return 0;
+	v = calloc(n ? n : 1, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		struct reconcile_ep_status st;
+
+		reconciler_ep_status(rec, i, &st);
+		while (k < a->n_slots && strcmp(a->slots[k].id, st.id) < 0) {
+			free(a->slots[k].id);
+			json_decref(a->slots[k].entry);
+			k++;
+		}
+		if (k < a->n_slots && strcmp(a->slots[k].id, st.id) == 0) {
+			v[i] = a->slots[k++];
+			continue;
+		}
+		v[i].id = strdup(st.id);
+		if (!v[i].id) {
+			/* keep what was built consistent: ids may not be NULL */
+			v[i].id = strdup("");
+		}
+	}
+	for (; k < a->n_slots; k++) {
+		free(a->slots[k].id);
+		json_decref(a->slots[k].entry);
+	}
+	free(a->slots);
+	a->slots = v;
+	a->n_slots = n;
+	free(a->rules_text);
+	a->rules_text = NULL;
+	return 0;
+}
+
+static void rules_slot_refresh(struct api_server *a, size_t i, bool with_table)
+{
+	struct api_ctx x = { .a = a, .d = a->d };
+	struct rules_slot *sl = &a->slots[i];
+	json_t *e = rules_entry(&x, i, with_table);
+	bool changed;
+
+	if (!e)
+		return;
+	/* the cached list answer stays valid when nothing it shows changed */
+	changed = !sl->entry || !json_equal(sl->entry, e) || sl->shown_stale;
+	json_decref(sl->entry);
+	sl->entry = e;
+	sl->checked_ns = api_mono_ns();
+	sl->key = rules_cache_key(&x);
+	if (changed) {
+		free(a->rules_text);
+		a->rules_text = NULL;
+	}
+}
+
+/* The background read-back: the stalest few namespaces per tick. */
+static void on_rules_timer(struct evloop_source *src, uint64_t now, struct api_server *a)
+{
+	struct api_ctx x = { .a = a, .d = a->d };
+	uint64_t key = rules_cache_key(&x);
+
+	if (!a->rules_wanted_ns || now - a->rules_wanted_ns > (uint64_t)API_RULES_IDLE_MS * 1000000ull)
+		return;
+	if (rules_slots_sync(a) < 0)
+		return;
+	for (int k = 0; k < API_RULES_PER_TICK; k++) {
+		size_t best = SIZE_MAX;
+		uint64_t best_age = 0;
+
+		for (size_t i = 0; i < a->n_slots; i++) {
+			const struct rules_slot *sl = &a->slots[i];
+			uint64_t age = !sl->entry || sl->key != key ? UINT64_MAX :
+				       sl->checked_ns >= now ? 0 : now - sl->checked_ns;
+
+			if (age > best_age) {
+				best_age = age;
+				best = i;
+			}
+		}
+		if (best == SIZE_MAX || best_age < (uint64_t)API_RULES_MAX_AGE_MS * 1000000ull)
+			return;
+		rules_slot_refresh(a, best, false);
+	}
+}
+
+void api_on_rules_tick(struct evloop_source *src, uint32_t events, void *data)
+{
+	uint64_t exp;
+
+	if (read(evloop_source_fd(src), &exp, sizeof(exp)) < 0) {
+		/* a spurious wakeup */
+	}
+	on_rules_timer(src, api_mono_ns(), data);
+}
+
+void api_handle_rules(struct api_ctx *x, const char *id)
+{
+	bool with_table = query_flag(x->c, "table");
+
+	if (id) {
+		ssize_t i = reconciler_ep_index(x->d->rec, id);
+
+		if (i < 0) {
+			api_resp_error(x, 404, "no endpoint '%s'", id);
+			return;
+		}
+		api_resp_json(x, 200, rules_entry(x, (size_t)i, true));
+		return;
+	}
+	bool fresh = with_table || query_flag(x->c, "fresh");
+	json_t *arr, *o;
+	size_t drifted = 0, stale = 0, live = 0;
+	uint64_t now = api_mono_ns(), key = rules_cache_key(x);
+
+	/* after an idle spell the background stopped: rebuild, marking old reads */
+	if (now - x->a->rules_wanted_ns > (uint64_t)API_RULES_IDLE_MS * 1000000ull) {
+		free(x->a->rules_text);
+		x->a->rules_text = NULL;
+	}
+	x->a->rules_wanted_ns = now;
+	if (rules_slots_sync(x->a) < 0) {
+		api_resp_error(x, 503, "out of memory");
+		return;
+	}
+	if (!fresh && x->a->rules_text && x->a->rules_text_key == key) {
+		x->resp.code = 200;
+		x->resp.text = strdup(x->a->rules_text);
+		x->resp.ctype = "application/json";
+		if (!x->resp.text)
+			api_resp_error(x, 503, "out of memory");
+		return;
+	}
+	arr = json_array();
+	for (size_t i = 0; i < x->a->n_slots; i++) {
+		struct rules_slot *sl = &x->a->slots[i];
+		json_t *e;
+
+		/* read live what was never read (a budget keeps a first
+		 * request short; the rest comes from the background) */
+		if (with_table) {
+			e = rules_entry(x, i, true);
+			if (!json_is_true(json_object_get(e, "in_sync")))
+				drifted++;
+			json_array_append_new(arr, e);
+			continue;
+		}
+		if (fresh || (!sl->entry && live < 4)) {
+			rules_slot_refresh(x->a, i, false);
+			live++;
+		}
+		sl->shown_stale = false;
+		if (!sl->entry) {
+			e = json_pack("{sssbss}", "endpoint", sl->id, "programmed", false, "state", "unknown");
+			sl->shown_stale = true;
+			stale++;
+		} else {
+			e = json_copy(sl->entry);
+			if (sl->key != key ||
+			    sl->checked_ns + 2ull * API_RULES_MAX_AGE_MS * 1000000ull < now) {
+				json_object_set_new(e, "stale", json_true());
+				sl->shown_stale = true;
+				stale++;
+			}
+			if (!json_is_true(json_object_get(e, "in_sync")))
+				drifted++;
+		}
+		json_array_append_new(arr, e);
+	}
+	o = json_pack("{sosIsI}", "endpoints", arr, "not_in_sync", (json_int_t)drifted, "stale",
+		      (json_int_t)stale);
+	if (!fresh && o) {
+		char *text = json_dumps(o, JSON_COMPACT);
+		size_t n = text ? strlen(text) : 0;
+		char *t = text ? realloc(text, n + 2) : NULL;
+
+		if (t) {
+			t[n] = '\n';
+			t[n + 1] = '\0';
+			free(x->a->rules_text);
+			x->a->rules_text = t;
+			x->a->rules_text_key = key;
+		} else {
+			free(text);
+		}
+	}
+	api_resp_json(x, 200, o);
+}
+
+/* Everything /v1/status shows changes this key (or the uptime second). */
+static uint64_t status_key(struct api_ctx *x)
+{
+	struct daemon *d = x->d;
+	uint64_t k = rules_cache_key(x);
+
+	k = k * 31 + (api_mono_ns() - x->a->start_ns) / 1000000000ull;
+	k = k * 31 + d->file_policies.n + (d->api_policies.n << 20);
+	k = k * 31 + d->file_inventory.n + (d->api_inventory.n << 20);
+	if (x->a->flows)
+		k = k * 31 + flow_ring_seq(x->a->flows);
+	return k;
+}
+
+static void h_status_build(struct api_ctx *x);
+
+/* Built once per change (or second) and then served as text: building the
+ * document costs more than serving it. */
+void api_handle_status(struct api_ctx *x)
+{
+	uint64_t key = status_key(x);
+	char *text, *t;
+	size_t n;
+
+	if (!x->a->status_text || x->a->status_key != key) {
+		h_status_build(x);
+		if (x->resp.code != 200 || !x->resp.json)
+			return;
+		text = json_dumps(x->resp.json, JSON_COMPACT);
+		n = text ? strlen(text) : 0;
+		t = text ? realloc(text, n + 2) : NULL;
+		if (!t) {
+			free(text);
+			return;   /* the JSON answer goes out as it is */
+		}
+		t[n] = '\n';
+		t[n + 1] = '\0';
+		free(x->a->status_text);
+		x->a->status_text = t;
+		x->a->status_key = key;
+		json_decref(x->resp.json);
+		x->resp.json = NULL;
+	}
+	x->resp.code = 200;
+	x->resp.text = strdup(x->a->status_text);
+	x->resp.ctype = "application/json";
+	if (!x->resp.text)
+		api_resp_error(x, 503, "out of memory");
+}
+
+static void h_status_build(struct api_ctx *x)
+{
+	struct daemon *d = x->d;
+	const struct reconcile_stats *st = reconciler_stats(d->rec);
+	size_t programmed = 0, failed = 0, n = reconciler_ep_count(d->rec);
+	json_t *o = json_object(), *lis = json_array();
+
+	for (size_t i = 0; i < n; i++) {
+		struct reconcile_ep_status s;
+
+		reconciler_ep_status(d->rec, i, &s);
+		if (s.programmed)
+			programmed++;
+		if (s.error)
+			failed++;
+	}
+	for (size_t i = 0; i < x->a->n_lis; i++)
+		json_array_append_new(lis, json_string(x->a->lis[i].name));
+	json_object_set_new(o, "version", json_string(MSEG_VERSION));
+	json_object_set_new(o, "uptime_seconds",
+			    json_integer((json_int_t)((api_mono_ns() - x->a->start_ns) / 1000000000ull)));
+	json_object_set_new(o, "generation", json_integer((json_int_t)x->a->generation));
+	json_object_set_new(o, "mode", json_string(d->cfg->mode == MSEG_MODE_AUDIT ? "audit" : "enforce"));
+	json_object_set_new(o, "default_deny", json_boolean(d->cfg->default_deny));
+	json_object_set_new(o, "ready", json_boolean(reconciler_ready(d->rec)));
+	json_object_set_new(o, "policies", json_pack("{sIsIsI}", "total",
+		(json_int_t)(d->file_policies.n + d->api_policies.n), "file",
+		(json_int_t)d->file_policies.n, "api", (json_int_t)d->api_policies.n));
+	json_object_set_new(o, "endpoints", json_pack("{sIsIsIsIsI}", "total", (json_int_t)n,
+		"file", (json_int_t)d->file_inventory.n, "api", (json_int_t)d->api_inventory.n,
+		"programmed", (json_int_t)programmed, "failed", (json_int_t)failed));
+	json_object_set_new(o, "kernel", json_pack("{sssbsbsbsb}", "queue",
+		queue_method_name(d->features.queue), "queue_native", d->features.queue_native,
+		"queue_xt", d->features.queue_xt, "nflog", d->features.nflog, "concat_interval",
+		d->features.concat_interval));
+	json_object_set_new(o, "reconcile", json_pack("{sIsIsIsIsIsI}", "replaces",
+		(json_int_t)st->replaces, "updates", (json_int_t)st->updates, "deletes",
+		(json_int_t)st->deletes, "adopted", (json_int_t)st->adopted, "failures",
+		(json_int_t)st->failures, "drift_repairs", (json_int_t)st->drift_repairs));
+	json_object_set_new(o, "state_dir", json_string(store_dir(x->a->store)));
+	json_object_set_new(o, "listen", lis);
+	if (x->a->flows)
+		json_object_set_new(o, "flows", json_pack("{sIsI}", "records",
+			(json_int_t)flow_ring_count(x->a->flows), "capacity",
+			(json_int_t)flow_ring_capacity(x->a->flows)));
+	api_resp_json(x, 200, o);
+}
+
+void api_handle_readyz(struct api_ctx *x)
+{
+	json_t *missing = json_array();
+	bool ready = reconciler_ready(x->d->rec);
+
+	for (size_t i = 0; i < reconciler_ep_count(x->d->rec); i++) {
+		struct reconcile_ep_status s;
+
+		reconciler_ep_status(x->d->rec, i, &s);
+		if (!s.programmed)
+			json_array_append_new(missing, json_string(s.id));
+	}
+	api_resp_json(x, ready ? 200 : 503, json_pack("{sbso}", "ready", ready, "not_programmed", missing));
+}
+
+/* ---- metrics ---- */
+
+static void m_head(FILE *f, const char *name, const char *type, const char *help)
+{
+	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+struct flow_counts {
+	uint64_t by_verdict[2];
+	uint64_t packets[2];
+};
+
+static int flow_count_cb(const struct flow_record *rec, void *data)
+{
+	struct flow_counts *fc = data;
+
+	if (rec->verdict < 2) {
+		fc->by_verdict[rec->verdict]++;
+		fc->packets[rec->verdict] += rec->count;
+	}
+	return 0;
+}
+
+void api_handle_metrics(struct api_ctx *x)
+{
+	struct daemon *d = x->d;
+	const struct reconcile_stats *st = reconciler_stats(d->rec);
+	size_t n = reconciler_ep_count(d->rec), programmed = 0, elems = 0;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	if (!f) {
+		api_resp_error(x, 503, "out of memory");
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct reconcile_ep_status s;
+
+		reconciler_ep_status(d->rec, i, &s);
+		if (s.programmed) {
+			programmed++;
+			elems += s.n_entries[0] + s.n_entries[1];
+		}
+	}
+	m_head(f, "mseg_endpoints", "gauge", "Endpoints in the desired state, by source.");
+	fprintf(f, "mseg_endpoints{source=\"file\"} %zu\n", d->file_inventory.n);
+	fprintf(f, "mseg_endpoints{source=\"api\"} %zu\n", d->api_inventory.n);
+	m_head(f, "mseg_endpoints_programmed", "gauge", "Endpoints whose kernel table matches the desired state.");
+	fprintf(f, "mseg_endpoints_programmed %zu\n", programmed);
+	m_head(f, "mseg_policies", "gauge", "Policies in the desired state, by source.");
+	fprintf(f, "mseg_policies{source=\"file\"} %zu\n", d->file_policies.n);
+	fprintf(f, "mseg_policies{source=\"api\"} %zu\n", d->api_policies.n);
+	m_head(f, "mseg_programmed_entries", "gauge", "Allow entries programmed into kernel sets, all endpoints.");
+	fprintf(f, "mseg_programmed_entries %zu\n", elems);
+	m_head(f, "mseg_batches_total", "counter", "Netlink batches sent, by kind.");
+	fprintf(f, "mseg_batches_total{kind=\"replace\"} %llu\n", (unsigned long long)st->replaces);
+	fprintf(f, "mseg_batches_total{kind=\"update\"} %llu\n", (unsigned long long)st->updates);
+	fprintf(f, "mseg_batches_total{kind=\"delete\"} %llu\n", (unsigned long long)st->deletes);
+	m_head(f, "mseg_batch_failures_total", "counter", "Batches the kernel refused or namespaces not reachable.");
+	fprintf(f, "mseg_batch_failures_total %llu\n", (unsigned long long)st->failures);
+	m_head(f, "mseg_batch_seconds_total", "counter", "Wall time spent programming tables.");
+	fprintf(f, "mseg_batch_seconds_total %.9f\n", (double)st->batch_ns_total / 1e9);
+	m_head(f, "mseg_tables_adopted_total", "counter", "Tables found in sync at start and kept.");
+	fprintf(f, "mseg_tables_adopted_total %llu\n", (unsigned long long)st->adopted);
+	m_head(f, "mseg_drift_repairs_total", "counter", "Tables re-programmed after a read-back found drift.");
+	fprintf(f, "mseg_drift_repairs_total %llu\n", (unsigned long long)st->drift_repairs);
+	m_head(f, "mseg_elements_added_total", "counter", "Kernel set elements added.");
+	fprintf(f, "mseg_elements_added_total %llu\n", (unsigned long long)st->elements_added);
+	m_head(f, "mseg_elements_deleted_total", "counter", "Kernel set elements deleted.");
+	fprintf(f, "mseg_elements_deleted_total %llu\n", (unsigned long long)st->elements_deleted);
+
+	/* the invalid counts come with the same read as the over-limit ones */
+	uint64_t *invalid = calloc(n * MSEG_DIR_COUNT + 1, sizeof(*invalid));
+	bool *invalid_present = calloc(n * MSEG_DIR_COUNT + 1, sizeof(*invalid_present));
+
+	if (!invalid || !invalid_present) {
+		free(invalid);
+		free(invalid_present);
+		fclose(f);
+		free(buf);
+		api_resp_error(x, 503, "out of memory");
+		return;
+	}
+	m_head(f, "mseg_overlimit_packets_total", "counter",
+	       "Unmatched packets over the queue rate limit (not sent to msegd), per endpoint and direction.");
+	for (size_t i = 0; i < n; i++) {
+		struct reconcile_ep_status s;
+		struct ep_table_counters ctr;
+		struct mseg_err err;
+
+		reconciler_ep_status(d->rec, i, &s);
+		if (!s.programmed || reconciler_ep_counters(d->rec, i, &ctr, &err) < 0)
+			continue;
+		for (int dir = 0; dir < MSEG_DIR_COUNT; dir++)
+			if (ctr.present[dir])
+				fprintf(f, "mseg_overlimit_packets_total{endpoint=\"%s\",direction=\"%s\"} %llu\n",
+					s.id, dir == 0 ? "ingress" : "egress",
+					(unsigned long long)ctr.packets[dir]);
+		memcpy(invalid + i * MSEG_DIR_COUNT, ctr.invalid_packets, sizeof(ctr.invalid_packets));
+		for (int dir = 0; dir < MSEG_DIR_COUNT; dir++)
+			invalid_present[i * MSEG_DIR_COUNT + dir] = ctr.present[dir];
+	}
+	m_head(f, "mseg_invalid_packets_total", "counter",
+	       "Packets conntrack found invalid, dropped in the kernel before the queue, per endpoint and direction.");
+	for (size_t i = 0; i < n; i++) {
+		struct reconcile_ep_status s;
+
+		reconciler_ep_status(d->rec, i, &s);
+		for (int dir = 0; dir < MSEG_DIR_COUNT; dir++)
+			if (invalid_present[i * MSEG_DIR_COUNT + dir])
+				fprintf(f, "mseg_invalid_packets_total{endpoint=\"%s\",direction=\"%s\"} %llu\n",
+					s.id, dir == 0 ? "ingress" : "egress",
+					(unsigned long long)invalid[i * MSEG_DIR_COUNT + dir]);
+	}
+	free(invalid);
+	free(invalid_present);
+	if (x->a->flows) {
+		struct flow_counts fc;
+		struct flow_ring_stats fs;
+		struct flow_filter flt;
+
+		memset(&fc, 0, sizeof(fc));
+		flow_filter_init(&flt);
+		flow_ring_query(x->a->flows, &flt, flow_count_cb, &fc);
+		flow_ring_stats_get(x->a->flows, &fs);
+		m_head(f, "mseg_flow_records", "gauge", "Flow records held in the ring, by verdict.");
+		fprintf(f, "mseg_flow_records{verdict=\"dropped\"} %llu\n", (unsigned long long)fc.by_verdict[0]);
+		fprintf(f, "mseg_flow_records{verdict=\"audited\"} %llu\n", (unsigned long long)fc.by_verdict[1]);
+		m_head(f, "mseg_flow_record_packets", "gauge", "Packets counted by the flow records in the ring, by verdict.");
+		fprintf(f, "mseg_flow_record_packets{verdict=\"dropped\"} %llu\n", (unsigned long long)fc.packets[0]);
+		fprintf(f, "mseg_flow_record_packets{verdict=\"audited\"} %llu\n", (unsigned long long)fc.packets[1]);
+		m_head(f, "mseg_flow_packets_total", "counter", "Unmatched packets msegd recorded.");
+		fprintf(f, "mseg_flow_packets_total %llu\n", (unsigned long long)fs.packets);
+		m_head(f, "mseg_flow_records_overwritten_total", "counter", "Flow records pushed out of the full ring.");
+		fprintf(f, "mseg_flow_records_overwritten_total %llu\n", (unsigned long long)fs.overwritten);
+	}
+	if (d->flows) {
+		struct flowpipe_stats ps;
+
+		flowpipe_stats_get(d->flows, &ps);
+		m_head(f, "mseg_queue_listeners", "gauge", "NFQUEUE listeners open (one per isolated namespace).");
+		fprintf(f, "mseg_queue_listeners %llu\n", (unsigned long long)ps.listeners);
+		m_head(f, "mseg_queue_packets_total", "counter", "Queued packets msegd gave a verdict, by verdict.");
+		fprintf(f, "mseg_queue_packets_total{verdict=\"dropped\"} %llu\n", (unsigned long long)ps.dropped);
+		fprintf(f, "mseg_queue_packets_total{verdict=\"audited\"} %llu\n", (unsigned long long)ps.audited);
+		m_head(f, "mseg_queue_malformed_total", "counter", "Queued packets that did not parse.");
+		fprintf(f, "mseg_queue_malformed_total %llu\n", (unsigned long long)ps.malformed);
+		m_head(f, "mseg_queue_drops_total", "counter",
+		       "Packets lost on the way to msegd: kernel queue full, socket full, socket overruns.");
+		fprintf(f, "mseg_queue_drops_total{reason=\"queue_full\"} %llu\n", (unsigned long long)ps.queue_dropped);
+		fprintf(f, "mseg_queue_drops_total{reason=\"socket_full\"} %llu\n", (unsigned long long)ps.user_dropped);
+		fprintf(f, "mseg_queue_drops_total{reason=\"enobufs\"} %llu\n", (unsigned long long)ps.enobufs);
+		m_head(f, "mseg_queue_listener_failures_total", "counter", "NFQUEUE listener opens that failed.");
+		fprintf(f, "mseg_queue_listener_failures_total %llu\n", (unsigned long long)ps.listener_failures);
+	}
+	m_head(f, "mseg_api_requests_total", "counter", "REST API requests answered, by status code.");
+	for (unsigned c = 100; c < API_MAX_CODE; c++)
+		if (x->a->requests[c])
+			fprintf(f, "mseg_api_requests_total{code=\"%u\"} %llu\n", c,
+				(unsigned long long)x->a->requests[c]);
+	m_head(f, "mseg_api_generation", "gauge", "Changes accepted over the API since start.");
+	fprintf(f, "mseg_api_generation %llu\n", (unsigned long long)x->a->generation);
+	m_head(f, "mseg_start_time_seconds", "gauge", "Start time of msegd since the epoch.");
+	fprintf(f, "mseg_start_time_seconds %llu\n", (unsigned long long)x->a->start_real_s);
+	m_head(f, "mseg_ready", "gauge", "1 when every endpoint is programmed.");
+	fprintf(f, "mseg_ready %d\n", reconciler_ready(d->rec) ? 1 : 0);
+	if (fclose(f) != 0) {
+		free(buf);
+		api_resp_error(x, 503, "out of memory");
+		return;
+	}
+	x->resp.code = 200;
+	x->resp.text = buf;
+	x->resp.ctype = "text/plain; version=0.0.4; charset=utf-8";
+}
+
+/* ---- check ---- */
+
+static int proto_parse(const char *s, uint8_t *ret)
+{
+	static const struct { const char *n; uint8_t p; } t[] = {
+		{ "tcp", IPPROTO_TCP }, { "udp", IPPROTO_UDP }, { "sctp", IPPROTO_SCTP },
+		{ "udplite", IPPROTO_UDPLITE }, { "icmp", IPPROTO_ICMP },
+		{ "icmpv6", IPPROTO_ICMPV6 }, { "any", 0 },
+	};
+
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+		if (strcmp(s, t[i].n) == 0) {
+			*ret = t[i].p;
+			return 0;
+		}
+	return -EINVAL;
+}
+
+void api_handle_check(struct api_ctx *x)
+{
+	json_error_t je;
+	json_t *in = json_loadb(x->rq->body ? x->rq->body : "", x->rq->len, JSON_REJECT_DUPLICATES, &je);
+	struct check_query q = { 0 };
+	struct check_result res;
+	struct api_views v;
+	struct mseg_err err;
+	const char *proto = "tcp";
+	json_t *port;
+	int r;
+
+	if (!in) {
+		api_resp_json(x, 400, api_json_error(je.text, je.line > 0 ? (unsigned)je.line : 0,
+						 je.column > 0 ? (unsigned)je.column : 0));
+		return;
+	}
+	if (!json_is_object(in) ||
+	    json_unpack_ex(in, &je, 0, "{ss,ss,s?s}", "from", &q.from, "to", &q.to, "proto", &proto) < 0) {
+		api_resp_error(x, 400, "expected {\"from\": ID|ADDR, \"to\": ID|ADDR, \"proto\": \"tcp\", \"port\": N}: %s",
+			   je.text);
+		goto out_decref;
+	}
+	port = json_object_get(in, "port");
+	if (json_is_string(port)) {
+		/* "tcp/5432" */
+		const char *s = json_string_value(port), *slash = strchr(s, '/');
+		char pn[16];
+		char *end;
+		unsigned long pv;
+
+		if (!slash || (size_t)(slash - s) >= sizeof(pn)) {
+			api_resp_error(x, 400, "port '%s': expected PROTO/PORT or a number with \"proto\"", s);
+			goto out_decref;
+		}
+		memcpy(pn, s, (size_t)(slash - s));
+		pn[slash - s] = '\0';
+		proto = NULL;
+		if (proto_parse(pn, &q.proto) < 0) {
+			api_resp_error(x, 400, "unknown protocol '%s'", pn);
+			goto out_decref;
+		}
+		errno = 0;
+		pv = strtoul(slash + 1, &end, 10);
+		if (errno || *end || !slash[1] || pv > 65535) {
+			api_resp_error(x, 400, "port '%s': not a port number", s);
+			goto out_decref;
+		}
+		q.port = (uint16_t)pv;
+	} else if (json_is_integer(port) || !port) {
+		json_int_t pv = port ? json_integer_value(port) : 0;
+
+		if (pv < 0 || pv > 65535) {
+			api_resp_error(x, 400, "port %lld: out of range", (long long)pv);
+			goto out_decref;
+		}
+		q.port = (uint16_t)pv;
+	} else {
+		api_resp_error(x, 400, "port: expected a number or \"tcp/5432\"");
+		goto out_decref;
+	}
+	if (proto && proto_parse(proto, &q.proto) < 0) {
+		api_resp_error(x, 400, "unknown protocol '%s'", proto);
+		goto out_decref;
+	}
+	if (proto_has_ports(q.proto) && (!port || q.port == 0)) {
+		api_resp_error(x, 400, "a port is required for %s", proto ? proto : "this protocol");
+		goto out_decref;
+	}
+	r = views_build(x->d, NULL, &v);
+	if (r < 0) {
+		api_resp_error(x, 503, "out of memory");
+		goto out_decref;
+	}
+	err_clear(&err);
+	r = check_decide(v.pols, v.n_pols, v.eps, v.n_eps, api_copts(x->d), &q, &res, &err);
+	if (r == -EINVAL)
+		api_resp_err(x, 400, &err);
+	else if (r < 0)
+		api_resp_error(x, 500, "%s", err.msg);
+	else
+		api_resp_json(x, 200, api_json_check(&res, &q));
+	views_release(&v);
+out_decref:
+	json_decref(in);
+}
+
+/* ---- flows ---- */
+
+struct flows_out {
+	json_t *arr;
+	char **out;
+	size_t *out_len;
+	int err;
+};
+
+static int flows_json_cb(const struct flow_record *rec, void *data)
+{
+	struct flows_out *fo = data;
+	json_t *j = flow_record_to_json(rec);
+
+	if (!j)
+		return -ENOMEM;
+	json_array_append_new(fo->arr, j);
+	return 0;
+}
+
+/* Fill @f from the query; 400 on a bad value. @ret_endpoint/@ret_ns borrow
+ * MHD's strings (valid for the request). */
+static bool flows_filter_parse(struct api_ctx *x, struct flow_filter *f)
+{
+	struct MHD_Connection *c = x->c;
+	const char *v;
+	char *end;
+
+	flow_filter_init(f);
+	v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "endpoint");
+	if (v && *v)
+		f->endpoint = v;
+	v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "namespace");
+	if (v && *v)
+		f->ns = v;
+	v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "direction");
+	if (v && *v) {
+		enum mseg_dir dir;
+
+		if (flow_dir_parse(v, &dir) < 0) {
+			api_resp_error(x, 400, "direction '%s': ingress or egress", v);
+			return false;
+		}
+		f->dir = (int)dir;
+	}
+	v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "verdict");
+	if (v && *v) {
+		enum flow_verdict vd;
+
+		if (flow_verdict_parse(v, &vd) < 0) {
+			api_resp_error(x, 400, "verdict '%s': dropped or audited", v);
+			return false;
+		}
+		f->verdict = (int)vd;
+	}
+	v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "proto");
+	if (v && *v) {
+		uint8_t p;
+
+		if (proto_parse(v, &p) == 0) {
+			f->proto = p;
+		} else {
+			unsigned long n;
+
+			errno = 0;
+			n = strtoul(v, &end, 10);
+			if (errno || *end || n > 255) {
+				api_resp_error(x, 400, "proto '%s': a name or a number", v);
+				return false;
+			}
+			f->proto = (int)n;
+		}
+	}
+	v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "port");
+	if (v && *v) {
+		unsigned long n;
+
+		errno = 0;
+		n = strtoul(v, &end, 10);
+		if (errno || *end || n > 65535) {
+			api_resp_error(x, 400, "port '%s': 0 to 65535", v);
+			return false;
+		}
+		f->port = (int)n;
+	}
+	v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "since");
+	if (v && *v) {
+		uint64_t ns;
+		unsigned long long secs;
+
+		/* RFC 3339, or seconds since the epoch */
+		errno = 0;
+		secs = strtoull(v, &end, 10);
+		if (!errno && !*end)
+			ns = (uint64_t)secs * 1000000000ull;
+		else if (flow_time_parse(v, &ns) < 0) {
+			api_resp_error(x, 400, "since '%s': RFC 3339 time or seconds since the epoch", v);
+			return false;
+		}
+		f->since_ns = ns;
+	}
+	v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit");
+	if (v && *v) {
+		unsigned long n;
+
+		errno = 0;
+		n = strtoul(v, &end, 10);
+		if (errno || *end || n > 1000000) {
+			api_resp_error(x, 400, "limit '%s': 0 to 1000000", v);
+			return false;
+		}
+		f->limit = n;
+	}
+	return true;
+}
+
+void api_follow_unlink(struct api_follow *fw)
+{
+	struct api_server *a = fw->srv;
+
+	if (!a)
+		return;
+	if (fw->prev)
+		fw->prev->next = fw->next;
+	else
+		a->follows = fw->next;
+	if (fw->next)
+		fw->next->prev = fw->prev;
+	fw->prev = fw->next = NULL;
+	fw->srv = NULL;
+}
+
+static void follow_free(void *cls)
+{
+	struct api_follow *fw = cls;
+
+	api_follow_unlink(fw);
+	free(fw->endpoint);
+	free(fw->ns);
+	free(fw->out);
+	free(fw);
+}
+
+struct follow_fill {
+	struct api_follow *fw;
+	int err;
+};
+
+static int follow_fill_cb(const struct flow_record *rec, void *data)
+{
+	struct follow_fill *ff = data;
+	struct api_follow *fw = ff->fw;
+	json_t *j = flow_record_to_json(rec);
+	char *s;
+	size_t n;
+
+	if (!j)
+		return -ENOMEM;
+	s = json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+	if (!s)
+		return -ENOMEM;
+	n = strlen(s);
+	{
+		char *t = realloc(fw->out, fw->out_len + n + 2);
+
+		if (!t) {
+			free(s);
+			return -ENOMEM;
+		}
+		fw->out = t;
+	}
+	memcpy(fw->out + fw->out_len, s, n);
+	fw->out[fw->out_len + n] = '\n';
+	fw->out_len += n + 1;
+	free(s);
+	return 0;
+}
+
+static ssize_t follow_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct api_follow *fw = cls;
+	struct api_server *a = fw->srv;
+	size_t n;
+
+	if (!a || a->stopping || fw->hangup)
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	if (fw->out_pos == fw->out_len && a->flows) {
+		struct follow_fill ff = { .fw = fw };
+		uint64_t seq = flow_ring_seq(a->flows);
+
+		fw->out_len = fw->out_pos = 0;
+		if (seq != fw->filter.after_seq) {
+			if (flow_ring_query(a->flows, &fw->filter, follow_fill_cb, &ff) < 0)
+				return MHD_CONTENT_READER_END_WITH_ERROR;
+			fw->filter.after_seq = seq;
+			fw->filter.limit = 0;
+		}
+	}
+	if (fw->out_pos == fw->out_len) {
+		/* nothing new: park the connection until the ring moves */
+		fw->suspended = true;
+		MHD_suspend_connection(fw->c);
+		return 0;
+	}
+	n = fw->out_len - fw->out_pos;
+	if (n > max)
+		n = max;
+	memcpy(buf, fw->out + fw->out_pos, n);
+	fw->out_pos += n;
+	return (ssize_t)n;
+}
+
+void api_handle_flows(struct api_ctx *x)
+{
+	struct flow_filter f;
+	struct api_follow *fw;
+	struct MHD_Response *m;
+
+	if (!x->a->flows) {
+		api_resp_error(x, 503, "flow records are not available (no queue listener)");
+		return;
+	}
+	if (!flows_filter_parse(x, &f))
+		return;
+	if (!query_flag(x->c, "follow")) {
+		struct flows_out fo = { .arr = json_array() };
+
+		if (flow_ring_query(x->a->flows, &f, flows_json_cb, &fo) < 0) {
+			json_decref(fo.arr);
+			api_resp_error(x, 503, "out of memory");
+			return;
+		}
+		api_resp_json(x, 200, json_pack("{so}", "flows", fo.arr));
+		return;
+	}
+	fw = calloc(1, sizeof(*fw));
+	if (!fw) {
+		api_resp_error(x, 503, "out of memory");
+		return;
+	}
+	fw->filter = f;
+	fw->endpoint = f.endpoint ? strdup(f.endpoint) : NULL;
+	fw->ns = f.ns ? strdup(f.ns) : NULL;
+	fw->filter.endpoint = fw->endpoint;
+	fw->filter.ns = fw->ns;
+	/* without since/limit, a follow starts with what arrives from now on */
+	if (!f.since_ns && !f.limit)
+		fw->filter.after_seq = flow_ring_seq(x->a->flows);
+	fw->srv = x->a;
+	fw->c = x->c;
+	m = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, follow_reader, fw, follow_free);
+	if (!m) {
+		follow_free(fw);
+		api_resp_error(x, 503, "out of memory");
+		return;
+	}
+	fw->next = x->a->follows;
+	if (fw->next)
+		fw->next->prev = fw;
+	x->a->follows = fw;
+	if (x->rq->conn) {
+		x->rq->conn->streaming = true;
+		MHD_set_connection_option(x->c, MHD_CONNECTION_OPTION_TIMEOUT, 0);
+	}
+	x->resp.code = 200;
+	x->resp.raw = m;
+	x->resp.ctype = "application/x-ndjson";
+}

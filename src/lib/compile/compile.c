@@ -1,0 +1,980 @@
+/* compile: (policies, endpoints) -> per endpoint and direction: isolated?,
+ * mode, normalized allow entries (include/mseg/plan.h, docs/compile.md).
+ *
+ * Pure and deterministic. The steps:
+ *  1. Sort the endpoints by id; from here on an endpoint is its index in that
+ *     order.
+ *  2. Selections: each distinct endpoint selection (namespace scope and label
+ *     selectors) among the policies' subjects, the rules' local sides and
+ *     their peers is evaluated once against every endpoint -> a bitset and
+ *     an index list. Policies that reuse a group share the work.
+ *  3. Coverage: isolation and mode per endpoint and direction.
+ *  4. For each isolated (endpoint, direction): the set of rules whose local
+ *     side selects the endpoint, as a bitset over rules. Endpoints with the
+ *     same set (and, when an ingress rule in it names a port, the same named
+ *     ports) have the same entries: they form one group, computed once; its
+ *     entry array is shared by the group's endpoints (read-only).
+ *  5. Per group: raw boxes (peer addresses x ports) bucketed by (family,
+ *     protocol), normalized into disjoint boxes (boxes.c), boxes covered by
+ *     an every-protocol range dropped, boxes of at most expand_max points
+ *     expanded into exact entries (hash sets instead of interval sets, whose
+ *     elements cost the kernel far more memory: docs/compile.md), converted
+ *     to entries and sorted.
+ * Cost: O(S * E) selector evaluations (S distinct selections, E endpoints),
+ * O(E * R / 64) for the rule sets, and per group the normalization of its
+ * raw boxes (boxes.c), instead of per endpoint. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "mseg/model/addr.h"
+#include "mseg/model/plan.h"
+#include "mseg/model/policy.h"
+#include "compile/boxes.h"
+#include "util/vec.h"
+
+#define SEL_NONE UINT32_MAX
+#define N_BUCKETS (2 * 256)
+
+/* A distinct endpoint selection, evaluated against every endpoint. */
+struct sel {
+	const struct mseg_peer *peer;   /* the first peer with this selection */
+	uint64_t hash;
+	uint64_t *bits;                 /* over the sorted endpoints */
+	uint32_t *eps;                  /* matching endpoints, ascending */
+	size_t n_eps;
+};
+
+struct cpeer {
+	uint32_t sel;                   /* ENDPOINTS peers; SEL_NONE for ADDRS */
+	struct box *ranges[2];          /* ADDRS peers: cidrs minus except, per family */
+	size_t n_ranges[2];
+};
+
+struct crule {
+	const struct mseg_rule *rule;
+	uint64_t prov;
+	uint32_t local;                 /* selection of the local side, or SEL_NONE */
+	struct cpeer *peers;
+	bool named;                     /* has a named port */
+};
+
+struct group {
+	uint64_t hash;
+	uint32_t rep;                   /* the first endpoint of the group */
+	uint64_t *rules;                /* bitset over rules */
+	bool named;                     /* entries depend on rep's named ports */
+	struct mseg_entry *entries;
+	size_t n_entries;
+};
+
+struct bucket {
+	struct box *v;
+	size_t n, cap;
+};
+
+struct compile_ctx {
+	struct arena arena;
+	const struct mseg_policy *const *pols;
+	size_t n_pols;
+	const struct mseg_endpoint **eps;      /* sorted by id */
+	size_t n_eps, words;                   /* words: bitset size over endpoints */
+
+	struct sel *sels;
+	size_t n_sels, cap_sels;
+	uint32_t *sel_table;                   /* open addressing, index + 1 */
+	size_t sel_mask;
+
+	struct crule *rules;
+	size_t n_rules, rwords;                /* rwords: bitset size over rules */
+
+	struct group *groups;
+	size_t n_groups;
+	uint32_t *group_table;
+	size_t group_mask;
+
+	struct box_ws *ws;
+	struct bucket buckets[N_BUCKETS];      /* family * 256 + protocol */
+	uint16_t touched[N_BUCKETS];
+	size_t n_touched;
+	struct box *any[2];                    /* normalized every-protocol ranges */
+	size_t n_any[2], cap_any[2];
+	struct mseg_entry *ents;
+	size_t n_ents, cap_ents;
+	size_t expand_max;                     /* compile_opts.expand_max, resolved */
+};
+
+/* The plan with what it owns; plans come only from compile_plan(). */
+struct plan_owner {
+	struct mseg_plan plan;                 /* first: plan_free() casts back */
+	struct mseg_entry **arrays;            /* entry arrays, each shared by a group */
+	size_t n_arrays;
+};
+
+static const struct mseg_port port_any = { .proto = 0 };
+
+bool proto_has_ports(uint8_t proto)
+{
+	return proto == IPPROTO_TCP || proto == IPPROTO_UDP || proto == IPPROTO_UDPLITE ||
+	       proto == IPPROTO_SCTP;
+}
+
+static bool addr_is_single(const struct mseg_entry *e)
+{
+	return memcmp(e->lo.bytes, e->hi.bytes, sizeof(e->lo.bytes)) == 0;
+}
+
+enum entry_shape entry_shape(const struct mseg_entry *e)
+{
+	bool single = addr_is_single(e);
+
+	if (e->proto == 0)
+		return single ? SHAPE_ANY : SHAPE_ANY_IV;
+	if (proto_has_ports(e->proto))
+		return single && e->port_lo == e->port_hi ? SHAPE_PORT : SHAPE_PORT_IV;
+	return single ? SHAPE_PROTO : SHAPE_PROTO_IV;
+}
+
+struct mseg_plan *plan_free(struct mseg_plan *plan)
+{
+	struct plan_owner *o = (struct plan_owner *)plan;
+
+	if (!plan)
+		return NULL;
+	for (size_t i = 0; i < o->n_arrays; i++)
+		free(o->arrays[i]);
+	free(o->arrays);
+	free(plan->eps);
+	free(o);
+	return NULL;
+}
+
+/* ---- addresses ---------------------------------------------------------- */
+
+/* 0 for IPv4, 1 for IPv6, -1 for anything else. */
+static int fam_index(uint8_t family)
+{
+	return family == AF_INET ? 0 : family == AF_INET6 ? 1 : -1;
+}
+
+static void addr_from_value(struct mseg_addr *a, int fam, box_u128 v)
+{
+	size_t n = fam ? 16 : 4;
+
+	memset(a, 0, sizeof(*a));
+	a->family = fam ? AF_INET6 : AF_INET;
+	for (size_t i = n; i-- > 0;) {
+		a->bytes[i] = (uint8_t)v;
+		v >>= 8;
+	}
+}
+
+static void cidr_range(const struct mseg_cidr *c, box_u128 *lo, box_u128 *hi)
+{
+	unsigned bits = c->addr.family == AF_INET ? 32 : 128;
+	unsigned host = c->plen >= bits ? 0 : bits - c->plen;
+	box_u128 mask = host == 0 ? 0 : host >= 128 ? BOX_U128_MAX : ((box_u128)1 << host) - 1;
+	box_u128 v = addr_u128(&c->addr);
+
+	*lo = v & ~mask;
+	*hi = v | mask;
+}
+
+/* @r minus @x (both sorted and disjoint) into @out (room for nr + nx). */
+static size_t range_subtract(const struct box *r, size_t nr, const struct box *x, size_t nx,
+			     struct box *out)
+{
+	size_t n = 0, j = 0;
+
+	for (size_t i = 0; i < nr; i++) {
+		box_u128 cur = r[i].lo, hi = r[i].hi;
+		bool done = false;
+
+		while (j < nx && x[j].hi < cur)
+			j++;
+		for (size_t k = j; k < nx && x[k].lo <= hi; k++) {
+			if (x[k].lo > cur) {
+				out[n] = r[i];
+				out[n].lo = cur;
+				out[n++].hi = x[k].lo - 1;
+			}
+			if (x[k].hi >= hi) {
+				done = true;
+				break;
+			}
+			if (x[k].hi + 1 > cur)
+				cur = x[k].hi + 1;
+		}
+		if (!done) {
+			out[n] = r[i];
+			out[n].lo = cur;
+			out[n++].hi = hi;
+		}
+	}
+	return n;
+}
+
+/* ---- selections --------------------------------------------------------- */
+
+static uint64_t hash_bytes(uint64_t h, const void *p, size_t n)
+{
+	const unsigned char *s = p;
+
+	for (size_t i = 0; i < n; i++) {
+		h ^= s[i];
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}
+
+static uint64_t hash_str(uint64_t h, const char *s)
+{
+	return s ? hash_bytes(h, s, strlen(s) + 1) : hash_bytes(h, "\xff", 1);
+}
+
+static uint64_t hash_selector(uint64_t h, const struct mseg_selector *s)
+{
+	h = hash_bytes(h, &s->n_reqs, sizeof(s->n_reqs));
+	for (size_t i = 0; i < s->n_reqs; i++) {
+		const struct mseg_sel_req *q = &s->reqs[i];
+
+		h = hash_str(h, q->key);
+		h = hash_bytes(h, &q->op, sizeof(q->op));
+		h = hash_bytes(h, &q->n_values, sizeof(q->n_values));
+		for (size_t k = 0; k < q->n_values; k++)
+			h = hash_str(h, q->values[k]);
+	}
+	return h;
+}
+
+static bool str_eq(const char *a, const char *b)
+{
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+static bool selector_equal(const struct mseg_selector *a, const struct mseg_selector *b)
+{
+	if (a->n_reqs != b->n_reqs)
+		return false;
+	for (size_t i = 0; i < a->n_reqs; i++) {
+		const struct mseg_sel_req *p = &a->reqs[i], *q = &b->reqs[i];
+
+		if (p->op != q->op || p->n_values != q->n_values || !str_eq(p->key, q->key))
+			return false;
+		for (size_t k = 0; k < p->n_values; k++)
+			if (!str_eq(p->values[k], q->values[k]))
+				return false;
+	}
+	return true;
+}
+
+static const char *ns_or_default(const char *ns)
+{
+	return ns ? ns : "default";
+}
+
+static uint64_t hash_peer_sel(const struct mseg_peer *p)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	h = hash_bytes(h, &p->ns_scope, sizeof(p->ns_scope));
+	if (p->ns_scope == MSEG_NS_NAMED)
+		h = hash_str(h, ns_or_default(p->ns));
+	else if (p->ns_scope == MSEG_NS_SELECTOR)
+		h = hash_selector(h, &p->ns_sel);
+	return hash_selector(h, &p->ep_sel);
+}
+
+static bool peer_sel_equal(const struct mseg_peer *a, const struct mseg_peer *b)
+{
+	if (a->ns_scope != b->ns_scope)
+		return false;
+	if (a->ns_scope == MSEG_NS_NAMED && !str_eq(ns_or_default(a->ns), ns_or_default(b->ns)))
+		return false;
+	if (a->ns_scope == MSEG_NS_SELECTOR && !selector_equal(&a->ns_sel, &b->ns_sel))
+		return false;
+	return selector_equal(&a->ep_sel, &b->ep_sel);
+}
+
+static bool peer_selects(const struct mseg_peer *p, const struct mseg_endpoint *ep)
+{
+	switch (p->ns_scope) {
+	case MSEG_NS_NAMED:
+		if (strcmp(ns_or_default(p->ns), ns_or_default(ep->ns)) != 0)
+			return false;
+		break;
+	case MSEG_NS_SELECTOR:
+		if (!selector_matches(&p->ns_sel, ep->ns_labels, ep->n_ns_labels))
+			return false;
+		break;
+	case MSEG_NS_ANY:
+		break;
+	}
+	return selector_matches(&p->ep_sel, ep->labels, ep->n_labels);
+}
+
+static bool bit_test(const uint64_t *bits, size_t i)
+{
+	return bits[i / 64] >> (i % 64) & 1;
+}
+
+static void bit_set(uint64_t *bits, size_t i)
+{
+	bits[i / 64] |= (uint64_t)1 << (i % 64);
+}
+
+/* The selection index of @p (evaluated on first use), or SEL_NONE. */
+static int ctx_sel_get(struct compile_ctx *c, const struct mseg_peer *p, uint32_t *ret)
+{
+	uint64_t h;
+	size_t slot;
+	struct sel *s;
+	size_t n = 0;
+	int r;
+
+	*ret = SEL_NONE;
+	if (p->kind != MSEG_PEER_ENDPOINTS)
+		return 0;
+	h = hash_peer_sel(p);
+	for (slot = h & c->sel_mask; c->sel_table[slot]; slot = (slot + 1) & c->sel_mask) {
+		s = &c->sels[c->sel_table[slot] - 1];
+		if (s->hash == h && peer_sel_equal(s->peer, p)) {
+			*ret = c->sel_table[slot] - 1;
+			return 0;
+		}
+	}
+
+	r = VEC_RESERVE(c->sels, c->cap_sels, c->n_sels + 1);
+	if (r < 0)
+		return r;
+	s = &c->sels[c->n_sels];
+	memset(s, 0, sizeof(*s));
+	s->peer = p;
+	s->hash = h;
+	s->bits = arena_calloc(&c->arena, c->words ? c->words : 1, sizeof(*s->bits));
+	if (!s->bits)
+		return -ENOMEM;
+	for (size_t e = 0; e < c->n_eps; e++) {
+		if (peer_selects(p, c->eps[e])) {
+			bit_set(s->bits, e);
+			n++;
+		}
+	}
+	s->eps = arena_calloc(&c->arena, n ? n : 1, sizeof(*s->eps));
+	if (!s->eps)
+		return -ENOMEM;
+	for (size_t e = 0; e < c->n_eps; e++)
+		if (bit_test(s->bits, e))
+			s->eps[s->n_eps++] = (uint32_t)e;
+	c->sel_table[slot] = (uint32_t)(c->n_sels + 1);
+	*ret = (uint32_t)c->n_sels++;
+	return 0;
+}
+
+/* ---- preparation -------------------------------------------------------- */
+
+static int cmp_ep_id(const void *pa, const void *pb)
+{
+	const struct mseg_endpoint *a = *(const struct mseg_endpoint *const *)pa;
+	const struct mseg_endpoint *b = *(const struct mseg_endpoint *const *)pb;
+	int c = strcmp(a->id ? a->id : "", b->id ? b->id : "");
+
+	if (c)
+		return c;
+	/* duplicate ids (the inventory forbids them): keep it deterministic */
+	c = strcmp(ns_or_default(a->ns), ns_or_default(b->ns));
+	if (c)
+		return c;
+	c = strcmp(a->name ? a->name : "", b->name ? b->name : "");
+	if (c)
+		return c;
+	return strcmp(a->netns ? a->netns : "", b->netns ? b->netns : "");
+}
+
+static size_t table_size(size_t n)
+{
+	size_t s = 16;
+
+	while (s < 2 * n)
+		s *= 2;
+	return s;
+}
+
+/* cidrs minus except of an ADDRS peer, per family. */
+static int peer_ranges(struct compile_ctx *c, const struct mseg_peer *p, struct cpeer *cp)
+{
+	for (int fam = 0; fam < 2; fam++) {
+		uint8_t family = fam ? AF_INET6 : AF_INET;
+		size_t nr = 0, nx = 0;
+		struct box *r, *x, *out;
+
+		r = arena_calloc(&c->arena, p->n_cidrs + 1, sizeof(*r));
+		x = arena_calloc(&c->arena, p->n_except + 1, sizeof(*x));
+		if (!r || !x)
+			return -ENOMEM;
+		for (size_t i = 0; i < p->n_cidrs; i++) {
+			if (p->cidrs[i].addr.family != family)
+				continue;
+			cidr_range(&p->cidrs[i], &r[nr].lo, &r[nr].hi);
+			nr++;
+		}
+		for (size_t i = 0; i < p->n_except; i++) {
+			if (p->except[i].addr.family != family)
+				continue;
+			cidr_range(&p->except[i], &x[nx].lo, &x[nx].hi);
+			nx++;
+		}
+		nr = box_addr_union(r, nr);
+		nx = box_addr_union(x, nx);
+		out = arena_calloc(&c->arena, nr + nx + 1, sizeof(*out));
+		if (!out)
+			return -ENOMEM;
+		cp->ranges[fam] = out;
+		cp->n_ranges[fam] = range_subtract(r, nr, x, nx, out);
+	}
+	return 0;
+}
+
+static int ctx_prepare_rules(struct compile_ctx *c)
+{
+	size_t n = 0;
+	int r;
+
+	for (size_t p = 0; p < c->n_pols; p++)
+		n += c->pols[p]->n_rules;
+	c->rules = arena_calloc(&c->arena, n ? n : 1, sizeof(*c->rules));
+	if (!c->rules)
+		return -ENOMEM;
+	for (size_t p = 0; p < c->n_pols; p++) {
+		const struct mseg_policy *pol = c->pols[p];
+
+		for (size_t i = 0; i < pol->n_rules; i++) {
+			const struct mseg_rule *rule = &pol->rules[i];
+			struct crule *cr = &c->rules[c->n_rules++];
+
+			cr->rule = rule;
+			cr->prov = BOX_PROV(p, i);
+			r = ctx_sel_get(c, &rule->local, &cr->local);
+			if (r < 0)
+				return r;
+			cr->peers = arena_calloc(&c->arena, rule->n_peers + 1, sizeof(*cr->peers));
+			if (!cr->peers)
+				return -ENOMEM;
+			for (size_t k = 0; k < rule->n_peers; k++) {
+				r = ctx_sel_get(c, &rule->peers[k], &cr->peers[k].sel);
+				if (r < 0)
+					return r;
+				if (rule->peers[k].kind == MSEG_PEER_ADDRS) {
+					r = peer_ranges(c, &rule->peers[k], &cr->peers[k]);
+					if (r < 0)
+						return r;
+				}
+			}
+			for (size_t k = 0; k < rule->n_ports; k++)
+				if (rule->ports[k].name)
+					cr->named = true;
+		}
+	}
+	c->rwords = (c->n_rules + 63) / 64;
+	if (c->rwords == 0)
+		c->rwords = 1;
+	return 0;
+}
+
+/* ---- entries of a group ------------------------------------------------- */
+
+static int ctx_box_add(struct compile_ctx *c, int fam, uint8_t proto, box_u128 lo, box_u128 hi,
+		       uint16_t plo, uint16_t phi, uint64_t prov)
+{
+	struct bucket *b;
+	unsigned idx;
+	int r;
+
+	/* ICMP over IPv6 and ICMPv6 over IPv4 match no real packet */
+	if ((proto == IPPROTO_ICMP && fam == 1) || (proto == IPPROTO_ICMPV6 && fam == 0))
+		return 0;
+	idx = (unsigned)fam * 256 + proto;
+	b = &c->buckets[idx];
+	if (b->n == 0)
+		c->touched[c->n_touched++] = (uint16_t)idx;
+	r = VEC_RESERVE(b->v, b->cap, b->n + 1);
+	if (r < 0)
+		return r;
+	b->v[b->n++] = (struct box){ .lo = lo, .hi = hi, .plo = plo, .phi = phi, .prov = prov };
+	return 0;
+}
+
+/* Protocol and port range of @p towards destination @dst (NULL: an address
+ * group, which has no named ports). False when a named port does not resolve. */
+static bool port_resolve(const struct mseg_port *p, const struct mseg_endpoint *dst,
+			 uint8_t *proto, uint16_t *lo, uint16_t *hi)
+{
+	if (p->name) {
+		if (!dst)
+			return false;
+		for (size_t i = 0; i < dst->n_ports; i++) {
+			const struct mseg_named_port *np = &dst->ports[i];
+
+			if (!np->name || strcmp(np->name, p->name) != 0)
+				continue;
+			if (p->proto && np->proto != p->proto)
+				continue;
+			*proto = np->proto;
+			*lo = *hi = proto_has_ports(np->proto) ? np->port : 0;
+			return true;
+		}
+		return false;
+	}
+	*proto = p->proto;
+	if (proto_has_ports(p->proto)) {
+		*lo = p->lo;
+		*hi = p->hi;
+	} else {
+		*lo = *hi = 0;
+	}
+	return true;
+}
+
+static int group_add_rule(struct compile_ctx *c, const struct crule *cr,
+			  const struct mseg_endpoint *local)
+{
+	const struct mseg_rule *rule = cr->rule;
+	const struct mseg_port *ports = rule->n_ports ? rule->ports : &port_any;
+	size_t n_ports = rule->n_ports ? rule->n_ports : 1;
+	bool ingress = rule->dir == MSEG_DIR_INGRESS;
+	uint8_t proto;
+	uint16_t lo, hi;
+	int r;
+
+	for (size_t k = 0; k < rule->n_peers; k++) {
+		const struct cpeer *cp = &cr->peers[k];
+
+		if (cp->sel != SEL_NONE) {
+			const struct sel *s = &c->sels[cp->sel];
+
+			for (size_t i = 0; i < s->n_eps; i++) {
+				const struct mseg_endpoint *peer = c->eps[s->eps[i]];
+
+				for (size_t q = 0; q < n_ports; q++) {
+					if (!port_resolve(&ports[q], ingress ? local : peer, &proto,
+							  &lo, &hi))
+						continue;
+					for (size_t a = 0; a < peer->n_ips; a++) {
+						int fam = fam_index(peer->ips[a].family);
+						box_u128 v;
+
+						if (fam < 0)
+							continue;
+						v = addr_u128(&peer->ips[a]);
+						r = ctx_box_add(c, fam, proto, v, v, lo, hi, cr->prov);
+						if (r < 0)
+							return r;
+					}
+				}
+			}
+		} else if (rule->peers[k].kind == MSEG_PEER_ADDRS) {
+			for (size_t q = 0; q < n_ports; q++) {
+				if (!port_resolve(&ports[q], ingress ? local : NULL, &proto, &lo, &hi))
+					continue;
+				for (int fam = 0; fam < 2; fam++) {
+					for (size_t a = 0; a < cp->n_ranges[fam]; a++) {
+						const struct box *b = &cp->ranges[fam][a];
+
+						r = ctx_box_add(c, fam, proto, b->lo, b->hi, lo, hi,
+								cr->prov);
+						if (r < 0)
+							return r;
+					}
+				}
+			}
+		}
+	}
+	return 0;
+}
+
+static int ctx_ent_push(struct compile_ctx *c, int fam, uint8_t proto, const struct box *b)
+{
+	struct mseg_entry *e;
+	int r = VEC_RESERVE(c->ents, c->cap_ents, c->n_ents + 1);
+
+	if (r < 0)
+		return r;
+	e = &c->ents[c->n_ents++];
+	memset(e, 0, sizeof(*e));
+	addr_from_value(&e->lo, fam, b->lo);
+	addr_from_value(&e->hi, fam, b->hi);
+	e->proto = proto;
+	if (proto_has_ports(proto)) {
+		e->port_lo = b->plo;
+		e->port_hi = b->phi;
+	}
+	e->policy = (uint32_t)(b->prov >> 32);
+	e->rule = (uint32_t)b->prov;
+	return 0;
+}
+
+/* Every point of @b (a normalized box of at most expand_max points) as an
+ * exact entry with @b's provenance, except the addresses that an
+ * every-protocol range of the family already admits. The points of one box
+ * are distinct, and those of disjoint boxes too: entries stay disjoint. */
+static int ctx_ent_push_points(struct compile_ctx *c, int fam, uint8_t proto,
+			       const struct box *b)
+{
+	/* one address: the caller's check of the whole box was this one */
+	bool check = proto != 0 && b->lo != b->hi;
+	struct box pt = *b;
+	box_u128 a = b->lo;
+	int r;
+
+	for (;;) {
+		if (!check || !box_range_covered(c->any[fam], c->n_any[fam], a, a)) {
+			pt.lo = pt.hi = a;
+			/* port-less classes: plo = phi = 0, one pass */
+			for (uint32_t p = b->plo; p <= b->phi; p++) {
+				pt.plo = pt.phi = (uint16_t)p;
+				r = ctx_ent_push(c, fam, proto, &pt);
+				if (r < 0)
+					return r;
+			}
+		}
+		if (a == b->hi)
+			break;
+		a++;
+	}
+	return 0;
+}
+
+static int cmp_u16(const void *pa, const void *pb)
+{
+	uint16_t a = *(const uint16_t *)pa, b = *(const uint16_t *)pb;
+
+	return a < b ? -1 : a > b;
+}
+
+static int cmp_entry(const void *pa, const void *pb)
+{
+	return addr_entry_cmp(pa, pb);
+}
+
+static int group_compute(struct compile_ctx *c, struct group *g)
+{
+	const struct mseg_endpoint *local = c->eps[g->rep];
+	int r;
+
+	c->n_touched = 0;
+	c->n_ents = 0;
+	c->n_any[0] = c->n_any[1] = 0;
+	for (size_t i = 0; i < c->n_rules; i++) {
+		if (!bit_test(g->rules, i))
+			continue;
+		r = group_add_rule(c, &c->rules[i], local);
+		if (r < 0)
+			goto out_reset;
+	}
+
+	/* every-protocol buckets (index fam * 256) sort first in their family */
+	qsort(c->touched, c->n_touched, sizeof(*c->touched), cmp_u16);
+	for (size_t t = 0; t < c->n_touched; t++) {
+		unsigned idx = c->touched[t];
+		int fam = (int)(idx / 256);
+		uint8_t proto = (uint8_t)(idx % 256);
+		struct bucket *b = &c->buckets[idx];
+		const struct box *out;
+		size_t n_out;
+
+		r = box_normalize(c->ws, b->v, b->n, proto_has_ports(proto), &out, &n_out);
+		if (r < 0)
+			goto out_reset;
+		if (proto == 0) {
+			r = VEC_RESERVE(c->any[fam], c->cap_any[fam], n_out);
+			if (r < 0)
+				goto out_reset;
+			memcpy(c->any[fam], out, n_out * sizeof(*out));
+			c->n_any[fam] = n_out;
+		}
+		for (size_t i = 0; i < n_out; i++) {
+			if (proto != 0 &&
+			    box_range_covered(c->any[fam], c->n_any[fam], out[i].lo, out[i].hi))
+				continue;
+			if (box_is_point(&out[i]) ||
+			    !box_points_at_most(&out[i], proto_has_ports(proto), c->expand_max))
+				r = ctx_ent_push(c, fam, proto, &out[i]);
+			else
+				r = ctx_ent_push_points(c, fam, proto, &out[i]);
+			if (r < 0)
+				goto out_reset;
+		}
+	}
+
+	if (c->n_ents) {
+		qsort(c->ents, c->n_ents, sizeof(*c->ents), cmp_entry);
+		g->entries = malloc(c->n_ents * sizeof(*c->ents));
+		if (!g->entries) {
+			r = -ENOMEM;
+			goto out_reset;
+		}
+		memcpy(g->entries, c->ents, c->n_ents * sizeof(*c->ents));
+		g->n_entries = c->n_ents;
+	}
+	r = 0;
+out_reset:
+	for (size_t t = 0; t < c->n_touched; t++)
+		c->buckets[c->touched[t]].n = 0;
+	c->n_touched = 0;
+	return r;
+}
+
+/* ---- groups ------------------------------------------------------------- */
+
+static bool named_ports_equal(const struct mseg_endpoint *a, const struct mseg_endpoint *b)
+{
+	if (a->n_ports != b->n_ports)
+		return false;
+	for (size_t i = 0; i < a->n_ports; i++)
+		if (!str_eq(a->ports[i].name, b->ports[i].name) ||
+		    a->ports[i].proto != b->ports[i].proto || a->ports[i].port != b->ports[i].port)
+			return false;
+	return true;
+}
+
+/* The group of endpoint @e with rule set @rules; created when new. */
+static int ctx_group_get(struct compile_ctx *c, uint32_t e, const uint64_t *rules, bool named,
+			 uint32_t *ret)
+{
+	uint64_t h = hash_bytes(0xcbf29ce484222325ULL, rules, c->rwords * sizeof(*rules));
+	const struct mseg_endpoint *ep = c->eps[e];
+	struct group *g;
+	size_t slot;
+
+	h = hash_bytes(h, &named, sizeof(named));
+	for (slot = h & c->group_mask; c->group_table[slot];
+	     slot = (slot + 1) & c->group_mask) {
+		g = &c->groups[c->group_table[slot] - 1];
+		if (g->hash != h || g->named != named ||
+		    memcmp(g->rules, rules, c->rwords * sizeof(*rules)) != 0)
+			continue;
+		if (named && !named_ports_equal(c->eps[g->rep], ep))
+			continue;
+		*ret = c->group_table[slot] - 1;
+		return 0;
+	}
+	g = &c->groups[c->n_groups];
+	g->hash = h;
+	g->rep = e;
+	g->named = named;
+	g->rules = arena_calloc(&c->arena, c->rwords, sizeof(*g->rules));
+	if (!g->rules)
+		return -ENOMEM;
+	memcpy(g->rules, rules, c->rwords * sizeof(*rules));
+	c->group_table[slot] = (uint32_t)(c->n_groups + 1);
+	*ret = (uint32_t)c->n_groups++;
+	return 0;
+}
+
+/* ---- the whole ---------------------------------------------------------- */
+
+static void ctx_release(struct compile_ctx *c)
+{
+	for (size_t i = 0; i < c->n_groups; i++)
+		free(c->groups[i].entries);
+	free(c->groups);
+	free(c->group_table);
+	free(c->sels);
+	free(c->sel_table);
+	for (size_t i = 0; i < N_BUCKETS; i++)
+		free(c->buckets[i].v);
+	free(c->any[0]);
+	free(c->any[1]);
+	free(c->ents);
+	free(c->eps);
+	c->ws = box_ws_free(c->ws);
+	arena_release(&c->arena);
+}
+
+/* Isolation and mode of every endpoint; groups for the isolated directions. */
+static int ctx_assign(struct compile_ctx *c, const struct compile_opts *opts,
+		      struct mseg_ep_plan *eps, uint32_t *ep_group)
+{
+	uint32_t **subj;
+	uint64_t *rules;
+	int r;
+
+	subj = arena_calloc(&c->arena, c->n_pols + 1, sizeof(*subj));
+	rules = arena_calloc(&c->arena, c->rwords, sizeof(*rules));
+	if (!subj || !rules)
+		return -ENOMEM;
+	for (size_t p = 0; p < c->n_pols; p++) {
+		const struct mseg_policy *pol = c->pols[p];
+
+		subj[p] = arena_calloc(&c->arena, pol->n_subjects + 1, sizeof(**subj));
+		if (!subj[p])
+			return -ENOMEM;
+		for (size_t k = 0; k < pol->n_subjects; k++) {
+			r = ctx_sel_get(c, &pol->subjects[k], &subj[p][k]);
+			if (r < 0)
+				return r;
+		}
+	}
+
+	for (uint32_t e = 0; e < c->n_eps; e++) {
+		unsigned iso = 0, enforce = 0;
+
+		eps[e].ep = c->eps[e];
+		for (size_t p = 0; p < c->n_pols; p++) {
+			const struct mseg_policy *pol = c->pols[p];
+
+			for (size_t k = 0; k < pol->n_subjects; k++) {
+				if (subj[p][k] == SEL_NONE ||
+				    !bit_test(c->sels[subj[p][k]].bits, e))
+					continue;
+				iso |= pol->isolation;
+				if (pol->mode == MSEG_MODE_ENFORCE)
+					enforce |= pol->isolation;
+				break;
+			}
+		}
+		for (int d = 0; d < MSEG_DIR_COUNT; d++) {
+			struct mseg_dir_plan *dp = &eps[e].dir[d];
+			bool named = false;
+
+			if (iso & (1u << d)) {
+				dp->isolated = true;
+				dp->mode = enforce & (1u << d) ? MSEG_MODE_ENFORCE : MSEG_MODE_AUDIT;
+			} else if (opts->default_deny) {
+				dp->isolated = true;
+				dp->mode = opts->default_mode;
+			}
+			if (opts->force_audit)
+				dp->mode = MSEG_MODE_AUDIT;
+			ep_group[e * MSEG_DIR_COUNT + d] = UINT32_MAX;
+			if (!dp->isolated)
+				continue;
+
+			memset(rules, 0, c->rwords * sizeof(*rules));
+			for (size_t i = 0; i < c->n_rules; i++) {
+				const struct crule *cr = &c->rules[i];
+
+				if ((int)cr->rule->dir != d || cr->local == SEL_NONE ||
+				    !bit_test(c->sels[cr->local].bits, e))
+					continue;
+				bit_set(rules, i);
+				if (cr->named && d == MSEG_DIR_INGRESS)
+					named = true;
+			}
+			r = ctx_group_get(c, e, rules, named, &ep_group[e * MSEG_DIR_COUNT + d]);
+			if (r < 0)
+				return r;
+		}
+	}
+	return 0;
+}
+
+static size_t count_peer_refs(const struct mseg_policy *const *pols, size_t n_pols)
+{
+	size_t n = 0;
+
+	for (size_t p = 0; p < n_pols; p++) {
+		n += pols[p]->n_subjects;
+		for (size_t i = 0; i < pols[p]->n_rules; i++)
+			n += 1 + pols[p]->rules[i].n_peers;
+	}
+	return n;
+}
+
+int compile_plan(const struct mseg_policy *const *pols, size_t n_pols,
+		 const struct mseg_endpoint *const *eps, size_t n_eps,
+		 const struct compile_opts *opts, struct mseg_plan **ret_plan)
+{
+	static const struct compile_opts no_opts = { .default_mode = MSEG_MODE_ENFORCE };
+	struct compile_ctx *c;
+	struct plan_owner *o = NULL;
+	uint32_t *ep_group = NULL;
+	int r;
+
+	if (!ret_plan || (n_pols && !pols) || (n_eps && !eps))
+		return -EINVAL;
+	*ret_plan = NULL;
+	if (!opts)
+		opts = &no_opts;
+	if (n_eps >= UINT32_MAX / MSEG_DIR_COUNT)
+		return -E2BIG;
+
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	arena_init(&c->arena);
+	c->pols = pols;
+	c->n_pols = n_pols;
+	c->n_eps = n_eps;
+	c->words = (n_eps + 63) / 64;
+	c->expand_max = opts->expand_max ? opts->expand_max : COMPILE_EXPAND_MAX;
+	if (c->expand_max == COMPILE_EXPAND_OFF)
+		c->expand_max = 1;      /* a one-point box is already exact */
+	r = -ENOMEM;
+	c->ws = box_ws_new();
+	c->eps = malloc((n_eps ? n_eps : 1) * sizeof(*c->eps));
+	c->sel_mask = table_size(count_peer_refs(pols, n_pols)) - 1;
+	c->sel_table = calloc(c->sel_mask + 1, sizeof(*c->sel_table));
+	c->group_mask = table_size(n_eps * MSEG_DIR_COUNT) - 1;
+	c->group_table = calloc(c->group_mask + 1, sizeof(*c->group_table));
+	c->groups = calloc(n_eps * MSEG_DIR_COUNT + 1, sizeof(*c->groups));
+	ep_group = calloc(n_eps * MSEG_DIR_COUNT + 1, sizeof(*ep_group));
+	o = calloc(1, sizeof(*o));
+	if (!c->ws || !c->eps || !c->sel_table || !c->group_table || !c->groups || !ep_group || !o)
+		goto out_release;
+	o->plan.eps = calloc(n_eps ? n_eps : 1, sizeof(*o->plan.eps));
+	if (!o->plan.eps)
+		goto out_release;
+	o->plan.n_eps = n_eps;
+
+	for (size_t i = 0; i < n_eps; i++)
+		c->eps[i] = eps[i];
+	qsort(c->eps, n_eps, sizeof(*c->eps), cmp_ep_id);
+
+	r = ctx_prepare_rules(c);
+	if (r < 0)
+		goto out_release;
+	r = ctx_assign(c, opts, o->plan.eps, ep_group);
+	if (r < 0)
+		goto out_release;
+
+	o->arrays = calloc(c->n_groups + 1, sizeof(*o->arrays));
+	if (!o->arrays) {
+		r = -ENOMEM;
+		goto out_release;
+	}
+	for (size_t i = 0; i < c->n_groups; i++) {
+		r = group_compute(c, &c->groups[i]);
+		if (r < 0)
+			goto out_release;
+	}
+	for (size_t e = 0; e < n_eps; e++) {
+		for (int d = 0; d < MSEG_DIR_COUNT; d++) {
+			uint32_t gi = ep_group[e * MSEG_DIR_COUNT + d];
+
+			if (gi == UINT32_MAX)
+				continue;
+			o->plan.eps[e].dir[d].entries = c->groups[gi].entries;
+			o->plan.eps[e].dir[d].n_entries = c->groups[gi].n_entries;
+		}
+	}
+	/* hand the entry arrays over to the plan */
+	for (size_t i = 0; i < c->n_groups; i++) {
+		if (c->groups[i].entries)
+			o->arrays[o->n_arrays++] = c->groups[i].entries;
+		c->groups[i].entries = NULL;
+	}
+
+	*ret_plan = &o->plan;
+	o = NULL;
+	r = 0;
+out_release:
+	if (o)
+		plan_free(&o->plan);
+	free(ep_group);
+	ctx_release(c);
+	free(c);
+	return r;
+}

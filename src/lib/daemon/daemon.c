@@ -1,0 +1,418 @@
+/* msegd's main loop: one epoll loop serving signals, the policy-dir and
+ * inventory watches, the resync timer (and, later, NFQUEUE and HTTP). */
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/inotify.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "mseg/api/api.h"
+#include "mseg/daemon/daemon.h"
+#include "mseg/util/evloop.h"
+#include "mseg/model/inventory.h"
+#include "mseg/util/log.h"
+#include "mseg/kernel/nft.h"
+#include "mseg/model/policy.h"
+#include "mseg/kernel/reconcile.h"
+#include "daemon/daemon_priv.h"
+#include "daemon/flowpipe.h"
+
+#define RELOAD_DEBOUNCE_MS 100
+
+static void daemon_log_events(struct daemon *d)
+{
+	for (size_t i = 0; i < reconciler_event_count(d->rec); i++)
+		log_info("%s", reconciler_event(d->rec, i));
+}
+
+/* Load policy dir and inventory into fresh sets; on success swap them in.
+ * A bad file keeps the previous state in force. */
+static int daemon_load(struct daemon *d)
+{
+	struct mseg_policy_set pols;
+	struct mseg_inventory inv;
+	struct mseg_err err;
+	char msg[1024];
+	int r = 0;
+
+	policy_set_init(&pols);
+	inventory_init(&inv);
+	err_clear(&err);
+	if (d->cfg->policy_dir) {
+		r = policy_load_dir(&pols, d->cfg->policy_dir, &err);
+		if (r < 0)
+			goto out_fail;
+	}
+	if (d->cfg->endpoints_file) {
+		r = inventory_load_file(&inv, d->cfg->endpoints_file, &err);
+		if (r < 0)
+			goto out_fail;
+	}
+	policy_set_release(&d->file_policies);
+	inventory_release(&d->file_inventory);
+	d->file_policies = pols;
+	d->file_inventory = inv;
+	log_info("loaded %zu policies, %zu endpoints", d->file_policies.n, d->file_inventory.n);
+	return 0;
+
+out_fail:
+	log_error("%s; keeping the previous %zu policies and %zu endpoints in force",
+		  err_format(&err, msg, sizeof(msg)), d->file_policies.n, d->file_inventory.n);
+	policy_set_release(&pols);
+	inventory_release(&inv);
+	return r;
+}
+
+/* The desired state is the union of the files (policy dir, inventory file)
+ * and what the API stored. On a name clash the file wins (the API refuses to
+ * create such names; a file added later takes over). */
+static int daemon_views(struct daemon *d, struct mseg_policy_set *pv, struct mseg_inventory *iv)
+{
+	size_t np = d->file_policies.n + d->api_policies.n;
+	size_t ne = d->file_inventory.n + d->api_inventory.n;
+
+	pv->items = calloc(np ? np : 1, sizeof(*pv->items));
+	iv->eps = calloc(ne ? ne : 1, sizeof(*iv->eps));
+	if (!pv->items || !iv->eps) {
+		free(pv->items);
+		free(iv->eps);
+		return -ENOMEM;
+	}
+	pv->n = 0;
+	for (size_t i = 0; i < d->file_policies.n; i++)
+		pv->items[pv->n++] = d->file_policies.items[i];
+	for (size_t i = 0; i < d->api_policies.n; i++) {
+		const struct mseg_policy *p = d->api_policies.items[i];
+
+		if (policy_set_find(&d->file_policies, p->ns, p->name)) {
+			log_warn("policy '%s/%s' from the API is shadowed by the policy dir",
+				 p->ns, p->name);
+			continue;
+		}
+		pv->items[pv->n++] = d->api_policies.items[i];
+	}
+	/* both inventories are sorted by id: merge */
+	size_t a = 0, b = 0;
+
+	iv->n = 0;
+	while (a < d->file_inventory.n || b < d->api_inventory.n) {
+		struct mseg_endpoint *fa = a < d->file_inventory.n ? d->file_inventory.eps[a] : NULL;
+		struct mseg_endpoint *fb = b < d->api_inventory.n ? d->api_inventory.eps[b] : NULL;
+		int c = !fa ? 1 : !fb ? -1 : strcmp(fa->id, fb->id);
+
+		if (c == 0) {
+			log_warn("endpoint '%s' from the API is shadowed by the inventory file", fb->id);
+			b++;
+			continue;
+		}
+		iv->eps[iv->n++] = c < 0 ? d->file_inventory.eps[a++] : d->api_inventory.eps[b++];
+	}
+	return 0;
+}
+
+int daemon_reconcile(struct daemon *d)
+{
+	struct mseg_policy_set pv = { 0 };
+	struct mseg_inventory iv = { 0 };
+	int r = daemon_views(d, &pv, &iv);
+
+	if (r < 0) {
+		log_error("reconcile: out of memory");
+		return r;
+	}
+	r = reconciler_apply(d->rec, &pv, &iv);
+	daemon_log_events(d);
+	if (d->flows)
+		flowpipe_sync(d->flows, d->rec);
+	if (r < 0 && r != -EIO)
+		log_error("compile failed: %s", strerror(-r));
+	/* views do not own their objects */
+	free(pv.items);
+	free(iv.eps);
+	return r;
+}
+
+static int daemon_watch_add(struct daemon *d)
+{
+	const uint32_t mask = IN_CREATE | IN_DELETE | IN_MOVED_TO | IN_MOVED_FROM |
+			      IN_CLOSE_WRITE | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF |
+			      IN_DONT_FOLLOW | IN_ONLYDIR;
+
+	if (d->cfg->policy_dir && d->wd_policy < 0) {
+		d->wd_policy = inotify_add_watch(d->inofd, d->cfg->policy_dir, mask);
+		if (d->wd_policy < 0)
+			log_warn("cannot watch policy dir '%s': %s", d->cfg->policy_dir,
+				 strerror(errno));
+	}
+	if (d->endpoints_dir && d->wd_endpoints < 0) {
+		d->wd_endpoints = inotify_add_watch(d->inofd, d->endpoints_dir, mask);
+		if (d->wd_endpoints < 0)
+			log_warn("cannot watch '%s': %s", d->endpoints_dir, strerror(errno));
+	}
+	return 0;
+}
+
+static void on_reload_timer(struct evloop_source *src, uint32_t events, void *data)
+{
+	struct daemon *d = data;
+
+	/* the policy dir may have been replaced: watch it again */
+	daemon_watch_add(d);
+	if (daemon_load(d) == 0)
+		daemon_reconcile(d);
+}
+
+static void daemon_schedule_reload(struct daemon *d)
+{
+	int r = evloop_timer_arm(d->reload_timer, RELOAD_DEBOUNCE_MS, 0);
+
+	if (r < 0)
+		log_error("cannot arm reload timer: %s", strerror(-r));
+}
+
+static void on_inotify(struct evloop_source *src, uint32_t events, void *data)
+{
+	struct daemon *d = data;
+	char buf[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
+	bool reload = false;
+	ssize_t n;
+
+	while ((n = read(d->inofd, buf, sizeof(buf))) > 0) {
+		for (char *p = buf; p < buf + n;) {
+			const struct inotify_event *ev = (const struct inotify_event *)p;
+
+			p += sizeof(*ev) + ev->len;
+			if (ev->mask & IN_IGNORED) {
+				if (ev->wd == d->wd_policy)
+					d->wd_policy = -1;
+				if (ev->wd == d->wd_endpoints)
+					d->wd_endpoints = -1;
+				reload = true;
+				continue;
+			}
+			if (ev->wd == d->wd_policy) {
+				reload = true;   /* any file, also the ConfigMap's ..data swap */
+			} else if (ev->wd == d->wd_endpoints && ev->len &&
+				   (strcmp(ev->name, d->endpoints_base) == 0 ||
+				    strcmp(ev->name, "..data") == 0)) {
+				/* the file, or the ..data swap of a ConfigMap
+				 * volume its symlink points through */
+				reload = true;
+			}
+		}
+	}
+	if (reload)
+		daemon_schedule_reload(d);
+}
+
+static void on_resync_timer(struct evloop_source *src, uint32_t events, void *data)
+{
+	struct daemon *d = data;
+	unsigned repaired = 0;
+	int r = reconciler_resync(d->rec, &repaired);
+
+	daemon_log_events(d);
+	if (r < 0 && r != -EIO)
+		log_error("resync failed: %s", strerror(-r));
+	else if (repaired)
+		log_warn("resync repaired %u drifted table(s)", repaired);
+}
+
+static void on_signal(struct evloop_source *src, uint32_t events, void *data)
+{
+	struct daemon *d = data;
+	struct signalfd_siginfo si;
+
+	while (read(d->sigfd, &si, sizeof(si)) == sizeof(si)) {
+		switch (si.ssi_signo) {
+		case SIGTERM:
+		case SIGINT:
+			log_info("signal %u: exiting; the rules stay in the kernel", si.ssi_signo);
+			evloop_quit(d->loop);
+			break;
+		case SIGHUP:
+			log_info("SIGHUP: reloading");
+			daemon_schedule_reload(d);
+			break;
+		}
+	}
+}
+
+static int daemon_split_endpoints_path(struct daemon *d)
+{
+	const char *path = d->cfg->endpoints_file;
+	const char *slash;
+
+	if (!path)
+		return 0;
+	slash = strrchr(path, '/');
+	if (!slash) {
+		d->endpoints_dir = strdup(".");
+		d->endpoints_base = strdup(path);
+	} else {
+		d->endpoints_dir = slash == path ? strdup("/") : strndup(path, (size_t)(slash - path));
+		d->endpoints_base = strdup(slash + 1);
+	}
+	if (!d->endpoints_dir || !d->endpoints_base)
+		return -ENOMEM;
+	return 0;
+}
+
+static int daemon_setup(struct daemon *d)
+{
+	struct nft_features feat;
+	struct mseg_err err;
+	char msg[1024];
+	struct table_opts topts = {
+		.queue = QUEUE_XT,
+		.queue_num = d->cfg->queue_num,
+		.rate = d->cfg->queue_rate,
+		.burst = d->cfg->queue_burst,
+	};
+	struct compile_opts copts = {
+		.default_deny = d->cfg->default_deny,
+		.default_mode = d->cfg->mode,
+		.force_audit = d->cfg->mode == MSEG_MODE_AUDIT,
+	};
+	sigset_t mask;
+	int r;
+
+	err_clear(&err);
+	r = nft_features_probe(&feat, &err);
+	if (r < 0) {
+		log_error("kernel probe: %s", err_format(&err, msg, sizeof(msg)));
+		return r;
+	}
+	d->features = feat;
+	topts.queue = feat.queue;
+	log_info("kernel: queue method %s (native queue %s, xt NFQUEUE %s, nflog %s)%s%s",
+		 queue_method_name(feat.queue), feat.queue_native ? "yes" : "no",
+		 feat.queue_xt ? "yes" : "no", feat.nflog ? "yes" : "no",
+		 feat.detail[0] ? "; " : "", feat.detail);
+
+	d->rec = reconciler_new(&topts, &copts);
+	if (!d->rec)
+		return -ENOMEM;
+	err_clear(&err);
+	r = flowpipe_new(d->loop, d->cfg, &d->flows, &err);
+	if (r < 0) {
+		log_error("%s", err_format(&err, msg, sizeof(msg)));
+		return r;
+	}
+	if (feat.queue == QUEUE_NFLOG)
+		log_warn("no NFQUEUE on this kernel: unmatched packets get the kernel's verdict "
+			 "and are not recorded as flows");
+
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	d->sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (d->sigfd < 0)
+		return -errno;
+	d->sig_src = evloop_add_fd(d->loop, d->sigfd, EPOLLIN, on_signal, d, &r);
+	if (!d->sig_src)
+		return r;
+
+	d->inofd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (d->inofd < 0)
+		return -errno;
+	d->ino_src = evloop_add_fd(d->loop, d->inofd, EPOLLIN, on_inotify, d, &r);
+	if (!d->ino_src)
+		return r;
+	r = daemon_split_endpoints_path(d);
+	if (r < 0)
+		return r;
+	daemon_watch_add(d);
+
+	d->reload_timer = evloop_add_timer(d->loop, 0, 0, on_reload_timer, d, &r);
+	if (!d->reload_timer)
+		return r;
+	if (d->cfg->resync_sec) {
+		uint64_t ms = (uint64_t)d->cfg->resync_sec * 1000;
+
+		d->resync_timer = evloop_add_timer(d->loop, ms, ms, on_resync_timer, d, &r);
+		if (!d->resync_timer)
+			return r;
+	}
+	/* the state store (loaded before the first reconcile) and the REST API */
+	err_clear(&err);
+	r = api_server_new(d, &d->api, &err);
+	if (r < 0) {
+		log_error("api: %s", err_format(&err, msg, sizeof(msg)));
+		return r;
+	}
+	log_info("api: %zu policies and %zu endpoints from the state dir '%s'",
+		 d->api_policies.n, d->api_inventory.n, d->cfg->state_dir);
+	return 0;
+}
+
+int daemon_run(const struct daemon_config *cfg)
+{
+	struct daemon d = {
+		.cfg = cfg,
+		.sigfd = -1,
+		.inofd = -1,
+		.wd_policy = -1,
+		.wd_endpoints = -1,
+	};
+	int r;
+
+	policy_set_init(&d.file_policies);
+	inventory_init(&d.file_inventory);
+	policy_set_init(&d.api_policies);
+	inventory_init(&d.api_inventory);
+	log_max_level = cfg->log_level;
+	d.loop = evloop_new();
+	if (!d.loop)
+		return -ENOMEM;
+	r = daemon_setup(&d);
+	if (r < 0) {
+		log_error("startup failed: %s", strerror(-r));
+		goto out_release;
+	}
+	/* The first load must succeed: starting with nothing would remove tables. */
+	r = daemon_load(&d);
+	if (r < 0)
+		goto out_release;
+	daemon_reconcile(&d);
+	{
+		const struct reconcile_stats *st = reconciler_stats(d.rec);
+
+		log_info("msegd ready: %zu endpoints, %s; adopted %llu, replaced %llu, failed %llu; "
+			 "resync every %u s",
+			 d.file_inventory.n + d.api_inventory.n, reconciler_ready(d.rec) ? "all programmed" : "NOT all programmed",
+			 (unsigned long long)st->adopted, (unsigned long long)st->replaces,
+			 (unsigned long long)st->failures, cfg->resync_sec);
+	}
+	r = evloop_run(d.loop);
+
+out_release:
+	d.api = api_server_free(d.api);
+	d.flows = flowpipe_free(d.flows);
+	d.rec = reconciler_free(d.rec);
+	policy_set_release(&d.file_policies);
+	inventory_release(&d.file_inventory);
+	policy_set_release(&d.api_policies);
+	inventory_release(&d.api_inventory);
+	/* the loop does not free sources still registered */
+	evloop_source_remove(d.sig_src);
+	evloop_source_remove(d.ino_src);
+	evloop_source_remove(d.reload_timer);
+	evloop_source_remove(d.resync_timer);
+	d.loop = evloop_free(d.loop);
+	if (d.sigfd >= 0)
+		close(d.sigfd);
+	if (d.inofd >= 0)
+		close(d.inofd);
+	free(d.endpoints_dir);
+	free(d.endpoints_base);
+	return r;
+}

@@ -1,0 +1,486 @@
+/* Persistent API state: one file per accepted object, written atomically
+ * (temp file, fsync, rename, fsync dir). See include/mseg/store.h. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "mseg/model/inventory.h"
+#include "mseg/model/policy.h"
+#include "mseg/daemon/store.h"
+
+#define STORE_POLICIES "policies"
+#define STORE_ENDPOINTS "endpoints"
+#define STORE_TMP_PREFIX ".tmp."
+
+struct store {
+	char *dir;
+	char *pol_dir;
+	char *ep_dir;
+	unsigned long tmp_seq;
+};
+
+static int mkdir_one(const char *path, struct mseg_err *err)
+{
+	struct stat st;
+
+	if (mkdir(path, 0700) == 0)
+		return 0;
+	if (errno != EEXIST)
+		return err_set(err, path, 0, 0, errno, "cannot create: %s", strerror(errno));
+	if (stat(path, &st) < 0)
+		return err_set(err, path, 0, 0, errno, "cannot stat: %s", strerror(errno));
+	if (!S_ISDIR(st.st_mode))
+		return err_set(err, path, 0, 0, ENOTDIR, "not a directory");
+	return 0;
+}
+
+/* mkdir -p with mode 0700 for what is created */
+static int mkdir_parents(const char *path, struct mseg_err *err)
+{
+	char buf[PATH_MAX];
+	size_t len = strlen(path);
+
+	if (len == 0 || len >= sizeof(buf))
+		return err_setf(err, ENAMETOOLONG, "state dir '%s': bad path", path);
+	memcpy(buf, path, len + 1);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+			return err_set(err, buf, 0, 0, errno, "cannot create: %s", strerror(errno));
+		*p = '/';
+	}
+	return mkdir_one(buf, err);
+}
+
+static int fsync_dir(const char *dir, struct mseg_err *err)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int r = 0;
+
+	if (fd < 0)
+		return err_set(err, dir, 0, 0, errno, "cannot open: %s", strerror(errno));
+	if (fsync(fd) < 0)
+		r = err_set(err, dir, 0, 0, errno, "fsync: %s", strerror(errno));
+	close(fd);
+	return r;
+}
+
+int store_open(const char *dir, struct store **ret_store, struct mseg_err *err)
+{
+	struct store *s;
+	int r;
+
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return err_setf(err, ENOMEM, "out of memory");
+	s->dir = strdup(dir);
+	if (!s->dir || asprintf(&s->pol_dir, "%s/" STORE_POLICIES, dir) < 0) {
+		s->pol_dir = NULL;
+		r = err_setf(err, ENOMEM, "out of memory");
+		goto out_free;
+	}
+	if (asprintf(&s->ep_dir, "%s/" STORE_ENDPOINTS, dir) < 0) {
+		s->ep_dir = NULL;
+		r = err_setf(err, ENOMEM, "out of memory");
+		goto out_free;
+	}
+	r = mkdir_parents(s->dir, err);
+	if (r == 0)
+		r = mkdir_one(s->pol_dir, err);
+	if (r == 0)
+		r = mkdir_one(s->ep_dir, err);
+	if (r < 0)
+		goto out_free;
+	*ret_store = s;
+	return 0;
+
+out_free:
+	store_free(s);
+	return r;
+}
+
+struct store *store_free(struct store *s)
+{
+	if (!s)
+		return NULL;
+	free(s->dir);
+	free(s->pol_dir);
+	free(s->ep_dir);
+	free(s);
+	return NULL;
+}
+
+const char *store_dir(const struct store *s)
+{
+	return s->dir;
+}
+
+/* A name that is safe as one path component in our directories. */
+static bool component_valid(const char *s)
+{
+	return s[0] && s[0] != '.' && !strchr(s, '/') && strlen(s) <= 255;
+}
+
+static int write_all(int fd, const char *data, size_t len)
+{
+	while (len) {
+		ssize_t n = write(fd, data, len);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		data += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int store_write_atomic(const char *dir, const char *name, const char *data, size_t len,
+		       struct mseg_err *err)
+{
+	static unsigned long seq;
+	char tmp[PATH_MAX], final[PATH_MAX];
+	int fd, r;
+
+	if (snprintf(final, sizeof(final), "%s/%s", dir, name) >= (int)sizeof(final) ||
+	    snprintf(tmp, sizeof(tmp), "%s/" STORE_TMP_PREFIX "%d.%lu", dir, (int)getpid(),
+		     ++seq) >= (int)sizeof(tmp))
+		return err_setf(err, ENAMETOOLONG, "'%s/%s': path too long", dir, name);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return err_set(err, tmp, 0, 0, errno, "cannot create: %s", strerror(errno));
+	r = write_all(fd, data, len);
+	if (r < 0) {
+		err_set(err, tmp, 0, 0, -r, "write: %s", strerror(-r));
+		goto out_unlink;
+	}
+	if (fsync(fd) < 0) {
+		r = err_set(err, tmp, 0, 0, errno, "fsync: %s", strerror(errno));
+		goto out_unlink;
+	}
+	if (close(fd) < 0) {
+		fd = -1;
+		r = err_set(err, tmp, 0, 0, errno, "close: %s", strerror(errno));
+		goto out_unlink;
+	}
+	fd = -1;
+	if (rename(tmp, final) < 0) {
+		r = err_set(err, final, 0, 0, errno, "rename: %s", strerror(errno));
+		goto out_unlink;
+	}
+	/* the rename is durable once the directory is */
+	return fsync_dir(dir, err);
+
+out_unlink:
+	if (fd >= 0)
+		close(fd);
+	unlink(tmp);
+	return r;
+}
+
+static int unlink_durable(const char *dir, const char *name, struct mseg_err *err)
+{
+	char path[PATH_MAX];
+
+	if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path))
+		return err_setf(err, ENAMETOOLONG, "'%s/%s': path too long", dir, name);
+	if (unlink(path) < 0) {
+		if (errno == ENOENT)
+			return -ENOENT;
+		return err_set(err, path, 0, 0, errno, "cannot remove: %s", strerror(errno));
+	}
+	return fsync_dir(dir, err);
+}
+
+static int policy_file_name(char *buf, size_t size, const char *ns, const char *name)
+{
+	if (!component_valid(ns) || !component_valid(name) || strchr(ns, '.'))
+		return -EINVAL;
+	if (snprintf(buf, size, "%s.%s", ns, name) >= (int)size)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+int store_policy_put(struct store *s, const char *ns, const char *name, const char *doc,
+		     size_t len, struct mseg_err *err)
+{
+	char fname[NAME_MAX + 1];
+	int r = policy_file_name(fname, sizeof(fname), ns, name);
+
+	if (r < 0)
+		return err_setf(err, -r, "policy '%s/%s': invalid name", ns, name);
+	return store_write_atomic(s->pol_dir, fname, doc, len, err);
+}
+
+int store_policy_delete(struct store *s, const char *ns, const char *name, struct mseg_err *err)
+{
+	char fname[NAME_MAX + 1];
+	int r = policy_file_name(fname, sizeof(fname), ns, name);
+
+	if (r < 0)
+		return err_setf(err, -r, "policy '%s/%s': invalid name", ns, name);
+	return unlink_durable(s->pol_dir, fname, err);
+}
+
+int store_endpoint_put(struct store *s, const char *id, const char *doc, size_t len,
+		       struct mseg_err *err)
+{
+	if (!component_valid(id))
+		return err_setf(err, EINVAL, "endpoint '%s': invalid id", id);
+	return store_write_atomic(s->ep_dir, id, doc, len, err);
+}
+
+int store_endpoint_delete(struct store *s, const char *id, struct mseg_err *err)
+{
+	if (!component_valid(id))
+		return err_setf(err, EINVAL, "endpoint '%s': invalid id", id);
+	return unlink_durable(s->ep_dir, id, err);
+}
+
+static int read_file(const char *path, char **ret_doc, size_t *ret_len, size_t max)
+{
+	struct stat st;
+	char *buf;
+	size_t len = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	int r = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0) {
+		r = -errno;
+		goto out_close;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		r = -EINVAL;
+		goto out_close;
+	}
+	if ((size_t)st.st_size > max) {
+		r = -EFBIG;
+		goto out_close;
+	}
+	buf = malloc((size_t)st.st_size + 1);
+	if (!buf) {
+		r = -ENOMEM;
+		goto out_close;
+	}
+	while (len < (size_t)st.st_size) {
+		ssize_t n = read(fd, buf + len, (size_t)st.st_size - len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			r = n < 0 ? -errno : -EIO;
+			free(buf);
+			goto out_close;
+		}
+		len += (size_t)n;
+	}
+	buf[len] = '\0';
+	*ret_doc = buf;
+	*ret_len = len;
+out_close:
+	close(fd);
+	return r;
+}
+
+int store_policy_read(struct store *s, const char *ns, const char *name, char **ret_doc,
+		      size_t *ret_len)
+{
+	char fname[NAME_MAX + 1], path[PATH_MAX];
+	int r = policy_file_name(fname, sizeof(fname), ns, name);
+
+	if (r < 0)
+		return r;
+	if (snprintf(path, sizeof(path), "%s/%s", s->pol_dir, fname) >= (int)sizeof(path))
+		return -ENAMETOOLONG;
+	return read_file(path, ret_doc, ret_len, POLICY_MAX_FILE_SIZE);
+}
+
+int store_endpoint_read(struct store *s, const char *id, char **ret_doc, size_t *ret_len)
+{
+	char path[PATH_MAX];
+
+	if (!component_valid(id))
+		return -EINVAL;
+	if (snprintf(path, sizeof(path), "%s/%s", s->ep_dir, id) >= (int)sizeof(path))
+		return -ENAMETOOLONG;
+	return read_file(path, ret_doc, ret_len, POLICY_MAX_FILE_SIZE);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The names of the regular entries of @dir, sorted; temporary files left by
+ * a crash are removed. */
+static int dir_list(const char *dir, char ***ret_names, size_t *ret_n, struct mseg_err *err)
+{
+	DIR *dh = opendir(dir);
+	struct dirent *de;
+	char **names = NULL;
+	size_t n = 0, cap = 0;
+	int r = 0;
+
+	if (!dh)
+		return err_set(err, dir, 0, 0, errno, "cannot open: %s", strerror(errno));
+	while ((de = readdir(dh))) {
+		if (strncmp(de->d_name, STORE_TMP_PREFIX, strlen(STORE_TMP_PREFIX)) == 0) {
+			unlinkat(dirfd(dh), de->d_name, 0);
+			continue;
+		}
+		if (de->d_name[0] == '.')
+			continue;
+		if (n == cap) {
+			size_t c = cap ? cap * 2 : 32;
+			char **v = realloc(names, c * sizeof(*v));
+
+			if (!v) {
+				r = err_setf(err, ENOMEM, "out of memory");
+				goto out_free;
+			}
+			names = v;
+			cap = c;
+		}
+		names[n] = strdup(de->d_name);
+		if (!names[n]) {
+			r = err_setf(err, ENOMEM, "out of memory");
+			goto out_free;
+		}
+		n++;
+	}
+	closedir(dh);
+	if (n)
+		qsort(names, n, sizeof(*names), cmp_str);
+	*ret_names = names;
+	*ret_n = n;
+	return 0;
+
+out_free:
+	closedir(dh);
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	return r;
+}
+
+static void names_free(char **names, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+}
+
+static int store_load_policies(struct store *s, struct mseg_policy_set *out, struct mseg_err *err)
+{
+	char **names = NULL;
+	size_t n = 0;
+	int r = dir_list(s->pol_dir, &names, &n, err);
+
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n && r == 0; i++) {
+		struct mseg_policy_set one;
+		char path[PATH_MAX], want[NAME_MAX + 1];
+		char *doc = NULL;
+		size_t len = 0;
+
+		snprintf(path, sizeof(path), "%s/%s", s->pol_dir, names[i]);
+		r = read_file(path, &doc, &len, POLICY_MAX_FILE_SIZE);
+		if (r < 0) {
+			r = err_set(err, path, 0, 0, -r, "cannot read: %s", strerror(-r));
+			break;
+		}
+		policy_set_init(&one);
+		r = policy_parse_buffer(&one, path, doc, len, err);
+		free(doc);
+		if (r == 0 && (one.n != 1 ||
+			       policy_file_name(want, sizeof(want), one.items[0]->ns,
+						one.items[0]->name) < 0 ||
+			       strcmp(want, names[i]) != 0))
+			r = err_set(err, path, 0, 0, EINVAL,
+				    "expected the one policy its file name says");
+		if (r == 0 && policy_set_find(out, one.items[0]->ns, one.items[0]->name))
+			r = err_set(err, path, 0, 0, EEXIST, "duplicate policy");
+		if (r == 0)
+			r = policy_set_take(out, &one);
+		policy_set_release(&one);
+	}
+	names_free(names, n);
+	return r;
+}
+
+static int store_load_endpoints(struct store *s, struct mseg_inventory *out, struct mseg_err *err)
+{
+	char **names = NULL;
+	size_t n = 0;
+	int r = dir_list(s->ep_dir, &names, &n, err);
+
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n && r == 0; i++) {
+		struct mseg_endpoint *ep = NULL;
+		char path[PATH_MAX];
+		char *doc = NULL;
+		size_t len = 0;
+
+		snprintf(path, sizeof(path), "%s/%s", s->ep_dir, names[i]);
+		r = read_file(path, &doc, &len, POLICY_MAX_FILE_SIZE);
+		if (r < 0) {
+			r = err_set(err, path, 0, 0, -r, "cannot read: %s", strerror(-r));
+			break;
+		}
+		r = endpoint_parse_buffer(names[i], path, doc, len, &ep, err);
+		free(doc);
+		if (r == 0) {
+			r = inventory_put(out, ep);
+			if (r < 0) {
+				endpoint_free(ep);
+				err_setf(err, -r, "out of memory");
+			}
+		}
+	}
+	names_free(names, n);
+	return r;
+}
+
+int store_load(struct store *s, struct mseg_policy_set *pols, struct mseg_inventory *inv,
+	       struct mseg_err *err)
+{
+	struct mseg_policy_set p;
+	struct mseg_inventory e;
+	int r;
+
+	policy_set_init(&p);
+	inventory_init(&e);
+	r = store_load_policies(s, &p, err);
+	if (r == 0)
+		r = store_load_endpoints(s, &e, err);
+	if (r < 0)
+		goto out_release;
+	r = policy_set_take(pols, &p);
+	if (r < 0)
+		goto out_release;
+	for (size_t i = 0; i < e.n; i++) {
+		r = inventory_put(inv, e.eps[i]);
+		if (r < 0)
+			goto out_release;
+		e.eps[i] = NULL;
+	}
+	e.n = 0;
+out_release:
+	policy_set_release(&p);
+	inventory_release(&e);
+	return r;
+}

@@ -1,0 +1,322 @@
+/* netns: a handle on a network namespace (an fd, for setns) and the
+ * netfilter socket opened inside it.
+ *
+ * A netlink socket acts in the namespace it was created in, for its whole
+ * life. So we enter the namespace only to create the socket: the calling
+ * thread setns()es into it, calls socket(), and setns()es back to the
+ * namespace it came from. */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/netlink.h>
+#include <linux/nsfs.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libmnl/libmnl.h>
+
+#include "kernel/netns.h"
+#include "kernel/render_nl.h"
+
+#define NETNS_RXBUF_SIZE (128u << 10)
+
+#ifndef NETLINK_EXT_ACK
+#define NETLINK_EXT_ACK 11
+#endif
+#ifndef NETLINK_CAP_ACK
+#define NETLINK_CAP_ACK 10
+#endif
+
+static int open_self_netns(void)
+{
+	int fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		fd = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
+/* -EINVAL unless @fd is a network namespace. */
+static int check_netns_fd(int fd)
+{
+	int type = ioctl(fd, NS_GET_NSTYPE);
+
+	if (type < 0)
+		return errno == ENOTTY || errno == EINVAL ? -EINVAL : -errno;
+	return type == CLONE_NEWNET ? 0 : -EINVAL;
+}
+
+int netns_open(const char *path, struct netns **ret_ns)
+{
+	struct netns *ns;
+	int r;
+
+	ns = calloc(1, sizeof(*ns));
+	if (!ns)
+		return -ENOMEM;
+	ns->fd = -1;
+	ns->path = strdup(path ? path : "");
+	if (!ns->path) {
+		r = -ENOMEM;
+		goto out_free;
+	}
+	if (path) {
+		ns->fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (ns->fd < 0) {
+			r = -errno;
+			goto out_free;
+		}
+		r = check_netns_fd(ns->fd);
+		if (r < 0)
+			goto out_free;
+	} else {
+		ns->fd = open_self_netns();
+		if (ns->fd < 0) {
+			r = ns->fd;
+			goto out_free;
+		}
+	}
+	ns->seq = (uint32_t)time(NULL);
+	*ret_ns = ns;
+	return 0;
+
+out_free:
+	netns_free(ns);
+	return r;
+}
+
+struct netns *netns_free(struct netns *ns)
+{
+	if (!ns)
+		return NULL;
+	netns_nl_reset(ns);
+	if (ns->fd >= 0)
+		close(ns->fd);
+	free(ns->rxbuf);
+	free(ns->path);
+	free(ns);
+	return NULL;
+}
+
+const char *netns_path(const struct netns *ns)
+{
+	return ns->path;
+}
+
+const struct nft_stats *netns_stats(const struct netns *ns)
+{
+	return &ns->stats;
+}
+
+static bool same_ns(int a, int b)
+{
+	struct stat sa, sb;
+
+	return fstat(a, &sa) == 0 && fstat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+	       sa.st_ino == sb.st_ino;
+}
+
+/* What to open inside a namespace: a file when @path is set, else a socket. */
+struct ns_open {
+	const char *path;
+	int flags;
+	int domain, type, protocol;
+};
+
+static int ns_open_here(const struct ns_open *o)
+{
+	int fd;
+
+	if (o->path)
+		fd = open(o->path, o->flags | O_CLOEXEC);
+	else
+		fd = socket(o->domain, o->type | SOCK_CLOEXEC, o->protocol);
+	return fd < 0 ? -errno : fd;
+}
+
+/* Enter @ns with setns(), open, and return to the thread's own namespace. */
+static int ns_open_in(struct netns *ns, const struct ns_open *o)
+{
+	int self, r;
+
+	self = open_self_netns();
+	if (self < 0)
+		return self;
+	if (same_ns(self, ns->fd)) {
+		r = ns_open_here(o);
+		goto out_close_self;
+	}
+	if (setns(ns->fd, CLONE_NEWNET) < 0) {
+		r = -errno;
+		goto out_close_self;
+	}
+	r = ns_open_here(o);
+	if (setns(self, CLONE_NEWNET) < 0) {
+		/* The thread now lives in the endpoint's namespace; anything it
+		 * does next would happen there. */
+		if (r >= 0)
+			close(r);
+		r = -ENOTRECOVERABLE;
+	}
+out_close_self:
+	close(self);
+	return r;
+}
+
+int netns_socket(struct netns *ns, int domain, int type, int protocol)
+{
+	const struct ns_open o = { .domain = domain, .type = type, .protocol = protocol };
+
+	return ns_open_in(ns, &o);
+}
+
+int netns_open_file(struct netns *ns, const char *path, int flags)
+{
+	const struct ns_open o = { .path = path, .flags = flags };
+
+	return ns_open_in(ns, &o);
+}
+
+static int sock_get_int(int fd, int opt, int *ret)
+{
+	socklen_t len = sizeof(*ret);
+
+	return getsockopt(fd, SOL_SOCKET, opt, ret, &len) < 0 ? -errno : 0;
+}
+
+int netns_nl(struct netns *ns, struct mnl_socket **ret_nl)
+{
+	struct mnl_socket *nl;
+	int fd, one = 1, r;
+
+	if (ns->nl) {
+		*ret_nl = ns->nl;
+		return 0;
+	}
+	if (!ns->rxbuf) {
+		ns->rxbuf = malloc(NETNS_RXBUF_SIZE);
+		if (!ns->rxbuf)
+			return -ENOMEM;
+		ns->rxbuf_size = NETNS_RXBUF_SIZE;
+	}
+	fd = netns_socket(ns, AF_NETLINK, SOCK_RAW, NETLINK_NETFILTER);
+	if (fd < 0)
+		return fd;
+	nl = mnl_socket_fdopen(fd);
+	if (!nl) {
+		r = errno ? -errno : -ENOMEM;
+		close(fd);
+		return r;
+	}
+	if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
+		r = -errno;
+		goto out_close;
+	}
+	/* Errors carry the offset of the failing attribute (which element),
+	 * and acks do not echo our (up to 64 KiB) messages back. Both are
+	 * optional: older kernels just lack the detail. */
+	(void)setsockopt(fd, SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof(one));
+	(void)setsockopt(fd, SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof(one));
+	r = sock_get_int(fd, SO_SNDBUF, &ns->sndbuf);
+	if (r < 0)
+		goto out_close;
+	r = sock_get_int(fd, SO_RCVBUF, &ns->rcvbuf);
+	if (r < 0)
+		goto out_close;
+	ns->nl = nl;
+	ns->portid = mnl_socket_get_portid(nl);
+	*ret_nl = nl;
+	return 0;
+
+out_close:
+	mnl_socket_close(nl);
+	return r;
+}
+
+void netns_nl_reset(struct netns *ns)
+{
+	if (ns->nl)
+		mnl_socket_close(ns->nl);
+	ns->nl = NULL;
+	ns->portid = 0;
+}
+
+/* The kernel doubles what we ask for (bookkeeping overhead) and reports the
+ * doubled value. */
+static int raise_buf(int fd, int opt, int force_opt, size_t want, int *cur)
+{
+	int v, r;
+
+	if (want > INT32_MAX / 2)
+		return -EMSGSIZE;
+	if ((size_t)*cur >= want)
+		return 0;
+	v = (int)want;
+	if (setsockopt(fd, SOL_SOCKET, force_opt, &v, sizeof(v)) < 0 &&
+	    setsockopt(fd, SOL_SOCKET, opt, &v, sizeof(v)) < 0)
+		return -errno;
+	r = sock_get_int(fd, opt, cur);
+	if (r < 0)
+		return r;
+	return (size_t)*cur >= want ? 0 : -EMSGSIZE;
+}
+
+int netns_nl_buffers(struct netns *ns, size_t snd, size_t rcv)
+{
+	int fd, r;
+
+	if (!ns->nl)
+		return -ENOTCONN;
+	fd = mnl_socket_get_fd(ns->nl);
+	/* netlink_sendmsg() refuses a message larger than sk_sndbuf - 32 */
+	r = raise_buf(fd, SO_SNDBUF, SO_SNDBUFFORCE, snd + 4096, &ns->sndbuf);
+	if (r < 0)
+		return r;
+	/* a short receive buffer only loses acks when it is too small; ask,
+	 * but do not fail when the kernel gives less */
+	(void)raise_buf(fd, SO_RCVBUF, SO_RCVBUFFORCE, rcv, &ns->rcvbuf);
+	return 0;
+}
+
+uint32_t netns_seq_reserve(struct netns *ns, uint32_t n)
+{
+	uint32_t first = ns->seq;
+
+	if (first == 0 || first + n < first)   /* 0 disables libmnl's seq check */
+		first = 1;
+	ns->seq = first + n;
+	return first;
+}
+
+void ep_shape_of(struct ep_shape *s, const struct mseg_ep_plan *plan,
+		 const struct table_opts *opts)
+{
+	memset(s, 0, sizeof(*s));
+	s->known = true;
+	for (int d = 0; d < MSEG_DIR_COUNT; d++) {
+		s->isolated[d] = plan && plan->dir[d].isolated;
+		s->mode[d] = s->isolated[d] ? plan->dir[d].mode : MSEG_MODE_ENFORCE;
+		s->present |= s->isolated[d];
+	}
+	if (s->present)
+		table_opts_normalize(&s->opts, opts);
+}
+
+bool ep_shape_equal(const struct ep_shape *a, const struct ep_shape *b)
+{
+	if (!a->known || !b->known || a->present != b->present)
+		return false;
+	if (!a->present)
+		return true;
+	for (int d = 0; d < MSEG_DIR_COUNT; d++)
+		if (a->isolated[d] != b->isolated[d] ||
+		    (a->isolated[d] && a->mode[d] != b->mode[d]))
+			return false;
+	return a->opts.queue == b->opts.queue && a->opts.queue_num == b->opts.queue_num &&
+	       a->opts.rate == b->opts.rate && a->opts.burst == b->opts.burst;
+}

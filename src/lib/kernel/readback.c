@@ -1,0 +1,937 @@
+/* readback: the table as the kernel holds it (table, objects, sets and
+ * their elements, chains and rules, dumped with libnftnl), compared with
+ * what ep_table_replace() would program for a plan.
+ *
+ * Elements are compared as entries: hash elements and concatenated
+ * intervals decode one to one; a plain interval set's start and end
+ * elements are paired back into intervals. Rules are compared expression
+ * by expression in libnftnl's text form (render_nl_rule_text()), built for
+ * the desired rules with the same code that programs them. */
+#include <errno.h>
+#include <inttypes.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <libmnl/libmnl.h>
+#include <libnftnl/chain.h>
+#include <libnftnl/common.h>
+#include <libnftnl/gen.h>
+#include <libnftnl/object.h>
+#include <libnftnl/rule.h>
+#include <libnftnl/set.h>
+#include <libnftnl/table.h>
+
+#include "mseg/kernel/nft.h"
+#include "mseg/compile/render_text.h"
+#include "kernel/batch.h"
+#include "kernel/netns.h"
+#include "kernel/render_nl.h"
+#include "util/vec.h"
+
+#define READ_RETRIES 5
+#define RULE_TEXT_MAX 2048
+#define REQ_BUF_SIZE 8192
+#define ELEM_REREADS 3
+#define ELEM_REREAD_US 50000
+
+/* ---- generation ---- */
+
+/* The named counters of an isolated direction: over the rate limit, and
+ * refused by conntrack as invalid. */
+static const char *const counter_names[MSEG_DIR_COUNT][2] = {
+	[MSEG_DIR_INGRESS] = { "in_overlimit", "in_invalid" },
+	[MSEG_DIR_EGRESS] = { "out_overlimit", "out_invalid" },
+};
+
+static int gen_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct nftnl_gen *g = nftnl_gen_alloc();
+	uint32_t *id = data;
+
+	if (!g)
+		return MNL_CB_ERROR;
+	if (nftnl_gen_nlmsg_parse(nlh, g) == 0)
+		*id = nftnl_gen_get_u32(g, NFTNL_GEN_ID);
+	nftnl_gen_free(g);
+	return MNL_CB_OK;
+}
+
+static int genid_read(struct netns *ns, uint32_t *ret)
+{
+	char buf[REQ_BUF_SIZE] = { 0 };
+	struct nlmsghdr *nlh;
+
+	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETGEN, AF_UNSPEC, 0, netns_seq_reserve(ns, 1));
+	return nl_request(ns, nlh, gen_cb, ret);
+}
+
+int nft_genid_get(struct netns *ns, uint32_t *ret_genid, struct mseg_err *err)
+{
+	int r = genid_read(ns, ret_genid);
+
+	if (r < 0)
+		return err_setf(err, -r, "netns %s: reading the ruleset generation: %s",
+				netns_path(ns), strerror(-r));
+	return 0;
+}
+
+/* ---- what the kernel holds ---- */
+
+struct kelem {
+	uint8_t key[NL_KEY_MAX], key_end[NL_KEY_MAX];
+	uint32_t flags;
+	bool has_end;
+};
+
+struct kset {
+	char *name;
+	uint32_t flags, key_type, key_len;
+	struct kelem *elems;
+	size_t n_elems, cap_elems;
+};
+
+struct kchain {
+	char *name, *type;
+	bool base;
+	uint32_t hook, policy;
+	int32_t prio;
+	char **rules;                /* render_nl_rule_text() of each rule */
+	size_t n_rules, cap_rules;
+};
+
+struct kobj {
+	char *name;
+	uint32_t type;
+	uint64_t pkts, bytes;        /* counter */
+	uint64_t rate, unit;         /* limit */
+	uint32_t burst, ltype, lflags;
+};
+
+struct kstate {
+	bool table;
+	uint32_t table_flags;
+	struct kset *sets;
+	size_t n_sets, cap_sets;
+	struct kchain *chains;
+	size_t n_chains, cap_chains;
+	struct kobj *objs;
+	size_t n_objs, cap_objs;
+	int error;                   /* first failure inside a callback */
+};
+
+static void kstate_release(struct kstate *k)
+{
+	for (size_t i = 0; i < k->n_sets; i++) {
+		free(k->sets[i].name);
+		free(k->sets[i].elems);
+	}
+	for (size_t i = 0; i < k->n_chains; i++) {
+		free(k->chains[i].name);
+		free(k->chains[i].type);
+		for (size_t j = 0; j < k->chains[i].n_rules; j++)
+			free(k->chains[i].rules[j]);
+		free(k->chains[i].rules);
+	}
+	for (size_t i = 0; i < k->n_objs; i++)
+		free(k->objs[i].name);
+	free(k->sets);
+	free(k->chains);
+	free(k->objs);
+	memset(k, 0, sizeof(*k));
+}
+
+static char *xstrdup(const char *s)
+{
+	return strdup(s ? s : "");
+}
+
+/* The answer of a dump callback to libmnl: out of memory stops the dump. */
+static int kstate_cb_end(struct kstate *k, int r)
+{
+	if (r < 0) {
+		k->error = r;
+		return MNL_CB_ERROR;
+	}
+	return MNL_CB_OK;
+}
+
+static int table_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct kstate *k = data;
+	struct nftnl_table *t = nftnl_table_alloc();
+
+	if (!t)
+		return kstate_cb_end(k, -ENOMEM);
+	if (nftnl_table_nlmsg_parse(nlh, t) == 0) {
+		k->table = true;
+		k->table_flags = nftnl_table_get_u32(t, NFTNL_TABLE_FLAGS);
+	}
+	nftnl_table_free(t);
+	return MNL_CB_OK;
+}
+
+static bool in_our_table(const char *table)
+{
+	return table && strcmp(table, TABLE_NAME) == 0;
+}
+
+/* A zeroed record at the end of one of kstate's arrays, which the caller
+ * fills and then counts; NULL when out of memory. */
+#define KSTATE_NEXT(v, n, cap) \
+	(VEC_RESERVE(v, cap, (n) + 1) < 0 ? NULL : memset(&(v)[n], 0, sizeof(*(v))))
+
+static int kobj_add(struct kstate *k, struct nftnl_obj *o)
+{
+	struct kobj *x = KSTATE_NEXT(k->objs, k->n_objs, k->cap_objs);
+
+	if (!x || !(x->name = xstrdup(nftnl_obj_get_str(o, NFTNL_OBJ_NAME))))
+		return -ENOMEM;
+	k->n_objs++;
+	x->type = nftnl_obj_get_u32(o, NFTNL_OBJ_TYPE);
+	if (x->type == NFT_OBJECT_COUNTER) {
+		x->pkts = nftnl_obj_get_u64(o, NFTNL_OBJ_CTR_PKTS);
+		x->bytes = nftnl_obj_get_u64(o, NFTNL_OBJ_CTR_BYTES);
+	} else if (x->type == NFT_OBJECT_LIMIT) {
+		x->rate = nftnl_obj_get_u64(o, NFTNL_OBJ_LIMIT_RATE);
+		x->unit = nftnl_obj_get_u64(o, NFTNL_OBJ_LIMIT_UNIT);
+		x->burst = nftnl_obj_get_u32(o, NFTNL_OBJ_LIMIT_BURST);
+		x->ltype = nftnl_obj_get_u32(o, NFTNL_OBJ_LIMIT_TYPE);
+		x->lflags = nftnl_obj_get_u32(o, NFTNL_OBJ_LIMIT_FLAGS);
+	}
+	return 0;
+}
+
+static int obj_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct kstate *k = data;
+	struct nftnl_obj *o = nftnl_obj_alloc();
+	int r = 0;
+
+	if (!o)
+		return kstate_cb_end(k, -ENOMEM);
+	if (nftnl_obj_nlmsg_parse(nlh, o) >= 0 && in_our_table(nftnl_obj_get_str(o, NFTNL_OBJ_TABLE)))
+		r = kobj_add(k, o);
+	nftnl_obj_free(o);
+	return kstate_cb_end(k, r);
+}
+
+static int kset_add(struct kstate *k, struct nftnl_set *s)
+{
+	struct kset *x = KSTATE_NEXT(k->sets, k->n_sets, k->cap_sets);
+
+	if (!x || !(x->name = xstrdup(nftnl_set_get_str(s, NFTNL_SET_NAME))))
+		return -ENOMEM;
+	k->n_sets++;
+	x->flags = nftnl_set_get_u32(s, NFTNL_SET_FLAGS);
+	x->key_type = nftnl_set_get_u32(s, NFTNL_SET_KEY_TYPE);
+	x->key_len = nftnl_set_get_u32(s, NFTNL_SET_KEY_LEN);
+	return 0;
+}
+
+static int set_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct kstate *k = data;
+	struct nftnl_set *s = nftnl_set_alloc();
+	int r = 0;
+
+	if (!s)
+		return kstate_cb_end(k, -ENOMEM);
+	if (nftnl_set_nlmsg_parse(nlh, s) >= 0 && in_our_table(nftnl_set_get_str(s, NFTNL_SET_TABLE)))
+		r = kset_add(k, s);
+	nftnl_set_free(s);
+	return kstate_cb_end(k, r);
+}
+
+static int elem_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct kset *x = data;
+	struct nftnl_set *s = nftnl_set_alloc();
+	struct nftnl_set_elems_iter *it;
+	struct nftnl_set_elem *e;
+	int r = MNL_CB_OK;
+
+	if (!s)
+		return MNL_CB_ERROR;
+	if (nftnl_set_elems_nlmsg_parse(nlh, s) < 0) {
+		nftnl_set_free(s);
+		return MNL_CB_OK;
+	}
+	it = nftnl_set_elems_iter_create(s);
+	if (!it) {
+		nftnl_set_free(s);
+		return MNL_CB_ERROR;
+	}
+	while ((e = nftnl_set_elems_iter_next(it)) != NULL) {
+		struct kelem *ke;
+		uint32_t len = 0;
+		const void *key;
+
+		if (VEC_RESERVE(x->elems, x->cap_elems, x->n_elems + 1) < 0) {
+			r = MNL_CB_ERROR;
+			break;
+		}
+		ke = &x->elems[x->n_elems];
+		memset(ke, 0, sizeof(*ke));
+		key = nftnl_set_elem_get(e, NFTNL_SET_ELEM_KEY, &len);
+		if (key)
+			memcpy(ke->key, key, len < NL_KEY_MAX ? len : NL_KEY_MAX);
+		key = nftnl_set_elem_get(e, NFTNL_SET_ELEM_KEY_END, &len);
+		if (key) {
+			memcpy(ke->key_end, key, len < NL_KEY_MAX ? len : NL_KEY_MAX);
+			ke->has_end = true;
+		}
+		if (nftnl_set_elem_is_set(e, NFTNL_SET_ELEM_FLAGS))
+			ke->flags = nftnl_set_elem_get_u32(e, NFTNL_SET_ELEM_FLAGS);
+		x->n_elems++;
+	}
+	nftnl_set_elems_iter_destroy(it);
+	nftnl_set_free(s);
+	return r;
+}
+
+static int kchain_add(struct kstate *k, struct nftnl_chain *c)
+{
+	struct kchain *x = KSTATE_NEXT(k->chains, k->n_chains, k->cap_chains);
+
+	if (!x)
+		return -ENOMEM;
+	x->name = xstrdup(nftnl_chain_get_str(c, NFTNL_CHAIN_NAME));
+	x->type = xstrdup(nftnl_chain_get_str(c, NFTNL_CHAIN_TYPE));
+	if (!x->name || !x->type) {
+		free(x->name);
+		free(x->type);
+		return -ENOMEM;
+	}
+	k->n_chains++;
+	x->base = nftnl_chain_is_set(c, NFTNL_CHAIN_HOOKNUM);
+	x->hook = nftnl_chain_get_u32(c, NFTNL_CHAIN_HOOKNUM);
+	x->prio = nftnl_chain_get_s32(c, NFTNL_CHAIN_PRIO);
+	x->policy = nftnl_chain_get_u32(c, NFTNL_CHAIN_POLICY);
+	return 0;
+}
+
+static int chain_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct kstate *k = data;
+	struct nftnl_chain *c = nftnl_chain_alloc();
+	int r = 0;
+
+	if (!c)
+		return kstate_cb_end(k, -ENOMEM);
+	if (nftnl_chain_nlmsg_parse(nlh, c) >= 0 &&
+	    in_our_table(nftnl_chain_get_str(c, NFTNL_CHAIN_TABLE)))
+		r = kchain_add(k, c);
+	nftnl_chain_free(c);
+	return kstate_cb_end(k, r);
+}
+
+static struct kchain *kchain_find(struct kstate *k, const char *name)
+{
+	for (size_t i = 0; i < k->n_chains; i++)
+		if (strcmp(k->chains[i].name, name) == 0)
+			return &k->chains[i];
+	return NULL;
+}
+
+static int krule_add(struct kstate *k, struct nftnl_rule *r)
+{
+	struct kchain *c = kchain_find(k, nftnl_rule_get_str(r, NFTNL_RULE_CHAIN));
+	char *text;
+
+	if (!c)
+		return 0;
+	text = malloc(RULE_TEXT_MAX);
+	if (!text || VEC_RESERVE(c->rules, c->cap_rules, c->n_rules + 1) < 0) {
+		free(text);
+		return -ENOMEM;
+	}
+	c->rules[c->n_rules++] = (char *)render_nl_rule_text(r, text, RULE_TEXT_MAX);
+	return 0;
+}
+
+static int rule_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct kstate *k = data;
+	struct nftnl_rule *r = nftnl_rule_alloc();
+	int ret = 0;
+
+	if (!r)
+		return kstate_cb_end(k, -ENOMEM);
+	if (nftnl_rule_nlmsg_parse(nlh, r) >= 0 && in_our_table(nftnl_rule_get_str(r, NFTNL_RULE_TABLE)))
+		ret = krule_add(k, r);
+	nftnl_rule_free(r);
+	return kstate_cb_end(k, ret);
+}
+
+/* A dump (or get) request for our table's objects of one kind. */
+static struct nlmsghdr *req_start(struct netns *ns, char *buf, uint16_t type, uint16_t flags)
+{
+	return nftnl_nlmsg_build_hdr(buf, type, NFPROTO_INET, flags, netns_seq_reserve(ns, 1));
+}
+
+static int req_table(struct netns *ns, struct kstate *k)
+{
+	char buf[REQ_BUF_SIZE] = { 0 };
+	struct nftnl_table *t = nftnl_table_alloc();
+	struct nlmsghdr *nlh;
+	int r;
+
+	if (!t)
+		return -ENOMEM;
+	nftnl_table_set_str(t, NFTNL_TABLE_NAME, TABLE_NAME);
+	nlh = req_start(ns, buf, NFT_MSG_GETTABLE, 0);
+	nftnl_table_nlmsg_build_payload(nlh, t);
+	nftnl_table_free(t);
+	r = nl_request(ns, nlh, table_cb, k);
+	return r == -ENOENT ? 0 : r;
+}
+
+static int req_objs(struct netns *ns, struct kstate *k, uint32_t type)
+{
+	char buf[REQ_BUF_SIZE] = { 0 };
+	struct nftnl_obj *o = nftnl_obj_alloc();
+	struct nlmsghdr *nlh;
+
+	if (!o)
+		return -ENOMEM;
+	nftnl_obj_set_str(o, NFTNL_OBJ_TABLE, TABLE_NAME);
+	if (type)
+		nftnl_obj_set_u32(o, NFTNL_OBJ_TYPE, type);
+	nlh = req_start(ns, buf, NFT_MSG_GETOBJ, NLM_F_DUMP);
+	nftnl_obj_nlmsg_build_payload(nlh, o);
+	nftnl_obj_free(o);
+	return nl_request(ns, nlh, obj_cb, k);
+}
+
+/* Our table's sets (@x NULL, into @k), or the elements of set @x. */
+static int req_sets(struct netns *ns, struct kstate *k, struct kset *x)
+{
+	char buf[REQ_BUF_SIZE] = { 0 };
+	struct nftnl_set *s = nftnl_set_alloc();
+	struct nlmsghdr *nlh;
+
+	if (!s)
+		return -ENOMEM;
+	nftnl_set_set_str(s, NFTNL_SET_TABLE, TABLE_NAME);
+	if (x) {
+		nftnl_set_set_str(s, NFTNL_SET_NAME, x->name);
+		nlh = req_start(ns, buf, NFT_MSG_GETSETELEM, NLM_F_DUMP);
+		nftnl_set_elems_nlmsg_build_payload(nlh, s);
+	} else {
+		nlh = req_start(ns, buf, NFT_MSG_GETSET, NLM_F_DUMP);
+		nftnl_set_nlmsg_build_payload(nlh, s);
+	}
+	nftnl_set_free(s);
+	return x ? nl_request(ns, nlh, elem_cb, x) : nl_request(ns, nlh, set_cb, k);
+}
+
+static int req_chains(struct netns *ns, struct kstate *k)
+{
+	char buf[REQ_BUF_SIZE] = { 0 };
+	struct nlmsghdr *nlh = req_start(ns, buf, NFT_MSG_GETCHAIN, NLM_F_DUMP);
+
+	return nl_request(ns, nlh, chain_cb, k);
+}
+
+static int req_rules(struct netns *ns, struct kstate *k)
+{
+	char buf[REQ_BUF_SIZE] = { 0 };
+	struct nftnl_rule *r = nftnl_rule_alloc();
+	struct nlmsghdr *nlh;
+
+	if (!r)
+		return -ENOMEM;
+	nftnl_rule_set_str(r, NFTNL_RULE_TABLE, TABLE_NAME);
+	nlh = req_start(ns, buf, NFT_MSG_GETRULE, NLM_F_DUMP);
+	nftnl_rule_nlmsg_build_payload(nlh, r);
+	nftnl_rule_free(r);
+	return nl_request(ns, nlh, rule_cb, k);
+}
+
+/* One consistent read: the generation is the same before and after. */
+static int kstate_read(struct netns *ns, struct kstate *k, uint32_t *ret_gen)
+{
+	uint32_t g0, g1;
+	int r = 0;
+
+	for (int attempt = 0; attempt < READ_RETRIES; attempt++) {
+		kstate_release(k);
+		r = genid_read(ns, &g0);
+		if (r == 0)
+			r = req_table(ns, k);
+		if (r == 0 && k->table) {
+			r = req_objs(ns, k, 0);
+			if (r == 0)
+				r = req_sets(ns, k, NULL);
+			for (size_t i = 0; r == 0 && i < k->n_sets; i++)
+				r = req_sets(ns, k, &k->sets[i]);
+			if (r == 0)
+				r = req_chains(ns, k);
+			if (r == 0)
+				r = req_rules(ns, k);
+		}
+		if (k->error)
+			r = k->error;
+		if (r == 0)
+			r = genid_read(ns, &g1);
+		if (r == 0 && g0 == g1) {
+			*ret_gen = g0;
+			return 0;
+		}
+		if (r < 0 && r != -EINTR)   /* EINTR: the dump saw a change */
+			break;
+		r = -EAGAIN;
+	}
+	return r;
+}
+
+/* ---- comparison ---- */
+
+struct report {
+	char *text;
+	size_t len, cap;
+	size_t n_diffs;
+	size_t elem_diffs;           /* of which missing/unexpected elements */
+	int error;
+};
+
+static void __attribute__((format(printf, 2, 3))) diff(struct report *rep, const char *fmt, ...)
+{
+	char line[768];
+	va_list ap;
+	int n;
+
+	rep->n_diffs++;
+	if (rep->n_diffs > EP_REPORT_MAX_LINES || rep->error)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n >= sizeof(line))
+		n = sizeof(line) - 1;
+	if (VEC_RESERVE(rep->text, rep->cap, rep->len + (size_t)n + 2) < 0) {
+		rep->error = -ENOMEM;
+		return;
+	}
+	memcpy(rep->text + rep->len, line, (size_t)n);
+	rep->len += (size_t)n;
+	rep->text[rep->len++] = '\n';
+	rep->text[rep->len] = '\0';
+}
+
+static struct kset *kset_find(struct kstate *k, const char *name)
+{
+	for (size_t i = 0; i < k->n_sets; i++)
+		if (strcmp(k->sets[i].name, name) == 0)
+			return &k->sets[i];
+	return NULL;
+}
+
+static struct kobj *kobj_find(struct kstate *k, const char *name, uint32_t type)
+{
+	for (size_t i = 0; i < k->n_objs; i++)
+		if (k->objs[i].type == type && strcmp(k->objs[i].name, name) == 0)
+			return &k->objs[i];
+	return NULL;
+}
+
+static void key_decode(const struct nl_set_spec *s, const uint8_t *key, struct mseg_entry *e,
+		       bool hi)
+{
+	struct mseg_addr *a = hi ? &e->hi : &e->lo;
+	uint8_t alen = s->field_len[0];
+
+	memset(a, 0, sizeof(*a));
+	a->family = (uint8_t)s->family;
+	memcpy(a->bytes, key, alen);
+	if (s->n_fields >= 2)
+		e->proto = key[alen];
+	if (s->n_fields >= 3) {
+		uint16_t port = (uint16_t)(key[alen + 4] << 8 | key[alen + 5]);
+
+		if (hi)
+			e->port_hi = port;
+		else
+			e->port_lo = port;
+	}
+}
+
+static int kelem_cmp(const void *pa, const void *pb)
+{
+	const struct kelem *a = pa, *b = pb;
+	int c = memcmp(a->key, b->key, sizeof(a->key));
+	bool ea = a->flags & NFT_SET_ELEM_INTERVAL_END, eb = b->flags & NFT_SET_ELEM_INTERVAL_END;
+
+	if (c)
+		return c;
+	return ea == eb ? 0 : ea ? -1 : 1;   /* an end before a start at one key */
+}
+
+static bool addr_dec(uint8_t *a, size_t n)
+{
+	for (size_t i = n; i-- > 0;)
+		if (a[i]-- != 0)
+			return true;
+	return false;
+}
+
+/* The kernel's elements of @x as entries (sorted). */
+static int kset_entries(const struct nl_set_spec *s, struct kset *x, struct mseg_entry **ret,
+			size_t *ret_n)
+{
+	struct mseg_entry *v = calloc(x->n_elems ? x->n_elems : 1, sizeof(*v));
+	size_t n = 0, alen = s->field_len[0];
+
+	if (!v)
+		return -ENOMEM;
+	if (s->rbtree) {
+		if (x->n_elems)
+			qsort(x->elems, x->n_elems, sizeof(*x->elems), kelem_cmp);
+		for (size_t i = 0; i < x->n_elems; i++) {
+			const struct kelem *ke = &x->elems[i];
+			struct mseg_entry *e = &v[n];
+
+			if (ke->flags & NFT_SET_ELEM_INTERVAL_END)
+				continue;   /* an end with no start (nft's leading 0) */
+			key_decode(s, ke->key, e, false);
+			if (i + 1 < x->n_elems) {
+				/* up to the next element, end or start */
+				key_decode(s, x->elems[i + 1].key, e, true);
+				addr_dec(e->hi.bytes, alen);
+				if (x->elems[i + 1].flags & NFT_SET_ELEM_INTERVAL_END)
+					i++;
+			} else {
+				e->hi = e->lo;
+				memset(e->hi.bytes, 0xff, alen);   /* open: to the top */
+			}
+			n++;
+		}
+	} else {
+		for (size_t i = 0; i < x->n_elems; i++) {
+			const struct kelem *ke = &x->elems[i];
+
+			key_decode(s, ke->key, &v[n], false);
+			key_decode(s, ke->has_end ? ke->key_end : ke->key, &v[n], true);
+			n++;
+		}
+	}
+	*ret = v;
+	*ret_n = n;
+	return 0;
+}
+
+static int entry_cmp(const void *a, const void *b)
+{
+	return addr_entry_cmp(a, b);
+}
+
+static void compare_elems(struct report *rep, const struct nl_set_spec *s, struct kset *x,
+			  const struct mseg_entry *const *want, size_t n_want)
+{
+	struct mseg_entry *have = NULL;
+	size_t n_have = 0, i = 0, j = 0;
+	char el[RENDER_TEXT_ENTRY_MAX];
+	int r;
+
+	r = kset_entries(s, x, &have, &n_have);
+	if (r < 0) {
+		rep->error = r;
+		return;
+	}
+	if (n_have) {
+		size_t u = 1;
+
+		qsort(have, n_have, sizeof(*have), entry_cmp);
+		/* a dump that raced with a hash table resize may repeat elements */
+		for (size_t k = 1; k < n_have; k++)
+			if (addr_entry_cmp(&have[k], &have[u - 1]) != 0)
+				have[u++] = have[k];
+		n_have = u;
+	}
+	while (i < n_want || j < n_have) {
+		int c = i == n_want ? 1 : j == n_have ? -1 : addr_entry_cmp(want[i], &have[j]);
+
+		if (c < 0) {
+			rep->elem_diffs++;
+			diff(rep, "set %s: missing element %s", s->name,
+			     render_text_entry(want[i], el, sizeof(el)));
+			i++;
+		} else if (c > 0) {
+			rep->elem_diffs++;
+			diff(rep, "set %s: unexpected element %s", s->name,
+			     render_text_entry(&have[j], el, sizeof(el)));
+			j++;
+		} else {
+			i++;
+			j++;
+		}
+	}
+	free(have);
+}
+
+static void compare(struct report *rep, struct kstate *k, const struct mseg_ep_plan *plan,
+		    const struct table_opts *opts_in)
+{
+	struct nftnl_rule *rules[NL_RULES_PER_CHAIN];
+	char *text = NULL;
+	struct table_opts opts;
+	bool want_table = ep_plan_has_table(plan);
+	size_t expect_objs = 1;
+
+	table_opts_normalize(&opts, opts_in);
+	if (!want_table) {
+		if (k->table)
+			diff(rep, "table inet %s exists, but no direction is isolated", TABLE_NAME);
+		return;
+	}
+	if (!k->table) {
+		diff(rep, "table inet %s is missing", TABLE_NAME);
+		return;
+	}
+	if (k->table_flags)
+		diff(rep, "table inet %s has flags 0x%x (expected none)", TABLE_NAME, k->table_flags);
+
+	/* objects */
+	{
+		struct kobj *o = kobj_find(k, "flood", NFT_OBJECT_LIMIT);
+
+		if (!o)
+			diff(rep, "limit flood is missing");
+		else if (o->rate != opts.rate || o->unit != 1 || o->burst != opts.burst ||
+			 o->ltype != NFT_LIMIT_PKTS || o->lflags != NFT_LIMIT_F_INV)
+			diff(rep, "limit flood is %s%" PRIu64 "/%" PRIu64 "s burst %u (type %u), "
+				  "expected rate over %u/second burst %u packets",
+			     o->lflags & NFT_LIMIT_F_INV ? "over " : "", o->rate, o->unit, o->burst,
+			     o->ltype, opts.rate, opts.burst);
+	}
+	for (int d = 0; d < MSEG_DIR_COUNT; d++) {
+		if (!plan->dir[d].isolated)
+			continue;
+		for (int c = 0; c < 2; c++) {
+			const char *cname = counter_names[d][c];
+
+			expect_objs++;
+			if (!kobj_find(k, cname, NFT_OBJECT_COUNTER))
+				diff(rep, "counter %s is missing", cname);
+		}
+	}
+	if (k->n_objs > expect_objs)
+		for (size_t i = 0; i < k->n_objs; i++) {
+			struct kobj *o = &k->objs[i];
+			bool known = o->type == NFT_OBJECT_LIMIT && strcmp(o->name, "flood") == 0;
+
+			for (int d = 0; d < MSEG_DIR_COUNT && !known; d++)
+				for (int c = 0; c < 2; c++)
+					if (o->type == NFT_OBJECT_COUNTER && plan->dir[d].isolated &&
+					    strcmp(o->name, counter_names[d][c]) == 0)
+						known = true;
+			if (!known)
+				diff(rep, "unexpected object %s (type %u)", o->name, o->type);
+		}
+
+	/* sets and elements */
+	for (int d = 0; d < MSEG_DIR_COUNT; d++) {
+		struct nl_parts parts;
+		int r;
+
+		if (!plan->dir[d].isolated)
+			continue;
+		r = nl_parts_build(&parts, &plan->dir[d]);
+		if (r < 0) {
+			rep->error = r;
+			return;
+		}
+		nl_parts_sort(&parts);
+		for (size_t i = 0; i < NL_SETS_PER_DIR; i++) {
+			struct nl_set_spec s;
+			struct kset *x;
+
+			nl_set_spec_get((enum mseg_dir)d, i, &s);
+			x = kset_find(k, s.name);
+			if (!x) {
+				diff(rep, "set %s is missing", s.name);
+				continue;
+			}
+			if ((x->flags & ~(uint32_t)NFT_SET_EVAL) != s.flags || x->key_type != s.key_type ||
+			    x->key_len != s.key_len) {
+				diff(rep, "set %s has flags 0x%x type 0x%x length %u, expected flags "
+					  "0x%x type 0x%x length %u",
+				     s.name, x->flags, x->key_type, x->key_len, s.flags, s.key_type,
+				     s.key_len);
+				continue;
+			}
+			compare_elems(rep, &s, x, parts.v + parts.off[i],
+				      parts.off[i + 1] - parts.off[i]);
+		}
+		nl_parts_release(&parts);
+	}
+	for (size_t i = 0; i < k->n_sets; i++) {
+		struct nl_set_spec s;
+		const char *name = k->sets[i].name;
+
+		if (strncmp(name, "__set", 5) == 0)
+			continue;   /* the anonymous sets of rules */
+		if (!nl_set_spec_find(name, &s) || !plan->dir[s.dir].isolated)
+			diff(rep, "unexpected set %s", name);
+	}
+
+	/* chains and rules */
+	text = malloc(RULE_TEXT_MAX);
+	if (!text) {
+		rep->error = -ENOMEM;
+		return;
+	}
+	for (int d = 0; d < MSEG_DIR_COUNT; d++) {
+		const char *cname = d == MSEG_DIR_INGRESS ? "ingress" : "egress";
+		uint32_t hook = d == MSEG_DIR_INGRESS ? NF_INET_LOCAL_IN : NF_INET_LOCAL_OUT;
+		struct kchain *c;
+		int r;
+
+		if (!plan->dir[d].isolated)
+			continue;
+		c = kchain_find(k, cname);
+		if (!c) {
+			diff(rep, "chain %s is missing", cname);
+			continue;
+		}
+		if (!c->base || c->hook != hook || c->prio != 0 || c->policy != NF_ACCEPT ||
+		    strcmp(c->type, "filter") != 0)
+			diff(rep, "chain %s is not 'type filter hook %s priority filter; policy "
+				  "accept;'",
+			     cname, d == MSEG_DIR_INGRESS ? "input" : "output");
+		r = render_nl_chain_rules((enum mseg_dir)d, plan->dir[d].mode, &opts, rules);
+		if (r < 0) {
+			rep->error = r;
+			break;
+		}
+		for (size_t i = 0; i < NL_RULES_PER_CHAIN; i++) {
+			render_nl_rule_text(rules[i], text, RULE_TEXT_MAX);
+			if (i >= c->n_rules)
+				diff(rep, "chain %s: rule %zu is missing: %s", cname, i + 1, text);
+			else if (strcmp(text, c->rules[i]) != 0)
+				diff(rep, "chain %s: rule %zu is %s, expected %s", cname, i + 1,
+				     c->rules[i], text);
+			nftnl_rule_free(rules[i]);
+		}
+		for (size_t i = NL_RULES_PER_CHAIN; i < c->n_rules; i++)
+			diff(rep, "chain %s: unexpected rule %zu: %s", cname, i + 1, c->rules[i]);
+	}
+	free(text);
+	for (size_t i = 0; i < k->n_chains; i++) {
+		const char *name = k->chains[i].name;
+		bool known = (strcmp(name, "ingress") == 0 && plan->dir[MSEG_DIR_INGRESS].isolated) ||
+			     (strcmp(name, "egress") == 0 && plan->dir[MSEG_DIR_EGRESS].isolated);
+
+		if (!known)
+			diff(rep, "unexpected chain %s", name);
+	}
+}
+
+void ep_table_report_release(struct ep_table_report *rep)
+{
+	if (!rep)
+		return;
+	free(rep->text);
+	memset(rep, 0, sizeof(*rep));
+}
+
+int ep_table_verify(struct netns *ns, const struct mseg_ep_plan *plan,
+		    const struct table_opts *opts, struct ep_table_report *ret,
+		    struct mseg_err *err)
+{
+	struct kstate k = { 0 };
+	struct report rep = { 0 };
+	uint32_t gen = 0;
+	int r;
+
+	memset(ret, 0, sizeof(*ret));
+	for (int attempt = 0;; attempt++) {
+		r = kstate_read(ns, &k, &gen);
+		if (r < 0) {
+			kstate_release(&k);
+			return err_setf(err, -r, "netns %s: reading the table back: %s",
+					netns_path(ns), strerror(-r));
+		}
+		compare(&rep, &k, plan, opts);
+		kstate_release(&k);
+		/* The kernel grows a hash set in the background after a large
+		 * load, and an element dump that spans a resize can miss
+		 * elements (the generation does not change). When elements
+		 * are all that differs, look again before calling it drift. */
+		if (rep.error || rep.n_diffs == 0 || rep.n_diffs != rep.elem_diffs ||
+		    attempt >= ELEM_REREADS)
+			break;
+		free(rep.text);
+		memset(&rep, 0, sizeof(rep));
+		usleep(ELEM_REREAD_US * (useconds_t)(attempt + 1));
+	}
+	if (rep.error) {
+		free(rep.text);
+		return err_setf(err, -rep.error, "out of memory");
+	}
+	if (rep.n_diffs > EP_REPORT_MAX_LINES) {
+		char more[64];
+		size_t n = (size_t)snprintf(more, sizeof(more), "... and %zu more differences\n",
+					    rep.n_diffs - EP_REPORT_MAX_LINES);
+
+		if (VEC_RESERVE(rep.text, rep.cap, rep.len + n + 1) == 0) {
+			memcpy(rep.text + rep.len, more, n + 1);
+			rep.len += n;
+		}
+	}
+	if (!rep.text) {
+		rep.text = strdup("");
+		if (!rep.text)
+			return err_setf(err, ENOMEM, "out of memory");
+	}
+	ret->in_sync = rep.n_diffs == 0;
+	ret->n_diffs = rep.n_diffs;
+	ret->text = rep.text;
+	ret->genid = gen;
+	if (ret->in_sync)
+		ep_shape_of(&ns->programmed, plan, opts);   /* adopted */
+	else
+		ns->programmed.known = false;
+	return 0;
+}
+
+int ep_table_counters_read(struct netns *ns, struct ep_table_counters *ret, struct mseg_err *err)
+{
+	struct kstate k = { 0 };
+	int r;
+
+	memset(ret, 0, sizeof(*ret));
+	r = req_table(ns, &k);
+	if (r == 0 && k.table)
+		r = req_objs(ns, &k, NFT_OBJECT_COUNTER);
+	if (r == 0 && k.error)
+		r = k.error;
+	if (r < 0) {
+		kstate_release(&k);
+		return err_setf(err, -r, "netns %s: reading counters: %s", netns_path(ns),
+				strerror(-r));
+	}
+	for (int d = 0; d < MSEG_DIR_COUNT; d++) {
+		struct kobj *o = kobj_find(&k, counter_names[d][0], NFT_OBJECT_COUNTER);
+		struct kobj *inv = kobj_find(&k, counter_names[d][1], NFT_OBJECT_COUNTER);
+
+		if (o) {
+			ret->present[d] = true;
+			ret->packets[d] = o->pkts;
+			ret->bytes[d] = o->bytes;
+		}
+		if (inv)
+			ret->invalid_packets[d] = inv->pkts;
+	}
+	kstate_release(&k);
+	return 0;
+}

@@ -1,0 +1,1179 @@
+/* render_nl: plan -> libnftnl objects -> netlink messages in a batch: the
+ * `inet mseg` table of docs/ruleset.md, built expression by expression.
+ *
+ * What nft 1.0.6 sends for the same text is the reference (checked with
+ * `nft --debug=netlink,mnl`), so that `nft list table inet mseg` prints our
+ * table exactly as it prints the text renderer's (render_text.c):
+ *  - set key types are nft datatype ids; a concatenation folds them
+ *    (id << 6 | next), e.g. ipv4_addr . inet_proto . inet_service = 0x730d;
+ *  - each field of a concatenation takes a 4-byte register slot: an IPv4
+ *    address 4 bytes, the protocol 1 byte + 3 zero bytes, the port 2 bytes
+ *    big-endian + 2 zero bytes;
+ *  - concatenated interval sets (pipapo) carry flags interval|concat, the
+ *    field lengths (NFTA_SET_DESC_CONCAT), and each element as KEY (low end of
+ *    every field) and KEY_END (high end);
+ *  - a plain interval set (one address field: rbtree) cannot take KEY_END:
+ *    an interval is a start element at lo and an end element (flag
+ *    INTERVAL_END) at hi + 1; an interval reaching the top address has no
+ *    end element, and its start carries nft's "open interval" user data;
+ *  - registers: a field at 32-bit word k sits in NFT_REG_1 + k/4 when k is
+ *    a multiple of 4, else in NFT_REG32_00 + k (what nft and the kernel's
+ *    dumps use).
+ * nft also emits a no-op `byteorder` (1 byte, size 2) on `meta l4proto` for
+ * interval lookups; we do not: the kernel does nothing with it and `nft
+ * list` prints the rule the same. */
+#include <endian.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_conntrack_common.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/x_tables.h>
+#include <linux/netfilter/xt_NFQUEUE.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <libmnl/libmnl.h>
+#include <libnftnl/chain.h>
+#include <libnftnl/expr.h>
+#include <libnftnl/object.h>
+#include <libnftnl/rule.h>
+#include <libnftnl/set.h>
+#include <libnftnl/table.h>
+#include <libnftnl/udata.h>
+
+#include "kernel/batch.h"
+#include "kernel/render_nl.h"
+
+#define LIMIT_NAME "flood"
+#define ND_SET_NAME "__set%d"
+/* element list nest: its length field is 16 bits */
+#define ELEM_NEST_MAX (UINT16_MAX - 256u)
+/* an element's attributes at most: nest, key and key end (each nested
+ * value), flags, user data */
+#define ELEM_MAX_BYTES 128u
+
+/* ---- set layout ---- */
+
+static const char *const set_names[MSEG_DIR_COUNT][NL_SETS_PER_DIR] = {
+	{ "in4_port", "in4_port_iv", "in4_proto", "in4_proto_iv", "in4_any", "in4_any_iv",
+	  "in6_port", "in6_port_iv", "in6_proto", "in6_proto_iv", "in6_any", "in6_any_iv" },
+	{ "out4_port", "out4_port_iv", "out4_proto", "out4_proto_iv", "out4_any", "out4_any_iv",
+	  "out6_port", "out6_port_iv", "out6_proto", "out6_proto_iv", "out6_any", "out6_any_iv" },
+};
+
+static const enum entry_shape shape_order[SHAPE_COUNT] = {
+	SHAPE_PORT, SHAPE_PORT_IV, SHAPE_PROTO, SHAPE_PROTO_IV, SHAPE_ANY, SHAPE_ANY_IV,
+};
+
+static bool shape_is_interval(enum entry_shape s)
+{
+	return s == SHAPE_PORT_IV || s == SHAPE_PROTO_IV || s == SHAPE_ANY_IV;
+}
+
+void nl_set_spec_get(enum mseg_dir dir, size_t i, struct nl_set_spec *ret)
+{
+	bool v6 = i >= SHAPE_COUNT;
+	enum entry_shape shape = shape_order[i % SHAPE_COUNT];
+	uint32_t atype = v6 ? NFT_TYPE_IP6ADDR : NFT_TYPE_IPADDR;
+	uint8_t alen = v6 ? 16 : 4;
+
+	memset(ret, 0, sizeof(*ret));
+	ret->name = set_names[dir][i];
+	ret->dir = dir;
+	ret->family = v6 ? AF_INET6 : AF_INET;
+	ret->shape = shape;
+	ret->field_len[0] = alen;
+	ret->key_type = atype;
+	ret->n_fields = 1;
+	switch (shape) {
+	case SHAPE_PORT:
+	case SHAPE_PORT_IV:
+		ret->field_len[1] = 1;
+		ret->field_len[2] = 2;
+		ret->n_fields = 3;
+		ret->key_type = ((atype << NFT_TYPE_BITS | NFT_TYPE_INET_PROTOCOL) << NFT_TYPE_BITS) |
+				NFT_TYPE_INET_SERVICE;
+		break;
+	case SHAPE_PROTO:
+	case SHAPE_PROTO_IV:
+		ret->field_len[1] = 1;
+		ret->n_fields = 2;
+		ret->key_type = atype << NFT_TYPE_BITS | NFT_TYPE_INET_PROTOCOL;
+		break;
+	case SHAPE_ANY:
+	case SHAPE_ANY_IV:
+		break;
+	}
+	ret->key_len = alen + 4u * (ret->n_fields - 1u);
+	ret->key_byteorder = ret->n_fields > 1 ? NFT_BYTEORDER_INVALID : NFT_BYTEORDER_BIG_ENDIAN;
+	if (shape_is_interval(shape)) {
+		ret->flags = NFT_SET_INTERVAL;
+		if (ret->n_fields > 1)
+			ret->flags |= NFT_SET_CONCAT;
+		else
+			ret->rbtree = true;
+	}
+}
+
+int nl_set_index(int family, enum entry_shape shape)
+{
+	for (int i = 0; i < SHAPE_COUNT; i++)
+		if (shape_order[i] == shape) {
+			if (family == AF_INET)
+				return i;
+			if (family == AF_INET6)
+				return SHAPE_COUNT + i;
+		}
+	return -1;
+}
+
+bool nl_set_spec_find(const char *name, struct nl_set_spec *ret)
+{
+	for (int d = 0; d < MSEG_DIR_COUNT; d++)
+		for (size_t i = 0; i < NL_SETS_PER_DIR; i++)
+			if (strcmp(set_names[d][i], name) == 0) {
+				nl_set_spec_get((enum mseg_dir)d, i, ret);
+				return true;
+			}
+	return false;
+}
+
+/* ---- element keys ---- */
+
+size_t nl_entry_key(const struct nl_set_spec *s, const struct mseg_entry *e, bool hi,
+		    uint8_t *buf)
+{
+	uint8_t alen = s->field_len[0];
+	uint16_t port = hi ? e->port_hi : e->port_lo;
+
+	memset(buf, 0, s->key_len);
+	memcpy(buf, hi ? e->hi.bytes : e->lo.bytes, alen);
+	if (s->n_fields >= 2)
+		buf[alen] = e->proto;                   /* 1 byte, then padding */
+	if (s->n_fields >= 3) {
+		buf[alen + 4] = (uint8_t)(port >> 8);   /* big-endian, then padding */
+		buf[alen + 5] = (uint8_t)port;
+	}
+	return s->key_len;
+}
+
+/* @a + 1 over @n big-endian bytes; false when it wraps (a was all ones). */
+static bool addr_inc(uint8_t *a, size_t n)
+{
+	for (size_t i = n; i-- > 0;)
+		if (++a[i] != 0)
+			return true;
+	return false;
+}
+
+size_t nl_entry_elems(const struct nl_set_spec *s, const struct mseg_entry *e,
+		      struct nl_elem out[2])
+{
+	if (e->lo.family != s->family || e->hi.family != s->family || entry_shape(e) != s->shape)
+		return 0;
+	memset(&out[0], 0, sizeof(out[0]));
+	out[0].key_len = (uint32_t)nl_entry_key(s, e, false, out[0].key);
+	if (!(s->flags & NFT_SET_INTERVAL))
+		return 1;
+	if (!s->rbtree) {
+		nl_entry_key(s, e, true, out[0].key_end);
+		out[0].has_key_end = true;
+		return 1;
+	}
+	memset(&out[1], 0, sizeof(out[1]));
+	out[1].key_len = (uint32_t)nl_entry_key(s, e, true, out[1].key);
+	if (!addr_inc(out[1].key, s->field_len[0])) {
+		out[0].open = true;
+		return 1;
+	}
+	out[1].flags = NFT_SET_ELEM_INTERVAL_END;
+	return 2;
+}
+
+void table_opts_normalize(struct table_opts *out, const struct table_opts *in)
+{
+	static const struct table_opts defaults = {
+		.queue = QUEUE_NATIVE,
+		.rate = TABLE_DEFAULT_RATE,
+		.burst = TABLE_DEFAULT_BURST,
+	};
+
+	*out = in ? *in : defaults;
+	if (!out->rate)
+		out->rate = TABLE_DEFAULT_RATE;
+	if (!out->burst)
+		out->burst = TABLE_DEFAULT_BURST;
+}
+
+/* ---- expressions: one helper each ---- */
+
+/* A rule under construction; the first failure sticks. */
+struct rb {
+	struct nftnl_rule *r;
+	int error;
+};
+
+static struct nftnl_expr *rb_expr(struct rb *rb, const char *name)
+{
+	struct nftnl_expr *e;
+
+	if (rb->error)
+		return NULL;
+	e = nftnl_expr_alloc(name);
+	if (!e)
+		rb->error = -ENOMEM;
+	return e;
+}
+
+static void rb_add(struct rb *rb, struct nftnl_expr *e)
+{
+	nftnl_rule_add_expr(rb->r, e);
+}
+
+/* Register of the 32-bit word @k of a concatenation (see the top). */
+static uint32_t reg_word(unsigned k)
+{
+	return k % 4 == 0 ? NFT_REG_1 + k / 4 : NFT_REG32_00 + k;
+}
+
+/* meta load KEY => reg DREG      (meta nfproto, meta l4proto, iif, oif) */
+static void x_meta_load(struct rb *rb, enum nft_meta_keys key, uint32_t dreg)
+{
+	struct nftnl_expr *e = rb_expr(rb, "meta");
+
+	if (!e)
+		return;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, key);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_META_DREG, dreg);
+	rb_add(rb, e);
+}
+
+/* ct load KEY => reg DREG        (ct state) */
+static void x_ct_load(struct rb *rb, enum nft_ct_keys key, uint32_t dreg)
+{
+	struct nftnl_expr *e = rb_expr(rb, "ct");
+
+	if (!e)
+		return;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, key);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_CT_DREG, dreg);
+	rb_add(rb, e);
+}
+
+/* payload load LEN @ BASE header + OFFSET => reg DREG   (ip saddr, th dport) */
+static void x_payload(struct rb *rb, enum nft_payload_bases base, uint32_t offset,
+		      uint32_t len, uint32_t dreg)
+{
+	struct nftnl_expr *e = rb_expr(rb, "payload");
+
+	if (!e)
+		return;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_BASE, base);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET, offset);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_LEN, len);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_DREG, dreg);
+	rb_add(rb, e);
+}
+
+/* cmp OP reg SREG DATA           (== / != a constant of @len bytes) */
+static void x_cmp(struct rb *rb, enum nft_cmp_ops op, uint32_t sreg, const void *data,
+		  uint32_t len)
+{
+	struct nftnl_expr *e = rb_expr(rb, "cmp");
+
+	if (!e)
+		return;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_SREG, sreg);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_OP, op);
+	if (nftnl_expr_set(e, NFTNL_EXPR_CMP_DATA, data, len) < 0) {
+		nftnl_expr_free(e);
+		rb->error = -EINVAL;
+		return;
+	}
+	rb_add(rb, e);
+}
+
+/* bitwise reg R = (reg R & MASK) ^ 0    (a 4-byte flag test) */
+static void x_bitwise_and(struct rb *rb, uint32_t reg, uint32_t mask)
+{
+	struct nftnl_expr *e = rb_expr(rb, "bitwise");
+	uint32_t zero = 0;
+
+	if (!e)
+		return;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, reg);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, reg);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, sizeof(mask));
+	nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, &mask, sizeof(mask));
+	nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, &zero, sizeof(zero));
+	rb_add(rb, e);
+}
+
+/* lookup reg SREG set NAME       (@NAME; by id within the same batch) */
+static void x_lookup(struct rb *rb, uint32_t sreg, const char *set, uint32_t set_id)
+{
+	struct nftnl_expr *e = rb_expr(rb, "lookup");
+
+	if (!e)
+		return;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SREG, sreg);
+	if (nftnl_expr_set_str(e, NFTNL_EXPR_LOOKUP_SET, set) < 0) {
+		nftnl_expr_free(e);
+		rb->error = -ENOMEM;
+		return;
+	}
+	if (set_id)
+		nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SET_ID, set_id);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_FLAGS, 0);   /* the kernel dumps it */
+	rb_add(rb, e);
+}
+
+/* accept | drop                  (immediate reg 0 VERDICT) */
+static void x_verdict(struct rb *rb, int verdict)
+{
+	struct nftnl_expr *e = rb_expr(rb, "immediate");
+
+	if (!e)
+		return;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG, NFT_REG_VERDICT);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_VERDICT, (uint32_t)verdict);
+	rb_add(rb, e);
+}
+
+/* limit name "NAME" | counter name "NAME"   (objref type T name NAME) */
+static void x_objref(struct rb *rb, uint32_t type, const char *name)
+{
+	struct nftnl_expr *e = rb_expr(rb, "objref");
+
+	if (!e)
+		return;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_OBJREF_IMM_TYPE, type);
+	if (nftnl_expr_set_str(e, NFTNL_EXPR_OBJREF_IMM_NAME, name) < 0) {
+		nftnl_expr_free(e);
+		rb->error = -ENOMEM;
+		return;
+	}
+	rb_add(rb, e);
+}
+
+/* queue num N [bypass]           (native nft_queue) */
+static void x_queue(struct rb *rb, uint16_t num, bool bypass)
+{
+	struct nftnl_expr *e = rb_expr(rb, "queue");
+
+	if (!e)
+		return;
+	nftnl_expr_set_u16(e, NFTNL_EXPR_QUEUE_NUM, num);
+	nftnl_expr_set_u16(e, NFTNL_EXPR_QUEUE_TOTAL, 1);
+	if (bypass)
+		nftnl_expr_set_u16(e, NFTNL_EXPR_QUEUE_FLAGS, NFT_QUEUE_FLAG_BYPASS);
+	rb_add(rb, e);
+}
+
+/* queue num N [bypass]           (xtables NFQUEUE v3 through nft_compat: what
+ * `iptables-nft -j NFQUEUE` sends; `nft list` prints it as the line above) */
+static void x_xt_nfqueue(struct rb *rb, uint16_t num, bool bypass)
+{
+	struct nftnl_expr *e = rb_expr(rb, "target");
+	struct xt_NFQ_info_v3 *info;
+	size_t len = XT_ALIGN(sizeof(*info));
+
+	if (!e)
+		return;
+	/* libnftnl takes the buffer and sends XT_ALIGN(len) bytes of it */
+	info = calloc(1, len);
+	if (!info) {
+		nftnl_expr_free(e);
+		rb->error = -ENOMEM;
+		return;
+	}
+	info->queuenum = num;
+	info->queues_total = 1;
+	info->flags = bypass ? NFQ_FLAG_BYPASS : 0;
+	if (nftnl_expr_set_str(e, NFTNL_EXPR_TG_NAME, "NFQUEUE") < 0) {
+		free(info);
+		nftnl_expr_free(e);
+		rb->error = -ENOMEM;
+		return;
+	}
+	nftnl_expr_set_u32(e, NFTNL_EXPR_TG_REV, 3);
+	nftnl_expr_set(e, NFTNL_EXPR_TG_INFO, info, (uint32_t)len);
+	rb_add(rb, e);
+}
+
+/* log group N                    (NFLOG to msegd) */
+static void x_log_group(struct rb *rb, uint16_t group)
+{
+	struct nftnl_expr *e = rb_expr(rb, "log");
+
+	if (!e)
+		return;
+	nftnl_expr_set_u16(e, NFTNL_EXPR_LOG_GROUP, group);
+	rb_add(rb, e);
+}
+
+/* ---- rules ---- */
+
+static const char *chain_name(enum mseg_dir dir)
+{
+	return dir == MSEG_DIR_INGRESS ? "ingress" : "egress";
+}
+
+static int rb_init(struct rb *rb, const char *table, const char *chain)
+{
+	rb->error = 0;
+	rb->r = nftnl_rule_alloc();
+	if (!rb->r)
+		return -ENOMEM;
+	nftnl_rule_set_u32(rb->r, NFTNL_RULE_FAMILY, NFPROTO_INET);
+	if (nftnl_rule_set_str(rb->r, NFTNL_RULE_TABLE, table) < 0 ||
+	    nftnl_rule_set_str(rb->r, NFTNL_RULE_CHAIN, chain) < 0)
+		rb->error = -ENOMEM;
+	return 0;
+}
+
+/* ct state established,related accept */
+static void rule_ct_state(struct rb *rb, uint32_t states, int verdict)
+{
+	uint32_t zero = 0;
+
+	x_ct_load(rb, NFT_CT_STATE, NFT_REG_1);
+	x_bitwise_and(rb, NFT_REG_1, states);
+	x_cmp(rb, NFT_CMP_NEQ, NFT_REG_1, &zero, sizeof(zero));
+	x_verdict(rb, verdict);
+}
+
+/* ct state invalid counter name "in_invalid" drop: conntrack's refusals
+ * never reach msegd, so they are counted here instead */
+static void rule_invalid(struct rb *rb, enum mseg_dir dir)
+{
+	uint32_t zero = 0;
+
+	x_ct_load(rb, NFT_CT_STATE, NFT_REG_1);
+	x_bitwise_and(rb, NFT_REG_1, NF_CT_STATE_INVALID_BIT);
+	x_cmp(rb, NFT_CMP_NEQ, NFT_REG_1, &zero, sizeof(zero));
+	x_objref(rb, NFT_OBJECT_COUNTER, dir == MSEG_DIR_INGRESS ? "in_invalid" : "out_invalid");
+	x_verdict(rb, NF_DROP);
+}
+
+/* iif "lo" accept   |   oif "lo" accept   (lo is ifindex 1 in every netns) */
+static void rule_loopback(struct rb *rb, enum mseg_dir dir)
+{
+	uint32_t lo = 1;
+
+	x_meta_load(rb, dir == MSEG_DIR_INGRESS ? NFT_META_IIF : NFT_META_OIF, NFT_REG_1);
+	x_cmp(rb, NFT_CMP_EQ, NFT_REG_1, &lo, sizeof(lo));
+	x_verdict(rb, NF_ACCEPT);
+}
+
+/* meta nfproto ipv4|ipv6        (the dependency nft adds in an inet table) */
+static void match_nfproto(struct rb *rb, uint8_t nfproto)
+{
+	x_meta_load(rb, NFT_META_NFPROTO, NFT_REG_1);
+	x_cmp(rb, NFT_CMP_EQ, NFT_REG_1, &nfproto, sizeof(nfproto));
+}
+
+/* icmpv6 type { mld-listener-query, mld-listener-report, mld-listener-done,
+ *               nd-router-solicit, nd-router-advert, nd-neighbor-solicit,
+ *               nd-neighbor-advert, nd-redirect, mld2-listener-report } accept */
+static void rule_nd(struct rb *rb, uint32_t nd_set_id)
+{
+	uint8_t icmpv6 = IPPROTO_ICMPV6;
+
+	match_nfproto(rb, NFPROTO_IPV6);
+	x_meta_load(rb, NFT_META_L4PROTO, NFT_REG_1);
+	x_cmp(rb, NFT_CMP_EQ, NFT_REG_1, &icmpv6, sizeof(icmpv6));
+	x_payload(rb, NFT_PAYLOAD_TRANSPORT_HEADER, 0, 1, NFT_REG_1);
+	x_lookup(rb, NFT_REG_1, ND_SET_NAME, nd_set_id);
+	x_verdict(rb, NF_ACCEPT);
+}
+
+/* ip saddr . meta l4proto . th dport @in4_port accept
+ * ip saddr . meta l4proto @in4_proto accept
+ * ip saddr @in4_any accept
+ * (ip6, daddr and the out* sets alike) */
+static void rule_set_lookup(struct rb *rb, const struct nl_set_spec *s)
+{
+	bool v6 = s->family == AF_INET6;
+	bool in = s->dir == MSEG_DIR_INGRESS;
+	uint32_t alen = s->field_len[0];
+	/* IPv4: saddr at 12, daddr at 16; IPv6: saddr at 8, daddr at 24 */
+	uint32_t off = v6 ? (in ? 8 : 24) : (in ? 12 : 16);
+
+	match_nfproto(rb, v6 ? NFPROTO_IPV6 : NFPROTO_IPV4);
+	x_payload(rb, NFT_PAYLOAD_NETWORK_HEADER, off, alen, reg_word(0));
+	if (s->n_fields >= 2)
+		x_meta_load(rb, NFT_META_L4PROTO, reg_word(alen / 4));
+	if (s->n_fields >= 3)
+		x_payload(rb, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, reg_word(alen / 4 + 1));
+	x_lookup(rb, reg_word(0), s->name, 0);
+	x_verdict(rb, NF_ACCEPT);
+}
+
+/* limit name "flood" counter name "in_overlimit" drop|accept */
+static void rule_overlimit(struct rb *rb, enum mseg_dir dir, bool audit)
+{
+	x_objref(rb, NFT_OBJECT_LIMIT, LIMIT_NAME);
+	x_objref(rb, NFT_OBJECT_COUNTER,
+		 dir == MSEG_DIR_INGRESS ? "in_overlimit" : "out_overlimit");
+	x_verdict(rb, audit ? NF_ACCEPT : NF_DROP);
+}
+
+/* queue num N [bypass]   |   log group N drop|accept */
+static void rule_queue_step(struct rb *rb, const struct table_opts *opts, bool audit)
+{
+	switch (opts->queue) {
+	case QUEUE_NATIVE:
+		x_queue(rb, opts->queue_num, audit);
+		break;
+	case QUEUE_XT:
+		x_xt_nfqueue(rb, opts->queue_num, audit);
+		break;
+	case QUEUE_NFLOG:
+		x_log_group(rb, opts->queue_num);
+		x_verdict(rb, audit ? NF_ACCEPT : NF_DROP);
+		break;
+	}
+}
+
+static int chain_rules(enum mseg_dir dir, enum mseg_mode mode, const struct table_opts *opts,
+		       uint32_t nd_set_id, struct nftnl_rule **rules)
+{
+	bool audit = mode == MSEG_MODE_AUDIT;
+	struct nl_set_spec spec;
+	size_t n = 0;
+	struct rb rb;
+	int r = 0;
+
+	for (size_t i = 0; i < NL_RULES_PER_CHAIN; i++) {
+		r = rb_init(&rb, TABLE_NAME, chain_name(dir));
+		if (r < 0)
+			goto out_free;
+		rules[n++] = rb.r;
+		if (i == 0)
+			rule_ct_state(&rb, NF_CT_STATE_BIT(IP_CT_ESTABLISHED) |
+						   NF_CT_STATE_BIT(IP_CT_RELATED),
+				      NF_ACCEPT);
+		else if (i == 1)
+			rule_invalid(&rb, dir);
+		else if (i == 2)
+			rule_loopback(&rb, dir);
+		else if (i == 3)
+			rule_nd(&rb, nd_set_id);
+		else if (i < 4 + NL_SETS_PER_DIR) {
+			nl_set_spec_get(dir, i - 4, &spec);
+			rule_set_lookup(&rb, &spec);
+		} else if (i == 4 + NL_SETS_PER_DIR)
+			rule_overlimit(&rb, dir, audit);
+		else
+			rule_queue_step(&rb, opts, audit);
+		if (rb.error) {
+			r = rb.error;
+			goto out_free;
+		}
+	}
+	return 0;
+
+out_free:
+	while (n)
+		nftnl_rule_free(rules[--n]);
+	return r;
+}
+
+int render_nl_chain_rules(enum mseg_dir dir, enum mseg_mode mode, const struct table_opts *opts,
+			  struct nftnl_rule **ret_rules)
+{
+	struct table_opts o;
+
+	table_opts_normalize(&o, opts);
+	return chain_rules(dir, mode, &o, 0, ret_rules);
+}
+
+/* ---- messages ---- */
+
+/* add table inet NAME  |  delete table inet NAME */
+static int msg_table(struct nl_batch *b, uint16_t type, const char *name)
+{
+	struct nftnl_table *t = nftnl_table_alloc();
+	struct nlmsghdr *nlh;
+
+	if (!t)
+		return -ENOMEM;
+	nftnl_table_set_u32(t, NFTNL_TABLE_FAMILY, NFPROTO_INET);
+	if (nftnl_table_set_str(t, NFTNL_TABLE_NAME, name) < 0) {
+		nftnl_table_free(t);
+		return -ENOMEM;
+	}
+	if (type == NFT_MSG_NEWTABLE)
+		nftnl_table_set_u32(t, NFTNL_TABLE_FLAGS, 0);   /* no owner flag */
+	nlh = nl_batch_msg_start(b, type, NFPROTO_INET,
+				 type == NFT_MSG_NEWTABLE ? NLM_F_CREATE : 0);
+	if (nlh)
+		nftnl_table_nlmsg_build_payload(nlh, t);
+	nftnl_table_free(t);
+	return nl_batch_msg_end(b, NL_MSG_TABLE,
+				type == NFT_MSG_NEWTABLE ? "add table" : "delete table", name);
+}
+
+static int msg_obj(struct nl_batch *b, struct nftnl_obj *o, const char *name)
+{
+	struct nlmsghdr *nlh;
+
+	nftnl_obj_set_u32(o, NFTNL_OBJ_FAMILY, NFPROTO_INET);
+	nftnl_obj_set_str(o, NFTNL_OBJ_TABLE, TABLE_NAME);
+	nftnl_obj_set_str(o, NFTNL_OBJ_NAME, name);
+	if (!nftnl_obj_is_set(o, NFTNL_OBJ_TABLE) || !nftnl_obj_is_set(o, NFTNL_OBJ_NAME))
+		return -ENOMEM;
+	nlh = nl_batch_msg_start(b, NFT_MSG_NEWOBJ, NFPROTO_INET, NLM_F_CREATE);
+	if (nlh)
+		nftnl_obj_nlmsg_build_payload(nlh, o);
+	return nl_batch_msg_end(b, NL_MSG_OBJ, "add object", name);
+}
+
+/* limit flood { rate over R/second burst B packets } */
+static int msg_limit(struct nl_batch *b, const struct table_opts *opts)
+{
+	struct nftnl_obj *o = nftnl_obj_alloc();
+	int r;
+
+	if (!o)
+		return -ENOMEM;
+	nftnl_obj_set_u32(o, NFTNL_OBJ_TYPE, NFT_OBJECT_LIMIT);
+	nftnl_obj_set_u64(o, NFTNL_OBJ_LIMIT_RATE, opts->rate);
+	nftnl_obj_set_u64(o, NFTNL_OBJ_LIMIT_UNIT, 1);               /* per second */
+	nftnl_obj_set_u32(o, NFTNL_OBJ_LIMIT_BURST, opts->burst);
+	nftnl_obj_set_u32(o, NFTNL_OBJ_LIMIT_TYPE, NFT_LIMIT_PKTS);
+	nftnl_obj_set_u32(o, NFTNL_OBJ_LIMIT_FLAGS, NFT_LIMIT_F_INV); /* "over" */
+	r = msg_obj(b, o, LIMIT_NAME);
+	nftnl_obj_free(o);
+	return r;
+}
+
+/* counter in_overlimit { } */
+static int msg_counter(struct nl_batch *b, const char *name)
+{
+	struct nftnl_obj *o = nftnl_obj_alloc();
+	int r;
+
+	if (!o)
+		return -ENOMEM;
+	nftnl_obj_set_u32(o, NFTNL_OBJ_TYPE, NFT_OBJECT_COUNTER);
+	nftnl_obj_set_u64(o, NFTNL_OBJ_CTR_PKTS, 0);
+	nftnl_obj_set_u64(o, NFTNL_OBJ_CTR_BYTES, 0);
+	r = msg_obj(b, o, name);
+	nftnl_obj_free(o);
+	return r;
+}
+
+/* Set user data nft reads back: the key byte order. */
+static int set_udata(struct nftnl_set *set, uint32_t byteorder)
+{
+	struct nftnl_udata_buf *ud = nftnl_udata_buf_alloc(64);
+	int r = 0;
+
+	if (!ud)
+		return -ENOMEM;
+	if (!nftnl_udata_put_u32(ud, NFTNL_UDATA_SET_KEYBYTEORDER, byteorder) ||
+	    nftnl_set_set_data(set, NFTNL_SET_USERDATA, nftnl_udata_buf_data(ud),
+			       nftnl_udata_buf_len(ud)) < 0)
+		r = -ENOMEM;
+	nftnl_udata_buf_free(ud);
+	return r;
+}
+
+static int msg_set(struct nl_batch *b, struct nftnl_set *set, const char *name)
+{
+	struct nlmsghdr *nlh;
+
+	nlh = nl_batch_msg_start(b, NFT_MSG_NEWSET, NFPROTO_INET, NLM_F_CREATE);
+	if (nlh)
+		nftnl_set_nlmsg_build_payload(nlh, set);
+	return nl_batch_msg_end(b, NL_MSG_SET, "add set", name);
+}
+
+static struct nftnl_set *set_def(const char *name, uint32_t set_id)
+{
+	struct nftnl_set *set = nftnl_set_alloc();
+
+	if (!set)
+		return NULL;
+	nftnl_set_set_u32(set, NFTNL_SET_FAMILY, NFPROTO_INET);
+	if (nftnl_set_set_str(set, NFTNL_SET_TABLE, TABLE_NAME) < 0 ||
+	    nftnl_set_set_str(set, NFTNL_SET_NAME, name) < 0) {
+		nftnl_set_free(set);
+		return NULL;
+	}
+	if (set_id)
+		nftnl_set_set_u32(set, NFTNL_SET_ID, set_id);
+	return set;
+}
+
+/* set in4_port_iv { type ipv4_addr . inet_proto . inet_service; flags interval; } */
+static int msg_allow_set(struct nl_batch *b, const struct nl_set_spec *s, uint32_t set_id)
+{
+	struct nftnl_set *set = set_def(s->name, set_id);
+	int r;
+
+	if (!set)
+		return -ENOMEM;
+	nftnl_set_set_u32(set, NFTNL_SET_FLAGS, s->flags);
+	nftnl_set_set_u32(set, NFTNL_SET_KEY_TYPE, s->key_type);
+	nftnl_set_set_u32(set, NFTNL_SET_KEY_LEN, s->key_len);
+	r = set_udata(set, s->key_byteorder);
+	if (!r && (s->flags & NFT_SET_CONCAT) &&
+	    nftnl_set_set_data(set, NFTNL_SET_DESC_CONCAT, s->field_len, s->n_fields) < 0)
+		r = -EINVAL;
+	if (!r)
+		r = msg_set(b, set, s->name);
+	nftnl_set_free(set);
+	return r;
+}
+
+/* ICMPv6 control traffic IPv6 cannot work without: multicast listener
+ * discovery (130-132, 143) and neighbour discovery (133-137). */
+static const uint8_t icmpv6_control_types[] = { 130, 131, 132, 133, 134, 135, 136, 137, 143 };
+#define N_ICMPV6_CONTROL (sizeof(icmpv6_control_types) / sizeof(icmpv6_control_types[0]))
+
+/* The anonymous constant set of the IPv6 control rule:
+ * { mld-listener-query, mld-listener-report, mld-listener-done,
+ *   nd-router-solicit, nd-router-advert, nd-neighbor-solicit,
+ *   nd-neighbor-advert, nd-redirect, mld2-listener-report } */
+static int msg_nd_set(struct nl_batch *b, uint32_t set_id)
+{
+	struct nftnl_set *set = set_def(ND_SET_NAME, set_id);
+	struct nftnl_set_elem *el;
+	struct nlmsghdr *nlh;
+	struct nlattr *nest, *en;
+	int r;
+
+	if (!set)
+		return -ENOMEM;
+	nftnl_set_set_u32(set, NFTNL_SET_FLAGS, NFT_SET_ANONYMOUS | NFT_SET_CONSTANT);
+	nftnl_set_set_u32(set, NFTNL_SET_KEY_TYPE, NFT_TYPE_ICMP6_TYPE);
+	nftnl_set_set_u32(set, NFTNL_SET_KEY_LEN, 1);
+	nftnl_set_set_u32(set, NFTNL_SET_DESC_SIZE, N_ICMPV6_CONTROL);
+	r = set_udata(set, NFT_BYTEORDER_BIG_ENDIAN);
+	if (!r)
+		r = msg_set(b, set, ND_SET_NAME);
+	nftnl_set_unset(set, NFTNL_SET_USERDATA);
+	if (r < 0)
+		goto out_free_set;
+
+	el = nftnl_set_elem_alloc();
+	if (!el) {
+		r = -ENOMEM;
+		goto out_free_set;
+	}
+	nlh = nl_batch_msg_start(b, NFT_MSG_NEWSETELEM, NFPROTO_INET, NLM_F_CREATE);
+	if (nlh) {
+		nftnl_set_elems_nlmsg_build_payload(nlh, set);   /* table, set, id */
+		nest = mnl_attr_nest_start(nlh, NFTA_SET_ELEM_LIST_ELEMENTS);
+		for (size_t i = 0; i < N_ICMPV6_CONTROL; i++) {
+			nftnl_set_elem_set(el, NFTNL_SET_ELEM_KEY, &icmpv6_control_types[i], 1);
+			en = mnl_attr_nest_start(nlh, (uint16_t)(i + 1));
+			nftnl_set_elem_nlmsg_build_payload(nlh, el);
+			mnl_attr_nest_end(nlh, en);
+			r = nl_batch_elem_src(b, NULL);
+			if (r < 0)
+				break;
+		}
+		mnl_attr_nest_end(nlh, nest);
+	}
+	r = nl_batch_msg_end(b, NL_MSG_ELEM, "add elements", ND_SET_NAME);
+	nftnl_set_elem_free(el);
+out_free_set:
+	nftnl_set_free(set);
+	return r;
+}
+
+/* Load @out into the reusable element object @el. */
+static int elem_load(struct nftnl_set_elem *el, const struct nl_elem *x)
+{
+	static const uint8_t open_udata[] = {
+		/* nftnl_udata: type NFTNL_UDATA_SET_ELEM_FLAGS, len 4,
+		 * NFTNL_SET_ELEM_F_INTERVAL_OPEN as a host-order u32 */
+		NFTNL_UDATA_SET_ELEM_FLAGS, 4, 0, 0, 0, 0,
+	};
+	uint8_t ud[sizeof(open_udata)];
+	uint32_t open = NFTNL_SET_ELEM_F_INTERVAL_OPEN;
+
+	if (nftnl_set_elem_set(el, NFTNL_SET_ELEM_KEY, x->key, x->key_len) < 0)
+		return -EINVAL;
+	if (x->has_key_end) {
+		if (nftnl_set_elem_set(el, NFTNL_SET_ELEM_KEY_END, x->key_end, x->key_len) < 0)
+			return -EINVAL;
+	} else {
+		nftnl_set_elem_unset(el, NFTNL_SET_ELEM_KEY_END);
+	}
+	if (x->flags)
+		nftnl_set_elem_set_u32(el, NFTNL_SET_ELEM_FLAGS, x->flags);
+	else
+		nftnl_set_elem_unset(el, NFTNL_SET_ELEM_FLAGS);
+	if (x->open) {
+		memcpy(ud, open_udata, sizeof(ud));
+		memcpy(ud + 2, &open, sizeof(open));
+		if (nftnl_set_elem_set(el, NFTNL_SET_ELEM_USERDATA, ud, sizeof(ud)) < 0)
+			return -ENOMEM;
+	} else {
+		nftnl_set_elem_unset(el, NFTNL_SET_ELEM_USERDATA);
+	}
+	return 0;
+}
+
+int render_nl_elems(struct nl_batch *b, const struct nl_set_spec *s, uint32_t set_id,
+		    const struct mseg_entry *const *ents, size_t n, bool del)
+{
+	struct nftnl_set *def;
+	struct nftnl_set_elem *el;
+	struct nl_elem x[2];
+	size_t i = 0;
+	int r = 0;
+
+	if (!n)
+		return 0;
+	def = set_def(s->name, set_id);
+	if (!def)
+		return -ENOMEM;
+	el = nftnl_set_elem_alloc();
+	if (!el) {
+		nftnl_set_free(def);
+		return -ENOMEM;
+	}
+	while (i < n && r == 0) {
+		struct nlmsghdr *nlh;
+		struct nlattr *nest;
+		uint16_t k = 0;
+
+		nlh = nl_batch_msg_start(b, del ? NFT_MSG_DELSETELEM : NFT_MSG_NEWSETELEM,
+					 NFPROTO_INET, del ? 0 : NLM_F_CREATE);
+		if (!nlh) {
+			r = -ENOMEM;
+			break;
+		}
+		nftnl_set_elems_nlmsg_build_payload(nlh, def);   /* table, set [, id] */
+		nest = mnl_attr_nest_start(nlh, NFTA_SET_ELEM_LIST_ELEMENTS);
+		while (i < n &&
+		       (size_t)((char *)mnl_nlmsg_get_payload_tail(nlh) - (char *)nest) +
+				       2 * ELEM_MAX_BYTES <= ELEM_NEST_MAX) {
+			size_t cnt = nl_entry_elems(s, ents[i], x);
+
+			if (!cnt) {
+				r = -EINVAL;   /* an entry of another set: a caller bug */
+				break;
+			}
+			for (size_t j = 0; j < cnt && r == 0; j++) {
+				struct nlattr *en;
+
+				r = elem_load(el, &x[j]);
+				if (r < 0)
+					break;
+				en = mnl_attr_nest_start(nlh, ++k);
+				nftnl_set_elem_nlmsg_build_payload(nlh, el);
+				mnl_attr_nest_end(nlh, en);
+				r = nl_batch_elem_src(b, ents[i]);
+			}
+			i++;
+		}
+		mnl_attr_nest_end(nlh, nest);
+		{
+			int r2 = nl_batch_msg_end(b, NL_MSG_ELEM,
+						  del ? "delete elements" : "add elements", s->name);
+			if (!r)
+				r = r2;
+		}
+	}
+	nftnl_set_elem_free(el);
+	nftnl_set_free(def);
+	return r;
+}
+
+/* chain ingress { type filter hook input priority filter; policy accept; } */
+static int msg_chain(struct nl_batch *b, const char *table, const char *name, uint32_t hook)
+{
+	struct nftnl_chain *c = nftnl_chain_alloc();
+	struct nlmsghdr *nlh;
+
+	if (!c)
+		return -ENOMEM;
+	nftnl_chain_set_u32(c, NFTNL_CHAIN_FAMILY, NFPROTO_INET);
+	if (nftnl_chain_set_str(c, NFTNL_CHAIN_TABLE, table) < 0 ||
+	    nftnl_chain_set_str(c, NFTNL_CHAIN_NAME, name) < 0 ||
+	    nftnl_chain_set_str(c, NFTNL_CHAIN_TYPE, "filter") < 0) {
+		nftnl_chain_free(c);
+		return -ENOMEM;
+	}
+	nftnl_chain_set_u32(c, NFTNL_CHAIN_HOOKNUM, hook);
+	nftnl_chain_set_s32(c, NFTNL_CHAIN_PRIO, 0);            /* priority filter */
+	nftnl_chain_set_u32(c, NFTNL_CHAIN_POLICY, NF_ACCEPT);
+	nlh = nl_batch_msg_start(b, NFT_MSG_NEWCHAIN, NFPROTO_INET, NLM_F_CREATE);
+	if (nlh)
+		nftnl_chain_nlmsg_build_payload(nlh, c);
+	nftnl_chain_free(c);
+	return nl_batch_msg_end(b, NL_MSG_CHAIN, "add chain", name);
+}
+
+static int msg_rule(struct nl_batch *b, struct nftnl_rule *rule, const char *name)
+{
+	struct nlmsghdr *nlh;
+
+	nlh = nl_batch_msg_start(b, NFT_MSG_NEWRULE, NFPROTO_INET, NLM_F_APPEND | NLM_F_CREATE);
+	if (nlh)
+		nftnl_rule_nlmsg_build_payload(nlh, rule);
+	return nl_batch_msg_end(b, NL_MSG_RULE, "add rule to chain", name);
+}
+
+int render_nl_table_remove(struct nl_batch *b)
+{
+	int r = msg_table(b, NFT_MSG_NEWTABLE, TABLE_NAME);
+
+	return r < 0 ? r : msg_table(b, NFT_MSG_DELTABLE, TABLE_NAME);
+}
+
+int nl_parts_build(struct nl_parts *p, const struct mseg_dir_plan *dp)
+{
+	size_t count[NL_SETS_PER_DIR] = { 0 }, pos[NL_SETS_PER_DIR];
+	uint8_t *idx;
+
+	memset(p, 0, sizeof(*p));
+	idx = malloc(dp->n_entries ? dp->n_entries : 1);
+	p->v = malloc((dp->n_entries ? dp->n_entries : 1) * sizeof(*p->v));
+	if (!idx || !p->v) {
+		free(idx);
+		nl_parts_release(p);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < dp->n_entries; i++) {
+		const struct mseg_entry *e = &dp->entries[i];
+		int k = e->hi.family == e->lo.family ? nl_set_index(e->lo.family, entry_shape(e)) : -1;
+
+		if (k < 0) {
+			free(idx);
+			nl_parts_release(p);
+			return -EINVAL;
+		}
+		idx[i] = (uint8_t)k;
+		count[k]++;
+	}
+	for (size_t i = 0; i < NL_SETS_PER_DIR; i++) {
+		p->off[i + 1] = p->off[i] + count[i];
+		pos[i] = p->off[i];
+	}
+	for (size_t i = 0; i < dp->n_entries; i++)
+		p->v[pos[idx[i]]++] = &dp->entries[i];
+	free(idx);
+	return 0;
+}
+
+void nl_parts_release(struct nl_parts *p)
+{
+	free(p->v);
+	memset(p, 0, sizeof(*p));
+}
+
+static int entry_ptr_cmp(const void *a, const void *b)
+{
+	return addr_entry_cmp(*(const struct mseg_entry *const *)a,
+			    *(const struct mseg_entry *const *)b);
+}
+
+void nl_parts_sort(struct nl_parts *p)
+{
+	for (size_t i = 0; i < NL_SETS_PER_DIR; i++) {
+		const struct mseg_entry **v = p->v + p->off[i];
+		size_t n = p->off[i + 1] - p->off[i], k = 1;
+
+		/* the compiler hands them over sorted: check in O(n) first */
+		while (k < n && addr_entry_cmp(v[k - 1], v[k]) <= 0)
+			k++;
+		if (k < n)
+			qsort(v, n, sizeof(*v), entry_ptr_cmp);
+	}
+}
+
+/* The sets of direction @d with their elements. */
+static int msgs_dir_sets(struct nl_batch *b, enum mseg_dir d, const struct nl_parts *parts,
+			 uint32_t *set_id)
+{
+	for (size_t i = 0; i < NL_SETS_PER_DIR; i++) {
+		struct nl_set_spec s;
+		int r;
+
+		nl_set_spec_get(d, i, &s);
+		r = msg_allow_set(b, &s, ++*set_id);
+		if (r < 0)
+			return r;
+		r = render_nl_elems(b, &s, *set_id, parts->v + parts->off[i],
+				    parts->off[i + 1] - parts->off[i], false);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* The chain of direction @d, the anonymous set of its neighbour discovery
+ * rule, and its rules. */
+static int msgs_dir_chain(struct nl_batch *b, enum mseg_dir d, enum mseg_mode mode,
+			  const struct table_opts *o, uint32_t *set_id)
+{
+	struct nftnl_rule *rules[NL_RULES_PER_CHAIN];
+	uint32_t nd_id = ++*set_id;
+	int r;
+
+	r = msg_chain(b, TABLE_NAME, chain_name(d),
+		      d == MSEG_DIR_INGRESS ? NF_INET_LOCAL_IN : NF_INET_LOCAL_OUT);
+	if (r == 0)
+		r = msg_nd_set(b, nd_id);
+	if (r == 0)
+		r = chain_rules(d, mode, o, nd_id, rules);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < NL_RULES_PER_CHAIN; i++) {
+		if (r == 0)
+			r = msg_rule(b, rules[i], chain_name(d));
+		nftnl_rule_free(rules[i]);
+	}
+	return r;
+}
+
+int render_nl_table_replace(struct nl_batch *b, const struct mseg_ep_plan *plan,
+			    const struct table_opts *opts)
+{
+	struct nl_parts parts[MSEG_DIR_COUNT] = { 0 };
+	struct table_opts o;
+	uint32_t set_id = 0;
+	int r = 0;
+
+	table_opts_normalize(&o, opts);
+	for (int d = 0; d < MSEG_DIR_COUNT && r == 0; d++)
+		if (plan->dir[d].isolated)
+			r = nl_parts_build(&parts[d], &plan->dir[d]);
+	/* add, delete, add: works whether or not the table existed, and
+	 * takes its sets along (`flush table` would not) */
+	if (r == 0)
+		r = render_nl_table_remove(b);
+	if (r == 0)
+		r = msg_table(b, NFT_MSG_NEWTABLE, TABLE_NAME);
+	if (r == 0)
+		r = msg_limit(b, &o);
+	for (int d = 0; d < MSEG_DIR_COUNT && r == 0; d++)
+		if (plan->dir[d].isolated)
+			r = msg_counter(b, d == MSEG_DIR_INGRESS ? "in_overlimit" : "out_overlimit");
+	for (int d = 0; d < MSEG_DIR_COUNT && r == 0; d++)
+		if (plan->dir[d].isolated)
+			r = msg_counter(b, d == MSEG_DIR_INGRESS ? "in_invalid" : "out_invalid");
+	for (int d = 0; d < MSEG_DIR_COUNT && r == 0; d++)
+		if (plan->dir[d].isolated)
+			r = msgs_dir_sets(b, (enum mseg_dir)d, &parts[d], &set_id);
+	for (int d = 0; d < MSEG_DIR_COUNT && r == 0; d++)
+		if (plan->dir[d].isolated)
+			r = msgs_dir_chain(b, (enum mseg_dir)d, plan->dir[d].mode, &o, &set_id);
+	for (int d = 0; d < MSEG_DIR_COUNT; d++)
+		nl_parts_release(&parts[d]);
+	return r;
+}
+
+int render_nl_probe_queue(struct nl_batch *b, const struct table_opts *opts, bool audit)
+{
+	struct rb rb;
+	int r;
+
+	r = msg_table(b, NFT_MSG_NEWTABLE, TABLE_NAME);
+	if (r < 0)
+		return r;
+	r = msg_chain(b, TABLE_NAME, "probe", NF_INET_LOCAL_IN);
+	if (r < 0)
+		return r;
+	r = rb_init(&rb, TABLE_NAME, "probe");
+	if (r < 0)
+		return r;
+	rule_queue_step(&rb, opts, audit);
+	r = rb.error ? rb.error : msg_rule(b, rb.r, "probe");
+	nftnl_rule_free(rb.r);
+	return r;
+}
+
+int render_nl_probe_concat(struct nl_batch *b)
+{
+	struct mseg_entry e = {
+		.lo = { .family = AF_INET, .bytes = { 10, 0, 0, 0 } },
+		.hi = { .family = AF_INET, .bytes = { 10, 0, 0, 255 } },
+		.proto = IPPROTO_TCP, .port_lo = 80, .port_hi = 90,
+	};
+	const struct mseg_entry *ents[1] = { &e };
+	struct nl_set_spec s;
+	int r;
+
+	nl_set_spec_get(MSEG_DIR_INGRESS, (size_t)nl_set_index(AF_INET, SHAPE_PORT_IV), &s);
+	r = msg_table(b, NFT_MSG_NEWTABLE, TABLE_NAME);
+	if (r < 0)
+		return r;
+	r = msg_allow_set(b, &s, 1);
+	if (r < 0)
+		return r;
+	return render_nl_elems(b, &s, 1, ents, 1, false);
+}
+
+/* ---- rule text, for comparisons ---- */
+
+/* "__set123" -> "__set%d" in place */
+static void normalize_anon_sets(char *s)
+{
+	char *p = s;
+
+	while ((p = strstr(p, "__set")) != NULL) {
+		char *q = p + 5;
+		char *end = q;
+
+		while (*end >= '0' && *end <= '9')
+			end++;
+		if (end > q) {
+			memmove(q + 2, end, strlen(end) + 1);
+			q[0] = '%';
+			q[1] = 'd';
+		}
+		p = q;
+	}
+}
+
+const char *render_nl_rule_text(const struct nftnl_rule *r, char *buf, size_t size)
+{
+	struct nftnl_expr_iter *it;
+	struct nftnl_expr *e;
+	size_t off = 0;
+
+	if (!size)
+		return buf;
+	buf[0] = '\0';
+	it = nftnl_expr_iter_create(r);
+	if (!it)
+		return buf;
+	while ((e = nftnl_expr_iter_next(it)) != NULL && off + 1 < size) {
+		const char *name = nftnl_expr_get_str(e, NFTNL_EXPR_NAME);
+		char body[512];
+		int n;
+
+		body[0] = '\0';
+		nftnl_expr_snprintf(body, sizeof(body), e, NFTNL_OUTPUT_DEFAULT, 0);
+		n = snprintf(buf + off, size - off, "%s[ %s %s]", off ? " " : "", name ? name : "?",
+			     body);
+		if (n < 0)
+			break;
+		off += (size_t)n < size - off ? (size_t)n : size - off - 1;
+		if (name && strcmp(name, "target") == 0 && nftnl_expr_is_set(e, NFTNL_EXPR_TG_INFO)) {
+			uint32_t len = 0;
+			const uint8_t *info = nftnl_expr_get(e, NFTNL_EXPR_TG_INFO, &len);
+
+			for (uint32_t i = 0; info && i < len && off + 3 < size; i++) {
+				snprintf(buf + off, size - off, "%02x", info[i]);
+				off += 2;
+			}
+		}
+	}
+	nftnl_expr_iter_destroy(it);
+	normalize_anon_sets(buf);
+	return buf;
+}

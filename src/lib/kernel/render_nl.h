@@ -1,0 +1,127 @@
+/* Private to the kernel backend: the table of docs/ruleset.md as libnftnl
+ * objects and netlink messages, and the byte layout of set element keys. */
+#ifndef MSEG_RENDER_NL_H
+#define MSEG_RENDER_NL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mseg/model/addr.h"
+#include "mseg/model/plan.h"
+
+struct nl_batch;
+struct nftnl_rule;
+
+/* nft datatype ids (nftables include/datatype.h), so that `nft list` prints
+ * our sets as it prints its own; a concatenation folds them 6 bits apart. */
+#define NFT_TYPE_IPADDR 7
+#define NFT_TYPE_IP6ADDR 8
+#define NFT_TYPE_INET_PROTOCOL 12
+#define NFT_TYPE_INET_SERVICE 13
+#define NFT_TYPE_ICMP6_TYPE 29
+#define NFT_TYPE_BITS 6
+/* nft's byte order ids in set user data */
+#define NFT_BYTEORDER_INVALID 0
+#define NFT_BYTEORDER_BIG_ENDIAN 2
+
+/* ipv6 16 + protocol 4 + port 4 */
+#define NL_KEY_MAX 24
+#define NL_SETS_PER_DIR 12           /* 2 families x 6 shapes */
+#define NL_RULES_PER_CHAIN 18        /* 4 + 12 lookups + limit + queue step */
+
+/* One of the twelve sets of an isolated direction. */
+struct nl_set_spec {
+	const char *name;            /* "in4_port" */
+	enum mseg_dir dir;
+	int family;                  /* AF_INET, AF_INET6 */
+	enum entry_shape shape;
+	uint32_t flags;              /* NFT_SET_INTERVAL, NFT_SET_CONCAT */
+	uint32_t key_type;           /* nft datatype (folded for concatenations) */
+	uint32_t key_len;            /* bytes; each field padded to 4 */
+	uint32_t key_byteorder;      /* user data for nft */
+	uint8_t field_len[3];        /* unpadded field lengths */
+	uint8_t n_fields;
+	bool rbtree;                 /* interval without concatenation: an interval is
+					a start element and an end element (hi + 1) */
+};
+
+/* Set @i (0..NL_SETS_PER_DIR-1) of direction @dir, in table order: ip
+ * family first, then port, port_iv, proto, proto_iv, any, any_iv. */
+void nl_set_spec_get(enum mseg_dir dir, size_t i, struct nl_set_spec *ret);
+/* Index of the set of (@family, @shape), or -1. */
+int nl_set_index(int family, enum entry_shape shape);
+/* By name; false when no set has it. */
+bool nl_set_spec_find(const char *name, struct nl_set_spec *ret);
+
+/* One kernel set element. */
+struct nl_elem {
+	uint8_t key[NL_KEY_MAX];
+	uint8_t key_end[NL_KEY_MAX];
+	uint32_t key_len;
+	bool has_key_end;            /* concatenated interval: KEY .. KEY_END */
+	uint32_t flags;              /* NFT_SET_ELEM_INTERVAL_END (rbtree end element) */
+	bool open;                   /* rbtree start whose interval reaches the top
+					address (there is no end element) */
+};
+
+/* The key of @e in set @s: the low (@hi false) or high end of each field. */
+size_t nl_entry_key(const struct nl_set_spec *s, const struct mseg_entry *e, bool hi,
+		    uint8_t *buf);
+
+/* The kernel elements of @e in @s (1 or 2); 0 when @e does not belong in @s. */
+size_t nl_entry_elems(const struct nl_set_spec *s, const struct mseg_entry *e,
+		      struct nl_elem out[2]);
+
+/* Table options with defaults filled in (NULL = defaults). */
+void table_opts_normalize(struct table_opts *out, const struct table_opts *in);
+
+/* ---- messages into a batch ---- */
+
+/* add table inet mseg; delete table inet mseg  (whatever was there is gone) */
+int render_nl_table_remove(struct nl_batch *b);
+
+/* The whole table of @plan (which isolates at least one direction), after
+ * removing whatever was there: add, delete, add table, then the limit,
+ * counters, sets with their elements, chains and rules. */
+int render_nl_table_replace(struct nl_batch *b, const struct mseg_ep_plan *plan,
+			    const struct table_opts *opts);
+
+/* The entries of a direction grouped by set: v[off[i] .. off[i + 1]) are
+ * those of set i (nl_set_spec_get() order), in plan order. */
+struct nl_parts {
+	const struct mseg_entry **v;
+	size_t off[NL_SETS_PER_DIR + 1];
+};
+
+/* -EINVAL when an entry belongs to no set (bad family). */
+int nl_parts_build(struct nl_parts *p, const struct mseg_dir_plan *dp);
+void nl_parts_release(struct nl_parts *p);
+/* Sort every group by addr_entry_cmp() (a linear check when already sorted). */
+void nl_parts_sort(struct nl_parts *p);
+
+/* Element messages adding (@del false) or deleting the entries @ents[0..n)
+ * (all of set @s) in as many messages as their size needs. @set_id
+ * refers to a set created in the same batch (0: by name). */
+int render_nl_elems(struct nl_batch *b, const struct nl_set_spec *s, uint32_t set_id,
+		    const struct mseg_entry *const *ents, size_t n, bool del);
+
+/* The rules of the chain of direction @dir, as libnftnl objects (the
+ * anonymous set of the neighbour discovery rule is named "__set%d");
+ * @ret_rules gets NL_RULES_PER_CHAIN rules; free them with
+ * nftnl_rule_free(). */
+int render_nl_chain_rules(enum mseg_dir dir, enum mseg_mode mode, const struct table_opts *opts,
+			  struct nftnl_rule **ret_rules);
+
+/* For the probe (in a throwaway namespace): the table, a base chain on
+ * input, and a rule holding just the queue step of @opts (mode @audit). */
+int render_nl_probe_queue(struct nl_batch *b, const struct table_opts *opts, bool audit);
+/* For the probe: the table and a concatenated interval set with one element. */
+int render_nl_probe_concat(struct nl_batch *b);
+
+/* The expression list of a rule as text, one "[ ... ]" per expression
+ * (libnftnl's format, anonymous set names as "__set%d", target info in
+ * hex): what readback compares. Returns @buf. */
+const char *render_nl_rule_text(const struct nftnl_rule *r, char *buf, size_t size);
+
+#endif

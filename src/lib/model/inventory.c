@@ -1,0 +1,727 @@
+/* The endpoint inventory (docs/policy.md, "Inventory file"): YAML or JSON ->
+ * struct mseg_endpoint, fully validated; the inventory kept sorted by id. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "mseg/model/inventory.h"
+#include "util/vec.h"
+#include "model/ytree.h"
+
+#define ID_MAX 128
+#define NAME_MAX_LEN 253
+#define PORT_NAME_MAX 15
+#define WHAT_SIZE 200
+#define IPS_MAX 256                /* per endpoint; a pod has one or two */
+#define PORTS_MAX 1024             /* named ports per endpoint */
+
+static const struct ytree_limits inventory_limits = {
+	.max_size = INVENTORY_MAX_FILE_SIZE,
+	.max_depth = INVENTORY_MAX_DEPTH,
+	.max_nodes = INVENTORY_MAX_NODES,
+};
+
+static struct mseg_endpoint *endpoint_new(void)
+{
+	struct mseg_endpoint *ep = calloc(1, sizeof(*ep));
+
+	if (!ep)
+		return NULL;
+	arena_init(&ep->arena);
+	return ep;
+}
+
+struct mseg_endpoint *endpoint_free(struct mseg_endpoint *ep)
+{
+	if (!ep)
+		return NULL;
+	arena_release(&ep->arena);
+	free(ep);
+	return NULL;
+}
+
+/* ---- syntax ---- */
+
+static bool is_alnum(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+/* [A-Za-z0-9][A-Za-z0-9_.-]*, at most @max characters */
+static bool ident_valid(const char *s, size_t max)
+{
+	size_t len = strlen(s), i;
+
+	if (len == 0 || len > max || !is_alnum(s[0]))
+		return false;
+	for (i = 1; i < len; i++)
+		if (!is_alnum(s[i]) && s[i] != '_' && s[i] != '.' && s[i] != '-')
+			return false;
+	return true;
+}
+#define ID_HINT \
+	"letters, digits, '_', '.' and '-', beginning with a letter or digit, at most 128 characters"
+#define NAME_HINT \
+	"letters, digits, '_', '.' and '-', beginning with a letter or digit, at most 253 characters"
+
+/* Kubernetes IANA_SVC_NAME: <= 15 of [a-z0-9-], a letter somewhere, no
+ * '-' at either end and no "--". */
+static bool port_name_valid(const char *s)
+{
+	size_t len = strlen(s), i;
+	bool letter = false;
+
+	if (len == 0 || len > PORT_NAME_MAX || s[0] == '-' || s[len - 1] == '-')
+		return false;
+	for (i = 0; i < len; i++) {
+		if (s[i] >= 'a' && s[i] <= 'z')
+			letter = true;
+		else if (s[i] == '-' && s[i + 1] == '-')
+			return false;
+		else if (!(s[i] >= '0' && s[i] <= '9') && s[i] != '-')
+			return false;
+	}
+	return letter;
+}
+#define PORT_NAME_HINT \
+	"at most 15 lowercase letters, digits and '-', with a letter, no '-' at either end " \
+	"or twice in a row"
+
+/* ---- one endpoint ---- */
+
+struct ectx {
+	struct ycheck ck;
+	struct mseg_endpoint *ep;
+	char what[WHAT_SIZE];        /* "endpoint 'web-1'" */
+};
+
+static int ectx_strdup(struct ectx *c, const char *s, const char **ret)
+{
+	return ycheck_strdup(&c->ck, &c->ep->arena, s, ret);
+}
+
+static int label_cmp(const void *pa, const void *pb)
+{
+	const struct mseg_label *a = pa, *b = pb;
+
+	return strcmp(a->key, b->key);
+}
+
+static int labels_parse(struct ectx *c, const struct ynode *map, const char *key,
+			struct mseg_label **ret, size_t *ret_n)
+{
+	char what[WHAT_SIZE + 16], lwhat[2 * WHAT_SIZE];
+	struct mseg_label *v;
+	size_t i;
+	int r;
+
+	ycheck_whatf(what, sizeof(what), "%s: %s", c->what, key);
+	r = ycheck_kind(&c->ck, map, YNODE_MAP, what);
+	if (r < 0)
+		return r;
+	v = arena_calloc(&c->ep->arena, map->n ? map->n : 1, sizeof(*v));
+	if (!v)
+		return ycheck_oom(&c->ck);
+	for (i = 0; i < map->n; i++) {
+		const struct ynode *k = map->keys[i], *val = map->vals[i];
+		const char *s;
+
+		ycheck_whatf(lwhat, sizeof(lwhat), "%s: label '%s'", what, k->str);
+		r = ycheck_label(&c->ck, k, val, what, lwhat, &s);
+		if (r < 0)
+			return r;
+		r = ectx_strdup(c, k->str, &v[i].key);
+		if (r < 0)
+			return r;
+		r = ectx_strdup(c, s, &v[i].value);
+		if (r < 0)
+			return r;
+	}
+	qsort(v, map->n, sizeof(*v), label_cmp);
+	*ret = v;
+	*ret_n = map->n;
+	return 0;
+}
+
+static int ips_parse(struct ectx *c, const struct ynode *seq)
+{
+	struct mseg_endpoint *ep = c->ep;
+	char what[WHAT_SIZE + 16], iwhat[WHAT_SIZE + 32], q[YQ_SIZE];
+	size_t i, j;
+	int r;
+
+	ycheck_whatf(what, sizeof(what), "%s: ips", c->what);
+	r = ycheck_seq(&c->ck, seq, what, true);
+	if (r < 0)
+		return r;
+	if (seq->n > IPS_MAX)
+		return ycheck_fail(&c->ck, seq, "%s: too many addresses (limit %d)", what, IPS_MAX);
+	ep->ips = arena_calloc(&ep->arena, seq->n, sizeof(*ep->ips));
+	if (!ep->ips)
+		return ycheck_oom(&c->ck);
+	for (i = 0; i < seq->n; i++) {
+		const struct ynode *n = seq->vals[i];
+		struct mseg_addr *a = &ep->ips[i];
+		const char *s;
+
+		ycheck_whatf(iwhat, sizeof(iwhat), "%s[%zu]", what, i);
+		r = ycheck_string(&c->ck, n, iwhat, true, &s);
+		if (r < 0)
+			return r;
+		if (inet_pton(AF_INET, s, a->bytes) == 1) {
+			a->family = AF_INET;
+		} else if (inet_pton(AF_INET6, s, a->bytes) == 1) {
+			a->family = AF_INET6;
+		} else {
+			return ycheck_fail(&c->ck, n, "%s: '%s' is not a valid IP address%s", iwhat,
+					   ytree_quote(s, q, sizeof(q)),
+					   strchr(s, '/') ? " (write it without a prefix length)" : "");
+		}
+		for (j = 0; j < i; j++)
+			if (ep->ips[j].family == a->family &&
+			    !memcmp(ep->ips[j].bytes, a->bytes, sizeof(a->bytes)))
+				return ycheck_fail(&c->ck, n, "%s: duplicate address '%s'", iwhat,
+						   ytree_quote(s, q, sizeof(q)));
+	}
+	ep->n_ips = seq->n;
+	return 0;
+}
+
+static int port_parse(struct ectx *c, const struct ynode *item, const char *what,
+		      struct mseg_named_port *ret)
+{
+	static const char *const keys[] = { "name", "port", "protocol", NULL };
+	static const char *const proto_names[] = { "TCP", "UDP", "SCTP", NULL };
+	static const uint8_t protos[] = { IPPROTO_TCP, IPPROTO_UDP, IPPROTO_SCTP };
+	char kwhat[WHAT_SIZE + 48], q[YQ_SIZE];
+	const struct ynode *v;
+	unsigned long port;
+	const char *s;
+	unsigned i;
+	int r;
+
+	r = ycheck_map(&c->ck, item, what, keys);
+	if (r < 0)
+		return r;
+
+	r = ycheck_require(&c->ck, item, "name", what, &v);
+	if (r < 0)
+		return r;
+	ycheck_whatf(kwhat, sizeof(kwhat), "%s.name", what);
+	r = ycheck_string(&c->ck, v, kwhat, true, &s);
+	if (r < 0)
+		return r;
+	if (!port_name_valid(s))
+		return ycheck_fail(&c->ck, v, "%s: '%s' is not a valid port name (%s)", kwhat,
+				   ytree_quote(s, q, sizeof(q)), PORT_NAME_HINT);
+	r = ectx_strdup(c, s, &ret->name);
+	if (r < 0)
+		return r;
+
+	r = ycheck_require(&c->ck, item, "port", what, &v);
+	if (r < 0)
+		return r;
+	ycheck_whatf(kwhat, sizeof(kwhat), "%s.port", what);
+	r = ycheck_uint(&c->ck, v, kwhat, 1, 65535, &port);
+	if (r < 0)
+		return r;
+	ret->port = (uint16_t)port;
+
+	ret->proto = IPPROTO_TCP;
+	v = ynode_map_get(item, "protocol");
+	if (!v)
+		return 0;
+	ycheck_whatf(kwhat, sizeof(kwhat), "%s.protocol", what);
+	r = ycheck_enum(&c->ck, v, kwhat, "protocol", proto_names, &i);
+	if (r < 0)
+		return r;
+	ret->proto = protos[i];
+	return 0;
+}
+
+static int ports_parse(struct ectx *c, const struct ynode *seq)
+{
+	struct mseg_endpoint *ep = c->ep;
+	char what[WHAT_SIZE + 16], iwhat[WHAT_SIZE + 32];
+	size_t i, j;
+	int r;
+
+	ycheck_whatf(what, sizeof(what), "%s: ports", c->what);
+	r = ycheck_kind(&c->ck, seq, YNODE_SEQ, what);
+	if (r < 0)
+		return r;
+	if (seq->n > PORTS_MAX)
+		return ycheck_fail(&c->ck, seq, "%s: too many ports (limit %d)", what, PORTS_MAX);
+	ep->ports = arena_calloc(&ep->arena, seq->n ? seq->n : 1, sizeof(*ep->ports));
+	if (!ep->ports)
+		return ycheck_oom(&c->ck);
+	for (i = 0; i < seq->n; i++) {
+		ycheck_whatf(iwhat, sizeof(iwhat), "%s[%zu]", what, i);
+		r = port_parse(c, seq->vals[i], iwhat, &ep->ports[i]);
+		if (r < 0)
+			return r;
+		for (j = 0; j < i; j++)
+			if (!strcmp(ep->ports[j].name, ep->ports[i].name))
+				return ycheck_fail(&c->ck, ynode_map_get(seq->vals[i], "name"),
+						   "%s.name: duplicate port name '%s'", iwhat,
+						   ep->ports[i].name);
+	}
+	ep->n_ports = seq->n;
+	return 0;
+}
+
+/* The id: from the document, or @fixed_id (a REST path) which the
+ * document's "id", if any, must repeat. */
+static int id_parse(struct ectx *c, const struct ynode *map, const char *what,
+		    const char *fixed_id, const struct ynode **ret_node)
+{
+	char iwhat[WHAT_SIZE + 8], q[YQ_SIZE], q2[YQ_SIZE];
+	const struct ynode *v = ynode_map_get(map, "id");
+	const char *s;
+	int r;
+
+	ycheck_whatf(iwhat, sizeof(iwhat), "%s.id", what);
+	if (fixed_id && !ident_valid(fixed_id, ID_MAX))
+		return err_setf(c->ck.err, EINVAL, "'%s' is not a valid endpoint id (%s)",
+				ytree_quote(fixed_id, q, sizeof(q)), ID_HINT);
+	if (!v && fixed_id) {
+		*ret_node = map;
+		return ectx_strdup(c, fixed_id, &c->ep->id);
+	}
+	r = ycheck_require(&c->ck, map, "id", what, &v);
+	if (r < 0)
+		return r;
+	r = ycheck_string(&c->ck, v, iwhat, true, &s);
+	if (r < 0)
+		return r;
+	if (!ident_valid(s, ID_MAX))
+		return ycheck_fail(&c->ck, v, "%s: '%s' is not a valid id (%s)", iwhat,
+				   ytree_quote(s, q, sizeof(q)), ID_HINT);
+	if (fixed_id && strcmp(s, fixed_id))
+		return ycheck_fail(&c->ck, v, "%s: '%s' does not match the endpoint id '%s'", iwhat,
+				   ytree_quote(s, q, sizeof(q)), ytree_quote(fixed_id, q2, sizeof(q2)));
+	*ret_node = v;
+	return ectx_strdup(c, s, &c->ep->id);
+}
+
+static int endpoint_fill(struct ectx *c, const struct ynode *map, const char *what,
+			 const char *fixed_id, const struct ynode **ret_id_node)
+{
+	static const char *const keys[] = { "id",     "name", "namespace", "labels", "ns_labels",
+					    "netns", "ips",  "ports",     NULL };
+	struct mseg_endpoint *ep = c->ep;
+	char kwhat[WHAT_SIZE + 16], q[YQ_SIZE];
+	const struct ynode *v;
+	const char *s;
+	int r;
+
+	r = ycheck_kind(&c->ck, map, YNODE_MAP, what);
+	if (r < 0)
+		return r;
+	ep->pos.line = map->line;
+	ep->pos.col = map->col;
+	r = id_parse(c, map, what, fixed_id, ret_id_node);
+	if (r < 0)
+		return r;
+	ycheck_whatf(c->what, sizeof(c->what), "endpoint '%s'", ep->id);
+	r = ycheck_keys(&c->ck, map, c->what, keys);
+	if (r < 0)
+		return r;
+
+	ep->name = ep->id;
+	v = ynode_map_get(map, "name");
+	if (v) {
+		ycheck_whatf(kwhat, sizeof(kwhat), "%s: name", c->what);
+		r = ycheck_string(&c->ck, v, kwhat, true, &s);
+		if (r < 0)
+			return r;
+		if (!ident_valid(s, NAME_MAX_LEN))
+			return ycheck_fail(&c->ck, v, "%s: '%s' is not a valid name (%s)", kwhat,
+					   ytree_quote(s, q, sizeof(q)), NAME_HINT);
+		r = ectx_strdup(c, s, &ep->name);
+		if (r < 0)
+			return r;
+	}
+
+	ep->ns = "default";
+	v = ynode_map_get(map, "namespace");
+	if (v) {
+		ycheck_whatf(kwhat, sizeof(kwhat), "%s: namespace", c->what);
+		r = ycheck_string(&c->ck, v, kwhat, true, &s);
+		if (r < 0)
+			return r;
+		if (!ytree_dns_label_valid(s))
+			return ycheck_fail(&c->ck, v, "%s: '%s' is not a valid namespace (%s)", kwhat,
+					   ytree_quote(s, q, sizeof(q)), YTREE_DNS_LABEL_HINT);
+		r = ectx_strdup(c, s, &ep->ns);
+		if (r < 0)
+			return r;
+	}
+
+	v = ynode_map_get(map, "labels");
+	if (v) {
+		r = labels_parse(c, v, "labels", &ep->labels, &ep->n_labels);
+		if (r < 0)
+			return r;
+	}
+	v = ynode_map_get(map, "ns_labels");
+	if (v) {
+		r = labels_parse(c, v, "ns_labels", &ep->ns_labels, &ep->n_ns_labels);
+		if (r < 0)
+			return r;
+	}
+
+	v = ynode_map_get(map, "netns");
+	if (v) {
+		ycheck_whatf(kwhat, sizeof(kwhat), "%s: netns", c->what);
+		r = ycheck_string(&c->ck, v, kwhat, true, &s);
+		if (r < 0)
+			return r;
+		if (s[0] != '/')
+			return ycheck_fail(&c->ck, v, "%s: '%s' is not an absolute path", kwhat,
+					   ytree_quote(s, q, sizeof(q)));
+		if (strlen(s) >= PATH_MAX)
+			return ycheck_fail(&c->ck, v, "%s: path too long (limit %d bytes)", kwhat,
+					   PATH_MAX - 1);
+		r = ectx_strdup(c, s, &ep->netns);
+		if (r < 0)
+			return r;
+	}
+
+	r = ycheck_require(&c->ck, map, "ips", c->what, &v);
+	if (r < 0)
+		return r;
+	r = ips_parse(c, v);
+	if (r < 0)
+		return r;
+
+	v = ynode_map_get(map, "ports");
+	if (v)
+		return ports_parse(c, v);
+	return 0;
+}
+
+static int endpoint_from_node(const char *file, struct mseg_err *err, const struct ynode *map,
+			      const char *what, const char *fixed_id,
+			      struct mseg_endpoint **ret, const struct ynode **ret_id_node)
+{
+	struct ectx c = { .ck = { .file = file, .err = err } };
+	char *f;
+	int r;
+
+	c.ep = endpoint_new();
+	if (!c.ep)
+		return err_setf(err, ENOMEM, "out of memory");
+	f = arena_strdup(&c.ep->arena, file);
+	if (!f) {
+		r = ycheck_oom(&c.ck);
+		goto out_free;
+	}
+	c.ep->pos.file = f;
+	r = endpoint_fill(&c, map, what, fixed_id, ret_id_node);
+	if (r < 0)
+		goto out_free;
+	*ret = c.ep;
+	return 0;
+
+out_free:
+	endpoint_free(c.ep);
+	return r;
+}
+
+/* ---- the inventory ---- */
+
+void inventory_init(struct mseg_inventory *inv)
+{
+	inv->eps = NULL;
+	inv->n = 0;
+	inv->cap = 0;
+}
+
+void inventory_release(struct mseg_inventory *inv)
+{
+	size_t i;
+
+	for (i = 0; i < inv->n; i++)
+		endpoint_free(inv->eps[i]);
+	free(inv->eps);
+	inventory_init(inv);
+}
+
+static int inventory_reserve(struct mseg_inventory *inv, size_t extra)
+{
+	if (extra > SIZE_MAX / 2 - inv->n)
+		return -ENOMEM;
+	return VEC_RESERVE(inv->eps, inv->cap, inv->n + extra);
+}
+
+/* Index of @id, or of where it would go (*ret_found false). */
+static size_t inventory_search(const struct mseg_inventory *inv, const char *id, bool *ret_found)
+{
+	size_t lo = 0, hi = inv->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(id, inv->eps[mid]->id);
+
+		if (c == 0) {
+			*ret_found = true;
+			return mid;
+		}
+		if (c < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	*ret_found = false;
+	return lo;
+}
+
+struct mseg_endpoint *inventory_find(const struct mseg_inventory *inv, const char *id)
+{
+	bool found;
+	size_t i = inventory_search(inv, id, &found);
+
+	return found ? inv->eps[i] : NULL;
+}
+
+int inventory_put(struct mseg_inventory *inv, struct mseg_endpoint *ep)
+{
+	bool found;
+	size_t i;
+	int r;
+
+	if (!ep || !ep->id)
+		return -EINVAL;
+	i = inventory_search(inv, ep->id, &found);
+	if (found) {
+		if (inv->eps[i] != ep)
+			endpoint_free(inv->eps[i]);
+		inv->eps[i] = ep;
+		return 0;
+	}
+	r = inventory_reserve(inv, 1);
+	if (r < 0)
+		return r;
+	memmove(&inv->eps[i + 1], &inv->eps[i], (inv->n - i) * sizeof(*inv->eps));
+	inv->eps[i] = ep;
+	inv->n++;
+	return 0;
+}
+
+int inventory_remove(struct mseg_inventory *inv, const char *id)
+{
+	bool found;
+	size_t i = inventory_search(inv, id, &found);
+
+	if (!found)
+		return -ENOENT;
+	endpoint_free(inv->eps[i]);
+	memmove(&inv->eps[i], &inv->eps[i + 1], (inv->n - i - 1) * sizeof(*inv->eps));
+	inv->n--;
+	return 0;
+}
+
+/* ---- loading ---- */
+
+/* A parsed endpoint waiting for the duplicate check. */
+struct pending {
+	struct mseg_endpoint *ep;
+	const struct ynode *id_node;
+	size_t order;
+};
+
+struct pending_list {
+	struct pending *v;
+	size_t n, cap;
+};
+
+static void pending_release(struct pending_list *l)
+{
+	size_t i;
+
+	for (i = 0; i < l->n; i++)
+		endpoint_free(l->v[i].ep);
+	free(l->v);
+}
+
+static int pending_cmp(const void *pa, const void *pb)
+{
+	const struct pending *a = pa, *b = pb;
+	int c = strcmp(a->ep->id, b->ep->id);
+
+	if (c)
+		return c;
+	return a->order < b->order ? -1 : a->order > b->order;
+}
+
+static int pos_fail_dup(const struct ycheck *ck, const struct ynode *at,
+			const struct mseg_endpoint *first)
+{
+	if (!first->pos.file || !first->pos.line)
+		return ycheck_fail(ck, at, "endpoint '%s' is already in the inventory", first->id);
+	return ycheck_fail(ck, at, "endpoint '%s' is already defined at %s:%u:%u", first->id,
+			   first->pos.file, first->pos.line, first->pos.col);
+}
+
+/* Ids unique among @l and new to @inv; reports the duplicate that comes
+ * first in the document. Sorts @l by id. */
+static int pending_check(const struct ycheck *ck, const struct mseg_inventory *inv,
+			 struct pending_list *l)
+{
+	const struct pending *dup = NULL, *first = NULL;
+	size_t i, run = 0;
+
+	for (i = 0; i < l->n; i++) {
+		const struct mseg_endpoint *old = inventory_find(inv, l->v[i].ep->id);
+
+		if (old)
+			return pos_fail_dup(ck, l->v[i].id_node, old);
+	}
+	if (l->n < 2)
+		return 0;
+	qsort(l->v, l->n, sizeof(*l->v), pending_cmp);
+	for (i = 1; i < l->n; i++) {
+		if (strcmp(l->v[i].ep->id, l->v[run].ep->id)) {
+			run = i;
+			continue;
+		}
+		if (!dup || l->v[i].order < dup->order) {
+			dup = &l->v[i];
+			first = &l->v[run];
+		}
+	}
+	if (dup)
+		return pos_fail_dup(ck, dup->id_node, first->ep);
+	return 0;
+}
+
+static int inventory_doc_collect(const struct ycheck *ck, const struct ynode *root,
+				 struct pending_list *l)
+{
+	static const char *const keys[] = { "endpoints", NULL };
+	const struct ynode *eps;
+	size_t i;
+	int r;
+
+	r = ycheck_kind(ck, root, YNODE_MAP, "document");
+	if (r < 0)
+		return r;
+	r = ycheck_keys(ck, root, "", keys);
+	if (r < 0)
+		return r;
+	r = ycheck_require(ck, root, "endpoints", "", &eps);
+	if (r < 0)
+		return r;
+	r = ycheck_kind(ck, eps, YNODE_SEQ, "endpoints");
+	if (r < 0)
+		return r;
+	for (i = 0; i < eps->n; i++) {
+		struct pending *p;
+		char what[32];
+
+		if (l->n == l->cap) {
+			size_t cap = l->cap ? 2 * l->cap : 16;
+			struct pending *v = reallocarray(l->v, cap, sizeof(*v));
+
+			if (!v)
+				return err_setf(ck->err, ENOMEM, "out of memory");
+			l->v = v;
+			l->cap = cap;
+		}
+		p = &l->v[l->n];
+		ycheck_whatf(what, sizeof(what), "endpoints[%zu]", i);
+		r = endpoint_from_node(ck->file, ck->err, eps->vals[i], what, NULL, &p->ep,
+				       &p->id_node);
+		if (r < 0)
+			return r;
+		p->order = l->n++;
+	}
+	return 0;
+}
+
+static int ep_cmp(const void *pa, const void *pb)
+{
+	const struct mseg_endpoint *a = *(const struct mseg_endpoint *const *)pa;
+	const struct mseg_endpoint *b = *(const struct mseg_endpoint *const *)pb;
+
+	return strcmp(a->id, b->id);
+}
+
+int inventory_parse_buffer(struct mseg_inventory *inv, const char *name, const char *buf,
+			   size_t len, struct mseg_err *err)
+{
+	struct ycheck ck = { .file = name, .err = err };
+	struct pending_list l = { 0 };
+	struct ytree t;
+	size_t i;
+	int r;
+
+	r = ytree_load(&t, name, buf, len, &inventory_limits, err);
+	for (i = 0; r == 0 && i < t.n_docs; i++)
+		r = inventory_doc_collect(&ck, t.docs[i].root, &l);
+	if (r < 0)
+		goto out_release;
+	r = pending_check(&ck, inv, &l);
+	if (r < 0 || l.n == 0)
+		goto out_release;
+	if (inventory_reserve(inv, l.n) < 0) {
+		r = err_setf(err, ENOMEM, "out of memory");
+		goto out_release;
+	}
+	for (i = 0; i < l.n; i++) {
+		inv->eps[inv->n++] = l.v[i].ep;
+		l.v[i].ep = NULL;
+	}
+	qsort(inv->eps, inv->n, sizeof(*inv->eps), ep_cmp);
+
+out_release:
+	pending_release(&l);
+	ytree_release(&t);
+	return r;
+}
+
+int inventory_load_file(struct mseg_inventory *inv, const char *path, struct mseg_err *err)
+{
+	size_t len;
+	char *buf;
+	int r;
+
+	r = ytree_file_read(path, INVENTORY_MAX_FILE_SIZE, &buf, &len, err);
+	if (r < 0)
+		return r;
+	r = inventory_parse_buffer(inv, path, buf, len, err);
+	free(buf);
+	return r;
+}
+
+int endpoint_parse_buffer(const char *id, const char *name, const char *buf, size_t len,
+			  struct mseg_endpoint **ret_ep, struct mseg_err *err)
+{
+	const struct ynode *id_node;
+	struct ytree t;
+	int r;
+
+	r = ytree_load(&t, name, buf, len, &inventory_limits, err);
+	if (r < 0)
+		goto out_release;
+	if (t.n_docs > 1) {
+		r = err_set(err, name, t.docs[1].line, t.docs[1].col, EINVAL,
+			    "expected one endpoint document, found another");
+		goto out_release;
+	}
+	if (t.n_docs == 0) {
+		r = err_set(err, name, 0, 0, EINVAL, "empty document");
+		goto out_release;
+	}
+	r = endpoint_from_node(name, err, t.docs[0].root, "endpoint", id, ret_ep, &id_node);
+
+out_release:
+	ytree_release(&t);
+	return r;
+}

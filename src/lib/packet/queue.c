@@ -1,0 +1,646 @@
+/* NFQUEUE listener per network namespace (see include/mseg/queue.h).
+ *
+ * libmnl + the nfq_nlmsg_* helpers of libnetfilter_queue: one netlink
+ * socket per namespace, created inside it. Receive with recvmmsg() (one
+ * packet message per datagram), hand each packet to the handler, collect
+ * the verdicts as runs of equal verdicts (NFQNL_MSG_VERDICT_BATCH: "every
+ * queued packet up to id N"), send them all in one sendmsg per batch.
+ *
+ * Packet messages are delivered in id order (the kernel assigns the id and
+ * enqueues the message under the queue lock), and every message we read is
+ * answered before the next recv, so a batch verdict never covers a packet
+ * we have not seen: a message lost to a socket overrun was never queued
+ * (the kernel drops it, or accepts it with fail-open, and counts it in
+ * user_dropped). */
+#include <arpa/inet.h>
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/netfilter.h>
+#include <linux/netlink.h>
+#include <poll.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libmnl/libmnl.h>
+#include <libnetfilter_queue/libnetfilter_queue.h>
+
+#include "mseg/packet/queue.h"
+#include "kernel/netns.h"
+
+#ifndef NETLINK_CAP_ACK
+#define NETLINK_CAP_ACK 10
+#endif
+
+#define OPEN_ACK_TIMEOUT_MS 2000
+#define MSG_OVERHEAD 1024        /* netlink + nfqueue attributes besides the payload */
+#define VERDICT_MSG_MAX 64       /* bytes of one verdict message, rounded up */
+
+struct queue_listener {
+	struct mnl_socket *nl;
+	int fd;
+	uint32_t portid;
+	uint16_t queue_num;
+	void *ctx;
+	struct queue_opts opts;
+	uint32_t flags;              /* NFQA_CFG_F_* in effect */
+	uint32_t seq;
+
+	/* receive side: batch slots of bufsize bytes */
+	size_t bufsize;
+	char *rxbuf;
+	struct mmsghdr *msgs;
+	struct iovec *iov;
+	struct sockaddr_nl *addrs;
+
+	/* verdicts: the current run, and the messages not sent yet */
+	bool run_open;
+	int run_verdict;
+	uint32_t run_max_id;
+	char *txbuf;
+	size_t txlen, txsize;
+
+	/* during one queue_listener_read */
+	queue_handler_fn fn;
+	void *fn_data;
+	uint64_t now_ns;
+	unsigned batch_packets;
+
+	int kstats_fd;               /* /proc/net/netfilter/nfnetlink_queue in the netns */
+	struct queue_stats stats;
+};
+
+void queue_opts_init(struct queue_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->copy_range = QUEUE_DEFAULT_COPY_RANGE;
+	o->max_len = QUEUE_DEFAULT_MAX_LEN;
+	o->rcvbuf = QUEUE_DEFAULT_RCVBUF;
+	o->batch = QUEUE_DEFAULT_BATCH;
+	o->max_per_read = QUEUE_DEFAULT_MAX_PER_READ;
+	o->gso = true;
+}
+
+static void opts_normalize(struct queue_opts *o, const struct queue_opts *in)
+{
+	if (in)
+		*o = *in;
+	else
+		queue_opts_init(o);
+	if (o->copy_range == 0)
+		o->copy_range = QUEUE_DEFAULT_COPY_RANGE;
+	if (o->copy_range > 0xffff)
+		o->copy_range = 0xffff;
+	if (o->max_len == 0)
+		o->max_len = QUEUE_DEFAULT_MAX_LEN;
+	if (o->batch == 0)
+		o->batch = QUEUE_DEFAULT_BATCH;
+	if (o->batch > 1024)
+		o->batch = 1024;
+	if (o->max_per_read == 0)
+		o->max_per_read = QUEUE_DEFAULT_MAX_PER_READ;
+}
+
+int queue_listener_kstats(struct queue_listener *l, struct queue_kstats *ret)
+{
+	char buf[8192];
+	size_t len = 0;
+	char *line, *save = NULL;
+
+	if (l->kstats_fd < 0)
+		return -EOPNOTSUPP;
+	if (lseek(l->kstats_fd, 0, SEEK_SET) < 0)
+		return -errno;
+	while (len < sizeof(buf) - 1) {
+		ssize_t n = read(l->kstats_fd, buf + len, sizeof(buf) - 1 - len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	buf[len] = '\0';
+	for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		struct queue_kstats k = { 0 };
+
+		if (sscanf(line, "%u %u %u %u %u %u %u %u", &k.queue_num, &k.portid,
+			   &k.queue_total, &k.copy_mode, &k.copy_range, &k.queue_dropped,
+			   &k.user_dropped, &k.id_sequence) != 8)
+			continue;
+		if (k.queue_num == l->queue_num) {
+			*ret = k;
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+/* ---- sending ---- */
+
+static int tx_flush(struct queue_listener *l)
+{
+	ssize_t n;
+
+	if (l->txlen == 0)
+		return 0;
+	n = mnl_socket_sendto(l->nl, l->txbuf, l->txlen);
+	if (n < 0) {
+		l->stats.send_errors++;
+		return -errno;
+	}
+	l->stats.sends++;
+	l->txlen = 0;
+	return 0;
+}
+
+/* One verdict message for every queued packet up to @id (batch) or for
+ * @id alone. A batch of datagrams makes at most one message each and the
+ * buffer is empty before a batch is read, so it never fills; should it,
+ * send first. */
+static int tx_put_verdict(struct queue_listener *l, bool batch, uint32_t id, int verdict)
+{
+	struct nlmsghdr *nlh;
+	int r;
+
+	if (l->txsize - l->txlen < VERDICT_MSG_MAX) {
+		r = tx_flush(l);
+		if (r < 0)
+			return r;
+	}
+	nlh = nfq_nlmsg_put(l->txbuf + l->txlen,
+			    batch ? NFQNL_MSG_VERDICT_BATCH : NFQNL_MSG_VERDICT, l->queue_num);
+	nfq_nlmsg_verdict_put(nlh, (int)id, verdict);
+	l->txlen += NLMSG_ALIGN(nlh->nlmsg_len);
+	l->stats.verdict_msgs++;
+	return 0;
+}
+
+static void run_close(struct queue_listener *l)
+{
+	if (!l->run_open)
+		return;
+	if (tx_put_verdict(l, true, l->run_max_id, l->run_verdict) < 0)
+		l->stats.lost_verdicts++;   /* cannot happen: see tx_put_verdict */
+	l->run_open = false;
+}
+
+static void verdict_add(struct queue_listener *l, uint32_t id, int verdict)
+{
+	if (l->run_open && l->run_verdict != verdict)
+		run_close(l);
+	l->run_open = true;
+	l->run_verdict = verdict;
+	l->run_max_id = id;
+	if (verdict == NF_ACCEPT)
+		l->stats.accepted++;
+	else
+		l->stats.dropped++;
+}
+
+/* ---- receiving ---- */
+
+static uint64_t realtime_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static int default_verdict(const struct queue_listener *l)
+{
+	return (l->flags & NFQA_CFG_F_FAIL_OPEN) ? NF_ACCEPT : NF_DROP;
+}
+
+static int packet_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct queue_listener *l = data;
+	struct nlattr *attr[NFQA_MAX + 1] = { 0 };
+	struct nfqnl_msg_packet_hdr *ph;
+	struct queue_packet p;
+	int verdict;
+
+	if (nlh->nlmsg_type != ((NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_PACKET) ||
+	    nfq_nlmsg_parse(nlh, attr) < 0 || !attr[NFQA_PACKET_HDR] ||
+	    mnl_attr_get_payload_len(attr[NFQA_PACKET_HDR]) < sizeof(*ph)) {
+		l->stats.bad_msgs++;
+		return MNL_CB_OK;
+	}
+	memset(&p, 0, sizeof(p));
+	ph = mnl_attr_get_payload(attr[NFQA_PACKET_HDR]);
+	p.id = ntohl(ph->packet_id);
+	p.hook = ph->hook;
+	p.hw_protocol = ntohs(ph->hw_protocol);
+	if (p.hook == NF_INET_LOCAL_IN || p.hook == NF_INET_LOCAL_OUT) {
+		p.dir_known = true;
+		p.dir = p.hook == NF_INET_LOCAL_IN ? MSEG_DIR_INGRESS : MSEG_DIR_EGRESS;
+	}
+	l->stats.packets++;
+	l->batch_packets++;
+	if (!l->fn) {   /* while opening: nobody to ask */
+		l->stats.early_packets++;
+		verdict_add(l, p.id, default_verdict(l));
+		return MNL_CB_OK;
+	}
+	if (attr[NFQA_PAYLOAD]) {
+		p.data = mnl_attr_get_payload(attr[NFQA_PAYLOAD]);
+		p.caplen = mnl_attr_get_payload_len(attr[NFQA_PAYLOAD]);
+	}
+	p.len = p.caplen;
+	if (attr[NFQA_CAP_LEN] && mnl_attr_get_payload_len(attr[NFQA_CAP_LEN]) >= 4)
+		p.len = ntohl(mnl_attr_get_u32(attr[NFQA_CAP_LEN]));
+	if (attr[NFQA_UID] && mnl_attr_get_payload_len(attr[NFQA_UID]) >= 4) {
+		p.has_uid = true;
+		p.uid = ntohl(mnl_attr_get_u32(attr[NFQA_UID]));
+	}
+	if (attr[NFQA_GID] && mnl_attr_get_payload_len(attr[NFQA_GID]) >= 4) {
+		p.has_gid = true;
+		p.gid = ntohl(mnl_attr_get_u32(attr[NFQA_GID]));
+	}
+	if (attr[NFQA_MARK] && mnl_attr_get_payload_len(attr[NFQA_MARK]) >= 4)
+		p.mark = ntohl(mnl_attr_get_u32(attr[NFQA_MARK]));
+	if (attr[NFQA_IFINDEX_INDEV] && mnl_attr_get_payload_len(attr[NFQA_IFINDEX_INDEV]) >= 4)
+		p.indev = ntohl(mnl_attr_get_u32(attr[NFQA_IFINDEX_INDEV]));
+	if (attr[NFQA_IFINDEX_OUTDEV] && mnl_attr_get_payload_len(attr[NFQA_IFINDEX_OUTDEV]) >= 4)
+		p.outdev = ntohl(mnl_attr_get_u32(attr[NFQA_IFINDEX_OUTDEV]));
+	if (attr[NFQA_SKB_INFO] && mnl_attr_get_payload_len(attr[NFQA_SKB_INFO]) >= 4)
+		p.gso = ntohl(mnl_attr_get_u32(attr[NFQA_SKB_INFO])) & NFQA_SKB_GSO;
+	if (attr[NFQA_TIMESTAMP] && mnl_attr_get_payload_len(attr[NFQA_TIMESTAMP]) >=
+					    sizeof(struct nfqnl_msg_packet_timestamp)) {
+		struct nfqnl_msg_packet_timestamp ts;
+
+		memcpy(&ts, mnl_attr_get_payload(attr[NFQA_TIMESTAMP]), sizeof(ts));
+		p.kernel_ns = be64toh(ts.sec) * 1000000000u + be64toh(ts.usec) * 1000u;
+	}
+	p.time_ns = l->now_ns;
+
+	p.parse_status = pkt_parse(p.data, p.caplen, p.len, &p.pkt);
+	if (p.parse_status == -EBADMSG)
+		l->stats.parse_errors++;
+	else if (p.parse_status == -ENODATA)
+		l->stats.short_captures++;
+	else if (p.parse_status == -EPROTONOSUPPORT)
+		l->stats.unknown_proto++;
+
+	verdict = l->fn(l, l->ctx, &p, l->fn_data);
+	if (verdict != NF_ACCEPT && verdict != NF_DROP) {
+		l->stats.bad_verdicts++;
+		verdict = NF_DROP;
+	}
+	verdict_add(l, p.id, verdict);
+	return MNL_CB_OK;
+}
+
+/* A message cut short (MSG_TRUNC): the packet header is the first
+ * attribute, so the id is usually still there. Give it the default
+ * verdict rather than leave it queued for ever. */
+static void truncated_msg(struct queue_listener *l, const char *buf, size_t len)
+{
+	const size_t off = NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(struct nfgenmsg));
+	struct nlattr a;
+	struct nfqnl_msg_packet_hdr ph;
+
+	l->stats.truncated++;
+	if (len < off + sizeof(a) + sizeof(ph))
+		return;
+	memcpy(&a, buf + off, sizeof(a));
+	if ((a.nla_type & NLA_TYPE_MASK) != NFQA_PACKET_HDR)
+		return;
+	memcpy(&ph, buf + off + sizeof(a), sizeof(ph));
+	l->stats.packets++;
+	verdict_add(l, ntohl(ph.packet_id), default_verdict(l));
+}
+
+/* One received datagram of @len bytes in @buf, from @addr. Returns an
+ * NLMSG_ERROR's -errno when the datagram was one, else 0. */
+static int handle_datagram(struct queue_listener *l, const char *buf, size_t len,
+			   const struct sockaddr_nl *addr, int msg_flags)
+{
+	int r;
+
+	if (addr->nl_family != AF_NETLINK || addr->nl_pid != 0) {
+		l->stats.bad_msgs++;        /* not from the kernel */
+		return 0;
+	}
+	if (msg_flags & MSG_TRUNC) {
+		truncated_msg(l, buf, len);
+		return 0;
+	}
+	r = mnl_cb_run(buf, len, 0, l->portid, packet_cb, l);
+	if (r < 0) {
+		r = errno ? -errno : -EIO;
+		if (r == -EPROTO || r == -ESRCH || r == -EBADMSG) {
+			l->stats.bad_msgs++;
+			return 0;
+		}
+		l->stats.kernel_errors++;
+		l->stats.last_kernel_error = r;
+		return r;
+	}
+	return 0;
+}
+
+static void rx_setup(struct queue_listener *l, unsigned n)
+{
+	memset(l->msgs, 0, n * sizeof(*l->msgs));
+	for (unsigned i = 0; i < n; i++) {
+		l->iov[i].iov_base = l->rxbuf + i * l->bufsize;
+		l->iov[i].iov_len = l->bufsize;
+		l->msgs[i].msg_hdr.msg_iov = &l->iov[i];
+		l->msgs[i].msg_hdr.msg_iovlen = 1;
+		l->msgs[i].msg_hdr.msg_name = &l->addrs[i];
+		l->msgs[i].msg_hdr.msg_namelen = sizeof(l->addrs[i]);
+	}
+}
+
+int queue_listener_read(struct queue_listener *l, queue_handler_fn fn, void *data)
+{
+	unsigned handled = 0;
+	int r = 0;
+
+	/* verdicts a failed send left behind go first; nothing new is read
+	 * before they are out, so the buffer always has room for a batch */
+	if (l->txlen) {
+		r = tx_flush(l);
+		if (r < 0)
+			return r;
+	}
+	l->fn = fn;
+	l->fn_data = data;
+	while (handled < l->opts.max_per_read) {
+		unsigned want = l->opts.batch, got;
+		int n;
+
+		if (want > l->opts.max_per_read - handled)
+			want = l->opts.max_per_read - handled;
+		rx_setup(l, want);
+		n = recvmmsg(l->fd, l->msgs, want, MSG_DONTWAIT, NULL);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == ENOBUFS) {
+				/* the socket overran: the kernel could not
+				 * deliver some packets (and dropped them) */
+				l->stats.enobufs++;
+				continue;
+			}
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
+				r = -errno;
+			break;
+		}
+		if (n == 0)
+			break;
+		got = (unsigned)n;
+		l->stats.reads++;
+		l->now_ns = realtime_ns();
+		l->batch_packets = 0;
+		for (unsigned i = 0; i < got; i++)
+			(void)handle_datagram(l, l->iov[i].iov_base, l->msgs[i].msg_len,
+					      &l->addrs[i], l->msgs[i].msg_hdr.msg_flags);
+		run_close(l);
+		handled += l->batch_packets;
+		r = tx_flush(l);
+		if (r < 0 || got < want)
+			break;      /* retry the send later / the socket is empty */
+	}
+	l->fn = NULL;
+	l->fn_data = NULL;
+	return r < 0 ? r : (int)handled;
+}
+
+/* ---- opening ---- */
+
+/* Send one config message with NLM_F_ACK and wait for its ack; packets
+ * arriving meanwhile get the default verdict. */
+static int config_send(struct queue_listener *l, struct nlmsghdr *nlh)
+{
+	uint32_t seq = ++l->seq;
+	struct timespec start, now;
+	int r;
+
+	nlh->nlmsg_flags |= NLM_F_ACK;
+	nlh->nlmsg_seq = seq;
+	if (mnl_socket_sendto(l->nl, nlh, nlh->nlmsg_len) < 0)
+		return -errno;
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	for (;;) {
+		struct pollfd pfd = { .fd = l->fd, .events = POLLIN };
+		long waited;
+		int n;
+
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		waited = (now.tv_sec - start.tv_sec) * 1000 +
+			 (now.tv_nsec - start.tv_nsec) / 1000000;
+		if (waited >= OPEN_ACK_TIMEOUT_MS)
+			return -ETIMEDOUT;
+		n = poll(&pfd, 1, (int)(OPEN_ACK_TIMEOUT_MS - waited));
+		if (n < 0 && errno != EINTR)
+			return -errno;
+		if (n <= 0)
+			continue;
+		rx_setup(l, 1);
+		n = recvmmsg(l->fd, l->msgs, 1, MSG_DONTWAIT, NULL);
+		if (n < 0) {
+			if (errno == ENOBUFS)
+				l->stats.enobufs++;
+			else if (errno != EAGAIN && errno != EINTR)
+				return -errno;
+			continue;
+		}
+		if (n == 0)
+			continue;
+		l->now_ns = realtime_ns();
+		/* is it our ack? (an ack has the error header only) */
+		if (l->msgs[0].msg_len >= NLMSG_HDRLEN + sizeof(struct nlmsgerr) &&
+		    l->addrs[0].nl_pid == 0) {
+			const struct nlmsghdr *h = l->iov[0].iov_base;
+
+			if (h->nlmsg_type == NLMSG_ERROR && h->nlmsg_seq == seq) {
+				const struct nlmsgerr *e = mnl_nlmsg_get_payload(h);
+
+				r = e->error;
+				run_close(l);
+				(void)tx_flush(l);
+				return r;
+			}
+		}
+		(void)handle_datagram(l, l->iov[0].iov_base, l->msgs[0].msg_len, &l->addrs[0],
+				      l->msgs[0].msg_hdr.msg_flags);
+		run_close(l);
+		(void)tx_flush(l);
+	}
+}
+
+static void config_flags(struct nlmsghdr *nlh, uint32_t flags, uint32_t mask)
+{
+	mnl_attr_put_u32(nlh, NFQA_CFG_FLAGS, htonl(flags));
+	mnl_attr_put_u32(nlh, NFQA_CFG_MASK, htonl(mask));
+}
+
+int queue_listener_set_fail_open(struct queue_listener *l, bool on)
+{
+	char buf[256] = { 0 };
+	struct nlmsghdr *nlh;
+	uint32_t flags = on ? NFQA_CFG_F_FAIL_OPEN : 0;
+	int r;
+
+	if (((l->flags & NFQA_CFG_F_FAIL_OPEN) != 0) == on)
+		return 0;
+	nlh = nfq_nlmsg_put(buf, NFQNL_MSG_CONFIG, l->queue_num);
+	config_flags(nlh, flags, NFQA_CFG_F_FAIL_OPEN);
+	r = config_send(l, nlh);
+	if (r < 0)
+		return r;
+	l->flags = (l->flags & ~NFQA_CFG_F_FAIL_OPEN) | flags;
+	l->opts.fail_open = on;
+	return 0;
+}
+
+static int raise_rcvbuf(int fd, uint32_t want)
+{
+	int v = want > INT32_MAX / 2 ? INT32_MAX / 2 : (int)want;
+
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &v, sizeof(v)) < 0 &&
+	    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &v, sizeof(v)) < 0)
+		return -errno;
+	return 0;
+}
+
+int queue_listener_open(struct netns *ns, uint16_t queue_num, const struct queue_opts *opts,
+			void *ctx, struct queue_listener **ret)
+{
+	struct queue_listener *l;
+	char buf[256] = { 0 };
+	struct nlmsghdr *nlh;
+	int fd, one = 1, r;
+
+	l = calloc(1, sizeof(*l));
+	if (!l)
+		return -ENOMEM;
+	l->fd = -1;
+	l->kstats_fd = -1;
+	l->queue_num = queue_num;
+	l->ctx = ctx;
+	l->seq = (uint32_t)time(NULL);
+	opts_normalize(&l->opts, opts);
+	l->bufsize = NLMSG_ALIGN(l->opts.copy_range) + MSG_OVERHEAD;
+	l->rxbuf = malloc(l->bufsize * l->opts.batch);
+	l->msgs = calloc(l->opts.batch, sizeof(*l->msgs));
+	l->iov = calloc(l->opts.batch, sizeof(*l->iov));
+	l->addrs = calloc(l->opts.batch, sizeof(*l->addrs));
+	l->txsize = (size_t)l->opts.batch * VERDICT_MSG_MAX + 2 * VERDICT_MSG_MAX;
+	l->txbuf = malloc(l->txsize);
+	if (!l->rxbuf || !l->msgs || !l->iov || !l->addrs || !l->txbuf) {
+		r = -ENOMEM;
+		goto out_free;
+	}
+
+	fd = netns_socket(ns, AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC,
+			  NETLINK_NETFILTER);
+	if (fd < 0) {
+		r = fd;
+		goto out_free;
+	}
+	l->nl = mnl_socket_fdopen(fd);
+	if (!l->nl) {
+		r = errno ? -errno : -ENOMEM;
+		close(fd);
+		goto out_free;
+	}
+	l->fd = fd;
+	if (mnl_socket_bind(l->nl, 0, MNL_SOCKET_AUTOPID) < 0) {
+		r = -errno;
+		goto out_free;
+	}
+	l->portid = mnl_socket_get_portid(l->nl);
+	/* error acks without a copy of our message */
+	(void)setsockopt(fd, SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof(one));
+	/* a small buffer is only slower to overrun: not fatal */
+	(void)raise_rcvbuf(fd, l->opts.rcvbuf);
+
+	/* optional: the kernel's counters for this queue */
+	r = netns_open_file(ns, "/proc/thread-self/net/netfilter/nfnetlink_queue", O_RDONLY);
+	if (r == -ENOTRECOVERABLE)
+		goto out_free;
+	l->kstats_fd = r >= 0 ? r : -1;
+
+	/* bind, copy mode, queue length and flags in one message: the kernel
+	 * applies them together */
+	l->flags = NFQA_CFG_F_UID_GID | (l->opts.gso ? NFQA_CFG_F_GSO : 0) |
+		   (l->opts.fail_open ? NFQA_CFG_F_FAIL_OPEN : 0);
+	nlh = nfq_nlmsg_put(buf, NFQNL_MSG_CONFIG, queue_num);
+	nfq_nlmsg_cfg_put_cmd(nlh, AF_UNSPEC, NFQNL_CFG_CMD_BIND);
+	nfq_nlmsg_cfg_put_params(nlh, NFQNL_COPY_PACKET, (int)l->opts.copy_range);
+	nfq_nlmsg_cfg_put_qmaxlen(nlh, l->opts.max_len);
+	config_flags(nlh, l->flags, NFQA_CFG_F_UID_GID | NFQA_CFG_F_GSO | NFQA_CFG_F_FAIL_OPEN);
+	r = config_send(l, nlh);
+	if (r == -EPERM) {
+		/* someone else's queue, or no CAP_NET_ADMIN: /proc tells */
+		struct queue_kstats k;
+
+		if (queue_listener_kstats(l, &k) == 0 && k.portid != l->portid)
+			r = -EBUSY;
+	}
+	if (r < 0)
+		goto out_free;
+	*ret = l;
+	return 0;
+
+out_free:
+	queue_listener_free(l);
+	return r;
+}
+
+struct queue_listener *queue_listener_free(struct queue_listener *l)
+{
+	if (!l)
+		return NULL;
+	if (l->nl) {
+		run_close(l);
+		(void)tx_flush(l);
+		mnl_socket_close(l->nl);
+	}
+	if (l->kstats_fd >= 0)
+		close(l->kstats_fd);
+	free(l->rxbuf);
+	free(l->msgs);
+	free(l->iov);
+	free(l->addrs);
+	free(l->txbuf);
+	free(l);
+	return NULL;
+}
+
+int queue_listener_fd(const struct queue_listener *l)
+{
+	return l->fd;
+}
+
+uint16_t queue_listener_num(const struct queue_listener *l)
+{
+	return l->queue_num;
+}
+
+void *queue_listener_ctx(const struct queue_listener *l)
+{
+	return l->ctx;
+}
+
+void queue_listener_set_ctx(struct queue_listener *l, void *ctx)
+{
+	l->ctx = ctx;
+}
+
+const struct queue_stats *queue_listener_stats(const struct queue_listener *l)
+{
+	return &l->stats;
+}
