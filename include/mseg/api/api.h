@@ -1,10 +1,10 @@
-/* msegd's REST API (DESIGN.md §5, docs/rest-api.md): libmicrohttpd driven
+/* msegd's REST API (docs/rest-api.md): libmicrohttpd driven
  * from the daemon's event loop (MHD_USE_EPOLL without an internal thread:
  * MHD's epoll fd is one more source of the loop, plus a timer for
  * MHD_get_timeout), on a unix socket (0600) and optionally on TCP with a
- * bearer token (and TLS). Owns the state store: the API's policies and
- * endpoints are loaded from it at start and written to it before a request
- * is answered. */
+ * bearer token (and TLS). Changes go through the desired-state module
+ * (include/mseg/daemon/desired.h), which writes them to the state dir
+ * before a request is answered. */
 #ifndef MSEG_API_H
 #define MSEG_API_H
 
@@ -13,9 +13,31 @@
 
 #include "mseg/util/err.h"
 
-struct daemon;
 struct api_server;
+struct daemon_config;
+struct desired;
+struct evloop;
 struct flow_ring;
+struct flowpipe;
+struct nft_features;
+struct reconciler;
+
+/* What the API serves and changes, given by its owner (msegd's main): the
+ * API reads and changes the desired state, reads the reconciler's status
+ * and the flow pipeline, and asks its owner to program the kernel after a
+ * change. Everything is borrowed and must outlive the server. */
+struct api_backend {
+	struct evloop *loop;
+	const struct daemon_config *cfg;     /* listeners, token, TLS, mode */
+	struct desired *desired;
+	struct reconciler *rec;
+	const struct nft_features *features;
+	struct flowpipe *flows;              /* NULL: no flows (503) */
+	/* program the kernel after a change of @desired: 0, -EIO when some
+	 * endpoints failed (their errors are in the reconciler), or -errno */
+	int (*reconcile)(void *ctx);
+	void *ctx;
+};
 
 /* Minimum length of the TCP listener's bearer token. */
 #define API_TOKEN_MIN_LEN 32
@@ -28,10 +50,9 @@ struct flow_ring;
 #define API_REQUEST_DEADLINE_MS 10000        /* a request must arrive in full within this */
 #define API_MAX_SEGMENT 253                  /* path segment length */
 
-/* Open the state store (cfg->state_dir), load what it holds into the
- * daemon's api_policies/api_inventory, and start the listeners on the
- * daemon's loop. Call before the first daemon_reconcile(). */
-int api_server_new(struct daemon *d, struct api_server **ret_api, struct mseg_err *err);
+/* Start the listeners on @be's loop (@be is copied). */
+int api_server_new(const struct api_backend *be, struct api_server **ret_api,
+		   struct mseg_err *err);
 struct api_server *api_server_free(struct api_server *a);
 
 /* Give the API the flow ring to serve /v1/flows from (NULL: 503). */

@@ -42,7 +42,33 @@ int daemon_config_parse(struct daemon_config *c, int argc, char **argv, struct m
 /* Usage text for --help. */
 const char *daemon_usage(void);
 
-/* Run until SIGTERM/SIGINT. Returns 0 on a clean exit. */
-int daemon_run(const struct daemon_config *c);
+struct daemon;
+struct desired;
+struct evloop;
+struct flowpipe;
+struct nft_features;
+struct reconciler;
+
+/* Set up msegd from @c (kept by reference): probe the kernel, open the
+ * flow pipeline, signals, watches and timers on a new event loop, and load
+ * the state dir. Nothing is programmed yet. Logs what fails. */
+int daemon_new(const struct daemon_config *c, struct daemon **ret);
+struct daemon *daemon_free(struct daemon *d);
+
+/* Load the policy dir and inventory (a failure here is fatal: starting
+ * with nothing would remove tables), program the kernel, then run the loop
+ * until SIGTERM/SIGINT. Returns 0 on a clean exit. */
+int daemon_run(struct daemon *d);
+
+/* Compile the desired state and program the kernel. Returns 0, -EIO when
+ * some endpoints failed (see the reconciler's status), or -errno. */
+int daemon_reconcile(struct daemon *d);
+
+/* The parts other modules (the REST API) are given. */
+struct evloop *daemon_loop(struct daemon *d);
+struct desired *daemon_desired(struct daemon *d);
+struct reconciler *daemon_reconciler(struct daemon *d);
+const struct nft_features *daemon_features(const struct daemon *d);
+struct flowpipe *daemon_flowpipe(struct daemon *d);
 
 #endif

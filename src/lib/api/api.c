@@ -1,5 +1,6 @@
-/* The REST API: routes of DESIGN.md §5 on libmicrohttpd, driven by msegd's
- * event loop. See include/mseg/api.h and docs/rest-api.md. */
+/* The REST API's HTTP transport: listeners, authentication, limits and
+ * routing on libmicrohttpd, driven by msegd's event loop. See
+ * include/mseg/api/api.h and docs/rest-api.md. */
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -22,19 +23,10 @@
 #include "mseg/api/api.h"
 #include "mseg/packet/flow.h"
 #include "mseg/util/log.h"
-#include "mseg/daemon/store.h"
+#include "mseg/daemon/daemon.h"
+#include "mseg/daemon/flowpipe.h"
 #include "api/api_json.h"
-#include "daemon/daemon_priv.h"
-#include "daemon/flowpipe.h"
 #include "api/api_priv.h"
-
-uint64_t api_mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 /* ---- helpers exposed for tests ---- */
 
@@ -136,32 +128,6 @@ bool api_segment_valid(const char *seg)
 		if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f || *p == '%' || *p == '\\')
 			return false;
 	return true;
-}
-
-/* ---- responses ---- */
-
-void api_resp_json(struct api_ctx *x, unsigned code, json_t *j)
-{
-	json_decref(x->resp.json);
-	x->resp.code = code;
-	x->resp.json = j;
-}
-
-__attribute__((format(printf, 3, 4))) void api_resp_error(struct api_ctx *x, unsigned code,
-							  const char *fmt, ...)
-{
-	char msg[1024];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	api_resp_json(x, code, api_json_error(msg, 0, 0));
-}
-
-void api_resp_err(struct api_ctx *x, unsigned code, const struct mseg_err *err)
-{
-	api_resp_json(x, code, api_json_error_from(err));
 }
 
 static enum MHD_Result send_resp(struct api_server *a, struct MHD_Connection *c,
@@ -471,7 +437,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	}
 	memset(&x, 0, sizeof(x));
 	x.a = a;
-	x.d = a->d;
+	x.be = &a->be;
 	x.c = c;
 	x.rq = rq;
 	x.method = method;
@@ -842,22 +808,23 @@ static int listener_start(struct api_server *a, const char *name, int fd, bool t
 	di = MHD_get_daemon_info(l->mhd, MHD_DAEMON_INFO_EPOLL_FD);
 	if (!di)
 		return err_setf(err, EINVAL, "%s: no epoll fd from libmicrohttpd", name);
-	l->src = evloop_add_fd(a->d->loop, di->epoll_fd, EPOLLIN, on_mhd_ready, l, &r);
+	l->src = evloop_add_fd(a->be.loop, di->epoll_fd, EPOLLIN, on_mhd_ready, l, &r);
 	if (!l->src)
 		return err_setf(err, -r, "%s: %s", name, strerror(-r));
 	return 0;
 }
 
-int api_server_new(struct daemon *d, struct api_server **ret_api, struct mseg_err *err)
+int api_server_new(const struct api_backend *be, struct api_server **ret_api,
+		   struct mseg_err *err)
 {
-	const struct daemon_config *cfg = d->cfg;
+	const struct daemon_config *cfg = be->cfg;
 	struct api_server *a = calloc(1, sizeof(*a));
 	struct timespec ts;
 	int fd = -1, r;
 
 	if (!a)
 		return err_setf(err, ENOMEM, "out of memory");
-	a->d = d;
+	a->be = *be;
 	a->start_ns = api_mono_ns();
 	clock_gettime(CLOCK_REALTIME, &ts);
 	a->start_real_s = (uint64_t)ts.tv_sec;
@@ -877,18 +844,12 @@ int api_server_new(struct daemon *d, struct api_server **ret_api, struct mseg_er
 				goto out_free;
 		}
 	}
-	r = store_open(cfg->state_dir, &a->store, err);
-	if (r < 0)
-		goto out_free;
-	r = store_load(a->store, &d->api_policies, &d->api_inventory, err);
-	if (r < 0)
-		goto out_free;
-	a->timer = evloop_add_timer(d->loop, API_SWEEP_MS, 0, on_api_timer, a, &r);
+	a->timer = evloop_add_timer(be->loop, API_SWEEP_MS, 0, on_api_timer, a, &r);
 	if (!a->timer) {
 		err_setf(err, -r, "timer: %s", strerror(-r));
 		goto out_free;
 	}
-	a->rules_timer = evloop_add_timer(d->loop, API_RULES_TICK_MS, API_RULES_TICK_MS, api_on_rules_tick,
+	a->rules_timer = evloop_add_timer(be->loop, API_RULES_TICK_MS, API_RULES_TICK_MS, api_on_rules_tick,
 					  a, &r);
 	if (!a->rules_timer) {
 		err_setf(err, -r, "timer: %s", strerror(-r));
@@ -913,8 +874,8 @@ int api_server_new(struct daemon *d, struct api_server **ret_api, struct mseg_er
 		if (r < 0)
 			goto out_free;
 	}
-	if (d->flows)
-		api_server_set_flows(a, flowpipe_ring(d->flows));
+	if (be->flows)
+		api_server_set_flows(a, flowpipe_ring(be->flows));
 	*ret_api = a;
 	return 0;
 
@@ -949,7 +910,6 @@ struct api_server *api_server_free(struct api_server *a)
 		api_follow_unlink(a->follows);
 	if (a->timer)
 		evloop_source_remove(a->timer);
-	store_free(a->store);
 	if (a->rules_timer)
 		evloop_source_remove(a->rules_timer);
 	for (size_t i = 0; i < a->n_slots; i++) {

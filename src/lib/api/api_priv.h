@@ -1,6 +1,8 @@
 /* Private to the REST API: the server's state shared by the HTTP transport
- * (api.c: listeners, authentication, limits, routing) and the route
- * handlers (api_routes.c). */
+ * (api.c: listeners, authentication, limits, routing), the route handlers
+ * (api_routes.c) and the response helpers (api_resp.c). The transport
+ * calls the handlers; both use the response helpers; nothing calls back
+ * into the transport. */
 #ifndef MSEG_API_PRIV_H
 #define MSEG_API_PRIV_H
 
@@ -13,7 +15,6 @@
 
 #include "mseg/api/api.h"
 #include "mseg/packet/flow.h"
-#include "daemon/daemon_priv.h"
 
 #ifndef MSEG_VERSION
 #define MSEG_VERSION "0.1.0"
@@ -67,8 +68,7 @@ struct api_follow {
 };
 
 struct api_server {
-	struct daemon *d;
-	struct store *store;
+	struct api_backend be;
 	struct api_listener lis[2];
 	size_t n_lis;
 	struct evloop_source *timer;
@@ -79,7 +79,6 @@ struct api_server {
 	struct flow_ring *flows;
 	uint64_t follow_seq;
 	uint64_t start_ns, start_real_s;
-	uint64_t generation;
 	uint64_t requests[API_MAX_CODE];
 	uint64_t timer_due_ns;         /* when the armed timer fires; 0 = fired */
 	/* GET /v1/rules of all endpoints: per-endpoint read-backs kept
@@ -126,7 +125,7 @@ struct api_resp {
 
 struct api_ctx {
 	struct api_server *a;
-	struct daemon *d;
+	const struct api_backend *be;  /* = &a->be */
 	struct MHD_Connection *c;
 	struct api_req *rq;
 	const char *method;
@@ -138,7 +137,7 @@ struct api_ctx {
 struct evloop_source;
 struct mseg_err;
 
-/* ---- api.c: the transport's helpers for handlers ---- */
+/* ---- api_resp.c: answers, for the transport and the handlers ---- */
 
 uint64_t api_mono_ns(void);
 

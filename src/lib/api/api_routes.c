@@ -21,100 +21,21 @@
 #include "mseg/kernel/nft.h"
 #include "mseg/model/policy.h"
 #include "mseg/kernel/reconcile.h"
-#include "mseg/daemon/store.h"
+#include "mseg/daemon/daemon.h"
+#include "mseg/daemon/desired.h"
+#include "mseg/daemon/flowpipe.h"
 #include "api/api_json.h"
-#include "daemon/daemon_priv.h"
-#include "daemon/flowpipe.h"
 #include "api/api_priv.h"
 
-/* ---- views: the desired state, optionally with one change applied ---- */
-
-struct api_change {
-	const struct mseg_policy *put_pol;
-	const char *del_ns, *del_name;
-	const struct mseg_endpoint *put_ep;
-	const char *del_id;
-};
-
-struct api_views {
-	const struct mseg_policy **pols;
-	size_t n_pols;
-	const struct mseg_endpoint **eps;
-	size_t n_eps;
-};
-
-static void views_release(struct api_views *v)
+static const struct compile_opts *api_copts(const struct api_ctx *x)
 {
-	free(v->pols);
-	free(v->eps);
-	memset(v, 0, sizeof(*v));
+	return reconciler_compile_opts(x->be->rec);
 }
 
-static bool pol_is(const struct mseg_policy *p, const char *ns, const char *name)
+static int views_compile(const struct api_ctx *x, const struct desired_change *ch,
+			 struct mseg_plan **ret)
 {
-	return ns && strcmp(p->ns, ns) == 0 && strcmp(p->name, name) == 0;
-}
-
-static int views_build(struct daemon *d, const struct api_change *ch, struct api_views *v)
-{
-	size_t np = d->file_policies.n + d->api_policies.n + 1;
-	size_t ne = d->file_inventory.n + d->api_inventory.n + 1;
-
-	memset(v, 0, sizeof(*v));
-	v->pols = calloc(np, sizeof(*v->pols));
-	v->eps = calloc(ne, sizeof(*v->eps));
-	if (!v->pols || !v->eps) {
-		views_release(v);
-		return -ENOMEM;
-	}
-	for (size_t i = 0; i < d->file_policies.n; i++)
-		v->pols[v->n_pols++] = d->file_policies.items[i];
-	for (size_t i = 0; i < d->api_policies.n; i++) {
-		const struct mseg_policy *p = d->api_policies.items[i];
-
-		if (policy_set_find(&d->file_policies, p->ns, p->name))
-			continue;
-		if (ch && ch->put_pol && pol_is(p, ch->put_pol->ns, ch->put_pol->name))
-			continue;
-		if (ch && pol_is(p, ch->del_ns, ch->del_name))
-			continue;
-		v->pols[v->n_pols++] = p;
-	}
-	if (ch && ch->put_pol)
-		v->pols[v->n_pols++] = ch->put_pol;
-	for (size_t i = 0; i < d->file_inventory.n; i++)
-		v->eps[v->n_eps++] = d->file_inventory.eps[i];
-	for (size_t i = 0; i < d->api_inventory.n; i++) {
-		const struct mseg_endpoint *ep = d->api_inventory.eps[i];
-
-		if (inventory_find(&d->file_inventory, ep->id))
-			continue;
-		if (ch && ch->put_ep && strcmp(ep->id, ch->put_ep->id) == 0)
-			continue;
-		if (ch && ch->del_id && strcmp(ep->id, ch->del_id) == 0)
-			continue;
-		v->eps[v->n_eps++] = ep;
-	}
-	if (ch && ch->put_ep)
-		v->eps[v->n_eps++] = ch->put_ep;
-	return 0;
-}
-
-static const struct compile_opts *api_copts(struct daemon *d)
-{
-	return reconciler_compile_opts(d->rec);
-}
-
-static int views_compile(struct daemon *d, const struct api_change *ch, struct mseg_plan **ret)
-{
-	struct api_views v;
-	int r = views_build(d, ch, &v);
-
-	if (r < 0)
-		return r;
-	r = compile_plan(v.pols, v.n_pols, v.eps, v.n_eps, api_copts(d), ret);
-	views_release(&v);
-	return r;
+	return desired_compile(x->be->desired, ch, api_copts(x), ret);
 }
 
 /* ---- the mutation path: validate, compile, persist, swap, reconcile ---- */
@@ -130,37 +51,50 @@ static bool query_flag(struct MHD_Connection *c, const char *key)
 static json_t *mutation_result(struct api_ctx *x, const char *what, const char *kind,
 			       const char *name)
 {
-	struct daemon *d = x->d;
+	struct reconciler *rec = x->be->rec;
 	json_t *o = json_object(), *errs = json_array();
 	int r;
 
-	x->a->generation++;
-	r = daemon_reconcile(d);
-	for (size_t i = 0; i < reconciler_ep_count(d->rec); i++) {
+	r = x->be->reconcile(x->be->ctx);
+	for (size_t i = 0; i < reconciler_ep_count(rec); i++) {
 		struct reconcile_ep_status st;
 
-		if (reconciler_ep_status(d->rec, i, &st) == 0 && st.error)
+		if (reconciler_ep_status(rec, i, &st) == 0 && st.error)
 			json_array_append_new(errs, json_pack("{ssss}", "endpoint", st.id, "error",
 							      st.error));
 	}
 	json_object_set_new(o, "result", json_string(what));
 	json_object_set_new(o, kind, json_string(name));
-	json_object_set_new(o, "generation", json_integer((json_int_t)x->a->generation));
+	json_object_set_new(o, "generation", json_integer((json_int_t)x->be->desired->generation));
 	json_object_set_new(o, "programmed", json_boolean(r == 0));
 	json_object_set_new(o, "errors", errs);
 	return o;
 }
 
-static void dry_run_answer(struct api_ctx *x, const struct api_change *ch, const char *what,
+/* A desired_api_*() failure: the store refused (nothing changed), or the
+ * object was stored but memory ran out taking it in (-ENOMEM: a restart
+ * brings it). */
+static void mutation_error(struct api_ctx *x, int r, const char *what, const struct mseg_err *err)
+{
+	char msg[1024];
+
+	err_format(err, msg, sizeof(msg));
+	if (r == -ENOMEM)
+		api_resp_error(x, 503, "%s", msg);
+	else
+		api_resp_error(x, 500, "%s: %s; nothing changed", what, msg);
+}
+
+static void dry_run_answer(struct api_ctx *x, const struct desired_change *ch, const char *what,
 			   const char *kind, const char *name)
 {
 	struct mseg_plan *before = NULL, *after = NULL;
 	json_t *o, *changes;
 	int r;
 
-	r = views_compile(x->d, NULL, &before);
+	r = views_compile(x, NULL, &before);
 	if (r == 0)
-		r = views_compile(x->d, ch, &after);
+		r = views_compile(x, ch, &after);
 	if (r < 0) {
 		api_resp_error(x, 500, "compile: %s", strerror(-r));
 		goto out_free;
@@ -221,11 +155,11 @@ static bool body_type_ok(struct api_ctx *x)
 
 void api_handle_policy_put(struct api_ctx *x, const char *ns, const char *name)
 {
-	struct daemon *d = x->d;
+	const struct api_backend *be = x->be;
 	struct mseg_policy_set tmp;
 	struct mseg_policy *p, *fp;
 	struct mseg_plan *plan = NULL;
-	struct api_change ch = { 0 };
+	struct desired_change ch = { 0 };
 	struct mseg_err err;
 	char full[160];
 	bool existed;
@@ -269,38 +203,29 @@ void api_handle_policy_put(struct api_ctx *x, const char *ns, const char *name)
 		}
 		goto out_release;
 	}
-	fp = policy_set_find(&d->file_policies, ns, name);
+	fp = policy_set_find(&be->desired->pols[DESIRED_FILE], ns, name);
 	if (fp) {
 		api_resp_error(x, 409, "policy '%s' comes from the policy dir (%s); change it there",
 			   full, fp->pos.file ? fp->pos.file : "?");
 		goto out_release;
 	}
-	existed = policy_set_find(&d->api_policies, ns, name) != NULL;
+	existed = policy_set_find(&be->desired->pols[DESIRED_API], ns, name) != NULL;
 	ch.put_pol = p;
 	if (query_flag(x->c, "dry_run")) {
 		dry_run_answer(x, &ch, existed ? "would replace" : "would create", "policy", full);
 		goto out_release;
 	}
 	/* compile first: a state that does not compile is never stored */
-	r = views_compile(d, &ch, &plan);
+	r = views_compile(x, &ch, &plan);
 	plan_free(plan);
 	if (r < 0) {
 		api_resp_error(x, 500, "compile: %s; nothing changed", strerror(-r));
 		goto out_release;
 	}
 	err_clear(&err);
-	r = store_policy_put(x->a->store, ns, name, x->rq->body ? x->rq->body : "", x->rq->len, &err);
+	r = desired_api_policy_put(be->desired, p, x->rq->body ? x->rq->body : "", x->rq->len, &err);
 	if (r < 0) {
-		char msg[1024];
-
-		api_resp_error(x, 500, "cannot store the policy: %s; nothing changed",
-			   err_format(&err, msg, sizeof(msg)));
-		goto out_release;
-	}
-	r = policy_set_put(&d->api_policies, p);
-	if (r < 0) {
-		/* stored but not in memory: the next start would bring it; say so */
-		api_resp_error(x, 503, "out of memory after storing policy '%s'", full);
+		mutation_error(x, r, "cannot store the policy", &err);
 		goto out_release;
 	}
 	tmp.n = 0;   /* taken */
@@ -313,21 +238,21 @@ out_release:
 
 void api_handle_policy_delete(struct api_ctx *x, const char *ns, const char *name)
 {
-	struct daemon *d = x->d;
+	const struct api_backend *be = x->be;
 	struct mseg_policy *fp;
-	struct api_change ch = { .del_ns = ns, .del_name = name };
+	struct desired_change ch = { .del_ns = ns, .del_name = name };
 	struct mseg_err err;
 	char full[600];
 	int r;
 
 	snprintf(full, sizeof(full), "%s/%s", ns, name);
-	fp = policy_set_find(&d->file_policies, ns, name);
+	fp = policy_set_find(&be->desired->pols[DESIRED_FILE], ns, name);
 	if (fp) {
 		api_resp_error(x, 409, "policy '%s' comes from the policy dir (%s); remove it there",
 			   full, fp->pos.file ? fp->pos.file : "?");
 		return;
 	}
-	if (!policy_set_find(&d->api_policies, ns, name)) {
+	if (!policy_set_find(&be->desired->pols[DESIRED_API], ns, name)) {
 		api_resp_error(x, 404, "no policy '%s'", full);
 		return;
 	}
@@ -336,25 +261,21 @@ void api_handle_policy_delete(struct api_ctx *x, const char *ns, const char *nam
 		return;
 	}
 	err_clear(&err);
-	r = store_policy_delete(x->a->store, ns, name, &err);
-	if (r < 0 && r != -ENOENT) {
-		char msg[1024];
-
-		api_resp_error(x, 500, "cannot remove the stored policy: %s; nothing changed",
-			   err_format(&err, msg, sizeof(msg)));
+	r = desired_api_policy_delete(be->desired, ns, name, &err);
+	if (r < 0) {
+		mutation_error(x, r, "cannot remove the stored policy", &err);
 		return;
 	}
-	policy_set_remove(&d->api_policies, ns, name);
 	log_info("api: policy '%s' deleted", full);
 	api_resp_json(x, 200, mutation_result(x, "deleted", "policy", full));
 }
 
 void api_handle_endpoint_put(struct api_ctx *x, const char *id)
 {
-	struct daemon *d = x->d;
+	const struct api_backend *be = x->be;
 	struct mseg_endpoint *ep = NULL, *fe;
 	struct mseg_plan *plan = NULL;
-	struct api_change ch = { 0 };
+	struct desired_change ch = { 0 };
 	struct mseg_err err;
 	bool existed;
 	int r;
@@ -380,36 +301,29 @@ void api_handle_endpoint_put(struct api_ctx *x, const char *id)
 		api_resp_err(x, 400, &err);
 		return;
 	}
-	fe = inventory_find(&d->file_inventory, id);
+	fe = inventory_find(&be->desired->inv[DESIRED_FILE], id);
 	if (fe) {
 		api_resp_error(x, 409, "endpoint '%s' comes from the inventory file (%s); change it there",
-			   id, d->cfg->endpoints_file ? d->cfg->endpoints_file : "?");
+			   id, be->cfg->endpoints_file ? be->cfg->endpoints_file : "?");
 		goto out_free;
 	}
-	existed = inventory_find(&d->api_inventory, id) != NULL;
+	existed = inventory_find(&be->desired->inv[DESIRED_API], id) != NULL;
 	ch.put_ep = ep;
 	if (query_flag(x->c, "dry_run")) {
 		dry_run_answer(x, &ch, existed ? "would replace" : "would create", "endpoint", id);
 		goto out_free;
 	}
-	r = views_compile(d, &ch, &plan);
+	r = views_compile(x, &ch, &plan);
 	plan_free(plan);
 	if (r < 0) {
 		api_resp_error(x, 500, "compile: %s; nothing changed", strerror(-r));
 		goto out_free;
 	}
 	err_clear(&err);
-	r = store_endpoint_put(x->a->store, id, x->rq->body ? x->rq->body : "", x->rq->len, &err);
+	r = desired_api_endpoint_put(be->desired, ep, x->rq->body ? x->rq->body : "", x->rq->len,
+				     &err);
 	if (r < 0) {
-		char msg[1024];
-
-		api_resp_error(x, 500, "cannot store the endpoint: %s; nothing changed",
-			   err_format(&err, msg, sizeof(msg)));
-		goto out_free;
-	}
-	r = inventory_put(&d->api_inventory, ep);
-	if (r < 0) {
-		api_resp_error(x, 503, "out of memory after storing endpoint '%s'", id);
+		mutation_error(x, r, "cannot store the endpoint", &err);
 		goto out_free;
 	}
 	ep = NULL;
@@ -422,17 +336,17 @@ out_free:
 
 void api_handle_endpoint_delete(struct api_ctx *x, const char *id)
 {
-	struct daemon *d = x->d;
-	struct api_change ch = { .del_id = id };
+	const struct api_backend *be = x->be;
+	struct desired_change ch = { .del_id = id };
 	struct mseg_err err;
 	int r;
 
-	if (inventory_find(&d->file_inventory, id)) {
+	if (inventory_find(&be->desired->inv[DESIRED_FILE], id)) {
 		api_resp_error(x, 409, "endpoint '%s' comes from the inventory file (%s); remove it there",
-			   id, d->cfg->endpoints_file ? d->cfg->endpoints_file : "?");
+			   id, be->cfg->endpoints_file ? be->cfg->endpoints_file : "?");
 		return;
 	}
-	if (!inventory_find(&d->api_inventory, id)) {
+	if (!inventory_find(&be->desired->inv[DESIRED_API], id)) {
 		api_resp_error(x, 404, "no endpoint '%s'", id);
 		return;
 	}
@@ -441,15 +355,11 @@ void api_handle_endpoint_delete(struct api_ctx *x, const char *id)
 		return;
 	}
 	err_clear(&err);
-	r = store_endpoint_delete(x->a->store, id, &err);
-	if (r < 0 && r != -ENOENT) {
-		char msg[1024];
-
-		api_resp_error(x, 500, "cannot remove the stored endpoint: %s; nothing changed",
-			   err_format(&err, msg, sizeof(msg)));
+	r = desired_api_endpoint_delete(be->desired, id, &err);
+	if (r < 0) {
+		mutation_error(x, r, "cannot remove the stored endpoint", &err);
 		return;
 	}
-	inventory_remove(&d->api_inventory, id);
 	log_info("api: endpoint '%s' deleted", id);
 	api_resp_json(x, 200, mutation_result(x, "deleted", "endpoint", id));
 }
@@ -468,7 +378,7 @@ static json_t *policy_entry(struct api_ctx *x, const struct mseg_policy *p, bool
 		snprintf(src, sizeof(src), "api");
 	o = api_json_policy(p, src);
 	if (o && !from_file) {
-		const struct mseg_policy *fp = policy_set_find(&x->d->file_policies, p->ns, p->name);
+		const struct mseg_policy *fp = policy_set_find(&x->be->desired->pols[DESIRED_FILE], p->ns, p->name);
 
 		if (fp)
 			json_object_set_new(o, "shadowed_by", json_string(fp->pos.file ? fp->pos.file : "?"));
@@ -476,7 +386,7 @@ static json_t *policy_entry(struct api_ctx *x, const struct mseg_policy *p, bool
 			char *doc = NULL;
 			size_t len = 0;
 
-			if (store_policy_read(x->a->store, p->ns, p->name, &doc, &len) == 0)
+			if (desired_api_policy_doc(x->be->desired, p->ns, p->name, &doc, &len) == 0)
 				json_object_set_new(o, "document", json_stringn(doc, len));
 			free(doc);
 		}
@@ -488,22 +398,22 @@ void api_handle_policies_list(struct api_ctx *x)
 {
 	json_t *arr = json_array();
 
-	for (size_t i = 0; i < x->d->file_policies.n; i++)
-		json_array_append_new(arr, policy_entry(x, x->d->file_policies.items[i], true, false));
-	for (size_t i = 0; i < x->d->api_policies.n; i++)
-		json_array_append_new(arr, policy_entry(x, x->d->api_policies.items[i], false, false));
+	for (size_t i = 0; i < x->be->desired->pols[DESIRED_FILE].n; i++)
+		json_array_append_new(arr, policy_entry(x, x->be->desired->pols[DESIRED_FILE].items[i], true, false));
+	for (size_t i = 0; i < x->be->desired->pols[DESIRED_API].n; i++)
+		json_array_append_new(arr, policy_entry(x, x->be->desired->pols[DESIRED_API].items[i], false, false));
 	api_resp_json(x, 200, json_pack("{so}", "policies", arr));
 }
 
 void api_handle_policy_get(struct api_ctx *x, const char *ns, const char *name)
 {
-	const struct mseg_policy *p = policy_set_find(&x->d->file_policies, ns, name);
+	const struct mseg_policy *p = policy_set_find(&x->be->desired->pols[DESIRED_FILE], ns, name);
 
 	if (p) {
 		api_resp_json(x, 200, policy_entry(x, p, true, true));
 		return;
 	}
-	p = policy_set_find(&x->d->api_policies, ns, name);
+	p = policy_set_find(&x->be->desired->pols[DESIRED_API], ns, name);
 	if (p) {
 		api_resp_json(x, 200, policy_entry(x, p, false, true));
 		return;
@@ -518,19 +428,19 @@ static json_t *endpoint_entry(struct api_ctx *x, const struct mseg_endpoint *ep,
 	json_t *o;
 
 	if (from_file)
-		snprintf(src, sizeof(src), "file:%s", x->d->cfg->endpoints_file ? x->d->cfg->endpoints_file : "?");
+		snprintf(src, sizeof(src), "file:%s", x->be->cfg->endpoints_file ? x->be->cfg->endpoints_file : "?");
 	else
 		snprintf(src, sizeof(src), "api");
 	o = api_json_endpoint(ep, src);
 	if (!o)
 		return NULL;
-	if (!from_file && inventory_find(&x->d->file_inventory, ep->id))
-		json_object_set_new(o, "shadowed_by", json_string(x->d->cfg->endpoints_file));
-	i = reconciler_ep_index(x->d->rec, ep->id);
+	if (!from_file && inventory_find(&x->be->desired->inv[DESIRED_FILE], ep->id))
+		json_object_set_new(o, "shadowed_by", json_string(x->be->cfg->endpoints_file));
+	i = reconciler_ep_index(x->be->rec, ep->id);
 	if (i >= 0) {
 		struct reconcile_ep_status st;
 
-		reconciler_ep_status(x->d->rec, (size_t)i, &st);
+		reconciler_ep_status(x->be->rec, (size_t)i, &st);
 		json_object_set_new(o, "programmed", json_boolean(st.programmed));
 		if (st.error)
 			json_object_set_new(o, "error", json_string(st.error));
@@ -542,22 +452,22 @@ void api_handle_endpoints_list(struct api_ctx *x)
 {
 	json_t *arr = json_array();
 
-	for (size_t i = 0; i < x->d->file_inventory.n; i++)
-		json_array_append_new(arr, endpoint_entry(x, x->d->file_inventory.eps[i], true));
-	for (size_t i = 0; i < x->d->api_inventory.n; i++)
-		json_array_append_new(arr, endpoint_entry(x, x->d->api_inventory.eps[i], false));
+	for (size_t i = 0; i < x->be->desired->inv[DESIRED_FILE].n; i++)
+		json_array_append_new(arr, endpoint_entry(x, x->be->desired->inv[DESIRED_FILE].eps[i], true));
+	for (size_t i = 0; i < x->be->desired->inv[DESIRED_API].n; i++)
+		json_array_append_new(arr, endpoint_entry(x, x->be->desired->inv[DESIRED_API].eps[i], false));
 	api_resp_json(x, 200, json_pack("{so}", "endpoints", arr));
 }
 
 void api_handle_endpoint_get(struct api_ctx *x, const char *id)
 {
-	const struct mseg_endpoint *ep = inventory_find(&x->d->file_inventory, id);
+	const struct mseg_endpoint *ep = inventory_find(&x->be->desired->inv[DESIRED_FILE], id);
 
 	if (ep) {
 		api_resp_json(x, 200, endpoint_entry(x, ep, true));
 		return;
 	}
-	ep = inventory_find(&x->d->api_inventory, id);
+	ep = inventory_find(&x->be->desired->inv[DESIRED_API], id);
 	if (ep) {
 		api_resp_json(x, 200, endpoint_entry(x, ep, false));
 		return;
@@ -573,7 +483,7 @@ static json_t *rules_entry(struct api_ctx *x, size_t i, bool with_table)
 	json_t *o = json_object(), *diffs = json_array();
 	int r;
 
-	reconciler_ep_status(x->d->rec, i, &st);
+	reconciler_ep_status(x->be->rec, i, &st);
 	json_object_set_new(o, "endpoint", json_string(st.id));
 	json_object_set_new(o, "netns", st.netns ? json_string(st.netns) : json_null());
 	json_object_set_new(o, "programmed", json_boolean(st.programmed));
@@ -584,7 +494,7 @@ static json_t *rules_entry(struct api_ctx *x, size_t i, bool with_table)
 	if (st.error)
 		json_object_set_new(o, "error", json_string(st.error));
 	err_clear(&err);
-	r = reconciler_ep_verify(x->d->rec, i, &rep, &err);
+	r = reconciler_ep_verify(x->be->rec, i, &rep, &err);
 	if (r < 0) {
 		char msg[1024];
 
@@ -608,7 +518,7 @@ static json_t *rules_entry(struct api_ctx *x, size_t i, bool with_table)
 	if (with_table) {
 		char *text = NULL;
 
-		if (reconciler_ep_render(x->d->rec, i, &text) == 0)
+		if (reconciler_ep_render(x->be->rec, i, &text) == 0)
 			json_object_set_new(o, "table", json_string(text));
 		free(text);
 	}
@@ -618,16 +528,16 @@ static json_t *rules_entry(struct api_ctx *x, size_t i, bool with_table)
 /* Changes whenever anything was (re)programmed or the API changed state. */
 static uint64_t rules_cache_key(struct api_ctx *x)
 {
-	const struct reconcile_stats *st = reconciler_stats(x->d->rec);
+	const struct reconcile_stats *st = reconciler_stats(x->be->rec);
 
-	return x->a->generation + st->replaces + st->updates + st->deletes + st->failures +
-	       st->drift_repairs + st->adopted + reconciler_ep_count(x->d->rec);
+	return x->be->desired->generation + st->replaces + st->updates + st->deletes + st->failures +
+	       st->drift_repairs + st->adopted + reconciler_ep_count(x->be->rec);
 }
 
 /* Make slots[] follow the reconciler's endpoints (both sorted by id). */
 static int rules_slots_sync(struct api_server *a)
 {
-	struct reconciler *rec = a->d->rec;
+	struct reconciler *rec = a->be.rec;
 	size_t n = reconciler_ep_count(rec), k = 0;
 	struct rules_slot *v;
 	bool same = n == a->n_slots;
@@ -676,7 +586,7 @@ static int rules_slots_sync(struct api_server *a)
 
 static void rules_slot_refresh(struct api_server *a, size_t i, bool with_table)
 {
-	struct api_ctx x = { .a = a, .d = a->d };
+	struct api_ctx x = { .a = a, .be = &a->be };
 	struct rules_slot *sl = &a->slots[i];
 	json_t *e = rules_entry(&x, i, with_table);
 	bool changed;
@@ -698,7 +608,7 @@ static void rules_slot_refresh(struct api_server *a, size_t i, bool with_table)
 /* The background read-back: the stalest few namespaces per tick. */
 static void on_rules_timer(struct evloop_source *src, uint64_t now, struct api_server *a)
 {
-	struct api_ctx x = { .a = a, .d = a->d };
+	struct api_ctx x = { .a = a, .be = &a->be };
 	uint64_t key = rules_cache_key(&x);
 
 	if (!a->rules_wanted_ns || now - a->rules_wanted_ns > (uint64_t)API_RULES_IDLE_MS * 1000000ull)
@@ -740,7 +650,7 @@ void api_handle_rules(struct api_ctx *x, const char *id)
 	bool with_table = query_flag(x->c, "table");
 
 	if (id) {
-		ssize_t i = reconciler_ep_index(x->d->rec, id);
+		ssize_t i = reconciler_ep_index(x->be->rec, id);
 
 		if (i < 0) {
 			api_resp_error(x, 404, "no endpoint '%s'", id);
@@ -831,12 +741,12 @@ void api_handle_rules(struct api_ctx *x, const char *id)
 /* Everything /v1/status shows changes this key (or the uptime second). */
 static uint64_t status_key(struct api_ctx *x)
 {
-	struct daemon *d = x->d;
+	const struct api_backend *be = x->be;
 	uint64_t k = rules_cache_key(x);
 
 	k = k * 31 + (api_mono_ns() - x->a->start_ns) / 1000000000ull;
-	k = k * 31 + d->file_policies.n + (d->api_policies.n << 20);
-	k = k * 31 + d->file_inventory.n + (d->api_inventory.n << 20);
+	k = k * 31 + be->desired->pols[DESIRED_FILE].n + (be->desired->pols[DESIRED_API].n << 20);
+	k = k * 31 + be->desired->inv[DESIRED_FILE].n + (be->desired->inv[DESIRED_API].n << 20);
 	if (x->a->flows)
 		k = k * 31 + flow_ring_seq(x->a->flows);
 	return k;
@@ -880,15 +790,15 @@ void api_handle_status(struct api_ctx *x)
 
 static void h_status_build(struct api_ctx *x)
 {
-	struct daemon *d = x->d;
-	const struct reconcile_stats *st = reconciler_stats(d->rec);
-	size_t programmed = 0, failed = 0, n = reconciler_ep_count(d->rec);
+	const struct api_backend *be = x->be;
+	const struct reconcile_stats *st = reconciler_stats(be->rec);
+	size_t programmed = 0, failed = 0, n = reconciler_ep_count(be->rec);
 	json_t *o = json_object(), *lis = json_array();
 
 	for (size_t i = 0; i < n; i++) {
 		struct reconcile_ep_status s;
 
-		reconciler_ep_status(d->rec, i, &s);
+		reconciler_ep_status(be->rec, i, &s);
 		if (s.programmed)
 			programmed++;
 		if (s.error)
@@ -899,25 +809,25 @@ static void h_status_build(struct api_ctx *x)
 	json_object_set_new(o, "version", json_string(MSEG_VERSION));
 	json_object_set_new(o, "uptime_seconds",
 			    json_integer((json_int_t)((api_mono_ns() - x->a->start_ns) / 1000000000ull)));
-	json_object_set_new(o, "generation", json_integer((json_int_t)x->a->generation));
-	json_object_set_new(o, "mode", json_string(d->cfg->mode == MSEG_MODE_AUDIT ? "audit" : "enforce"));
-	json_object_set_new(o, "default_deny", json_boolean(d->cfg->default_deny));
-	json_object_set_new(o, "ready", json_boolean(reconciler_ready(d->rec)));
+	json_object_set_new(o, "generation", json_integer((json_int_t)x->be->desired->generation));
+	json_object_set_new(o, "mode", json_string(be->cfg->mode == MSEG_MODE_AUDIT ? "audit" : "enforce"));
+	json_object_set_new(o, "default_deny", json_boolean(be->cfg->default_deny));
+	json_object_set_new(o, "ready", json_boolean(reconciler_ready(be->rec)));
 	json_object_set_new(o, "policies", json_pack("{sIsIsI}", "total",
-		(json_int_t)(d->file_policies.n + d->api_policies.n), "file",
-		(json_int_t)d->file_policies.n, "api", (json_int_t)d->api_policies.n));
+		(json_int_t)(be->desired->pols[DESIRED_FILE].n + be->desired->pols[DESIRED_API].n), "file",
+		(json_int_t)be->desired->pols[DESIRED_FILE].n, "api", (json_int_t)be->desired->pols[DESIRED_API].n));
 	json_object_set_new(o, "endpoints", json_pack("{sIsIsIsIsI}", "total", (json_int_t)n,
-		"file", (json_int_t)d->file_inventory.n, "api", (json_int_t)d->api_inventory.n,
+		"file", (json_int_t)be->desired->inv[DESIRED_FILE].n, "api", (json_int_t)be->desired->inv[DESIRED_API].n,
 		"programmed", (json_int_t)programmed, "failed", (json_int_t)failed));
 	json_object_set_new(o, "kernel", json_pack("{sssbsbsbsb}", "queue",
-		queue_method_name(d->features.queue), "queue_native", d->features.queue_native,
-		"queue_xt", d->features.queue_xt, "nflog", d->features.nflog, "concat_interval",
-		d->features.concat_interval));
+		queue_method_name(be->features->queue), "queue_native", be->features->queue_native,
+		"queue_xt", be->features->queue_xt, "nflog", be->features->nflog, "concat_interval",
+		be->features->concat_interval));
 	json_object_set_new(o, "reconcile", json_pack("{sIsIsIsIsIsI}", "replaces",
 		(json_int_t)st->replaces, "updates", (json_int_t)st->updates, "deletes",
 		(json_int_t)st->deletes, "adopted", (json_int_t)st->adopted, "failures",
 		(json_int_t)st->failures, "drift_repairs", (json_int_t)st->drift_repairs));
-	json_object_set_new(o, "state_dir", json_string(store_dir(x->a->store)));
+	json_object_set_new(o, "state_dir", json_string(desired_state_dir(x->be->desired)));
 	json_object_set_new(o, "listen", lis);
 	if (x->a->flows)
 		json_object_set_new(o, "flows", json_pack("{sIsI}", "records",
@@ -929,12 +839,12 @@ static void h_status_build(struct api_ctx *x)
 void api_handle_readyz(struct api_ctx *x)
 {
 	json_t *missing = json_array();
-	bool ready = reconciler_ready(x->d->rec);
+	bool ready = reconciler_ready(x->be->rec);
 
-	for (size_t i = 0; i < reconciler_ep_count(x->d->rec); i++) {
+	for (size_t i = 0; i < reconciler_ep_count(x->be->rec); i++) {
 		struct reconcile_ep_status s;
 
-		reconciler_ep_status(x->d->rec, i, &s);
+		reconciler_ep_status(x->be->rec, i, &s);
 		if (!s.programmed)
 			json_array_append_new(missing, json_string(s.id));
 	}
@@ -966,9 +876,9 @@ static int flow_count_cb(const struct flow_record *rec, void *data)
 
 void api_handle_metrics(struct api_ctx *x)
 {
-	struct daemon *d = x->d;
-	const struct reconcile_stats *st = reconciler_stats(d->rec);
-	size_t n = reconciler_ep_count(d->rec), programmed = 0, elems = 0;
+	const struct api_backend *be = x->be;
+	const struct reconcile_stats *st = reconciler_stats(be->rec);
+	size_t n = reconciler_ep_count(be->rec), programmed = 0, elems = 0;
 	char *buf = NULL;
 	size_t len = 0;
 	FILE *f = open_memstream(&buf, &len);
@@ -980,20 +890,20 @@ void api_handle_metrics(struct api_ctx *x)
 	for (size_t i = 0; i < n; i++) {
 		struct reconcile_ep_status s;
 
-		reconciler_ep_status(d->rec, i, &s);
+		reconciler_ep_status(be->rec, i, &s);
 		if (s.programmed) {
 			programmed++;
 			elems += s.n_entries[0] + s.n_entries[1];
 		}
 	}
 	m_head(f, "mseg_endpoints", "gauge", "Endpoints in the desired state, by source.");
-	fprintf(f, "mseg_endpoints{source=\"file\"} %zu\n", d->file_inventory.n);
-	fprintf(f, "mseg_endpoints{source=\"api\"} %zu\n", d->api_inventory.n);
+	fprintf(f, "mseg_endpoints{source=\"file\"} %zu\n", be->desired->inv[DESIRED_FILE].n);
+	fprintf(f, "mseg_endpoints{source=\"api\"} %zu\n", be->desired->inv[DESIRED_API].n);
 	m_head(f, "mseg_endpoints_programmed", "gauge", "Endpoints whose kernel table matches the desired state.");
 	fprintf(f, "mseg_endpoints_programmed %zu\n", programmed);
 	m_head(f, "mseg_policies", "gauge", "Policies in the desired state, by source.");
-	fprintf(f, "mseg_policies{source=\"file\"} %zu\n", d->file_policies.n);
-	fprintf(f, "mseg_policies{source=\"api\"} %zu\n", d->api_policies.n);
+	fprintf(f, "mseg_policies{source=\"file\"} %zu\n", be->desired->pols[DESIRED_FILE].n);
+	fprintf(f, "mseg_policies{source=\"api\"} %zu\n", be->desired->pols[DESIRED_API].n);
 	m_head(f, "mseg_programmed_entries", "gauge", "Allow entries programmed into kernel sets, all endpoints.");
 	fprintf(f, "mseg_programmed_entries %zu\n", elems);
 	m_head(f, "mseg_batches_total", "counter", "Netlink batches sent, by kind.");
@@ -1032,8 +942,8 @@ void api_handle_metrics(struct api_ctx *x)
 		struct ep_table_counters ctr;
 		struct mseg_err err;
 
-		reconciler_ep_status(d->rec, i, &s);
-		if (!s.programmed || reconciler_ep_counters(d->rec, i, &ctr, &err) < 0)
+		reconciler_ep_status(be->rec, i, &s);
+		if (!s.programmed || reconciler_ep_counters(be->rec, i, &ctr, &err) < 0)
 			continue;
 		for (int dir = 0; dir < MSEG_DIR_COUNT; dir++)
 			if (ctr.present[dir])
@@ -1049,7 +959,7 @@ void api_handle_metrics(struct api_ctx *x)
 	for (size_t i = 0; i < n; i++) {
 		struct reconcile_ep_status s;
 
-		reconciler_ep_status(d->rec, i, &s);
+		reconciler_ep_status(be->rec, i, &s);
 		for (int dir = 0; dir < MSEG_DIR_COUNT; dir++)
 			if (invalid_present[i * MSEG_DIR_COUNT + dir])
 				fprintf(f, "mseg_invalid_packets_total{endpoint=\"%s\",direction=\"%s\"} %llu\n",
@@ -1078,10 +988,10 @@ void api_handle_metrics(struct api_ctx *x)
 		m_head(f, "mseg_flow_records_overwritten_total", "counter", "Flow records pushed out of the full ring.");
 		fprintf(f, "mseg_flow_records_overwritten_total %llu\n", (unsigned long long)fs.overwritten);
 	}
-	if (d->flows) {
+	if (be->flows) {
 		struct flowpipe_stats ps;
 
-		flowpipe_stats_get(d->flows, &ps);
+		flowpipe_stats_get(be->flows, &ps);
 		m_head(f, "mseg_queue_listeners", "gauge", "NFQUEUE listeners open (one per isolated namespace).");
 		fprintf(f, "mseg_queue_listeners %llu\n", (unsigned long long)ps.listeners);
 		m_head(f, "mseg_queue_packets_total", "counter", "Queued packets msegd gave a verdict, by verdict.");
@@ -1103,11 +1013,11 @@ void api_handle_metrics(struct api_ctx *x)
 			fprintf(f, "mseg_api_requests_total{code=\"%u\"} %llu\n", c,
 				(unsigned long long)x->a->requests[c]);
 	m_head(f, "mseg_api_generation", "gauge", "Changes accepted over the API since start.");
-	fprintf(f, "mseg_api_generation %llu\n", (unsigned long long)x->a->generation);
+	fprintf(f, "mseg_api_generation %llu\n", (unsigned long long)x->be->desired->generation);
 	m_head(f, "mseg_start_time_seconds", "gauge", "Start time of msegd since the epoch.");
 	fprintf(f, "mseg_start_time_seconds %llu\n", (unsigned long long)x->a->start_real_s);
 	m_head(f, "mseg_ready", "gauge", "1 when every endpoint is programmed.");
-	fprintf(f, "mseg_ready %d\n", reconciler_ready(d->rec) ? 1 : 0);
+	fprintf(f, "mseg_ready %d\n", reconciler_ready(be->rec) ? 1 : 0);
 	if (fclose(f) != 0) {
 		free(buf);
 		api_resp_error(x, 503, "out of memory");
@@ -1142,7 +1052,7 @@ void api_handle_check(struct api_ctx *x)
 	json_t *in = json_loadb(x->rq->body ? x->rq->body : "", x->rq->len, JSON_REJECT_DUPLICATES, &je);
 	struct check_query q = { 0 };
 	struct check_result res;
-	struct api_views v;
+	struct desired_view v;
 	struct mseg_err err;
 	const char *proto = "tcp";
 	json_t *port;
@@ -1205,20 +1115,22 @@ void api_handle_check(struct api_ctx *x)
 		api_resp_error(x, 400, "a port is required for %s", proto ? proto : "this protocol");
 		goto out_decref;
 	}
-	r = views_build(x->d, NULL, &v);
+	r = desired_view_build(x->be->desired, NULL, &v);
 	if (r < 0) {
 		api_resp_error(x, 503, "out of memory");
 		goto out_decref;
 	}
 	err_clear(&err);
-	r = check_decide(v.pols, v.n_pols, v.eps, v.n_eps, api_copts(x->d), &q, &res, &err);
+	r = check_decide((const struct mseg_policy *const *)v.pols.items, v.pols.n,
+			 (const struct mseg_endpoint *const *)v.inv.eps, v.inv.n, api_copts(x), &q,
+			 &res, &err);
 	if (r == -EINVAL)
 		api_resp_err(x, 400, &err);
 	else if (r < 0)
 		api_resp_error(x, 500, "%s", err.msg);
 	else
 		api_resp_json(x, 200, api_json_check(&res, &q));
-	views_release(&v);
+	desired_view_release(&v);
 out_decref:
 	json_decref(in);
 }

@@ -1,5 +1,6 @@
 /* msegd's main loop: one epoll loop serving signals, the policy-dir and
- * inventory watches, the resync timer (and, later, NFQUEUE and HTTP). */
+ * inventory watches, the resync timer and the NFQUEUE listeners; the REST
+ * API adds its sources to the same loop (src/msegd/main.c wires it). */
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
@@ -11,18 +12,33 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
-#include "mseg/api/api.h"
 #include "mseg/daemon/daemon.h"
+#include "mseg/daemon/desired.h"
 #include "mseg/util/evloop.h"
 #include "mseg/model/inventory.h"
 #include "mseg/util/log.h"
 #include "mseg/kernel/nft.h"
 #include "mseg/model/policy.h"
 #include "mseg/kernel/reconcile.h"
-#include "daemon/daemon_priv.h"
-#include "daemon/flowpipe.h"
+#include "mseg/daemon/flowpipe.h"
 
 #define RELOAD_DEBOUNCE_MS 100
+
+struct daemon {
+	const struct daemon_config *cfg;
+	struct evloop *loop;
+	struct reconciler *rec;
+	struct nft_features features;
+	struct desired desired;       /* files, API and store: what should be */
+	int sigfd;
+	int inofd;
+	struct evloop_source *sig_src, *ino_src;
+	int wd_policy, wd_endpoints;
+	char *endpoints_dir, *endpoints_base;
+	struct evloop_source *reload_timer;
+	struct evloop_source *resync_timer;
+	struct flowpipe *flows;       /* NFQUEUE listeners, flow ring and log */
+};
 
 static void daemon_log_events(struct daemon *d)
 {
@@ -53,87 +69,59 @@ static int daemon_load(struct daemon *d)
 		if (r < 0)
 			goto out_fail;
 	}
-	policy_set_release(&d->file_policies);
-	inventory_release(&d->file_inventory);
-	d->file_policies = pols;
-	d->file_inventory = inv;
-	log_info("loaded %zu policies, %zu endpoints", d->file_policies.n, d->file_inventory.n);
+	desired_files_replace(&d->desired, &pols, &inv);
+	log_info("loaded %zu policies, %zu endpoints", d->desired.pols[DESIRED_FILE].n,
+		 d->desired.inv[DESIRED_FILE].n);
 	return 0;
 
 out_fail:
 	log_error("%s; keeping the previous %zu policies and %zu endpoints in force",
-		  err_format(&err, msg, sizeof(msg)), d->file_policies.n, d->file_inventory.n);
+		  err_format(&err, msg, sizeof(msg)), d->desired.pols[DESIRED_FILE].n,
+		  d->desired.inv[DESIRED_FILE].n);
 	policy_set_release(&pols);
 	inventory_release(&inv);
 	return r;
 }
 
-/* The desired state is the union of the files (policy dir, inventory file)
- * and what the API stored. On a name clash the file wins (the API refuses to
- * create such names; a file added later takes over). */
-static int daemon_views(struct daemon *d, struct mseg_policy_set *pv, struct mseg_inventory *iv)
+/* API objects hidden by a file of the same name: said once per reconcile. */
+static void daemon_log_shadowed(const struct daemon *d)
 {
-	size_t np = d->file_policies.n + d->api_policies.n;
-	size_t ne = d->file_inventory.n + d->api_inventory.n;
+	const struct desired *ds = &d->desired;
 
-	pv->items = calloc(np ? np : 1, sizeof(*pv->items));
-	iv->eps = calloc(ne ? ne : 1, sizeof(*iv->eps));
-	if (!pv->items || !iv->eps) {
-		free(pv->items);
-		free(iv->eps);
-		return -ENOMEM;
-	}
-	pv->n = 0;
-	for (size_t i = 0; i < d->file_policies.n; i++)
-		pv->items[pv->n++] = d->file_policies.items[i];
-	for (size_t i = 0; i < d->api_policies.n; i++) {
-		const struct mseg_policy *p = d->api_policies.items[i];
+	for (size_t i = 0; i < ds->pols[DESIRED_API].n; i++) {
+		const struct mseg_policy *p = ds->pols[DESIRED_API].items[i];
 
-		if (policy_set_find(&d->file_policies, p->ns, p->name)) {
+		if (desired_policy_shadowed(ds, p))
 			log_warn("policy '%s/%s' from the API is shadowed by the policy dir",
 				 p->ns, p->name);
-			continue;
-		}
-		pv->items[pv->n++] = d->api_policies.items[i];
 	}
-	/* both inventories are sorted by id: merge */
-	size_t a = 0, b = 0;
+	for (size_t i = 0; i < ds->inv[DESIRED_API].n; i++) {
+		const struct mseg_endpoint *ep = ds->inv[DESIRED_API].eps[i];
 
-	iv->n = 0;
-	while (a < d->file_inventory.n || b < d->api_inventory.n) {
-		struct mseg_endpoint *fa = a < d->file_inventory.n ? d->file_inventory.eps[a] : NULL;
-		struct mseg_endpoint *fb = b < d->api_inventory.n ? d->api_inventory.eps[b] : NULL;
-		int c = !fa ? 1 : !fb ? -1 : strcmp(fa->id, fb->id);
-
-		if (c == 0) {
-			log_warn("endpoint '%s' from the API is shadowed by the inventory file", fb->id);
-			b++;
-			continue;
-		}
-		iv->eps[iv->n++] = c < 0 ? d->file_inventory.eps[a++] : d->api_inventory.eps[b++];
+		if (desired_endpoint_shadowed(ds, ep))
+			log_warn("endpoint '%s' from the API is shadowed by the inventory file",
+				 ep->id);
 	}
-	return 0;
 }
 
 int daemon_reconcile(struct daemon *d)
 {
-	struct mseg_policy_set pv = { 0 };
-	struct mseg_inventory iv = { 0 };
-	int r = daemon_views(d, &pv, &iv);
+	struct desired_view v;
+	int r = desired_view_build(&d->desired, NULL, &v);
 
 	if (r < 0) {
 		log_error("reconcile: out of memory");
 		return r;
 	}
-	r = reconciler_apply(d->rec, &pv, &iv);
+	if (v.shadowed_pols || v.shadowed_eps)
+		daemon_log_shadowed(d);
+	r = reconciler_apply(d->rec, &v.pols, &v.inv);
 	daemon_log_events(d);
 	if (d->flows)
 		flowpipe_sync(d->flows, d->rec);
 	if (r < 0 && r != -EIO)
 		log_error("compile failed: %s", strerror(-r));
-	/* views do not own their objects */
-	free(pv.items);
-	free(iv.eps);
+	desired_view_release(&v);
 	return r;
 }
 
@@ -342,77 +330,111 @@ static int daemon_setup(struct daemon *d)
 		if (!d->resync_timer)
 			return r;
 	}
-	/* the state store (loaded before the first reconcile) and the REST API */
+	/* the API's durable state, loaded before the first reconcile */
 	err_clear(&err);
-	r = api_server_new(d, &d->api, &err);
+	r = desired_store_open(&d->desired, d->cfg->state_dir, &err);
 	if (r < 0) {
-		log_error("api: %s", err_format(&err, msg, sizeof(msg)));
+		log_error("state dir: %s", err_format(&err, msg, sizeof(msg)));
 		return r;
 	}
-	log_info("api: %zu policies and %zu endpoints from the state dir '%s'",
-		 d->api_policies.n, d->api_inventory.n, d->cfg->state_dir);
+	log_info("state dir '%s': %zu policies and %zu endpoints from the API",
+		 d->cfg->state_dir, d->desired.pols[DESIRED_API].n, d->desired.inv[DESIRED_API].n);
 	return 0;
 }
 
-int daemon_run(const struct daemon_config *cfg)
+int daemon_new(const struct daemon_config *cfg, struct daemon **ret)
 {
-	struct daemon d = {
-		.cfg = cfg,
-		.sigfd = -1,
-		.inofd = -1,
-		.wd_policy = -1,
-		.wd_endpoints = -1,
-	};
+	struct daemon *d = calloc(1, sizeof(*d));
 	int r;
 
-	policy_set_init(&d.file_policies);
-	inventory_init(&d.file_inventory);
-	policy_set_init(&d.api_policies);
-	inventory_init(&d.api_inventory);
-	log_max_level = cfg->log_level;
-	d.loop = evloop_new();
-	if (!d.loop)
+	if (!d)
 		return -ENOMEM;
-	r = daemon_setup(&d);
+	d->cfg = cfg;
+	d->sigfd = -1;
+	d->inofd = -1;
+	d->wd_policy = -1;
+	d->wd_endpoints = -1;
+	desired_init(&d->desired);
+	log_max_level = cfg->log_level;
+	d->loop = evloop_new();
+	if (!d->loop) {
+		daemon_free(d);
+		return -ENOMEM;
+	}
+	r = daemon_setup(d);
 	if (r < 0) {
 		log_error("startup failed: %s", strerror(-r));
-		goto out_release;
+		daemon_free(d);
+		return r;
 	}
+	*ret = d;
+	return 0;
+}
+
+int daemon_run(struct daemon *d)
+{
+	const struct reconcile_stats *st;
+	int r;
+
 	/* The first load must succeed: starting with nothing would remove tables. */
-	r = daemon_load(&d);
+	r = daemon_load(d);
 	if (r < 0)
-		goto out_release;
-	daemon_reconcile(&d);
-	{
-		const struct reconcile_stats *st = reconciler_stats(d.rec);
+		return r;
+	daemon_reconcile(d);
+	st = reconciler_stats(d->rec);
+	log_info("msegd ready: %zu endpoints, %s; adopted %llu, replaced %llu, failed %llu; "
+		 "resync every %u s",
+		 reconciler_ep_count(d->rec),
+		 reconciler_ready(d->rec) ? "all programmed" : "NOT all programmed",
+		 (unsigned long long)st->adopted, (unsigned long long)st->replaces,
+		 (unsigned long long)st->failures, d->cfg->resync_sec);
+	return evloop_run(d->loop);
+}
 
-		log_info("msegd ready: %zu endpoints, %s; adopted %llu, replaced %llu, failed %llu; "
-			 "resync every %u s",
-			 d.file_inventory.n + d.api_inventory.n, reconciler_ready(d.rec) ? "all programmed" : "NOT all programmed",
-			 (unsigned long long)st->adopted, (unsigned long long)st->replaces,
-			 (unsigned long long)st->failures, cfg->resync_sec);
-	}
-	r = evloop_run(d.loop);
-
-out_release:
-	d.api = api_server_free(d.api);
-	d.flows = flowpipe_free(d.flows);
-	d.rec = reconciler_free(d.rec);
-	policy_set_release(&d.file_policies);
-	inventory_release(&d.file_inventory);
-	policy_set_release(&d.api_policies);
-	inventory_release(&d.api_inventory);
+struct daemon *daemon_free(struct daemon *d)
+{
+	if (!d)
+		return NULL;
+	d->flows = flowpipe_free(d->flows);
+	d->rec = reconciler_free(d->rec);
+	desired_release(&d->desired);
 	/* the loop does not free sources still registered */
-	evloop_source_remove(d.sig_src);
-	evloop_source_remove(d.ino_src);
-	evloop_source_remove(d.reload_timer);
-	evloop_source_remove(d.resync_timer);
-	d.loop = evloop_free(d.loop);
-	if (d.sigfd >= 0)
-		close(d.sigfd);
-	if (d.inofd >= 0)
-		close(d.inofd);
-	free(d.endpoints_dir);
-	free(d.endpoints_base);
-	return r;
+	evloop_source_remove(d->sig_src);
+	evloop_source_remove(d->ino_src);
+	evloop_source_remove(d->reload_timer);
+	evloop_source_remove(d->resync_timer);
+	d->loop = evloop_free(d->loop);
+	if (d->sigfd >= 0)
+		close(d->sigfd);
+	if (d->inofd >= 0)
+		close(d->inofd);
+	free(d->endpoints_dir);
+	free(d->endpoints_base);
+	free(d);
+	return NULL;
+}
+
+struct evloop *daemon_loop(struct daemon *d)
+{
+	return d->loop;
+}
+
+struct desired *daemon_desired(struct daemon *d)
+{
+	return &d->desired;
+}
+
+struct reconciler *daemon_reconciler(struct daemon *d)
+{
+	return d->rec;
+}
+
+const struct nft_features *daemon_features(const struct daemon *d)
+{
+	return &d->features;
+}
+
+struct flowpipe *daemon_flowpipe(struct daemon *d)
+{
+	return d->flows;
 }

@@ -8,7 +8,7 @@
 #include "mseg/util/log.h"
 #include "mseg/kernel/nft.h"
 #include "mseg/packet/queue.h"
-#include "daemon/flowpipe.h"
+#include "mseg/daemon/flowpipe.h"
 
 #define FLOWPIPE_TICK_MS 1000
 

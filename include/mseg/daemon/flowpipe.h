@@ -2,7 +2,8 @@
  * endpoint's namespace, served from the event loop; each queued packet gets
  * its verdict from the mode of its direction (enforce drops, audit accepts),
  * then becomes (or aggregates into) a flow record in the ring; the log file
- * is written from a timer. Private to src/lib (daemon side). */
+ * is written from a timer. The daemon owns it; the API reads its ring and
+ * statistics. */
 #ifndef MSEG_FLOWPIPE_H
 #define MSEG_FLOWPIPE_H
 

@@ -1,0 +1,107 @@
+/* The desired state: every source of policies and endpoints (the policy
+ * dir and inventory file, the REST API with its durable store), and the
+ * one function that merges them into the view the compiler takes, with or
+ * without a pending change. The daemon's reconcile and the API's dry runs,
+ * checks and mutations all read the state through this module, so that a
+ * dry-run diff and the real reconcile come from the same merge.
+ *
+ * Merge rule: a file wins over the API on a name clash (the API refuses to
+ * create such names; a file added later takes over, and the API object is
+ * reported as shadowed). Nothing here logs. */
+#ifndef MSEG_DESIRED_H
+#define MSEG_DESIRED_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mseg/util/err.h"
+#include "mseg/model/model.h"
+#include "mseg/model/plan.h"
+
+enum desired_source {
+	DESIRED_FILE,   /* --policy-dir and --endpoints: reloaded as a whole */
+	DESIRED_API,    /* REST API: one object at a time, stored durably */
+	DESIRED_N_SOURCES
+};
+
+struct store;
+
+struct desired {
+	struct mseg_policy_set pols[DESIRED_N_SOURCES];
+	struct mseg_inventory inv[DESIRED_N_SOURCES];
+	struct store *store;           /* the API's objects on disk; NULL: none */
+	uint64_t generation;           /* bumped by every accepted API change */
+};
+
+/* One change not yet made: at most one policy put or delete and one
+ * endpoint put or delete, as an API request proposes it. */
+struct desired_change {
+	const struct mseg_policy *put_pol;
+	const char *del_ns, *del_name;
+	const struct mseg_endpoint *put_ep;
+	const char *del_id;
+};
+
+/* The merged state. Borrows every object from the sources (and from the
+ * change): valid until the sources change. The sets can be handed to
+ * reconciler_apply() as they are; the inventory is sorted by id. */
+struct desired_view {
+	struct mseg_policy_set pols;
+	struct mseg_inventory inv;
+	size_t shadowed_pols, shadowed_eps;   /* API objects hidden by a file */
+};
+
+void desired_init(struct desired *ds);
+void desired_release(struct desired *ds);
+
+/* Open the store in @state_dir and load the API's objects from it (all or
+ * nothing). Call once, before the first view. */
+int desired_store_open(struct desired *ds, const char *state_dir, struct mseg_err *err);
+
+/* Replace the file source with @pols and @inv, taking their contents (they
+ * end empty). */
+void desired_files_replace(struct desired *ds, struct mseg_policy_set *pols,
+			   struct mseg_inventory *inv);
+
+/* Merge every source, with @ch (may be NULL) applied. -ENOMEM. */
+int desired_view_build(const struct desired *ds, const struct desired_change *ch,
+		       struct desired_view *ret);
+void desired_view_release(struct desired_view *v);
+
+/* Compile the merged state (with @ch applied, may be NULL). */
+int desired_compile(const struct desired *ds, const struct desired_change *ch,
+		    const struct compile_opts *opts, struct mseg_plan **ret);
+
+/* Whether an API object of this name is hidden by a file object. */
+bool desired_policy_shadowed(const struct desired *ds, const struct mseg_policy *p);
+bool desired_endpoint_shadowed(const struct desired *ds, const struct mseg_endpoint *ep);
+
+/* Lookups in one source; NULL when absent. */
+struct mseg_policy *desired_policy_find(const struct desired *ds, enum desired_source src,
+					const char *ns, const char *name);
+struct mseg_endpoint *desired_endpoint_find(const struct desired *ds, enum desired_source src,
+					    const char *id);
+
+/* API changes: the document @doc (exactly as received) is written to the
+ * store durably first, then the object is swapped into the API source and
+ * the generation moves. On error nothing changed (in memory or on disk),
+ * except -ENOMEM after the durable write, which @err says. Puts take @p /
+ * @ep on success. Deletes return -ENOENT when the API holds no such
+ * object. */
+int desired_api_policy_put(struct desired *ds, struct mseg_policy *p, const char *doc,
+			   size_t len, struct mseg_err *err);
+int desired_api_policy_delete(struct desired *ds, const char *ns, const char *name,
+			      struct mseg_err *err);
+int desired_api_endpoint_put(struct desired *ds, struct mseg_endpoint *ep, const char *doc,
+			     size_t len, struct mseg_err *err);
+int desired_api_endpoint_delete(struct desired *ds, const char *id, struct mseg_err *err);
+
+/* The stored document of an API policy (malloc'd); -ENOENT. */
+int desired_api_policy_doc(const struct desired *ds, const char *ns, const char *name,
+			   char **ret_doc, size_t *ret_len);
+
+/* The state dir, or NULL before desired_store_open(). */
+const char *desired_state_dir(const struct desired *ds);
+
+#endif
