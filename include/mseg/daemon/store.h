@@ -21,7 +21,10 @@
 
 struct store;
 
-/* Open (creating DIR, DIR/policies and DIR/endpoints, mode 0700). */
+/* Open (creating DIR, DIR/policies and DIR/endpoints, mode 0700) and lock
+ * it: one store per dir at a time, system-wide (flock on DIR/.lock, which
+ * holds the owner's pid); -EBUSY with @err naming the owner when another
+ * process has it open. */
 int store_open(const char *dir, struct store **ret_store, struct mseg_err *err);
 struct store *store_free(struct store *s);
 const char *store_dir(const struct store *s);

@@ -47,8 +47,9 @@ static void daemon_log_events(struct daemon *d)
 }
 
 /* Load policy dir and inventory into fresh sets; on success swap them in.
- * A bad file keeps the previous state in force. */
-static int daemon_load(struct daemon *d)
+ * A bad file keeps the previous state in force; at start (@first) there is
+ * no previous state, and msegd does not start. */
+static int daemon_load(struct daemon *d, bool first)
 {
 	struct mseg_policy_set pols;
 	struct mseg_inventory inv;
@@ -75,9 +76,14 @@ static int daemon_load(struct daemon *d)
 	return 0;
 
 out_fail:
-	log_error("%s; keeping the previous %zu policies and %zu endpoints in force",
-		  err_format(&err, msg, sizeof(msg)), d->desired.pols[DESIRED_FILE].n,
-		  d->desired.inv[DESIRED_FILE].n);
+	if (first)
+		log_error("%s; msegd does not start without its policy dir and inventory "
+			  "(starting with nothing would remove the rules in the kernel)",
+			  err_format(&err, msg, sizeof(msg)));
+	else
+		log_error("%s; keeping the previous %zu policies and %zu endpoints in force",
+			  err_format(&err, msg, sizeof(msg)), d->desired.pols[DESIRED_FILE].n,
+			  d->desired.inv[DESIRED_FILE].n);
 	policy_set_release(&pols);
 	inventory_release(&inv);
 	return r;
@@ -133,7 +139,8 @@ static int daemon_watch_add(struct daemon *d)
 
 	if (d->cfg->policy_dir && d->wd_policy < 0) {
 		d->wd_policy = inotify_add_watch(d->inofd, d->cfg->policy_dir, mask);
-		if (d->wd_policy < 0)
+		/* a missing dir is reported by the load that follows */
+		if (d->wd_policy < 0 && errno != ENOENT)
 			log_warn("cannot watch policy dir '%s': %s", d->cfg->policy_dir,
 				 strerror(errno));
 	}
@@ -151,7 +158,7 @@ static void on_reload_timer(struct evloop_source *src, uint32_t events, void *da
 
 	/* the policy dir may have been replaced: watch it again */
 	daemon_watch_add(d);
-	if (daemon_load(d) == 0)
+	if (daemon_load(d, false) == 0)
 		daemon_reconcile(d);
 }
 
@@ -251,6 +258,13 @@ static int daemon_split_endpoints_path(struct daemon *d)
 	return 0;
 }
 
+static int setup_failed(const char *what, int r)
+{
+	log_error("startup failed: %s: %s", what, strerror(-r));
+	return r;
+}
+
+/* Every failure is logged once, here. */
 static int daemon_setup(struct daemon *d)
 {
 	struct nft_features feat;
@@ -270,6 +284,16 @@ static int daemon_setup(struct daemon *d)
 	sigset_t mask;
 	int r;
 
+	/* the API's durable state, loaded before the first reconcile;
+	 * first of all, since it also locks the state dir against a second msegd */
+	err_clear(&err);
+	r = desired_store_open(&d->desired, d->cfg->state_dir, &err);
+	if (r < 0) {
+		log_error("state dir: %s", err_format(&err, msg, sizeof(msg)));
+		return r;
+	}
+	log_info("state dir '%s': %zu policies and %zu endpoints from the API",
+		 d->cfg->state_dir, d->desired.pols[DESIRED_API].n, d->desired.inv[DESIRED_API].n);
 	err_clear(&err);
 	r = nft_features_probe(&feat, &err);
 	if (r < 0) {
@@ -285,7 +309,7 @@ static int daemon_setup(struct daemon *d)
 
 	d->rec = reconciler_new(&topts, &copts);
 	if (!d->rec)
-		return -ENOMEM;
+		return setup_failed("reconciler", -ENOMEM);
 	err_clear(&err);
 	r = flowpipe_new(d->loop, d->cfg, &d->flows, &err);
 	if (r < 0) {
@@ -304,41 +328,32 @@ static int daemon_setup(struct daemon *d)
 	signal(SIGPIPE, SIG_IGN);
 	d->sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 	if (d->sigfd < 0)
-		return -errno;
+		return setup_failed("signalfd", -errno);
 	d->sig_src = evloop_add_fd(d->loop, d->sigfd, EPOLLIN, on_signal, d, &r);
 	if (!d->sig_src)
-		return r;
+		return setup_failed("signalfd", r);
 
 	d->inofd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	if (d->inofd < 0)
-		return -errno;
+		return setup_failed("inotify", -errno);
 	d->ino_src = evloop_add_fd(d->loop, d->inofd, EPOLLIN, on_inotify, d, &r);
 	if (!d->ino_src)
-		return r;
+		return setup_failed("inotify", r);
 	r = daemon_split_endpoints_path(d);
 	if (r < 0)
-		return r;
+		return setup_failed("--endpoints", r);
 	daemon_watch_add(d);
 
 	d->reload_timer = evloop_add_timer(d->loop, 0, 0, on_reload_timer, d, &r);
 	if (!d->reload_timer)
-		return r;
+		return setup_failed("timer", r);
 	if (d->cfg->resync_sec) {
 		uint64_t ms = (uint64_t)d->cfg->resync_sec * 1000;
 
 		d->resync_timer = evloop_add_timer(d->loop, ms, ms, on_resync_timer, d, &r);
 		if (!d->resync_timer)
-			return r;
+			return setup_failed("timer", r);
 	}
-	/* the API's durable state, loaded before the first reconcile */
-	err_clear(&err);
-	r = desired_store_open(&d->desired, d->cfg->state_dir, &err);
-	if (r < 0) {
-		log_error("state dir: %s", err_format(&err, msg, sizeof(msg)));
-		return r;
-	}
-	log_info("state dir '%s': %zu policies and %zu endpoints from the API",
-		 d->cfg->state_dir, d->desired.pols[DESIRED_API].n, d->desired.inv[DESIRED_API].n);
 	return 0;
 }
 
@@ -359,11 +374,10 @@ int daemon_new(const struct daemon_config *cfg, struct daemon **ret)
 	d->loop = evloop_new();
 	if (!d->loop) {
 		daemon_free(d);
-		return -ENOMEM;
+		return setup_failed("event loop", -ENOMEM);
 	}
 	r = daemon_setup(d);
 	if (r < 0) {
-		log_error("startup failed: %s", strerror(-r));
 		daemon_free(d);
 		return r;
 	}
@@ -377,7 +391,7 @@ int daemon_run(struct daemon *d)
 	int r;
 
 	/* The first load must succeed: starting with nothing would remove tables. */
-	r = daemon_load(d);
+	r = daemon_load(d, true);
 	if (r < 0)
 		return r;
 	daemon_reconcile(d);

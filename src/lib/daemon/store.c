@@ -1,5 +1,5 @@
 /* Persistent API state: one file per accepted object, written atomically
- * (temp file, fsync, rename, fsync dir). See include/mseg/store.h. */
+ * (temp file, fsync, rename, fsync dir). See include/mseg/daemon/store.h. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -22,8 +23,42 @@ struct store {
 	char *dir;
 	char *pol_dir;
 	char *ep_dir;
+	int lock_fd;                   /* DIR/.lock, flock'ed while open */
 	unsigned long tmp_seq;
 };
+
+#define STORE_LOCK ".lock"
+
+/* One msegd per state dir: an exclusive flock on DIR/.lock, which also
+ * holds the owner's pid for the message of the one that is refused. */
+static int store_lock(struct store *s, struct mseg_err *err)
+{
+	char path[PATH_MAX], pid[32] = "";
+	ssize_t n;
+	int len;
+
+	if (snprintf(path, sizeof(path), "%s/" STORE_LOCK, s->dir) >= (int)sizeof(path))
+		return err_setf(err, ENAMETOOLONG, "state dir '%s': path too long", s->dir);
+	s->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (s->lock_fd < 0)
+		return err_setf(err, errno, "cannot open '%s': %s", path, strerror(errno));
+	if (flock(s->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+		int e = errno;
+
+		if (e != EWOULDBLOCK)
+			return err_setf(err, e, "cannot lock '%s': %s", path, strerror(e));
+		n = pread(s->lock_fd, pid, sizeof(pid) - 1, 0);
+		pid[n > 0 ? n : 0] = '\0';
+		pid[strcspn(pid, "\n")] = '\0';
+		return err_setf(err, EBUSY, "state dir '%s' is in use by another msegd%s%s%s; "
+				"refusing to run a second one on it", s->dir, pid[0] ? " (pid " : "",
+				pid, pid[0] ? ")" : "");
+	}
+	len = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
+	if (ftruncate(s->lock_fd, 0) < 0 || pwrite(s->lock_fd, pid, (size_t)len, 0) != len)
+		return err_setf(err, errno, "cannot write '%s': %s", path, strerror(errno));
+	return 0;
+}
 
 static int mkdir_one(const char *path, struct mseg_err *err)
 {
@@ -81,6 +116,7 @@ int store_open(const char *dir, struct store **ret_store, struct mseg_err *err)
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return err_setf(err, ENOMEM, "out of memory");
+	s->lock_fd = -1;
 	s->dir = strdup(dir);
 	if (!s->dir || asprintf(&s->pol_dir, "%s/" STORE_POLICIES, dir) < 0) {
 		s->pol_dir = NULL;
@@ -97,6 +133,8 @@ int store_open(const char *dir, struct store **ret_store, struct mseg_err *err)
 		r = mkdir_one(s->pol_dir, err);
 	if (r == 0)
 		r = mkdir_one(s->ep_dir, err);
+	if (r == 0)
+		r = store_lock(s, err);
 	if (r < 0)
 		goto out_free;
 	*ret_store = s;
@@ -111,6 +149,8 @@ struct store *store_free(struct store *s)
 {
 	if (!s)
 		return NULL;
+	if (s->lock_fd >= 0)
+		close(s->lock_fd);
 	free(s->dir);
 	free(s->pol_dir);
 	free(s->ep_dir);

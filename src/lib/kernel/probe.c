@@ -39,8 +39,9 @@ static void detail_add(struct nft_features *f, const char *what, int r)
 {
 	size_t len = strlen(f->detail);
 
+	/* the kernel answers ENOENT for an expression type it does not know */
 	snprintf(f->detail + len, sizeof(f->detail) - len, "%s%s: %s", len ? "; " : "", what,
-		 strerror(-r));
+		 r == -ENOENT ? "not in this kernel" : strerror(-r));
 }
 
 /* One feature: a batch that removes the probe table and builds the test.
@@ -99,7 +100,7 @@ static void *probe_thread(void *arg)
 	r = try_queue(ns, QUEUE_NATIVE);
 	f->queue_native = r == 0;
 	if (r < 0)
-		detail_add(f, "queue", r);
+		detail_add(f, "native nft queue expression", r);
 	r = try_queue(ns, QUEUE_XT);
 	f->queue_xt = r == 0;
 	if (r < 0)
