@@ -82,7 +82,7 @@ static void test_policy_endpoint(void)
 	s = dump(j);
 	T_STREQ(s, "{\"id\":\"db-1\",\"ips\":[\"10.0.0.3\",\"fd00::3\"],\"labels\":{\"app\":\"db\"},"
 		   "\"name\":\"db-1\",\"namespace\":\"shop\",\"netns\":null,\"ports\":[{\"name\":\"pg\","
-		   "\"port\":5432,\"protocol\":\"tcp\"}],\"source\":\"file:/x\"}");
+		   "\"port\":5432,\"protocol\":\"TCP\"}],\"source\":\"file:/x\"}");
 	free(s);
 	json_decref(j);
 out:

@@ -101,6 +101,10 @@ int desired_api_endpoint_delete(struct desired *ds, const char *id, struct mseg_
 int desired_api_policy_doc(const struct desired *ds, const char *ns, const char *name,
 			   char **ret_doc, size_t *ret_len);
 
+/* The stored document of an API endpoint (malloc'd); -ENOENT. */
+int desired_api_endpoint_doc(const struct desired *ds, const char *id, char **ret_doc,
+			     size_t *ret_len);
+
 /* The state dir, or NULL before desired_store_open(). */
 const char *desired_state_dir(const struct desired *ds);
 

@@ -195,18 +195,18 @@ static void resp_release(struct api_resp *r)
 
 /* ---- routing ---- */
 
-enum { M_GET = 1, M_PUT = 2, M_DELETE = 4, M_POST = 8 };
+enum { M_GET = 1, M_PUT = 2, M_DELETE = 4, M_POST = 8, M_PATCH = 16 };
 
 static unsigned method_bit(const char *m)
 {
-	if (strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0)
-		return M_GET;
-	if (strcmp(m, "PUT") == 0)
-		return M_PUT;
-	if (strcmp(m, "DELETE") == 0)
-		return M_DELETE;
-	if (strcmp(m, "POST") == 0)
-		return M_POST;
+	static const struct { const char *name; unsigned bit; } methods[] = {
+		{ "GET", M_GET }, { "HEAD", M_GET }, { "PUT", M_PUT }, { "DELETE", M_DELETE },
+		{ "POST", M_POST }, { "PATCH", M_PATCH },
+	};
+
+	for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
+		if (strcmp(m, methods[i].name) == 0)
+			return methods[i].bit;
 	return 0;
 }
 
@@ -219,6 +219,8 @@ static const char *allow_text(unsigned mask)
 		strcat(buf, "GET, HEAD, ");
 	if (mask & M_PUT)
 		strcat(buf, "PUT, ");
+	if (mask & M_PATCH)
+		strcat(buf, "PATCH, ");
 	if (mask & M_DELETE)
 		strcat(buf, "DELETE, ");
 	if (mask & M_POST)
@@ -228,33 +230,67 @@ static const char *allow_text(unsigned mask)
 	return buf;
 }
 
-static bool seg_is(const struct api_ctx *x, size_t i, const char *s)
+static void r_healthz(struct api_ctx *x)
 {
-	return i < x->n_segs && strcmp(x->segs[i], s) == 0;
+	api_resp_json(x, 200, json_pack("{ss}", "status", "ok"));
 }
-
-/* Which methods the path allows (0: no such route). */
-static unsigned route_methods(const struct api_ctx *x)
+static void r_rules_all(struct api_ctx *x) { api_handle_rules(x, NULL); }
+static void r_rules_one(struct api_ctx *x) { api_handle_rules(x, x->segs[2]); }
+static void r_policy_get(struct api_ctx *x) { api_handle_policy_get(x, x->segs[2], x->segs[3]); }
+static void r_policy_put(struct api_ctx *x) { api_handle_policy_put(x, x->segs[2], x->segs[3]); }
+static void r_policy_delete(struct api_ctx *x)
 {
-	size_t n = x->n_segs;
+	api_handle_policy_delete(x, x->segs[2], x->segs[3]);
+}
+static void r_endpoint_get(struct api_ctx *x) { api_handle_endpoint_get(x, x->segs[2]); }
+static void r_endpoint_put(struct api_ctx *x) { api_handle_endpoint_put(x, x->segs[2]); }
+static void r_endpoint_patch(struct api_ctx *x) { api_handle_endpoint_patch(x, x->segs[2]); }
+static void r_endpoint_delete(struct api_ctx *x) { api_handle_endpoint_delete(x, x->segs[2]); }
 
-	if (n == 1 && (seg_is(x, 0, "healthz") || seg_is(x, 0, "readyz") || seg_is(x, 0, "metrics")))
-		return M_GET;
-	if (n < 2 || !seg_is(x, 0, "v1"))
-		return 0;
-	if (n == 2 && seg_is(x, 1, "status"))
-		return M_GET;
-	if (n == 2 && seg_is(x, 1, "check"))
-		return M_POST;
-	if (n == 2 && seg_is(x, 1, "flows"))
-		return M_GET;
-	if (seg_is(x, 1, "policies"))
-		return n == 2 ? M_GET : n == 4 ? M_GET | M_PUT | M_DELETE : 0;
-	if (seg_is(x, 1, "endpoints"))
-		return n == 2 ? M_GET : n == 3 ? M_GET | M_PUT | M_DELETE : 0;
-	if (seg_is(x, 1, "rules"))
-		return n == 2 || n == 3 ? M_GET : 0;
-	return 0;
+/* Every route: path segments ("*" is any one segment), method, handler. */
+static const struct route {
+	const char *path;
+	unsigned method;
+	void (*fn)(struct api_ctx *x);
+} routes[] = {
+	{ "/healthz", M_GET, r_healthz },
+	{ "/readyz", M_GET, api_handle_readyz },
+	{ "/metrics", M_GET, api_handle_metrics },
+	{ "/v1/status", M_GET, api_handle_status },
+	{ "/v1/check", M_POST, api_handle_check },
+	{ "/v1/flows", M_GET, api_handle_flows },
+	{ "/v1/rules", M_GET, r_rules_all },
+	{ "/v1/rules/*", M_GET, r_rules_one },
+	{ "/v1/policies", M_GET, api_handle_policies_list },
+	{ "/v1/policies/*/*", M_GET, r_policy_get },
+	{ "/v1/policies/*/*", M_PUT, r_policy_put },
+	{ "/v1/policies/*/*", M_DELETE, r_policy_delete },
+	{ "/v1/endpoints", M_GET, api_handle_endpoints_list },
+	{ "/v1/endpoints/*", M_GET, r_endpoint_get },
+	{ "/v1/endpoints/*", M_PUT, r_endpoint_put },
+	{ "/v1/endpoints/*", M_PATCH, r_endpoint_patch },
+	{ "/v1/endpoints/*", M_DELETE, r_endpoint_delete },
+};
+
+static bool route_matches(const struct route *rt, const struct api_ctx *x)
+{
+	const char *p = rt->path;
+	size_t i = 0;
+
+	while (*p == '/') {
+		size_t len;
+
+		p++;
+		len = strcspn(p, "/");
+		if (i >= x->n_segs)
+			return false;
+		if (!(len == 1 && *p == '*') &&
+		    (strlen(x->segs[i]) != len || strncmp(x->segs[i], p, len) != 0))
+			return false;
+		i++;
+		p += len;
+	}
+	return i == x->n_segs;
 }
 
 static void api_route(struct api_ctx *x, const char *url)
@@ -285,7 +321,10 @@ static void api_route(struct api_ctx *x, const char *url)
 		api_resp_error(x, 404, "no such route");
 		return;
 	}
-	allowed = route_methods(x);
+	allowed = 0;
+	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
+		if (route_matches(&routes[i], x))
+			allowed |= routes[i].method;
 	if (!allowed) {
 		api_resp_error(x, 404, "no such route: %.200s", url);
 		return;
@@ -296,39 +335,11 @@ static void api_route(struct api_ctx *x, const char *url)
 		x->resp.allow = allow_text(allowed);
 		return;
 	}
-	if (x->n_segs == 1) {
-		if (seg_is(x, 0, "healthz"))
-			api_resp_json(x, 200, json_pack("{ss}", "status", "ok"));
-		else if (seg_is(x, 0, "readyz"))
-			api_handle_readyz(x);
-		else
-			api_handle_metrics(x);
-		return;
-	}
-	if (seg_is(x, 1, "status"))
-		api_handle_status(x);
-	else if (seg_is(x, 1, "check"))
-		api_handle_check(x);
-	else if (seg_is(x, 1, "flows"))
-		api_handle_flows(x);
-	else if (seg_is(x, 1, "rules"))
-		api_handle_rules(x, x->n_segs == 3 ? x->segs[2] : NULL);
-	else if (seg_is(x, 1, "policies") && x->n_segs == 2)
-		api_handle_policies_list(x);
-	else if (seg_is(x, 1, "policies") && m == M_GET)
-		api_handle_policy_get(x, x->segs[2], x->segs[3]);
-	else if (seg_is(x, 1, "policies") && m == M_PUT)
-		api_handle_policy_put(x, x->segs[2], x->segs[3]);
-	else if (seg_is(x, 1, "policies"))
-		api_handle_policy_delete(x, x->segs[2], x->segs[3]);
-	else if (x->n_segs == 2)
-		api_handle_endpoints_list(x);
-	else if (m == M_GET)
-		api_handle_endpoint_get(x, x->segs[2]);
-	else if (m == M_PUT)
-		api_handle_endpoint_put(x, x->segs[2]);
-	else
-		api_handle_endpoint_delete(x, x->segs[2]);
+	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
+		if (routes[i].method == m && route_matches(&routes[i], x)) {
+			routes[i].fn(x);
+			return;
+		}
 }
 
 /* ---- libmicrohttpd callbacks ---- */

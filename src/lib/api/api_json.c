@@ -1,5 +1,6 @@
 /* Model objects, plan differences and check answers as JSON. */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <netdb.h>
 #include <stdio.h>
@@ -209,11 +210,16 @@ json_t *api_json_endpoint(const struct mseg_endpoint *ep, const char *source)
 	json_object_set_new(o, "ips", ips);
 	for (size_t i = 0; i < ep->n_ports; i++) {
 		json_t *po = json_object();
+		char up[8];
 
 		json_object_set_new(po, "name", json_string(ep->ports[i].name));
 		json_object_set_new(po, "port", json_integer(ep->ports[i].port));
-		json_object_set_new(po, "protocol",
-				    json_string(proto_name(ep->ports[i].proto, pb, sizeof(pb))));
+		/* as the endpoint document spells it (Kubernetes: TCP, UDP,
+		 * SCTP), so that what GET shows can be sent back */
+		snprintf(up, sizeof(up), "%s", proto_name(ep->ports[i].proto, pb, sizeof(pb)));
+		for (char *c = up; *c; c++)
+			*c = (char)toupper((unsigned char)*c);
+		json_object_set_new(po, "protocol", json_string(up));
 		json_array_append_new(ports, po);
 	}
 	if (ep->n_ports)

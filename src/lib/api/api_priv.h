@@ -164,6 +164,7 @@ void api_handle_policy_delete(struct api_ctx *x, const char *ns, const char *nam
 void api_handle_endpoints_list(struct api_ctx *x);
 void api_handle_endpoint_get(struct api_ctx *x, const char *id);
 void api_handle_endpoint_put(struct api_ctx *x, const char *id);
+void api_handle_endpoint_patch(struct api_ctx *x, const char *id);
 void api_handle_endpoint_delete(struct api_ctx *x, const char *id);
 
 /* The GET /v1/rules background read-back timer's callback. */

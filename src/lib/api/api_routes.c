@@ -153,6 +153,35 @@ static bool body_type_ok(struct api_ctx *x)
 	return true;
 }
 
+/* The stored document (@r: the read's result; @doc freed here) is the
+ * request's body, byte for byte: nothing to do. */
+static bool api_doc_unchanged(int r, char *doc, size_t len, const struct api_req *rq)
+{
+	bool same = r == 0 && len == rq->len && (len == 0 || memcmp(doc, rq->body, len) == 0);
+
+	free(doc);
+	return same;
+}
+
+static void unchanged_answer(struct api_ctx *x, bool dry_run, const char *kind, const char *name)
+{
+	json_t *o = json_object();
+
+	if (dry_run)
+		json_object_set_new(o, "dry_run", json_true());
+	json_object_set_new(o, "result", json_string("unchanged"));
+	json_object_set_new(o, kind, json_string(name));
+	json_object_set_new(o, "generation", json_integer((json_int_t)x->be->desired->generation));
+	if (dry_run) {
+		json_object_set_new(o, "endpoints_changed", json_integer(0));
+		json_object_set_new(o, "changes", json_array());
+	} else {
+		json_object_set_new(o, "programmed", json_boolean(reconciler_ready(x->be->rec)));
+		json_object_set_new(o, "errors", json_array());
+	}
+	api_resp_json(x, 200, o);
+}
+
 void api_handle_policy_put(struct api_ctx *x, const char *ns, const char *name)
 {
 	const struct api_backend *be = x->be;
@@ -210,6 +239,16 @@ void api_handle_policy_put(struct api_ctx *x, const char *ns, const char *name)
 		goto out_release;
 	}
 	existed = policy_set_find(&be->desired->pols[DESIRED_API], ns, name) != NULL;
+	if (existed) {
+		char *doc = NULL;
+		size_t len = 0;
+
+		r = desired_api_policy_doc(be->desired, ns, name, &doc, &len);
+		if (api_doc_unchanged(r, doc, len, x->rq)) {
+			unchanged_answer(x, query_flag(x->c, "dry_run"), "policy", full);
+			goto out_release;
+		}
+	}
 	ch.put_pol = p;
 	if (query_flag(x->c, "dry_run")) {
 		dry_run_answer(x, &ch, existed ? "would replace" : "would create", "policy", full);
@@ -270,45 +309,25 @@ void api_handle_policy_delete(struct api_ctx *x, const char *ns, const char *nam
 	api_resp_json(x, 200, mutation_result(x, "deleted", "policy", full));
 }
 
-void api_handle_endpoint_put(struct api_ctx *x, const char *id)
+/* Create or replace API endpoint @ep (taken) whose document is @doc: the
+ * path PUT and PATCH share. */
+static void endpoint_apply(struct api_ctx *x, struct mseg_endpoint *ep, const char *doc,
+			   size_t len)
 {
 	const struct api_backend *be = x->be;
-	struct mseg_endpoint *ep = NULL, *fe;
 	struct mseg_plan *plan = NULL;
-	struct desired_change ch = { 0 };
+	struct desired_change ch = { .put_ep = ep };
+	const char *id = ep->id;
 	struct mseg_err err;
 	bool existed;
 	int r;
 
-	if (!ident_valid(id)) {
-		api_resp_error(x, 400, "endpoint id '%s': letters, digits, '_', '.' and '-', beginning "
-			   "with a letter or digit, at most 128 characters", id);
-		return;
-	}
-	if (!body_type_ok(x))
-		return;
-	err_clear(&err);
-	r = endpoint_parse_buffer(id, "body", x->rq->body ? x->rq->body : "", x->rq->len, &ep, &err);
-	if (r == -EFBIG) {
-		api_resp_err(x, 413, &err);
-		return;
-	}
-	if (r == -ENOMEM) {
-		api_resp_error(x, 503, "out of memory");
-		return;
-	}
-	if (r < 0) {
-		api_resp_err(x, 400, &err);
-		return;
-	}
-	fe = inventory_find(&be->desired->inv[DESIRED_FILE], id);
-	if (fe) {
+	if (inventory_find(&be->desired->inv[DESIRED_FILE], id)) {
 		api_resp_error(x, 409, "endpoint '%s' comes from the inventory file (%s); change it there",
 			   id, be->cfg->endpoints_file ? be->cfg->endpoints_file : "?");
 		goto out_free;
 	}
 	existed = inventory_find(&be->desired->inv[DESIRED_API], id) != NULL;
-	ch.put_ep = ep;
 	if (query_flag(x->c, "dry_run")) {
 		dry_run_answer(x, &ch, existed ? "would replace" : "would create", "endpoint", id);
 		goto out_free;
@@ -320,18 +339,146 @@ void api_handle_endpoint_put(struct api_ctx *x, const char *id)
 		goto out_free;
 	}
 	err_clear(&err);
-	r = desired_api_endpoint_put(be->desired, ep, x->rq->body ? x->rq->body : "", x->rq->len,
-				     &err);
+	r = desired_api_endpoint_put(be->desired, ep, doc, len, &err);
 	if (r < 0) {
 		mutation_error(x, r, "cannot store the endpoint", &err);
 		goto out_free;
 	}
-	ep = NULL;
-	log_info("api: endpoint '%s' %s", id, existed ? "replaced" : "created");
+	log_info("api: endpoint '%s' %s", ep->id, existed ? "replaced" : "created");
 	api_resp_json(x, existed ? 200 : 201,
-		  mutation_result(x, existed ? "replaced" : "created", "endpoint", id));
+		      mutation_result(x, existed ? "replaced" : "created", "endpoint", ep->id));
+	return;
 out_free:
 	endpoint_free(ep);
+}
+
+/* A parse failure of an endpoint body: 413, 503 or 400 with the position. */
+static void endpoint_parse_error(struct api_ctx *x, int r, const struct mseg_err *err)
+{
+	if (r == -EFBIG)
+		api_resp_err(x, 413, err);
+	else if (r == -ENOMEM)
+		api_resp_error(x, 503, "out of memory");
+	else
+		api_resp_err(x, 400, err);
+}
+
+void api_handle_endpoint_put(struct api_ctx *x, const char *id)
+{
+	struct mseg_endpoint *ep = NULL;
+	struct mseg_err err;
+	char *doc = NULL;
+	size_t len = 0;
+	int r;
+
+	if (!ident_valid(id)) {
+		api_resp_error(x, 400, "endpoint id '%s': letters, digits, '_', '.' and '-', beginning "
+			   "with a letter or digit, at most 128 characters", id);
+		return;
+	}
+	if (!body_type_ok(x))
+		return;
+	err_clear(&err);
+	r = endpoint_parse_buffer(id, "body", x->rq->body ? x->rq->body : "", x->rq->len, &ep, &err);
+	if (r < 0) {
+		endpoint_parse_error(x, r, &err);
+		return;
+	}
+	r = desired_api_endpoint_doc(x->be->desired, id, &doc, &len);
+	if (api_doc_unchanged(r, doc, len, x->rq) &&
+	    !inventory_find(&x->be->desired->inv[DESIRED_FILE], id)) {
+		unchanged_answer(x, query_flag(x->c, "dry_run"), "endpoint", id);
+		endpoint_free(ep);
+		return;
+	}
+	endpoint_apply(x, ep, x->rq->body ? x->rq->body : "", x->rq->len);
+}
+
+/* PATCH /v1/endpoints/{id}: a JSON merge patch (RFC 7386) of the labels
+ * only: {"labels": {"k": "v", "gone": null}}. Everything else of the
+ * endpoint stays; the result is stored as a whole JSON document. */
+void api_handle_endpoint_patch(struct api_ctx *x, const char *id)
+{
+	const struct mseg_endpoint *cur;
+	struct mseg_endpoint *ep = NULL;
+	json_t *patch = NULL, *doc = NULL, *labels, *pl, *v;
+	json_error_t je;
+	struct mseg_err err;
+	const char *key;
+	char *text = NULL;
+	int r;
+
+	if (inventory_find(&x->be->desired->inv[DESIRED_FILE], id)) {
+		api_resp_error(x, 409, "endpoint '%s' comes from the inventory file (%s); change it there",
+			       id, x->be->cfg->endpoints_file ? x->be->cfg->endpoints_file : "?");
+		return;
+	}
+	cur = inventory_find(&x->be->desired->inv[DESIRED_API], id);
+	if (!cur) {
+		api_resp_error(x, 404, "no endpoint '%s'", id);
+		return;
+	}
+	patch = json_loadb(x->rq->body ? x->rq->body : "", x->rq->len, JSON_REJECT_DUPLICATES, &je);
+	if (!patch) {
+		api_resp_json(x, 400, api_json_error(je.text, (unsigned)je.line, (unsigned)je.column));
+		return;
+	}
+	if (!json_is_object(patch)) {
+		api_resp_error(x, 400, "expected a JSON object like {\"labels\": {\"app\": \"web\"}}");
+		goto out_free;
+	}
+	json_object_foreach(patch, key, v) {
+		if (strcmp(key, "labels") != 0) {
+			api_resp_error(x, 400, "'%.64s': only labels can be patched; PUT the whole "
+				       "endpoint to change it", key);
+			goto out_free;
+		}
+	}
+	pl = json_object_get(patch, "labels");
+	if (!json_is_object(pl)) {
+		api_resp_error(x, 400, "labels: expected an object of \"key\": \"value\" "
+			       "(null removes a label)");
+		goto out_free;
+	}
+	doc = api_json_endpoint(cur, NULL);
+	labels = doc ? json_object_get(doc, "labels") : NULL;
+	if (!labels) {
+		api_resp_error(x, 503, "out of memory");
+		goto out_free;
+	}
+	json_object_del(doc, "id");
+	json_object_foreach(pl, key, v) {
+		if (json_is_null(v)) {
+			json_object_del(labels, key);
+		} else if (json_is_string(v)) {
+			json_object_set(labels, key, v);
+		} else {
+			api_resp_error(x, 400, "labels.%.64s: expected a string, or null to remove it",
+				       key);
+			goto out_free;
+		}
+	}
+	text = json_dumps(doc, JSON_SORT_KEYS | JSON_COMPACT);
+	if (!text) {
+		api_resp_error(x, 503, "out of memory");
+		goto out_free;
+	}
+	err_clear(&err);
+	r = endpoint_parse_buffer(id, "patch", text, strlen(text), &ep, &err);
+	if (r < 0) {
+		/* the position would point into the document built here: the
+		 * message names the label */
+		if (r == -EINVAL)
+			api_resp_error(x, 400, "%s", err.msg);
+		else
+			endpoint_parse_error(x, r, &err);
+		goto out_free;
+	}
+	endpoint_apply(x, ep, text, strlen(text));
+out_free:
+	free(text);
+	json_decref(doc);
+	json_decref(patch);
 }
 
 void api_handle_endpoint_delete(struct api_ctx *x, const char *id)

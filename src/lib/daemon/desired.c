@@ -285,6 +285,14 @@ int desired_api_policy_doc(const struct desired *ds, const char *ns, const char 
 	return store_policy_read(ds->store, ns, name, ret_doc, ret_len);
 }
 
+int desired_api_endpoint_doc(const struct desired *ds, const char *id, char **ret_doc,
+			     size_t *ret_len)
+{
+	if (!ds->store)
+		return -ENOENT;
+	return store_endpoint_read(ds->store, id, ret_doc, ret_len);
+}
+
 const char *desired_state_dir(const struct desired *ds)
 {
 	return ds->store ? store_dir(ds->store) : NULL;
