@@ -76,7 +76,7 @@ tests: $(PROGS) $(UNIT_BINS) $(TOOL_BINS)
 check: tests
 	BUILD=$(BUILD) tests/run
 
-# The incident of DESIGN.md §1 end to end, through the real CNI plugins
+# The incident of README.md ("Why") end to end, through the real CNI plugins
 # (root; KEEP=1 leaves it running, `scripts/demo.sh clean` removes it).
 demo: $(PROGS)
 	BUILD=$(BUILD) scripts/demo.sh

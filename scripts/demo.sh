@@ -1,5 +1,5 @@
 #!/bin/bash
-# The incident of DESIGN.md §1, end to end, on this machine (root needed):
+# The incident of README.md ("Why"), end to end, on this machine (root needed):
 # the four-container shop (web-ui, gateway, microservice, postgres) is set
 # up the way a container runtime does it, through the real bridge and
 # host-local CNI plugins chained with mseg-cni, under the allow list
@@ -11,7 +11,8 @@
 #   make demo                 run it, then remove everything
 #   KEEP=1 make demo          leave it running to explore (then:
 #                             scripts/demo.sh clean)
-#   scripts/demo.sh clean     remove what a KEEP=1 run left
+#   scripts/demo.sh clean     remove what a KEEP=1 run left (with the same
+#                             DEMO_PREFIX as the run, when it had one)
 #
 # Everything lives in network namespaces the demo creates (a hub namespace
 # holds the bridge), on 10.89.0.0/24; nothing touches the host's own
@@ -26,6 +27,9 @@ BUILD=${BUILD:-build}
 CNI_BIN=${CNI_BIN:-/usr/lib/cni}
 P=${DEMO_PREFIX:-mseg}
 WORK=/tmp/$P-demo
+# how to run the clean-up for this prefix
+CLEAN_CMD="scripts/demo.sh clean"
+[ "$P" = mseg ] || CLEAN_CMD="DEMO_PREFIX=$P scripts/demo.sh clean"
 HUB=$P-hub
 BR=${P}-br0
 BR=${BR:0:15}
@@ -76,7 +80,7 @@ for c in jq socat curl; do
 	command -v $c >/dev/null || { echo "missing $c (run: scripts/install-deps.sh)"; exit 1; }
 done
 if ip netns list | grep -q "^$HUB\b"; then
-	echo "a demo is already set up ($HUB); remove it first: scripts/demo.sh clean"
+	echo "a demo is already set up ($HUB); remove it first: $CLEAN_CMD"
 	exit 1
 fi
 [ -n "${KEEP:-}" ] || trap clean EXIT
@@ -279,7 +283,7 @@ if [ -n "${KEEP:-}" ]; then
 	say "Left running (KEEP=1)"
 	note "try:  $MSEG --server unix:$SOCK flows --follow"
 	note "      ip netns exec $P-attacker socat - TCP:$(ip_of microservice):9000"
-	note "remove it: scripts/demo.sh clean"
+	note "remove it: $CLEAN_CMD"
 else
 	say "Cleaning up"
 fi

@@ -1,5 +1,5 @@
 #!/bin/bash
-# `make demo` as a test: scripts/demo.sh runs the incident of DESIGN.md §1
+# `make demo` as a test: scripts/demo.sh runs the incident of README.md
 # (containers set up through bridge + host-local + mseg-cni, msegd with
 # policies/examples/incident.yaml) and, with DEMO_TEST=1, prints a PASS or
 # FAIL line for every outcome: legitimate traffic passes, the attacker's

@@ -1,6 +1,6 @@
 /* The policy and endpoint model shared by every stage.
  *
- * One model carries both mseg AllowLists (DESIGN.md §3) and, later,
+ * One model carries both mseg AllowLists (docs/policy.md) and, later,
  * Kubernetes NetworkPolicy v1: a policy *covers* (isolates) the endpoints its
  * subjects select, in the directions of `isolation`; each rule admits, for the
  * endpoints its `local` side selects, traffic in one direction to or from any

@@ -1,4 +1,4 @@
-/* Flow records (DESIGN.md §5): what msegd saw of unmatched traffic and what
+/* Flow records (docs/rest-api.md, Flows): what msegd saw of unmatched traffic and what
  * it did with it. Three parts:
  *
  * - the ring: an in-memory ring of the newest records (default 10,000) with

@@ -1,4 +1,4 @@
-/* Policy documents (DESIGN.md §3, docs/policy.md): the YAML tree of an
+/* Policy documents (docs/policy.md): the YAML tree of an
  * AllowList -> struct mseg_policy, fully validated; and the policy set. */
 #include <arpa/inet.h>
 #include <dirent.h>
