@@ -215,6 +215,7 @@ struct flow_filter {
 	int port;                /* destination port; -1 = any (port-less records never match) */
 	uint64_t since_ns;       /* last_seen >= since_ns; 0 = any */
 	uint64_t after_seq;      /* changed after this sequence number; 0 = any */
+	uint64_t upto_seq;       /* ... and at or before this one; 0 = any */
 	size_t limit;            /* only the newest @limit matches; 0 = all */
 };
 void flow_filter_init(struct flow_filter *f);   /* matches everything */
@@ -226,6 +227,13 @@ bool flow_filter_match(const struct flow_filter *f, const struct flow_record *re
 typedef int (*flow_query_fn)(const struct flow_record *rec, void *data);
 int flow_ring_query(const struct flow_ring *ring, const struct flow_filter *f,
 		    flow_query_fn fn, void *data);
+
+/* The same, resumable: starts at ring position *@pos (0: the oldest
+ * record) and, when @fn returns non-zero, stops and leaves *@pos at the
+ * record after the one it stopped on; at the end *@pos is past the newest
+ * record. Positions of records that fell out of the ring are skipped. */
+int flow_ring_query_from(const struct flow_ring *ring, const struct flow_filter *f,
+			 uint64_t *pos, flow_query_fn fn, void *data);
 
 /* ---- the log file ---- */
 

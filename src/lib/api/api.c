@@ -467,8 +467,15 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	if (!rq)
 		return;
 	if (rq->conn) {
+		/* a follow stream that ended leaves a keep-alive connection
+		 * like any other: back under the sweep's deadline */
 		rq->conn->since_ns = api_mono_ns();
 		rq->conn->forced = false;
+		if (rq->conn->streaming) {
+			rq->conn->streaming = false;
+			MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT,
+						  API_IDLE_TIMEOUT_S);
+		}
 	}
 	free(rq->body);
 	free(rq);

@@ -29,7 +29,10 @@
 #define API_RULES_MAX_AGE_MS 1000
 #define API_RULES_IDLE_MS 30000
 #define API_DIFF_MAX_LIST 200
+/* a follower's output buffer: the backlog is sent in pieces of about this */
 #define API_FOLLOW_BUF (64u << 10)
+/* follow streams open at once (503 beyond) */
+#define API_MAX_FOLLOWERS 32
 #define API_MAX_CODE 600
 /* an oversized body without Content-Length is read and dropped up to this,
  * then the connection is closed */
@@ -63,6 +66,12 @@ struct api_follow {
 	char *endpoint, *ns;
 	bool suspended;
 	bool hangup;
+	/* a round sends what changed after filter.after_seq and up to
+	 * round_upto; it is resumed at ring position @pos while the output
+	 * buffer fills, so a large backlog is never copied at once */
+	bool in_round;
+	uint64_t round_upto;
+	uint64_t pos;
 	char *out;
 	size_t out_len, out_pos;
 };
@@ -76,6 +85,7 @@ struct api_server {
 	char *tls_cert, *tls_key;
 	struct api_conn *conns;
 	struct api_follow *follows;
+	size_t n_follows;
 	struct flow_ring *flows;
 	uint64_t follow_seq;
 	uint64_t start_ns, start_real_s;

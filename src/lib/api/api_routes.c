@@ -1161,6 +1161,8 @@ void api_handle_metrics(struct api_ctx *x)
 				(unsigned long long)x->a->requests[c]);
 	m_head(f, "mseg_api_generation", "gauge", "Changes accepted over the API since start.");
 	fprintf(f, "mseg_api_generation %llu\n", (unsigned long long)x->be->desired->generation);
+	m_head(f, "mseg_api_flow_followers", "gauge", "Open flow follow streams.");
+	fprintf(f, "mseg_api_flow_followers %zu\n", x->a->n_follows);
 	m_head(f, "mseg_start_time_seconds", "gauge", "Start time of msegd since the epoch.");
 	fprintf(f, "mseg_start_time_seconds %llu\n", (unsigned long long)x->a->start_real_s);
 	m_head(f, "mseg_ready", "gauge", "1 when every endpoint is programmed.");
@@ -1408,6 +1410,7 @@ void api_follow_unlink(struct api_follow *fw)
 		fw->prev->next = fw->next;
 	else
 		a->follows = fw->next;
+	a->n_follows--;
 	if (fw->next)
 		fw->next->prev = fw->prev;
 	fw->prev = fw->next = NULL;
@@ -1458,6 +1461,36 @@ static int follow_fill_cb(const struct flow_record *rec, void *data)
 	fw->out[fw->out_len + n] = '\n';
 	fw->out_len += n + 1;
 	free(s);
+	return fw->out_len >= API_FOLLOW_BUF ? 1 : 0;   /* full: send this first */
+}
+
+/* Refill @fw's empty output buffer with the next piece of the current
+ * round, starting a round when the ring moved. -ENOMEM. */
+static int follow_refill(struct api_follow *fw, const struct flow_ring *ring)
+{
+	struct follow_fill ff = { .fw = fw };
+	uint64_t seq = flow_ring_seq(ring);
+	int r;
+
+	fw->out_len = fw->out_pos = 0;
+	if (!fw->in_round) {
+		if (seq == fw->filter.after_seq)
+			return 0;
+		fw->in_round = true;
+		fw->round_upto = seq;
+		fw->filter.upto_seq = seq;
+		fw->pos = 0;
+	}
+	r = flow_ring_query_from(ring, &fw->filter, &fw->pos, follow_fill_cb, &ff);
+	if (r < 0)
+		return r;
+	if (r == 0) {
+		/* round done: next time, what changed after it */
+		fw->in_round = false;
+		fw->filter.after_seq = fw->round_upto;
+		fw->filter.upto_seq = 0;
+		fw->filter.limit = 0;
+	}
 	return 0;
 }
 
@@ -1469,18 +1502,8 @@ static ssize_t follow_reader(void *cls, uint64_t pos, char *buf, size_t max)
 
 	if (!a || a->stopping || fw->hangup)
 		return MHD_CONTENT_READER_END_OF_STREAM;
-	if (fw->out_pos == fw->out_len && a->flows) {
-		struct follow_fill ff = { .fw = fw };
-		uint64_t seq = flow_ring_seq(a->flows);
-
-		fw->out_len = fw->out_pos = 0;
-		if (seq != fw->filter.after_seq) {
-			if (flow_ring_query(a->flows, &fw->filter, follow_fill_cb, &ff) < 0)
-				return MHD_CONTENT_READER_END_WITH_ERROR;
-			fw->filter.after_seq = seq;
-			fw->filter.limit = 0;
-		}
-	}
+	if (fw->out_pos == fw->out_len && a->flows && follow_refill(fw, a->flows) < 0)
+		return MHD_CONTENT_READER_END_WITH_ERROR;
 	if (fw->out_pos == fw->out_len) {
 		/* nothing new: park the connection until the ring moves */
 		fw->suspended = true;
@@ -1518,6 +1541,18 @@ void api_handle_flows(struct api_ctx *x)
 		api_resp_json(x, 200, json_pack("{so}", "flows", fo.arr));
 		return;
 	}
+	if (strcmp(x->method, "HEAD") == 0) {
+		/* the headers of a stream, and no stream */
+		api_resp_json(x, 200, NULL);
+		x->resp.text = strdup("");
+		x->resp.ctype = "application/x-ndjson";
+		return;
+	}
+	if (x->a->n_follows >= API_MAX_FOLLOWERS) {
+		api_resp_error(x, 503, "too many flow followers (%u); try again later",
+			       API_MAX_FOLLOWERS);
+		return;
+	}
 	fw = calloc(1, sizeof(*fw));
 	if (!fw) {
 		api_resp_error(x, 503, "out of memory");
@@ -1543,6 +1578,7 @@ void api_handle_flows(struct api_ctx *x)
 	if (fw->next)
 		fw->next->prev = fw;
 	x->a->follows = fw;
+	x->a->n_follows++;
 	if (x->rq->conn) {
 		x->rq->conn->streaming = true;
 		MHD_set_connection_option(x->c, MHD_CONNECTION_OPTION_TIMEOUT, 0);

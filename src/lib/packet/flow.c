@@ -744,6 +744,8 @@ bool flow_filter_match(const struct flow_filter *f, const struct flow_record *r)
 {
 	if (f->after_seq && r->seq <= f->after_seq)
 		return false;
+	if (f->upto_seq && r->seq > f->upto_seq)
+		return false;
 	if (f->since_ns && r->last_ns < f->since_ns)
 		return false;
 	if (f->dir >= 0 && r->dir != f->dir)
@@ -764,6 +766,14 @@ bool flow_filter_match(const struct flow_filter *f, const struct flow_record *r)
 int flow_ring_query(const struct flow_ring *r, const struct flow_filter *f,
 		    flow_query_fn fn, void *data)
 {
+	uint64_t pos = 0;
+
+	return flow_ring_query_from(r, f, &pos, fn, data);
+}
+
+int flow_ring_query_from(const struct flow_ring *r, const struct flow_filter *f,
+			 uint64_t *pos, flow_query_fn fn, void *data)
+{
 	uint64_t oldest = r->total - r->count, start = oldest;
 	int ret;
 
@@ -777,18 +787,25 @@ int flow_ring_query(const struct flow_ring *r, const struct flow_filter *f,
 			if (++n == f->limit)
 				break;
 		}
-		if (n == 0)
+		if (n == 0) {
+			*pos = r->total;
 			return 0;
+		}
 	}
+	if (*pos > start)
+		start = *pos;
 	for (uint64_t a = start; a < r->total; a++) {
 		const struct flow_record *rec = &r->slots[slot_of(r, a)].rec;
 
 		if (f && !flow_filter_match(f, rec))
 			continue;
 		ret = fn(rec, data);
-		if (ret)
+		if (ret) {
+			*pos = a + 1;
 			return ret;
+		}
 	}
+	*pos = r->total;
 	return 0;
 }
 
