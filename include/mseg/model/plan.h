@@ -22,6 +22,12 @@ enum entry_shape {
 };
 #define SHAPE_COUNT 6
 
+/* Does the class need an interval set (a range somewhere in the key)? */
+static inline bool shape_is_interval(enum entry_shape s)
+{
+	return s == SHAPE_PORT_IV || s == SHAPE_PROTO_IV || s == SHAPE_ANY_IV;
+}
+
 struct mseg_entry {
 	struct mseg_addr lo, hi;     /* inclusive, same family */
 	uint8_t proto;               /* 0 = every protocol */

@@ -24,11 +24,6 @@ static const enum entry_shape shape_order[SHAPE_COUNT] = {
 
 static const int family_order[2] = { AF_INET, AF_INET6 };
 
-static bool shape_is_interval(enum entry_shape s)
-{
-	return s == SHAPE_PORT_IV || s == SHAPE_PROTO_IV || s == SHAPE_ANY_IV;
-}
-
 const char *render_text_set_name(char *buf, size_t size, enum mseg_dir dir, int family,
 				 enum entry_shape shape)
 {

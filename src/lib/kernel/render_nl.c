@@ -69,11 +69,6 @@ static const enum entry_shape shape_order[SHAPE_COUNT] = {
 	SHAPE_PORT, SHAPE_PORT_IV, SHAPE_PROTO, SHAPE_PROTO_IV, SHAPE_ANY, SHAPE_ANY_IV,
 };
 
-static bool shape_is_interval(enum entry_shape s)
-{
-	return s == SHAPE_PORT_IV || s == SHAPE_PROTO_IV || s == SHAPE_ANY_IV;
-}
-
 void nl_set_spec_get(enum mseg_dir dir, size_t i, struct nl_set_spec *ret)
 {
 	bool v6 = i >= SHAPE_COUNT;
