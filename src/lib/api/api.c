@@ -19,6 +19,7 @@
 #include <jansson.h>
 #include <microhttpd.h>
 
+#include "mseg/util/clock.h"
 #include "mseg/api/api.h"
 #include "mseg/packet/flow.h"
 #include "mseg/util/log.h"
@@ -30,10 +31,7 @@
 
 uint64_t api_mono_ns(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	return clock_mono_ns();
 }
 
 /* ---- helpers exposed for tests ---- */
@@ -852,15 +850,13 @@ int api_server_new(struct daemon *d, struct api_server **ret_api, struct mseg_er
 {
 	const struct daemon_config *cfg = d->cfg;
 	struct api_server *a = calloc(1, sizeof(*a));
-	struct timespec ts;
 	int fd = -1, r;
 
 	if (!a)
 		return err_setf(err, ENOMEM, "out of memory");
 	a->d = d;
 	a->start_ns = api_mono_ns();
-	clock_gettime(CLOCK_REALTIME, &ts);
-	a->start_real_s = (uint64_t)ts.tv_sec;
+	a->start_real_s = clock_real_ns() / 1000000000ull;
 	if (cfg->listen_tcp) {
 		if (!cfg->token_file) {
 			r = err_setf(err, EINVAL, "--listen-tcp requires --token-file");
