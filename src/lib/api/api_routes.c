@@ -17,6 +17,7 @@
 #include "mseg/compile/check.h"
 #include "mseg/packet/flow.h"
 #include "mseg/model/inventory.h"
+#include "mseg/model/names.h"
 #include "mseg/util/log.h"
 #include "mseg/kernel/nft.h"
 #include "mseg/model/policy.h"
@@ -179,31 +180,6 @@ out_free:
 	plan_free(after);
 }
 
-static bool dns_label_valid(const char *s)
-{
-	size_t len = strlen(s);
-
-	if (len == 0 || len > 63 || !isalnum((unsigned char)s[0]) ||
-	    !isalnum((unsigned char)s[len - 1]))
-		return false;
-	for (const char *p = s; *p; p++)
-		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-'))
-			return false;
-	return true;
-}
-
-static bool ident_valid(const char *s)
-{
-	size_t len = strlen(s);
-
-	if (len == 0 || len > 128 || !isalnum((unsigned char)s[0]))
-		return false;
-	for (const char *p = s; *p; p++)
-		if (!isalnum((unsigned char)*p) && *p != '_' && *p != '.' && *p != '-')
-			return false;
-	return true;
-}
-
 /* Policy and endpoint bodies: YAML or JSON, whatever the Content-Type says
  * (one parser reads both; curl's default form type is sniffed as a
  * document too). Multipart forms are refused: there is no form processor. */
@@ -231,7 +207,7 @@ void api_handle_policy_put(struct api_ctx *x, const char *ns, const char *name)
 	bool existed;
 	int r;
 
-	if (!dns_label_valid(ns) || !dns_label_valid(name)) {
+	if (!name_is_dns_label(ns) || !name_is_dns_label(name)) {
 		api_resp_error(x, 400, "'%s/%s': namespace and name must be DNS labels", ns, name);
 		return;
 	}
@@ -359,9 +335,8 @@ void api_handle_endpoint_put(struct api_ctx *x, const char *id)
 	bool existed;
 	int r;
 
-	if (!ident_valid(id)) {
-		api_resp_error(x, 400, "endpoint id '%s': letters, digits, '_', '.' and '-', beginning "
-			   "with a letter or digit, at most 128 characters", id);
+	if (!name_is_endpoint_id(id)) {
+		api_resp_error(x, 400, "endpoint id '%s': " NAME_ENDPOINT_ID_HINT, id);
 		return;
 	}
 	if (!body_type_ok(x))

@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 
+#include "mseg/model/names.h"
 #include "mseg/model/policy.h"
 #include "util/vec.h"
 #include "model/ytree.h"
@@ -364,9 +365,9 @@ static int groups_parse(struct pctx *c, const struct ynode *map)
 			return ycheck_fail(&c->ck, k,
 					   "group 'world' is reserved (every IPv4 and IPv6 "
 					   "address); choose another name");
-		if (!k->len || !ytree_label_value_valid(k->str))
+		if (!k->len || !name_is_label_value(k->str))
 			return ycheck_fail(&c->ck, k, "spec.groups: '%s' is not a valid group name (%s)",
-					   ytree_quote(k->str, q, sizeof(q)), YTREE_LABEL_VALUE_HINT);
+					   ytree_quote(k->str, q, sizeof(q)), NAME_LABEL_VALUE_HINT);
 		r = group_parse(c, k, map->vals[i], &c->groups[i]);
 		if (r < 0)
 			return r;
@@ -671,9 +672,9 @@ static int metadata_parse(struct pctx *c, const struct ynode *root)
 	r = ycheck_string(&c->ck, v, "metadata.name", true, &s);
 	if (r < 0)
 		return r;
-	if (!ytree_dns_label_valid(s))
+	if (!name_is_dns_label(s))
 		return ycheck_fail(&c->ck, v, "metadata.name: '%s' is not a valid name (%s)",
-				   ytree_quote(s, q, sizeof(q)), YTREE_DNS_LABEL_HINT);
+				   ytree_quote(s, q, sizeof(q)), NAME_DNS_LABEL_HINT);
 	r = pctx_strdup(c, s, &c->p->name);
 	if (r < 0)
 		return r;
@@ -687,9 +688,9 @@ static int metadata_parse(struct pctx *c, const struct ynode *root)
 	r = ycheck_string(&c->ck, v, "metadata.namespace", true, &s);
 	if (r < 0)
 		return r;
-	if (!ytree_dns_label_valid(s))
+	if (!name_is_dns_label(s))
 		return ycheck_fail(&c->ck, v, "metadata.namespace: '%s' is not a valid namespace (%s)",
-				   ytree_quote(s, q, sizeof(q)), YTREE_DNS_LABEL_HINT);
+				   ytree_quote(s, q, sizeof(q)), NAME_DNS_LABEL_HINT);
 	return pctx_strdup(c, s, &c->p->ns);
 }
 
