@@ -7,6 +7,7 @@
 
 #include "mseg/model/addr.h"
 #include "mseg/compile/render_text.h"
+#include "mseg/model/selector.h"
 
 static const char *const shape_suffix[SHAPE_COUNT] = {
 	[SHAPE_PORT] = "port",
@@ -130,7 +131,7 @@ const char *render_text_entry(const struct mseg_entry *e, char *buf, size_t size
 int render_text_header(FILE *f, const struct mseg_endpoint *ep)
 {
 	fprintf(f, "# endpoint %s (%s/%s) netns %s\n", ep->id ? ep->id : "-",
-		ep->ns ? ep->ns : "default", ep->name ? ep->name : "-",
+		selector_ns_name(ep->ns), ep->name ? ep->name : "-",
 		ep->netns ? ep->netns : "-");
 	return ferror(f) ? -EIO : 0;
 }

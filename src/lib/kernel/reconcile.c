@@ -10,6 +10,7 @@
 #include "mseg/util/clock.h"
 #include "mseg/kernel/nft.h"
 #include "mseg/kernel/reconcile.h"
+#include "mseg/model/selector.h"
 #include "mseg/compile/render_text.h"
 
 #define RECONCILE_MAX_EVENTS 256
@@ -120,7 +121,7 @@ static struct ep_state *ep_state_free(struct ep_state *s)
 static int ep_state_set_names(struct ep_state *s, const struct mseg_endpoint *ep)
 {
 	const char *name = ep->name ? ep->name : ep->id;
-	const char *ns = ep->ns ? ep->ns : "default";
+	const char *ns = selector_ns_name(ep->ns);
 
 	if (!s->name || strcmp(s->name, name) != 0) {
 		free(s->name);
