@@ -105,4 +105,8 @@ struct table_opts {
 #define TABLE_DEFAULT_RATE 100
 #define TABLE_DEFAULT_BURST 200
 
+/* Table options with defaults filled in (NULL = defaults; a zero rate or
+ * burst = its default), for the text and the netlink rendering alike. */
+void table_opts_normalize(struct table_opts *out, const struct table_opts *in);
+
 #endif

@@ -138,6 +138,21 @@ enum entry_shape entry_shape(const struct mseg_entry *e)
 	return single ? SHAPE_PROTO : SHAPE_PROTO_IV;
 }
 
+void table_opts_normalize(struct table_opts *out, const struct table_opts *in)
+{
+	static const struct table_opts defaults = {
+		.queue = QUEUE_NATIVE,
+		.rate = TABLE_DEFAULT_RATE,
+		.burst = TABLE_DEFAULT_BURST,
+	};
+
+	*out = in ? *in : defaults;
+	if (!out->rate)
+		out->rate = TABLE_DEFAULT_RATE;
+	if (!out->burst)
+		out->burst = TABLE_DEFAULT_BURST;
+}
+
 struct mseg_plan *plan_free(struct mseg_plan *plan)
 {
 	struct plan_owner *o = (struct plan_owner *)plan;

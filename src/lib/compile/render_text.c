@@ -241,17 +241,13 @@ static void print_chain(FILE *f, const struct mseg_dir_plan *dp, enum mseg_dir d
 	fprintf(f, "\t}\n");
 }
 
-int render_text_table(FILE *f, const struct mseg_ep_plan *ep, const struct table_opts *opts)
+int render_text_table(FILE *f, const struct mseg_ep_plan *ep, const struct table_opts *opts_in)
 {
-	static const struct table_opts defaults = {
-		.queue = QUEUE_NATIVE,
-		.rate = TABLE_DEFAULT_RATE,
-		.burst = TABLE_DEFAULT_BURST,
-	};
+	struct table_opts norm;
+	const struct table_opts *opts = &norm;
 	bool any = false, first_chain = true;
 
-	if (!opts)
-		opts = &defaults;
+	table_opts_normalize(&norm, opts_in);
 	for (int d = 0; d < MSEG_DIR_COUNT; d++)
 		any |= ep->dir[d].isolated;
 	if (!any) {
@@ -261,8 +257,7 @@ int render_text_table(FILE *f, const struct mseg_ep_plan *ep, const struct table
 
 	fprintf(f, "table inet %s {\n", TABLE_NAME);
 	fprintf(f, "\tlimit flood {\n\t\trate over %u/second burst %u packets\n\t}\n\n",
-		opts->rate ? opts->rate : TABLE_DEFAULT_RATE,
-		opts->burst ? opts->burst : TABLE_DEFAULT_BURST);
+		opts->rate, opts->burst);
 	for (int d = 0; d < MSEG_DIR_COUNT; d++)
 		if (ep->dir[d].isolated)
 			fprintf(f, "\tcounter %s_overlimit {\n\t}\n\n",

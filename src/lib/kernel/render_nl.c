@@ -189,21 +189,6 @@ size_t nl_entry_elems(const struct nl_set_spec *s, const struct mseg_entry *e,
 	return 2;
 }
 
-void table_opts_normalize(struct table_opts *out, const struct table_opts *in)
-{
-	static const struct table_opts defaults = {
-		.queue = QUEUE_NATIVE,
-		.rate = TABLE_DEFAULT_RATE,
-		.burst = TABLE_DEFAULT_BURST,
-	};
-
-	*out = in ? *in : defaults;
-	if (!out->rate)
-		out->rate = TABLE_DEFAULT_RATE;
-	if (!out->burst)
-		out->burst = TABLE_DEFAULT_BURST;
-}
-
 /* ---- expressions: one helper each ---- */
 
 /* A rule under construction; the first failure sticks. */
