@@ -11,7 +11,8 @@
 
 #include "mseg/model/model.h"
 
-/* Which kind of set an entry goes into. */
+/* Which kind of set an entry goes into. The enum order is the order of the
+ * sets in a table and of their lookups in a chain (text and netlink alike). */
 enum entry_shape {
 	SHAPE_PORT,      /* addr . l4proto . port, exact address and port: hash set */
 	SHAPE_PORT_IV,   /* addr . l4proto . port with a range: interval set */

@@ -18,11 +18,6 @@ static const char *const shape_suffix[SHAPE_COUNT] = {
 	[SHAPE_ANY_IV] = "any_iv",
 };
 
-/* The order of sets in the table and of lookups in a chain. */
-static const enum entry_shape shape_order[SHAPE_COUNT] = {
-	SHAPE_PORT, SHAPE_PORT_IV, SHAPE_PROTO, SHAPE_PROTO_IV, SHAPE_ANY, SHAPE_ANY_IV,
-};
-
 static const int family_order[2] = { AF_INET, AF_INET6 };
 
 const char *render_text_set_name(char *buf, size_t size, enum mseg_dir dir, int family,
@@ -217,7 +212,7 @@ static void print_chain(FILE *f, const struct mseg_dir_plan *dp, enum mseg_dir d
 		const char *l3 = family_order[fi] == AF_INET6 ? "ip6" : "ip";
 
 		for (int si = 0; si < SHAPE_COUNT; si++) {
-			enum entry_shape s = shape_order[si];
+			enum entry_shape s = (enum entry_shape)si;
 
 			render_text_set_name(name, sizeof(name), dir, family_order[fi], s);
 			switch (s) {
@@ -272,7 +267,7 @@ int render_text_table(FILE *f, const struct mseg_ep_plan *ep, const struct table
 		for (int fi = 0; fi < 2; fi++)
 			for (int si = 0; si < SHAPE_COUNT; si++)
 				print_set(f, &ep->dir[d], (enum mseg_dir)d, family_order[fi],
-					  shape_order[si]);
+					  (enum entry_shape)si);
 	}
 	for (int d = 0; d < MSEG_DIR_COUNT; d++) {
 		if (!ep->dir[d].isolated)
