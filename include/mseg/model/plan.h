@@ -84,8 +84,15 @@ struct mseg_plan *plan_free(struct mseg_plan *plan);
 /* Which set class an entry belongs to. */
 enum entry_shape entry_shape(const struct mseg_entry *e);
 
-/* True when the protocol carries ports that th dport reads (TCP, UDP, UDPLITE, SCTP). */
-bool proto_has_ports(uint8_t proto);
+/* True when the protocol carries ports that th dport reads (TCP, UDP, UDPLITE,
+ * SCTP): the ports a rule can match and the packet parser extracts. */
+static inline bool proto_has_ports(uint8_t proto)
+{
+	/* the IPPROTO_* numbers, spelled out: <netinet/in.h> and <linux/in.h>
+	 * cannot both be included, and users of this header include either */
+	return proto == 6 /* TCP */ || proto == 17 /* UDP */ || proto == 136 /* UDPLITE */ ||
+	       proto == 132 /* SCTP */;
+}
 
 /* How unmatched packets reach msegd. */
 enum queue_method {

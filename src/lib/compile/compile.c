@@ -116,11 +116,10 @@ struct plan_owner {
 
 static const struct mseg_port port_any = { .proto = 0 };
 
-bool proto_has_ports(uint8_t proto)
-{
-	return proto == IPPROTO_TCP || proto == IPPROTO_UDP || proto == IPPROTO_UDPLITE ||
-	       proto == IPPROTO_SCTP;
-}
+/* proto_has_ports() (plan.h) spells the numbers out */
+_Static_assert(IPPROTO_TCP == 6 && IPPROTO_UDP == 17 && IPPROTO_UDPLITE == 136 &&
+		       IPPROTO_SCTP == 132,
+	       "proto_has_ports numbers");
 
 static bool addr_is_single(const struct mseg_entry *e)
 {
