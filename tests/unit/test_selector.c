@@ -233,10 +233,11 @@ out:
 	plan_free(policies_plan);
 }
 
-static void case_release(struct tcase *c)
+static void case_free(struct tcase *c)
 {
 	policy_set_release(&c->pols);
 	inventory_release(&c->inv);
+	free(c);
 }
 
 /* ---- the golden cases ---- */
@@ -321,25 +322,34 @@ static void test_golden_cases_agree(void)
 		} else {
 			case_run(c);
 		}
-		case_release(c);
-		free(c);
+		case_free(c);
 		free(names[i]);
 	}
 }
 
 /* ---- our own cases ---- */
 
-static int case_parse(struct tcase *c, const char *name, const char *policies,
-		      const char *endpoints, struct mseg_err *err)
+/* A case from YAML text; NULL (and a failed check) when it does not load. */
+static struct tcase *case_new(const char *name, const char *policies, const char *endpoints)
 {
-	int r;
+	struct tcase *c = calloc(1, sizeof(*c));
+	struct mseg_err err;
 
+	T_CHECK(c, "out of memory");
+	if (!c)
+		return NULL;
+	policy_set_init(&c->pols);
+	inventory_init(&c->inv);
 	snprintf(c->name, sizeof(c->name), "%s", name);
 	c->opts = (struct compile_opts){ .default_mode = MSEG_MODE_ENFORCE };
-	r = policy_parse_buffer(&c->pols, "p.yaml", policies, strlen(policies), err);
-	if (r < 0)
-		return r;
-	return inventory_parse_buffer(&c->inv, "e.yaml", endpoints, strlen(endpoints), err);
+	err_clear(&err);
+	if (policy_parse_buffer(&c->pols, "p.yaml", policies, strlen(policies), &err) < 0 ||
+	    inventory_parse_buffer(&c->inv, "e.yaml", endpoints, strlen(endpoints), &err) < 0) {
+		T_CHECK(false, "%s: setup: %s", name, err.msg);
+		case_free(c);
+		return NULL;
+	}
+	return c;
 }
 
 static void peer_ns_drop(struct mseg_peer *p)
@@ -381,22 +391,12 @@ static void test_missing_namespace_agrees(void)
 		"  - {id: web-lab, namespace: lab, labels: {app: web}, ips: [10.0.0.5]}\n";
 
 	for (int dd = 0; dd < 2; dd++) {
-		struct tcase *c = calloc(1, sizeof(*c));
-		struct mseg_err err;
+		struct tcase *c = case_new(dd ? "missing-namespace, default-deny"
+					      : "missing-namespace",
+					      policies, endpoints);
 
-		T_CHECK(c, "out of memory");
 		if (!c)
 			return;
-		policy_set_init(&c->pols);
-		inventory_init(&c->inv);
-		err_clear(&err);
-		if (case_parse(c, dd ? "missing-namespace, default-deny" : "missing-namespace",
-			       policies, endpoints, &err) < 0) {
-			T_CHECK(false, "setup: %s", err.msg);
-			case_release(c);
-			free(c);
-			return;
-		}
 		c->opts.default_deny = dd;
 		for (size_t p = 0; p < c->pols.n; p++) {
 			struct mseg_policy *pol = c->pols.items[p];
@@ -413,8 +413,7 @@ static void test_missing_namespace_agrees(void)
 			if (!strcmp(c->inv.eps[e]->ns, "default"))
 				c->inv.eps[e]->ns = NULL;
 		case_run(c);
-		case_release(c);
-		free(c);
+		case_free(c);
 	}
 }
 
@@ -454,21 +453,12 @@ static void test_namespaces_agree(void)
 		"  - {id: web-lab, namespace: lab, labels: {app: web}, ips: [10.0.0.6]}\n"
 		"  - {id: free-1, namespace: other, ips: [10.0.0.5, \"fd00::5\"]}\n"
 		"  - {id: v6only, namespace: other, labels: {app: web}, ips: [\"fd00::6\"]}\n";
-	struct tcase *c = calloc(1, sizeof(*c));
-	struct mseg_err err;
+	struct tcase *c = case_new("namespaces", policies, endpoints);
 
-	T_CHECK(c, "out of memory");
 	if (!c)
 		return;
-	policy_set_init(&c->pols);
-	inventory_init(&c->inv);
-	err_clear(&err);
-	if (case_parse(c, "namespaces", policies, endpoints, &err) < 0)
-		T_CHECK(false, "setup: %s", err.msg);
-	else
-		case_run(c);
-	case_release(c);
-	free(c);
+	case_run(c);
+	case_free(c);
 }
 
 /* ---- the selection rules themselves ---- */
