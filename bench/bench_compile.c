@@ -24,6 +24,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "mseg/util/clock.h"
 #include "mseg/model/plan.h"
 
 #define TARGET_MS 100.0
@@ -255,10 +256,7 @@ static void build(size_t n_eps, size_t n_rules, bool named, struct mseg_endpoint
 
 static double now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+	return (double)clock_mono_ns() / 1e6;
 }
 
 static int cmp_double(const void *a, const void *b)

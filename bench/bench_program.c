@@ -31,16 +31,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "mseg/util/clock.h"
 #include "mseg/kernel/nft.h"
 #include "mseg/compile/render_text.h"
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static int cmp_u64(const void *a, const void *b)
 {
@@ -180,7 +173,7 @@ static int text_write(const struct plan_buf *pb, const char *path)
 
 static int nft_file(int nsfd, const char *file, uint64_t *ret_ns)
 {
-	uint64_t t0 = now_ns();
+	uint64_t t0 = clock_mono_ns();
 	int status;
 	pid_t pid = fork();
 
@@ -194,7 +187,7 @@ static int nft_file(int nsfd, const char *file, uint64_t *ret_ns)
 	}
 	if (waitpid(pid, &status, 0) < 0)
 		return -errno;
-	*ret_ns = now_ns() - t0;
+	*ret_ns = clock_mono_ns() - t0;
 	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EIO;
 }
 
@@ -209,7 +202,7 @@ static int mseg_replace(int nsfd, const struct mseg_ep_plan *plan, struct netns 
 	struct mseg_err err = { 0 };
 	struct netns *ns;
 	char path[64], msg[600];
-	uint64_t t0 = now_ns();
+	uint64_t t0 = clock_mono_ns();
 	int r;
 
 	ns_path(nsfd, path, sizeof(path));
@@ -217,7 +210,7 @@ static int mseg_replace(int nsfd, const struct mseg_ep_plan *plan, struct netns 
 	if (r < 0)
 		return r;
 	r = ep_table_replace(ns, plan, &opts, NULL, 0, &err);
-	*ret_ns_time = now_ns() - t0;
+	*ret_ns_time = clock_mono_ns() - t0;
 	if (r < 0) {
 		fprintf(stderr, "bench_program: %s\n", err_format(&err, msg, sizeof(msg)));
 		netns_free(ns);
@@ -358,11 +351,11 @@ int main(int argc, char **argv)
 		for (size_t i = 0; i < n_ns; i++)
 			table_clear(fds[i]);
 		usleep(300000);
-		t_start = now_ns();
+		t_start = clock_mono_ns();
 		for (; done < n_ns; done++)
 			if (mseg_replace(fds[done], &small.plan, &hs[done], &t0) < 0)
 				break;
-		t_mseg[run] = now_ns() - t_start;
+		t_mseg[run] = clock_mono_ns() - t_start;
 		t_kern[run] = 0;
 		for (size_t i = 0; i < done; i++) {
 			t_kern[run] += netns_stats(hs[i])->last_batch_ns;
@@ -374,13 +367,13 @@ int main(int argc, char **argv)
 		for (size_t i = 0; i < n_ns; i++)
 			table_clear(fds[i]);
 		usleep(300000);
-		t_start = now_ns();
+		t_start = clock_mono_ns();
 		for (size_t i = 0; i < n_ns; i++)
 			if (nft_file(fds[i], small_txt, &t0) < 0) {
 				fprintf(stderr, "bench_program: nft -f %s failed\n", small_txt);
 				goto out;
 			}
-		t_nft[run] = now_ns() - t_start;
+		t_nft[run] = clock_mono_ns() - t_start;
 	}
 	{
 		double a = ms(pct(t_mseg, runs, 0.5)), b = ms(pct(t_nft, runs, 0.5));
@@ -411,9 +404,9 @@ int main(int argc, char **argv)
 			const struct mseg_ep_plan *to = i % 2 ? &big.plan : &big2.plan;
 			uint64_t m0 = netns_stats(ns)->msgs;
 
-			t0 = now_ns();
+			t0 = clock_mono_ns();
 			r = ep_table_update(ns, from, to, &opts, NULL, 0, &err);
-			t_nft[i] = now_ns() - t0;                  /* the whole call */
+			t_nft[i] = clock_mono_ns() - t0;                  /* the whole call */
 			t_mseg[i] = netns_stats(ns)->last_batch_ns;  /* the kernel's part */
 			msgs += netns_stats(ns)->msgs - m0;
 		}

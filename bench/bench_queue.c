@@ -45,6 +45,7 @@
 #include <libmnl/libmnl.h>
 #include <libnetfilter_queue/libnetfilter_queue.h>
 
+#include "mseg/util/clock.h"
 #include "mseg/util/evloop.h"
 #include "mseg/packet/flow.h"
 #include "mseg/kernel/nft.h"
@@ -56,14 +57,6 @@
 #define QUEUE_NUM 0
 
 static int ncpu;
-
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static void pin(int cpu)
 {
@@ -203,12 +196,10 @@ static void on_queue(struct evloop_source *src, uint32_t events, void *data)
 static void on_tick(struct evloop_source *src, uint32_t events, void *data)
 {
 	struct listener *L = data;
-	struct timespec ts;
 
 	(void)src;
 	(void)events;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	flow_ring_expire(L->ring, (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec);
+	flow_ring_expire(L->ring, clock_real_ns());
 	flow_log_flush(L->log);
 }
 
@@ -342,10 +333,10 @@ static double throughput(enum kind kind, double seconds, struct listener *L)
 		die("pthread_create", errno);
 	usleep(300000);   /* warm up */
 	v0 = __atomic_load_n(&L->verdicts, __ATOMIC_RELAXED);
-	t0 = mono_ns();
+	t0 = clock_mono_ns();
 	usleep((useconds_t)(seconds * 1e6));
 	v1 = __atomic_load_n(&L->verdicts, __ATOMIC_RELAXED);
-	t1 = mono_ns();
+	t1 = clock_mono_ns();
 	S.stop = 1;
 	pthread_join(st, NULL);   /* the listener keeps serving until the sender is done */
 	L->stop = 1;
@@ -382,7 +373,7 @@ static struct lat latency(int rx, uint16_t port, unsigned samples)
 	while (recv(rx, buf, sizeof(buf), MSG_DONTWAIT) > 0)
 		;   /* drain */
 	for (unsigned i = 0; i < samples; i++) {
-		uint64_t t0 = mono_ns(), seq = i;
+		uint64_t t0 = clock_mono_ns(), seq = i;
 		ssize_t k;
 
 		memcpy(buf, &seq, sizeof(seq));
@@ -398,7 +389,7 @@ static struct lat latency(int rx, uint16_t port, unsigned samples)
 			}
 			memcpy(&seq, buf, sizeof(seq));
 			if (k >= 8 && seq == i) {
-				d[n++] = mono_ns() - t0;
+				d[n++] = clock_mono_ns() - t0;
 				break;
 			}
 		}

@@ -3,7 +3,8 @@
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE \
  *     -Iinclude -Isrc/lib tests/fuzz/fuzz_policy.c src/lib/model/ytree.c \
- *     src/lib/model/policy.c src/lib/model/inventory.c src/lib/util/err.c src/lib/util/arena.c \
+ *     src/lib/model/policy.c src/lib/model/inventory.c src/lib/model/names.c \
+ *     src/lib/util/err.c src/lib/util/arena.c \
  *     -lyaml -o fuzz_policy
  *   ./fuzz_policy -max_len=4096 tests/bad
  *

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "mseg/model/policy.h"
+#include "mseg/model/selector.h"
 #include "t.h"
 
 #define BAD_DIR "tests/bad"

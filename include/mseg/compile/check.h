@@ -59,9 +59,6 @@ int check_decide(const struct mseg_policy *const *pols, size_t n_pols,
 		 const struct compile_opts *opts, const struct check_query *q,
 		 struct check_result *ret, struct mseg_err *err);
 
-/* Does @peer (MSEG_PEER_ENDPOINTS) select @ep? */
-bool check_peer_selects(const struct mseg_peer *peer, const struct mseg_endpoint *ep);
-
 const char *check_verdict_name(enum check_verdict v);
 
 #endif

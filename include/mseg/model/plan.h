@@ -11,7 +11,8 @@
 
 #include "mseg/model/model.h"
 
-/* Which kind of set an entry goes into. */
+/* Which kind of set an entry goes into. The enum order is the order of the
+ * sets in a table and of their lookups in a chain (text and netlink alike). */
 enum entry_shape {
 	SHAPE_PORT,      /* addr . l4proto . port, exact address and port: hash set */
 	SHAPE_PORT_IV,   /* addr . l4proto . port with a range: interval set */
@@ -21,6 +22,12 @@ enum entry_shape {
 	SHAPE_ANY_IV,    /* addr range (every protocol): interval */
 };
 #define SHAPE_COUNT 6
+
+/* Does the class need an interval set (a range somewhere in the key)? */
+static inline bool shape_is_interval(enum entry_shape s)
+{
+	return s == SHAPE_PORT_IV || s == SHAPE_PROTO_IV || s == SHAPE_ANY_IV;
+}
 
 struct mseg_entry {
 	struct mseg_addr lo, hi;     /* inclusive, same family */
@@ -77,8 +84,15 @@ struct mseg_plan *plan_free(struct mseg_plan *plan);
 /* Which set class an entry belongs to. */
 enum entry_shape entry_shape(const struct mseg_entry *e);
 
-/* True when the protocol carries ports that th dport reads (TCP, UDP, UDPLITE, SCTP). */
-bool proto_has_ports(uint8_t proto);
+/* True when the protocol carries ports that th dport reads (TCP, UDP, UDPLITE,
+ * SCTP): the ports a rule can match and the packet parser extracts. */
+static inline bool proto_has_ports(uint8_t proto)
+{
+	/* the IPPROTO_* numbers, spelled out: <netinet/in.h> and <linux/in.h>
+	 * cannot both be included, and users of this header include either */
+	return proto == 6 /* TCP */ || proto == 17 /* UDP */ || proto == 136 /* UDPLITE */ ||
+	       proto == 132 /* SCTP */;
+}
 
 /* How unmatched packets reach msegd. */
 enum queue_method {
@@ -98,5 +112,9 @@ struct table_opts {
 #define TABLE_NAME "mseg"
 #define TABLE_DEFAULT_RATE 100
 #define TABLE_DEFAULT_BURST 200
+
+/* Table options with defaults filled in (NULL = defaults; a zero rate or
+ * burst = its default), for the text and the netlink rendering alike. */
+void table_opts_normalize(struct table_opts *out, const struct table_opts *in);
 
 #endif

@@ -51,10 +51,4 @@ int policy_set_put(struct mseg_policy_set *set, struct mseg_policy *p);
 
 struct mseg_policy *policy_free(struct mseg_policy *p);
 
-/* Label selector match against labels sorted by key (Kubernetes semantics:
- * every requirement holds; NotIn and DoesNotExist hold for absent keys; no
- * requirement, or a NULL @sel, matches everything). */
-bool selector_matches(const struct mseg_selector *sel, const struct mseg_label *labels,
-		      size_t n_labels);
-
 #endif

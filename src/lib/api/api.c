@@ -20,6 +20,7 @@
 #include <jansson.h>
 #include <microhttpd.h>
 
+#include "mseg/util/clock.h"
 #include "mseg/api/api.h"
 #include "mseg/packet/flow.h"
 #include "mseg/util/log.h"
@@ -469,7 +470,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	if (rq->conn) {
 		/* a follow stream that ended leaves a keep-alive connection
 		 * like any other: back under the sweep's deadline */
-		rq->conn->since_ns = api_mono_ns();
+		rq->conn->since_ns = clock_mono_ns();
 		rq->conn->forced = false;
 		if (rq->conn->streaming) {
 			rq->conn->streaming = false;
@@ -494,7 +495,7 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
 		if (!k)
 			return;
 		k->c = c;
-		k->since_ns = api_mono_ns();
+		k->since_ns = clock_mono_ns();
 		k->next = a->conns;
 		if (k->next)
 			k->next->prev = k;
@@ -556,7 +557,7 @@ __attribute__((format(printf, 2, 0))) static void on_mhd_log(void *cls, const ch
  * timer fired). */
 static void api_schedule(struct api_server *a)
 {
-	uint64_t best = API_SWEEP_MS, now = api_mono_ns(), due;
+	uint64_t best = API_SWEEP_MS, now = clock_mono_ns(), due;
 
 	for (size_t i = 0; i < a->n_lis; i++) {
 		MHD_UNSIGNED_LONG_LONG t;
@@ -592,7 +593,7 @@ static void on_mhd_ready(struct evloop_source *src, uint32_t events, void *data)
  * the client hung up. */
 static void api_sweep(struct api_server *a)
 {
-	uint64_t now = api_mono_ns();
+	uint64_t now = clock_mono_ns();
 	bool moved = a->flows && flow_ring_seq(a->flows) != a->follow_seq;
 
 	for (struct api_conn *k = a->conns; k; k = k->next) {
@@ -837,15 +838,13 @@ int api_server_new(const struct api_backend *be, struct api_server **ret_api,
 {
 	const struct daemon_config *cfg = be->cfg;
 	struct api_server *a = calloc(1, sizeof(*a));
-	struct timespec ts;
 	int fd = -1, r;
 
 	if (!a)
 		return err_setf(err, ENOMEM, "out of memory");
 	a->be = *be;
-	a->start_ns = api_mono_ns();
-	clock_gettime(CLOCK_REALTIME, &ts);
-	a->start_real_s = (uint64_t)ts.tv_sec;
+	a->start_ns = clock_mono_ns();
+	a->start_real_s = clock_real_ns() / 1000000000ull;
 	if (cfg->listen_tcp) {
 		if (!cfg->token_file) {
 			r = err_setf(err, EINVAL, "--listen-tcp requires --token-file");

@@ -9,6 +9,7 @@
 
 #include "mseg/model/addr.h"
 #include "mseg/compile/render_text.h"
+#include "mseg/model/selector.h"
 #include "api/api_json.h"
 
 json_t *api_json_error(const char *msg, unsigned line, unsigned col)
@@ -200,7 +201,7 @@ json_t *api_json_endpoint(const struct mseg_endpoint *ep, const char *source)
 	}
 	json_object_set_new(o, "id", json_string(ep->id));
 	json_object_set_new(o, "name", json_string(ep->name ? ep->name : ""));
-	json_object_set_new(o, "namespace", json_string(ep->ns ? ep->ns : "default"));
+	json_object_set_new(o, "namespace", json_string(selector_ns_name(ep->ns)));
 	for (size_t i = 0; i < ep->n_labels; i++)
 		json_object_set_new(labels, ep->labels[i].key, json_string(ep->labels[i].value));
 	json_object_set_new(o, "labels", labels);

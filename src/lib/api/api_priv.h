@@ -149,7 +149,6 @@ struct mseg_err;
 
 /* ---- api_resp.c: answers, for the transport and the handlers ---- */
 
-uint64_t api_mono_ns(void);
 
 /* Set the answer: @j (owned) with status @code, replacing any earlier one. */
 void api_resp_json(struct api_ctx *x, unsigned code, json_t *j);

@@ -2,20 +2,11 @@
  * them through these helpers. */
 #include <stdarg.h>
 #include <stdio.h>
-#include <time.h>
 
 #include <jansson.h>
 
 #include "api/api_json.h"
 #include "api/api_priv.h"
-
-uint64_t api_mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 void api_resp_json(struct api_ctx *x, unsigned code, json_t *j)
 {

@@ -1,7 +1,6 @@
 /* The REST API's route handlers: policies, endpoints, rules, status,
  * metrics, check and flows (docs/rest-api.md); the HTTP transport that
  * calls them is api.c. */
-#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <netinet/in.h>
@@ -17,6 +16,8 @@
 #include "mseg/compile/check.h"
 #include "mseg/packet/flow.h"
 #include "mseg/model/inventory.h"
+#include "mseg/model/names.h"
+#include "mseg/util/clock.h"
 #include "mseg/util/log.h"
 #include "mseg/kernel/nft.h"
 #include "mseg/model/policy.h"
@@ -113,31 +114,6 @@ out_free:
 	plan_free(after);
 }
 
-static bool dns_label_valid(const char *s)
-{
-	size_t len = strlen(s);
-
-	if (len == 0 || len > 63 || !isalnum((unsigned char)s[0]) ||
-	    !isalnum((unsigned char)s[len - 1]))
-		return false;
-	for (const char *p = s; *p; p++)
-		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-'))
-			return false;
-	return true;
-}
-
-static bool ident_valid(const char *s)
-{
-	size_t len = strlen(s);
-
-	if (len == 0 || len > 128 || !isalnum((unsigned char)s[0]))
-		return false;
-	for (const char *p = s; *p; p++)
-		if (!isalnum((unsigned char)*p) && *p != '_' && *p != '.' && *p != '-')
-			return false;
-	return true;
-}
-
 /* Policy and endpoint bodies: YAML or JSON, whatever the Content-Type says
  * (one parser reads both; curl's default form type is sniffed as a
  * document too). Multipart forms are refused: there is no form processor. */
@@ -194,7 +170,7 @@ void api_handle_policy_put(struct api_ctx *x, const char *ns, const char *name)
 	bool existed;
 	int r;
 
-	if (!dns_label_valid(ns) || !dns_label_valid(name)) {
+	if (!name_is_dns_label(ns) || !name_is_dns_label(name)) {
 		api_resp_error(x, 400, "'%s/%s': namespace and name must be DNS labels", ns, name);
 		return;
 	}
@@ -371,9 +347,8 @@ void api_handle_endpoint_put(struct api_ctx *x, const char *id)
 	size_t len = 0;
 	int r;
 
-	if (!ident_valid(id)) {
-		api_resp_error(x, 400, "endpoint id '%s': letters, digits, '_', '.' and '-', beginning "
-			   "with a letter or digit, at most 128 characters", id);
+	if (!name_is_endpoint_id(id)) {
+		api_resp_error(x, 400, "endpoint id '%s': " NAME_ENDPOINT_ID_HINT, id);
 		return;
 	}
 	if (!body_type_ok(x))
@@ -744,7 +719,7 @@ static void rules_slot_refresh(struct api_server *a, size_t i, bool with_table)
 	changed = !sl->entry || !json_equal(sl->entry, e) || sl->shown_stale;
 	json_decref(sl->entry);
 	sl->entry = e;
-	sl->checked_ns = api_mono_ns();
+	sl->checked_ns = clock_mono_ns();
 	sl->key = rules_cache_key(&x);
 	if (changed) {
 		free(a->rules_text);
@@ -789,7 +764,7 @@ void api_on_rules_tick(struct evloop_source *src, uint32_t events, void *data)
 	if (read(evloop_source_fd(src), &exp, sizeof(exp)) < 0) {
 		/* a spurious wakeup */
 	}
-	on_rules_timer(src, api_mono_ns(), data);
+	on_rules_timer(src, clock_mono_ns(), data);
 }
 
 void api_handle_rules(struct api_ctx *x, const char *id)
@@ -809,7 +784,7 @@ void api_handle_rules(struct api_ctx *x, const char *id)
 	bool fresh = with_table || query_flag(x->c, "fresh");
 	json_t *arr, *o;
 	size_t drifted = 0, stale = 0, live = 0;
-	uint64_t now = api_mono_ns(), key = rules_cache_key(x);
+	uint64_t now = clock_mono_ns(), key = rules_cache_key(x);
 
 	/* after an idle spell the background stopped: rebuild, marking old reads */
 	if (now - x->a->rules_wanted_ns > (uint64_t)API_RULES_IDLE_MS * 1000000ull) {
@@ -891,7 +866,7 @@ static uint64_t status_key(struct api_ctx *x)
 	const struct api_backend *be = x->be;
 	uint64_t k = rules_cache_key(x);
 
-	k = k * 31 + (api_mono_ns() - x->a->start_ns) / 1000000000ull;
+	k = k * 31 + (clock_mono_ns() - x->a->start_ns) / 1000000000ull;
 	k = k * 31 + be->desired->pols[DESIRED_FILE].n + (be->desired->pols[DESIRED_API].n << 20);
 	k = k * 31 + be->desired->inv[DESIRED_FILE].n + (be->desired->inv[DESIRED_API].n << 20);
 	if (x->a->flows)
@@ -955,7 +930,7 @@ static void h_status_build(struct api_ctx *x)
 		json_array_append_new(lis, json_string(x->a->lis[i].name));
 	json_object_set_new(o, "version", json_string(MSEG_VERSION));
 	json_object_set_new(o, "uptime_seconds",
-			    json_integer((json_int_t)((api_mono_ns() - x->a->start_ns) / 1000000000ull)));
+			    json_integer((json_int_t)((clock_mono_ns() - x->a->start_ns) / 1000000000ull)));
 	json_object_set_new(o, "generation", json_integer((json_int_t)x->be->desired->generation));
 	json_object_set_new(o, "mode", json_string(be->cfg->mode == MSEG_MODE_AUDIT ? "audit" : "enforce"));
 	json_object_set_new(o, "default_deny", json_boolean(be->cfg->default_deny));

@@ -10,6 +10,7 @@
 
 #include <curl/curl.h>
 
+#include "mseg/util/clock.h"
 #include "mseg/client/client.h"
 #include "mseg/cni/cni.h"
 
@@ -20,16 +21,12 @@
 struct cni_client {
 	const struct cni_config *conf;
 	char token[512];
-	struct timespec deadline;
+	uint64_t deadline_ns;    /* CLOCK_MONOTONIC */
 };
 
 static long cni_ms_left(const struct cni_client *cl)
 {
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (cl->deadline.tv_sec - now.tv_sec) * 1000 +
-	       (cl->deadline.tv_nsec - now.tv_nsec) / 1000000;
+	return (long)((int64_t)(cl->deadline_ns - clock_mono_ns()) / 1000000);
 }
 
 static int cni_client_init(struct cni_client *cl, const struct cni_config *c,
@@ -37,8 +34,7 @@ static int cni_client_init(struct cni_client *cl, const struct cni_config *c,
 {
 	memset(cl, 0, sizeof(*cl));
 	cl->conf = c;
-	clock_gettime(CLOCK_MONOTONIC, &cl->deadline);
-	cl->deadline.tv_sec += c->timeout_sec;
+	cl->deadline_ns = clock_mono_ns() + (uint64_t)c->timeout_sec * 1000000000ull;
 	if (c->token_file) {
 		FILE *f = fopen(c->token_file, "re");
 		size_t n;

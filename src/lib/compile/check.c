@@ -8,6 +8,7 @@
 #include "mseg/model/addr.h"
 #include "mseg/compile/check.h"
 #include "mseg/model/policy.h"
+#include "mseg/model/selector.h"
 
 const char *check_verdict_name(enum check_verdict v)
 {
@@ -20,25 +21,6 @@ const char *check_verdict_name(enum check_verdict v)
 		break;
 	}
 	return "denied";
-}
-
-bool check_peer_selects(const struct mseg_peer *peer, const struct mseg_endpoint *ep)
-{
-	if (peer->kind != MSEG_PEER_ENDPOINTS)
-		return false;
-	switch (peer->ns_scope) {
-	case MSEG_NS_NAMED:
-		if (!peer->ns || strcmp(peer->ns, ep->ns) != 0)
-			return false;
-		break;
-	case MSEG_NS_SELECTOR:
-		if (!selector_matches(&peer->ns_sel, ep->ns_labels, ep->n_ns_labels))
-			return false;
-		break;
-	case MSEG_NS_ANY:
-		break;
-	}
-	return selector_matches(&peer->ep_sel, ep->labels, ep->n_labels);
 }
 
 static const struct mseg_endpoint *ep_by_id(const struct mseg_endpoint *const *eps, size_t n,
@@ -133,16 +115,11 @@ static void side_decide(struct check_side *side, const struct mseg_plan *plan, e
 	for (size_t p = 0; p < n_pols; p++) {
 		const struct mseg_policy *pol = pols[p];
 
-		if (!(pol->isolation & (1u << dir)))
+		if (!(pol->isolation & (1u << dir)) || !selector_policy_covers(pol, side->ep))
 			continue;
-		for (size_t s = 0; s < pol->n_subjects; s++) {
-			if (!check_peer_selects(&pol->subjects[s], side->ep))
-				continue;
-			if (side->n_isolating < CHECK_MAX_ISOLATING)
-				side->isolating[side->n_isolating] = pol;
-			side->n_isolating++;
-			break;
-		}
+		if (side->n_isolating < CHECK_MAX_ISOLATING)
+			side->isolating[side->n_isolating] = pol;
+		side->n_isolating++;
 	}
 	side->default_deny = side->n_isolating == 0;
 }

@@ -32,6 +32,7 @@
 #include "mseg/model/addr.h"
 #include "mseg/model/plan.h"
 #include "mseg/model/policy.h"
+#include "mseg/model/selector.h"
 #include "compile/boxes.h"
 #include "util/vec.h"
 
@@ -115,11 +116,10 @@ struct plan_owner {
 
 static const struct mseg_port port_any = { .proto = 0 };
 
-bool proto_has_ports(uint8_t proto)
-{
-	return proto == IPPROTO_TCP || proto == IPPROTO_UDP || proto == IPPROTO_UDPLITE ||
-	       proto == IPPROTO_SCTP;
-}
+/* proto_has_ports() (plan.h) spells the numbers out */
+_Static_assert(IPPROTO_TCP == 6 && IPPROTO_UDP == 17 && IPPROTO_UDPLITE == 136 &&
+		       IPPROTO_SCTP == 132,
+	       "proto_has_ports numbers");
 
 static bool addr_is_single(const struct mseg_entry *e)
 {
@@ -135,6 +135,21 @@ enum entry_shape entry_shape(const struct mseg_entry *e)
 	if (proto_has_ports(e->proto))
 		return single && e->port_lo == e->port_hi ? SHAPE_PORT : SHAPE_PORT_IV;
 	return single ? SHAPE_PROTO : SHAPE_PROTO_IV;
+}
+
+void table_opts_normalize(struct table_opts *out, const struct table_opts *in)
+{
+	static const struct table_opts defaults = {
+		.queue = QUEUE_NATIVE,
+		.rate = TABLE_DEFAULT_RATE,
+		.burst = TABLE_DEFAULT_BURST,
+	};
+
+	*out = in ? *in : defaults;
+	if (!out->rate)
+		out->rate = TABLE_DEFAULT_RATE;
+	if (!out->burst)
+		out->burst = TABLE_DEFAULT_BURST;
 }
 
 struct mseg_plan *plan_free(struct mseg_plan *plan)
@@ -270,18 +285,13 @@ static bool selector_equal(const struct mseg_selector *a, const struct mseg_sele
 	return true;
 }
 
-static const char *ns_or_default(const char *ns)
-{
-	return ns ? ns : "default";
-}
-
 static uint64_t hash_peer_sel(const struct mseg_peer *p)
 {
 	uint64_t h = 0xcbf29ce484222325ULL;
 
 	h = hash_bytes(h, &p->ns_scope, sizeof(p->ns_scope));
 	if (p->ns_scope == MSEG_NS_NAMED)
-		h = hash_str(h, ns_or_default(p->ns));
+		h = hash_str(h, selector_ns_name(p->ns));
 	else if (p->ns_scope == MSEG_NS_SELECTOR)
 		h = hash_selector(h, &p->ns_sel);
 	return hash_selector(h, &p->ep_sel);
@@ -291,28 +301,11 @@ static bool peer_sel_equal(const struct mseg_peer *a, const struct mseg_peer *b)
 {
 	if (a->ns_scope != b->ns_scope)
 		return false;
-	if (a->ns_scope == MSEG_NS_NAMED && !str_eq(ns_or_default(a->ns), ns_or_default(b->ns)))
+	if (a->ns_scope == MSEG_NS_NAMED && !str_eq(selector_ns_name(a->ns), selector_ns_name(b->ns)))
 		return false;
 	if (a->ns_scope == MSEG_NS_SELECTOR && !selector_equal(&a->ns_sel, &b->ns_sel))
 		return false;
 	return selector_equal(&a->ep_sel, &b->ep_sel);
-}
-
-static bool peer_selects(const struct mseg_peer *p, const struct mseg_endpoint *ep)
-{
-	switch (p->ns_scope) {
-	case MSEG_NS_NAMED:
-		if (strcmp(ns_or_default(p->ns), ns_or_default(ep->ns)) != 0)
-			return false;
-		break;
-	case MSEG_NS_SELECTOR:
-		if (!selector_matches(&p->ns_sel, ep->ns_labels, ep->n_ns_labels))
-			return false;
-		break;
-	case MSEG_NS_ANY:
-		break;
-	}
-	return selector_matches(&p->ep_sel, ep->labels, ep->n_labels);
 }
 
 static bool bit_test(const uint64_t *bits, size_t i)
@@ -357,7 +350,7 @@ static int ctx_sel_get(struct compile_ctx *c, const struct mseg_peer *p, uint32_
 	if (!s->bits)
 		return -ENOMEM;
 	for (size_t e = 0; e < c->n_eps; e++) {
-		if (peer_selects(p, c->eps[e])) {
+		if (selector_peer_selects(p, c->eps[e])) {
 			bit_set(s->bits, e);
 			n++;
 		}
@@ -384,7 +377,7 @@ static int cmp_ep_id(const void *pa, const void *pb)
 	if (c)
 		return c;
 	/* duplicate ids (the inventory forbids them): keep it deterministic */
-	c = strcmp(ns_or_default(a->ns), ns_or_default(b->ns));
+	c = strcmp(selector_ns_name(a->ns), selector_ns_name(b->ns));
 	if (c)
 		return c;
 	c = strcmp(a->name ? a->name : "", b->name ? b->name : "");

@@ -7,6 +7,7 @@
 
 #include "mseg/model/addr.h"
 #include "mseg/compile/render_text.h"
+#include "mseg/model/selector.h"
 
 static const char *const shape_suffix[SHAPE_COUNT] = {
 	[SHAPE_PORT] = "port",
@@ -17,17 +18,7 @@ static const char *const shape_suffix[SHAPE_COUNT] = {
 	[SHAPE_ANY_IV] = "any_iv",
 };
 
-/* The order of sets in the table and of lookups in a chain. */
-static const enum entry_shape shape_order[SHAPE_COUNT] = {
-	SHAPE_PORT, SHAPE_PORT_IV, SHAPE_PROTO, SHAPE_PROTO_IV, SHAPE_ANY, SHAPE_ANY_IV,
-};
-
 static const int family_order[2] = { AF_INET, AF_INET6 };
-
-static bool shape_is_interval(enum entry_shape s)
-{
-	return s == SHAPE_PORT_IV || s == SHAPE_PROTO_IV || s == SHAPE_ANY_IV;
-}
 
 const char *render_text_set_name(char *buf, size_t size, enum mseg_dir dir, int family,
 				 enum entry_shape shape)
@@ -135,7 +126,7 @@ const char *render_text_entry(const struct mseg_entry *e, char *buf, size_t size
 int render_text_header(FILE *f, const struct mseg_endpoint *ep)
 {
 	fprintf(f, "# endpoint %s (%s/%s) netns %s\n", ep->id ? ep->id : "-",
-		ep->ns ? ep->ns : "default", ep->name ? ep->name : "-",
+		selector_ns_name(ep->ns), ep->name ? ep->name : "-",
 		ep->netns ? ep->netns : "-");
 	return ferror(f) ? -EIO : 0;
 }
@@ -221,7 +212,7 @@ static void print_chain(FILE *f, const struct mseg_dir_plan *dp, enum mseg_dir d
 		const char *l3 = family_order[fi] == AF_INET6 ? "ip6" : "ip";
 
 		for (int si = 0; si < SHAPE_COUNT; si++) {
-			enum entry_shape s = shape_order[si];
+			enum entry_shape s = (enum entry_shape)si;
 
 			render_text_set_name(name, sizeof(name), dir, family_order[fi], s);
 			switch (s) {
@@ -245,17 +236,13 @@ static void print_chain(FILE *f, const struct mseg_dir_plan *dp, enum mseg_dir d
 	fprintf(f, "\t}\n");
 }
 
-int render_text_table(FILE *f, const struct mseg_ep_plan *ep, const struct table_opts *opts)
+int render_text_table(FILE *f, const struct mseg_ep_plan *ep, const struct table_opts *opts_in)
 {
-	static const struct table_opts defaults = {
-		.queue = QUEUE_NATIVE,
-		.rate = TABLE_DEFAULT_RATE,
-		.burst = TABLE_DEFAULT_BURST,
-	};
+	struct table_opts norm;
+	const struct table_opts *opts = &norm;
 	bool any = false, first_chain = true;
 
-	if (!opts)
-		opts = &defaults;
+	table_opts_normalize(&norm, opts_in);
 	for (int d = 0; d < MSEG_DIR_COUNT; d++)
 		any |= ep->dir[d].isolated;
 	if (!any) {
@@ -265,8 +252,7 @@ int render_text_table(FILE *f, const struct mseg_ep_plan *ep, const struct table
 
 	fprintf(f, "table inet %s {\n", TABLE_NAME);
 	fprintf(f, "\tlimit flood {\n\t\trate over %u/second burst %u packets\n\t}\n\n",
-		opts->rate ? opts->rate : TABLE_DEFAULT_RATE,
-		opts->burst ? opts->burst : TABLE_DEFAULT_BURST);
+		opts->rate, opts->burst);
 	for (int d = 0; d < MSEG_DIR_COUNT; d++)
 		if (ep->dir[d].isolated)
 			fprintf(f, "\tcounter %s_overlimit {\n\t}\n\n",
@@ -281,7 +267,7 @@ int render_text_table(FILE *f, const struct mseg_ep_plan *ep, const struct table
 		for (int fi = 0; fi < 2; fi++)
 			for (int si = 0; si < SHAPE_COUNT; si++)
 				print_set(f, &ep->dir[d], (enum mseg_dir)d, family_order[fi],
-					  shape_order[si]);
+					  (enum entry_shape)si);
 	}
 	for (int d = 0; d < MSEG_DIR_COUNT; d++) {
 		if (!ep->dir[d].isolated)

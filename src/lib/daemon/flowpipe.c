@@ -5,6 +5,7 @@
 #include <sys/epoll.h>
 #include <time.h>
 
+#include "mseg/util/clock.h"
 #include "mseg/util/log.h"
 #include "mseg/kernel/nft.h"
 #include "mseg/packet/queue.h"
@@ -36,14 +37,6 @@ struct flowpipe {
 	struct flowpipe_stats stats;
 	struct queue_stats closed_qstats;   /* of listeners already closed */
 };
-
-static uint64_t realtime_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 /* enforce wins: an unknown hook or a direction that is not isolated (a
  * packet queued by a chain we no longer have) gets the stricter verdict */
@@ -130,7 +123,7 @@ static void fp_tick(struct evloop_source *src, uint32_t events, void *data)
 	struct flowpipe *fp = data;
 	int r;
 
-	flow_ring_expire(fp->ring, realtime_ns());
+	flow_ring_expire(fp->ring, clock_real_ns());
 	if (fp->log && (r = flow_log_flush(fp->log)) < 0)
 		log_warn("flow log '%s': %s", fp->cfg->flow_log, strerror(-r));
 }

@@ -33,6 +33,7 @@
 #include <libnftnl/batch.h>
 #include <libnftnl/common.h>
 
+#include "mseg/util/clock.h"
 #include "mseg/compile/render_text.h"
 #include "kernel/batch.h"
 #include "kernel/netns.h"
@@ -427,14 +428,6 @@ static void error_describe(struct nl_batch *b, const struct ack_state *a,
 	err_setf(err, -a->err_code, "%s %s: %s%s", rec->what, rec->name, why, kmsg);
 }
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static void stats_count(struct netns *ns, const struct nl_batch *b, size_t bytes)
 {
 	struct nft_stats *s = &ns->stats;
@@ -534,7 +527,7 @@ int nl_batch_commit(struct netns *ns, struct nl_batch *b, const char *const *pol
 	msg.msg_iov = iov;
 	msg.msg_iovlen = (size_t)n_iov;
 	b->committed = true;
-	t0 = now_ns();
+	t0 = clock_mono_ns();
 	sent = sendmsg(mnl_socket_get_fd(nl), &msg, 0);
 	free(iov);
 	if (sent < 0) {
@@ -552,7 +545,7 @@ int nl_batch_commit(struct netns *ns, struct nl_batch *b, const char *const *pol
 	/* anything else the kernel queued for this batch */
 	while (r >= 0 && acks_read(ns, &a, false) == 0)
 		;
-	ns->stats.last_batch_ns = now_ns() - t0;
+	ns->stats.last_batch_ns = clock_mono_ns() - t0;
 	stats_count(ns, b, bytes);
 
 	if (r < 0 && r != -EAGAIN && a.err_rec == SIZE_MAX && !a.batch_error) {

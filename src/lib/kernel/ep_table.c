@@ -6,8 +6,37 @@
 
 #include "mseg/kernel/nft.h"
 #include "kernel/batch.h"
+#include "kernel/ep_shape.h"
 #include "kernel/netns.h"
 #include "kernel/render_nl.h"
+
+void ep_shape_of(struct ep_shape *s, const struct mseg_ep_plan *plan,
+		 const struct table_opts *opts)
+{
+	memset(s, 0, sizeof(*s));
+	s->known = true;
+	for (int d = 0; d < MSEG_DIR_COUNT; d++) {
+		s->isolated[d] = plan && plan->dir[d].isolated;
+		s->mode[d] = s->isolated[d] ? plan->dir[d].mode : MSEG_MODE_ENFORCE;
+		s->present |= s->isolated[d];
+	}
+	if (s->present)
+		table_opts_normalize(&s->opts, opts);
+}
+
+bool ep_shape_equal(const struct ep_shape *a, const struct ep_shape *b)
+{
+	if (!a->known || !b->known || a->present != b->present)
+		return false;
+	if (!a->present)
+		return true;
+	for (int d = 0; d < MSEG_DIR_COUNT; d++)
+		if (a->isolated[d] != b->isolated[d] ||
+		    (a->isolated[d] && a->mode[d] != b->mode[d]))
+			return false;
+	return a->opts.queue == b->opts.queue && a->opts.queue_num == b->opts.queue_num &&
+	       a->opts.rate == b->opts.rate && a->opts.burst == b->opts.burst;
+}
 
 bool ep_plan_has_table(const struct mseg_ep_plan *plan)
 {

@@ -7,18 +7,9 @@
 #include <stdint.h>
 
 #include "mseg/kernel/nft.h"
+#include "kernel/ep_shape.h"
 
 struct mnl_socket;
-
-/* The structure of the table we last programmed (or verified) in a
- * namespace: what an element-only update must find there. */
-struct ep_shape {
-	bool known;                      /* false: we do not know what is there */
-	bool present;                    /* a table exists */
-	bool isolated[MSEG_DIR_COUNT];
-	enum mseg_mode mode[MSEG_DIR_COUNT];
-	struct table_opts opts;
-};
 
 struct netns {
 	int fd;                          /* the namespace, for setns() */
@@ -48,10 +39,5 @@ int netns_nl_buffers(struct netns *ns, size_t snd, size_t rcv);
 
 /* Reserve @n consecutive sequence numbers; returns the first. */
 uint32_t netns_seq_reserve(struct netns *ns, uint32_t n);
-
-/* Shape of a plan with given options. */
-void ep_shape_of(struct ep_shape *s, const struct mseg_ep_plan *plan,
-		 const struct table_opts *opts);
-bool ep_shape_equal(const struct ep_shape *a, const struct ep_shape *b);
 
 #endif

@@ -31,6 +31,7 @@
 #include "mseg/kernel/nft.h"
 #include "mseg/compile/render_text.h"
 #include "kernel/batch.h"
+#include "kernel/ep_shape.h"
 #include "kernel/netns.h"
 #include "kernel/render_nl.h"
 #include "util/vec.h"

@@ -7,8 +7,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "mseg/util/clock.h"
 #include "mseg/kernel/nft.h"
 #include "mseg/kernel/reconcile.h"
+#include "mseg/model/selector.h"
 #include "mseg/compile/render_text.h"
 
 #define RECONCILE_MAX_EVENTS 256
@@ -119,7 +121,7 @@ static struct ep_state *ep_state_free(struct ep_state *s)
 static int ep_state_set_names(struct ep_state *s, const struct mseg_endpoint *ep)
 {
 	const char *name = ep->name ? ep->name : ep->id;
-	const char *ns = ep->ns ? ep->ns : "default";
+	const char *ns = selector_ns_name(ep->ns);
 
 	if (!s->name || strcmp(s->name, name) != 0) {
 		free(s->name);
@@ -240,14 +242,6 @@ static int rec_names_build(struct reconciler *r, const struct mseg_policy_set *p
 	return 0;
 }
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /* Account what one call sent to a namespace. */
 static void rec_account(struct reconciler *r, const struct nft_stats *before,
 			const struct nft_stats *after)
@@ -293,7 +287,7 @@ static int ep_state_program(struct reconciler *r, struct ep_state *s, bool verif
 
 	err_clear(&err);
 	before = *netns_stats(s->ns);
-	t0 = now_ns();
+	t0 = clock_mono_ns();
 	if (!s->in_kernel && verify_first) {
 		struct ep_table_report rep = { 0 };
 
@@ -316,7 +310,7 @@ static int ep_state_program(struct reconciler *r, struct ep_state *s, bool verif
 	ret = ep_table_apply(s->ns, s->in_kernel ? &s->kernel : NULL, &s->desired, &r->topts,
 			     (const char *const *)r->names, r->n_names, &err);
 	after = *netns_stats(s->ns);
-	r->stats.batch_ns_total += now_ns() - t0;
+	r->stats.batch_ns_total += clock_mono_ns() - t0;
 	rec_account(r, &before, &after);
 	if (ret < 0) {
 		r->stats.failures++;

@@ -65,19 +65,10 @@ static const char *const set_names[MSEG_DIR_COUNT][NL_SETS_PER_DIR] = {
 	  "out6_port", "out6_port_iv", "out6_proto", "out6_proto_iv", "out6_any", "out6_any_iv" },
 };
 
-static const enum entry_shape shape_order[SHAPE_COUNT] = {
-	SHAPE_PORT, SHAPE_PORT_IV, SHAPE_PROTO, SHAPE_PROTO_IV, SHAPE_ANY, SHAPE_ANY_IV,
-};
-
-static bool shape_is_interval(enum entry_shape s)
-{
-	return s == SHAPE_PORT_IV || s == SHAPE_PROTO_IV || s == SHAPE_ANY_IV;
-}
-
 void nl_set_spec_get(enum mseg_dir dir, size_t i, struct nl_set_spec *ret)
 {
 	bool v6 = i >= SHAPE_COUNT;
-	enum entry_shape shape = shape_order[i % SHAPE_COUNT];
+	enum entry_shape shape = (enum entry_shape)(i % SHAPE_COUNT);
 	uint32_t atype = v6 ? NFT_TYPE_IP6ADDR : NFT_TYPE_IPADDR;
 	uint8_t alen = v6 ? 16 : 4;
 
@@ -121,13 +112,12 @@ void nl_set_spec_get(enum mseg_dir dir, size_t i, struct nl_set_spec *ret)
 
 int nl_set_index(int family, enum entry_shape shape)
 {
-	for (int i = 0; i < SHAPE_COUNT; i++)
-		if (shape_order[i] == shape) {
-			if (family == AF_INET)
-				return i;
-			if (family == AF_INET6)
-				return SHAPE_COUNT + i;
-		}
+	if ((unsigned)shape >= SHAPE_COUNT)
+		return -1;
+	if (family == AF_INET)
+		return (int)shape;
+	if (family == AF_INET6)
+		return SHAPE_COUNT + (int)shape;
 	return -1;
 }
 
@@ -192,21 +182,6 @@ size_t nl_entry_elems(const struct nl_set_spec *s, const struct mseg_entry *e,
 	}
 	out[1].flags = NFT_SET_ELEM_INTERVAL_END;
 	return 2;
-}
-
-void table_opts_normalize(struct table_opts *out, const struct table_opts *in)
-{
-	static const struct table_opts defaults = {
-		.queue = QUEUE_NATIVE,
-		.rate = TABLE_DEFAULT_RATE,
-		.burst = TABLE_DEFAULT_BURST,
-	};
-
-	*out = in ? *in : defaults;
-	if (!out->rate)
-		out->rate = TABLE_DEFAULT_RATE;
-	if (!out->burst)
-		out->burst = TABLE_DEFAULT_BURST;
 }
 
 /* ---- expressions: one helper each ---- */

@@ -73,9 +73,6 @@ size_t nl_entry_key(const struct nl_set_spec *s, const struct mseg_entry *e, boo
 size_t nl_entry_elems(const struct nl_set_spec *s, const struct mseg_entry *e,
 		      struct nl_elem out[2]);
 
-/* Table options with defaults filled in (NULL = defaults). */
-void table_opts_normalize(struct table_opts *out, const struct table_opts *in);
-
 /* ---- messages into a batch ---- */
 
 /* add table inet mseg; delete table inet mseg  (whatever was there is gone) */

@@ -10,11 +10,10 @@
 #include <sys/socket.h>
 
 #include "mseg/model/inventory.h"
+#include "mseg/model/names.h"
 #include "util/vec.h"
 #include "model/ytree.h"
 
-#define ID_MAX 128
-#define NAME_MAX_LEN 253
 #define PORT_NAME_MAX 15
 #define WHAT_SIZE 200
 #define IPS_MAX 256                /* per endpoint; a pod has one or two */
@@ -46,28 +45,6 @@ struct mseg_endpoint *endpoint_free(struct mseg_endpoint *ep)
 }
 
 /* ---- syntax ---- */
-
-static bool is_alnum(char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-}
-
-/* [A-Za-z0-9][A-Za-z0-9_.-]*, at most @max characters */
-static bool ident_valid(const char *s, size_t max)
-{
-	size_t len = strlen(s), i;
-
-	if (len == 0 || len > max || !is_alnum(s[0]))
-		return false;
-	for (i = 1; i < len; i++)
-		if (!is_alnum(s[i]) && s[i] != '_' && s[i] != '.' && s[i] != '-')
-			return false;
-	return true;
-}
-#define ID_HINT \
-	"letters, digits, '_', '.' and '-', beginning with a letter or digit, at most 128 characters"
-#define NAME_HINT \
-	"letters, digits, '_', '.' and '-', beginning with a letter or digit, at most 253 characters"
 
 /* Kubernetes IANA_SVC_NAME: <= 15 of [a-z0-9-], a letter somewhere, no
  * '-' at either end and no "--". */
@@ -286,9 +263,9 @@ static int id_parse(struct ectx *c, const struct ynode *map, const char *what,
 	int r;
 
 	ycheck_whatf(iwhat, sizeof(iwhat), "%s.id", what);
-	if (fixed_id && !ident_valid(fixed_id, ID_MAX))
+	if (fixed_id && !name_is_endpoint_id(fixed_id))
 		return err_setf(c->ck.err, EINVAL, "'%s' is not a valid endpoint id (%s)",
-				ytree_quote(fixed_id, q, sizeof(q)), ID_HINT);
+				ytree_quote(fixed_id, q, sizeof(q)), NAME_ENDPOINT_ID_HINT);
 	if (!v && fixed_id) {
 		*ret_node = map;
 		return ectx_strdup(c, fixed_id, &c->ep->id);
@@ -299,9 +276,9 @@ static int id_parse(struct ectx *c, const struct ynode *map, const char *what,
 	r = ycheck_string(&c->ck, v, iwhat, true, &s);
 	if (r < 0)
 		return r;
-	if (!ident_valid(s, ID_MAX))
+	if (!name_is_endpoint_id(s))
 		return ycheck_fail(&c->ck, v, "%s: '%s' is not a valid id (%s)", iwhat,
-				   ytree_quote(s, q, sizeof(q)), ID_HINT);
+				   ytree_quote(s, q, sizeof(q)), NAME_ENDPOINT_ID_HINT);
 	if (fixed_id && strcmp(s, fixed_id))
 		return ycheck_fail(&c->ck, v, "%s: '%s' does not match the endpoint id '%s'", iwhat,
 				   ytree_quote(s, q, sizeof(q)), ytree_quote(fixed_id, q2, sizeof(q2)));
@@ -340,9 +317,9 @@ static int endpoint_fill(struct ectx *c, const struct ynode *map, const char *wh
 		r = ycheck_string(&c->ck, v, kwhat, true, &s);
 		if (r < 0)
 			return r;
-		if (!ident_valid(s, NAME_MAX_LEN))
+		if (!name_is_endpoint_name(s))
 			return ycheck_fail(&c->ck, v, "%s: '%s' is not a valid name (%s)", kwhat,
-					   ytree_quote(s, q, sizeof(q)), NAME_HINT);
+					   ytree_quote(s, q, sizeof(q)), NAME_ENDPOINT_NAME_HINT);
 		r = ectx_strdup(c, s, &ep->name);
 		if (r < 0)
 			return r;
@@ -355,9 +332,9 @@ static int endpoint_fill(struct ectx *c, const struct ynode *map, const char *wh
 		r = ycheck_string(&c->ck, v, kwhat, true, &s);
 		if (r < 0)
 			return r;
-		if (!ytree_dns_label_valid(s))
+		if (!name_is_dns_label(s))
 			return ycheck_fail(&c->ck, v, "%s: '%s' is not a valid namespace (%s)", kwhat,
-					   ytree_quote(s, q, sizeof(q)), YTREE_DNS_LABEL_HINT);
+					   ytree_quote(s, q, sizeof(q)), NAME_DNS_LABEL_HINT);
 		r = ectx_strdup(c, s, &ep->ns);
 		if (r < 0)
 			return r;

@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 
+#include "mseg/model/names.h"
 #include "mseg/model/policy.h"
 #include "util/vec.h"
 #include "model/ytree.h"
@@ -364,9 +365,9 @@ static int groups_parse(struct pctx *c, const struct ynode *map)
 			return ycheck_fail(&c->ck, k,
 					   "group 'world' is reserved (every IPv4 and IPv6 "
 					   "address); choose another name");
-		if (!k->len || !ytree_label_value_valid(k->str))
+		if (!k->len || !name_is_label_value(k->str))
 			return ycheck_fail(&c->ck, k, "spec.groups: '%s' is not a valid group name (%s)",
-					   ytree_quote(k->str, q, sizeof(q)), YTREE_LABEL_VALUE_HINT);
+					   ytree_quote(k->str, q, sizeof(q)), NAME_LABEL_VALUE_HINT);
 		r = group_parse(c, k, map->vals[i], &c->groups[i]);
 		if (r < 0)
 			return r;
@@ -671,9 +672,9 @@ static int metadata_parse(struct pctx *c, const struct ynode *root)
 	r = ycheck_string(&c->ck, v, "metadata.name", true, &s);
 	if (r < 0)
 		return r;
-	if (!ytree_dns_label_valid(s))
+	if (!name_is_dns_label(s))
 		return ycheck_fail(&c->ck, v, "metadata.name: '%s' is not a valid name (%s)",
-				   ytree_quote(s, q, sizeof(q)), YTREE_DNS_LABEL_HINT);
+				   ytree_quote(s, q, sizeof(q)), NAME_DNS_LABEL_HINT);
 	r = pctx_strdup(c, s, &c->p->name);
 	if (r < 0)
 		return r;
@@ -687,9 +688,9 @@ static int metadata_parse(struct pctx *c, const struct ynode *root)
 	r = ycheck_string(&c->ck, v, "metadata.namespace", true, &s);
 	if (r < 0)
 		return r;
-	if (!ytree_dns_label_valid(s))
+	if (!name_is_dns_label(s))
 		return ycheck_fail(&c->ck, v, "metadata.namespace: '%s' is not a valid namespace (%s)",
-				   ytree_quote(s, q, sizeof(q)), YTREE_DNS_LABEL_HINT);
+				   ytree_quote(s, q, sizeof(q)), NAME_DNS_LABEL_HINT);
 	return pctx_strdup(c, s, &c->p->ns);
 }
 
@@ -1149,68 +1150,4 @@ int policy_load_path(struct mseg_policy_set *set, const char *path, struct mseg_
 	if (S_ISDIR(st.st_mode))
 		return policy_load_dir(set, path, err);
 	return policy_load_file(set, path, err);
-}
-
-/* ---- selectors ---- */
-
-static const struct mseg_label *label_find(const struct mseg_label *labels, size_t n,
-					   const char *key)
-{
-	size_t lo = 0, hi = n;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		int c = strcmp(key, labels[mid].key);
-
-		if (c == 0)
-			return &labels[mid];
-		if (c < 0)
-			hi = mid;
-		else
-			lo = mid + 1;
-	}
-	return NULL;
-}
-
-static bool req_has_value(const struct mseg_sel_req *req, const char *value)
-{
-	size_t i;
-
-	for (i = 0; i < req->n_values; i++)
-		if (!strcmp(req->values[i], value))
-			return true;
-	return false;
-}
-
-bool selector_matches(const struct mseg_selector *sel, const struct mseg_label *labels,
-		      size_t n_labels)
-{
-	size_t i;
-
-	if (!sel)
-		return true;
-	for (i = 0; i < sel->n_reqs; i++) {
-		const struct mseg_sel_req *req = &sel->reqs[i];
-		const struct mseg_label *l = label_find(labels, n_labels, req->key);
-
-		switch (req->op) {
-		case MSEG_SEL_IN:
-			if (!l || !req_has_value(req, l->value))
-				return false;
-			break;
-		case MSEG_SEL_NOT_IN:
-			if (l && req_has_value(req, l->value))
-				return false;
-			break;
-		case MSEG_SEL_EXISTS:
-			if (!l)
-				return false;
-			break;
-		case MSEG_SEL_DOES_NOT_EXIST:
-			if (l)
-				return false;
-			break;
-		}
-	}
-	return true;
 }

@@ -11,6 +11,7 @@
 
 #include <yaml.h>
 
+#include "mseg/model/names.h"
 #include "model/ytree.h"
 
 void ytree_init(struct ytree *t)
@@ -809,64 +810,6 @@ int ycheck_uint(const struct ycheck *c, const struct ynode *n, const char *what,
 
 /* ---- scalar syntax ---- */
 
-static bool is_alnum(char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-}
-
-static bool is_lower_alnum(char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
-}
-
-/* [A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?, 1..63 */
-static bool label_name_valid(const char *s, size_t len)
-{
-	size_t i;
-
-	if (len == 0 || len > 63 || !is_alnum(s[0]) || !is_alnum(s[len - 1]))
-		return false;
-	for (i = 0; i < len; i++)
-		if (!is_alnum(s[i]) && s[i] != '-' && s[i] != '_' && s[i] != '.')
-			return false;
-	return true;
-}
-
-/* RFC 1123 subdomain: labels of [a-z0-9-] separated by '.', <= 253 */
-static bool dns_subdomain_valid(const char *s, size_t len)
-{
-	size_t i;
-
-	if (len == 0 || len > 253 || !is_lower_alnum(s[0]) || !is_lower_alnum(s[len - 1]))
-		return false;
-	for (i = 0; i < len; i++) {
-		if (s[i] == '.') {
-			if (!is_lower_alnum(s[i - 1]) || !is_lower_alnum(s[i + 1]))
-				return false;
-		} else if (!is_lower_alnum(s[i]) && s[i] != '-') {
-			return false;
-		}
-	}
-	return true;
-}
-
-bool ytree_label_key_valid(const char *s)
-{
-	const char *slash = strchr(s, '/');
-
-	if (!slash)
-		return label_name_valid(s, strlen(s));
-	return dns_subdomain_valid(s, (size_t)(slash - s)) &&
-	       label_name_valid(slash + 1, strlen(slash + 1));
-}
-
-bool ytree_label_value_valid(const char *s)
-{
-	size_t len = strlen(s);
-
-	return len == 0 || label_name_valid(s, len);
-}
-
 int ycheck_label(const struct ycheck *c, const struct ynode *k, const struct ynode *v,
 		 const char *what, const char *lwhat, const char **ret_value)
 {
@@ -874,27 +817,15 @@ int ycheck_label(const struct ycheck *c, const struct ynode *k, const struct yno
 	const char *val;
 	int r;
 
-	if (!ytree_label_key_valid(k->str))
+	if (!name_is_label_key(k->str))
 		return ycheck_fail(c, k, "%s: '%s' is not a valid label key (%s)", what,
-				   ytree_quote(k->str, q, sizeof(q)), YTREE_LABEL_KEY_HINT);
+				   ytree_quote(k->str, q, sizeof(q)), NAME_LABEL_KEY_HINT);
 	r = ycheck_string(c, v, lwhat, false, &val);
 	if (r < 0)
 		return r;
-	if (!ytree_label_value_valid(val))
+	if (!name_is_label_value(val))
 		return ycheck_fail(c, v, "%s: '%s' is not a valid label value (%s)", lwhat,
-				   ytree_quote(val, q, sizeof(q)), YTREE_LABEL_VALUE_HINT);
+				   ytree_quote(val, q, sizeof(q)), NAME_LABEL_VALUE_HINT);
 	*ret_value = val;
 	return 0;
-}
-
-bool ytree_dns_label_valid(const char *s)
-{
-	size_t len = strlen(s), i;
-
-	if (len == 0 || len > 63 || !is_lower_alnum(s[0]) || !is_lower_alnum(s[len - 1]))
-		return false;
-	for (i = 0; i < len; i++)
-		if (!is_lower_alnum(s[i]) && s[i] != '-')
-			return false;
-	return true;
 }

@@ -137,28 +137,10 @@ int ycheck_enum(const struct ycheck *c, const struct ynode *n, const char *what,
 int ycheck_uint(const struct ycheck *c, const struct ynode *n, const char *what,
 		unsigned long lo, unsigned long hi, unsigned long *ret);
 
-/* Kubernetes label syntax: a key is [prefix/]name, prefix a DNS subdomain
- * (<= 253), name <= 63 of [A-Za-z0-9-_.] beginning and ending alphanumeric;
- * a value is empty or like a name. */
-bool ytree_label_key_valid(const char *s);
-bool ytree_label_value_valid(const char *s);
-#define YTREE_LABEL_KEY_HINT \
-	"[prefix/]name: name at most 63 characters of letters, digits, '-', '_' and '.', " \
-	"beginning and ending with a letter or digit"
-#define YTREE_LABEL_VALUE_HINT \
-	"at most 63 characters of letters, digits, '-', '_' and '.', " \
-	"beginning and ending with a letter or digit"
-
 /* One label of a mapping of labels, key @k and value @v: a valid label key
  * ("WHAT: 'k' is not a valid label key (...)") whose value is a string
  * that is a valid label value (errors named @lwhat, "WHAT: label 'k'"). */
 int ycheck_label(const struct ycheck *c, const struct ynode *k, const struct ynode *v,
 		 const char *what, const char *lwhat, const char **ret_value);
-
-/* A DNS label: [a-z0-9]([-a-z0-9]*[a-z0-9])?, at most 63 characters. */
-bool ytree_dns_label_valid(const char *s);
-#define YTREE_DNS_LABEL_HINT \
-	"lowercase letters, digits and '-', beginning and ending with a letter or digit, " \
-	"at most 63 characters"
 
 #endif

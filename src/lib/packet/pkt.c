@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "mseg/model/plan.h"
 #include "mseg/packet/pkt.h"
 
 #ifndef IPPROTO_UDPLITE
@@ -97,12 +98,6 @@ static enum pkt_err need(size_t off, size_t n, size_t cap, size_t end, enum pkt_
 	return PKT_OK;
 }
 
-static bool proto_has_ports_(uint8_t proto)
-{
-	return proto == IPPROTO_TCP || proto == IPPROTO_UDP || proto == IPPROTO_UDPLITE ||
-	       proto == IPPROTO_SCTP;
-}
-
 /* The L4 header at @off; [off, end) is the rest of this IP packet
  * (fragment), [off, cap) what we hold of it. */
 static int parse_l4(struct pkt_info *p, const uint8_t *d, size_t off, size_t cap,
@@ -114,7 +109,7 @@ static int parse_l4(struct pkt_info *p, const uint8_t *d, size_t off, size_t cap
 	size_t avail = end - off;
 
 	p->l4_off = (uint16_t)(off > UINT16_MAX ? UINT16_MAX : off);
-	if (proto_has_ports_(p->proto)) {
+	if (proto_has_ports(p->proto)) {
 		size_t hlen = p->proto == IPPROTO_TCP ? 20 : p->proto == IPPROTO_SCTP ? 12 : 8;
 
 		/* the ports come first; keep them even when the rest is cut */

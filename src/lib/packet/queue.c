@@ -31,6 +31,7 @@
 #include <libmnl/libmnl.h>
 #include <libnetfilter_queue/libnetfilter_queue.h>
 
+#include "mseg/util/clock.h"
 #include "mseg/packet/queue.h"
 #include "kernel/netns.h"
 
@@ -207,14 +208,6 @@ static void verdict_add(struct queue_listener *l, uint32_t id, int verdict)
 }
 
 /* ---- receiving ---- */
-
-static uint64_t realtime_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static int default_verdict(const struct queue_listener *l)
 {
@@ -401,7 +394,7 @@ int queue_listener_read(struct queue_listener *l, queue_handler_fn fn, void *dat
 			break;
 		got = (unsigned)n;
 		l->stats.reads++;
-		l->now_ns = realtime_ns();
+		l->now_ns = clock_real_ns();
 		l->batch_packets = 0;
 		for (unsigned i = 0; i < got; i++)
 			(void)handle_datagram(l, l->iov[i].iov_base, l->msgs[i].msg_len,
@@ -424,22 +417,19 @@ int queue_listener_read(struct queue_listener *l, queue_handler_fn fn, void *dat
 static int config_send(struct queue_listener *l, struct nlmsghdr *nlh)
 {
 	uint32_t seq = ++l->seq;
-	struct timespec start, now;
+	uint64_t start;
 	int r;
 
 	nlh->nlmsg_flags |= NLM_F_ACK;
 	nlh->nlmsg_seq = seq;
 	if (mnl_socket_sendto(l->nl, nlh, nlh->nlmsg_len) < 0)
 		return -errno;
-	clock_gettime(CLOCK_MONOTONIC, &start);
+	start = clock_mono_ns();
 	for (;;) {
 		struct pollfd pfd = { .fd = l->fd, .events = POLLIN };
-		long waited;
+		long waited = (long)((clock_mono_ns() - start) / 1000000);
 		int n;
 
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		waited = (now.tv_sec - start.tv_sec) * 1000 +
-			 (now.tv_nsec - start.tv_nsec) / 1000000;
 		if (waited >= OPEN_ACK_TIMEOUT_MS)
 			return -ETIMEDOUT;
 		n = poll(&pfd, 1, (int)(OPEN_ACK_TIMEOUT_MS - waited));
@@ -458,7 +448,7 @@ static int config_send(struct queue_listener *l, struct nlmsghdr *nlh)
 		}
 		if (n == 0)
 			continue;
-		l->now_ns = realtime_ns();
+		l->now_ns = clock_real_ns();
 		/* is it our ack? (an ack has the error header only) */
 		if (l->msgs[0].msg_len >= NLMSG_HDRLEN + sizeof(struct nlmsgerr) &&
 		    l->addrs[0].nl_pid == 0) {
