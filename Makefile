@@ -61,8 +61,9 @@ $(BUILD)/mseg: $(BUILD)/src/mseg/main.o $(LIB)
 $(BUILD)/mseg-cni: $(BUILD)/src/cni/main.o $(LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS) $(CURL_LIBS)
 
+# libcurl for the client layer's tests (query strings)
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIB)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS) $(CURL_LIBS)
 
 $(BUILD)/tests/%: $(BUILD)/tests/tools/%.o $(LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
