@@ -34,6 +34,8 @@ LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 LIB := $(BUILD)/libmseg.a
 
 PROGS := $(BUILD)/msegd $(BUILD)/mseg $(BUILD)/mseg-cni
+CLI_SRCS := $(sort $(wildcard src/mseg/*.c))
+CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/%.o)
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 TOOL_SRCS := $(sort $(wildcard tests/tools/*.c))
@@ -55,14 +57,15 @@ $(LIB): $(LIB_OBJS)
 $(BUILD)/msegd: $(BUILD)/src/msegd/main.o $(LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
-$(BUILD)/mseg: $(BUILD)/src/mseg/main.o $(LIB)
+$(BUILD)/mseg: $(CLI_OBJS) $(LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS) $(CURL_LIBS)
 
 $(BUILD)/mseg-cni: $(BUILD)/src/cni/main.o $(LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS) $(CURL_LIBS)
 
+# libcurl for the client layer's tests (query strings)
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIB)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS) $(CURL_LIBS)
 
 $(BUILD)/tests/%: $(BUILD)/tests/tools/%.o $(LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)

@@ -81,6 +81,54 @@ static void test_bad_flags(void)
 	}
 }
 
+/* getopt_long() would take "--def" for "--default-deny": msegd refuses it,
+ * as it refuses every abbreviation, and names what it refused */
+static void test_abbreviations_refused(void)
+{
+	static const struct {
+		const char *argv[4];
+		const char *msg;
+	} cases[] = {
+		{ { "msegd", "--def" }, "unknown option '--def' (abbreviations are not accepted)" },
+		{ { "msegd", "--mod=audit" }, "unknown option '--mod' (abbreviations are not accepted)" },
+		{ { "msegd", "--policy", "/p" },
+		  "unknown option '--policy' (abbreviations are not accepted)" },
+		{ { "msegd", "--flow-log-s", "4" },
+		  "unknown option '--flow-log-s' (abbreviations are not accepted)" },
+		/* before --config is read: the file would not be opened */
+		{ { "msegd", "--conf", "/nonexistent" },
+		  "unknown option '--conf' (abbreviations are not accepted)" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct daemon_config c;
+		struct mseg_err err;
+		int argc = cases[i].argv[2] ? 3 : 2;
+		char *argv[4] = { NULL };
+
+		for (int a = 0; a < argc; a++)
+			argv[a] = (char *)cases[i].argv[a];
+		T_CHECK(parse(&c, &err, argc, argv) == -EINVAL, "case %zu accepted", i);
+		T_STREQ(err.msg, cases[i].msg);
+		T_CHECK(!c.default_deny, "case %zu: --default-deny was applied", i);
+		daemon_config_release(&c);
+	}
+}
+
+/* the full names still work, also with "=", and a value that looks like
+ * an abbreviation is a value */
+static void test_full_names_accepted(void)
+{
+	struct daemon_config c;
+	struct mseg_err err;
+	char *argv[] = { "msegd", "--default-deny", "--mode=audit", "--policy-dir", "--def", NULL };
+
+	T_CHECK(parse(&c, &err, 5, argv) == 0, "%s", err.msg);
+	T_CHECK(c.default_deny && c.mode == MSEG_MODE_AUDIT, "flags");
+	T_STREQ(c.policy_dir, "--def");
+	daemon_config_release(&c);
+}
+
 static void test_config_file(void)
 {
 	struct daemon_config c;
@@ -138,6 +186,8 @@ int main(void)
 {
 	T_RUN(test_defaults_and_flags);
 	T_RUN(test_bad_flags);
+	T_RUN(test_abbreviations_refused);
+	T_RUN(test_full_names_accepted);
 	T_RUN(test_config_file);
 	T_RUN(test_config_file_errors);
 	return t_exit();

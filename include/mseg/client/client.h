@@ -20,7 +20,7 @@ size_t client_buf_write(char *ptr, size_t size, size_t nmemb, void *userdata);
 
 /* Point @h at @path on @server: "unix:/PATH" talks HTTP over that socket,
  * anything else is a base URL ("https://host:port"; trailing slashes are
- * ignored). */
-void client_set_url(CURL *h, const char *server, const char *path);
+ * ignored). 0 or -ENOMEM. */
+int client_set_url(CURL *h, const char *server, const char *path);
 
 #endif

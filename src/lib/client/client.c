@@ -1,4 +1,5 @@
 /* The client side of msegd's REST API (include/mseg/client.h). */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,19 +24,25 @@ size_t client_buf_write(char *ptr, size_t size, size_t nmemb, void *userdata)
 	return n;
 }
 
-void client_set_url(CURL *h, const char *server, const char *path)
+int client_set_url(CURL *h, const char *server, const char *path)
 {
-	char url[8192];
+	char *url;
+	int n;
 
+	/* allocated: a long path (escaped ids, a query) is never cut short */
 	if (strncmp(server, "unix:", 5) == 0) {
 		curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, server + 5);
-		snprintf(url, sizeof(url), "http://localhost%s", path);
+		n = asprintf(&url, "http://localhost%s", path);
 	} else {
-		size_t n = strlen(server);
+		size_t len = strlen(server);
 
-		while (n && server[n - 1] == '/')
-			n--;
-		snprintf(url, sizeof(url), "%.*s%s", (int)n, server, path);
+		while (len && server[len - 1] == '/')
+			len--;
+		n = asprintf(&url, "%.*s%s", (int)len, server, path);
 	}
-	curl_easy_setopt(h, CURLOPT_URL, url);
+	if (n < 0)
+		return -ENOMEM;
+	curl_easy_setopt(h, CURLOPT_URL, url); /* libcurl keeps a copy */
+	free(url);
+	return 0;
 }

@@ -7,6 +7,7 @@
 
 #include "mseg/daemon/daemon.h"
 #include "mseg/model/plan.h"
+#include "mseg/util/opt.h"
 
 #ifndef MSEG_VERSION
 #define MSEG_VERSION "0.1.0"
@@ -293,7 +294,16 @@ out_close:
 
 int daemon_config_parse(struct daemon_config *c, int argc, char **argv, struct mseg_err *err)
 {
+	const char *abbrev;
+	size_t len;
 	int opt, r;
+
+	/* flags are not guessed: getopt_long() would take "--def" for
+	 * "--default-deny" */
+	abbrev = opt_abbrev_find(argc, argv, "", long_opts, &len);
+	if (abbrev)
+		return err_setf(err, EINVAL, "unknown option '%.*s' (abbreviations are not accepted)",
+				(int)len, abbrev);
 
 	/* pass 1: find --config so the command line can override the file */
 	for (int i = 1; i < argc; i++) {

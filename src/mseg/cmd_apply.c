@@ -1,0 +1,230 @@
+/* mseg apply: create or replace the policies of a file or directory
+ * through msegd, one document per request. */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "mseg/model/policy.h"
+#include "mseg/util/err.h"
+#include "mseg.h"
+
+enum { OPT_DRY = 256 };
+
+const struct cli_option apply_options[] = {
+	{ "file", 'f', required_argument, "FILE|DIR",
+	  "policy file, or directory of *.yaml, *.yml, *.json" },
+	{ "dry-run", OPT_DRY, no_argument, NULL, "show what would change per endpoint; apply nothing" },
+	{ "output", 'o', required_argument, "table|json", "output format (default table)" },
+	CLI_OPTION_END,
+};
+
+/* One document of a file, as the parser delimited it (a `---` inside a
+ * block scalar does not split). */
+struct doc_piece {
+	const char *text;
+	size_t len;
+	unsigned first_line;
+};
+
+/* Send one document of @file. Returns 0 or 1. */
+static int apply_one(const char *file, const struct doc_piece *pc, const struct mseg_policy *p,
+		     bool dry_run, enum out_fmt fmt)
+{
+	char *path = api_path_new("/v1/policies", p->ns, p->name, dry_run ? "?dry_run=1" : NULL);
+	struct client_buf resp = { 0 };
+	long code;
+	int status = 1;
+
+	if (!path) {
+		fprintf(stderr, "mseg: out of memory\n");
+		return 1;
+	}
+	code = api_call("PUT", path, "application/yaml", pc->text, pc->len, &resp, NULL, NULL);
+	if (code < 0)
+		goto out_free;
+	if (code >= 300) {
+		json_t *j = resp.data ? json_loads(resp.data, 0, NULL) : NULL;
+		json_int_t line = j ? json_integer_value(json_object_get(j, "line")) : 0;
+
+		if (line && code < 500 && code != 401 && code != 403) {
+			/* positions of the piece -> positions in the file */
+			fprintf(stderr, "%s:%lld:%lld: %s\n", file, (long long)(line + pc->first_line - 1),
+				(long long)json_integer_value(json_object_get(j, "column")),
+				jstr(j, "error"));
+		} else {
+			char *pfx = NULL;
+
+			if (asprintf(&pfx, "policy %s/%s", p->ns, p->name) < 0)
+				pfx = NULL;
+			api_error_print(pfx ? pfx : "policy", code, &resp);
+			free(pfx);
+		}
+		json_decref(j);
+		goto out_free;
+	}
+	if (fmt == OUT_JSON) {
+		fputs(resp.data ? resp.data : "", stdout);
+	} else {
+		json_t *j = json_loads(resp.data ? resp.data : "", 0, NULL);
+
+		printf("policy %s/%s %s", p->ns, p->name, jstr(j, "result"));
+		if (!dry_run) {
+			printf(" (generation %lld)%s\n", jint(j, "generation"),
+			       json_is_true(json_object_get(j, "programmed")) ? "" :
+			       "; some endpoints are not programmed, see `mseg get endpoints`");
+		} else {
+			putchar('\n');
+			print_dry_run(j);
+		}
+		json_decref(j);
+	}
+	status = 0;
+out_free:
+	free(resp.data);
+	free(path);
+	return status;
+}
+
+static int apply_file(const char *file, bool dry_run, enum out_fmt fmt)
+{
+	struct mseg_policy_set whole;
+	struct mseg_err err;
+	char msg[1024];
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f, *m;
+	int status = 1;
+
+	f = fopen(file, "re");
+	if (!f) {
+		fprintf(stderr, "%s: %s\n", file, strerror(errno));
+		return 1;
+	}
+	m = open_memstream(&buf, &len);
+	if (m) {
+		char chunk[8192];
+		size_t n;
+
+		while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+			fwrite(chunk, 1, n, m);
+		fclose(m);
+	}
+	fclose(f);
+	if (!m || !buf) {
+		fprintf(stderr, "%s: out of memory\n", file);
+		free(buf);
+		return 1;
+	}
+	/* validate the whole file locally first: positions name the file, and
+	 * each policy knows the bytes of its document */
+	policy_set_init(&whole);
+	err_clear(&err);
+	if (policy_parse_buffer(&whole, file, buf, len, &err) < 0) {
+		fprintf(stderr, "%s\n", err_format(&err, msg, sizeof(msg)));
+		goto out_release;
+	}
+	status = 0;
+	for (size_t i = 0; i < whole.n; i++) {
+		const struct mseg_policy *p = whole.items[i];
+		struct doc_piece pc = { buf + p->doc_start, p->doc_len, p->pos.line };
+
+		if (apply_one(file, &pc, p, dry_run, fmt) != 0)
+			status = 1;
+	}
+out_release:
+	policy_set_release(&whole);
+	free(buf);
+	return status;
+}
+
+static bool policy_file_name(const char *nm)
+{
+	size_t l = strlen(nm);
+
+	return nm[0] != '.' && ((l > 5 && !strcmp(nm + l - 5, ".yaml")) ||
+				(l > 4 && !strcmp(nm + l - 4, ".yml")) ||
+				(l > 5 && !strcmp(nm + l - 5, ".json")));
+}
+
+static int apply_dir(const char *path, bool dry_run, enum out_fmt fmt)
+{
+	struct mseg_policy_set all;
+	struct mseg_err err;
+	char msg[1024];
+	struct dirent **names = NULL;
+	struct stat st;
+	int n, status = 0;
+
+	/* the directory must load as a whole (names unique across files) */
+	policy_set_init(&all);
+	err_clear(&err);
+	if (policy_load_dir(&all, path, &err) < 0) {
+		fprintf(stderr, "%s\n", err_format(&err, msg, sizeof(msg)));
+		policy_set_release(&all);
+		return 1;
+	}
+	policy_set_release(&all);
+	n = scandir(path, &names, NULL, alphasort);
+	for (int i = 0; i < n; i++) {
+		const char *nm = names[i]->d_name;
+		char *full;
+
+		if (policy_file_name(nm)) {
+			if (asprintf(&full, "%s/%s", path, nm) < 0) {
+				fprintf(stderr, "mseg: out of memory\n");
+				status = 1;
+			} else {
+				if (stat(full, &st) == 0 && S_ISREG(st.st_mode) &&
+				    apply_file(full, dry_run, fmt) != 0)
+					status = 1;
+				free(full);
+			}
+		}
+		free(names[i]);
+	}
+	free(names);
+	return status;
+}
+
+int cmd_apply(int argc, char **argv)
+{
+	const char *path = NULL;
+	bool dry_run = false;
+	enum out_fmt fmt = OUT_TABLE;
+	struct cli_parse p;
+	struct stat st;
+	int opt, usage;
+
+	usage = cli_parse_begin(&p, "apply", argc, argv);
+	if (usage)
+		return usage;
+	while ((opt = cli_parse_next(&p, argc, argv)) != -1) {
+		switch (opt) {
+		case 'f':
+			path = optarg;
+			break;
+		case OPT_DRY:
+			dry_run = true;
+			break;
+		default:
+			usage = opt_output("apply", opt, argv, &fmt);
+			if (usage)
+				return usage;
+		}
+	}
+	usage = args_none("apply", argc, argv);
+	if (usage)
+		return usage;
+	if (!path)
+		return usage_error("apply", "-f FILE|DIR is required");
+	if (stat(path, &st) < 0) {
+		fprintf(stderr, "mseg apply: %s: %s\n", path, strerror(errno));
+		return 1;
+	}
+	if (S_ISDIR(st.st_mode))
+		return apply_dir(path, dry_run, fmt);
+	return apply_file(path, dry_run, fmt);
+}

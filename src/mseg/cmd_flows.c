@@ -1,0 +1,244 @@
+/* mseg flows: flow records (dropped or audited traffic), newest last;
+ * --follow streams them. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "mseg/client/query.h"
+#include "mseg.h"
+
+/* The longest query sent, encoded; longer is refused before sending. */
+#define FLOWS_QUERY_MAX 8192
+
+enum { OPT_FOLLOW = 256, OPT_EP, OPT_NS, OPT_DIR, OPT_VERDICT, OPT_SINCE, OPT_LIMIT,
+       OPT_PROTO, OPT_PORT };
+
+const struct cli_option flows_options[] = {
+	{ "follow", OPT_FOLLOW, no_argument, NULL,
+	  "keep printing records as they arrive (until interrupted)" },
+	{ "endpoint", OPT_EP, required_argument, "ID", "only this endpoint" },
+	{ "namespace", OPT_NS, required_argument, "NS", "only endpoints of this namespace" },
+	{ "direction", OPT_DIR, required_argument, "D", "ingress or egress" },
+	{ "verdict", OPT_VERDICT, required_argument, "V", "dropped or audited" },
+	{ "proto", OPT_PROTO, required_argument, "P", "tcp, udp, icmp, icmpv6, sctp or a number" },
+	{ "port", OPT_PORT, required_argument, "N", "destination port" },
+	{ "since", OPT_SINCE, required_argument, "T", "30s, 5m, 2h, 1d ago, or an RFC 3339 time" },
+	{ "limit", OPT_LIMIT, required_argument, "N", "only the newest N records" },
+	{ "output", 'o', required_argument, "table|json", "output format (json: one object per line)" },
+	CLI_OPTION_END,
+};
+
+/* "30s", "5m", "2h", "1d" ago -> seconds since the epoch in @buf; an RFC 3339
+ * time is passed on as it is. The value to send, or NULL when @s is neither. */
+static const char *since_parse(const char *s, char *buf, size_t size)
+{
+	char *end;
+	unsigned long long v, mul;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (!errno && end != s && end[0] && !end[1]) {
+		switch (end[0]) {
+		case 's':
+			mul = 1;
+			break;
+		case 'm':
+			mul = 60;
+			break;
+		case 'h':
+			mul = 3600;
+			break;
+		case 'd':
+			mul = 86400;
+			break;
+		default:
+			return NULL;
+		}
+		snprintf(buf, size, "%llu", (unsigned long long)time(NULL) - v * mul);
+		return buf;
+	}
+	if (strlen(s) >= 10 && s[4] == '-' && s[7] == '-')
+		return s;
+	return NULL;
+}
+
+/* Add --KEY's value to @q. 0, or the exit status after saying why not. */
+static int query_add(struct client_query *q, const char *key, const char *value)
+{
+	int r = client_query_add(q, key, value);
+
+	if (r == -E2BIG)
+		return usage_error("flows", "--%s: the query would be longer than %d bytes", key,
+				   FLOWS_QUERY_MAX);
+	if (r < 0) {
+		fprintf(stderr, "mseg flows: %s\n", strerror(-r));
+		return 1;
+	}
+	return 0;
+}
+
+struct follow_state {
+	struct client_buf line;
+	enum out_fmt fmt;
+};
+
+static size_t follow_write(char *ptr, size_t size, size_t nmemb, void *data)
+{
+	struct follow_state *fs = data;
+	size_t n = size * nmemb;
+
+	if (!client_buf_write(ptr, size, nmemb, &fs->line))
+		return 0;
+	for (;;) {
+		char *nl = fs->line.data ? memchr(fs->line.data, '\n', fs->line.len) : NULL;
+		size_t l;
+
+		if (!nl)
+			break;
+		*nl = '\0';
+		l = (size_t)(nl - fs->line.data);
+		if (l) {
+			if (fs->fmt == OUT_JSON) {
+				puts(fs->line.data);
+			} else {
+				json_t *j = json_loads(fs->line.data, 0, NULL);
+
+				if (j)
+					print_flow_row(j);
+				json_decref(j);
+			}
+			fflush(stdout);
+		}
+		memmove(fs->line.data, nl + 1, fs->line.len - l - 1);
+		fs->line.len -= l + 1;
+	}
+	return n;
+}
+
+static int flows_follow(const char *path, enum out_fmt fmt)
+{
+	struct follow_state fs = { .fmt = fmt };
+	long code;
+	int status = 1;
+
+	if (fmt == OUT_TABLE) {
+		print_flow_header();
+		fflush(stdout);
+	}
+	code = api_call("GET", path, NULL, NULL, 0, NULL, follow_write, &fs);
+	if (code >= 300)
+		status = api_error_print("flows", code, &fs.line);
+	else if (code > 0)
+		status = 0;
+	free(fs.line.data);
+	return status;
+}
+
+static int flows_list(const char *path, enum out_fmt fmt)
+{
+	json_t *j = NULL, *f;
+	size_t i;
+	int r;
+
+	r = api_get_json(path, &j);
+	if (r)
+		return r;
+	if (fmt == OUT_JSON) {
+		json_array_foreach(json_object_get(j, "flows"), i, f)
+			print_json_line(f);
+	} else {
+		print_flow_header();
+		json_array_foreach(json_object_get(j, "flows"), i, f)
+			print_flow_row(f);
+	}
+	json_decref(j);
+	return 0;
+}
+
+int cmd_flows(int argc, char **argv)
+{
+	struct client_query q;
+	struct cli_parse p;
+	bool follow = false;
+	enum out_fmt fmt = OUT_TABLE;
+	const char *since;
+	char since_buf[32], *path = NULL;
+	unsigned long num;
+	int opt, status;
+
+	status = cli_parse_begin(&p, "flows", argc, argv);
+	if (status)
+		return status;
+	if (client_query_init(&q, FLOWS_QUERY_MAX) < 0) {
+		fprintf(stderr, "mseg flows: out of memory\n");
+		return 1;
+	}
+	while (status == 0 && (opt = cli_parse_next(&p, argc, argv)) != -1) {
+		switch (opt) {
+		case OPT_FOLLOW:
+			follow = true;
+			break;
+		case OPT_EP:
+			status = query_add(&q, "endpoint", optarg);
+			break;
+		case OPT_NS:
+			status = query_add(&q, "namespace", optarg);
+			break;
+		case OPT_DIR:
+			if (strcmp(optarg, "ingress") && strcmp(optarg, "egress"))
+				status = usage_error("flows", "--direction '%s': ingress or egress", optarg);
+			else
+				status = query_add(&q, "direction", optarg);
+			break;
+		case OPT_VERDICT:
+			if (strcmp(optarg, "dropped") && strcmp(optarg, "audited"))
+				status = usage_error("flows", "--verdict '%s': dropped or audited", optarg);
+			else
+				status = query_add(&q, "verdict", optarg);
+			break;
+		case OPT_PROTO:
+			status = query_add(&q, "proto", optarg);
+			break;
+		case OPT_PORT:
+			if (number_parse(optarg, 0, 65535, &num) < 0)
+				status = usage_error("flows", "--port '%s': 0 to 65535", optarg);
+			else
+				status = query_add(&q, "port", optarg);
+			break;
+		case OPT_SINCE:
+			since = since_parse(optarg, since_buf, sizeof(since_buf));
+			if (!since)
+				status = usage_error("flows", "--since '%s': e.g. 30s, 5m, 2h, 1d or an RFC 3339 time",
+						     optarg);
+			else
+				status = query_add(&q, "since", since);
+			break;
+		case OPT_LIMIT:
+			if (number_parse(optarg, 1, 1000000, &num) < 0)
+				status = usage_error("flows", "--limit '%s': 1 to 1000000", optarg);
+			else
+				status = query_add(&q, "limit", optarg);
+			break;
+		default:
+			status = opt_output("flows", opt, argv, &fmt);
+		}
+	}
+	if (status == 0)
+		status = args_none("flows", argc, argv);
+	if (status == 0 && follow)
+		status = query_add(&q, "follow", "1");
+	if (status)
+		goto out_release;
+	if (client_query_path(&q, "/v1/flows", &path) < 0) {
+		fprintf(stderr, "mseg flows: out of memory\n");
+		status = 1;
+		goto out_release;
+	}
+	status = follow ? flows_follow(path, fmt) : flows_list(path, fmt);
+	free(path);
+out_release:
+	client_query_release(&q);
+	return status;
+}

@@ -1,0 +1,112 @@
+/* mseg get policies|endpoints|rules [ID]: what msegd holds, and the rules
+ * the kernel holds read back per endpoint. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mseg.h"
+
+const struct cli_option get_options[] = {
+	{ "output", 'o', required_argument, "table|json|yaml", "output format (default table)" },
+	{ NULL, 0, 0, "ID", "policies: NS/NAME; endpoints and rules: endpoint id" },
+	CLI_OPTION_END,
+};
+
+/* The API path of what the user named; NULL after printing why (*ret_status). */
+static char *get_path_new(const char *what, const char *id, int *ret_status)
+{
+	char *path = NULL;
+
+	*ret_status = 1;
+	if (strcmp(what, "policies") == 0 || strcmp(what, "policy") == 0) {
+		if (id) {
+			const char *slash = strchr(id, '/');
+			char *ns;
+
+			if (!slash || slash == id || !slash[1]) {
+				*ret_status = usage_error("get", "'%s': expected NS/NAME", id);
+				return NULL;
+			}
+			ns = strndup(id, (size_t)(slash - id));
+			path = ns ? api_path_new("/v1/policies", ns, slash + 1, NULL) : NULL;
+			free(ns);
+		} else {
+			path = strdup("/v1/policies");
+		}
+	} else if (strcmp(what, "endpoints") == 0 || strcmp(what, "endpoint") == 0 ||
+		   strcmp(what, "rules") == 0) {
+		path = api_path_new(what[0] == 'r' ? "/v1/rules" : "/v1/endpoints", id, NULL, NULL);
+	} else {
+		*ret_status = usage_error("get", "'%s': expected policies, endpoints or rules", what);
+		return NULL;
+	}
+	if (!path)
+		fprintf(stderr, "mseg: out of memory\n");
+	return path;
+}
+
+/* One object shown as a table of one row. */
+static void print_one(void (*print)(const json_t *arr), json_t *j)
+{
+	json_t *arr = json_array();
+
+	json_array_append(arr, j);
+	print(arr);
+	json_decref(arr);
+}
+
+int cmd_get(int argc, char **argv)
+{
+	enum out_fmt fmt = OUT_TABLE;
+	const char *what, *id = NULL;
+	struct cli_parse p;
+	char *path;
+	json_t *j = NULL;
+	int opt, r;
+
+	r = cli_parse_begin(&p, "get", argc, argv);
+	if (r)
+		return r;
+	while ((opt = cli_parse_next(&p, argc, argv)) != -1) {
+		if (opt == 'o' && out_parse(optarg, &fmt, true) == 0)
+			continue;
+		return usage_error("get", "bad option '%s'", argv[optind - 1]);
+	}
+	if (argc - optind < 1 || argc - optind > 2)
+		return usage_error("get", "expected policies, endpoints or rules");
+	what = argv[optind];
+	if (argc - optind == 2)
+		id = argv[optind + 1];
+	path = get_path_new(what, id, &r);
+	if (!path)
+		return r;
+	r = api_get_json(path, &j);
+	free(path);
+	if (r)
+		return r;
+	if (fmt == OUT_JSON) {
+		print_json(j);
+	} else if (fmt == OUT_YAML) {
+		if (id && what[0] == 'p' && json_object_get(j, "document"))
+			fputs(jstr(j, "document"), stdout);
+		else
+			print_yaml(j);
+	} else if (what[0] == 'p') {
+		if (id)
+			print_one(print_policies, j);
+		else
+			print_policies(json_object_get(j, "policies"));
+	} else if (what[0] == 'e') {
+		if (id)
+			print_one(print_endpoints, j);
+		else
+			print_endpoints(json_object_get(j, "endpoints"));
+	} else {
+		if (id)
+			print_rules_detail(j);
+		else
+			print_rules(json_object_get(j, "endpoints"));
+	}
+	json_decref(j);
+	return 0;
+}

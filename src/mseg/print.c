@@ -1,0 +1,274 @@
+/* Everything mseg prints about msegd's answers, in one place: the tables
+ * for people, JSON for scripts, and YAML (libyaml's emitter, in the
+ * library: mseg/client/yaml_out.h). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mseg/client/yaml_out.h"
+#include "mseg.h"
+
+int out_parse(const char *s, enum out_fmt *ret, bool yaml_ok)
+{
+	if (strcmp(s, "table") == 0)
+		*ret = OUT_TABLE;
+	else if (strcmp(s, "json") == 0)
+		*ret = OUT_JSON;
+	else if (yaml_ok && strcmp(s, "yaml") == 0)
+		*ret = OUT_YAML;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+int opt_output(const char *cmd, int opt, char **argv, enum out_fmt *fmt)
+{
+	if (opt != 'o')
+		return usage_error(cmd, "bad option '%s'", argv[optind - 1]);
+	if (out_parse(optarg, fmt, false) < 0)
+		return usage_error(cmd, "-o '%s': table or json", optarg);
+	return 0;
+}
+
+const char *jstr(const json_t *o, const char *key)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+
+	return s ? s : "";
+}
+
+long long jint(const json_t *o, const char *key)
+{
+	return (long long)json_integer_value(json_object_get(o, key));
+}
+
+const char *jbool(const json_t *o, const char *key)
+{
+	return json_is_true(json_object_get(o, key)) ? "yes" : "no";
+}
+
+/* "a,b,c" from an array of strings ("-" when empty), however long. */
+static void strlist_print(const json_t *arr)
+{
+	size_t i;
+	json_t *v;
+
+	json_array_foreach(arr, i, v)
+		printf("%s%s", i ? "," : "", json_string_value(v) ? json_string_value(v) : "?");
+	if (!json_array_size(arr))
+		putchar('-');
+}
+
+/* The same as a string for a padded column; NULL when out of memory. */
+static char *strlist_new(const json_t *arr)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&buf, &len);
+
+	if (!m)
+		return NULL;
+	{
+		size_t i;
+		json_t *v;
+
+		json_array_foreach(arr, i, v)
+			fprintf(m, "%s%s", i ? "," : "", json_string_value(v) ? json_string_value(v) : "?");
+		if (!json_array_size(arr))
+			fputc('-', m);
+	}
+	if (fclose(m) != 0) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+void print_json(const json_t *j)
+{
+	json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	putchar('\n');
+}
+
+void print_json_line(const json_t *j)
+{
+	char *s = json_dumps(j, JSON_COMPACT);
+
+	puts(s ? s : "{}");
+	free(s);
+}
+
+void print_yaml(const json_t *j)
+{
+	fflush(stdout);
+	if (yaml_out_print(stdout, j) < 0)
+		fprintf(stderr, "mseg: cannot write YAML\n");
+}
+
+void print_status(const json_t *j)
+{
+	json_t *p = json_object_get(j, "policies"), *e = json_object_get(j, "endpoints"),
+	       *k = json_object_get(j, "kernel");
+
+	printf("version:     %s\n", jstr(j, "version"));
+	printf("uptime:      %lld s\n", jint(j, "uptime_seconds"));
+	printf("generation:  %lld\n", jint(j, "generation"));
+	printf("mode:        %s%s\n", jstr(j, "mode"),
+	       json_is_true(json_object_get(j, "default_deny")) ? ", default-deny" : "");
+	printf("ready:       %s\n", jbool(j, "ready"));
+	printf("policies:    %lld (%lld from files, %lld from the API)\n", jint(p, "total"),
+	       jint(p, "file"), jint(p, "api"));
+	printf("endpoints:   %lld (%lld from files, %lld from the API); %lld programmed, %lld failed\n",
+	       jint(e, "total"), jint(e, "file"), jint(e, "api"), jint(e, "programmed"),
+	       jint(e, "failed"));
+	printf("kernel:      queue %s, native queue %s, xt NFQUEUE %s, nflog %s\n",
+	       jstr(k, "queue"), jbool(k, "queue_native"), jbool(k, "queue_xt"), jbool(k, "nflog"));
+	printf("state dir:   %s\n", jstr(j, "state_dir"));
+	printf("listening:   ");
+	strlist_print(json_object_get(j, "listen"));
+	putchar('\n');
+}
+
+void print_dry_run(const json_t *j)
+{
+	json_t *changes = json_object_get(j, "changes"), *c;
+	size_t i;
+
+	printf("  %lld endpoint(s) would change\n", jint(j, "endpoints_changed"));
+	json_array_foreach(changes, i, c) {
+		static const char *const dirs[] = { "ingress", "egress" };
+
+		printf("  endpoint %s%s%s\n", jstr(c, "endpoint"),
+		       json_is_true(json_object_get(c, "new_endpoint")) ? " (new)" : "",
+		       json_is_true(json_object_get(c, "removed_endpoint")) ? " (removed)" : "");
+		for (int d = 0; d < 2; d++) {
+			json_t *dd = json_object_get(c, dirs[d]), *v;
+			size_t k;
+
+			if (!dd)
+				continue;
+			printf("    %s: isolated %s -> %s, +%lld -%lld\n", dirs[d],
+			       json_is_true(json_array_get(json_object_get(dd, "isolated"), 0)) ? "yes" : "no",
+			       json_is_true(json_array_get(json_object_get(dd, "isolated"), 1)) ? "yes" : "no",
+			       jint(dd, "added_total"), jint(dd, "removed_total"));
+			json_array_foreach(json_object_get(dd, "added"), k, v)
+				printf("      + %s\n", json_string_value(v));
+			json_array_foreach(json_object_get(dd, "removed"), k, v)
+				printf("      - %s\n", json_string_value(v));
+		}
+	}
+}
+
+void print_policies(const json_t *arr)
+{
+	size_t i;
+	json_t *p;
+
+	printf("%-16s %-24s %-13s %-8s %-16s %5s  %s\n", "NAMESPACE", "NAME", "KIND", "MODE",
+	       "ISOLATION", "RULES", "SOURCE");
+	json_array_foreach(arr, i, p) {
+		char *iso = strlist_new(json_object_get(p, "isolation"));
+
+		printf("%-16s %-24s %-13s %-8s %-16s %5zu  %s%s\n", jstr(p, "namespace"), jstr(p, "name"),
+		       jstr(p, "kind"), jstr(p, "mode"), iso ? iso : "?",
+		       json_array_size(json_object_get(p, "rules")), jstr(p, "source"),
+		       json_object_get(p, "shadowed_by") ? " (shadowed)" : "");
+		free(iso);
+	}
+}
+
+void print_endpoints(const json_t *arr)
+{
+	size_t i;
+	json_t *e;
+
+	printf("%-20s %-14s %-16s %-32s %-10s %s\n", "ID", "NAMESPACE", "NAME", "IPS", "PROGRAMMED",
+	       "SOURCE");
+	json_array_foreach(arr, i, e) {
+		char *ips = strlist_new(json_object_get(e, "ips"));
+		const json_t *pr = json_object_get(e, "programmed");
+
+		printf("%-20s %-14s %-16s %-32s %-10s %s\n", jstr(e, "id"), jstr(e, "namespace"),
+		       jstr(e, "name"), ips ? ips : "?", !pr ? "-" : json_is_true(pr) ? "yes" : "NO",
+		       jstr(e, "source"));
+		free(ips);
+		if (json_object_get(e, "error"))
+			printf("  error: %s\n", jstr(e, "error"));
+	}
+}
+
+void print_rules(const json_t *arr)
+{
+	size_t i;
+	json_t *e;
+
+	printf("%-20s %-10s %-9s %-16s %-16s %s\n", "ENDPOINT", "PROGRAMMED", "STATE", "INGRESS",
+	       "EGRESS", "DIFFERENCES");
+	json_array_foreach(arr, i, e) {
+		json_t *iso = json_object_get(e, "isolated"), *ent = json_object_get(e, "entries");
+		char in[32] = "open", eg[32] = "open";
+
+		if (json_is_true(json_object_get(iso, "ingress")))
+			snprintf(in, sizeof(in), "%lld entries", jint(ent, "ingress"));
+		if (json_is_true(json_object_get(iso, "egress")))
+			snprintf(eg, sizeof(eg), "%lld entries", jint(ent, "egress"));
+		printf("%-20s %-10s %-9s %-16s %-16s %lld\n", jstr(e, "endpoint"), jbool(e, "programmed"),
+		       jstr(e, "state"), in, eg, jint(e, "n_differences"));
+	}
+}
+
+void print_rules_detail(const json_t *e)
+{
+	size_t i;
+	json_t *d;
+
+	printf("# endpoint %s netns %s: %s, %s\n", jstr(e, "endpoint"), jstr(e, "netns"),
+	       json_is_true(json_object_get(e, "programmed")) ? "programmed" : "NOT programmed",
+	       jstr(e, "state"));
+	if (json_object_get(e, "readback_error"))
+		printf("# read-back failed: %s\n", jstr(e, "readback_error"));
+	json_array_foreach(json_object_get(e, "differences"), i, d)
+		printf("# differs: %s\n", json_string_value(d));
+	fputs(jstr(e, "table"), stdout);
+}
+
+void print_flow_header(void)
+{
+	printf("%-24s %-16s %-8s %-6s %-28s %-28s %-8s %6s\n", "TIME", "ENDPOINT", "DIR", "PROTO",
+	       "SRC", "DST", "VERDICT", "COUNT");
+}
+
+/* "ADDR:PORT", or "ADDR" without a port; NULL when out of memory */
+static char *flow_addr_new(const json_t *f, const char *addr, const char *port)
+{
+	char *s;
+	int n = json_object_get(f, port) ?
+		asprintf(&s, "%s:%lld", jstr(f, addr), jint(f, port)) :
+		asprintf(&s, "%s", jstr(f, addr));
+
+	return n < 0 ? NULL : s;
+}
+
+void print_flow_row(const json_t *f)
+{
+	const json_t *ep = json_object_get(f, "endpoint");
+	char *src = flow_addr_new(f, "src", "sport"), *dst = flow_addr_new(f, "dst", "dport");
+
+	printf("%-24s %-16s %-8s %-6s %-28s %-28s %-8s %6lld\n", jstr(f, "time"), jstr(ep, "id"),
+	       jstr(f, "direction"), json_is_string(json_object_get(f, "proto")) ? jstr(f, "proto") : "?",
+	       src ? src : "?", dst ? dst : "?", jstr(f, "verdict"), jint(f, "count"));
+	free(src);
+	free(dst);
+}
+
+void print_check(const json_t *j, const char *from, const char *to, const char *port)
+{
+	json_t *r;
+	size_t i;
+
+	printf("%s: %s -> %s %s\n", jstr(j, "verdict"), from, to, port);
+	printf("  addresses %s -> %s\n", jstr(j, "src"), jstr(j, "dst"));
+	json_array_foreach(json_object_get(j, "reasons"), i, r)
+		printf("  %s\n", json_string_value(r));
+}
