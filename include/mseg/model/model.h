@@ -124,6 +124,7 @@ struct mseg_policy {
 	enum mseg_policy_kind kind;
 	const char *name;
 	const char *ns;               /* "default" when the document gives none */
+	bool ns_defaulted;            /* ... which it did not */
 	enum mseg_mode mode;
 	unsigned isolation;           /* MSEG_ISO_* */
 	struct mseg_peer *subjects;   /* covered = matched by any subject */

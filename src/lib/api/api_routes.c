@@ -21,6 +21,7 @@
 #include "mseg/util/log.h"
 #include "mseg/kernel/nft.h"
 #include "mseg/model/policy.h"
+#include "mseg/model/selector.h"
 #include "mseg/kernel/reconcile.h"
 #include "mseg/daemon/daemon.h"
 #include "mseg/daemon/desired.h"
@@ -49,8 +50,160 @@ static bool query_flag(struct MHD_Connection *c, const char *key)
 }
 
 /* After a change: reconcile and describe the outcome. */
-static json_t *mutation_result(struct api_ctx *x, const char *what, const char *kind,
-			       const char *name)
+/* ---- coverage: what a policy's groups select, and what looks wrong ---- */
+
+/* "app=web,tier in (a,b),!canary" */
+static void selector_text(const struct mseg_selector *sel, char *buf, size_t size)
+{
+	size_t n = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < sel->n_reqs && n < size; i++) {
+		const struct mseg_sel_req *q = &sel->reqs[i];
+		const char *sep = i ? "," : "";
+
+		if (q->op == MSEG_SEL_IN && q->n_values == 1) {
+			n += (size_t)snprintf(buf + n, size - n, "%s%s=%s", sep, q->key, q->values[0]);
+		} else if (q->op == MSEG_SEL_EXISTS) {
+			n += (size_t)snprintf(buf + n, size - n, "%s%s", sep, q->key);
+		} else if (q->op == MSEG_SEL_DOES_NOT_EXIST) {
+			n += (size_t)snprintf(buf + n, size - n, "%s!%s", sep, q->key);
+		} else {
+			n += (size_t)snprintf(buf + n, size - n, "%s%s %s (", sep, q->key,
+					      q->op == MSEG_SEL_IN ? "in" : "notin");
+			for (size_t v = 0; v < q->n_values && n < size; v++)
+				n += (size_t)snprintf(buf + n, size - n, "%s%s", v ? "," : "",
+						      q->values[v]);
+			if (n < size)
+				n += (size_t)snprintf(buf + n, size - n, ")");
+		}
+	}
+	if (!sel->n_reqs)
+		snprintf(buf, size, "every endpoint");
+}
+
+/* Calls @fn for each endpoint peer of @p (subjects, rule sides and peers)
+ * once per group name; unnamed peers (NetworkPolicy) are named by their
+ * position. */
+static void policy_groups_each(const struct mseg_policy *p,
+			       void (*fn)(const char *group, const struct mseg_peer *peer, void *data),
+			       void *data, json_t *seen)
+{
+	const struct mseg_peer *cand[3];
+
+	for (size_t i = 0; i < p->n_subjects + p->n_rules; i++) {
+		size_t nc = 0;
+
+		if (i < p->n_subjects) {
+			cand[nc++] = &p->subjects[i];
+		} else {
+			const struct mseg_rule *r = &p->rules[i - p->n_subjects];
+
+			cand[nc++] = &r->local;
+			for (size_t k = 0; k < r->n_peers; k++) {
+				const struct mseg_peer *peer = &r->peers[k];
+				char name[64];
+
+				if (peer->kind != MSEG_PEER_ENDPOINTS)
+					continue;
+				snprintf(name, sizeof(name), "line %u", peer->pos.line);
+				if (json_object_get(seen, peer->group ? peer->group : name))
+					continue;
+				json_object_set_new(seen, peer->group ? peer->group : name, json_true());
+				fn(peer->group ? peer->group : name, peer, data);
+			}
+		}
+		for (size_t k = 0; k < nc; k++) {
+			char name[64];
+
+			if (cand[k]->kind != MSEG_PEER_ENDPOINTS)
+				continue;
+			snprintf(name, sizeof(name), "line %u", cand[k]->pos.line);
+			if (json_object_get(seen, cand[k]->group ? cand[k]->group : name))
+				continue;
+			json_object_set_new(seen, cand[k]->group ? cand[k]->group : name, json_true());
+			fn(cand[k]->group ? cand[k]->group : name, cand[k], data);
+		}
+	}
+}
+
+struct groups_ctx {
+	const struct desired_view *v;
+	json_t *groups;     /* {"group": ["ep", ...]} */
+	json_t *warnings;   /* or NULL */
+};
+
+static void group_resolve(const char *group, const struct mseg_peer *peer, void *data)
+{
+	struct groups_ctx *g = data;
+	json_t *ids = json_array();
+
+	for (size_t i = 0; i < g->v->inv.n; i++)
+		if (selector_peer_selects(peer, g->v->inv.eps[i]))
+			json_array_append_new(ids, json_string(g->v->inv.eps[i]->id));
+	if (g->warnings && json_array_size(ids) == 0) {
+		char sel[256], msg[512];
+
+		selector_text(&peer->ep_sel, sel, sizeof(sel));
+		snprintf(msg, sizeof(msg), "group '%s' selects no endpoint (%s%s%s)", group, sel,
+			 peer->ns_scope == MSEG_NS_NAMED ? " in namespace " : "",
+			 peer->ns_scope == MSEG_NS_NAMED ? selector_ns_name(peer->ns) : "");
+		json_array_append_new(g->warnings, json_string(msg));
+	}
+	json_object_set_new(g->groups, group, ids);
+}
+
+/* {"group": [endpoint ids]} of @p over @v; with @warnings, what looks like
+ * a mistake is appended to it. */
+static json_t *policy_groups(const struct mseg_policy *p, const struct desired_view *v,
+			     json_t *warnings)
+{
+	struct groups_ctx g = { .v = v, .groups = json_object(), .warnings = warnings };
+	json_t *seen = json_object();
+	bool ns_used = false;
+
+	if (warnings && p->ns_defaulted)
+		json_array_append_new(warnings, json_sprintf("metadata.namespace is not set: the "
+							     "policy went to namespace 'default'"));
+	for (size_t i = 0; i < v->inv.n && !ns_used; i++)
+		ns_used = strcmp(selector_ns_name(v->inv.eps[i]->ns), p->ns) == 0;
+	if (warnings && !ns_used) {
+		json_array_append_new(warnings, json_sprintf("namespace '%s' has no endpoints: the "
+							     "policy covers nothing yet", p->ns));
+		g.warnings = NULL;   /* every group would say the same */
+	}
+	policy_groups_each(p, group_resolve, &g, seen);
+	json_decref(seen);
+	return g.groups;
+}
+
+static size_t policy_covers(const struct mseg_policy *p, const struct desired_view *v)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < v->inv.n; i++)
+		n += selector_policy_covers(p, v->inv.eps[i]);
+	return n;
+}
+
+/* What looks wrong with the object @ch puts, in the state with @ch made. */
+static json_t *change_warnings(struct api_ctx *x, const struct desired_change *ch)
+{
+	json_t *w = json_array();
+	struct desired_view v;
+
+	if (ch && ch->put_pol && desired_view_build(x->be->desired, ch, &v) == 0) {
+		json_decref(policy_groups(ch->put_pol, &v, w));
+		desired_view_release(&v);
+	}
+	if (ch && ch->put_ep && ch->put_ep->netns && access(ch->put_ep->netns, F_OK) != 0)
+		json_array_append_new(w, json_sprintf("netns '%s' does not exist: the endpoint "
+						      "cannot be programmed", ch->put_ep->netns));
+	return w;
+}
+
+static json_t *mutation_result(struct api_ctx *x, const struct desired_change *ch,
+			       const char *what, const char *kind, const char *name)
 {
 	struct reconciler *rec = x->be->rec;
 	json_t *o = json_object(), *errs = json_array();
@@ -69,6 +222,7 @@ static json_t *mutation_result(struct api_ctx *x, const char *what, const char *
 	json_object_set_new(o, "generation", json_integer((json_int_t)x->be->desired->generation));
 	json_object_set_new(o, "programmed", json_boolean(r == 0));
 	json_object_set_new(o, "errors", errs);
+	json_object_set_new(o, "warnings", change_warnings(x, ch));
 	return o;
 }
 
@@ -108,6 +262,7 @@ static void dry_run_answer(struct api_ctx *x, const struct desired_change *ch, c
 	json_object_set_new(o, "endpoints_changed",
 			    json_integer(changes ? (json_int_t)json_array_size(changes) : 0));
 	json_object_set_new(o, "changes", changes ? changes : json_array());
+	json_object_set_new(o, "warnings", change_warnings(x, ch));
 	api_resp_json(x, 200, o);
 out_free:
 	plan_free(before);
@@ -139,7 +294,8 @@ static bool api_doc_unchanged(int r, char *doc, size_t len, const struct api_req
 	return same;
 }
 
-static void unchanged_answer(struct api_ctx *x, bool dry_run, const char *kind, const char *name)
+static void unchanged_answer(struct api_ctx *x, const struct desired_change *ch, bool dry_run,
+			     const char *kind, const char *name)
 {
 	json_t *o = json_object();
 
@@ -155,6 +311,7 @@ static void unchanged_answer(struct api_ctx *x, bool dry_run, const char *kind, 
 		json_object_set_new(o, "programmed", json_boolean(reconciler_ready(x->be->rec)));
 		json_object_set_new(o, "errors", json_array());
 	}
+	json_object_set_new(o, "warnings", change_warnings(x, ch));
 	api_resp_json(x, 200, o);
 }
 
@@ -221,7 +378,8 @@ void api_handle_policy_put(struct api_ctx *x, const char *ns, const char *name)
 
 		r = desired_api_policy_doc(be->desired, ns, name, &doc, &len);
 		if (api_doc_unchanged(r, doc, len, x->rq)) {
-			unchanged_answer(x, query_flag(x->c, "dry_run"), "policy", full);
+			ch.put_pol = p;
+			unchanged_answer(x, &ch, query_flag(x->c, "dry_run"), "policy", full);
 			goto out_release;
 		}
 	}
@@ -246,7 +404,7 @@ void api_handle_policy_put(struct api_ctx *x, const char *ns, const char *name)
 	tmp.n = 0;   /* taken */
 	log_info("api: policy '%s' %s", full, existed ? "replaced" : "created");
 	api_resp_json(x, existed ? 200 : 201,
-		  mutation_result(x, existed ? "replaced" : "created", "policy", full));
+		  mutation_result(x, &ch, existed ? "replaced" : "created", "policy", full));
 out_release:
 	policy_set_release(&tmp);
 }
@@ -282,7 +440,7 @@ void api_handle_policy_delete(struct api_ctx *x, const char *ns, const char *nam
 		return;
 	}
 	log_info("api: policy '%s' deleted", full);
-	api_resp_json(x, 200, mutation_result(x, "deleted", "policy", full));
+	api_resp_json(x, 200, mutation_result(x, &ch, "deleted", "policy", full));
 }
 
 /* Create or replace API endpoint @ep (taken) whose document is @doc: the
@@ -322,7 +480,7 @@ static void endpoint_apply(struct api_ctx *x, struct mseg_endpoint *ep, const ch
 	}
 	log_info("api: endpoint '%s' %s", ep->id, existed ? "replaced" : "created");
 	api_resp_json(x, existed ? 200 : 201,
-		      mutation_result(x, existed ? "replaced" : "created", "endpoint", ep->id));
+		      mutation_result(x, &ch, existed ? "replaced" : "created", "endpoint", ep->id));
 	return;
 out_free:
 	endpoint_free(ep);
@@ -362,7 +520,9 @@ void api_handle_endpoint_put(struct api_ctx *x, const char *id)
 	r = desired_api_endpoint_doc(x->be->desired, id, &doc, &len);
 	if (api_doc_unchanged(r, doc, len, x->rq) &&
 	    !inventory_find(&x->be->desired->inv[DESIRED_FILE], id)) {
-		unchanged_answer(x, query_flag(x->c, "dry_run"), "endpoint", id);
+		struct desired_change ch = { .put_ep = ep };
+
+		unchanged_answer(x, &ch, query_flag(x->c, "dry_run"), "endpoint", id);
 		endpoint_free(ep);
 		return;
 	}
@@ -483,13 +643,16 @@ void api_handle_endpoint_delete(struct api_ctx *x, const char *id)
 		return;
 	}
 	log_info("api: endpoint '%s' deleted", id);
-	api_resp_json(x, 200, mutation_result(x, "deleted", "endpoint", id));
+	api_resp_json(x, 200, mutation_result(x, &ch, "deleted", "endpoint", id));
 }
 
 /* ---- reads ---- */
 
+/* A policy as GET shows it: with the number of endpoints it covers in @v
+ * (NULL: left out); the single GET (@with_doc) adds the API's stored
+ * document, each group's endpoints and the coverage warnings. */
 static json_t *policy_entry(struct api_ctx *x, const struct mseg_policy *p, bool from_file,
-			    bool with_doc)
+			    bool with_doc, const struct desired_view *v)
 {
 	char src[PATH_MAX + 8];
 	json_t *o;
@@ -499,6 +662,15 @@ static json_t *policy_entry(struct api_ctx *x, const struct mseg_policy *p, bool
 	else
 		snprintf(src, sizeof(src), "api");
 	o = api_json_policy(p, src);
+	if (o && v) {
+		json_object_set_new(o, "covers", json_integer((json_int_t)policy_covers(p, v)));
+		if (with_doc) {
+			json_t *w = json_array();
+
+			json_object_set_new(o, "groups", policy_groups(p, v, w));
+			json_object_set_new(o, "warnings", w);
+		}
+	}
 	if (o && !from_file) {
 		const struct mseg_policy *fp = policy_set_find(&x->be->desired->pols[DESIRED_FILE], p->ns, p->name);
 
@@ -518,29 +690,40 @@ static json_t *policy_entry(struct api_ctx *x, const struct mseg_policy *p, bool
 
 void api_handle_policies_list(struct api_ctx *x)
 {
+	const struct desired *ds = x->be->desired;
 	json_t *arr = json_array();
+	struct desired_view v;
+	bool have_view = desired_view_build(ds, NULL, &v) == 0;
 
-	for (size_t i = 0; i < x->be->desired->pols[DESIRED_FILE].n; i++)
-		json_array_append_new(arr, policy_entry(x, x->be->desired->pols[DESIRED_FILE].items[i], true, false));
-	for (size_t i = 0; i < x->be->desired->pols[DESIRED_API].n; i++)
-		json_array_append_new(arr, policy_entry(x, x->be->desired->pols[DESIRED_API].items[i], false, false));
+	for (size_t i = 0; i < ds->pols[DESIRED_FILE].n; i++)
+		json_array_append_new(arr, policy_entry(x, ds->pols[DESIRED_FILE].items[i], true,
+							false, have_view ? &v : NULL));
+	for (size_t i = 0; i < ds->pols[DESIRED_API].n; i++)
+		json_array_append_new(arr, policy_entry(x, ds->pols[DESIRED_API].items[i], false,
+							false, have_view ? &v : NULL));
+	if (have_view)
+		desired_view_release(&v);
 	api_resp_json(x, 200, json_pack("{so}", "policies", arr));
 }
 
 void api_handle_policy_get(struct api_ctx *x, const char *ns, const char *name)
 {
-	const struct mseg_policy *p = policy_set_find(&x->be->desired->pols[DESIRED_FILE], ns, name);
+	const struct desired *ds = x->be->desired;
+	const struct mseg_policy *p = policy_set_find(&ds->pols[DESIRED_FILE], ns, name);
+	bool from_file = p != NULL;
+	struct desired_view v;
+	bool have_view;
 
-	if (p) {
-		api_resp_json(x, 200, policy_entry(x, p, true, true));
+	if (!p)
+		p = policy_set_find(&ds->pols[DESIRED_API], ns, name);
+	if (!p) {
+		api_resp_error(x, 404, "no policy '%s/%s'", ns, name);
 		return;
 	}
-	p = policy_set_find(&x->be->desired->pols[DESIRED_API], ns, name);
-	if (p) {
-		api_resp_json(x, 200, policy_entry(x, p, false, true));
-		return;
-	}
-	api_resp_error(x, 404, "no policy '%s/%s'", ns, name);
+	have_view = desired_view_build(ds, NULL, &v) == 0;
+	api_resp_json(x, 200, policy_entry(x, p, from_file, true, have_view ? &v : NULL));
+	if (have_view)
+		desired_view_release(&v);
 }
 
 static json_t *endpoint_entry(struct api_ctx *x, const struct mseg_endpoint *ep, bool from_file)

@@ -683,6 +683,7 @@ static int metadata_parse(struct pctx *c, const struct ynode *root)
 	v = ynode_map_get(md, "namespace");
 	if (!v) {
 		c->p->ns = "default";
+		c->p->ns_defaulted = true;
 		return 0;
 	}
 	r = ycheck_string(&c->ck, v, "metadata.namespace", true, &s);
