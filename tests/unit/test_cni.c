@@ -318,12 +318,16 @@ static void test_token_file(void)
 	expect_token_error(p[4], "not a regular file");
 	put_file(p[0], "\n", 0600);
 	expect_token_error(p[0], "is empty");
-	/* no allowed directory at all */
+	/* no allowed directory at all; "/" (also spelt "/tmp/..") is none */
 	{
 		const char *none[] = { NULL };
+		const char *root[] = { "/", "/tmp/..", NULL };
 
+		put_file(p[0], "s3cret-token\n", 0600);
 		T_CHECK(cni_token_read(p[0], none, owner, tok, sizeof(tok), &e) < 0 &&
 			strstr(e.msg, "not inside"), "%s", e.msg);
+		T_CHECK(cni_token_read(p[0], root, owner, tok, sizeof(tok), &e) < 0 &&
+			strstr(e.msg, "not inside"), "'/' admits nothing: %s", e.msg);
 	}
 
 	for (int i = 6; i >= 0; i--)

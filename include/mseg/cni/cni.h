@@ -106,8 +106,8 @@ char *cni_config_sniff_version(const char *buf, size_t len);
 
 /* Read the bearer token from @path into @buf (first line, without the line
  * end). The rules, for a config that is not trusted: @path resolved
- * (realpath) is inside one of @dirs (NULL-terminated; each resolved too);
- * every directory from that one down to the file is owned by @owner (root:
+ * (realpath) is inside one of @dirs (NULL-terminated; each resolved too;
+ * "/" never counts); every directory from that one down to the file is owned by @owner (root:
  * 0) and not writable by group or others; the file is a regular file owned
  * by @owner with no permission bits for group or others, and not empty.
  * Returns 0 or -errno with @err (code 7) naming "tokenFile" and the rule. */

@@ -18,13 +18,14 @@
 		       "mseg-cni's --token-dir), in directories owned by root and not " \
 		       "writable by group or others, and readable by root only (mode 0600 or 0400)"
 
-/* Is the resolved path @path inside the resolved directory @dir? */
+/* Is the resolved path @path inside the resolved directory @dir? "/" is
+ * never a token directory: it would admit every root-only file of the node. */
 static bool cni_path_is_under(const char *path, const char *dir)
 {
 	size_t n = strlen(dir);
 
 	if (strcmp(dir, "/") == 0)
-		return path[0] == '/' && path[1] != '\0';
+		return false;
 	return strncmp(path, dir, n) == 0 && path[n] == '/' && path[n + 1] != '\0';
 }
 
@@ -43,8 +44,6 @@ static int cni_token_check_dirs(const char *real, const char *top, uid_t owner,
 
 		memcpy(dir, real, n);
 		dir[n] = '\0';
-		if (n == 0)
-			strcpy(dir, "/");
 		if (lstat(dir, &st) < 0)
 			return cni_error_set(err, errno, CNI_ERR_INVALID_CONFIG, CNI_TOKEN_RULE,
 					     "network config: \"tokenFile\": cannot stat '%.200s': %s",
