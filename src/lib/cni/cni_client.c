@@ -19,7 +19,6 @@
 
 struct cni_client {
 	const struct cni_config *conf;
-	const struct cni_opts *opts;
 	char token[512];
 	struct timespec deadline;
 };
@@ -41,7 +40,6 @@ static int cni_client_init(struct cni_client *cl, const struct cni_config *c,
 
 	memset(cl, 0, sizeof(*cl));
 	cl->conf = c;
-	cl->opts = opts;
 	clock_gettime(CLOCK_MONOTONIC, &cl->deadline);
 	cl->deadline.tv_sec += c->timeout_sec;
 	if (!c->token_file)
