@@ -142,7 +142,8 @@ container_add() { # NAME [APP-LABEL]: network namespace + CNI ADD
 	echo "$res" >"$WORK/$name.bridge.json"
 	if [ -n "$app" ]; then
 		res=$(plugin ADD "$name" "$MSEG_CNI" \
-			"$(conf mseg-cni "{\"runtimeConfig\": {\"labels\": {\"app\": \"$app\"}}}" |
+			"$(conf mseg-cni "{\"labelsFromConfig\": true,
+				\"runtimeConfig\": {\"labels\": {\"app\": \"$app\"}}}" |
 			   jq -c --argjson p "$res" '. + {prevResult: $p}')" \
 			"IgnoreUnknown=1;K8S_POD_NAMESPACE=shop;K8S_POD_NAME=$name") ||
 			{ echo "$res"; return 1; }

@@ -10,9 +10,11 @@ PKGS="build-essential pkg-config
 libnftnl-dev libmnl-dev libnetfilter-queue-dev libyaml-dev libmicrohttpd-dev
 libjansson-dev libcurl4-openssl-dev
 nftables iptables iproute2 socat netcat-openbsd iputils-ping procps psmisc
-containernetworking-plugins valgrind python3 curl bc jq systemd
+containernetworking-plugins valgrind python3 python3-yaml python3-seccomp curl bc jq systemd
 openssl wrk nginx-light prometheus"
 
+# python3-seccomp and python3-yaml: deploy_validate.sh runs msegd under its
+# seccomp profile and checks the manifests' mounts.
 # prometheus brings promtool, which checks GET /metrics; where systemd runs,
 # the package also starts a Prometheus server, which the tests do not want
 # (stopped below).

@@ -1,6 +1,8 @@
 #!/bin/sh
-# Installs mseg-cni on a node and chains it into the node's CNI config, or
-# (--uninstall) takes it out again. Idempotent: running it twice changes
+# Installs mseg-cni on a node and chains it into the node's CNI config, and
+# msegd's seccomp profile into the kubelet's seccomp dir; or (--uninstall)
+# takes all of it out again. Run by the DaemonSet's init container and by
+# the uninstall Job: msegd's own container mounts none of these directories. Idempotent: running it twice changes
 # nothing the second time. Every config change is written to a temporary
 # file in the same directory and renamed over the old one, so the container
 # runtime never reads a half-written config.
@@ -18,6 +20,9 @@
 #   MSEG_TIMEOUT       timeoutSeconds             (10)
 #   MSEG_WAIT_CONF     seconds to wait for the node's network plugin to write
 #                      its config (0 = do not wait; default 300)
+#   SECCOMP_DIR        where msegd's profile goes: the kubelet's seccomp dir
+#                      + mseg/ (/host/seccomp/mseg; empty: leave it alone)
+#   MSEG_SECCOMP_PROFILE the profile to install (/usr/share/mseg/seccomp/msegd.json)
 #
 # A single-plugin *.conf is converted into a *.conflist of the same name
 # (the original is kept as NAME.conf.mseg-orig and restored by --uninstall).
@@ -30,6 +35,8 @@ MSEG_SERVER=${MSEG_SERVER:-unix:/run/mseg/api.sock}
 MSEG_ON_UNREACHABLE=${MSEG_ON_UNREACHABLE:-fail}
 MSEG_TIMEOUT=${MSEG_TIMEOUT:-10}
 MSEG_WAIT_CONF=${MSEG_WAIT_CONF:-300}
+SECCOMP_DIR=${SECCOMP_DIR-/host/seccomp/mseg}
+MSEG_SECCOMP_PROFILE=${MSEG_SECCOMP_PROFILE:-/usr/share/mseg/seccomp/msegd.json}
 PLUGIN=mseg-cni
 
 log() { echo "install-cni: $*" >&2; }
@@ -68,6 +75,23 @@ install_bin() {
 	chmod 0755 "$CNI_BIN_DIR/.$PLUGIN.tmp.$$"
 	mv -f "$CNI_BIN_DIR/.$PLUGIN.tmp.$$" "$CNI_BIN_DIR/$PLUGIN"
 	log "installed $CNI_BIN_DIR/$PLUGIN"
+}
+
+# msegd's seccomp profile, for the DaemonSet's securityContext.seccompProfile
+# (type Localhost, mseg/msegd.json): the container runtime reads it when it
+# creates msegd's container, after this init container has finished.
+install_seccomp() {
+	[ -n "$SECCOMP_DIR" ] || return 0
+	[ -f "$MSEG_SECCOMP_PROFILE" ] || die "no seccomp profile at $MSEG_SECCOMP_PROFILE"
+	jq -e '.defaultAction | type == "string"' "$MSEG_SECCOMP_PROFILE" >/dev/null ||
+		die "$MSEG_SECCOMP_PROFILE is not a seccomp profile"
+	mkdir -p "$SECCOMP_DIR"
+	if cmp -s "$MSEG_SECCOMP_PROFILE" "$SECCOMP_DIR/msegd.json"; then
+		log "$SECCOMP_DIR/msegd.json is up to date"
+		return 0
+	fi
+	write_atomic "$SECCOMP_DIR/msegd.json" <"$MSEG_SECCOMP_PROFILE"
+	log "installed $SECCOMP_DIR/msegd.json"
 }
 
 # The plugin entry, as JSON.
@@ -130,6 +154,10 @@ uninstall() {
 	done
 	rm -f "$CNI_BIN_DIR/$PLUGIN"
 	log "removed $CNI_BIN_DIR/$PLUGIN"
+	if [ -n "$SECCOMP_DIR" ] && [ -e "$SECCOMP_DIR/msegd.json" ]; then
+		rm -f "$SECCOMP_DIR/msegd.json"
+		log "removed $SECCOMP_DIR/msegd.json"
+	fi
 }
 
 check() {
@@ -139,7 +167,7 @@ check() {
 }
 
 case "${1:-}" in
-"") install_bin; install_conf ;;
+"") install_bin; install_seccomp; install_conf ;;
 --uninstall) uninstall ;;
 --check) check ;;
 *) die "usage: install-cni.sh [--uninstall|--check]" ;;

@@ -1,6 +1,12 @@
 /* mseg-cni: the chained CNI plugin. Reads the network config on stdin and
- * the CNI_* environment, lets libmseg do the work (src/lib/cni*.c), prints
- * the result or the CNI error object on stdout; warnings go to stderr. */
+ * the CNI_* environment, lets libmseg do the work (src/lib/cni/), prints
+ * the result or the CNI error object on stdout; warnings go to stderr.
+ *
+ *   mseg-cni [--token-dir DIR]
+ *
+ * A runtime runs plugins without arguments; --token-dir (another directory
+ * token files may come from, besides /etc/mseg) is for a wrapper script an
+ * administrator installs, and for tests. The network config cannot set it. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +47,7 @@ static char *read_all(FILE *f, size_t *ret_len)
 
 int main(int argc, char **argv)
 {
+	struct cni_opts opts = { 0 };
 	struct cni_outcome out;
 	size_t len = 0;
 	char *in, *json;
@@ -49,6 +56,22 @@ int main(int argc, char **argv)
 	if (argc > 1 && (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-v") == 0)) {
 		printf("mseg-cni: CNI versions 0.4.0, 1.0.0\n");
 		return 0;
+	}
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--token-dir") == 0 && i + 1 < argc) {
+			opts.token_dir = argv[++i];
+		} else if (strncmp(argv[i], "--token-dir=", 12) == 0) {
+			opts.token_dir = argv[i] + 12;
+		} else {
+			fprintf(stderr, "usage: mseg-cni [--token-dir DIR] (CNI_* environment, "
+				"network config on stdin)\n");
+			return 2;
+		}
+		if (opts.token_dir[0] != '/') {
+			fprintf(stderr, "mseg-cni: --token-dir '%s' is not an absolute path\n",
+				opts.token_dir);
+			return 2;
+		}
 	}
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		fprintf(stderr, "mseg-cni: cannot initialise libcurl\n");
@@ -60,7 +83,7 @@ int main(int argc, char **argv)
 		cni_error_set(&out.err, 12, CNI_ERR_IO, NULL, "cannot read stdin: out of memory");
 		r = -1;
 	} else {
-		r = cni_run(environ, in, len, &out);
+		r = cni_run(environ, in, len, &opts, &out);
 	}
 	if (out.warning[0])
 		fprintf(stderr, "mseg-cni: warning: %s\n", out.warning);

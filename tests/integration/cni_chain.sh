@@ -106,7 +106,8 @@ t_check_not "before mseg-cni: no table in db's namespace" has_table db
 
 # --- ADD
 t_check "mseg-cni ADD db (1.0.0, Kubernetes args, labels from runtimeConfig)" \
-	mseg_add db 1.0.0 '{"runtimeConfig": {"labels": {"app": "db"}}, "labels": {"net": "t"}}' \
+	mseg_add db 1.0.0 '{"labelsFromConfig": true, "runtimeConfig": {"labels": {"app": "db"}},
+		"labels": {"net": "t"}}' \
 	"IgnoreUnknown=1;K8S_POD_NAMESPACE=shop;K8S_POD_NAME=db-0;K8S_POD_INFRA_CONTAINER_ID=c-db"
 t_check "ADD prints prevResult unchanged" \
 	[ "$(jq -S . "$T_TMP/out")" = "$(jq -S . "$T_TMP/bridge-db.json")" ]
@@ -120,7 +121,7 @@ t_check "GET /v1/rules/c-db: programmed" jqq '.programmed == true' <<<"$(api /v1
 t_check_not "after ADD: attacker -> db:5432 refused" t_tcp attacker "$DB" 5432
 
 t_check "mseg-cni ADD api (0.4.0 config)" \
-	mseg_add api 0.4.0 '{"labels": {"app": "api"}}' "K8S_POD_NAMESPACE=shop;K8S_POD_NAME=api-0;IgnoreUnknown=true"
+	mseg_add api 0.4.0 '{"labelsFromConfig": true, "labels": {"app": "api"}}' "K8S_POD_NAMESPACE=shop;K8S_POD_NAME=api-0;IgnoreUnknown=true"
 t_check "0.4.0: result keeps cniVersion 0.4.0 and ips[].version" \
 	jqq '.cniVersion == "0.4.0" and .ips[0].version == "4"' "$T_TMP/out"
 t_check "after ADD: api -> db:5432 allowed" t_tcp api "$DB" 5432
@@ -215,27 +216,38 @@ else
 fi
 
 # --- msegd's TCP listener with a bearer token ("server": "http://...",
-# "tokenFile"); msegd runs inside the hub namespace, so its port is there too
-head -c 48 /dev/urandom | base64 | tr -d '/+=\n' >"$T_TMP/token"
-echo "not-the-token-at-all-but-long-enough-0123456789" >"$T_TMP/badtoken"
+# "tokenFile"); msegd runs inside the hub namespace, so its port is there too.
+# Token files come only from a root-owned directory: /etc/mseg, or the one
+# mseg-cni's own --token-dir names, here through a wrapper as an
+# administrator would install it (cni_trust.sh tests the rules)
+mkdir -m 0700 "$T_TMP/tokens"
+(umask 077
+ head -c 48 /dev/urandom | base64 | tr -d '/+=\n' >"$T_TMP/tokens/token"
+ echo "not-the-token-at-all-but-long-enough-0123456789" >"$T_TMP/tokens/badtoken")
+printf '#!/bin/sh\nexec %s --token-dir %s "$@"\n' "$MSEG_CNI" "$T_TMP/tokens" >"$T_TMP/mseg-cni-wrap"
+chmod 0755 "$T_TMP/mseg-cni-wrap"
+MSEG_CNI_PLAIN=$MSEG_CNI
+MSEG_CNI="$T_TMP/mseg-cni-wrap"
 ip netns exec "$T_HUB" "$MSEGD" --state-dir "$T_TMP/state2" --listen "unix:$T_TMP/api2.sock" \
-	--listen-tcp 127.0.0.1:18080 --token-file "$T_TMP/token" --policy-dir "$T_TMP/policies" \
+	--listen-tcp 127.0.0.1:18080 --token-file "$T_TMP/tokens/token" --policy-dir "$T_TMP/policies" \
 	--resync 0 >>"$T_TMP/msegd.log" 2>&1 &
 T_PIDS+=($!)
 for _ in $(seq 1 50); do
 	ip netns exec "$T_HUB" ss -Hltn "sport = :18080" | grep -q . && break
 	sleep 0.1
 done
-tcp_extra() { jq -nc --arg t "$1" '{server: "http://127.0.0.1:18080", tokenFile: $t, labels: {app: "db"}}'; }
+tcp_extra() { jq -nc --arg t "$1" '{server: "http://127.0.0.1:18080", tokenFile: $t,
+	labelsFromConfig: true, labels: {app: "db"}}'; }
 t_check "ADD through the TCP listener with tokenFile" \
-	mseg_add db 1.0.0 "$(tcp_extra "$T_TMP/token")" "K8S_POD_NAMESPACE=shop;K8S_POD_NAME=db-0"
+	mseg_add db 1.0.0 "$(tcp_extra "$T_TMP/tokens/token")" "K8S_POD_NAMESPACE=shop;K8S_POD_NAME=db-0"
 t_check "  ... the table is programmed" has_table db
-if ! mseg_add db 1.0.0 "$(tcp_extra "$T_TMP/badtoken")" "" && [ "$(out_code)" = 999 ]; then
+if ! mseg_add db 1.0.0 "$(tcp_extra "$T_TMP/tokens/badtoken")" "" && [ "$(out_code)" = 999 ]; then
 	t_pass "ADD with a wrong token is refused (code 999)"
 else
 	t_fail "ADD with a wrong token is refused (code 999)"; cat "$T_TMP/out"
 fi
-t_check "DEL through the TCP listener" mseg_cmd DEL db 1.0.0 "$(tcp_extra "$T_TMP/token")"
+t_check "DEL through the TCP listener" mseg_cmd DEL db 1.0.0 "$(tcp_extra "$T_TMP/tokens/token")"
+MSEG_CNI=$MSEG_CNI_PLAIN
 
 # --- the bridge's own DEL releases the addresses (end of the chain)
 for n in api db attacker other; do

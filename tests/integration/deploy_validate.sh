@@ -6,6 +6,13 @@
 # installer's chaining and unchaining on a copy of a node's config dir, the
 # Dockerfile's structure and the systemd unit (systemd-analyze verify).
 # Deliberately broken manifests must be refused.
+# The security layout (tests/tools/deploy_check.py): msegd's container does
+# not mount the CNI directories, the init container and the uninstall Job
+# do; msegd's seccomp profile denies by default and allows no mount. And, as
+# root with python3-seccomp, the real msegd runs under that profile
+# (tests/tools/seccomp_exec.py): it gets ready, programs a table, enforces
+# and records a flow, reloads and exits cleanly, while mount, umount2,
+# pivot_root, ptrace, bpf, keyctl... fail with EPERM.
 #
 # The npm packages go into $BUILD/.npm (ignored by git); offline with no
 # copy there, the schema checks are skipped.
@@ -151,9 +158,30 @@ EOF
 
 validate() { NPM_DIR="$NPM_DIR" node "$VALIDATOR" "$@"; }
 
-manifests=(deploy/kubernetes/*.yaml)
-t_check "deploy/kubernetes has the namespace, RBAC, ConfigMap and DaemonSet" \
-	[ "${#manifests[@]}" -ge 4 ]
+# every manifest; the uninstall Job as it is applied (a template: @NODE@
+# replaced by a node's name); kustomization.yaml is kubectl's, not the API's
+manifests=()
+for f in deploy/kubernetes/*.yaml; do
+	case $f in
+	*/kustomization.yaml) ;;
+	*/uninstall-job.yaml)
+		sed 's/@NODE@/node-1/g' "$f" >"$T_TMP/uninstall-job.yaml"
+		manifests+=("$T_TMP/uninstall-job.yaml") ;;
+	*) manifests+=("$f") ;;
+	esac
+done
+t_check "deploy/kubernetes has the namespace, RBAC, ConfigMap, DaemonSet and uninstall Job" \
+	[ "${#manifests[@]}" -ge 5 ]
+kust_ok() { # kustomization.yaml lists every manifest but the uninstall Job
+	local want have
+	want=$(cd deploy/kubernetes && ls -1 ./*.yaml | sed 's#^\./##' |
+		grep -vx -e kustomization.yaml -e uninstall-job.yaml | sort)
+	have=$(sed -n 's/^  - \(.*\.yaml\)$/\1/p' deploy/kubernetes/kustomization.yaml | sort)
+	[ "$want" = "$have" ] || { echo "kustomization.yaml lists: $have; want: $want"; return 1; }
+}
+t_check "kustomization.yaml: every manifest but the uninstall Job" kust_ok
+t_check "the uninstall Job template cannot be applied unfilled (@NODE@ in its name)" \
+	grep -q '^  name: mseg-uninstall-@NODE@$' deploy/kubernetes/uninstall-job.yaml
 
 if ! command -v node >/dev/null || ! npm_install; then
 	echo "SKIP: Kubernetes schema validation (node/npm or the registry unavailable)"
@@ -233,6 +261,8 @@ t_check "conflist: mseg-cni options have valid values" \
 	jqq '.plugins[-1] | (.server | startswith("unix:/"))
 	       and (.onUnreachable == "fail" or .onUnreachable == "allow")
 	       and (.timeoutSeconds | type == "number")' "$cl"
+t_check "conflist: its labels are used (labelsFromConfig), or there are none" \
+	jqq '.plugins[-1] | (has("labels") | not) or .labelsFromConfig == true' "$cl"
 
 # --- install-cni.sh on a copy of a node's config dir
 inst=deploy/kubernetes/install-cni.sh
@@ -241,6 +271,7 @@ mkdir -p "$CNI_BIN_DIR" "$CNI_CONF_DIR"
 printf '#!/bin/sh\nexit 0\n' >"$T_TMP/fake-mseg-cni"
 chmod +x "$T_TMP/fake-mseg-cni"
 export MSEG_CNI_BIN="$T_TMP/fake-mseg-cni"
+export SECCOMP_DIR="$T_TMP/node/seccomp/mseg" MSEG_SECCOMP_PROFILE="$MSEG_ROOT/deploy/kubernetes/seccomp/msegd.json"
 cat >"$CNI_CONF_DIR/10-net.conflist" <<'EOF2'
 {"cniVersion": "1.0.0", "name": "k8s-pod-network", "plugins": [
   {"type": "bridge", "bridge": "cni0", "ipam": {"type": "host-local", "subnet": "10.244.0.0/24"}},
@@ -250,6 +281,8 @@ cp "$CNI_CONF_DIR/10-net.conflist" "$T_TMP/orig.conflist"
 echo '{"cniVersion": "1.0.0", "name": "later", "type": "bridge"}' >"$CNI_CONF_DIR/99-later.conf"
 t_check "install-cni.sh installs" sh "$inst" 2>"$T_TMP/inst.log"
 t_check "installer: plugin binary in the bin dir" [ -x "$CNI_BIN_DIR/mseg-cni" ]
+t_check "installer: msegd's seccomp profile in the seccomp dir" \
+	cmp -s "$MSEG_SECCOMP_PROFILE" "$SECCOMP_DIR/msegd.json"
 t_check "installer: mseg-cni chained last, other plugins kept in order" \
 	jqq '[.plugins[].type] == ["bridge", "portmap", "mseg-cni"]' "$CNI_CONF_DIR/10-net.conflist"
 t_check "installer: only the first config is touched" \
@@ -264,6 +297,7 @@ t_check "install-cni.sh --uninstall" sh "$inst" --uninstall 2>>"$T_TMP/inst.log"
 t_check "uninstall: config back to the original plugins" \
 	[ "$(jq -S . "$T_TMP/orig.conflist")" = "$(jq -S . "$CNI_CONF_DIR/10-net.conflist")" ]
 t_check "uninstall: binary removed" [ ! -e "$CNI_BIN_DIR/mseg-cni" ]
+t_check "uninstall: seccomp profile removed" [ ! -e "$SECCOMP_DIR/msegd.json" ]
 t_check_not "install-cni.sh --check after uninstall" sh "$inst" --check
 # a single-plugin .conf becomes a conflist and comes back on uninstall
 rm -f "$CNI_CONF_DIR"/*
@@ -277,7 +311,7 @@ t_check "uninstall restores the .conf" sh -c "sh '$inst' --uninstall 2>>'$T_TMP/
 	cmp -s '$T_TMP/single.orig' '$CNI_CONF_DIR/05-single.conf' && [ ! -e '$CNI_CONF_DIR/05-single.conflist' ]"
 rm -f "$CNI_CONF_DIR"/*
 t_check_not "installer fails without any CNI config" sh "$inst" 2>>"$T_TMP/inst.log"
-unset CNI_BIN_DIR CNI_CONF_DIR MSEG_WAIT_CONF MSEG_CNI_BIN
+unset CNI_BIN_DIR CNI_CONF_DIR MSEG_WAIT_CONF MSEG_CNI_BIN SECCOMP_DIR MSEG_SECCOMP_PROFILE
 
 # --- Dockerfile: stages, no :latest, runtime without -dev packages
 df=deploy/Dockerfile
@@ -320,4 +354,133 @@ else
 fi
 t_check "unit: capability bounding set is NET_ADMIN and SYS_ADMIN only" \
 	grep -qx 'CapabilityBoundingSet=CAP_NET_ADMIN CAP_SYS_ADMIN' deploy/systemd/msegd.service
+t_check "unit: system call filter without @privileged, @mount, @keyring, @debug" \
+	grep -qx 'SystemCallFilter=~@privileged @mount @keyring @debug' deploy/systemd/msegd.service
+
+# --- the security layout: mounts, uninstall Job, seccomp profile
+ds=deploy/kubernetes/daemonset.yaml
+job=deploy/kubernetes/uninstall-job.yaml
+prof=deploy/kubernetes/seccomp/msegd.json
+PY=/usr/bin/python3
+if ! "$PY" -c 'import yaml' 2>/dev/null; then
+	echo "SKIP: security layout (python3-yaml missing)"
+else
+	dcheck() { "$PY" tests/tools/deploy_check.py "$@" >"$T_TMP/out" 2>&1; }
+	if dcheck "$ds" "$job" "$prof"; then
+		t_pass "layout: msegd mounts no CNI dir and writes only /run/mseg, /var/lib/mseg; init container and Job mount them; profile denies mount & co."
+	else
+		t_fail "layout"; cat "$T_TMP/out"
+	fi
+	t_check "seccomp profile is valid JSON, default SCMP_ACT_ERRNO" \
+		jqq '.defaultAction == "SCMP_ACT_ERRNO"' "$prof"
+	# layout_broken NAME FILE-KIND EDIT NEEDLE: a copy edited by EDIT (sed on
+	# the YAML, jq on the profile) must be refused with NEEDLE in the message
+	layout_broken() {
+		local name=$1 kind=$2 edit=$3 needle=$4 d=$ds j=$job p=$prof f="$T_TMP/lb-$1"
+		case $kind in
+		ds) sed -e "$edit" "$ds" >"$f"; d=$f ;;
+		job) sed -e "$edit" "$job" >"$f"; j=$f ;;
+		prof) jq "$edit" "$prof" >"$f"; p=$f ;;
+		esac
+		if cmp -s "$f" "$(case $kind in ds) echo "$ds" ;; job) echo "$job" ;; *) echo "$prof" ;; esac)"; then
+			t_fail "layout '$name': the edit did not apply"
+		elif dcheck "$d" "$j" "$p"; then
+			t_fail "layout '$name' was accepted"
+		elif ! grep -qF -- "$needle" "$T_TMP/out"; then
+			t_fail "layout '$name' refused for another reason than '$needle'"; cat "$T_TMP/out"
+		else
+			t_pass "layout '$name' is refused"
+		fi
+	}
+	layout_broken msegd-mounts-cni-bin ds \
+		's#^            - {name: tmp, mountPath: /tmp}#&\n            - {name: cni-bin, mountPath: /host/opt/cni/bin}#' \
+		"container 'msegd': hostPath /opt/cni/bin"
+	layout_broken msegd-mounts-cni-conf-ro ds \
+		's#^            - {name: tmp, mountPath: /tmp}#&\n            - {name: cni-conf, mountPath: /c, readOnly: true}#' \
+		"hostPath /etc/cni/net.d at /c: the long-running container must not mount"
+	layout_broken msegd-netns-rw ds \
+		's#mountPropagation: HostToContainer, readOnly: true}#mountPropagation: HostToContainer}#' \
+		"hostPath /run/netns at /run/netns is read-write"
+	layout_broken msegd-runtime-default ds 's#type: Localhost#type: RuntimeDefault#' \
+		"msegd's seccompProfile"
+	layout_broken init-without-cni-conf ds \
+		'/^            - {name: cni-conf, mountPath: \/host\/etc\/cni\/net.d}$/d' \
+		"init container 'install-cni': does not mount /etc/cni/net.d read-write"
+	layout_broken job-without-cni-bin job '/{name: cni-bin, mountPath/d' \
+		"does not mount /opt/cni/bin read-write"
+	layout_broken job-not-uninstall job 's#, "--uninstall"##' "does not run install-cni.sh --uninstall"
+	layout_broken job-pod-network job 's#hostNetwork: true#hostNetwork: false#' "hostNetwork"
+	layout_broken profile-allows-mount prof '.syscalls[0].names += ["mount", "umount2"]' \
+		"allows mount"
+	layout_broken profile-allows-pivot-root prof \
+		'.syscalls += [{names: ["pivot_root"], action: "SCMP_ACT_ALLOW"}]' "allows pivot_root"
+	layout_broken profile-default-allow prof '.defaultAction = "SCMP_ACT_ALLOW"' "does not deny"
+	layout_broken profile-any-unshare prof \
+		'(.syscalls[] | select(.names == ["unshare"])) |= del(.args)' \
+		"allows unshare for more than network namespaces"
+fi
+
+# --- msegd for real under its seccomp profile
+seccomp_skip() { echo "SKIP: msegd under its seccomp profile ($1)"; }
+if [ "$(id -u)" -ne 0 ]; then
+	seccomp_skip "needs root"
+elif ! "$PY" -c 'import seccomp' 2>/dev/null; then
+	seccomp_skip "python3-seccomp missing"
+elif [ ! -x "$MSEGD" ] || ! command -v socat >/dev/null; then
+	seccomp_skip "msegd not built or socat missing"
+else
+	SC="tests/tools/seccomp_exec.py"
+	# what the filter does to single system calls (arguments that cannot
+	# change anything outside the helper's own process)
+	"$PY" "$SC" "$prof" try >"$T_TMP/try" 2>&1
+	for c in mount umount2 pivot_root chroot ptrace bpf keyctl kexec_load init_module \
+		 'unshare(CLONE_NEWNS)' 'unshare(CLONE_NEWUSER)' 'socket(AF_PACKET)'; do
+		t_check "seccomp: $c fails with EPERM" grep -qxF "$c errno EPERM" "$T_TMP/try"
+	done
+	for c in 'unshare(CLONE_NEWNET)' 'socket(AF_NETLINK)'; do
+		t_check "seccomp: $c is allowed" grep -qxF "$c ok" "$T_TMP/try"
+	done
+	"$PY" "$SC" --no-filter "$prof" try >"$T_TMP/try0" 2>&1
+	t_check_not "seccomp: without the filter, none of them fails with EPERM (the test means something)" \
+		grep -q 'errno EPERM' "$T_TMP/try0"
+
+	# the real msegd under the filter: a scene of three endpoints, a policy
+	# "api -> db tcp/5432", NFQUEUE for the rest; LeakSanitizer (a sanitized
+	# build) needs ptrace, which the filter denies
+	t_api_db_scene || t_fail "seccomp: test scene"
+	ASAN_OPTIONS="$ASAN_OPTIONS:detect_leaks=0" "$PY" "$SC" "$prof" exec "$MSEGD" \
+		--state-dir "$T_TMP/state" --listen "unix:$T_TMP/api.sock" \
+		--policy-dir "$T_TMP/policies" --endpoints "$T_TMP/endpoints.yaml" --resync 1 \
+		--flow-log "$T_TMP/flows.jsonl" >>"$T_TMP/msegd.log" 2>&1 &
+	T_MSEGD_PID=$!
+	T_PIDS+=("$T_MSEGD_PID")
+	t_check "seccomp: msegd reaches 'msegd ready' (kernel probe: unshare; setns into each namespace)" \
+		t_wait_log "msegd ready: 2 endpoints, all programmed"
+	t_check "seccomp: db's table is programmed" sh -c "ip netns exec '$(t_ns db)' nft list table inet mseg >/dev/null 2>&1"
+	t_check "seccomp: api -> db:5432 allowed" t_tcp api 10.201.0.3 5432
+	t_check_not "seccomp: attacker -> db:5432 dropped" t_tcp attacker 10.201.0.3 5432
+	t_check "seccomp: the dropped flow is recorded (NFQUEUE path)" \
+		t_flow_has "$T_TMP/flows.jsonl" endpoint=db src=10.201.0.4 dport=5432 verdict=dropped
+	t_check "seccomp: the API answers on its unix socket" \
+		sh -c "curl -sf --max-time 5 --unix-socket '$T_TMP/api.sock' http://mseg/v1/status | jq -e '.ready == true' >/dev/null"
+	lines=$(t_log_lines)
+	sleep 1.5   # a kernel read-back (--resync 1)
+	kill -HUP "$T_MSEGD_PID"
+	t_check "seccomp: SIGHUP reload" t_wait_log "loaded 1 policies, 2 endpoints" "$lines"
+	t_check "seccomp: msegd exits cleanly on SIGTERM" t_msegd_stop
+	t_check_not "seccomp: no 'Operation not permitted' in msegd's log" \
+		grep -q 'Operation not permitted' "$T_TMP/msegd.log"
+	# the kernel probe finds the same features with and without the filter
+	"$MSEGD" --state-dir "$T_TMP/state0" --listen "unix:$T_TMP/api0.sock" \
+		--policy-dir "$T_TMP/policies" --resync 0 >"$T_TMP/msegd0.log" 2>&1 &
+	pid0=$!
+	T_PIDS+=("$pid0")
+	for _ in $(seq 1 100); do grep -q 'msegd ready' "$T_TMP/msegd0.log" && break; sleep 0.1; done
+	kill -TERM "$pid0"; wait "$pid0" 2>/dev/null
+	probe_of() { sed -n 's/^[^ ]* [a-z]*: kernel: //p' "$1"; }
+	p1=$(probe_of "$T_TMP/msegd.log")
+	p0=$(probe_of "$T_TMP/msegd0.log")
+	t_check "seccomp: the kernel probe finds the same as without the filter ('${p1:0:40}...')" \
+		[ -n "$p1" ] && [ "$p1" = "$p0" ]
+fi
 t_done

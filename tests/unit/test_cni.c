@@ -1,8 +1,12 @@
 /* mseg-cni's pure parts: CNI_ARGS, the environment, the network config,
  * results and error objects. */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "mseg/cni/cni.h"
 #include "t.h"
@@ -114,7 +118,8 @@ static void test_config_options(void)
 
 	T_CHECK(parse(&c, "{\"cniVersion\": \"0.4.0\", \"name\": \"n\", \"type\": \"mseg-cni\", "
 		      "\"server\": \"unix:/tmp/x.sock\", \"onUnreachable\": \"allow\", "
-		      "\"timeoutSeconds\": 3, \"labels\": {\"app\": \"web\", \"tier\": \"a\"}, "
+		      "\"timeoutSeconds\": 3, \"labelsFromConfig\": true, "
+		      "\"labels\": {\"app\": \"web\", \"tier\": \"a\"}, "
 		      "\"args\": {\"cni\": {\"labels\": [{\"key\": \"tier\", \"value\": \"b\"}]}}, "
 		      "\"runtimeConfig\": {\"labels\": {\"app\": \"api\"}}, " PREV "}",
 		      CNI_CMD_ADD, &e) == 0, "%s", e.msg);
@@ -124,6 +129,212 @@ static void test_config_options(void)
 	T_STREQ(json_string_value(json_object_get(c.labels, "app")), "api");
 	T_STREQ(json_string_value(json_object_get(c.labels, "tier")), "b");
 	cni_config_release(&c);
+}
+
+/* Labels from the network config (any of its three places) are no identity:
+ * they reach msegd only with "labelsFromConfig": true. */
+static void test_config_labels_opt_in(void)
+{
+	static const char *const with_labels[] = {
+		"\"labels\": {\"app\": \"db\"}",
+		"\"args\": {\"cni\": {\"labels\": [{\"key\": \"app\", \"value\": \"db\"}]}}",
+		"\"runtimeConfig\": {\"labels\": {\"app\": \"db\"}}",
+	};
+	char buf[512];
+	struct cni_config c;
+	struct cni_error e;
+
+	for (size_t i = 0; i < sizeof(with_labels) / sizeof(with_labels[0]); i++) {
+		snprintf(buf, sizeof(buf), "{\"cniVersion\": \"1.0.0\", \"name\": \"n\", "
+			 "\"type\": \"t\", %s, " PREV "}", with_labels[i]);
+		T_CHECK(parse(&c, buf, CNI_CMD_ADD, &e) == 0, "case %zu: %s", i, e.msg);
+		T_CHECK(json_object_size(c.labels) == 0, "case %zu: labels ignored by default", i);
+		T_CHECK(c.labels_ignored, "case %zu: and that is known (for the warning)", i);
+		cni_config_release(&c);
+
+		snprintf(buf, sizeof(buf), "{\"cniVersion\": \"1.0.0\", \"name\": \"n\", "
+			 "\"type\": \"t\", \"labelsFromConfig\": false, %s, " PREV "}",
+			 with_labels[i]);
+		T_CHECK(parse(&c, buf, CNI_CMD_ADD, &e) == 0, "case %zu: %s", i, e.msg);
+		T_CHECK(json_object_size(c.labels) == 0, "case %zu: false = ignored", i);
+		cni_config_release(&c);
+
+		snprintf(buf, sizeof(buf), "{\"cniVersion\": \"1.0.0\", \"name\": \"n\", "
+			 "\"type\": \"t\", \"labelsFromConfig\": true, %s, " PREV "}",
+			 with_labels[i]);
+		T_CHECK(parse(&c, buf, CNI_CMD_ADD, &e) == 0, "case %zu: %s", i, e.msg);
+		T_STREQ(json_string_value(json_object_get(c.labels, "app")), "db");
+		T_CHECK(!c.labels_ignored, "case %zu: used", i);
+		cni_config_release(&c);
+	}
+	/* no labels at all: nothing to warn about */
+	T_CHECK(parse(&c, "{\"cniVersion\": \"1.0.0\", \"name\": \"n\", \"type\": \"t\", " PREV "}",
+		      CNI_CMD_ADD, &e) == 0, "%s", e.msg);
+	T_CHECK(!c.labels_ignored, "no labels, none ignored");
+	cni_config_release(&c);
+}
+
+/* A token never goes over plain HTTP to a host that is not loopback. */
+static void test_config_token_http(void)
+{
+	static const char *const ok[] = {
+		"https://10.0.0.1:8443", "unix:/run/mseg/api.sock", "http://127.0.0.1:18080",
+		"http://127.1.2.3:80/", "http://[::1]:8080", "http://localhost:8080/",
+		"http://LOCALHOST", "http://127.0.0.1",
+	};
+	static const char *const bad[] = {
+		"http://10.0.0.1:8080", "http://msegd.example:80", "http://[::2]:80",
+		"http://127.0.0.1@10.0.0.1:80", "http://127.0.0.1.nip.io:80",
+		"http://localhost.example:80", "http://127.0.0.1:80@10.0.0.1/",
+		"http://[::ffff:10.0.0.1]:80", "http://127.0.0.1x:80", "http://0x7f000001:80",
+		"http://[::1:80",
+	};
+	char buf[512];
+	struct cni_config c;
+	struct cni_error e;
+
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		snprintf(buf, sizeof(buf), "{\"cniVersion\": \"1.0.0\", \"name\": \"n\", "
+			 "\"type\": \"t\", \"server\": \"%s\", \"tokenFile\": \"/etc/mseg/t\"}",
+			 ok[i]);
+		T_CHECK(parse(&c, buf, CNI_CMD_DEL, &e) == 0, "'%s': %s", ok[i], e.msg);
+		cni_config_release(&c);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(buf, sizeof(buf), "{\"cniVersion\": \"1.0.0\", \"name\": \"n\", "
+			 "\"type\": \"t\", \"server\": \"%s\", \"tokenFile\": \"/etc/mseg/t\"}",
+			 bad[i]);
+		T_CHECK(parse(&c, buf, CNI_CMD_DEL, &e) == -EINVAL, "'%s' accepted", bad[i]);
+		T_CHECK(e.code == CNI_ERR_INVALID_CONFIG && strstr(e.msg, "\"tokenFile\"") &&
+			strstr(e.msg, "\"server\"") && strstr(e.msg, "unencrypted"),
+			"'%s': %u %s", bad[i], e.code, e.msg);
+		T_CHECK(c.root == NULL, "released");
+		/* without a token, plain http is the operator's choice */
+		snprintf(buf, sizeof(buf), "{\"cniVersion\": \"1.0.0\", \"name\": \"n\", "
+			 "\"type\": \"t\", \"server\": \"%s\"}", bad[i]);
+		T_CHECK(parse(&c, buf, CNI_CMD_DEL, &e) == 0, "'%s' without token: %s", bad[i],
+			e.msg);
+		cni_config_release(&c);
+	}
+}
+
+static void put_file(const char *path, const char *text, mode_t mode)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+	T_CHECK(fd >= 0, "create %s", path);
+	if (fd < 0)
+		return;
+	T_CHECK(write(fd, text, strlen(text)) == (ssize_t)strlen(text), "write %s", path);
+	close(fd);
+	T_CHECK(chmod(path, mode) == 0, "chmod %s", path);
+}
+
+/* expect_token_error(PATH, NEEDLE): cni_token_read() refuses with code 7, a
+ * message naming "tokenFile" and NEEDLE, and leaves no token behind. */
+#define expect_token_error(path, needle)                                                \
+	do {                                                                            \
+		char tok_[64] = "junk";                                                 \
+		struct cni_error e_ = { 0 };                                            \
+		int r_ = cni_token_read((path), dirs, owner, tok_, sizeof(tok_), &e_);  \
+		T_CHECK(r_ < 0 && e_.code == CNI_ERR_INVALID_CONFIG, "%s: r=%d code %u", \
+			(path), r_, e_.code);                                           \
+		T_CHECK(strstr(e_.msg, "\"tokenFile\"") && strstr(e_.msg, (needle)),   \
+			"%s: '%s' lacks '%s'", (path), e_.msg, (needle));               \
+		T_CHECK(tok_[0] == '\0', "%s: no token read", (path));                  \
+	} while (0)
+
+/* Token files only from an allowed, root-owned directory. The directories
+ * here are the test's own (mkdtemp: mode 0700, owned by the test's user),
+ * passed to cni_token_read() as the allowed list; the test's user stands
+ * in for root when the test does not run as root. */
+static void test_token_file(void)
+{
+	char allowed[] = "/tmp/mseg-cni-tok.XXXXXX", outside[] = "/tmp/mseg-cni-out.XXXXXX";
+	char p[7][256], tok[64];
+	const char *dirs[] = { "/nonexistent/mseg", allowed, NULL };
+	uid_t owner = geteuid();
+	struct cni_error e = { 0 };
+
+	if (!mkdtemp(allowed) || !mkdtemp(outside)) {
+		T_CHECK(0, "mkdtemp");
+		return;
+	}
+	snprintf(p[0], sizeof(p[0]), "%s/token", allowed);
+	snprintf(p[1], sizeof(p[1]), "%s/token", outside);
+	snprintf(p[2], sizeof(p[2]), "%s/escape", allowed);
+	snprintf(p[3], sizeof(p[3]), "%s/readable", allowed);
+	snprintf(p[4], sizeof(p[4]), "%s/open", allowed);
+	snprintf(p[5], sizeof(p[5]), "%s/open/token", allowed);
+	snprintf(p[6], sizeof(p[6]), "%s/other-owner", allowed);
+	put_file(p[0], "s3cret-token-0123456789abcdef\nsecond line\n", 0600);
+	put_file(p[1], "outside-token\n", 0600);
+	T_CHECK(symlink(p[1], p[2]) == 0, "symlink");
+	put_file(p[3], "readable-token\n", 0640);
+	T_CHECK(mkdir(p[4], 0775) == 0 && chmod(p[4], 0775) == 0, "mkdir");
+	put_file(p[5], "token-in-open-dir\n", 0600);
+	put_file(p[6], "foreign-token\n", 0600);
+
+	/* the good case: first line, without its end */
+	T_CHECK(cni_token_read(p[0], dirs, owner, tok, sizeof(tok), &e) == 0, "%s", e.msg);
+	T_STREQ(tok, "s3cret-token-0123456789abcdef");
+	/* a relative path resolves inside the allowed dir only by accident */
+	expect_token_error("token", "not an absolute path");
+	/* outside the allowed directories */
+	expect_token_error(p[1], "not inside an allowed token directory");
+	expect_token_error("/etc/passwd", "not inside an allowed token directory");
+	/* "/allowed/../outside/token" is outside once resolved */
+	{
+		char dotdot[300];
+
+		snprintf(dotdot, sizeof(dotdot), "%s/../%s/token", allowed, outside + 5);
+		expect_token_error(dotdot, "not inside an allowed token directory");
+	}
+	/* a symlink in the allowed directory pointing out of it */
+	expect_token_error(p[2], "not inside an allowed token directory");
+	/* readable by the group */
+	expect_token_error(p[3], "accessible to group or others (mode 0640)");
+	/* in a subdirectory others may write to (they could swap the file) */
+	expect_token_error(p[5], "is writable by group or others (mode 0775)");
+	/* owned by someone else than root */
+	if (owner == 0) {
+		T_CHECK(chown(p[6], 65534, 65534) == 0, "chown");
+		expect_token_error(p[6], "is owned by uid 65534, not by root");
+		/* ... and the allowed directory itself */
+		T_CHECK(chown(allowed, 65534, 0) == 0, "chown dir");
+		expect_token_error(p[0], "is owned by uid 65534, not by root");
+		T_CHECK(chown(allowed, 0, 0) == 0, "chown dir back");
+	} else {
+		char tok2[64];
+
+		T_CHECK(cni_token_read(p[6], dirs, owner + 1, tok2, sizeof(tok2), &e) < 0 &&
+			strstr(e.msg, "not by root"), "%s", e.msg);
+	}
+	/* the allowed directory itself writable by others */
+	T_CHECK(chmod(allowed, 0777) == 0, "chmod dir");
+	expect_token_error(p[0], "is writable by group or others (mode 0777)");
+	T_CHECK(chmod(allowed, 0700) == 0, "chmod dir back");
+	/* not a regular file; empty */
+	expect_token_error(p[4], "not a regular file");
+	put_file(p[0], "\n", 0600);
+	expect_token_error(p[0], "is empty");
+	/* no allowed directory at all; "/" (also spelt "/tmp/..") is none */
+	{
+		const char *none[] = { NULL };
+		const char *root[] = { "/", "/tmp/..", NULL };
+
+		put_file(p[0], "s3cret-token\n", 0600);
+		T_CHECK(cni_token_read(p[0], none, owner, tok, sizeof(tok), &e) < 0 &&
+			strstr(e.msg, "not inside"), "%s", e.msg);
+		T_CHECK(cni_token_read(p[0], root, owner, tok, sizeof(tok), &e) < 0 &&
+			strstr(e.msg, "not inside"), "'/' admits nothing: %s", e.msg);
+	}
+
+	for (int i = 6; i >= 0; i--)
+		unlink(p[i]);
+	rmdir(p[4]);
+	rmdir(allowed);
+	rmdir(outside);
 }
 
 struct bad_case {
@@ -167,6 +378,9 @@ static void test_config_bad(void)
 		{ "{\"cniVersion\": \"1.0.0\", \"name\": \"n\", \"type\": \"t\", "
 		  "\"args\": {\"cni\": {\"labels\": [{\"key\": \"a\"}]}}}",
 		  CNI_CMD_DEL, CNI_ERR_INVALID_CONFIG, "args.cni.labels[0]" },
+		{ "{\"cniVersion\": \"1.0.0\", \"name\": \"n\", \"type\": \"t\", "
+		  "\"labelsFromConfig\": \"yes\"}", CNI_CMD_DEL, CNI_ERR_INVALID_CONFIG,
+		  "\"labelsFromConfig\" must be true or false" },
 	};
 	struct cni_config c;
 	struct cni_error e;
@@ -263,7 +477,8 @@ static void test_endpoint_body(void)
 	char *s;
 
 	T_CHECK(parse(&c, "{\"cniVersion\": \"1.0.0\", \"name\": \"n\", \"type\": \"t\", "
-		      "\"labels\": {\"app\": \"postgres\"}, " PREV "}", CNI_CMD_ADD, &e) == 0,
+		      "\"labelsFromConfig\": true, \"labels\": {\"app\": \"postgres\"}, " PREV "}",
+		      CNI_CMD_ADD, &e) == 0,
 		"%s", e.msg);
 	T_CHECK(cni_env_parse(&env, envp, &e) == 0, "%s", e.msg);
 	T_CHECK(cni_result_ips(c.prev_result, &ips, &e) == 0, "%s", e.msg);
@@ -350,6 +565,9 @@ int main(void)
 	T_RUN(test_config_defaults);
 	T_RUN(test_config_options);
 	T_RUN(test_config_bad);
+	T_RUN(test_config_labels_opt_in);
+	T_RUN(test_config_token_http);
+	T_RUN(test_token_file);
 	T_RUN(test_result_ips);
 	T_RUN(test_result_convert);
 	T_RUN(test_endpoint_body);

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include <jansson.h>
 
@@ -15,6 +16,11 @@
 #define CNI_DEFAULT_SERVER "unix:/run/mseg/api.sock"
 #define CNI_DEFAULT_TIMEOUT_SEC 10
 #define CNI_MAX_TIMEOUT_SEC 300
+/* Where token files may live: CNI_TOKEN_DIR; a build may add one directory
+ * (-DMSEG_CNI_TOKEN_DIR=\"/path\"), and so may mseg-cni's own command line
+ * (--token-dir). Never a field of the network config: the config is what
+ * these rules protect against. */
+#define CNI_TOKEN_DIR "/etc/mseg"
 
 /* Error codes of the CNI spec (1.0.0, "Error"), plus ours. */
 enum cni_code {
@@ -63,9 +69,12 @@ struct cni_config {
 	const char *server;           /* "unix:/path" or "http(s)://host:port" */
 	const char *token_file;       /* bearer token for a TCP server; may be NULL */
 	bool allow_unreachable;       /* "onUnreachable": "allow" */
+	bool labels_from_config;      /* "labelsFromConfig": true */
+	bool labels_ignored;          /* the config had labels, but not labelsFromConfig */
 	unsigned timeout_sec;
 	json_t *prev_result;          /* borrowed from root; may be NULL */
-	json_t *labels;               /* new object: merged labels (string -> string) */
+	json_t *labels;               /* new object: merged labels (string -> string);
+				       * empty unless labelsFromConfig */
 };
 
 /* Split "FOO=BAR;K8S_POD_NAME=x" into @env. Known keys: K8S_POD_NAMESPACE,
@@ -80,9 +89,13 @@ int cni_env_parse(struct cni_env *env, char *const *envp, struct cni_error *err)
 
 /* Parse the network config. Code 6 for bad JSON, 7 for a bad field value, 1
  * for an unsupported cniVersion. @cmd decides what is required (ADD and
- * CHECK need prevResult with at least one IP). Labels are merged, later
- * ones winning: "labels" (object), "args": {"cni": {"labels": [{"key",
- * "value"}]}}, "runtimeConfig": {"labels": {}}. */
+ * CHECK need prevResult with at least one IP). A "tokenFile" with a plain
+ * http:// "server" that is not a loopback address is refused (the token
+ * would cross the network in clear text). Labels are checked and merged,
+ * later ones winning: "labels" (object), "args": {"cni": {"labels":
+ * [{"key", "value"}]}}, "runtimeConfig": {"labels": {}}; they are kept only
+ * with "labelsFromConfig": true, else c->labels is empty and
+ * c->labels_ignored says whether there were any. */
 int cni_config_parse(struct cni_config *c, const char *buf, size_t len, enum cni_cmd cmd,
 		     struct cni_error *err);
 void cni_config_release(struct cni_config *c);
@@ -90,6 +103,16 @@ void cni_config_release(struct cni_config *c);
 /* The config's cniVersion if it is one we speak (for the version of an
  * error object when the config was otherwise bad); malloc'd or NULL. */
 char *cni_config_sniff_version(const char *buf, size_t len);
+
+/* Read the bearer token from @path into @buf (first line, without the line
+ * end). The rules, for a config that is not trusted: @path resolved
+ * (realpath) is inside one of @dirs (NULL-terminated; each resolved too;
+ * "/" never counts); every directory from that one down to the file is owned by @owner (root:
+ * 0) and not writable by group or others; the file is a regular file owned
+ * by @owner with no permission bits for group or others, and not empty.
+ * Returns 0 or -errno with @err (code 7) naming "tokenFile" and the rule. */
+int cni_token_read(const char *path, const char *const *dirs, uid_t owner, char *buf,
+		   size_t size, struct cni_error *err);
 
 /* Is @v one of the versions this plugin speaks ("0.4.0", "1.0.0")? */
 bool cni_version_supported(const char *v);
@@ -131,10 +154,19 @@ struct cni_outcome {
 	struct cni_error err;         /* err.code != 0: print the error, exit 1 */
 };
 
+/* What the plugin's own command line says (the runtime runs it without
+ * arguments, and no network config can add any). */
+struct cni_opts {
+	const char *token_dir;        /* --token-dir: another token directory; may be NULL */
+};
+
 /* Run one invocation: @envp is the environment, @in/@len stdin. Talks to
- * msegd (libcurl; curl_global_init is the caller's job). Returns 0 on
- * success, else -errno with out->err filled. The caller prints and frees. */
-int cni_run(char *const *envp, const char *in, size_t len, struct cni_outcome *out);
+ * msegd (libcurl; curl_global_init is the caller's job). Token files are
+ * read with cni_token_read() from CNI_TOKEN_DIR, MSEG_CNI_TOKEN_DIR (if
+ * built with one) and opts->token_dir, owner root. Returns 0 on success, else -errno with out->err filled. The caller
+ * prints and frees. */
+int cni_run(char *const *envp, const char *in, size_t len, const struct cni_opts *opts,
+	    struct cni_outcome *out);
 void cni_outcome_release(struct cni_outcome *out);
 
 #endif

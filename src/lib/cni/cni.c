@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "mseg/cni/cni.h"
 
@@ -248,6 +249,50 @@ static int cni_labels_merge_args(struct cni_config *c, json_t *args, struct cni_
 	return 0;
 }
 
+/* Is the host of "http://AUTHORITY/..." (@url without the scheme) a
+ * loopback address: 127.0.0.0/8, [::1] or localhost (libcurl resolves that
+ * name to loopback itself)? A user part ("a@host") never is: which host
+ * that names is easy to get wrong. */
+static bool cni_http_host_is_loopback(const char *url)
+{
+	size_t n = strcspn(url, "/?#");
+	char host[64];
+	const char *end;
+	unsigned char bin[4];
+	struct in6_addr a6;
+
+	if (memchr(url, '@', n))
+		return false;
+	if (url[0] == '[') {
+		end = memchr(url, ']', n);
+		if (!end || (size_t)(end - url - 1) >= sizeof(host))
+			return false;
+		memcpy(host, url + 1, (size_t)(end - url - 1));
+		host[end - url - 1] = '\0';
+		if (inet_pton(AF_INET6, host, &a6) != 1 || !IN6_IS_ADDR_LOOPBACK(&a6))
+			return false;
+		end++;
+	} else {
+		end = memchr(url, ':', n);
+		if (!end)
+			end = url + n;
+		if ((size_t)(end - url) >= sizeof(host))
+			return false;
+		memcpy(host, url, (size_t)(end - url));
+		host[end - url] = '\0';
+		if (strcasecmp(host, "localhost") != 0 &&
+		    (inet_pton(AF_INET, host, bin) != 1 || bin[0] != 127))
+			return false;
+	}
+	/* nothing but ":PORT" may follow the host */
+	if (end < url + n && *end != ':')
+		return false;
+	for (const char *p = end < url + n ? end + 1 : end; p < url + n; p++)
+		if (*p < '0' || *p > '9')
+			return false;
+	return true;
+}
+
 int cni_config_parse(struct cni_config *c, const char *buf, size_t len, enum cni_cmd cmd,
 		     struct cni_error *err)
 {
@@ -310,6 +355,24 @@ int cni_config_parse(struct cni_config *c, const char *buf, size_t len, enum cni
 				  "http://HOST:PORT or https://HOST:PORT", c->server);
 		goto out_release;
 	}
+	if (c->token_file && strncmp(c->server, "http://", 7) == 0 &&
+	    !cni_http_host_is_loopback(c->server + 7)) {
+		r = cni_error_set(err, EINVAL, CNI_ERR_INVALID_CONFIG,
+				  "use https:// (or a unix: socket, or msegd on a loopback address)",
+				  "network config: \"tokenFile\" with \"server\" '%.150s': the "
+				  "token would cross the network unencrypted (plain http:// to a "
+				  "host that is not loopback)", c->server);
+		goto out_release;
+	}
+	v = json_object_get(c->root, "labelsFromConfig");
+	if (v && !json_is_null(v)) {
+		if (!json_is_boolean(v)) {
+			r = cni_error_set(err, EINVAL, CNI_ERR_INVALID_CONFIG, NULL,
+					  "network config: \"labelsFromConfig\" must be true or false");
+			goto out_release;
+		}
+		c->labels_from_config = json_is_true(v);
+	}
 	if (on_unreachable && strcmp(on_unreachable, "allow") == 0) {
 		c->allow_unreachable = true;
 	} else if (on_unreachable && strcmp(on_unreachable, "fail") != 0) {
@@ -337,6 +400,12 @@ int cni_config_parse(struct cni_config *c, const char *buf, size_t len, enum cni
 							    "labels"),
 					 "runtimeConfig.labels", err)) < 0)
 		goto out_release;
+	/* labels from the config are no identity: whoever writes a config
+	 * (or a runtimeConfig) could claim any; only on request */
+	if (!c->labels_from_config && json_object_size(c->labels) > 0) {
+		c->labels_ignored = true;
+		json_object_clear(c->labels);
+	}
 
 	v = json_object_get(c->root, "prevResult");
 	if (v && !json_is_null(v)) {

@@ -30,25 +30,24 @@ static long cni_ms_left(const struct cni_client *cl)
 }
 
 static int cni_client_init(struct cni_client *cl, const struct cni_config *c,
-			   struct cni_error *err)
+			   const struct cni_opts *opts, struct cni_error *err)
 {
+	const char *dirs[4];
+	size_t n = 0;
+
 	memset(cl, 0, sizeof(*cl));
 	cl->conf = c;
 	cl->deadline_ns = clock_mono_ns() + (uint64_t)c->timeout_sec * 1000000000ull;
-	if (c->token_file) {
-		FILE *f = fopen(c->token_file, "re");
-		size_t n;
-
-		if (!f)
-			return cni_error_set(err, errno, CNI_ERR_INVALID_CONFIG, NULL,
-					     "cannot read tokenFile '%.200s': %s", c->token_file,
-					     strerror(errno));
-		n = fread(cl->token, 1, sizeof(cl->token) - 1, f);
-		fclose(f);
-		cl->token[n] = '\0';
-		cl->token[strcspn(cl->token, "\r\n")] = '\0';
-	}
-	return 0;
+	if (!c->token_file)
+		return 0;
+	dirs[n++] = CNI_TOKEN_DIR;
+#ifdef MSEG_CNI_TOKEN_DIR
+	dirs[n++] = MSEG_CNI_TOKEN_DIR;
+#endif
+	if (opts && opts->token_dir)
+		dirs[n++] = opts->token_dir;
+	dirs[n] = NULL;
+	return cni_token_read(c->token_file, dirs, 0, cl->token, sizeof(cl->token), err);
 }
 
 /* One request. Returns 0 with the status and body (malloc'd, may be NULL),
@@ -84,6 +83,9 @@ static int cni_http(const struct cni_client *cl, const char *method, const char 
 	}
 	curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	/* straight to msegd: never through a proxy from the runtime's
+	 * environment (http_proxy), which would see the token */
+	curl_easy_setopt(h, CURLOPT_PROXY, "");
 	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, left);
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, left < 2000 ? left : 2000L);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
@@ -193,8 +195,8 @@ static int cni_wait_programmed(const struct cni_client *cl, const char *id,
 			     "table within %u s", id, cl->conf->timeout_sec);
 }
 
-static int cni_run_add(const struct cni_config *c, const struct cni_env *env,
-		       struct cni_outcome *out)
+static int cni_run_add(const struct cni_config *c, const struct cni_opts *opts,
+		       const struct cni_env *env, struct cni_outcome *out)
 {
 	struct cni_client cl;
 	struct client_buf b;
@@ -203,12 +205,16 @@ static int cni_run_add(const struct cni_config *c, const struct cni_env *env,
 	long status;
 	int r;
 
-	r = cni_client_init(&cl, c, &out->err);
+	r = cni_client_init(&cl, c, opts, &out->err);
 	if (r < 0)
 		return r;
 	r = cni_result_ips(c->prev_result, &ips, &out->err);
 	if (r < 0)
 		return r;
+	if (c->labels_ignored)
+		snprintf(out->warning, sizeof(out->warning),
+			 "labels in the network config are ignored: set \"labelsFromConfig\": "
+			 "true to send them to msegd");
 	body = cni_endpoint_body(c, env, ips);
 	body_str = body ? json_dumps(body, JSON_COMPACT) : NULL;
 	res = cni_result_convert(c->prev_result, c->cni_version);
@@ -255,8 +261,8 @@ out_free:
 	return r;
 }
 
-static int cni_run_del(const struct cni_config *c, const struct cni_env *env,
-		       struct cni_outcome *out)
+static int cni_run_del(const struct cni_config *c, const struct cni_opts *opts,
+		       const struct cni_env *env, struct cni_outcome *out)
 {
 	struct cni_client cl;
 	struct client_buf b;
@@ -264,7 +270,7 @@ static int cni_run_del(const struct cni_config *c, const struct cni_env *env,
 	long status;
 	int r;
 
-	r = cni_client_init(&cl, c, &out->err);
+	r = cni_client_init(&cl, c, opts, &out->err);
 	if (r < 0)
 		return r;
 	cni_path_for(path, sizeof(path), "/v1/endpoints/", env->containerid);
@@ -289,8 +295,8 @@ static int cni_run_del(const struct cni_config *c, const struct cni_env *env,
 			     "msegd: DELETE %s answered %ld: %s", path, status, why);
 }
 
-static int cni_run_check(const struct cni_config *c, const struct cni_env *env,
-			 struct cni_outcome *out)
+static int cni_run_check(const struct cni_config *c, const struct cni_opts *opts,
+			 const struct cni_env *env, struct cni_outcome *out)
 {
 	struct cni_client cl;
 	struct client_buf b;
@@ -299,7 +305,7 @@ static int cni_run_check(const struct cni_config *c, const struct cni_env *env,
 	bool ok;
 	int r;
 
-	r = cni_client_init(&cl, c, &out->err);
+	r = cni_client_init(&cl, c, opts, &out->err);
 	if (r < 0)
 		return r;
 	cni_path_for(path, sizeof(path), "/v1/rules/", env->containerid);
@@ -336,7 +342,8 @@ static int cni_run_check(const struct cni_config *c, const struct cni_env *env,
 	return 0;
 }
 
-int cni_run(char *const *envp, const char *in, size_t len, struct cni_outcome *out)
+int cni_run(char *const *envp, const char *in, size_t len, const struct cni_opts *opts,
+	    struct cni_outcome *out)
 {
 	struct cni_config conf;
 	struct cni_env *env;
@@ -363,13 +370,13 @@ int cni_run(char *const *envp, const char *in, size_t len, struct cni_outcome *o
 	out->cni_version = strdup(conf.cni_version);
 	switch (env->cmd) {
 	case CNI_CMD_ADD:
-		r = cni_run_add(&conf, env, out);
+		r = cni_run_add(&conf, opts, env, out);
 		break;
 	case CNI_CMD_DEL:
-		r = cni_run_del(&conf, env, out);
+		r = cni_run_del(&conf, opts, env, out);
 		break;
 	case CNI_CMD_CHECK:
-		r = cni_run_check(&conf, env, out);
+		r = cni_run_check(&conf, opts, env, out);
 		break;
 	case CNI_CMD_VERSION:
 		break;
