@@ -32,6 +32,8 @@ struct desired {
 	struct mseg_inventory inv[DESIRED_N_SOURCES];
 	struct store *store;           /* the API's objects on disk; NULL: none */
 	uint64_t generation;           /* bumped by every accepted API change */
+	char **gone;                   /* ids whose netns is gone: left out of views */
+	size_t n_gone, cap_gone;
 };
 
 /* One change not yet made: at most one policy put or delete and one
@@ -43,13 +45,26 @@ struct desired_change {
 	const char *del_id;
 };
 
+/* An address two endpoints claimed: the newer registration keeps it. */
+struct desired_conflict {
+	struct mseg_addr addr;
+	const char *winner, *loser;   /* endpoint ids */
+};
+
 /* The merged state. Borrows every object from the sources (and from the
  * change): valid until the sources change. The sets can be handed to
- * reconciler_apply() as they are; the inventory is sorted by id. */
+ * reconciler_apply() as they are; the inventory is sorted by id. An
+ * endpoint that lost an address to a newer one is a copy without it, owned
+ * by the view. */
 struct desired_view {
 	struct mseg_policy_set pols;
 	struct mseg_inventory inv;
 	size_t shadowed_pols, shadowed_eps;   /* API objects hidden by a file */
+	size_t gone;                          /* endpoints left out: netns gone */
+	struct desired_conflict *conflicts;
+	size_t n_conflicts;
+	struct mseg_endpoint **copies;        /* owned */
+	size_t n_copies;
 };
 
 void desired_init(struct desired *ds);
@@ -60,7 +75,8 @@ void desired_release(struct desired *ds);
 int desired_store_open(struct desired *ds, const char *state_dir, struct mseg_err *err);
 
 /* Replace the file source with @pols and @inv, taking their contents (they
- * end empty). */
+ * end empty). An endpoint the previous file had too keeps its registration
+ * time; a new one is registered now. */
 void desired_files_replace(struct desired *ds, struct mseg_policy_set *pols,
 			   struct mseg_inventory *inv);
 
@@ -72,6 +88,11 @@ void desired_view_release(struct desired_view *v);
 /* Compile the merged state (with @ch applied, may be NULL). */
 int desired_compile(const struct desired *ds, const struct desired_change *ch,
 		    const struct compile_opts *opts, struct mseg_plan **ret);
+
+/* Leave endpoint @id out of every view (its netns is gone), or take it
+ * back. -ENOMEM. */
+int desired_endpoint_set_gone(struct desired *ds, const char *id, bool gone);
+bool desired_endpoint_is_gone(const struct desired *ds, const char *id);
 
 /* Whether an API object of this name is hidden by a file object. */
 bool desired_policy_shadowed(const struct desired *ds, const struct mseg_policy *p);
@@ -87,7 +108,7 @@ struct mseg_endpoint *desired_endpoint_find(const struct desired *ds, enum desir
  * store durably first, then the object is swapped into the API source and
  * the generation moves. On error nothing changed (in memory or on disk),
  * except -ENOMEM after the durable write, which @err says. Puts take @p /
- * @ep on success. Deletes return -ENOENT when the API holds no such
+ * @ep on success; an endpoint put is registered now, and is no longer gone. Deletes return -ENOENT when the API holds no such
  * object. */
 int desired_api_policy_put(struct desired *ds, struct mseg_policy *p, const char *doc,
 			   size_t len, struct mseg_err *err);

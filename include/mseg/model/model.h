@@ -160,6 +160,9 @@ struct mseg_endpoint {
 	struct mseg_named_port *ports;
 	size_t n_ports;
 	struct mseg_pos pos;
+	/* when it was registered (CLOCK_REALTIME ns; 0: unknown): of two
+	 * endpoints claiming one address, the newer one has it */
+	uint64_t registered_ns;
 };
 
 /* A set of policies, as loaded from files or the API. */

@@ -741,6 +741,12 @@ static json_t *endpoint_entry(struct api_ctx *x, const struct mseg_endpoint *ep,
 		return NULL;
 	if (!from_file && inventory_find(&x->be->desired->inv[DESIRED_FILE], ep->id))
 		json_object_set_new(o, "shadowed_by", json_string(x->be->cfg->endpoints_file));
+	if (desired_endpoint_is_gone(x->be->desired, ep->id)) {
+		json_object_set_new(o, "programmed", json_false());
+		json_object_set_new(o, "error", json_sprintf("netns '%s' is gone: not enforced until "
+							     "it comes back", ep->netns));
+		return o;
+	}
 	i = reconciler_ep_index(x->be->rec, ep->id);
 	if (i >= 0) {
 		struct reconcile_ep_status st;

@@ -21,6 +21,7 @@
 #include "mseg/model/policy.h"
 #include "mseg/kernel/reconcile.h"
 #include "mseg/daemon/flowpipe.h"
+#include "mseg/model/addr.h"
 
 #define RELOAD_DEBOUNCE_MS 100
 
@@ -38,6 +39,7 @@ struct daemon {
 	struct evloop_source *reload_timer;
 	struct evloop_source *resync_timer;
 	struct flowpipe *flows;       /* NFQUEUE listeners, flow ring and log */
+	uint64_t conflicts_key;       /* the address conflicts last logged */
 };
 
 static void daemon_log_events(struct daemon *d)
@@ -110,17 +112,93 @@ static void daemon_log_shadowed(const struct daemon *d)
 	}
 }
 
+/* Addresses claimed by two endpoints: said when the set of them changes. */
+static void daemon_log_conflicts(struct daemon *d, const struct desired_view *v)
+{
+	uint64_t key = 1469598103934665603ull;
+	char buf[64];
+
+	for (size_t i = 0; i < v->n_conflicts; i++) {
+		const struct desired_conflict *c = &v->conflicts[i];
+
+		for (const char *p = c->winner; *p; p++)
+			key = (key ^ (unsigned char)*p) * 1099511628211ull;
+		for (const char *p = c->loser; *p; p++)
+			key = (key ^ (unsigned char)*p) * 1099511628211ull;
+		key = (key ^ (uint64_t)addr_u128(&c->addr)) * 1099511628211ull;
+	}
+	if (key == d->conflicts_key)
+		return;
+	d->conflicts_key = key;
+	for (size_t i = 0; i < v->n_conflicts; i++) {
+		const struct desired_conflict *c = &v->conflicts[i];
+
+		log_warn("address %s is claimed by endpoints '%s' and '%s': the newer registration, "
+			 "'%s', has it; '%s' lost it", addr_format(&c->addr, buf, sizeof(buf)),
+			 c->winner, c->loser, c->winner, c->loser);
+	}
+}
+
+/* Endpoints whose network namespace is gone from its path (deleted with
+ * `ip netns del`, or the container is gone while msegd's own sockets keep
+ * the namespace alive): an API endpoint is removed (a CNI DEL that never
+ * reached msegd), a file endpoint is left out until its path comes back.
+ * Either way msegd closes its sockets in that namespace. Checked at start
+ * and on every resync, not on each change: an endpoint registered with a
+ * path that is not there yet is reported as not programmed, not removed at
+ * once. */
+static void daemon_check_gone(struct daemon *d)
+{
+	struct desired *ds = &d->desired;
+	struct mseg_err err;
+	char msg[512];
+
+	for (size_t i = ds->inv[DESIRED_API].n; i-- > 0;) {
+		const struct mseg_endpoint *ep = ds->inv[DESIRED_API].eps[i];
+		char id[256], netns[PATH_MAX];
+
+		if (!ep->netns || access(ep->netns, F_OK) == 0 || errno != ENOENT ||
+		    desired_endpoint_shadowed(ds, ep))
+			continue;
+		/* the delete frees @ep */
+		snprintf(id, sizeof(id), "%s", ep->id);
+		snprintf(netns, sizeof(netns), "%s", ep->netns);
+		err_clear(&err);
+		if (desired_api_endpoint_delete(ds, id, &err) == 0)
+			log_warn("endpoint '%s': its netns '%s' is gone; endpoint removed", id, netns);
+		else
+			log_error("endpoint '%s': its netns is gone, but removing it failed: %s", id,
+				  err_format(&err, msg, sizeof(msg)));
+	}
+	for (size_t i = 0; i < ds->inv[DESIRED_FILE].n; i++) {
+		const struct mseg_endpoint *ep = ds->inv[DESIRED_FILE].eps[i];
+		bool gone = ep->netns && access(ep->netns, F_OK) != 0 && errno == ENOENT;
+
+		if (gone != desired_endpoint_is_gone(ds, ep->id)) {
+			if (desired_endpoint_set_gone(ds, ep->id, gone) < 0)
+				continue;
+			if (gone)
+				log_warn("endpoint '%s': its netns '%s' is gone; not enforced until it "
+					 "comes back", ep->id, ep->netns);
+			else
+				log_info("endpoint '%s': its netns '%s' is back", ep->id, ep->netns);
+		}
+	}
+}
+
 int daemon_reconcile(struct daemon *d)
 {
 	struct desired_view v;
-	int r = desired_view_build(&d->desired, NULL, &v);
+	int r;
 
+	r = desired_view_build(&d->desired, NULL, &v);
 	if (r < 0) {
 		log_error("reconcile: out of memory");
 		return r;
 	}
 	if (v.shadowed_pols || v.shadowed_eps)
 		daemon_log_shadowed(d);
+	daemon_log_conflicts(d, &v);
 	r = reconciler_apply(d->rec, &v.pols, &v.inv);
 	daemon_log_events(d);
 	if (d->flows)
@@ -208,8 +286,16 @@ static void on_inotify(struct evloop_source *src, uint32_t events, void *data)
 static void on_resync_timer(struct evloop_source *src, uint32_t events, void *data)
 {
 	struct daemon *d = data;
+	uint64_t gen = d->desired.generation;
+	size_t gone = d->desired.n_gone;
 	unsigned repaired = 0;
-	int r = reconciler_resync(d->rec, &repaired);
+	int r;
+
+	/* a namespace that went away since: reconcile without it */
+	daemon_check_gone(d);
+	if (gen != d->desired.generation || gone != d->desired.n_gone)
+		daemon_reconcile(d);
+	r = reconciler_resync(d->rec, &repaired);
 
 	daemon_log_events(d);
 	if (r < 0 && r != -EIO)
@@ -394,6 +480,7 @@ int daemon_run(struct daemon *d)
 	r = daemon_load(d, true);
 	if (r < 0)
 		return r;
+	daemon_check_gone(d);
 	daemon_reconcile(d);
 	st = reconciler_stats(d->rec);
 	log_info("msegd ready: %zu endpoints, %s; adopted %llu, replaced %llu, failed %llu; "

@@ -5,8 +5,11 @@
 
 #include "mseg/daemon/desired.h"
 #include "mseg/daemon/store.h"
+#include "mseg/model/addr.h"
 #include "mseg/model/inventory.h"
 #include "mseg/model/policy.h"
+#include "mseg/util/clock.h"
+#include "util/vec.h"
 
 void desired_init(struct desired *ds)
 {
@@ -24,6 +27,47 @@ void desired_release(struct desired *ds)
 		inventory_release(&ds->inv[s]);
 	}
 	ds->store = store_free(ds->store);
+	for (size_t i = 0; i < ds->n_gone; i++)
+		free(ds->gone[i]);
+	free(ds->gone);
+	ds->gone = NULL;
+	ds->n_gone = ds->cap_gone = 0;
+}
+
+static ssize_t gone_index(const struct desired *ds, const char *id)
+{
+	for (size_t i = 0; i < ds->n_gone; i++)
+		if (strcmp(ds->gone[i], id) == 0)
+			return (ssize_t)i;
+	return -1;
+}
+
+bool desired_endpoint_is_gone(const struct desired *ds, const char *id)
+{
+	return gone_index(ds, id) >= 0;
+}
+
+int desired_endpoint_set_gone(struct desired *ds, const char *id, bool gone)
+{
+	ssize_t i = gone_index(ds, id);
+	char *copy;
+
+	if (!gone) {
+		if (i >= 0) {
+			free(ds->gone[i]);
+			ds->gone[i] = ds->gone[--ds->n_gone];
+		}
+		return 0;
+	}
+	if (i >= 0)
+		return 0;
+	copy = strdup(id);
+	if (!copy || VEC_RESERVE(ds->gone, ds->cap_gone, ds->n_gone + 1) < 0) {
+		free(copy);
+		return -ENOMEM;
+	}
+	ds->gone[ds->n_gone++] = copy;
+	return 0;
 }
 
 int desired_store_open(struct desired *ds, const char *state_dir, struct mseg_err *err)
@@ -57,6 +101,13 @@ int desired_store_open(struct desired *ds, const char *state_dir, struct mseg_er
 void desired_files_replace(struct desired *ds, struct mseg_policy_set *pols,
 			   struct mseg_inventory *inv)
 {
+	uint64_t now = clock_real_ns();
+
+	for (size_t i = 0; i < inv->n; i++) {
+		const struct mseg_endpoint *old = inventory_find(&ds->inv[DESIRED_FILE], inv->eps[i]->id);
+
+		inv->eps[i]->registered_ns = old ? old->registered_ns : now;
+	}
 	policy_set_release(&ds->pols[DESIRED_FILE]);
 	inventory_release(&ds->inv[DESIRED_FILE]);
 	ds->pols[DESIRED_FILE] = *pols;
@@ -118,6 +169,125 @@ static size_t api_endpoints_changed(const struct desired *ds, const struct desir
 	return n;
 }
 
+struct claim {
+	struct mseg_addr addr;
+	size_t ep;                 /* index in the view's inventory */
+	uint64_t registered_ns;
+};
+
+/* Same address together; the newest registration first (ties: the id
+ * that sorts last, so the outcome never depends on load order). */
+static int claim_cmp(const void *pa, const void *pb, void *data)
+{
+	const struct claim *a = pa, *b = pb;
+	const struct desired_view *v = data;
+	unsigned __int128 x = addr_u128(&a->addr), y = addr_u128(&b->addr);
+
+	if (a->addr.family != b->addr.family)
+		return a->addr.family < b->addr.family ? -1 : 1;
+	if (x != y)
+		return x < y ? -1 : 1;
+	if (a->registered_ns != b->registered_ns)
+		return a->registered_ns > b->registered_ns ? -1 : 1;
+	return -strcmp(v->inv.eps[a->ep]->id, v->inv.eps[b->ep]->id);
+}
+
+/* No address grants one endpoint's access to another: where endpoints of
+ * the view claim the same address, the newest registration keeps it and
+ * the others are replaced by copies without it. */
+static int view_resolve_conflicts(struct desired_view *v)
+{
+	struct claim *cl;
+	bool *loses;
+	size_t n = 0, k = 0;
+
+	for (size_t i = 0; i < v->inv.n; i++)
+		n += v->inv.eps[i]->n_ips;
+	if (n < 2)
+		return 0;
+	cl = calloc(n, sizeof(*cl));
+	loses = calloc(n, sizeof(*loses));
+	if (!cl || !loses)
+		goto out_nomem;
+	for (size_t i = 0; i < v->inv.n; i++)
+		for (size_t j = 0; j < v->inv.eps[i]->n_ips; j++)
+			cl[k++] = (struct claim){ v->inv.eps[i]->ips[j], i,
+						  v->inv.eps[i]->registered_ns };
+	qsort_r(cl, n, sizeof(*cl), claim_cmp, v);
+	for (size_t i = 1; i < n; i++) {
+		size_t w = i - 1;
+
+		if (!addr_eq(&cl[i].addr, &cl[w].addr))
+			continue;
+		while (w > 0 && addr_eq(&cl[w - 1].addr, &cl[i].addr))
+			w--;                  /* the group's first: the winner */
+		if (cl[i].ep == cl[w].ep)
+			continue;             /* one endpoint listing it twice */
+		loses[i] = true;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct mseg_endpoint *old;
+		struct mseg_endpoint *cp;
+		size_t w = i;
+
+		if (!loses[i])
+			continue;
+		while (w > 0 && addr_eq(&cl[w - 1].addr, &cl[i].addr))
+			w--;
+		old = v->inv.eps[cl[i].ep];
+		{
+			struct desired_conflict *t = realloc(v->conflicts, (v->n_conflicts + 1) *
+							     sizeof(*t));
+
+			if (!t)
+				goto out_nomem;
+			v->conflicts = t;
+			v->conflicts[v->n_conflicts++] = (struct desired_conflict){
+				cl[i].addr, v->inv.eps[cl[w].ep]->id, old->id };
+		}
+		/* the loser: a copy (made once) without this address */
+		cp = NULL;
+		for (size_t c = 0; c < v->n_copies; c++)
+			if (v->copies[c] == old)
+				cp = v->copies[c];
+		if (!cp) {
+			struct mseg_endpoint **t = realloc(v->copies, (v->n_copies + 1) * sizeof(*t));
+
+			if (!t)
+				goto out_nomem;
+			v->copies = t;
+			cp = malloc(sizeof(*cp));
+			if (!cp)
+				goto out_nomem;
+			*cp = *old;
+			memset(&cp->arena, 0, sizeof(cp->arena));
+			cp->ips = malloc(old->n_ips * sizeof(*cp->ips));
+			if (!cp->ips) {
+				free(cp);
+				goto out_nomem;
+			}
+			memcpy(cp->ips, old->ips, old->n_ips * sizeof(*cp->ips));
+			v->copies[v->n_copies++] = cp;
+			v->inv.eps[cl[i].ep] = cp;
+		}
+		for (size_t j = 0; j < cp->n_ips; j++)
+			if (addr_eq(&cp->ips[j], &cl[i].addr)) {
+				memmove(&cp->ips[j], &cp->ips[j + 1], (cp->n_ips - j - 1) * sizeof(*cp->ips));
+				cp->n_ips--;
+				break;
+			}
+	}
+	free(cl);
+	free(loses);
+	return 0;
+
+out_nomem:
+	free(cl);
+	free(loses);
+	desired_view_release(v);
+	return -ENOMEM;
+}
+
 int desired_view_build(const struct desired *ds, const struct desired_change *ch,
 		       struct desired_view *ret)
 {
@@ -164,14 +334,24 @@ int desired_view_build(const struct desired *ds, const struct desired_change *ch
 			b++;
 			continue;
 		}
-		ret->inv.eps[ret->inv.n++] = c < 0 ? fi->eps[a++] : api_eps[b++];
+		fa = c < 0 ? fi->eps[a++] : api_eps[b++];
+		if (desired_endpoint_is_gone(ds, fa->id))
+			ret->gone++;
+		else
+			ret->inv.eps[ret->inv.n++] = fa;
 	}
 	free(api_eps);
-	return 0;
+	return view_resolve_conflicts(ret);
 }
 
 void desired_view_release(struct desired_view *v)
 {
+	for (size_t i = 0; i < v->n_copies; i++) {
+		free(v->copies[i]->ips);
+		free(v->copies[i]);
+	}
+	free(v->copies);
+	free(v->conflicts);
 	free(v->pols.items);
 	free(v->inv.eps);
 	memset(v, 0, sizeof(*v));
@@ -253,10 +433,12 @@ int desired_api_endpoint_put(struct desired *ds, struct mseg_endpoint *ep, const
 	r = store_endpoint_put(ds->store, ep->id, doc, len, err);
 	if (r < 0)
 		return r;
+	ep->registered_ns = clock_real_ns();
 	r = inventory_put(&ds->inv[DESIRED_API], ep);
 	if (r < 0)
 		return err_setf(err, -r, "endpoint '%s' is stored but could not be taken into "
 			       "memory (%s); a restart brings it", ep->id, strerror(-r));
+	desired_endpoint_set_gone(ds, ep->id, false);
 	ds->generation++;
 	return 0;
 }

@@ -484,6 +484,12 @@ static int store_load_endpoints(struct store *s, struct mseg_inventory *out, str
 		r = endpoint_parse_buffer(names[i], path, doc, len, &ep, err);
 		free(doc);
 		if (r == 0) {
+			struct stat st;
+
+			/* registered when it was stored */
+			if (stat(path, &st) == 0)
+				ep->registered_ns = (uint64_t)st.st_mtim.tv_sec * 1000000000ull +
+						    (uint64_t)st.st_mtim.tv_nsec;
 			r = inventory_put(out, ep);
 			if (r < 0) {
 				endpoint_free(ep);
