@@ -33,6 +33,19 @@ t_msegd_start --policy-dir "$T_TMP/policies" --endpoints "$T_TMP/endpoints.yaml"
 t_check "msegd starts again on the released state dir" t_wait_log "msegd ready" "$mark"
 t_msegd_stop
 
+# a stored document that no longer parses: moved aside, the rest loads
+printf 'kind: [' >"$T_TMP/state/policies/shop.broken"
+mark=$(t_log_lines)
+t_msegd_start --policy-dir "$T_TMP/policies" --endpoints "$T_TMP/endpoints.yaml"
+t_check "a bad file in the state dir does not stop msegd" t_wait_log "msegd ready" "$mark"
+t_check "the bad file is logged with its error and new place" \
+	t_wait_log "state dir: $T_TMP/state/policies/shop.broken:.*; moved to $T_TMP/state/quarantine/policies.shop.broken" "$mark"
+t_check "it was moved aside" [ -e "$T_TMP/state/quarantine/policies.shop.broken" ] && [ ! -e "$T_TMP/state/policies/shop.broken" ]
+t_check "the metric counts it" bash -c "curl -s --unix-socket '$T_TMP/api.sock' http://x/metrics | grep -qx 'mseg_state_quarantined_total 1'"
+t_check "api reaches db after the quarantine" t_tcp api 10.201.0.3 5432
+t_check_not "attacker refused after the quarantine" t_tcp attacker 10.201.0.3 5432
+t_msegd_stop
+
 # a missing policy dir: one error that says msegd does not start and why
 out=$("$MSEGD" --state-dir "$T_TMP/state" --listen "unix:$T_TMP/api3.sock" \
 	--policy-dir "$T_TMP/no-such-dir" 2>&1)

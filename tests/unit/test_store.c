@@ -177,6 +177,46 @@ static void test_corrupt(void)
 	store_free(s);
 }
 
+/* Quarantine: a bad file is moved aside with its reason, the rest loads. */
+static void test_quarantine(void)
+{
+	struct store *s = NULL;
+	struct mseg_policy_set pols;
+	struct mseg_inventory inv;
+	struct mseg_err err;
+	char path[512];
+	int r;
+
+	T_CHECK(store_open(dir, &s, &err) == 0, "%s", err.msg);
+	if (!s)
+		return;
+	store_quarantine_enable(s);
+	T_CHECK(store_write_atomic(dir, "policies/shop.b", "kind: [", 7, &err) == 0, "%s", err.msg);
+	T_CHECK(store_policy_put(s, "shop", "a", pol_a, strlen(pol_a), &err) == 0, "%s", err.msg);
+	T_CHECK(store_write_atomic(dir, "endpoints/bad", "{\"ips\": 5}", 11, &err) == 0, "%s",
+		err.msg);
+	T_CHECK(store_endpoint_put(s, "db", ep_db, strlen(ep_db), &err) == 0, "%s", err.msg);
+	policy_set_init(&pols);
+	inventory_init(&inv);
+	err_clear(&err);
+	r = store_load(s, &pols, &inv, &err);
+	T_CHECK(r == 0, "loads the rest: r = %d (%s)", r, err.msg);
+	T_CHECK(pols.n == 1 && inv.n == 1, "the good ones: %zu policies, %zu endpoints", pols.n,
+		inv.n);
+	T_CHECK(store_quarantined_count(s) == 2, "two quarantined: %zu", store_quarantined_count(s));
+	T_CHECK(store_quarantined(s, 0) && strstr(store_quarantined(s, 0), "policies/shop.b") &&
+		strstr(store_quarantined(s, 0), "moved to") &&
+		strstr(store_quarantined(s, 0), "quarantine/policies.shop.b"),
+		"says what and where: %s", store_quarantined(s, 0));
+	snprintf(path, sizeof(path), "%s/quarantine/endpoints.bad", dir);
+	T_CHECK(access(path, F_OK) == 0, "the endpoint file was moved aside");
+	snprintf(path, sizeof(path), "%s/endpoints/bad", dir);
+	T_CHECK(access(path, F_OK) != 0, "and is no longer in the store");
+	policy_set_release(&pols);
+	inventory_release(&inv);
+	store_free(s);
+}
+
 int main(void)
 {
 	snprintf(dir, sizeof(dir), "/tmp/mseg-store.XXXXXX");
@@ -189,6 +229,8 @@ int main(void)
 	T_RUN(test_roundtrip);
 	T_RUN(test_crash_leftover);
 	T_RUN(test_corrupt);
+	rm_rf(dir);
+	T_RUN(test_quarantine);
 	dir[strlen(dir) - strlen("/state")] = '\0';
 	rm_rf(dir);
 	return t_exit();

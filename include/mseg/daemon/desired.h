@@ -70,8 +70,9 @@ struct desired_view {
 void desired_init(struct desired *ds);
 void desired_release(struct desired *ds);
 
-/* Open the store in @state_dir and load the API's objects from it (all or
- * nothing). Call once, before the first view. */
+/* Open the store in @state_dir and load the API's objects from it; a
+ * document that does not parse any more is quarantined (see below), any
+ * other failure loads nothing. Call once, before the first view. */
 int desired_store_open(struct desired *ds, const char *state_dir, struct mseg_err *err);
 
 /* Replace the file source with @pols and @inv, taking their contents (they
@@ -125,6 +126,12 @@ int desired_api_policy_doc(const struct desired *ds, const char *ns, const char 
 /* The stored document of an API endpoint (malloc'd); -ENOENT. */
 int desired_api_endpoint_doc(const struct desired *ds, const char *id, char **ret_doc,
 			     size_t *ret_len);
+
+/* Stored documents that did not load at desired_store_open() and were
+ * moved aside to the state dir's quarantine/: how many, and each one's
+ * error and new place. */
+size_t desired_store_quarantined_count(const struct desired *ds);
+const char *desired_store_quarantined(const struct desired *ds, size_t i);
 
 /* The state dir, or NULL before desired_store_open(). */
 const char *desired_state_dir(const struct desired *ds);

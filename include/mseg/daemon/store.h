@@ -30,10 +30,18 @@ struct store *store_free(struct store *s);
 const char *store_dir(const struct store *s);
 
 /* Load every stored object into @pols and @inv (all or nothing; a stored
- * document that does not parse any more is an error naming its file).
- * Removes leftover temporary files. */
+ * document that does not parse any more is an error naming its file,
+ * unless quarantine is on). Removes leftover temporary files. */
 int store_load(struct store *s, struct mseg_policy_set *pols, struct mseg_inventory *inv,
 	       struct mseg_err *err);
+
+/* From now on, a stored document that does not parse any more is moved
+ * aside to DIR/quarantine/ (policies.NAME, endpoints.NAME) and the load
+ * goes on without it; each such file is then listed (its error and where
+ * it went) by store_quarantined(). */
+void store_quarantine_enable(struct store *s);
+size_t store_quarantined_count(const struct store *s);
+const char *store_quarantined(const struct store *s, size_t i);
 
 /* Write (create or replace) / remove one object. -ENOENT when deleting
  * what is not stored; other -errno with @err filled. */

@@ -1325,6 +1325,10 @@ void api_handle_metrics(struct api_ctx *x)
 				(unsigned long long)x->a->requests[c]);
 	m_head(f, "mseg_api_generation", "gauge", "Changes accepted over the API since start.");
 	fprintf(f, "mseg_api_generation %llu\n", (unsigned long long)x->be->desired->generation);
+	m_head(f, "mseg_state_quarantined_total", "counter",
+	       "Stored documents that no longer loaded at start and were moved aside.");
+	fprintf(f, "mseg_state_quarantined_total %zu\n",
+		desired_store_quarantined_count(x->be->desired));
 	m_head(f, "mseg_api_flow_followers", "gauge", "Open flow follow streams.");
 	fprintf(f, "mseg_api_flow_followers %zu\n", x->a->n_follows);
 	m_head(f, "mseg_start_time_seconds", "gauge", "Start time of msegd since the epoch.");

@@ -380,6 +380,8 @@ static int daemon_setup(struct daemon *d)
 	}
 	log_info("state dir '%s': %zu policies and %zu endpoints from the API",
 		 d->cfg->state_dir, d->desired.pols[DESIRED_API].n, d->desired.inv[DESIRED_API].n);
+	for (size_t i = 0; i < desired_store_quarantined_count(&d->desired); i++)
+		log_error("state dir: %s", desired_store_quarantined(&d->desired, i));
 	err_clear(&err);
 	r = nft_features_probe(&feat, &err);
 	if (r < 0) {

@@ -82,6 +82,8 @@ int desired_store_open(struct desired *ds, const char *state_dir, struct mseg_er
 	r = store_open(state_dir, &st, err);
 	if (r < 0)
 		return r;
+	/* one bad file must not keep the host unprotected: it is moved aside */
+	store_quarantine_enable(st);
 	r = store_load(st, &pols, &inv, err);
 	if (r < 0) {
 		store_free(st);
@@ -473,6 +475,16 @@ int desired_api_endpoint_doc(const struct desired *ds, const char *id, char **re
 	if (!ds->store)
 		return -ENOENT;
 	return store_endpoint_read(ds->store, id, ret_doc, ret_len);
+}
+
+size_t desired_store_quarantined_count(const struct desired *ds)
+{
+	return ds->store ? store_quarantined_count(ds->store) : 0;
+}
+
+const char *desired_store_quarantined(const struct desired *ds, size_t i)
+{
+	return ds->store ? store_quarantined(ds->store, i) : NULL;
 }
 
 const char *desired_state_dir(const struct desired *ds)

@@ -25,7 +25,67 @@ struct store {
 	char *ep_dir;
 	int lock_fd;                   /* DIR/.lock, flock'ed while open */
 	unsigned long tmp_seq;
+	bool quarantine;               /* move bad files aside instead of failing */
+	char **bad;                    /* what was moved aside, and why */
+	size_t n_bad;
 };
+
+#define STORE_QUARANTINE "quarantine"
+
+void store_quarantine_enable(struct store *s)
+{
+	s->quarantine = true;
+}
+
+size_t store_quarantined_count(const struct store *s)
+{
+	return s->n_bad;
+}
+
+const char *store_quarantined(const struct store *s, size_t i)
+{
+	return i < s->n_bad ? s->bad[i] : NULL;
+}
+
+/* A stored file that does not load: with quarantine on, rename it to
+ * DIR/quarantine/KIND.NAME (a number added when taken) and remember why;
+ * 0 then, so the load goes on. Otherwise (or when the rename fails) the
+ * load fails with @r. */
+static int store_bad_file(struct store *s, const char *kind, const char *name,
+			  const char *path, int r, struct mseg_err *err)
+{
+	char qdir[PATH_MAX], dst[PATH_MAX + NAME_MAX + 32], msg[1024], *line;
+	struct stat st;
+	char **t;
+
+	if (!s->quarantine || r == -ENOMEM)
+		return r;
+	if (snprintf(qdir, sizeof(qdir), "%s/" STORE_QUARANTINE, s->dir) >= (int)sizeof(qdir))
+		return r;
+	if (mkdir(qdir, 0700) < 0 && errno != EEXIST)
+		return r;
+	for (unsigned k = 0; k < 1000; k++) {
+		if (k == 0)
+			snprintf(dst, sizeof(dst), "%s/%s.%s", qdir, kind, name);
+		else
+			snprintf(dst, sizeof(dst), "%s/%s.%s.%u", qdir, kind, name, k);
+		if (lstat(dst, &st) < 0 && errno == ENOENT)
+			break;
+	}
+	if (rename(path, dst) < 0)
+		return r;
+	err_format(err, msg, sizeof(msg));
+	t = realloc(s->bad, (s->n_bad + 1) * sizeof(*t));
+	if (!t || asprintf(&line, "%s; moved to %s", msg, dst) < 0) {
+		if (t)
+			s->bad = t;
+		return 0;
+	}
+	s->bad = t;
+	s->bad[s->n_bad++] = line;
+	err_clear(err);
+	return 0;
+}
 
 #define STORE_LOCK ".lock"
 
@@ -151,6 +211,9 @@ struct store *store_free(struct store *s)
 		return NULL;
 	if (s->lock_fd >= 0)
 		close(s->lock_fd);
+	for (size_t i = 0; i < s->n_bad; i++)
+		free(s->bad[i]);
+	free(s->bad);
 	free(s->dir);
 	free(s->pol_dir);
 	free(s->ep_dir);
@@ -455,6 +518,8 @@ static int store_load_policies(struct store *s, struct mseg_policy_set *out, str
 			r = err_set(err, path, 0, 0, EEXIST, "duplicate policy");
 		if (r == 0)
 			r = policy_set_take(out, &one);
+		else
+			r = store_bad_file(s, STORE_POLICIES, names[i], path, r, err);
 		policy_set_release(&one);
 	}
 	names_free(names, n);
@@ -483,7 +548,9 @@ static int store_load_endpoints(struct store *s, struct mseg_inventory *out, str
 		}
 		r = endpoint_parse_buffer(names[i], path, doc, len, &ep, err);
 		free(doc);
-		if (r == 0) {
+		if (r < 0)
+			r = store_bad_file(s, STORE_ENDPOINTS, names[i], path, r, err);
+		else {
 			struct stat st;
 
 			/* registered when it was stored */
