@@ -40,7 +40,7 @@ ip -n "$HUB" link set lo up
 for i in $(seq 1 "$N"); do ip netns add "$P-$i"; done
 
 TOKEN=$(head -c 48 /dev/urandom | base64 | tr -d '/+=' | head -c 40)
-echo "$TOKEN" >"$TMP/token"
+echo "$TOKEN" >"$TMP/token"; chmod 600 "$TMP/token"
 ip netns exec "$HUB" "$MSEGD" --state-dir "$TMP/state" --listen "unix:$TMP/api.sock" \
 	--listen-tcp 127.0.0.1:8080 --token-file "$TMP/token" --resync 0 --log-level warn \
 	>"$TMP/msegd.log" 2>&1 &

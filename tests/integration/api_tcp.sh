@@ -119,7 +119,16 @@ t_check "others are served while the slow client trickles (worst ${worst}s)" [ "
 for i in $(seq 1 30); do kill -0 "$slow" 2>/dev/null || break; sleep 1; done
 t_check "the slow client is cut off: $(cat "$T_TMP/slow.out")" bash -c "grep -q 'cut off after' '$T_TMP/slow.out' && [ \$(sed 's/cut off after \([0-9]*\).*/\1/' '$T_TMP/slow.out') -le 20 ]"
 t_check_not "the token is not in the log" grep -qF "$TOKEN" "$T_TMP/msegd.log"
+t_check "plain TCP with a token: msegd warns that it crosses the network in clear" \
+	grep -q "http:127.0.0.1:8080: TCP listener without TLS: the bearer token and every answer cross the network in clear text" "$T_TMP/msegd.log"
 kill -TERM "$T_MSEGD_PID"; wait "$T_MSEGD_PID"
+
+# ---- a token file others can read
+cp "$T_TMP/token" "$T_TMP/token644"; chmod 644 "$T_TMP/token644"
+start "$T_TMP/mode.log" --listen-tcp 127.0.0.1:8080 --token-file "$T_TMP/token644"
+wait "$T_MSEGD_PID"; rc=$?
+t_check "token file mode 0644: msegd refuses to start" [ "$rc" -ne 0 ]
+t_check "token file mode 0644: says the mode and the fix" grep -q "readable or writable by group or others (mode 0644); chmod 600 it" "$T_TMP/mode.log"
 
 # ---- TLS
 openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 \
@@ -130,6 +139,9 @@ t_check "TLS listener starts" wait_http --cacert "$T_TMP/cert.pem" https://127.0
 t_check "TLS: right token -> 200" [ "$(hcurl --cacert "$T_TMP/cert.pem" -H "Authorization: Bearer $TOKEN" https://127.0.0.1:8443/v1/status)" = 200 ]
 t_check "TLS: no token -> 401" [ "$(hcurl --cacert "$T_TMP/cert.pem" https://127.0.0.1:8443/v1/status)" = 401 ]
 t_check "TLS: plain HTTP gets no answer" [ "$(hcurl http://127.0.0.1:8443/v1/status)" != 200 ]
+t_check "TLS 1.2 is accepted" [ "$(hcurl --cacert "$T_TMP/cert.pem" --tlsv1.2 --tls-max 1.2 -H "Authorization: Bearer $TOKEN" https://127.0.0.1:8443/v1/status)" = 200 ]
+t_check "TLS 1.1 is refused" [ "$(hcurl --cacert "$T_TMP/cert.pem" --tlsv1.1 --tls-max 1.1 -H "Authorization: Bearer $TOKEN" https://127.0.0.1:8443/v1/status)" != 200 ]
+t_check "TLS 1.0 is refused" [ "$(hcurl --cacert "$T_TMP/cert.pem" --tlsv1.0 --tls-max 1.0 -H "Authorization: Bearer $TOKEN" https://127.0.0.1:8443/v1/status)" != 200 ]
 t_check "CLI over https" bash -c "MSEG_TOKEN='$TOKEN' $HUB '$MSEG' --server https://127.0.0.1:8443 --cacert '$T_TMP/cert.pem' get endpoints | grep -q '^e1 '"
 kill -TERM "$T_MSEGD_PID"; wait "$T_MSEGD_PID"
 t_done

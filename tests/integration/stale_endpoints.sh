@@ -43,6 +43,14 @@ t_check "the conflict is logged, the newer registration has the address" \
 t_check "db's allow set no longer has 10.201.0.5" bash -c "! ip netns exec $(t_ns db) nft list table inet mseg 2>/dev/null | grep -q 10.201.0.5"
 t_check_not "the new pod does not inherit the old pod's access to db" t_tcp newpod 10.201.0.3 5432
 
+# one endpoint per network namespace, whatever path names it
+t_check "another endpoint on db's netns path: 409" [ "$(put twin "{\"netns\": \"$(t_netns_path db)\", \"ips\": [\"10.201.0.30\"]}")" = 409 ]
+t_check "409 names the owner" grep -q "is the namespace of endpoint 'db' already" "$T_TMP/body"
+dbpid=$(ip netns pids "$(t_ns db)" | head -1)
+t_check "the same namespace through /proc/PID/ns/net: 409" [ "$(put twin "{\"netns\": \"/proc/$dbpid/ns/net\", \"ips\": [\"10.201.0.30\"]}")" = 409 ]
+t_check "db itself may be re-put with its netns" [ "$(put db "{\"labels\": {\"app\": \"db\"}, \"netns\": \"/proc/$dbpid/ns/net\", \"ips\": [\"10.201.0.3\"]}")" = 200 ]
+put db "{\"labels\": {\"app\": \"db\"}, \"netns\": \"$(t_netns_path db)\", \"ips\": [\"10.201.0.3\"]}" >/dev/null
+
 # ip netns del of an API endpoint: removed at the next resync, namespace freed
 t_check "endpoint gone registered" [ "$(put gone "{\"labels\": {\"app\": \"client\"}, \"netns\": \"$(t_netns_path gone)\", \"ips\": [\"10.201.0.6\"]}")" = 201 ]
 t_check "its veth is on the bridge" bash -c "ip -n $T_HUB link show v6 >/dev/null"

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -139,6 +140,17 @@ out:
 	inventory_release(&inv);
 }
 
+/* An error message with bytes that are not UTF-8 keeps its text. */
+static void test_error_not_utf8(void)
+{
+	json_t *j = api_json_error("label 'a\xff\xc3' in caf\xc3\xa9", 3, 7);
+	const char *m = j ? json_string_value(json_object_get(j, "error")) : NULL;
+
+	T_STREQ(m, "label 'a\\xff\\xc3' in caf\xc3\xa9");
+	T_CHECK(j && json_integer_value(json_object_get(j, "line")) == 3, "line kept");
+	json_decref(j);
+}
+
 static void test_tokens(void)
 {
 	const char *secret = "0123456789abcdef0123456789abcdef";
@@ -170,6 +182,12 @@ static void test_tokens(void)
 	T_CHECK(api_token_load(path, &tok, &err) == 0, "%s", err.msg);
 	T_STREQ(tok, secret);
 	free(tok);
+	/* readable by others: refused, saying the mode */
+	T_CHECK(fchmod(fd, 0644) == 0, "chmod");
+	T_CHECK(api_token_load(path, &tok, &err) == -EPERM, "mode 0644 refused");
+	T_CHECK(strstr(err.msg, "mode 0644") && strstr(err.msg, "chmod 600"), "%s", err.msg);
+	T_CHECK(fchmod(fd, 0640) == 0 && api_token_load(path, &tok, &err) == -EPERM,
+		"group-readable refused");
 	close(fd);
 	unlink(path);
 	T_CHECK(api_token_load("/nonexistent/token", &tok, &err) == -ENOENT, "missing file");
@@ -200,6 +218,7 @@ int main(void)
 	T_RUN(test_error);
 	T_RUN(test_policy_endpoint);
 	T_RUN(test_plan_diff);
+	T_RUN(test_error_not_utf8);
 	T_RUN(test_tokens);
 	T_RUN(test_segments);
 	return t_exit();

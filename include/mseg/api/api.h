@@ -39,6 +39,10 @@ struct api_backend {
 	void *ctx;
 };
 
+/* The TLS versions and ciphers of the TCP listener (GnuTLS priorities):
+ * TLS 1.2 and 1.3 only. */
+#define API_TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
+
 /* Minimum length of the TCP listener's bearer token. */
 #define API_TOKEN_MIN_LEN 32
 /* Request limits. */
@@ -62,7 +66,8 @@ void api_server_set_flows(struct api_server *a, struct flow_ring *ring);
 
 /* Read a token file: surrounding whitespace stripped; -EINVAL (with @err)
  * when shorter than API_TOKEN_MIN_LEN or containing control characters or
- * spaces. The token never appears in @err. */
+ * spaces, or not a regular file; -EPERM when group or others may read or
+ * write it. The token never appears in @err. */
 int api_token_load(const char *path, char **ret_token, struct mseg_err *err);
 /* Constant-time (in the secret's length) comparison. */
 bool api_token_equal(const char *given, size_t given_len, const char *secret, size_t secret_len);

@@ -66,11 +66,29 @@ int api_token_load(const char *path, char **ret_token, struct mseg_err *err)
 	char buf[4097];
 	size_t len = 0;
 	char *s, *e;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	struct stat st;
 
 	if (fd < 0)
 		return err_set(err, path, 0, 0, errno, "cannot read the token file: %s",
 			       strerror(errno));
+	/* a secret others can read is no secret: refuse it, as ssh does */
+	if (fstat(fd, &st) < 0) {
+		int e2 = errno;
+
+		close(fd);
+		return err_set(err, path, 0, 0, e2, "cannot read the token file: %s", strerror(e2));
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		return err_set(err, path, 0, 0, EINVAL, "the token file is not a regular file");
+	}
+	if (st.st_mode & 077) {
+		close(fd);
+		return err_set(err, path, 0, 0, EPERM,
+			       "the token file is readable or writable by group or others (mode "
+			       "%04o); chmod 600 it", (unsigned)(st.st_mode & 07777));
+	}
 	for (;;) {
 		ssize_t n = read(fd, buf + len, sizeof(buf) - 1 - len);
 
@@ -813,6 +831,9 @@ static int listener_start(struct api_server *a, const char *name, int fd, bool t
 			flags |= MHD_USE_TLS;
 			o[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_KEY, 0, a->tls_key };
 			o[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_CERT, 0, a->tls_cert };
+			/* TLS 1.2 and 1.3 only, GnuTLS's secure ciphers */
+			o[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_PRIORITIES, 0,
+				(void *)API_TLS_PRIORITIES };
 		}
 	}
 	o[n++] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
@@ -885,6 +906,10 @@ int api_server_new(const struct api_backend *be, struct api_server **ret_api,
 		char name[300];
 
 		snprintf(name, sizeof(name), "%s:%s", cfg->tls_cert ? "https" : "http", cfg->listen_tcp);
+		if (!cfg->tls_cert)
+			log_warn("%s: TCP listener without TLS: the bearer token and every answer "
+				 "cross the network in clear text (give --tls-cert and --tls-key)",
+				 name);
 		r = tcp_listen(cfg->listen_tcp, &fd, err);
 		if (r == 0)
 			r = listener_start(a, name, fd, true, err);

@@ -12,13 +12,58 @@
 #include "mseg/model/selector.h"
 #include "api/api_json.h"
 
+/* @s as a JSON string; bytes that are not UTF-8 become \xNN (jansson
+ * refuses such strings, which would lose the whole message). */
+static json_t *json_string_escaped(const char *s)
+{
+	json_t *j = json_string(s);
+	char *buf, *w;
+
+	if (j || !s)
+		return j;
+	buf = malloc(strlen(s) * 4 + 1);
+	if (!buf)
+		return NULL;
+	w = buf;
+	for (const unsigned char *p = (const unsigned char *)s; *p;) {
+		size_t n = *p < 0x80 ? 1 : (*p & 0xe0) == 0xc0 ? 2 : (*p & 0xf0) == 0xe0 ? 3 :
+			   (*p & 0xf8) == 0xf0 ? 4 : 0;
+		size_t k = 1;
+
+		bool ok;
+
+		while (n > 1 && k < n && (p[k] & 0xc0) == 0x80)
+			k++;
+		ok = n != 0 && k == n;
+		if (ok && n > 1) {
+			/* overlong forms and surrogates: as jansson judges them */
+			json_t *t = json_stringn((const char *)p, n);
+
+			ok = t != NULL;
+			json_decref(t);
+		}
+		if (!ok) {
+			w += sprintf(w, "\\x%02x", *p);
+			p++;
+			continue;
+		}
+		memcpy(w, p, n);
+		w += n;
+		p += n;
+	}
+	*w = '\0';
+	j = json_string(buf);
+	free(buf);
+	return j;
+}
+
 json_t *api_json_error(const char *msg, unsigned line, unsigned col)
 {
 	json_t *o = json_object();
 
 	if (!o)
 		return NULL;
-	json_object_set_new(o, "error", json_string(msg));
+	json_object_set_new(o, "error", json_string_escaped(msg));
 	if (line) {
 		json_object_set_new(o, "line", json_integer(line));
 		json_object_set_new(o, "column", json_integer(col));

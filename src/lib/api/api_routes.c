@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -443,6 +444,28 @@ void api_handle_policy_delete(struct api_ctx *x, const char *ns, const char *nam
 	api_resp_json(x, 200, mutation_result(x, &ch, "deleted", "policy", full));
 }
 
+/* Another endpoint whose netns is the same network namespace as @ep's
+ * (the same nsfs inode, whatever the path: /run/netns/x and
+ * /proc/PID/ns/net of a process inside it), or NULL. */
+static const char *netns_owner(struct api_ctx *x, const struct mseg_endpoint *ep)
+{
+	const struct desired *ds = x->be->desired;
+	struct stat a, b;
+
+	if (!ep->netns || stat(ep->netns, &a) < 0)
+		return NULL;
+	for (int src = 0; src < DESIRED_N_SOURCES; src++)
+		for (size_t i = 0; i < ds->inv[src].n; i++) {
+			const struct mseg_endpoint *o = ds->inv[src].eps[i];
+
+			if (strcmp(o->id, ep->id) == 0 || !o->netns || stat(o->netns, &b) < 0)
+				continue;
+			if (a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+				return o->id;
+		}
+	return NULL;
+}
+
 /* Create or replace API endpoint @ep (taken) whose document is @doc: the
  * path PUT and PATCH share. */
 static void endpoint_apply(struct api_ctx *x, struct mseg_endpoint *ep, const char *doc,
@@ -451,7 +474,7 @@ static void endpoint_apply(struct api_ctx *x, struct mseg_endpoint *ep, const ch
 	const struct api_backend *be = x->be;
 	struct mseg_plan *plan = NULL;
 	struct desired_change ch = { .put_ep = ep };
-	const char *id = ep->id;
+	const char *id = ep->id, *other;
 	struct mseg_err err;
 	bool existed;
 	int r;
@@ -459,6 +482,12 @@ static void endpoint_apply(struct api_ctx *x, struct mseg_endpoint *ep, const ch
 	if (inventory_find(&be->desired->inv[DESIRED_FILE], id)) {
 		api_resp_error(x, 409, "endpoint '%s' comes from the inventory file (%s); change it there",
 			   id, be->cfg->endpoints_file ? be->cfg->endpoints_file : "?");
+		goto out_free;
+	}
+	other = netns_owner(x, ep);
+	if (other) {
+		api_resp_error(x, 409, "netns '%s' is the namespace of endpoint '%s' already; one "
+			       "endpoint per network namespace", ep->netns, other);
 		goto out_free;
 	}
 	existed = inventory_find(&be->desired->inv[DESIRED_API], id) != NULL;

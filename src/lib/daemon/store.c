@@ -259,7 +259,9 @@ int store_write_atomic(const char *dir, const char *name, const char *data, size
 	    snprintf(tmp, sizeof(tmp), "%s/" STORE_TMP_PREFIX "%d.%lu", dir, (int)getpid(),
 		     ++seq) >= (int)sizeof(tmp))
 		return err_setf(err, ENAMETOOLONG, "'%s/%s': path too long", dir, name);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	/* a new file or nothing: never through a planted symlink or an
+	 * existing file */
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return err_set(err, tmp, 0, 0, errno, "cannot create: %s", strerror(errno));
 	r = write_all(fd, data, len);
