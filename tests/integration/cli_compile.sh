@@ -82,4 +82,11 @@ for p in "$ex"/office-admin.yaml; do
 done
 check "example audit-rollout.yaml" 0 "$MSEG" compile -f "$ex/audit-rollout.yaml" \
 	--endpoints "$ex/inventory/audit-rollout.yaml" && pass "example audit-rollout.yaml"
+# a FIFO among the policies must not hang the reader (msegd reads the same
+# way from its event loop): refused at once as not a regular file
+mkdir -p "$tmp/fifo"
+mkfifo "$tmp/fifo/x.yaml"
+check "a FIFO in the policy dir is refused, not waited on" 1 timeout 5 "$MSEG" compile \
+	-f "$tmp/fifo" --endpoints "$ex/inventory/incident.yaml" &&
+	grep -q "x.yaml: not a regular file" "$tmp/err" && pass "the FIFO is named as not a regular file"
 [ $fails -eq 0 ]

@@ -528,7 +528,9 @@ int ytree_file_read(const char *path, size_t max_size, char **ret_buf, size_t *r
 	char *buf;
 	int fd, r;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	/* O_NONBLOCK: opening a FIFO must not hang msegd's loop (it is then
+	 * refused as not a regular file) */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0)
 		return err_set(err, path, 0, 0, errno, "cannot open: %s", strerror(errno));
 	if (fstat(fd, &st) < 0) {
