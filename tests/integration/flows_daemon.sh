@@ -91,7 +91,12 @@ q1=$(metric 'mseg_queue_packets_total{verdict="dropped"}')
 echo "queued packets before/after: ${q0:-?} ${q1:-?}"
 t_check "msegd's API answers and counted the queued ones" [ "${q1:-0}" -gt "${q0:-0}" ]
 refused=$(grep -c "Operation not permitted" "$T_TMP/raw.out")
-i1=$(metric 'mseg_invalid_packets_total{endpoint="db",direction="egress"}')
+# per-endpoint kernel counters are read in the background: at most ~5 s old
+for i in $(seq 1 70); do
+	i1=$(metric 'mseg_invalid_packets_total{endpoint="db",direction="egress"}')
+	[ "$((${i1:-0} - ${i0:-0}))" -ge "$refused" ] && break
+	sleep 0.1
+done
 echo "conntrack-invalid: $refused refused at sendto, counter ${i0:-?} -> ${i1:-?}"
 t_check "the ones conntrack refused are counted (mseg_invalid_packets_total)" \
 	[ "$refused" -ge 1 ] && [ "$((${i1:-0} - ${i0:-0}))" -ge "$refused" ]

@@ -14,6 +14,7 @@
 #include <microhttpd.h>
 
 #include "mseg/api/api.h"
+#include "mseg/kernel/nft.h"
 #include "mseg/packet/flow.h"
 
 #ifndef MSEG_VERSION
@@ -28,6 +29,14 @@
 #define API_RULES_PER_TICK 1
 #define API_RULES_MAX_AGE_MS 1000
 #define API_RULES_IDLE_MS 30000
+/* GET /metrics: the per-endpoint kernel counters come from the same
+ * background timer (one namespace per tick, each read at most this old)
+ * while somebody scraped within API_RULES_IDLE_MS, so a scrape does no
+ * netlink round trip */
+#define API_COUNTERS_MAX_AGE_MS 5000
+/* GET /v1/rules?fresh=1 (and ?table=1) read every namespace on the loop:
+ * at most one such read per this many ms (429 otherwise) */
+#define API_FRESH_MIN_INTERVAL_MS 1000
 #define API_DIFF_MAX_LIST 200
 /* a follower's output buffer: the backlog is sent in pieces of about this */
 #define API_FOLLOW_BUF (64u << 10)
@@ -98,6 +107,8 @@ struct api_server {
 	size_t n_slots;
 	struct evloop_source *rules_timer;
 	uint64_t rules_wanted_ns;      /* last GET /v1/rules */
+	uint64_t metrics_wanted_ns;    /* last GET /metrics */
+	uint64_t fresh_ns;             /* last full live read (?fresh=1, ?table=1) */
 	char *rules_text;              /* the last list answer, until a slot changes */
 	uint64_t rules_text_key;
 	char *status_text;             /* the last /v1/status, until status_key() moves */
@@ -111,6 +122,10 @@ struct rules_slot {
 	uint64_t checked_ns;
 	uint64_t key;                  /* rules_cache_key() when it was read */
 	bool shown_stale;              /* the cached list answer marks it stale */
+	/* the table's counters, for /metrics */
+	struct ep_table_counters ctr;
+	bool ctr_valid;
+	uint64_t ctr_ns;               /* when read; 0: never */
 };
 
 /* Per request (MHD's con_cls). */

@@ -975,14 +975,48 @@ static void on_rules_timer(struct evloop_source *src, uint64_t now, struct api_s
 	}
 }
 
+/* The background counter read for /metrics: the stalest namespace per
+ * tick, while somebody scrapes. */
+static void on_counters_timer(uint64_t now, struct api_server *a)
+{
+	struct reconciler *rec = a->be.rec;
+	size_t best = SIZE_MAX;
+	uint64_t best_age = 0;
+
+	if (!a->metrics_wanted_ns || now - a->metrics_wanted_ns > (uint64_t)API_RULES_IDLE_MS * 1000000ull)
+		return;
+	if (rules_slots_sync(a) < 0)
+		return;
+	for (size_t i = 0; i < a->n_slots; i++) {
+		uint64_t age = !a->slots[i].ctr_ns ? UINT64_MAX : now - a->slots[i].ctr_ns;
+
+		if (age > best_age) {
+			best_age = age;
+			best = i;
+		}
+	}
+	if (best == SIZE_MAX || best_age < (uint64_t)API_COUNTERS_MAX_AGE_MS * 1000000ull)
+		return;
+	{
+		struct rules_slot *sl = &a->slots[best];
+		struct reconcile_ep_status st;
+		struct mseg_err err;
+
+		sl->ctr_ns = now;
+		reconciler_ep_status(rec, best, &st);
+		sl->ctr_valid = st.programmed && reconciler_ep_counters(rec, best, &sl->ctr, &err) == 0;
+	}
+}
+
 void api_on_rules_tick(struct evloop_source *src, uint32_t events, void *data)
 {
-	uint64_t exp;
+	uint64_t exp, now = clock_mono_ns();
 
 	if (read(evloop_source_fd(src), &exp, sizeof(exp)) < 0) {
 		/* a spurious wakeup */
 	}
-	on_rules_timer(src, clock_mono_ns(), data);
+	on_rules_timer(src, now, data);
+	on_counters_timer(now, data);
 }
 
 void api_handle_rules(struct api_ctx *x, const char *id)
@@ -1003,6 +1037,20 @@ void api_handle_rules(struct api_ctx *x, const char *id)
 	json_t *arr, *o;
 	size_t drifted = 0, stale = 0, live = 0;
 	uint64_t now = clock_mono_ns(), key = rules_cache_key(x);
+
+	/* a live read of every namespace holds the loop: not more than one a
+	 * second, however many clients ask */
+	if (fresh) {
+		if (x->a->fresh_ns &&
+		    now - x->a->fresh_ns < (uint64_t)API_FRESH_MIN_INTERVAL_MS * 1000000ull) {
+			api_resp_error(x, 429, "a live read of every namespace (fresh or table) was "
+				       "done less than %u ms ago; try again in a second, or leave "
+				       "out fresh/table for the background read-back",
+				       API_FRESH_MIN_INTERVAL_MS);
+			return;
+		}
+		x->a->fresh_ns = now;
+	}
 
 	/* after an idle spell the background stopped: rebuild, marking old reads */
 	if (now - x->a->rules_wanted_ns > (uint64_t)API_RULES_IDLE_MS * 1000000ull) {
@@ -1263,51 +1311,31 @@ void api_handle_metrics(struct api_ctx *x)
 	m_head(f, "mseg_elements_deleted_total", "counter", "Kernel set elements deleted.");
 	fprintf(f, "mseg_elements_deleted_total %llu\n", (unsigned long long)st->elements_deleted);
 
-	/* the invalid counts come with the same read as the over-limit ones */
-	uint64_t *invalid = calloc(n * MSEG_DIR_COUNT + 1, sizeof(*invalid));
-	bool *invalid_present = calloc(n * MSEG_DIR_COUNT + 1, sizeof(*invalid_present));
-
-	if (!invalid || !invalid_present) {
-		free(invalid);
-		free(invalid_present);
-		fclose(f);
-		free(buf);
-		api_resp_error(x, 503, "out of memory");
-		return;
-	}
+	/* per endpoint: the background reads' latest (on_counters_timer) */
+	x->a->metrics_wanted_ns = clock_mono_ns();
+	rules_slots_sync(x->a);
 	m_head(f, "mseg_overlimit_packets_total", "counter",
 	       "Unmatched packets over the queue rate limit (not sent to msegd), per endpoint and direction.");
-	for (size_t i = 0; i < n; i++) {
-		struct reconcile_ep_status s;
-		struct ep_table_counters ctr;
-		struct mseg_err err;
+	for (size_t i = 0; i < x->a->n_slots; i++) {
+		const struct rules_slot *sl = &x->a->slots[i];
 
-		reconciler_ep_status(be->rec, i, &s);
-		if (!s.programmed || reconciler_ep_counters(be->rec, i, &ctr, &err) < 0)
-			continue;
 		for (int dir = 0; dir < MSEG_DIR_COUNT; dir++)
-			if (ctr.present[dir])
+			if (sl->ctr_valid && sl->ctr.present[dir])
 				fprintf(f, "mseg_overlimit_packets_total{endpoint=\"%s\",direction=\"%s\"} %llu\n",
-					s.id, dir == 0 ? "ingress" : "egress",
-					(unsigned long long)ctr.packets[dir]);
-		memcpy(invalid + i * MSEG_DIR_COUNT, ctr.invalid_packets, sizeof(ctr.invalid_packets));
-		for (int dir = 0; dir < MSEG_DIR_COUNT; dir++)
-			invalid_present[i * MSEG_DIR_COUNT + dir] = ctr.present[dir];
+					sl->id, dir == 0 ? "ingress" : "egress",
+					(unsigned long long)sl->ctr.packets[dir]);
 	}
 	m_head(f, "mseg_invalid_packets_total", "counter",
 	       "Packets conntrack found invalid, dropped in the kernel before the queue, per endpoint and direction.");
-	for (size_t i = 0; i < n; i++) {
-		struct reconcile_ep_status s;
+	for (size_t i = 0; i < x->a->n_slots; i++) {
+		const struct rules_slot *sl = &x->a->slots[i];
 
-		reconciler_ep_status(be->rec, i, &s);
 		for (int dir = 0; dir < MSEG_DIR_COUNT; dir++)
-			if (invalid_present[i * MSEG_DIR_COUNT + dir])
+			if (sl->ctr_valid && sl->ctr.present[dir])
 				fprintf(f, "mseg_invalid_packets_total{endpoint=\"%s\",direction=\"%s\"} %llu\n",
-					s.id, dir == 0 ? "ingress" : "egress",
-					(unsigned long long)invalid[i * MSEG_DIR_COUNT + dir]);
+					sl->id, dir == 0 ? "ingress" : "egress",
+					(unsigned long long)sl->ctr.invalid_packets[dir]);
 	}
-	free(invalid);
-	free(invalid_present);
 	if (x->a->flows) {
 		struct flow_counts fc;
 		struct flow_ring_stats fs;
