@@ -27,6 +27,12 @@
  * more are waiting (fairness between namespaces; epoll is level-triggered,
  * the rest comes on the next round) or when the socket is empty.
  *
+ * The receive slots (`batch` x (copy_range + 1 KiB)) are not the
+ * listener's own: all listeners share one set, sized for the largest, taken
+ * for the length of one queue_listener_read(). A listener itself holds its
+ * socket, the /proc file of the kernel's queue counters and its pending
+ * verdicts (about 2 KiB).
+ *
  * The handler must be quick (parse + flow record); anything slow (log
  * writes) belongs on a timer. Messages that do not come from the kernel
  * (another process in the namespace with CAP_NET_ADMIN could send to our

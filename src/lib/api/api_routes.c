@@ -1,8 +1,10 @@
 /* The REST API's route handlers: policies, endpoints, rules, status,
  * metrics, check and flows (docs/rest-api.md); the HTTP transport that
  * calls them is api.c. */
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1262,6 +1264,36 @@ static int flow_count_cb(const struct flow_record *rec, void *data)
 	return 0;
 }
 
+static long open_fds_count(void)
+{
+	DIR *dir = opendir("/proc/self/fd");
+	struct dirent *de;
+	long n = 0;
+
+	if (!dir)
+		return -1;
+	while ((de = readdir(dir)))
+		if (de->d_name[0] != '.')
+			n++;
+	closedir(dir);
+	return n - 1;   /* not the directory's own fd */
+}
+
+/* What one endpoint costs msegd shows here (docs/operations.md, memory). */
+static void m_head_process(FILE *f)
+{
+	struct mallinfo2 mi = mallinfo2();
+	long fds = open_fds_count();
+
+	m_head(f, "process_heap_bytes", "gauge",
+	       "Heap in use by msegd (malloc: arena chunks plus mmapped chunks).");
+	fprintf(f, "process_heap_bytes %zu\n", mi.uordblks + mi.hblkhd);
+	if (fds >= 0) {
+		m_head(f, "process_open_fds", "gauge", "File descriptors msegd has open.");
+		fprintf(f, "process_open_fds %ld\n", fds);
+	}
+}
+
 void api_handle_metrics(struct api_ctx *x)
 {
 	const struct api_backend *be = x->be;
@@ -1392,6 +1424,7 @@ void api_handle_metrics(struct api_ctx *x)
 	fprintf(f, "mseg_start_time_seconds %llu\n", (unsigned long long)x->a->start_real_s);
 	m_head(f, "mseg_ready", "gauge", "1 when every endpoint is programmed.");
 	fprintf(f, "mseg_ready %d\n", reconciler_ready(be->rec) ? 1 : 0);
+	m_head_process(f);
 	if (fclose(f) != 0) {
 		free(buf);
 		api_resp_error(x, 503, "out of memory");

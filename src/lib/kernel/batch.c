@@ -300,6 +300,7 @@ static int acks_read(struct netns *ns, struct ack_state *a, bool wait)
 	static mnl_cb_t ctl[NLMSG_MIN_TYPE] = { [NLMSG_ERROR] = ack_cb };
 	int fd = mnl_socket_get_fd(ns->nl);
 	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	struct netns_rxbuf rx;
 	ssize_t n;
 	int r;
 
@@ -308,22 +309,37 @@ static int acks_read(struct netns *ns, struct ack_state *a, bool wait)
 		return errno == EINTR ? 0 : -errno;
 	if (r == 0)
 		return wait ? -ETIMEDOUT : -EAGAIN;
-	n = recv(fd, ns->rxbuf, ns->rxbuf_size, MSG_DONTWAIT);
-	if (n < 0)
-		return errno == EINTR ? 0 : -errno;
+	r = netns_rxbuf_take(&rx);
+	if (r < 0)
+		return r;
+	n = recv(fd, rx.buf, rx.size, MSG_DONTWAIT);
+	if (n < 0) {
+		r = errno == EINTR ? 0 : -errno;
+		goto out_put;
+	}
 	/* replies that are not acks (there should be none) are skipped; a
 	 * missing ack ends in the timeout above */
-	(void)mnl_cb_run2(ns->rxbuf, (size_t)n, 0, ns->portid, NULL, a, ctl, NLMSG_MIN_TYPE);
-	return 0;
+	(void)mnl_cb_run2(rx.buf, (size_t)n, 0, ns->portid, NULL, a, ctl, NLMSG_MIN_TYPE);
+out_put:
+	netns_rxbuf_put(&rx);
+	return r;
 }
 
 /* Throw away whatever an earlier, interrupted exchange left queued. */
 static void socket_drain(struct netns *ns)
 {
 	int fd = mnl_socket_get_fd(ns->nl);
+	struct netns_rxbuf rx;
 
-	while (recv(fd, ns->rxbuf, ns->rxbuf_size, MSG_DONTWAIT) > 0)
+	/* without a buffer, MSG_TRUNC discards each datagram all the same */
+	if (netns_rxbuf_take(&rx) < 0) {
+		while (recv(fd, NULL, 0, MSG_DONTWAIT | MSG_TRUNC) > 0)
+			;
+		return;
+	}
+	while (recv(fd, rx.buf, rx.size, MSG_DONTWAIT) > 0)
 		;
+	netns_rxbuf_put(&rx);
 }
 
 /* ---- error text ---- */
@@ -593,6 +609,7 @@ int nl_request(struct netns *ns, struct nlmsghdr *nlh,
 		return -errno;
 	for (;;) {
 		struct pollfd pfd = { .fd = mnl_socket_get_fd(nl), .events = POLLIN };
+		struct netns_rxbuf rx;
 		ssize_t n;
 
 		r = poll(&pfd, 1, ACK_TIMEOUT_MS);
@@ -602,19 +619,26 @@ int nl_request(struct netns *ns, struct nlmsghdr *nlh,
 			netns_nl_reset(ns);
 			return r < 0 ? -errno : -ETIMEDOUT;
 		}
-		n = recv(pfd.fd, ns->rxbuf, ns->rxbuf_size, 0);
+		r = netns_rxbuf_take(&rx);
+		if (r < 0)
+			return r;
+		n = recv(pfd.fd, rx.buf, rx.size, 0);
 		if (n < 0) {
-			if (errno == EINTR)
-				continue;
 			r = -errno;
+			netns_rxbuf_put(&rx);
+			if (r == -EINTR)
+				continue;
 			netns_nl_reset(ns);
 			return r;
 		}
-		r = mnl_cb_run(ns->rxbuf, (size_t)n, seq, ns->portid, cb, data);
+		/* @cb may parse the reply in place, never keep it */
+		r = mnl_cb_run(rx.buf, (size_t)n, seq, ns->portid, cb, data);
+		if (r < 0)
+			r = errno ? -errno : -EIO;
+		netns_rxbuf_put(&rx);
 		if (r == MNL_CB_STOP)
 			return 0;
 		if (r < 0) {
-			r = errno ? -errno : -EIO;
 			/* a dump interrupted by a ruleset change (EINTR) or an
 			 * error reply: leave nothing unread behind */
 			socket_drain(ns);

@@ -1,14 +1,16 @@
-/* netns: a handle on a network namespace (an fd, for setns) and the
+/* netns: a handle on a network namespace (its path and identity) and the
  * netfilter socket opened inside it.
  *
  * A netlink socket acts in the namespace it was created in, for its whole
  * life. So we enter the namespace only to create the socket: the calling
  * thread setns()es into it, calls socket(), and setns()es back to the
- * namespace it came from. */
+ * namespace it came from. The fd used for setns() is opened for that and
+ * closed again (netns.h: what one endpoint costs in fds). */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/netlink.h>
 #include <linux/nsfs.h>
+#include <linux/sockios.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +24,9 @@
 
 #include "kernel/netns.h"
 
-#define NETNS_RXBUF_SIZE (128u << 10)
+#ifndef SIOCGSKNS
+#define SIOCGSKNS 0x894C
+#endif
 
 #ifndef NETLINK_EXT_ACK
 #define NETLINK_EXT_ACK 11
@@ -53,33 +57,30 @@ static int check_netns_fd(int fd)
 int netns_open(const char *path, struct netns **ret_ns)
 {
 	struct netns *ns;
-	int r;
+	struct stat st;
+	int fd, r;
 
 	ns = calloc(1, sizeof(*ns));
 	if (!ns)
 		return -ENOMEM;
-	ns->fd = -1;
 	ns->path = strdup(path ? path : "");
 	if (!ns->path) {
 		r = -ENOMEM;
 		goto out_free;
 	}
-	if (path) {
-		ns->fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (ns->fd < 0) {
-			r = -errno;
-			goto out_free;
-		}
-		r = check_netns_fd(ns->fd);
-		if (r < 0)
-			goto out_free;
-	} else {
-		ns->fd = open_self_netns();
-		if (ns->fd < 0) {
-			r = ns->fd;
-			goto out_free;
-		}
+	fd = path ? open(path, O_RDONLY | O_CLOEXEC) : open_self_netns();
+	if (fd < 0) {
+		r = path ? -errno : fd;
+		goto out_free;
 	}
+	r = path ? check_netns_fd(fd) : 0;
+	if (r == 0 && fstat(fd, &st) < 0)
+		r = -errno;
+	close(fd);
+	if (r < 0)
+		goto out_free;
+	ns->dev = st.st_dev;
+	ns->ino = st.st_ino;
 	ns->seq = (uint32_t)time(NULL);
 	*ret_ns = ns;
 	return 0;
@@ -94,9 +95,6 @@ struct netns *netns_free(struct netns *ns)
 	if (!ns)
 		return NULL;
 	netns_nl_reset(ns);
-	if (ns->fd >= 0)
-		close(ns->fd);
-	free(ns->rxbuf);
 	free(ns->path);
 	free(ns);
 	return NULL;
@@ -138,21 +136,55 @@ static int ns_open_here(const struct ns_open *o)
 	return fd < 0 ? -errno : fd;
 }
 
+/* An fd of the namespace of @ns, for setns(): from our socket in it when
+ * we have one, else from the path, which must still name the namespace
+ * netns_open() found there (-ESTALE: it names another one now). */
+static int ns_fd_open(const struct netns *ns)
+{
+	struct stat st;
+	int fd;
+
+	if (ns->nl) {
+		fd = ioctl(mnl_socket_get_fd(ns->nl), SIOCGSKNS);
+		if (fd >= 0)
+			return fd;
+	}
+	if (ns->path[0]) {
+		fd = open(ns->path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			return -errno;
+	} else {
+		fd = open_self_netns();
+		if (fd < 0)
+			return fd;
+	}
+	if (fstat(fd, &st) < 0 || st.st_dev != ns->dev || st.st_ino != ns->ino) {
+		close(fd);
+		return -ESTALE;
+	}
+	return fd;
+}
+
 /* Enter @ns with setns(), open, and return to the thread's own namespace. */
 static int ns_open_in(struct netns *ns, const struct ns_open *o)
 {
-	int self, r;
+	int self, nsfd, r;
 
 	self = open_self_netns();
 	if (self < 0)
 		return self;
-	if (same_ns(self, ns->fd)) {
-		r = ns_open_here(o);
+	nsfd = ns_fd_open(ns);
+	if (nsfd < 0) {
+		r = nsfd;
 		goto out_close_self;
 	}
-	if (setns(ns->fd, CLONE_NEWNET) < 0) {
+	if (same_ns(self, nsfd)) {
+		r = ns_open_here(o);
+		goto out_close_nsfd;
+	}
+	if (setns(nsfd, CLONE_NEWNET) < 0) {
 		r = -errno;
-		goto out_close_self;
+		goto out_close_nsfd;
 	}
 	r = ns_open_here(o);
 	if (setns(self, CLONE_NEWNET) < 0) {
@@ -162,6 +194,8 @@ static int ns_open_in(struct netns *ns, const struct ns_open *o)
 			close(r);
 		r = -ENOTRECOVERABLE;
 	}
+out_close_nsfd:
+	close(nsfd);
 out_close_self:
 	close(self);
 	return r;
@@ -196,12 +230,6 @@ int netns_nl(struct netns *ns, struct mnl_socket **ret_nl)
 	if (ns->nl) {
 		*ret_nl = ns->nl;
 		return 0;
-	}
-	if (!ns->rxbuf) {
-		ns->rxbuf = malloc(NETNS_RXBUF_SIZE);
-		if (!ns->rxbuf)
-			return -ENOMEM;
-		ns->rxbuf_size = NETNS_RXBUF_SIZE;
 	}
 	fd = netns_socket(ns, AF_NETLINK, SOCK_RAW, NETLINK_NETFILTER);
 	if (fd < 0)
@@ -280,6 +308,37 @@ int netns_nl_buffers(struct netns *ns, size_t snd, size_t rcv)
 	 * but do not fail when the kernel gives less */
 	(void)raise_buf(fd, SO_RCVBUF, SO_RCVBUFFORCE, rcv, &ns->rcvbuf);
 	return 0;
+}
+
+/* In the data segment: its pages count only once a reply has touched them,
+ * and then once for the whole process. */
+static char netns_rxbuf_shared[NETNS_RXBUF_SIZE] __attribute__((aligned(16)));
+static bool netns_rxbuf_busy;
+
+int netns_rxbuf_take(struct netns_rxbuf *rx)
+{
+	if (!__atomic_test_and_set(&netns_rxbuf_busy, __ATOMIC_ACQUIRE)) {
+		rx->buf = netns_rxbuf_shared;
+		rx->shared = true;
+	} else {
+		rx->buf = malloc(NETNS_RXBUF_SIZE);
+		if (!rx->buf)
+			return -ENOMEM;
+		rx->shared = false;
+	}
+	rx->size = NETNS_RXBUF_SIZE;
+	return 0;
+}
+
+void netns_rxbuf_put(struct netns_rxbuf *rx)
+{
+	if (!rx->buf)
+		return;
+	if (rx->shared)
+		__atomic_clear(&netns_rxbuf_busy, __ATOMIC_RELEASE);
+	else
+		free(rx->buf);
+	rx->buf = NULL;
 }
 
 uint32_t netns_seq_reserve(struct netns *ns, uint32_t n)

@@ -5,21 +5,27 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "mseg/kernel/nft.h"
 #include "kernel/ep_shape.h"
 
 struct mnl_socket;
 
+/* No fd is kept for the namespace itself: one endpoint costs msegd the
+ * netfilter socket below, its NFQUEUE socket and that listener's /proc
+ * file, nothing more. To open something inside the namespace we take the
+ * namespace from our socket (SIOCGSKNS, exact even after the path is gone)
+ * or, before the first socket, from @path, checked against the identity
+ * recorded at netns_open(). */
 struct netns {
-	int fd;                          /* the namespace, for setns() */
-	char *path;
+	char *path;                      /* "" = the namespace of the opener */
+	dev_t dev;                       /* the namespace's identity (nsfs) */
+	ino_t ino;
 	struct mnl_socket *nl;           /* NETLINK_NETFILTER inside it; lazily */
 	uint32_t portid;
 	uint32_t seq;
 	int sndbuf, rcvbuf;              /* what the kernel reports for the socket */
-	char *rxbuf;
-	size_t rxbuf_size;
 	struct nft_stats stats;
 	struct ep_shape programmed;
 };
@@ -36,6 +42,21 @@ void netns_nl_reset(struct netns *ns);
  * the sysctl limits (SO_SNDBUFFORCE/SO_RCVBUFFORCE), like nft does.
  * Returns -EMSGSIZE when the send buffer cannot hold @snd. */
 int netns_nl_buffers(struct netns *ns, size_t snd, size_t rcv);
+
+/* The receive buffer for netlink replies, one for all namespaces: msegd
+ * reads one namespace's socket at a time, and even a dump of a 100k-element
+ * set arrives in datagrams far smaller than this. Take it for one recv() and
+ * the mnl_cb_run() over what it returned; should it be taken already
+ * (another thread, or a callback that reads again), a heap buffer of the
+ * same size stands in. */
+#define NETNS_RXBUF_SIZE (128u << 10)
+struct netns_rxbuf {
+	char *buf;
+	size_t size;
+	bool shared;
+};
+int netns_rxbuf_take(struct netns_rxbuf *rx);
+void netns_rxbuf_put(struct netns_rxbuf *rx);
 
 /* Reserve @n consecutive sequence numbers; returns the first. */
 uint32_t netns_seq_reserve(struct netns *ns, uint32_t n);

@@ -2,6 +2,8 @@
  * an atomic replace; endpoints that went away lose their table. */
 #include <errno.h>
 #include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,10 +70,93 @@ static void rec_events_clear(struct reconciler *r)
 	r->dropped_events = 0;
 }
 
+/* Entry arrays are shared and counted. compile_plan() gives every endpoint
+ * of a group the same array, and after programming what the kernel holds
+ * is what we wanted: a copy per endpoint and per state (desired, kernel)
+ * made msegd's memory grow with endpoints x peers (1,000 endpoints of 10
+ * groups: 90 KiB each). Now there is one copy per distinct array of the
+ * last compile (and of an older one while an endpoint still holds it). */
+struct entries_buf {
+	size_t refs;
+	struct mseg_entry e[];
+};
+
+static struct entries_buf *entries_buf_of(struct mseg_entry *e)
+{
+	return (struct entries_buf *)((char *)e - offsetof(struct entries_buf, e));
+}
+
+static struct mseg_entry *entries_ref(struct mseg_entry *e)
+{
+	if (e)
+		entries_buf_of(e)->refs++;
+	return e;
+}
+
+static void entries_unref(struct mseg_entry *e)
+{
+	struct entries_buf *b;
+
+	if (!e)
+		return;
+	b = entries_buf_of(e);
+	if (--b->refs == 0)
+		free(b);
+}
+
+/* One shared copy per array of a compiled plan, for the length of one
+ * reconciler_apply(): plan array -> our copy (holding one reference). */
+struct entries_map {
+	const struct mseg_entry **from;
+	struct mseg_entry **to;
+	size_t cap;                   /* a power of two */
+};
+
+static int entries_map_init(struct entries_map *m, size_t n_arrays)
+{
+	m->cap = 16;
+	while (m->cap < 2 * n_arrays)
+		m->cap *= 2;
+	m->from = calloc(m->cap, sizeof(*m->from));
+	m->to = calloc(m->cap, sizeof(*m->to));
+	return m->from && m->to ? 0 : -ENOMEM;
+}
+
+static void entries_map_release(struct entries_map *m)
+{
+	for (size_t i = 0; m->to && i < m->cap; i++)
+		entries_unref(m->to[i]);
+	free(m->from);
+	free(m->to);
+	memset(m, 0, sizeof(*m));
+}
+
+/* Our copy of @src (@n > 0 entries), made on first sight; not referenced
+ * for the caller. NULL: out of memory. */
+static struct mseg_entry *entries_map_get(struct entries_map *m, const struct mseg_entry *src,
+					  size_t n)
+{
+	size_t i = ((uintptr_t)src / sizeof(*src) * 0x9E3779B97F4A7C15ull) & (m->cap - 1);
+	struct entries_buf *b;
+
+	while (m->from[i] && m->from[i] != src)
+		i = (i + 1) & (m->cap - 1);
+	if (m->from[i])
+		return m->to[i];
+	b = malloc(sizeof(*b) + n * sizeof(*src));
+	if (!b)
+		return NULL;
+	b->refs = 1;
+	memcpy(b->e, src, n * sizeof(*src));
+	m->from[i] = src;
+	m->to[i] = b->e;
+	return b->e;
+}
+
 static void dir_plan_release(struct mseg_ep_plan *p)
 {
 	for (int d = 0; d < MSEG_DIR_COUNT; d++) {
-		free(p->dir[d].entries);
+		entries_unref(p->dir[d].entries);
 		p->dir[d].entries = NULL;
 		p->dir[d].n_entries = 0;
 		p->dir[d].isolated = false;
@@ -79,8 +164,23 @@ static void dir_plan_release(struct mseg_ep_plan *p)
 	p->ep = NULL;
 }
 
-/* A copy that does not point into the compiled plan or the inventory. */
-static int ep_plan_copy(struct mseg_ep_plan *dst, const struct mseg_ep_plan *src)
+/* @dst becomes what @src is, sharing its entries (both are ours). */
+static void ep_plan_share(struct mseg_ep_plan *dst, const struct mseg_ep_plan *src)
+{
+	struct mseg_ep_plan c = { .ep = NULL };
+
+	for (int d = 0; d < MSEG_DIR_COUNT; d++) {
+		c.dir[d] = src->dir[d];
+		c.dir[d].entries = entries_ref(src->dir[d].entries);
+	}
+	dir_plan_release(dst);
+	*dst = c;
+}
+
+/* @dst becomes the compiled @src, with entries that do not point into the
+ * compiled plan (it is freed after the apply). */
+static int ep_plan_from_compiled(struct mseg_ep_plan *dst, const struct mseg_ep_plan *src,
+				 struct entries_map *m)
 {
 	struct mseg_ep_plan c = { .ep = NULL };
 
@@ -88,13 +188,13 @@ static int ep_plan_copy(struct mseg_ep_plan *dst, const struct mseg_ep_plan *src
 		c.dir[d] = src->dir[d];
 		c.dir[d].entries = NULL;
 		if (src->dir[d].n_entries) {
-			c.dir[d].entries = malloc(src->dir[d].n_entries * sizeof(struct mseg_entry));
+			c.dir[d].entries = entries_map_get(m, src->dir[d].entries,
+							   src->dir[d].n_entries);
 			if (!c.dir[d].entries) {
 				dir_plan_release(&c);
 				return -ENOMEM;
 			}
-			memcpy(c.dir[d].entries, src->dir[d].entries,
-			       src->dir[d].n_entries * sizeof(struct mseg_entry));
+			entries_ref(c.dir[d].entries);
 		}
 	}
 	dir_plan_release(dst);
@@ -295,9 +395,7 @@ static int ep_state_program(struct reconciler *r, struct ep_state *s, bool verif
 		ret = ep_table_verify(s->ns, &s->desired, &r->topts, &rep, &err);
 		if (ret == 0 && rep.in_sync) {
 			ep_table_report_release(&rep);
-			ret = ep_plan_copy(&s->kernel, &s->desired);
-			if (ret < 0)
-				return ret;
+			ep_plan_share(&s->kernel, &s->desired);
 			s->in_kernel = true;
 			r->stats.adopted++;
 			rec_event(r, "endpoint '%s': table in sync, adopted", s->id);
@@ -333,11 +431,7 @@ static int ep_state_program(struct reconciler *r, struct ep_state *s, bool verif
 			  (unsigned long long)(after.elems_deleted - before.elems_deleted),
 			  (double)after.last_batch_ns / 1e6);
 	}
-	ret = ep_plan_copy(&s->kernel, &s->desired);
-	if (ret < 0) {
-		s->in_kernel = false;
-		return ret;
-	}
+	ep_plan_share(&s->kernel, &s->desired);
 	s->in_kernel = true;
 	ep_state_set_error(s, NULL);
 	return 0;
@@ -373,6 +467,7 @@ int reconciler_apply(struct reconciler *r, const struct mseg_policy_set *pols,
 		     const struct mseg_inventory *inv)
 {
 	struct mseg_plan *plan = NULL;
+	struct entries_map map = { 0 };
 	bool failed = false;
 	int ret;
 
@@ -382,6 +477,9 @@ int reconciler_apply(struct reconciler *r, const struct mseg_policy_set *pols,
 	if (ret < 0)
 		return ret;
 	ret = rec_names_build(r, pols);
+	if (ret < 0)
+		goto out_free_plan;
+	ret = entries_map_init(&map, plan->n_eps * MSEG_DIR_COUNT);
 	if (ret < 0)
 		goto out_free_plan;
 
@@ -402,7 +500,7 @@ int reconciler_apply(struct reconciler *r, const struct mseg_policy_set *pols,
 		ret = ep_state_set_names(s, p->ep);
 		if (ret < 0)
 			goto out_free_plan;
-		ret = ep_plan_copy(&s->desired, p);
+		ret = ep_plan_from_compiled(&s->desired, p, &map);
 		if (ret < 0)
 			goto out_free_plan;
 		if (!p->ep->netns) {
@@ -435,6 +533,7 @@ int reconciler_apply(struct reconciler *r, const struct mseg_policy_set *pols,
 	ret = failed ? -EIO : 0;
 
 out_free_plan:
+	entries_map_release(&map);
 	plan_free(plan);
 	return ret;
 }

@@ -53,12 +53,8 @@ struct queue_listener {
 	uint32_t flags;              /* NFQA_CFG_F_* in effect */
 	uint32_t seq;
 
-	/* receive side: batch slots of bufsize bytes */
-	size_t bufsize;
-	char *rxbuf;
-	struct mmsghdr *msgs;
-	struct iovec *iov;
-	struct sockaddr_nl *addrs;
+	size_t bufsize;              /* one receive slot: a message of copy_range */
+	struct rx_set *rx;           /* during a read or config_send only */
 
 	/* verdicts: the current run, and the messages not sent yet */
 	bool run_open;
@@ -76,6 +72,114 @@ struct queue_listener {
 	int kstats_fd;               /* /proc/net/netfilter/nfnetlink_queue in the netns */
 	struct queue_stats stats;
 };
+
+/* ---- the receive slots, shared ----
+ *
+ * A listener needs `batch` slots of `bufsize` bytes only while it reads, and
+ * one loop reads one listener at a time: so all listeners share one set,
+ * sized for the largest of them, kept while any listener is open. A
+ * listener takes it for one queue_listener_read() (or config exchange) and
+ * gives it back before returning; the handler sees packets in it and must
+ * not keep them (queue.h). Should the set be taken already (a listener read
+ * by another thread, or a handler reading a listener), that read gets a set
+ * of its own for the call. */
+struct rx_set {
+	char *buf;
+	size_t bufsize;              /* bytes per slot */
+	unsigned slots;
+	struct mmsghdr *msgs;
+	struct iovec *iov;
+	struct sockaddr_nl *addrs;
+};
+
+static struct rx_set rx_shared;
+static bool rx_shared_busy;
+static unsigned rx_users;            /* open listeners */
+
+static void rx_set_release(struct rx_set *rx)
+{
+	free(rx->buf);
+	free(rx->msgs);
+	free(rx->iov);
+	free(rx->addrs);
+	memset(rx, 0, sizeof(*rx));
+}
+
+static int rx_set_reserve(struct rx_set *rx, size_t bufsize, unsigned slots)
+{
+	if (rx->buf && rx->bufsize >= bufsize && rx->slots >= slots)
+		return 0;
+	if (rx->bufsize > bufsize)
+		bufsize = rx->bufsize;
+	if (rx->slots > slots)
+		slots = rx->slots;
+	rx_set_release(rx);
+	rx->buf = malloc(bufsize * slots);
+	rx->msgs = calloc(slots, sizeof(*rx->msgs));
+	rx->iov = calloc(slots, sizeof(*rx->iov));
+	rx->addrs = calloc(slots, sizeof(*rx->addrs));
+	if (!rx->buf || !rx->msgs || !rx->iov || !rx->addrs) {
+		rx_set_release(rx);
+		return -ENOMEM;
+	}
+	rx->bufsize = bufsize;
+	rx->slots = slots;
+	return 0;
+}
+
+static int rx_take(struct queue_listener *l, unsigned slots)
+{
+	struct rx_set *own;
+	int r;
+
+	if (!__atomic_test_and_set(&rx_shared_busy, __ATOMIC_ACQUIRE)) {
+		r = rx_set_reserve(&rx_shared, l->bufsize, slots);
+		if (r < 0) {
+			__atomic_clear(&rx_shared_busy, __ATOMIC_RELEASE);
+			return r;
+		}
+		l->rx = &rx_shared;
+		return 0;
+	}
+	own = calloc(1, sizeof(*own));
+	if (!own)
+		return -ENOMEM;
+	r = rx_set_reserve(own, l->bufsize, slots);
+	if (r < 0) {
+		free(own);
+		return r;
+	}
+	l->rx = own;
+	return 0;
+}
+
+static void rx_put(struct queue_listener *l)
+{
+	if (!l->rx)
+		return;
+	if (l->rx == &rx_shared) {
+		/* the last listener closed while we read: free it here */
+		if (__atomic_load_n(&rx_users, __ATOMIC_ACQUIRE) == 0)
+			rx_set_release(&rx_shared);
+		__atomic_clear(&rx_shared_busy, __ATOMIC_RELEASE);
+	} else {
+		rx_set_release(l->rx);
+		free(l->rx);
+	}
+	l->rx = NULL;
+}
+
+static void rx_users_drop(void)
+{
+	if (__atomic_sub_fetch(&rx_users, 1, __ATOMIC_ACQ_REL) != 0)
+		return;
+	/* if someone holds the set, rx_put() frees it */
+	if (!__atomic_test_and_set(&rx_shared_busy, __ATOMIC_ACQUIRE)) {
+		if (__atomic_load_n(&rx_users, __ATOMIC_ACQUIRE) == 0)
+			rx_set_release(&rx_shared);
+		__atomic_clear(&rx_shared_busy, __ATOMIC_RELEASE);
+	}
+}
 
 void queue_opts_init(struct queue_opts *o)
 {
@@ -342,16 +446,16 @@ static int handle_datagram(struct queue_listener *l, const char *buf, size_t len
 	return 0;
 }
 
-static void rx_setup(struct queue_listener *l, unsigned n)
+static void rx_setup(struct rx_set *rx, unsigned n)
 {
-	memset(l->msgs, 0, n * sizeof(*l->msgs));
+	memset(rx->msgs, 0, n * sizeof(*rx->msgs));
 	for (unsigned i = 0; i < n; i++) {
-		l->iov[i].iov_base = l->rxbuf + i * l->bufsize;
-		l->iov[i].iov_len = l->bufsize;
-		l->msgs[i].msg_hdr.msg_iov = &l->iov[i];
-		l->msgs[i].msg_hdr.msg_iovlen = 1;
-		l->msgs[i].msg_hdr.msg_name = &l->addrs[i];
-		l->msgs[i].msg_hdr.msg_namelen = sizeof(l->addrs[i]);
+		rx->iov[i].iov_base = rx->buf + i * rx->bufsize;
+		rx->iov[i].iov_len = rx->bufsize;
+		rx->msgs[i].msg_hdr.msg_iov = &rx->iov[i];
+		rx->msgs[i].msg_hdr.msg_iovlen = 1;
+		rx->msgs[i].msg_hdr.msg_name = &rx->addrs[i];
+		rx->msgs[i].msg_hdr.msg_namelen = sizeof(rx->addrs[i]);
 	}
 }
 
@@ -367,16 +471,20 @@ int queue_listener_read(struct queue_listener *l, queue_handler_fn fn, void *dat
 		if (r < 0)
 			return r;
 	}
+	r = rx_take(l, l->opts.batch);
+	if (r < 0)
+		return r;
 	l->fn = fn;
 	l->fn_data = data;
 	while (handled < l->opts.max_per_read) {
+		struct rx_set *rx = l->rx;
 		unsigned want = l->opts.batch, got;
 		int n;
 
 		if (want > l->opts.max_per_read - handled)
 			want = l->opts.max_per_read - handled;
-		rx_setup(l, want);
-		n = recvmmsg(l->fd, l->msgs, want, MSG_DONTWAIT, NULL);
+		rx_setup(rx, want);
+		n = recvmmsg(l->fd, rx->msgs, want, MSG_DONTWAIT, NULL);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -397,8 +505,8 @@ int queue_listener_read(struct queue_listener *l, queue_handler_fn fn, void *dat
 		l->now_ns = clock_real_ns();
 		l->batch_packets = 0;
 		for (unsigned i = 0; i < got; i++)
-			(void)handle_datagram(l, l->iov[i].iov_base, l->msgs[i].msg_len,
-					      &l->addrs[i], l->msgs[i].msg_hdr.msg_flags);
+			(void)handle_datagram(l, rx->iov[i].iov_base, rx->msgs[i].msg_len,
+					      &rx->addrs[i], rx->msgs[i].msg_hdr.msg_flags);
 		run_close(l);
 		handled += l->batch_packets;
 		r = tx_flush(l);
@@ -407,10 +515,53 @@ int queue_listener_read(struct queue_listener *l, queue_handler_fn fn, void *dat
 	}
 	l->fn = NULL;
 	l->fn_data = NULL;
+	rx_put(l);
 	return r < 0 ? r : (int)handled;
 }
 
 /* ---- opening ---- */
+
+/* One datagram while waiting for the ack of @seq: returns the ack's
+ * error (0 = success), 1 when it was something else (handled), -errno. */
+static int config_recv_one(struct queue_listener *l, uint32_t seq)
+{
+	struct rx_set *rx;
+	int n, r;
+
+	r = rx_take(l, 1);
+	if (r < 0)
+		return r;
+	rx = l->rx;
+	rx_setup(rx, 1);
+	n = recvmmsg(l->fd, rx->msgs, 1, MSG_DONTWAIT, NULL);
+	if (n <= 0) {
+		if (n < 0 && errno == ENOBUFS)
+			l->stats.enobufs++;
+		r = n < 0 && errno != ENOBUFS && errno != EAGAIN && errno != EINTR ? -errno : 1;
+		goto out_put;
+	}
+	l->now_ns = clock_real_ns();
+	r = 1;
+	/* is it our ack? (an ack has the error header only) */
+	if (rx->msgs[0].msg_len >= NLMSG_HDRLEN + sizeof(struct nlmsgerr) &&
+	    rx->addrs[0].nl_pid == 0) {
+		const struct nlmsghdr *h = rx->iov[0].iov_base;
+
+		if (h->nlmsg_type == NLMSG_ERROR && h->nlmsg_seq == seq) {
+			const struct nlmsgerr *e = mnl_nlmsg_get_payload(h);
+
+			r = e->error;
+		}
+	}
+	if (r == 1)
+		(void)handle_datagram(l, rx->iov[0].iov_base, rx->msgs[0].msg_len,
+				      &rx->addrs[0], rx->msgs[0].msg_hdr.msg_flags);
+	run_close(l);
+	(void)tx_flush(l);
+out_put:
+	rx_put(l);
+	return r;
+}
 
 /* Send one config message with NLM_F_ACK and wait for its ack; packets
  * arriving meanwhile get the default verdict. */
@@ -437,36 +588,9 @@ static int config_send(struct queue_listener *l, struct nlmsghdr *nlh)
 			return -errno;
 		if (n <= 0)
 			continue;
-		rx_setup(l, 1);
-		n = recvmmsg(l->fd, l->msgs, 1, MSG_DONTWAIT, NULL);
-		if (n < 0) {
-			if (errno == ENOBUFS)
-				l->stats.enobufs++;
-			else if (errno != EAGAIN && errno != EINTR)
-				return -errno;
-			continue;
-		}
-		if (n == 0)
-			continue;
-		l->now_ns = clock_real_ns();
-		/* is it our ack? (an ack has the error header only) */
-		if (l->msgs[0].msg_len >= NLMSG_HDRLEN + sizeof(struct nlmsgerr) &&
-		    l->addrs[0].nl_pid == 0) {
-			const struct nlmsghdr *h = l->iov[0].iov_base;
-
-			if (h->nlmsg_type == NLMSG_ERROR && h->nlmsg_seq == seq) {
-				const struct nlmsgerr *e = mnl_nlmsg_get_payload(h);
-
-				r = e->error;
-				run_close(l);
-				(void)tx_flush(l);
-				return r;
-			}
-		}
-		(void)handle_datagram(l, l->iov[0].iov_base, l->msgs[0].msg_len, &l->addrs[0],
-				      l->msgs[0].msg_hdr.msg_flags);
-		run_close(l);
-		(void)tx_flush(l);
+		r = config_recv_one(l, seq);
+		if (r != 1)
+			return r;
 	}
 }
 
@@ -523,13 +647,10 @@ int queue_listener_open(struct netns *ns, uint16_t queue_num, const struct queue
 	l->seq = (uint32_t)time(NULL);
 	opts_normalize(&l->opts, opts);
 	l->bufsize = NLMSG_ALIGN(l->opts.copy_range) + MSG_OVERHEAD;
-	l->rxbuf = malloc(l->bufsize * l->opts.batch);
-	l->msgs = calloc(l->opts.batch, sizeof(*l->msgs));
-	l->iov = calloc(l->opts.batch, sizeof(*l->iov));
-	l->addrs = calloc(l->opts.batch, sizeof(*l->addrs));
+	__atomic_add_fetch(&rx_users, 1, __ATOMIC_ACQ_REL);
 	l->txsize = (size_t)l->opts.batch * VERDICT_MSG_MAX + 2 * VERDICT_MSG_MAX;
 	l->txbuf = malloc(l->txsize);
-	if (!l->rxbuf || !l->msgs || !l->iov || !l->addrs || !l->txbuf) {
+	if (!l->txbuf) {
 		r = -ENOMEM;
 		goto out_free;
 	}
@@ -601,12 +722,9 @@ struct queue_listener *queue_listener_free(struct queue_listener *l)
 	}
 	if (l->kstats_fd >= 0)
 		close(l->kstats_fd);
-	free(l->rxbuf);
-	free(l->msgs);
-	free(l->iov);
-	free(l->addrs);
 	free(l->txbuf);
 	free(l);
+	rx_users_drop();
 	return NULL;
 }
 

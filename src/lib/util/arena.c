@@ -4,6 +4,10 @@
 
 #include "mseg/util/arena.h"
 
+/* Chunks start small and double up to ARENA_CHUNK: a small document (one
+ * endpoint: a few hundred bytes, and msegd keeps one per endpoint) does not
+ * hold a 4 KiB chunk for its life. */
+#define ARENA_FIRST_CHUNK 256
 #define ARENA_CHUNK 4096
 #define ARENA_ALIGN _Alignof(max_align_t)
 
@@ -44,8 +48,11 @@ void *arena_alloc(struct arena *a, size_t size)
 	if (need < size)
 		return NULL;
 	if (!c || c->size - c->off < need) {
-		size_t csize = need > ARENA_CHUNK ? need : ARENA_CHUNK;
+		size_t csize = !c ? ARENA_FIRST_CHUNK
+				  : c->size >= ARENA_CHUNK / 2 ? ARENA_CHUNK : c->size * 2;
 
+		if (csize < need)
+			csize = need;
 		if (csize > SIZE_MAX - sizeof(*c))
 			return NULL;
 		c = malloc(sizeof(*c) + csize);
