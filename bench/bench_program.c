@@ -31,6 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "mseg/util/memtune.h"
 #include "mseg/util/clock.h"
 #include "mseg/kernel/nft.h"
 #include "mseg/compile/render_text.h"
@@ -248,6 +249,8 @@ int main(int argc, char **argv)
 	uint64_t *t_mseg, *t_nft, *t_kern, t_start, t0;
 	int big_fd, *fds;
 	int r, rc = 1;
+
+	memtune_apply();   /* as msegd runs */
 
 	for (int i = 1; i + 1 < argc; i += 2) {
 		size_t v = strtoul(argv[i + 1], NULL, 10);
