@@ -19,6 +19,7 @@ struct flowpipe;
 struct flowpipe_stats {
 	uint64_t listeners;          /* open now */
 	uint64_t listener_failures;  /* opens that failed */
+	uint64_t fail_open_failures; /* fail-open/closed switches that failed */
 	uint64_t packets;            /* queued packets handled */
 	uint64_t dropped, audited;   /* verdicts */
 	uint64_t malformed;          /* parse errors and short captures */

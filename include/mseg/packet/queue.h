@@ -114,6 +114,8 @@ void queue_listener_set_ctx(struct queue_listener *l, void *ctx);
 
 /* Turn NFQA_CFG_F_FAIL_OPEN on or off (a mode change: audit = on). */
 int queue_listener_set_fail_open(struct queue_listener *l, bool on);
+/* Whether the kernel acknowledged fail-open for this listener's queue. */
+bool queue_listener_is_fail_open(const struct queue_listener *l);
 
 /* Drain the socket (see above). Returns the number of packets handled, or
  * -errno: a receive error other than EAGAIN/EINTR/ENOBUFS (ENOBUFS: the

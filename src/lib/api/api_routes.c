@@ -1406,6 +1406,10 @@ void api_handle_metrics(struct api_ctx *x)
 		fprintf(f, "mseg_queue_drops_total{reason=\"enobufs\"} %llu\n", (unsigned long long)ps.enobufs);
 		m_head(f, "mseg_queue_listener_failures_total", "counter", "NFQUEUE listener opens that failed.");
 		fprintf(f, "mseg_queue_listener_failures_total %llu\n", (unsigned long long)ps.listener_failures);
+		m_head(f, "mseg_queue_mode_switch_failures_total", "counter",
+		       "Switches of a queue between fail-open (audit) and fail-closed (enforce) that failed (retried at each sync).");
+		fprintf(f, "mseg_queue_mode_switch_failures_total %llu\n",
+			(unsigned long long)ps.fail_open_failures);
 	}
 	m_head(f, "mseg_api_requests_total", "counter", "REST API requests answered, by status code.");
 	for (unsigned c = 100; c < API_MAX_CODE; c++)

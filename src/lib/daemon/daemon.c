@@ -295,6 +295,8 @@ static void on_resync_timer(struct evloop_source *src, uint32_t events, void *da
 	daemon_check_gone(d);
 	if (gen != d->desired.generation || gone != d->desired.n_gone)
 		daemon_reconcile(d);
+	else if (d->flows)
+		flowpipe_sync(d->flows, d->rec);   /* retries what did not take */
 	r = reconciler_resync(d->rec, &repaired);
 
 	daemon_log_events(d);

@@ -247,20 +247,14 @@ out_free:
 	return r;
 }
 
-static bool st_all_audit_ep(const struct fp_ep *e)
-{
-	for (int d = 0; d < MSEG_DIR_COUNT; d++)
-		if (e->isolated[d] && e->mode[d] == MSEG_MODE_ENFORCE)
-			return false;
-	return true;
-}
-
 /* Modes and identity follow the endpoint; fail-open (accept when the
- * kernel queue is full) only when every isolated direction audits. */
-static void fp_ep_update(struct fp_ep *e, const struct reconcile_ep_status *st)
+ * kernel queue is full) only when every isolated direction audits. The
+ * listener's flags as the kernel acknowledged them are compared with what
+ * they must be on every sync, so a switch that failed is tried again
+ * (until then an enforce endpoint may be fail-open: logged and counted). */
+static void fp_ep_update(struct flowpipe *fp, struct fp_ep *e, const struct reconcile_ep_status *st)
 {
 	bool fail_open = st_all_audit(st);
-	bool was_fail_open = st_all_audit_ep(e);
 
 	for (int d = 0; d < MSEG_DIR_COUNT; d++) {
 		e->isolated[d] = st->isolated[d];
@@ -274,8 +268,17 @@ static void fp_ep_update(struct fp_ep *e, const struct reconcile_ep_status *st)
 			e->fep = n;
 		}
 	}
-	if (fail_open != was_fail_open)
-		queue_listener_set_fail_open(e->ql, fail_open);
+	if (queue_listener_is_fail_open(e->ql) != fail_open) {
+		int r = queue_listener_set_fail_open(e->ql, fail_open);
+
+		if (r < 0) {
+			fp->stats.fail_open_failures++;
+			log_error("endpoint '%s': cannot switch its queue to fail-%s: %s; retrying at "
+				  "the next sync", e->id, fail_open ? "open" : "closed", strerror(-r));
+		} else {
+			log_info("endpoint '%s': queue is fail-%s", e->id, fail_open ? "open" : "closed");
+		}
+	}
 }
 
 void flowpipe_sync(struct flowpipe *fp, const struct reconciler *rec)
@@ -325,7 +328,7 @@ void flowpipe_sync(struct flowpipe *fp, const struct reconciler *rec)
 			log_info("endpoint '%s': listening on NFQUEUE %u", st.id, fp->cfg->queue_num);
 		}
 		e->seen = true;
-		fp_ep_update(e, &st);
+		fp_ep_update(fp, e, &st);
 	}
 	for (size_t i = fp->n; i-- > 0;) {
 		if (fp->eps[i]->seen)

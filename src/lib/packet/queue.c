@@ -600,6 +600,29 @@ static void config_flags(struct nlmsghdr *nlh, uint32_t flags, uint32_t mask)
 	mnl_attr_put_u32(nlh, NFQA_CFG_MASK, htonl(mask));
 }
 
+bool queue_listener_is_fail_open(const struct queue_listener *l)
+{
+	return (l->flags & NFQA_CFG_F_FAIL_OPEN) != 0;
+}
+
+/* Tests only: MSEG_TEST_QUEUE_SWITCH_FAILURES=N makes the next N
+ * fail-open switches of this process fail with EIO before anything is
+ * sent, so that the retry path can be shown against the real kernel. */
+static bool switch_fault(void)
+{
+	static long left = -1;
+
+	if (left < 0) {
+		const char *v = getenv("MSEG_TEST_QUEUE_SWITCH_FAILURES");
+
+		left = v ? strtol(v, NULL, 10) : 0;
+	}
+	if (left <= 0)
+		return false;
+	left--;
+	return true;
+}
+
 int queue_listener_set_fail_open(struct queue_listener *l, bool on)
 {
 	char buf[256] = { 0 };
@@ -609,6 +632,8 @@ int queue_listener_set_fail_open(struct queue_listener *l, bool on)
 
 	if (((l->flags & NFQA_CFG_F_FAIL_OPEN) != 0) == on)
 		return 0;
+	if (switch_fault())
+		return -EIO;
 	nlh = nfq_nlmsg_put(buf, NFQNL_MSG_CONFIG, l->queue_num);
 	config_flags(nlh, flags, NFQA_CFG_F_FAIL_OPEN);
 	r = config_send(l, nlh);
