@@ -1,0 +1,48 @@
+/* Shared by the document parsers of policy.c (AllowList, the loader) and
+ * netpol.c (Kubernetes NetworkPolicy v1). Private to libmseg. */
+#ifndef MSEG_POLICY_PRIV_H
+#define MSEG_POLICY_PRIV_H
+
+#include "mseg/model/policy.h"
+#include "model/ytree.h"
+
+#define POLICY_WHAT_SIZE 160
+
+struct group;
+
+/* One document being turned into a policy. */
+struct pctx {
+	struct ycheck ck;
+	struct mseg_policy *p;
+	const struct ynode *name_node;
+	struct group *groups;        /* AllowList: sorted by name */
+	size_t n_groups;
+};
+
+int pctx_strdup(struct pctx *c, const char *s, const char **ret);
+void pctx_pos(struct pctx *c, const struct ynode *n, struct mseg_pos *ret);
+
+/* "10.0.0.0/8", "fd00::/8"; a bare address (a /32 or /128) unless
+ * @need_plen. Host bits beyond the prefix are an error, unless @mask_host,
+ * which clears them (as the Kubernetes API server reads an ipBlock). */
+int cidr_parse(struct pctx *c, const struct ynode *n, const char *what, bool need_plen,
+	       bool mask_host, struct mseg_cidr *ret);
+bool cidr_contains(const struct mseg_cidr *outer, const struct mseg_cidr *inner);
+
+/* Every IPv4 and IPv6 address (0.0.0.0/0 and ::/0), named @group. */
+int peer_world_init(struct pctx *c, const char *group, struct mseg_peer *ret);
+
+/* Sort requirements by key (selector identity in the compiler). */
+void selector_sort(struct mseg_selector *sel);
+
+/* NetworkPolicy: metadata is parsed; @root is the document. */
+int netpol_spec_parse(struct pctx *c, const struct ynode *root);
+
+/* A DNS subdomain (RFC 1123): at most 253 characters of dot-separated
+ * DNS labels. */
+bool netpol_dns_subdomain_valid(const char *s);
+#define NETPOL_DNS_SUBDOMAIN_HINT \
+	"lowercase letters, digits, '-' and '.', beginning and ending with a letter or " \
+	"digit, at most 253 characters"
+
+#endif
