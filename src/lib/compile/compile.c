@@ -104,6 +104,8 @@ struct compile_ctx {
 	struct mseg_entry *ents;
 	size_t n_ents, cap_ents;
 	size_t expand_max;                     /* compile_opts.expand_max, resolved */
+	const struct mseg_addr *node_addrs;    /* compile_opts.node_addrs */
+	size_t n_node_addrs;
 };
 
 /* The plan with what it owns; plans come only from compile_plan(). */
@@ -537,6 +539,57 @@ static bool port_resolve(const struct mseg_port *p, const struct mseg_endpoint *
 	return true;
 }
 
+/* An egress named port towards an address group: the group's addresses
+ * that belong to endpoints, each with the port as that endpoint names it
+ * (the destination resolves a named port; addresses of no endpoint have
+ * no named ports). */
+static int group_add_named_addrs(struct compile_ctx *c, const struct crule *cr,
+				 const struct cpeer *cp, const struct mseg_port *port)
+{
+	uint8_t proto;
+	uint16_t lo, hi;
+	int r;
+
+	for (size_t e = 0; e < c->n_eps; e++) {
+		const struct mseg_endpoint *dst = c->eps[e];
+
+		if (!port_resolve(port, dst, &proto, &lo, &hi))
+			continue;
+		for (size_t a = 0; a < dst->n_ips; a++) {
+			int fam = fam_index(dst->ips[a].family);
+			box_u128 v;
+
+			if (fam < 0)
+				continue;
+			v = addr_u128(&dst->ips[a]);
+			if (!box_range_covered(cp->ranges[fam], cp->n_ranges[fam], v, v))
+				continue;
+			r = ctx_box_add(c, fam, proto, v, v, lo, hi, cr->prov);
+			if (r < 0)
+				return r;
+		}
+	}
+	return 0;
+}
+
+/* This node's addresses, every protocol (compile_opts.node_addrs). */
+static int group_add_node_addrs(struct compile_ctx *c)
+{
+	for (size_t i = 0; i < c->n_node_addrs; i++) {
+		int fam = fam_index(c->node_addrs[i].family);
+		box_u128 v;
+		int r;
+
+		if (fam < 0)
+			continue;
+		v = addr_u128(&c->node_addrs[i]);
+		r = ctx_box_add(c, fam, 0, v, v, 0, 0, BOX_PROV(ENTRY_POLICY_NODE, 0));
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
 static int group_add_rule(struct compile_ctx *c, const struct crule *cr,
 			  const struct mseg_endpoint *local)
 {
@@ -576,6 +629,12 @@ static int group_add_rule(struct compile_ctx *c, const struct crule *cr,
 			}
 		} else if (rule->peers[k].kind == MSEG_PEER_ADDRS) {
 			for (size_t q = 0; q < n_ports; q++) {
+				if (ports[q].name && !ingress) {
+					r = group_add_named_addrs(c, cr, cp, &ports[q]);
+					if (r < 0)
+						return r;
+					continue;
+				}
 				if (!port_resolve(&ports[q], ingress ? local : NULL, &proto, &lo, &hi))
 					continue;
 				for (int fam = 0; fam < 2; fam++) {
@@ -666,6 +725,9 @@ static int group_compute(struct compile_ctx *c, struct group *g)
 	c->n_touched = 0;
 	c->n_ents = 0;
 	c->n_any[0] = c->n_any[1] = 0;
+	r = group_add_node_addrs(c);
+	if (r < 0)
+		goto out_reset;
 	for (size_t i = 0; i < c->n_rules; i++) {
 		if (!bit_test(g->rules, i))
 			continue;
@@ -912,6 +974,8 @@ int compile_plan(const struct mseg_policy *const *pols, size_t n_pols,
 	c->expand_max = opts->expand_max ? opts->expand_max : COMPILE_EXPAND_MAX;
 	if (c->expand_max == COMPILE_EXPAND_OFF)
 		c->expand_max = 1;      /* a one-point box is already exact */
+	c->node_addrs = opts->node_addrs;
+	c->n_node_addrs = opts->node_addrs ? opts->n_node_addrs : 0;
 	r = -ENOMEM;
 	c->ws = box_ws_new();
 	c->eps = malloc((n_eps ? n_eps : 1) * sizeof(*c->eps));
