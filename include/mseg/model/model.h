@@ -152,8 +152,13 @@ struct mseg_endpoint {
 	const char *netns;            /* path of the network namespace; may be NULL offline */
 	struct mseg_label *labels;    /* sorted by key, keys unique */
 	size_t n_labels;
-	struct mseg_label *ns_labels; /* labels of its namespace (Kubernetes); sorted */
+	struct mseg_label *ns_labels; /* labels of its namespace (Kubernetes); sorted;
+	                               * always has kubernetes.io/metadata.name: ns
+	                               * (endpoint_ns_labels_fill) */
 	size_t n_ns_labels;
+	struct mseg_label *given_ns_labels; /* the endpoint's own "ns_labels" (sorted),
+	                               * used when its namespace is not declared */
+	size_t n_given_ns_labels;
 	struct mseg_addr *ips;
 	size_t n_ips;
 	struct mseg_named_port *ports;
@@ -167,10 +172,25 @@ struct mseg_policy_set {
 	size_t n, cap;
 };
 
-/* An endpoint inventory: owns its endpoints, kept sorted by id. */
+/* A namespace (Kubernetes Namespace; the inventory's namespaces:). */
+struct mseg_namespace {
+	struct arena arena;           /* owns everything below */
+	const char *name;
+	struct mseg_label *labels;    /* sorted by key; always holds
+	                               * kubernetes.io/metadata.name: name */
+	size_t n_labels;
+	struct mseg_pos pos;
+};
+
+#define NS_NAME_LABEL "kubernetes.io/metadata.name"
+
+/* An endpoint inventory: owns its endpoints, kept sorted by id, and its
+ * declared namespaces, kept sorted by name. */
 struct mseg_inventory {
 	struct mseg_endpoint **eps;
 	size_t n, cap;
+	struct mseg_namespace **nss;
+	size_t n_nss, cap_nss;
 };
 
 #endif
