@@ -281,7 +281,7 @@ static int ip_block_parse(struct pctx *c, const struct ynode *n, const char *wha
 	if (!peer->cidrs)
 		return ycheck_oom(&c->ck);
 	ycheck_whatf(kwhat, sizeof(kwhat), "%s.cidr", what);
-	r = cidr_parse(c, cidr, kwhat, true, true, &peer->cidrs[0]);
+	r = cidr_parse(c, cidr, kwhat, true, &peer->cidrs[0]);
 	if (r < 0)
 		return r;
 	peer->n_cidrs = 1;
@@ -301,7 +301,7 @@ static int ip_block_parse(struct pctx *c, const struct ynode *n, const char *wha
 		struct mseg_cidr *x = &peer->except[i];
 
 		ycheck_whatf(iwhat, sizeof(iwhat), "%s[%zu]", kwhat, i);
-		r = cidr_parse(c, except->vals[i], iwhat, true, true, x);
+		r = cidr_parse(c, except->vals[i], iwhat, true, x);
 		if (r < 0)
 			return r;
 		/* upstream: a strict subset of cidr */

@@ -99,7 +99,7 @@ static bool addr_mask(struct mseg_addr *a, unsigned plen)
 }
 
 int cidr_parse(struct pctx *c, const struct ynode *n, const char *what, bool need_plen,
-	       bool mask_host, struct mseg_cidr *ret)
+	       struct mseg_cidr *ret)
 {
 	char a[INET6_ADDRSTRLEN + 1], q[YQ_SIZE];
 	const char *s, *slash;
@@ -148,7 +148,7 @@ int cidr_parse(struct pctx *c, const struct ynode *n, const char *what, bool nee
 					   max == 32 ? "IPv4" : "IPv6", max);
 	}
 	ret->plen = (uint8_t)plen;
-	if (addr_mask(&ret->addr, plen) && !mask_host) {
+	if (addr_mask(&ret->addr, plen)) {
 		char fixed[INET6_ADDRSTRLEN];
 
 		inet_ntop(ret->addr.family, ret->addr.bytes, fixed, sizeof(fixed));
@@ -188,7 +188,7 @@ static int cidr_list_parse(struct pctx *c, const struct ynode *seq, const char *
 		return ycheck_oom(&c->ck);
 	for (i = 0; i < seq->n; i++) {
 		ycheck_whatf(iwhat, sizeof(iwhat), "%s[%zu]", what, i);
-		r = cidr_parse(c, seq->vals[i], iwhat, false, false, &v[i]);
+		r = cidr_parse(c, seq->vals[i], iwhat, false, &v[i]);
 		if (r < 0)
 			return r;
 	}

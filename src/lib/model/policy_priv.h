@@ -23,10 +23,10 @@ int pctx_strdup(struct pctx *c, const char *s, const char **ret);
 void pctx_pos(struct pctx *c, const struct ynode *n, struct mseg_pos *ret);
 
 /* "10.0.0.0/8", "fd00::/8"; a bare address (a /32 or /128) unless
- * @need_plen. Host bits beyond the prefix are an error, unless @mask_host,
- * which clears them (as the Kubernetes API server reads an ipBlock). */
+ * @need_plen. Host bits beyond the prefix are an error (as the API server
+ * has it for new objects since StrictIPCIDRValidation). */
 int cidr_parse(struct pctx *c, const struct ynode *n, const char *what, bool need_plen,
-	       bool mask_host, struct mseg_cidr *ret);
+	       struct mseg_cidr *ret);
 bool cidr_contains(const struct mseg_cidr *outer, const struct mseg_cidr *inner);
 
 /* Every IPv4 and IPv6 address (0.0.0.0/0 and ::/0), named @group. */
