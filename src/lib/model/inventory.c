@@ -629,15 +629,27 @@ out_release:
 	return r;
 }
 
-static bool labels_equal(const struct mseg_label *a, size_t na, const struct mseg_label *b,
-			 size_t nb)
+/* Are @have (sorted) exactly @src (without any metadata.name label) plus
+ * kubernetes.io/metadata.name: @name? */
+static bool ns_labels_same(const struct mseg_label *have, size_t n_have,
+			   const struct mseg_label *src, size_t n_src, const char *name)
 {
-	if (na != nb)
+	const struct mseg_label *meta = labels_find(have, n_have, NS_NAME_LABEL);
+	size_t n = 1;
+
+	if (!meta || strcmp(meta->value, name))
 		return false;
-	for (size_t i = 0; i < na; i++)
-		if (strcmp(a[i].key, b[i].key) || strcmp(a[i].value, b[i].value))
+	for (size_t i = 0; i < n_src; i++) {
+		const struct mseg_label *l;
+
+		if (!strcmp(src[i].key, NS_NAME_LABEL))
+			continue;
+		l = labels_find(have, n_have, src[i].key);
+		if (!l || strcmp(l->value, src[i].value))
 			return false;
-	return true;
+		n++;
+	}
+	return n == n_have;
 }
 
 int endpoint_ns_labels_fill(struct mseg_endpoint *ep, const struct mseg_namespace *ns)
@@ -645,23 +657,16 @@ int endpoint_ns_labels_fill(struct mseg_endpoint *ep, const struct mseg_namespac
 	const char *ns_name = ep->ns ? ep->ns : "default";
 	const struct mseg_label *src = ep->given_ns_labels;
 	size_t n_src = ep->n_given_ns_labels;
-	struct mseg_label *v;
-	size_t n;
-	struct arena tmp;
-	int r;
 
 	if (ns) {
 		src = ns->labels;
 		n_src = ns->n_labels;
 	}
 	/* unchanged: no allocation (fills repeat on every inventory change) */
-	arena_init(&tmp);
-	r = labels_with_name(&tmp, src, n_src, ns_name, &v, &n);
-	if (r == 0 && !labels_equal(v, n, ep->ns_labels, ep->n_ns_labels))
-		r = labels_with_name(&ep->arena, src, n_src, ns_name, &ep->ns_labels,
-				     &ep->n_ns_labels);
-	arena_release(&tmp);
-	return r;
+	if (ns_labels_same(ep->ns_labels, ep->n_ns_labels, src, n_src, ns_name))
+		return 0;
+	return labels_with_name(&ep->arena, src, n_src, ns_name, &ep->ns_labels,
+				&ep->n_ns_labels);
 }
 
 int inventory_ns_labels_fill(struct mseg_inventory *inv, const struct mseg_inventory *nss)
