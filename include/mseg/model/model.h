@@ -1,7 +1,7 @@
 /* The policy and endpoint model shared by every stage.
  *
- * One model carries both mseg AllowLists (DESIGN.md §3) and, later,
- * Kubernetes NetworkPolicy v1: a policy *covers* (isolates) the endpoints its
+ * One model carries both mseg AllowLists (docs/policy.md) and Kubernetes
+ * NetworkPolicy v1 (src/lib/model/netpol.c): a policy *covers* (isolates) the endpoints its
  * subjects select, in the directions of `isolation`; each rule admits, for the
  * endpoints its `local` side selects, traffic in one direction to or from any
  * of its peers on any of its ports.

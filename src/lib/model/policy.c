@@ -1,5 +1,6 @@
-/* Policy documents (DESIGN.md §3, docs/policy.md): the YAML tree of an
- * AllowList -> struct mseg_policy, fully validated; and the policy set. */
+/* Policy documents (docs/policy.md): the YAML tree of an
+ * AllowList -> struct mseg_policy, fully validated; the loader of every
+ * policy document (AllowList, NetworkPolicy via netpol.c, List); the policy set. */
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
