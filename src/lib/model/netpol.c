@@ -453,7 +453,6 @@ static int np_rule_parse(struct pctx *c, const struct ynode *item, const char *k
 	const struct ynode *peers, *ports, *node = item;
 	struct mseg_policy *p = c->p;
 	struct mseg_rule rule;
-	bool named = false;
 	size_t k, n_peers;
 	int r;
 
@@ -485,8 +484,6 @@ static int np_rule_parse(struct pctx *c, const struct ynode *item, const char *k
 			r = np_port_parse(c, ports->vals[k], iwhat, &rule.ports[k]);
 			if (r < 0)
 				return r;
-			if (rule.ports[k].name)
-				named = true;
 		}
 		rule.n_ports = ports->n;
 	}
@@ -499,9 +496,9 @@ static int np_rule_parse(struct pctx *c, const struct ynode *item, const char *k
 			return r;
 	}
 	n_peers = peers ? peers->n : 0;
-	/* no peers: every address; for a named egress port also every pod,
-	 * whose named ports resolve it */
-	rule.peers = arena_calloc(&p->arena, n_peers ? n_peers : 2, sizeof(*rule.peers));
+	/* no peers: every address (a named egress port resolves at the
+	 * endpoints among them: compile.c) */
+	rule.peers = arena_calloc(&p->arena, n_peers ? n_peers : 1, sizeof(*rule.peers));
 	if (!rule.peers)
 		return ycheck_oom(&c->ck);
 	for (k = 0; k < n_peers; k++) {
@@ -517,14 +514,6 @@ static int np_rule_parse(struct pctx *c, const struct ynode *item, const char *k
 			return r;
 		rule.peers[0].pos = rule.pos;
 		rule.n_peers = 1;
-		if (named && dir == MSEG_DIR_EGRESS) {
-			struct mseg_peer *all = &rule.peers[1];
-
-			all->kind = MSEG_PEER_ENDPOINTS;
-			all->ns_scope = MSEG_NS_ANY;
-			all->pos = rule.pos;
-			rule.n_peers = 2;
-		}
 	}
 	if (keep)
 		p->rules[p->n_rules++] = rule;
