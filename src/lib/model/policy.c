@@ -1012,7 +1012,7 @@ static int policy_list_items(const struct ycheck *ck, const struct ynode *root,
 		want = API_VERSION_K8S;
 	else
 		return 0;
-	*ret_np = want != NULL && strcmp(want, "v1") != 0;
+	*ret_np = strcmp(want, "v1") != 0;
 	r = ycheck_require(ck, root, "apiVersion", "", &api);
 	if (r < 0)
 		return r;
