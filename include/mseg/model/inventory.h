@@ -14,12 +14,17 @@ void inventory_init(struct mseg_inventory *inv);
 void inventory_release(struct mseg_inventory *inv);
 
 /* Parse an inventory document:
+ *   namespaces:
+ *     - {name: shop, labels: {team: a}}
  *   endpoints:
  *     - {id: web-1, name: web, namespace: shop, labels: {app: web},
  *        netns: /run/netns/web-1, ips: [10.0.0.2, "fd00::2"],
  *        ports: [{name: http, port: 8080, protocol: TCP}]}
  * A file may hold several documents. All or nothing: on error @inv is
- * untouched. Ids must be unique within the buffer and new to @inv. */
+ * untouched. Ids and namespace names must be unique within the buffer and
+ * new to @inv. An endpoint may give "ns_labels" itself only when its
+ * namespace is not declared. On success every endpoint of @inv has its
+ * namespace labels filled (inventory_ns_labels_fill(@inv, @inv)). */
 int inventory_parse_buffer(struct mseg_inventory *inv, const char *name, const char *buf,
 			   size_t len, struct mseg_err *err);
 int inventory_load_file(struct mseg_inventory *inv, const char *path, struct mseg_err *err);
@@ -39,5 +44,41 @@ int inventory_remove(struct mseg_inventory *inv, const char *id);
 struct mseg_endpoint *inventory_find(const struct mseg_inventory *inv, const char *id);
 
 struct mseg_endpoint *endpoint_free(struct mseg_endpoint *ep);
+
+/* ---- namespaces ---- */
+
+/* A namespace named @name (a DNS label) with @labels (copied; need not be
+ * sorted); kubernetes.io/metadata.name is set to @name. -EINVAL for a bad
+ * name, a bad label or a metadata.name label with another value. */
+int namespace_new(const char *name, const struct mseg_label *labels, size_t n_labels,
+		  struct mseg_namespace **ret_ns);
+
+/* One namespace as a REST body (YAML or JSON): {labels: {k: v}}; "name" may
+ * be left out and must equal @ns_name when given. Errors name @name
+ * (file:line:col). */
+int namespace_parse_buffer(const char *ns_name, const char *name, const char *buf, size_t len,
+			   struct mseg_namespace **ret_ns, struct mseg_err *err);
+
+struct mseg_namespace *namespace_free(struct mseg_namespace *ns);
+
+/* Insert, replacing (and freeing) the namespace with the same name. Takes
+ * @ns on success. Endpoint labels are not refilled: call
+ * inventory_ns_labels_fill() after changes. */
+int inventory_ns_put(struct mseg_inventory *inv, struct mseg_namespace *ns);
+/* Remove and free; -ENOENT if absent. */
+int inventory_ns_remove(struct mseg_inventory *inv, const char *name);
+/* Binary search by name; NULL if absent. */
+struct mseg_namespace *inventory_ns_find(const struct mseg_inventory *inv, const char *name);
+
+/* The namespace labels of @ep from @ns (its namespace, or NULL when it is
+ * not declared: then the endpoint's own ns_labels, if any), always with
+ * kubernetes.io/metadata.name: ep->ns, as the API server sets it. Pure
+ * apart from writing ep->ns_labels (allocated in ep's arena when they
+ * change). 0 or -ENOMEM (then ep is unchanged). */
+int endpoint_ns_labels_fill(struct mseg_endpoint *ep, const struct mseg_namespace *ns);
+
+/* endpoint_ns_labels_fill() for every endpoint of @inv with the namespaces
+ * declared in @nss (which may be @inv itself). */
+int inventory_ns_labels_fill(struct mseg_inventory *inv, const struct mseg_inventory *nss);
 
 #endif

@@ -1,7 +1,7 @@
 /* The policy and endpoint model shared by every stage.
  *
- * One model carries both mseg AllowLists (docs/policy.md) and, later,
- * Kubernetes NetworkPolicy v1: a policy *covers* (isolates) the endpoints its
+ * One model carries both mseg AllowLists (docs/policy.md) and Kubernetes
+ * NetworkPolicy v1 (src/lib/model/netpol.c): a policy *covers* (isolates) the endpoints its
  * subjects select, in the directions of `isolation`; each rule admits, for the
  * endpoints its `local` side selects, traffic in one direction to or from any
  * of its peers on any of its ports.
@@ -153,8 +153,13 @@ struct mseg_endpoint {
 	const char *netns;            /* path of the network namespace; may be NULL offline */
 	struct mseg_label *labels;    /* sorted by key, keys unique */
 	size_t n_labels;
-	struct mseg_label *ns_labels; /* labels of its namespace (Kubernetes); sorted */
+	struct mseg_label *ns_labels; /* labels of its namespace (Kubernetes); sorted;
+	                               * always has kubernetes.io/metadata.name: ns
+	                               * (endpoint_ns_labels_fill) */
 	size_t n_ns_labels;
+	struct mseg_label *given_ns_labels; /* the endpoint's own "ns_labels" (sorted),
+	                               * used when its namespace is not declared */
+	size_t n_given_ns_labels;
 	struct mseg_addr *ips;
 	size_t n_ips;
 	struct mseg_named_port *ports;
@@ -171,10 +176,25 @@ struct mseg_policy_set {
 	size_t n, cap;
 };
 
-/* An endpoint inventory: owns its endpoints, kept sorted by id. */
+/* A namespace (Kubernetes Namespace; the inventory's namespaces:). */
+struct mseg_namespace {
+	struct arena arena;           /* owns everything below */
+	const char *name;
+	struct mseg_label *labels;    /* sorted by key; always holds
+	                               * kubernetes.io/metadata.name: name */
+	size_t n_labels;
+	struct mseg_pos pos;
+};
+
+#define NS_NAME_LABEL "kubernetes.io/metadata.name"
+
+/* An endpoint inventory: owns its endpoints, kept sorted by id, and its
+ * declared namespaces, kept sorted by name. */
 struct mseg_inventory {
 	struct mseg_endpoint **eps;
 	size_t n, cap;
+	struct mseg_namespace **nss;
+	size_t n_nss, cap_nss;
 };
 
 #endif

@@ -16,6 +16,13 @@ bool name_is_dns_label(const char *s);
 /* Endpoint ids (a container id, a pod uid, ...): [A-Za-z0-9][A-Za-z0-9_.-]*,
  * at most NAME_ENDPOINT_ID_MAX characters. */
 #define NAME_ENDPOINT_ID_MAX 128
+/* A DNS subdomain (RFC 1123): at most 253 characters of dot-separated DNS
+ * labels (Kubernetes object names such as a NetworkPolicy's). */
+bool name_is_dns_subdomain(const char *s);
+#define NAME_DNS_SUBDOMAIN_HINT \
+	"lowercase letters, digits, '-' and '.', beginning and ending with a letter or " \
+	"digit, at most 253 characters"
+
 bool name_is_endpoint_id(const char *s);
 #define NAME_ENDPOINT_ID_HINT \
 	"letters, digits, '_', '.' and '-', beginning with a letter or digit, at most 128 characters"

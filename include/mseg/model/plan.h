@@ -34,9 +34,13 @@ struct mseg_entry {
 	uint8_t proto;               /* 0 = every protocol */
 	uint16_t port_lo, port_hi;   /* TCP/UDP/SCTP/UDPLITE only; else 0 */
 	/* provenance: the first (policy, rule) that admitted this box */
-	uint32_t policy;             /* index in the policy array given to compile */
+	uint32_t policy;             /* index in the policy array given to compile,
+	                              * or ENTRY_POLICY_NODE */
 	uint32_t rule;
 };
+
+/* entry.policy of an entry that admits one of compile_opts.node_addrs (rule 0). */
+#define ENTRY_POLICY_NODE UINT32_MAX
 
 struct mseg_dir_plan {
 	bool isolated;
@@ -72,6 +76,12 @@ struct compile_opts {
 	                              * exact entries; 0 = COMPILE_EXPAND_MAX,
 	                              * COMPILE_EXPAND_OFF = never (1 has the same
 	                              * effect: a one-point box is already exact) */
+	/* This node's own addresses (Kubernetes: traffic between a pod and its
+	 * node is never isolated): every isolated direction of every endpoint
+	 * admits them, every protocol, as allow entries of provenance
+	 * ENTRY_POLICY_NODE. Not owned; may be NULL when n_node_addrs is 0. */
+	const struct mseg_addr *node_addrs;
+	size_t n_node_addrs;
 };
 
 /* Pure and deterministic. @pols[i] is what entry.policy indexes. */

@@ -82,6 +82,8 @@ struct compile_ctx {
 	size_t n_pols;
 	const struct mseg_endpoint **eps;      /* sorted by id */
 	size_t n_eps, words;                   /* words: bitset size over endpoints */
+	uint32_t *ns_order;                    /* endpoint indexes sorted by namespace,
+	                                        * then index: a namespace's endpoints */
 
 	struct sel *sels;
 	size_t n_sels, cap_sels;
@@ -105,6 +107,8 @@ struct compile_ctx {
 	struct mseg_entry *ents;
 	size_t n_ents, cap_ents;
 	size_t expand_max;                     /* compile_opts.expand_max, resolved */
+	const struct mseg_addr *node_addrs;    /* compile_opts.node_addrs */
+	size_t n_node_addrs;
 };
 
 /* The plan with what it owns; plans come only from compile_plan(). */
@@ -318,6 +322,53 @@ static void bit_set(uint64_t *bits, size_t i)
 	bits[i / 64] |= (uint64_t)1 << (i % 64);
 }
 
+static int cmp_ns_order(const void *pa, const void *pb, void *arg)
+{
+	const struct compile_ctx *c = arg;
+	uint32_t a = *(const uint32_t *)pa, b = *(const uint32_t *)pb;
+	int r = strcmp(selector_ns_name(c->eps[a]->ns), selector_ns_name(c->eps[b]->ns));
+
+	return r ? r : (a > b) - (a < b);
+}
+
+/* c->ns_order: endpoint indexes by namespace, then index. */
+static int ctx_ns_index(struct compile_ctx *c)
+{
+	c->ns_order = arena_calloc(&c->arena, c->n_eps ? c->n_eps : 1, sizeof(*c->ns_order));
+	if (!c->ns_order)
+		return -ENOMEM;
+	for (size_t e = 0; e < c->n_eps; e++)
+		c->ns_order[e] = (uint32_t)e;
+	qsort_r(c->ns_order, c->n_eps, sizeof(*c->ns_order), cmp_ns_order, c);
+	return 0;
+}
+
+/* [*lo, *hi) of c->ns_order: the endpoints of namespace @ns. */
+static void ctx_ns_range(const struct compile_ctx *c, const char *ns, size_t *lo, size_t *hi)
+{
+	size_t a = 0, b = c->n_eps;
+
+	while (a < b) {
+		size_t m = a + (b - a) / 2;
+
+		if (strcmp(selector_ns_name(c->eps[c->ns_order[m]]->ns), ns) < 0)
+			a = m + 1;
+		else
+			b = m;
+	}
+	*lo = a;
+	b = c->n_eps;
+	while (a < b) {
+		size_t m = a + (b - a) / 2;
+
+		if (strcmp(selector_ns_name(c->eps[c->ns_order[m]]->ns), ns) <= 0)
+			a = m + 1;
+		else
+			b = m;
+	}
+	*hi = a;
+}
+
 /* The selection index of @p (evaluated on first use), or SEL_NONE. */
 static int ctx_sel_get(struct compile_ctx *c, const struct mseg_peer *p, uint32_t *ret)
 {
@@ -349,6 +400,24 @@ static int ctx_sel_get(struct compile_ctx *c, const struct mseg_peer *p, uint32_
 	s->bits = arena_calloc(&c->arena, c->words ? c->words : 1, sizeof(*s->bits));
 	if (!s->bits)
 		return -ENOMEM;
+	if (p->ns_scope == MSEG_NS_NAMED) {
+		/* only the endpoints of that namespace, already in index order */
+		size_t lo, hi;
+
+		ctx_ns_range(c, selector_ns_name(p->ns), &lo, &hi);
+		s->eps = arena_calloc(&c->arena, hi > lo ? hi - lo : 1, sizeof(*s->eps));
+		if (!s->eps)
+			return -ENOMEM;
+		for (size_t i = lo; i < hi; i++) {
+			uint32_t e = c->ns_order[i];
+
+			if (selector_matches(&p->ep_sel, c->eps[e]->labels, c->eps[e]->n_labels)) {
+				bit_set(s->bits, e);
+				s->eps[s->n_eps++] = e;
+			}
+		}
+		goto out_insert;
+	}
 	for (size_t e = 0; e < c->n_eps; e++) {
 		if (selector_peer_selects(p, c->eps[e])) {
 			bit_set(s->bits, e);
@@ -361,6 +430,7 @@ static int ctx_sel_get(struct compile_ctx *c, const struct mseg_peer *p, uint32_
 	for (size_t e = 0; e < c->n_eps; e++)
 		if (bit_test(s->bits, e))
 			s->eps[s->n_eps++] = (uint32_t)e;
+out_insert:
 	c->sel_table[slot] = (uint32_t)(c->n_sels + 1);
 	*ret = (uint32_t)c->n_sels++;
 	return 0;
@@ -530,6 +600,57 @@ static bool port_resolve(const struct mseg_port *p, const struct mseg_endpoint *
 	return true;
 }
 
+/* An egress named port towards an address group: the group's addresses
+ * that belong to endpoints, each with the port as that endpoint names it
+ * (the destination resolves a named port; addresses of no endpoint have
+ * no named ports). */
+static int group_add_named_addrs(struct compile_ctx *c, const struct crule *cr,
+				 const struct cpeer *cp, const struct mseg_port *port)
+{
+	uint8_t proto;
+	uint16_t lo, hi;
+	int r;
+
+	for (size_t e = 0; e < c->n_eps; e++) {
+		const struct mseg_endpoint *dst = c->eps[e];
+
+		if (!port_resolve(port, dst, &proto, &lo, &hi))
+			continue;
+		for (size_t a = 0; a < dst->n_ips; a++) {
+			int fam = fam_index(dst->ips[a].family);
+			box_u128 v;
+
+			if (fam < 0)
+				continue;
+			v = addr_u128(&dst->ips[a]);
+			if (!box_range_covered(cp->ranges[fam], cp->n_ranges[fam], v, v))
+				continue;
+			r = ctx_box_add(c, fam, proto, v, v, lo, hi, cr->prov);
+			if (r < 0)
+				return r;
+		}
+	}
+	return 0;
+}
+
+/* This node's addresses, every protocol (compile_opts.node_addrs). */
+static int group_add_node_addrs(struct compile_ctx *c)
+{
+	for (size_t i = 0; i < c->n_node_addrs; i++) {
+		int fam = fam_index(c->node_addrs[i].family);
+		box_u128 v;
+		int r;
+
+		if (fam < 0)
+			continue;
+		v = addr_u128(&c->node_addrs[i]);
+		r = ctx_box_add(c, fam, 0, v, v, 0, 0, BOX_PROV(ENTRY_POLICY_NODE, 0));
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
 static int group_add_rule(struct compile_ctx *c, const struct crule *cr,
 			  const struct mseg_endpoint *local)
 {
@@ -569,6 +690,12 @@ static int group_add_rule(struct compile_ctx *c, const struct crule *cr,
 			}
 		} else if (rule->peers[k].kind == MSEG_PEER_ADDRS) {
 			for (size_t q = 0; q < n_ports; q++) {
+				if (ports[q].name && !ingress) {
+					r = group_add_named_addrs(c, cr, cp, &ports[q]);
+					if (r < 0)
+						return r;
+					continue;
+				}
 				if (!port_resolve(&ports[q], ingress ? local : NULL, &proto, &lo, &hi))
 					continue;
 				for (int fam = 0; fam < 2; fam++) {
@@ -659,6 +786,9 @@ static int group_compute(struct compile_ctx *c, struct group *g)
 	c->n_touched = 0;
 	c->n_ents = 0;
 	c->n_any[0] = c->n_any[1] = 0;
+	r = group_add_node_addrs(c);
+	if (r < 0)
+		goto out_reset;
 	for (size_t i = 0; i < c->n_rules; i++) {
 		if (!bit_test(g->rules, i))
 			continue;
@@ -786,82 +916,91 @@ static void ctx_release(struct compile_ctx *c)
 	arena_release(&c->arena);
 }
 
-/* Isolation and mode of every endpoint; groups for the isolated directions. */
+/* Isolation and mode of every endpoint; groups for the isolated directions.
+ * Coverage and rule sets are filled from each selection's endpoint list
+ * (inverted), so the cost follows the selections' sizes, not endpoints x
+ * rules. */
 static int ctx_assign(struct compile_ctx *c, const struct compile_opts *opts,
 		      struct mseg_ep_plan *eps, uint32_t *ep_group)
 {
-	uint32_t **subj;
+	size_t n_dirs = c->n_eps * MSEG_DIR_COUNT;
+	uint8_t *iso, *enforce, *named;
 	uint64_t *rules;
 	int r;
 
-	subj = arena_calloc(&c->arena, c->n_pols + 1, sizeof(*subj));
-	rules = arena_calloc(&c->arena, c->rwords, sizeof(*rules));
-	if (!subj || !rules)
-		return -ENOMEM;
+	iso = arena_calloc(&c->arena, c->n_eps + 1, sizeof(*iso));
+	enforce = arena_calloc(&c->arena, c->n_eps + 1, sizeof(*enforce));
+	named = arena_calloc(&c->arena, n_dirs + 1, sizeof(*named));
+	rules = calloc(n_dirs ? n_dirs * c->rwords : 1, sizeof(*rules));
+	if (!iso || !enforce || !named || !rules) {
+		r = -ENOMEM;
+		goto out_free;
+	}
 	for (size_t p = 0; p < c->n_pols; p++) {
 		const struct mseg_policy *pol = c->pols[p];
 
-		subj[p] = arena_calloc(&c->arena, pol->n_subjects + 1, sizeof(**subj));
-		if (!subj[p])
-			return -ENOMEM;
 		for (size_t k = 0; k < pol->n_subjects; k++) {
-			r = ctx_sel_get(c, &pol->subjects[k], &subj[p][k]);
+			uint32_t si;
+
+			r = ctx_sel_get(c, &pol->subjects[k], &si);
 			if (r < 0)
-				return r;
+				goto out_free;
+			if (si == SEL_NONE)
+				continue;
+			for (size_t i = 0; i < c->sels[si].n_eps; i++) {
+				uint32_t e = c->sels[si].eps[i];
+
+				iso[e] |= (uint8_t)pol->isolation;
+				if (pol->mode == MSEG_MODE_ENFORCE)
+					enforce[e] |= (uint8_t)pol->isolation;
+			}
+		}
+	}
+	for (size_t i = 0; i < c->n_rules; i++) {
+		const struct crule *cr = &c->rules[i];
+		const struct sel *s;
+		int d = (int)cr->rule->dir;
+
+		if (cr->local == SEL_NONE || d < 0 || d >= MSEG_DIR_COUNT)
+			continue;
+		s = &c->sels[cr->local];
+		for (size_t k = 0; k < s->n_eps; k++) {
+			size_t slot = (size_t)s->eps[k] * MSEG_DIR_COUNT + (size_t)d;
+
+			bit_set(&rules[slot * c->rwords], i);
+			if (cr->named && d == MSEG_DIR_INGRESS)
+				named[slot] = 1;
 		}
 	}
 
 	for (uint32_t e = 0; e < c->n_eps; e++) {
-		unsigned iso = 0, enforce = 0;
-
 		eps[e].ep = c->eps[e];
-		for (size_t p = 0; p < c->n_pols; p++) {
-			const struct mseg_policy *pol = c->pols[p];
-
-			for (size_t k = 0; k < pol->n_subjects; k++) {
-				if (subj[p][k] == SEL_NONE ||
-				    !bit_test(c->sels[subj[p][k]].bits, e))
-					continue;
-				iso |= pol->isolation;
-				if (pol->mode == MSEG_MODE_ENFORCE)
-					enforce |= pol->isolation;
-				break;
-			}
-		}
 		for (int d = 0; d < MSEG_DIR_COUNT; d++) {
 			struct mseg_dir_plan *dp = &eps[e].dir[d];
-			bool named = false;
+			size_t slot = (size_t)e * MSEG_DIR_COUNT + (size_t)d;
 
-			if (iso & (1u << d)) {
+			if (iso[e] & (1u << d)) {
 				dp->isolated = true;
-				dp->mode = enforce & (1u << d) ? MSEG_MODE_ENFORCE : MSEG_MODE_AUDIT;
+				dp->mode = enforce[e] & (1u << d) ? MSEG_MODE_ENFORCE : MSEG_MODE_AUDIT;
 			} else if (opts->default_deny) {
 				dp->isolated = true;
 				dp->mode = opts->default_mode;
 			}
 			if (opts->force_audit)
 				dp->mode = MSEG_MODE_AUDIT;
-			ep_group[e * MSEG_DIR_COUNT + d] = UINT32_MAX;
+			ep_group[slot] = UINT32_MAX;
 			if (!dp->isolated)
 				continue;
-
-			memset(rules, 0, c->rwords * sizeof(*rules));
-			for (size_t i = 0; i < c->n_rules; i++) {
-				const struct crule *cr = &c->rules[i];
-
-				if ((int)cr->rule->dir != d || cr->local == SEL_NONE ||
-				    !bit_test(c->sels[cr->local].bits, e))
-					continue;
-				bit_set(rules, i);
-				if (cr->named && d == MSEG_DIR_INGRESS)
-					named = true;
-			}
-			r = ctx_group_get(c, e, rules, named, &ep_group[e * MSEG_DIR_COUNT + d]);
+			r = ctx_group_get(c, e, &rules[slot * c->rwords], named[slot],
+					  &ep_group[slot]);
 			if (r < 0)
-				return r;
+				goto out_free;
 		}
 	}
-	return 0;
+	r = 0;
+out_free:
+	free(rules);
+	return r;
 }
 
 static size_t count_peer_refs(const struct mseg_policy *const *pols, size_t n_pols)
@@ -905,6 +1044,8 @@ int compile_plan(const struct mseg_policy *const *pols, size_t n_pols,
 	c->expand_max = opts->expand_max ? opts->expand_max : COMPILE_EXPAND_MAX;
 	if (c->expand_max == COMPILE_EXPAND_OFF)
 		c->expand_max = 1;      /* a one-point box is already exact */
+	c->node_addrs = opts->node_addrs;
+	c->n_node_addrs = opts->node_addrs ? opts->n_node_addrs : 0;
 	r = -ENOMEM;
 	c->ws = box_ws_new();
 	c->eps = malloc((n_eps ? n_eps : 1) * sizeof(*c->eps));
@@ -926,6 +1067,9 @@ int compile_plan(const struct mseg_policy *const *pols, size_t n_pols,
 		c->eps[i] = eps[i];
 	qsort(c->eps, n_eps, sizeof(*c->eps), cmp_ep_id);
 
+	r = ctx_ns_index(c);
+	if (r < 0)
+		goto out_release;
 	r = ctx_prepare_rules(c);
 	if (r < 0)
 		goto out_release;

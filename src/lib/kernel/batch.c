@@ -347,7 +347,9 @@ static void socket_drain(struct netns *ns)
 const char *nl_entry_origin(const struct mseg_entry *e, const char *const *policy_names,
 			    size_t n_policy_names, char *buf, size_t size)
 {
-	if (policy_names && e->policy < n_policy_names && policy_names[e->policy])
+	if (e->policy == ENTRY_POLICY_NODE)
+		snprintf(buf, size, "node address");
+	else if (policy_names && e->policy < n_policy_names && policy_names[e->policy])
 		snprintf(buf, size, "policy %s rule %u", policy_names[e->policy], e->rule);
 	else
 		snprintf(buf, size, "policy #%u rule %u", e->policy, e->rule);

@@ -348,7 +348,7 @@ static int endpoint_fill(struct ectx *c, const struct ynode *map, const char *wh
 	}
 	v = ynode_map_get(map, "ns_labels");
 	if (v) {
-		r = labels_parse(c, v, "ns_labels", &ep->ns_labels, &ep->n_ns_labels);
+		r = labels_parse(c, v, "ns_labels", &ep->given_ns_labels, &ep->n_given_ns_labels);
 		if (r < 0)
 			return r;
 	}
@@ -403,12 +403,260 @@ static int endpoint_from_node(const char *file, struct mseg_err *err, const stru
 	r = endpoint_fill(&c, map, what, fixed_id, ret_id_node);
 	if (r < 0)
 		goto out_free;
+	if (endpoint_ns_labels_fill(c.ep, NULL) < 0) {
+		r = ycheck_oom(&c.ck);
+		goto out_free;
+	}
 	*ret = c.ep;
 	return 0;
 
 out_free:
 	endpoint_free(c.ep);
 	return r;
+}
+
+/* ---- namespaces ---- */
+
+static struct mseg_namespace *namespace_alloc(void)
+{
+	struct mseg_namespace *ns = calloc(1, sizeof(*ns));
+
+	if (!ns)
+		return NULL;
+	arena_init(&ns->arena);
+	return ns;
+}
+
+struct mseg_namespace *namespace_free(struct mseg_namespace *ns)
+{
+	if (!ns)
+		return NULL;
+	arena_release(&ns->arena);
+	free(ns);
+	return NULL;
+}
+
+static const struct mseg_label *labels_find(const struct mseg_label *v, size_t n,
+					    const char *key)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(v[i].key, key))
+			return &v[i];
+	return NULL;
+}
+
+/* @n labels of @v (sorted or not) plus kubernetes.io/metadata.name: @name,
+ * sorted, into @a. */
+static int labels_with_name(struct arena *a, const struct mseg_label *v, size_t n,
+			    const char *name, struct mseg_label **ret, size_t *ret_n)
+{
+	struct mseg_label *out = arena_calloc(a, n + 1, sizeof(*out));
+	size_t k = 0;
+
+	if (!out)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		if (!strcmp(v[i].key, NS_NAME_LABEL))
+			continue;
+		out[k].key = arena_strdup(a, v[i].key);
+		out[k].value = arena_strdup(a, v[i].value);
+		if (!out[k].key || !out[k].value)
+			return -ENOMEM;
+		k++;
+	}
+	out[k].key = NS_NAME_LABEL;
+	out[k].value = arena_strdup(a, name);
+	if (!out[k].value)
+		return -ENOMEM;
+	k++;
+	qsort(out, k, sizeof(*out), label_cmp);
+	*ret = out;
+	*ret_n = k;
+	return 0;
+}
+
+int namespace_new(const char *name, const struct mseg_label *labels, size_t n_labels,
+		  struct mseg_namespace **ret_ns)
+{
+	const struct mseg_label *meta = labels_find(labels, n_labels, NS_NAME_LABEL);
+	struct mseg_namespace *ns;
+
+	if (!name || !name_is_dns_label(name) || (meta && strcmp(meta->value, name)))
+		return -EINVAL;
+	for (size_t i = 0; i < n_labels; i++)
+		if (!name_is_label_key(labels[i].key) ||
+		    !name_is_label_value(labels[i].value) ||
+		    labels_find(labels, i, labels[i].key))
+			return -EINVAL;
+	ns = namespace_alloc();
+	if (!ns)
+		return -ENOMEM;
+	ns->name = arena_strdup(&ns->arena, name);
+	if (!ns->name ||
+	    labels_with_name(&ns->arena, labels, n_labels, name, &ns->labels, &ns->n_labels) < 0) {
+		namespace_free(ns);
+		return -ENOMEM;
+	}
+	*ret_ns = ns;
+	return 0;
+}
+
+/* {name: shop, labels: {team: a}}; "name" may be left out when @fixed_name. */
+static int namespace_from_node(const char *file, struct mseg_err *err, const struct ynode *map,
+			       const char *what, const char *fixed_name,
+			       struct mseg_namespace **ret, const struct ynode **ret_name_node)
+{
+	static const char *const keys[] = { "name", "labels", NULL };
+	struct ycheck ck = { .file = file, .err = err };
+	char nwhat[WHAT_SIZE], lwhat[2 * WHAT_SIZE], q[YQ_SIZE];
+	const struct ynode *v, *labels;
+	struct mseg_namespace *ns;
+	struct mseg_label *tmp = NULL;
+	const char *name = fixed_name;
+	size_t i;
+	int r;
+
+	r = ycheck_map(&ck, map, what, keys);
+	if (r < 0)
+		return r;
+	v = ynode_map_get(map, "name");
+	*ret_name_node = map;
+	if (v || !fixed_name) {
+		ycheck_whatf(nwhat, sizeof(nwhat), "%s.name", what);
+		r = ycheck_require(&ck, map, "name", what, &v);
+		if (r < 0)
+			return r;
+		r = ycheck_string(&ck, v, nwhat, true, &name);
+		if (r < 0)
+			return r;
+		if (!name_is_dns_label(name))
+			return ycheck_fail(&ck, v, "%s: '%s' is not a valid namespace name (%s)",
+					   nwhat, ytree_quote(name, q, sizeof(q)),
+					   NAME_DNS_LABEL_HINT);
+		if (fixed_name && strcmp(name, fixed_name))
+			return ycheck_fail(&ck, v, "%s: '%s' does not match the namespace '%s'",
+					   nwhat, ytree_quote(name, q, sizeof(q)), fixed_name);
+		*ret_name_node = v;
+	}
+	ycheck_whatf(nwhat, sizeof(nwhat), "namespace '%s': labels", name);
+	labels = ynode_map_get(map, "labels");
+	if (labels && !ynode_is_null(labels)) {
+		r = ycheck_kind(&ck, labels, YNODE_MAP, nwhat);
+		if (r < 0)
+			return r;
+		tmp = calloc(labels->n ? labels->n : 1, sizeof(*tmp));
+		if (!tmp)
+			return ycheck_oom(&ck);
+		for (i = 0; i < labels->n; i++) {
+			ycheck_whatf(lwhat, sizeof(lwhat), "%s: label '%s'", nwhat,
+				     labels->keys[i]->str);
+			r = ycheck_label(&ck, labels->keys[i], labels->vals[i], nwhat, lwhat,
+					 &tmp[i].value);
+			if (r < 0)
+				goto out_free;
+			tmp[i].key = labels->keys[i]->str;
+			if (!strcmp(tmp[i].key, NS_NAME_LABEL) && strcmp(tmp[i].value, name)) {
+				r = ycheck_fail(&ck, labels->vals[i],
+						"%s: label '%s' is always the namespace's name ('%s')",
+						nwhat, NS_NAME_LABEL, name);
+				goto out_free;
+			}
+		}
+	}
+	r = namespace_new(name, tmp, labels && labels->kind == YNODE_MAP ? labels->n : 0, &ns);
+	if (r < 0) {
+		r = ycheck_oom(&ck);
+		goto out_free;
+	}
+	ns->pos.file = arena_strdup(&ns->arena, file);
+	ns->pos.line = map->line;
+	ns->pos.col = map->col;
+	if (!ns->pos.file) {
+		namespace_free(ns);
+		r = ycheck_oom(&ck);
+		goto out_free;
+	}
+	*ret = ns;
+	r = 0;
+out_free:
+	free(tmp);
+	return r;
+}
+
+int namespace_parse_buffer(const char *ns_name, const char *name, const char *buf, size_t len,
+			   struct mseg_namespace **ret_ns, struct mseg_err *err)
+{
+	const struct ynode *name_node;
+	struct ytree t;
+	int r;
+
+	r = ytree_load(&t, name, buf, len, &inventory_limits, err);
+	if (r < 0)
+		goto out_release;
+	if (t.n_docs != 1) {
+		r = err_set(err, name, t.n_docs ? t.docs[1].line : 0, t.n_docs ? t.docs[1].col : 0,
+			    EINVAL, t.n_docs ? "expected one namespace document, found another" :
+					       "empty document");
+		goto out_release;
+	}
+	r = namespace_from_node(name, err, t.docs[0].root, "namespace", ns_name, ret_ns,
+				&name_node);
+out_release:
+	ytree_release(&t);
+	return r;
+}
+
+/* Are @have (sorted) exactly @src (without any metadata.name label) plus
+ * kubernetes.io/metadata.name: @name? */
+static bool ns_labels_same(const struct mseg_label *have, size_t n_have,
+			   const struct mseg_label *src, size_t n_src, const char *name)
+{
+	const struct mseg_label *meta = labels_find(have, n_have, NS_NAME_LABEL);
+	size_t n = 1;
+
+	if (!meta || strcmp(meta->value, name))
+		return false;
+	for (size_t i = 0; i < n_src; i++) {
+		const struct mseg_label *l;
+
+		if (!strcmp(src[i].key, NS_NAME_LABEL))
+			continue;
+		l = labels_find(have, n_have, src[i].key);
+		if (!l || strcmp(l->value, src[i].value))
+			return false;
+		n++;
+	}
+	return n == n_have;
+}
+
+int endpoint_ns_labels_fill(struct mseg_endpoint *ep, const struct mseg_namespace *ns)
+{
+	const char *ns_name = ep->ns ? ep->ns : "default";
+	const struct mseg_label *src = ep->given_ns_labels;
+	size_t n_src = ep->n_given_ns_labels;
+
+	if (ns) {
+		src = ns->labels;
+		n_src = ns->n_labels;
+	}
+	/* unchanged: no allocation (fills repeat on every inventory change) */
+	if (ns_labels_same(ep->ns_labels, ep->n_ns_labels, src, n_src, ns_name))
+		return 0;
+	return labels_with_name(&ep->arena, src, n_src, ns_name, &ep->ns_labels,
+				&ep->n_ns_labels);
+}
+
+int inventory_ns_labels_fill(struct mseg_inventory *inv, const struct mseg_inventory *nss)
+{
+	for (size_t i = 0; i < inv->n; i++) {
+		struct mseg_endpoint *ep = inv->eps[i];
+		int r = endpoint_ns_labels_fill(ep, inventory_ns_find(nss, ep->ns ? ep->ns :
+										 "default"));
+
+		if (r < 0)
+			return r;
+	}
+	return 0;
 }
 
 /* ---- the inventory ---- */
@@ -418,6 +666,9 @@ void inventory_init(struct mseg_inventory *inv)
 	inv->eps = NULL;
 	inv->n = 0;
 	inv->cap = 0;
+	inv->nss = NULL;
+	inv->n_nss = 0;
+	inv->cap_nss = 0;
 }
 
 void inventory_release(struct mseg_inventory *inv)
@@ -427,6 +678,9 @@ void inventory_release(struct mseg_inventory *inv)
 	for (i = 0; i < inv->n; i++)
 		endpoint_free(inv->eps[i]);
 	free(inv->eps);
+	for (i = 0; i < inv->n_nss; i++)
+		namespace_free(inv->nss[i]);
+	free(inv->nss);
 	inventory_init(inv);
 }
 
@@ -504,18 +758,100 @@ int inventory_remove(struct mseg_inventory *inv, const char *id)
 	return 0;
 }
 
+/* Index of namespace @name, or of where it would go (*ret_found false). */
+static size_t inventory_ns_search(const struct mseg_inventory *inv, const char *name,
+				  bool *ret_found)
+{
+	size_t lo = 0, hi = inv->n_nss;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(name, inv->nss[mid]->name);
+
+		if (c == 0) {
+			*ret_found = true;
+			return mid;
+		}
+		if (c < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	*ret_found = false;
+	return lo;
+}
+
+struct mseg_namespace *inventory_ns_find(const struct mseg_inventory *inv, const char *name)
+{
+	bool found;
+	size_t i;
+
+	if (!inv || !name)
+		return NULL;
+	i = inventory_ns_search(inv, name, &found);
+	return found ? inv->nss[i] : NULL;
+}
+
+int inventory_ns_put(struct mseg_inventory *inv, struct mseg_namespace *ns)
+{
+	bool found;
+	size_t i;
+	int r;
+
+	if (!ns || !ns->name)
+		return -EINVAL;
+	i = inventory_ns_search(inv, ns->name, &found);
+	if (found) {
+		if (inv->nss[i] != ns)
+			namespace_free(inv->nss[i]);
+		inv->nss[i] = ns;
+		return 0;
+	}
+	if (inv->n_nss >= SIZE_MAX / 2)
+		return -ENOMEM;
+	r = VEC_RESERVE(inv->nss, inv->cap_nss, inv->n_nss + 1);
+	if (r < 0)
+		return r;
+	memmove(&inv->nss[i + 1], &inv->nss[i], (inv->n_nss - i) * sizeof(*inv->nss));
+	inv->nss[i] = ns;
+	inv->n_nss++;
+	return 0;
+}
+
+int inventory_ns_remove(struct mseg_inventory *inv, const char *name)
+{
+	bool found;
+	size_t i = inventory_ns_search(inv, name, &found);
+
+	if (!found)
+		return -ENOENT;
+	namespace_free(inv->nss[i]);
+	memmove(&inv->nss[i], &inv->nss[i + 1], (inv->n_nss - i - 1) * sizeof(*inv->nss));
+	inv->n_nss--;
+	return 0;
+}
+
 /* ---- loading ---- */
 
 /* A parsed endpoint waiting for the duplicate check. */
 struct pending {
 	struct mseg_endpoint *ep;
 	const struct ynode *id_node;
+	const struct ynode *map;
 	size_t order;
+};
+
+/* A parsed namespace waiting for the duplicate check. */
+struct pending_ns {
+	struct mseg_namespace *ns;
+	const struct ynode *name_node;
 };
 
 struct pending_list {
 	struct pending *v;
 	size_t n, cap;
+	struct pending_ns *nss;
+	size_t n_nss, cap_nss;
 };
 
 static void pending_release(struct pending_list *l)
@@ -525,6 +861,76 @@ static void pending_release(struct pending_list *l)
 	for (i = 0; i < l->n; i++)
 		endpoint_free(l->v[i].ep);
 	free(l->v);
+	for (i = 0; i < l->n_nss; i++)
+		namespace_free(l->nss[i].ns);
+	free(l->nss);
+}
+
+/* Namespace names unique among @l and new to @inv; an endpoint's own
+ * ns_labels only for a namespace declared nowhere. */
+static int pending_ns_check(const struct ycheck *ck, const struct mseg_inventory *inv,
+			    const struct pending_list *l)
+{
+	size_t i, j;
+
+	for (i = 0; i < l->n_nss; i++) {
+		const struct mseg_namespace *ns = l->nss[i].ns, *first = inventory_ns_find(inv,
+											ns->name);
+
+		for (j = 0; !first && j < i; j++)
+			if (!strcmp(l->nss[j].ns->name, ns->name))
+				first = l->nss[j].ns;
+		if (first)
+			return ycheck_fail(ck, l->nss[i].name_node,
+					   "namespace '%s' is already defined at %s:%u:%u", ns->name,
+					   first->pos.file ? first->pos.file : "?", first->pos.line,
+					   first->pos.col);
+	}
+	for (i = 0; i < l->n; i++) {
+		const struct mseg_endpoint *ep = l->v[i].ep;
+		const struct mseg_namespace *ns;
+
+		if (!ep->n_given_ns_labels && !ynode_map_get(l->v[i].map, "ns_labels"))
+			continue;
+		ns = inventory_ns_find(inv, ep->ns);
+		for (j = 0; !ns && j < l->n_nss; j++)
+			if (!strcmp(l->nss[j].ns->name, ep->ns))
+				ns = l->nss[j].ns;
+		if (ns)
+			return ycheck_fail(ck, ynode_map_get(l->v[i].map, "ns_labels"),
+					   "endpoint '%s': ns_labels: namespace '%s' is declared at "
+					   "%s:%u:%u; its labels are given there",
+					   ep->id, ep->ns, ns->pos.file ? ns->pos.file : "?",
+					   ns->pos.line, ns->pos.col);
+	}
+	return 0;
+}
+
+static int namespaces_collect(const struct ycheck *ck, const struct ynode *seq,
+			      struct pending_list *l)
+{
+	size_t i;
+	int r;
+
+	r = ycheck_kind(ck, seq, YNODE_SEQ, "namespaces");
+	if (r < 0)
+		return r;
+	for (i = 0; i < seq->n; i++) {
+		struct pending_ns *p;
+		char what[32];
+
+		r = VEC_RESERVE(l->nss, l->cap_nss, l->n_nss + 1);
+		if (r < 0)
+			return err_setf(ck->err, ENOMEM, "out of memory");
+		p = &l->nss[l->n_nss];
+		ycheck_whatf(what, sizeof(what), "namespaces[%zu]", i);
+		r = namespace_from_node(ck->file, ck->err, seq->vals[i], what, NULL, &p->ns,
+					&p->name_node);
+		if (r < 0)
+			return r;
+		l->n_nss++;
+	}
+	return 0;
 }
 
 static int pending_cmp(const void *pa, const void *pb)
@@ -581,8 +987,8 @@ static int pending_check(const struct ycheck *ck, const struct mseg_inventory *i
 static int inventory_doc_collect(const struct ycheck *ck, const struct ynode *root,
 				 struct pending_list *l)
 {
-	static const char *const keys[] = { "endpoints", NULL };
-	const struct ynode *eps;
+	static const char *const keys[] = { "namespaces", "endpoints", NULL };
+	const struct ynode *eps, *nss;
 	size_t i;
 	int r;
 
@@ -592,6 +998,14 @@ static int inventory_doc_collect(const struct ycheck *ck, const struct ynode *ro
 	r = ycheck_keys(ck, root, "", keys);
 	if (r < 0)
 		return r;
+	nss = ynode_map_get(root, "namespaces");
+	if (nss) {
+		r = namespaces_collect(ck, nss, l);
+		if (r < 0)
+			return r;
+		if (!ynode_map_get(root, "endpoints"))
+			return 0;
+	}
 	r = ycheck_require(ck, root, "endpoints", "", &eps);
 	if (r < 0)
 		return r;
@@ -617,6 +1031,7 @@ static int inventory_doc_collect(const struct ycheck *ck, const struct ynode *ro
 				       &p->id_node);
 		if (r < 0)
 			return r;
+		p->map = eps->vals[i];
 		p->order = l->n++;
 	}
 	return 0;
@@ -644,10 +1059,13 @@ int inventory_parse_buffer(struct mseg_inventory *inv, const char *name, const c
 		r = inventory_doc_collect(&ck, t.docs[i].root, &l);
 	if (r < 0)
 		goto out_release;
-	r = pending_check(&ck, inv, &l);
-	if (r < 0 || l.n == 0)
+	r = pending_ns_check(&ck, inv, &l);
+	if (r == 0)
+		r = pending_check(&ck, inv, &l);
+	if (r < 0 || (l.n == 0 && l.n_nss == 0))
 		goto out_release;
-	if (inventory_reserve(inv, l.n) < 0) {
+	if (inventory_reserve(inv, l.n) < 0 ||
+	    VEC_RESERVE(inv->nss, inv->cap_nss, inv->n_nss + l.n_nss) < 0) {
 		r = err_setf(err, ENOMEM, "out of memory");
 		goto out_release;
 	}
@@ -656,6 +1074,12 @@ int inventory_parse_buffer(struct mseg_inventory *inv, const char *name, const c
 		l.v[i].ep = NULL;
 	}
 	qsort(inv->eps, inv->n, sizeof(*inv->eps), ep_cmp);
+	for (i = 0; i < l.n_nss; i++) {
+		inventory_ns_put(inv, l.nss[i].ns);   /* room reserved: cannot fail */
+		l.nss[i].ns = NULL;
+	}
+	if (inventory_ns_labels_fill(inv, inv) < 0)
+		r = err_setf(err, ENOMEM, "out of memory");
 
 out_release:
 	pending_release(&l);

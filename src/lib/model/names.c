@@ -96,3 +96,21 @@ bool name_is_label_value(const char *s)
 
 	return len == 0 || label_name_valid(s, len);
 }
+
+bool name_is_dns_subdomain(const char *s)
+{
+	size_t len = strlen(s), i;
+
+	if (len == 0 || len > 253)
+		return false;
+	for (i = 0; i < len; i++) {
+		bool edge = i == 0 || i == len - 1 || s[i - 1] == '.' || s[i + 1] == '.';
+
+		if (((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9')))
+			continue;
+		if ((s[i] == '-' || s[i] == '.') && !edge)
+			continue;
+		return false;
+	}
+	return true;
+}

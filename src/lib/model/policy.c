@@ -1,5 +1,6 @@
 /* Policy documents (docs/policy.md): the YAML tree of an
- * AllowList -> struct mseg_policy, fully validated; and the policy set. */
+ * AllowList -> struct mseg_policy, fully validated; the loader of every
+ * policy document (AllowList, NetworkPolicy via netpol.c, List); the policy set. */
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
@@ -13,12 +14,15 @@
 #include "mseg/model/names.h"
 #include "mseg/model/policy.h"
 #include "util/vec.h"
+#include "model/policy_priv.h"
 #include "model/ytree.h"
 
 #define API_VERSION "mseg.io/v1"
 #define KIND_ALLOWLIST "AllowList"
+#define API_VERSION_K8S "networking.k8s.io/v1"
+#define KIND_NETWORKPOLICY "NetworkPolicy"
 #define GROUP_WORLD "world"
-#define WHAT_SIZE 160
+#define WHAT_SIZE POLICY_WHAT_SIZE
 
 static const struct ytree_limits policy_limits = {
 	.max_size = POLICY_MAX_FILE_SIZE,
@@ -55,21 +59,22 @@ struct group {
 	struct mseg_peer peer;       /* ENDPOINTS for a selector, ADDRS for cidrs */
 };
 
-struct pctx {
-	struct ycheck ck;
-	struct mseg_policy *p;
-	const struct ynode *name_node;
-	struct group *groups;        /* sorted by name */
-	size_t n_groups;
-	struct group world;
+static struct mseg_cidr world_cidrs[2] = {
+	{ .addr.family = AF_INET },
+	{ .addr.family = AF_INET6 },
+};
+static const struct group world_group = {
+	.name = GROUP_WORLD,
+	.peer = { .kind = MSEG_PEER_ADDRS, .group = GROUP_WORLD, .cidrs = world_cidrs,
+		  .n_cidrs = 2 },
 };
 
-static int pctx_strdup(struct pctx *c, const char *s, const char **ret)
+int pctx_strdup(struct pctx *c, const char *s, const char **ret)
 {
 	return ycheck_strdup(&c->ck, &c->p->arena, s, ret);
 }
 
-static void pctx_pos(struct pctx *c, const struct ynode *n, struct mseg_pos *ret)
+void pctx_pos(struct pctx *c, const struct ynode *n, struct mseg_pos *ret)
 {
 	ret->file = c->p->pos.file;
 	ret->line = n->line;
@@ -95,9 +100,8 @@ static bool addr_mask(struct mseg_addr *a, unsigned plen)
 	return changed;
 }
 
-/* "10.0.0.0/8", "fd00::/8", or a bare address (a /32 or /128). */
-static int cidr_parse(struct pctx *c, const struct ynode *n, const char *what,
-		      struct mseg_cidr *ret)
+int cidr_parse(struct pctx *c, const struct ynode *n, const char *what, bool need_plen,
+	       struct mseg_cidr *ret)
 {
 	char a[INET6_ADDRSTRLEN + 1], q[YQ_SIZE];
 	const char *s, *slash;
@@ -125,6 +129,9 @@ static int cidr_parse(struct pctx *c, const struct ynode *n, const char *what,
 		goto out_invalid;
 	}
 	plen = max;
+	if (!slash && need_plen)
+		return ycheck_fail(&c->ck, n, "%s: '%s' is not a valid CIDR: needs a prefix length "
+				   "(like %s/%u)", what, ytree_quote(s, q, sizeof(q)), a, max);
 	if (slash) {
 		const char *d = slash + 1;
 		size_t dlen = strlen(d), i;
@@ -157,7 +164,7 @@ out_invalid:
 			   what, ytree_quote(s, q, sizeof(q)));
 }
 
-static bool cidr_contains(const struct mseg_cidr *outer, const struct mseg_cidr *inner)
+bool cidr_contains(const struct mseg_cidr *outer, const struct mseg_cidr *inner)
 {
 	struct mseg_addr a = inner->addr;
 
@@ -183,7 +190,7 @@ static int cidr_list_parse(struct pctx *c, const struct ynode *seq, const char *
 		return ycheck_oom(&c->ck);
 	for (i = 0; i < seq->n; i++) {
 		ycheck_whatf(iwhat, sizeof(iwhat), "%s[%zu]", what, i);
-		r = cidr_parse(c, seq->vals[i], iwhat, &v[i]);
+		r = cidr_parse(c, seq->vals[i], iwhat, false, &v[i]);
 		if (r < 0)
 			return r;
 	}
@@ -237,10 +244,16 @@ static int selector_parse(struct pctx *c, const struct ynode *map, const char *w
 		if (r < 0)
 			return r;
 	}
-	qsort(reqs, map->n, sizeof(*reqs), sel_req_cmp);
 	ret->reqs = reqs;
 	ret->n_reqs = map->n;
+	selector_sort(ret);
 	return 0;
+}
+
+void selector_sort(struct mseg_selector *sel)
+{
+	if (sel->n_reqs > 1)
+		qsort(sel->reqs, sel->n_reqs, sizeof(*sel->reqs), sel_req_cmp);
 }
 
 /* ---- groups ---- */
@@ -323,23 +336,21 @@ static const struct group *group_find(const struct pctx *c, const char *name)
 	struct group key = { .name = name };
 
 	if (!strcmp(name, GROUP_WORLD))
-		return &c->world;
+		return &world_group;
 	return bsearch(&key, c->groups, c->n_groups, sizeof(key), group_cmp);
 }
 
-static int world_init(struct pctx *c)
+int peer_world_init(struct pctx *c, const char *group, struct mseg_peer *ret)
 {
-	struct mseg_peer *w = &c->world.peer;
-
-	c->world.name = GROUP_WORLD;
-	w->kind = MSEG_PEER_ADDRS;
-	w->group = GROUP_WORLD;
-	w->cidrs = arena_calloc(&c->p->arena, 2, sizeof(*w->cidrs));
-	if (!w->cidrs)
+	memset(ret, 0, sizeof(*ret));
+	ret->kind = MSEG_PEER_ADDRS;
+	ret->group = group;
+	ret->cidrs = arena_calloc(&c->p->arena, 2, sizeof(*ret->cidrs));
+	if (!ret->cidrs)
 		return ycheck_oom(&c->ck);
-	w->cidrs[0].addr.family = AF_INET;
-	w->cidrs[1].addr.family = AF_INET6;
-	w->n_cidrs = 2;
+	ret->cidrs[0].addr.family = AF_INET;
+	ret->cidrs[1].addr.family = AF_INET6;
+	ret->n_cidrs = 2;
 	return 0;
 }
 
@@ -652,9 +663,17 @@ static int allow_parse(struct pctx *c, const struct ynode *seq)
 
 /* ---- metadata, spec, document ---- */
 
+/* Keys of metadata that the API server sets or that carry no meaning for
+ * enforcement: accepted and ignored (kubectl get -o yaml prints them). */
+static const char *const metadata_keys[] = {
+	"name", "namespace", "labels", "annotations", "uid", "resourceVersion", "generation",
+	"creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "managedFields",
+	"selfLink", "finalizers", "ownerReferences", "generateName", NULL
+};
+
 static int metadata_parse(struct pctx *c, const struct ynode *root)
 {
-	static const char *const keys[] = { "name", "namespace", NULL };
+	bool k8s = c->p->kind == MSEG_KIND_NETWORKPOLICY;
 	const struct ynode *md, *v;
 	const char *s;
 	char q[YQ_SIZE];
@@ -663,7 +682,7 @@ static int metadata_parse(struct pctx *c, const struct ynode *root)
 	r = ycheck_require(&c->ck, root, "metadata", "", &md);
 	if (r < 0)
 		return r;
-	r = ycheck_map(&c->ck, md, "metadata", keys);
+	r = ycheck_map(&c->ck, md, "metadata", metadata_keys);
 	if (r < 0)
 		return r;
 	r = ycheck_require(&c->ck, md, "name", "metadata", &v);
@@ -672,7 +691,10 @@ static int metadata_parse(struct pctx *c, const struct ynode *root)
 	r = ycheck_string(&c->ck, v, "metadata.name", true, &s);
 	if (r < 0)
 		return r;
-	if (!name_is_dns_label(s))
+	if (k8s && !name_is_dns_subdomain(s))
+		return ycheck_fail(&c->ck, v, "metadata.name: '%s' is not a valid name (%s)",
+				   ytree_quote(s, q, sizeof(q)), NAME_DNS_SUBDOMAIN_HINT);
+	if (!k8s && !name_is_dns_label(s))
 		return ycheck_fail(&c->ck, v, "metadata.name: '%s' is not a valid name (%s)",
 				   ytree_quote(s, q, sizeof(q)), NAME_DNS_LABEL_HINT);
 	r = pctx_strdup(c, s, &c->p->name);
@@ -744,46 +766,67 @@ static int spec_parse(struct pctx *c, const struct ynode *root)
 	return 0;
 }
 
-/* kind and apiVersion: only mseg.io/v1 AllowList for now. */
-static int header_parse(struct pctx *c, const struct ynode *root)
+/* kind and apiVersion: mseg.io/v1 AllowList or networking.k8s.io/v1
+ * NetworkPolicy; sets c->p->kind. A top-level status (the API server's) is
+ * ignored. */
+static int header_parse(struct pctx *c, const struct ynode *root, bool np_item)
 {
-	static const char *const keys[] = { "apiVersion", "kind", "metadata", "spec", NULL };
+	static const char *const keys[] = { "apiVersion", "kind", "metadata", "spec", "status",
+					    NULL };
 	const struct ynode *kind_node, *api_node;
-	const char *kind, *api;
+	const char *kind, *api, *want_api;
 	char q[YQ_SIZE];
 	int r;
 
+	/* the items of a NetworkPolicyList from the API server carry neither */
+	if (np_item && !ynode_map_get(root, "kind") && !ynode_map_get(root, "apiVersion")) {
+		c->p->kind = MSEG_KIND_NETWORKPOLICY;
+		return ycheck_keys(&c->ck, root, "", keys);
+	}
 	r = ycheck_require(&c->ck, root, "kind", "", &kind_node);
 	if (r < 0)
 		return r;
 	r = ycheck_string(&c->ck, kind_node, "kind", true, &kind);
 	if (r < 0)
 		return r;
-	if (!strcmp(kind, "NetworkPolicy"))
-		return ycheck_fail(&c->ck, kind_node, "kind 'NetworkPolicy' is not supported yet");
 	r = ycheck_require(&c->ck, root, "apiVersion", "", &api_node);
 	if (r < 0)
 		return r;
 	r = ycheck_string(&c->ck, api_node, "apiVersion", true, &api);
 	if (r < 0)
 		return r;
-	if (strcmp(api, API_VERSION))
-		return ycheck_fail(&c->ck, api_node, "unsupported apiVersion '%s' (supported: %s)",
-				   ytree_quote(api, q, sizeof(q)), API_VERSION);
-	if (strcmp(kind, KIND_ALLOWLIST))
-		return ycheck_fail(&c->ck, kind_node, "unknown kind '%s' (supported: %s)",
-				   ytree_quote(kind, q, sizeof(q)), KIND_ALLOWLIST);
+	if (np_item && strcmp(kind, KIND_NETWORKPOLICY))
+		return ycheck_fail(&c->ck, kind_node,
+				   "kind '%s' in a NetworkPolicyList (only NetworkPolicy)",
+				   ytree_quote(kind, q, sizeof(q)));
+	if (!strcmp(kind, KIND_ALLOWLIST)) {
+		c->p->kind = MSEG_KIND_ALLOWLIST;
+		want_api = API_VERSION;
+	} else if (!strcmp(kind, KIND_NETWORKPOLICY)) {
+		c->p->kind = MSEG_KIND_NETWORKPOLICY;
+		want_api = API_VERSION_K8S;
+	} else {
+		return ycheck_fail(&c->ck, kind_node, "unknown kind '%s' (supported: %s, %s)",
+				   ytree_quote(kind, q, sizeof(q)), KIND_ALLOWLIST,
+				   KIND_NETWORKPOLICY);
+	}
+	if (strcmp(api, want_api))
+		return ycheck_fail(&c->ck, api_node,
+				   "unsupported apiVersion '%s' for kind %s (supported: %s)",
+				   ytree_quote(api, q, sizeof(q)), kind, want_api);
 	return ycheck_keys(&c->ck, root, "", keys);
 }
 
-static int policy_from_doc(const char *file, const struct ydoc *doc, struct mseg_err *err,
-			   struct mseg_policy **ret, const struct ynode **ret_name_node)
+/* One policy document (or one item of a List) at @root. */
+static int policy_from_node(const char *file, const struct ydoc *doc, const struct ynode *root,
+			    const char *what, bool np_item, struct mseg_err *err,
+			    struct mseg_policy **ret, const struct ynode **ret_name_node)
 {
 	struct pctx c = { .ck = { .file = file, .err = err } };
 	char *f;
 	int r;
 
-	r = ycheck_kind(&c.ck, doc->root, YNODE_MAP, "document");
+	r = ycheck_kind(&c.ck, root, YNODE_MAP, what);
 	if (r < 0)
 		return r;
 	c.p = policy_new();
@@ -794,23 +837,22 @@ static int policy_from_doc(const char *file, const struct ydoc *doc, struct mseg
 		r = ycheck_oom(&c.ck);
 		goto out_free;
 	}
-	c.p->kind = MSEG_KIND_ALLOWLIST;
 	c.p->pos.file = f;
-	c.p->pos.line = doc->line;
-	c.p->pos.col = doc->col;
+	c.p->pos.line = root == doc->root ? doc->line : root->line;
+	c.p->pos.col = root == doc->root ? doc->col : root->col;
 	c.p->doc_start = doc->start;
 	c.p->doc_len = doc->end - doc->start;
 
-	r = header_parse(&c, doc->root);
+	r = header_parse(&c, root, np_item);
 	if (r < 0)
 		goto out_free;
-	r = world_init(&c);
+	r = metadata_parse(&c, root);
 	if (r < 0)
 		goto out_free;
-	r = metadata_parse(&c, doc->root);
-	if (r < 0)
-		goto out_free;
-	r = spec_parse(&c, doc->root);
+	if (c.p->kind == MSEG_KIND_NETWORKPOLICY)
+		r = netpol_spec_parse(&c, root);
+	else
+		r = spec_parse(&c, root);
 	if (r < 0)
 		goto out_free;
 	*ret = c.p;
@@ -935,7 +977,71 @@ static int policy_check_dup(const struct ycheck *ck, const struct mseg_policy_se
 			   p->name, other->pos.file, other->pos.line, other->pos.col);
 }
 
-/* Parse @buf and append its policies to @tmp; names must be new in @tmp and @dst. */
+/* Check and append one parsed policy to @tmp; frees it on error. */
+static int policy_collect_one(const struct ycheck *ck, struct mseg_policy_set *tmp,
+			      const struct mseg_policy_set *dst, struct mseg_policy *p,
+			      const struct ynode *name_node)
+{
+	int r = policy_check_dup(ck, tmp, dst, p, name_node);
+
+	if (r == 0 && policy_set_reserve(tmp, 1) < 0)
+		r = err_setf(ck->err, ENOMEM, "out of memory");
+	if (r < 0) {
+		policy_free(p);
+		return r;
+	}
+	tmp->items[tmp->n++] = p;
+	return 0;
+}
+
+/* kind: List (apiVersion v1, as kubectl get -o yaml prints) or
+ * NetworkPolicyList (networking.k8s.io/v1): true, and the items. */
+static int policy_list_items(const struct ycheck *ck, const struct ynode *root,
+			     const struct ynode **ret_items, bool *ret_np)
+{
+	static const char *const keys[] = { "apiVersion", "kind", "metadata", "items", NULL };
+	const struct ynode *kind = ynode_map_get(root, "kind"), *api, *items;
+	const char *want;
+	char q[YQ_SIZE];
+	int r;
+
+	*ret_items = NULL;
+	if (root->kind != YNODE_MAP || !kind || kind->kind != YNODE_SCALAR)
+		return 0;
+	if (!strcmp(kind->str, "List"))
+		want = "v1";
+	else if (!strcmp(kind->str, KIND_NETWORKPOLICY "List"))
+		want = API_VERSION_K8S;
+	else
+		return 0;
+	*ret_np = strcmp(want, "v1") != 0;
+	r = ycheck_require(ck, root, "apiVersion", "", &api);
+	if (r < 0)
+		return r;
+	if (api->kind != YNODE_SCALAR || strcmp(api->str, want))
+		return ycheck_fail(ck, api, "unsupported apiVersion '%s' for kind %s (supported: %s)",
+				   api->kind == YNODE_SCALAR ? ytree_quote(api->str, q, sizeof(q)) :
+							       ynode_kind_name(api),
+				   kind->str, want);
+	r = ycheck_keys(ck, root, "", keys);
+	if (r < 0)
+		return r;
+	r = ycheck_require(ck, root, "items", "", &items);
+	if (r < 0)
+		return r;
+	if (ynode_is_null(items)) {
+		*ret_items = items;
+		return 0;
+	}
+	r = ycheck_kind(ck, items, YNODE_SEQ, "items");
+	if (r < 0)
+		return r;
+	*ret_items = items;
+	return 0;
+}
+
+/* Parse @buf and append its policies to @tmp; names must be new in @tmp and @dst.
+ * A List's items share the list document's span (doc_start, doc_len). */
 static int policy_buffer_collect(struct mseg_policy_set *tmp, const struct mseg_policy_set *dst,
 				 const char *name, const char *buf, size_t len,
 				 struct mseg_err *err)
@@ -949,23 +1055,33 @@ static int policy_buffer_collect(struct mseg_policy_set *tmp, const struct mseg_
 	if (r < 0)
 		goto out_release;
 	for (i = 0; i < t.n_docs; i++) {
-		const struct ynode *name_node = NULL;
+		const struct ynode *name_node = NULL, *items = NULL;
 		struct mseg_policy *p = NULL;
+		bool np = false;
 
-		r = policy_from_doc(name, &t.docs[i], err, &p, &name_node);
+		r = policy_list_items(&ck, t.docs[i].root, &items, &np);
 		if (r < 0)
 			goto out_release;
-		r = policy_check_dup(&ck, tmp, dst, p, name_node);
-		if (r == 0) {
-			r = policy_set_reserve(tmp, 1);
+		if (!items) {
+			r = policy_from_node(name, &t.docs[i], t.docs[i].root, "document", false,
+					     err, &p, &name_node);
+			if (r == 0)
+				r = policy_collect_one(&ck, tmp, dst, p, name_node);
 			if (r < 0)
-				r = err_setf(err, ENOMEM, "out of memory");
+				goto out_release;
+			continue;
 		}
-		if (r < 0) {
-			policy_free(p);
-			goto out_release;
+		for (size_t k = 0; items->kind == YNODE_SEQ && k < items->n; k++) {
+			char what[32];
+
+			ycheck_whatf(what, sizeof(what), "items[%zu]", k);
+			r = policy_from_node(name, &t.docs[i], items->vals[k], what, np, err, &p,
+					     &name_node);
+			if (r == 0)
+				r = policy_collect_one(&ck, tmp, dst, p, name_node);
+			if (r < 0)
+				goto out_release;
 		}
-		tmp->items[tmp->n++] = p;
 	}
 	r = 0;
 
