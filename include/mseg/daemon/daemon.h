@@ -29,6 +29,8 @@ struct daemon_config {
 	unsigned flow_window_sec;  /* aggregation window (default 60) */
 	unsigned flow_log_max_mb;  /* rotate the flow log at this size (default 16) */
 	unsigned flow_log_files;   /* rotated files kept (default 5) */
+	struct mseg_addr *node_addrs;  /* --node-addr: never isolated */
+	size_t n_node_addrs;
 };
 
 void daemon_config_init(struct daemon_config *c);

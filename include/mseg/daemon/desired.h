@@ -119,6 +119,18 @@ int desired_api_endpoint_put(struct desired *ds, struct mseg_endpoint *ep, const
 			     size_t len, struct mseg_err *err);
 int desired_api_endpoint_delete(struct desired *ds, const char *id, struct mseg_err *err);
 
+/* Namespaces (labels for NetworkPolicy namespaceSelectors), from the
+ * inventory file's namespaces: section and the API; the file's wins a
+ * name. Every view fills each endpoint's namespace labels from them
+ * (kubernetes.io/metadata.name always set). */
+const struct mseg_namespace *desired_namespace_find(const struct desired *ds, const char *name,
+						    enum desired_source *ret_src);
+int desired_api_namespace_put(struct desired *ds, struct mseg_namespace *ns, const char *doc,
+			      size_t len, struct mseg_err *err);
+int desired_api_namespace_delete(struct desired *ds, const char *name, struct mseg_err *err);
+int desired_api_namespace_doc(const struct desired *ds, const char *name, char **ret_doc,
+			      size_t *ret_len);
+
 /* The stored document of an API policy (malloc'd); -ENOENT. */
 int desired_api_policy_doc(const struct desired *ds, const char *ns, const char *name,
 			   char **ret_doc, size_t *ret_len);

@@ -4,6 +4,7 @@
  *
  *   STATE/policies/NS.NAME      (namespace and name are DNS labels: no '.')
  *   STATE/endpoints/ID          (ids never begin with '.')
+ *   STATE/namespaces/NAME       (a DNS label)
  *
  * Every change is atomic and durable before it returns: the document is
  * written to a temporary file ".tmp.*" in the same directory, fsync'ed,
@@ -29,7 +30,8 @@ int store_open(const char *dir, struct store **ret_store, struct mseg_err *err);
 struct store *store_free(struct store *s);
 const char *store_dir(const struct store *s);
 
-/* Load every stored object into @pols and @inv (all or nothing; a stored
+/* Load every stored object (policies; endpoints and namespaces into @inv)
+ * into @pols and @inv (all or nothing; a stored
  * document that does not parse any more is an error naming its file,
  * unless quarantine is on). Removes leftover temporary files. */
 int store_load(struct store *s, struct mseg_policy_set *pols, struct mseg_inventory *inv,
@@ -51,12 +53,16 @@ int store_policy_delete(struct store *s, const char *ns, const char *name, struc
 int store_endpoint_put(struct store *s, const char *id, const char *doc, size_t len,
 		       struct mseg_err *err);
 int store_endpoint_delete(struct store *s, const char *id, struct mseg_err *err);
+int store_namespace_put(struct store *s, const char *name, const char *doc, size_t len,
+			struct mseg_err *err);
+int store_namespace_delete(struct store *s, const char *name, struct mseg_err *err);
 
 /* The stored document of a policy or endpoint (malloc'd, NUL-terminated);
  * -ENOENT when absent. */
 int store_policy_read(struct store *s, const char *ns, const char *name, char **ret_doc,
 		      size_t *ret_len);
 int store_endpoint_read(struct store *s, const char *id, char **ret_doc, size_t *ret_len);
+int store_namespace_read(struct store *s, const char *name, char **ret_doc, size_t *ret_len);
 
 /* Write @len bytes of @data to DIR/NAME atomically and durably (the
  * primitive behind the put functions; exposed for tests). */

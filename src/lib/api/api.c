@@ -265,6 +265,9 @@ static void r_endpoint_get(struct api_ctx *x) { api_handle_endpoint_get(x, x->se
 static void r_endpoint_put(struct api_ctx *x) { api_handle_endpoint_put(x, x->segs[2]); }
 static void r_endpoint_patch(struct api_ctx *x) { api_handle_endpoint_patch(x, x->segs[2]); }
 static void r_endpoint_delete(struct api_ctx *x) { api_handle_endpoint_delete(x, x->segs[2]); }
+static void r_namespace_get(struct api_ctx *x) { api_handle_namespace_get(x, x->segs[2]); }
+static void r_namespace_put(struct api_ctx *x) { api_handle_namespace_put(x, x->segs[2]); }
+static void r_namespace_delete(struct api_ctx *x) { api_handle_namespace_delete(x, x->segs[2]); }
 
 /* Every route: path segments ("*" is any one segment), method, handler. */
 static const struct route {
@@ -289,6 +292,10 @@ static const struct route {
 	{ "/v1/endpoints/*", M_PUT, r_endpoint_put },
 	{ "/v1/endpoints/*", M_PATCH, r_endpoint_patch },
 	{ "/v1/endpoints/*", M_DELETE, r_endpoint_delete },
+	{ "/v1/namespaces", M_GET, api_handle_namespaces_list },
+	{ "/v1/namespaces/*", M_GET, r_namespace_get },
+	{ "/v1/namespaces/*", M_PUT, r_namespace_put },
+	{ "/v1/namespaces/*", M_DELETE, r_namespace_delete },
 };
 
 static bool route_matches(const struct route *rt, const struct api_ctx *x)

@@ -190,6 +190,10 @@ void api_handle_endpoint_get(struct api_ctx *x, const char *id);
 void api_handle_endpoint_put(struct api_ctx *x, const char *id);
 void api_handle_endpoint_patch(struct api_ctx *x, const char *id);
 void api_handle_endpoint_delete(struct api_ctx *x, const char *id);
+void api_handle_namespaces_list(struct api_ctx *x);
+void api_handle_namespace_get(struct api_ctx *x, const char *name);
+void api_handle_namespace_put(struct api_ctx *x, const char *name);
+void api_handle_namespace_delete(struct api_ctx *x, const char *name);
 
 /* The GET /v1/rules background read-back timer's callback. */
 void api_on_rules_tick(struct evloop_source *src, uint32_t events, void *data);

@@ -677,6 +677,147 @@ void api_handle_endpoint_delete(struct api_ctx *x, const char *id)
 	api_resp_json(x, 200, mutation_result(x, &ch, "deleted", "endpoint", id));
 }
 
+/* ---- namespaces ---- */
+
+static json_t *namespace_entry(struct api_ctx *x, const struct mseg_namespace *ns,
+			       enum desired_source src)
+{
+	const struct desired *ds = x->be->desired;
+	json_t *o = json_object(), *labels = json_object();
+	size_t n = 0;
+	char where[PATH_MAX + 8];
+
+	for (size_t i = 0; i < ns->n_labels; i++)
+		json_object_set_new(labels, ns->labels[i].key, json_string(ns->labels[i].value));
+	for (int s2 = 0; s2 < DESIRED_N_SOURCES; s2++)
+		for (size_t i = 0; i < ds->inv[s2].n; i++)
+			n += strcmp(selector_ns_name(ds->inv[s2].eps[i]->ns), ns->name) == 0;
+	if (src == DESIRED_FILE)
+		snprintf(where, sizeof(where), "file:%s", x->be->cfg->endpoints_file ?
+			 x->be->cfg->endpoints_file : "?");
+	else
+		snprintf(where, sizeof(where), "api");
+	json_object_set_new(o, "name", json_string(ns->name));
+	json_object_set_new(o, "labels", labels);
+	json_object_set_new(o, "endpoints", json_integer((json_int_t)n));
+	json_object_set_new(o, "source", json_string(where));
+	return o;
+}
+
+void api_handle_namespaces_list(struct api_ctx *x)
+{
+	const struct desired *ds = x->be->desired;
+	json_t *arr = json_array();
+
+	for (int src = 0; src < DESIRED_N_SOURCES; src++)
+		for (size_t i = 0; i < ds->inv[src].n_nss; i++) {
+			const struct mseg_namespace *ns = ds->inv[src].nss[i];
+			enum desired_source won;
+
+			/* a name both define: the file's */
+			if (desired_namespace_find(ds, ns->name, &won) == ns)
+				json_array_append_new(arr, namespace_entry(x, ns, (enum desired_source)src));
+		}
+	api_resp_json(x, 200, json_pack("{so}", "namespaces", arr));
+}
+
+void api_handle_namespace_get(struct api_ctx *x, const char *name)
+{
+	enum desired_source src;
+	const struct mseg_namespace *ns = desired_namespace_find(x->be->desired, name, &src);
+
+	if (!ns) {
+		api_resp_error(x, 404, "no namespace '%s'", name);
+		return;
+	}
+	api_resp_json(x, 200, namespace_entry(x, ns, src));
+}
+
+void api_handle_namespace_put(struct api_ctx *x, const char *name)
+{
+	struct desired *ds = x->be->desired;
+	struct mseg_namespace *ns = NULL;
+	struct mseg_err err;
+	char *doc = NULL;
+	size_t len = 0;
+	bool existed;
+	int r;
+
+	if (!name_is_dns_label(name)) {
+		api_resp_error(x, 400, "namespace '%s': " NAME_DNS_LABEL_HINT, name);
+		return;
+	}
+	if (!body_type_ok(x))
+		return;
+	if (inventory_ns_find(&ds->inv[DESIRED_FILE], name)) {
+		api_resp_error(x, 409, "namespace '%s' comes from the inventory file (%s); change it "
+			       "there", name, x->be->cfg->endpoints_file ? x->be->cfg->endpoints_file : "?");
+		return;
+	}
+	err_clear(&err);
+	r = namespace_parse_buffer(name, "body", x->rq->body ? x->rq->body : "", x->rq->len, &ns,
+				   &err);
+	if (r < 0) {
+		endpoint_parse_error(x, r, &err);
+		return;
+	}
+	existed = inventory_ns_find(&ds->inv[DESIRED_API], name) != NULL;
+	r = existed ? desired_api_namespace_doc(ds, name, &doc, &len) : -ENOENT;
+	if (api_doc_unchanged(r, doc, len, x->rq)) {
+		unchanged_answer(x, NULL, query_flag(x->c, "dry_run"), "namespace", name);
+		namespace_free(ns);
+		return;
+	}
+	if (query_flag(x->c, "dry_run")) {
+		json_t *o = json_pack("{sbssss}", "dry_run", 1, "result",
+				      existed ? "would replace" : "would create", "namespace", name);
+
+		api_resp_json(x, 200, o);
+		namespace_free(ns);
+		return;
+	}
+	err_clear(&err);
+	r = desired_api_namespace_put(ds, ns, x->rq->body ? x->rq->body : "", x->rq->len, &err);
+	if (r < 0) {
+		mutation_error(x, r, "cannot store the namespace", &err);
+		namespace_free(ns);
+		return;
+	}
+	log_info("api: namespace '%s' %s", name, existed ? "replaced" : "created");
+	api_resp_json(x, existed ? 200 : 201,
+		      mutation_result(x, NULL, existed ? "replaced" : "created", "namespace", name));
+}
+
+void api_handle_namespace_delete(struct api_ctx *x, const char *name)
+{
+	struct desired *ds = x->be->desired;
+	struct mseg_err err;
+	int r;
+
+	if (inventory_ns_find(&ds->inv[DESIRED_FILE], name)) {
+		api_resp_error(x, 409, "namespace '%s' comes from the inventory file (%s); remove it "
+			       "there", name, x->be->cfg->endpoints_file ? x->be->cfg->endpoints_file : "?");
+		return;
+	}
+	if (!inventory_ns_find(&ds->inv[DESIRED_API], name)) {
+		api_resp_error(x, 404, "no namespace '%s'", name);
+		return;
+	}
+	if (query_flag(x->c, "dry_run")) {
+		api_resp_json(x, 200, json_pack("{sbssss}", "dry_run", 1, "result", "would delete",
+						"namespace", name));
+		return;
+	}
+	err_clear(&err);
+	r = desired_api_namespace_delete(ds, name, &err);
+	if (r < 0) {
+		mutation_error(x, r, "cannot remove the stored namespace", &err);
+		return;
+	}
+	log_info("api: namespace '%s' deleted", name);
+	api_resp_json(x, 200, mutation_result(x, NULL, "deleted", "namespace", name));
+}
+
 /* ---- reads ---- */
 
 /* A policy as GET shows it: with the number of endpoints it covers in @v

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "mseg/daemon/daemon.h"
+#include "mseg/model/addr.h"
 #include "mseg/model/plan.h"
 #include "mseg/util/opt.h"
 
@@ -38,6 +39,9 @@ void daemon_config_release(struct daemon_config *c)
 		free(*strs[i]);
 		*strs[i] = NULL;
 	}
+	free(c->node_addrs);
+	c->node_addrs = NULL;
+	c->n_node_addrs = 0;
 }
 
 const char *daemon_usage(void)
@@ -63,6 +67,8 @@ const char *daemon_usage(void)
 	       "  --flow-window SECONDS  repeats within it aggregate into one record (default 60)\n"
 	       "  --flow-log-size MIB    rotate the flow log at this size (default 16)\n"
 	       "  --flow-log-files N     rotated flow logs kept (default 5)\n"
+	       "  --node-addr ADDR       an address of this node (repeat for more): traffic to\n"
+	       "                         and from it is never isolated (kubelet probes)\n"
 	       "  --help, --version\n";
 }
 
@@ -71,7 +77,7 @@ enum {
 	OPT_LISTEN_TCP, OPT_TOKEN_FILE, OPT_TLS_CERT, OPT_TLS_KEY, OPT_MODE,
 	OPT_DEFAULT_DENY, OPT_RESYNC, OPT_FLOW_LOG, OPT_LOG_LEVEL, OPT_QUEUE_NUM,
 	OPT_QUEUE_RATE, OPT_QUEUE_BURST, OPT_FLOW_RING, OPT_FLOW_WINDOW, OPT_FLOW_LOG_SIZE,
-	OPT_FLOW_LOG_FILES, OPT_HELP, OPT_VERSION,
+	OPT_FLOW_LOG_FILES, OPT_NODE_ADDR, OPT_HELP, OPT_VERSION,
 };
 
 static const struct option long_opts[] = {
@@ -96,6 +102,7 @@ static const struct option long_opts[] = {
 	{ "flow-window", required_argument, NULL, OPT_FLOW_WINDOW },
 	{ "flow-log-size", required_argument, NULL, OPT_FLOW_LOG_SIZE },
 	{ "flow-log-files", required_argument, NULL, OPT_FLOW_LOG_FILES },
+	{ "node-addr", required_argument, NULL, OPT_NODE_ADDR },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ NULL, 0, NULL, 0 },
@@ -210,6 +217,18 @@ static int config_apply(struct daemon_config *c, int opt, const char *name, cons
 			return err_setf(err, EINVAL, "--flow-log-size '%s': expected MiB 1..65536", v);
 		c->flow_log_max_mb = (unsigned)n;
 		return 0;
+	case OPT_NODE_ADDR: {
+		struct mseg_addr a, *t;
+
+		if (addr_parse(v, &a) < 0)
+			return err_setf(err, EINVAL, "--node-addr '%s': not an IPv4 or IPv6 address", v);
+		t = realloc(c->node_addrs, (c->n_node_addrs + 1) * sizeof(*t));
+		if (!t)
+			return err_setf(err, ENOMEM, "out of memory");
+		c->node_addrs = t;
+		c->node_addrs[c->n_node_addrs++] = a;
+		return 0;
+	}
 	case OPT_FLOW_LOG_FILES:
 		if (parse_uint(v, 100, &n) < 0)
 			return err_setf(err, EINVAL, "--flow-log-files '%s': expected 0..100", v);

@@ -368,6 +368,8 @@ static int daemon_setup(struct daemon *d)
 		.default_deny = d->cfg->default_deny,
 		.default_mode = d->cfg->mode,
 		.force_audit = d->cfg->mode == MSEG_MODE_AUDIT,
+		.node_addrs = d->cfg->node_addrs,
+		.n_node_addrs = d->cfg->n_node_addrs,
 	};
 	sigset_t mask;
 	int r;

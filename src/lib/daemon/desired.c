@@ -8,6 +8,7 @@
 #include "mseg/model/addr.h"
 #include "mseg/model/inventory.h"
 #include "mseg/model/policy.h"
+#include "mseg/model/selector.h"
 #include "mseg/util/clock.h"
 #include "util/vec.h"
 
@@ -290,6 +291,8 @@ out_nomem:
 	return -ENOMEM;
 }
 
+static int no_store(struct mseg_err *err);
+
 int desired_view_build(const struct desired *ds, const struct desired_change *ch,
 		       struct desired_view *ret)
 {
@@ -343,7 +346,67 @@ int desired_view_build(const struct desired *ds, const struct desired_change *ch
 			ret->inv.eps[ret->inv.n++] = fa;
 	}
 	free(api_eps);
+	/* each endpoint's namespace labels, from the namespace objects (before
+	 * any copy is made: the labels live in the original's arena) */
+	for (size_t i = 0; i < ret->inv.n; i++) {
+		struct mseg_endpoint *ep = ret->inv.eps[i];
+
+		if (endpoint_ns_labels_fill(ep, desired_namespace_find(ds, selector_ns_name(ep->ns),
+								       NULL)) < 0) {
+			desired_view_release(ret);
+			return -ENOMEM;
+		}
+	}
 	return view_resolve_conflicts(ret);
+}
+
+const struct mseg_namespace *desired_namespace_find(const struct desired *ds, const char *name,
+						    enum desired_source *ret_src)
+{
+	for (int src = 0; src < DESIRED_N_SOURCES; src++) {
+		const struct mseg_namespace *ns = inventory_ns_find(&ds->inv[src], name);
+
+		if (ns) {
+			if (ret_src)
+				*ret_src = (enum desired_source)src;
+			return ns;
+		}
+	}
+	return NULL;
+}
+
+int desired_api_namespace_put(struct desired *ds, struct mseg_namespace *ns, const char *doc,
+			      size_t len, struct mseg_err *err)
+{
+	int r;
+
+	if (!ds->store)
+		return no_store(err);
+	r = store_namespace_put(ds->store, ns->name, doc, len, err);
+	if (r < 0)
+		return r;
+	r = inventory_ns_put(&ds->inv[DESIRED_API], ns);
+	if (r < 0)
+		return err_setf(err, -r, "namespace '%s' is stored but could not be taken into "
+			       "memory (%s); a restart brings it", ns->name, strerror(-r));
+	ds->generation++;
+	return 0;
+}
+
+int desired_api_namespace_delete(struct desired *ds, const char *name, struct mseg_err *err)
+{
+	int r;
+
+	if (!ds->store)
+		return no_store(err);
+	if (!inventory_ns_find(&ds->inv[DESIRED_API], name))
+		return err_setf(err, ENOENT, "no namespace '%s'", name);
+	r = store_namespace_delete(ds->store, name, err);
+	if (r < 0 && r != -ENOENT)
+		return r;
+	inventory_ns_remove(&ds->inv[DESIRED_API], name);
+	ds->generation++;
+	return 0;
 }
 
 void desired_view_release(struct desired_view *v)
@@ -485,6 +548,14 @@ size_t desired_store_quarantined_count(const struct desired *ds)
 const char *desired_store_quarantined(const struct desired *ds, size_t i)
 {
 	return ds->store ? store_quarantined(ds->store, i) : NULL;
+}
+
+int desired_api_namespace_doc(const struct desired *ds, const char *name, char **ret_doc,
+			      size_t *ret_len)
+{
+	if (!ds->store)
+		return -ENOENT;
+	return store_namespace_read(ds->store, name, ret_doc, ret_len);
 }
 
 const char *desired_state_dir(const struct desired *ds)

@@ -17,12 +17,14 @@
 
 #define STORE_POLICIES "policies"
 #define STORE_ENDPOINTS "endpoints"
+#define STORE_NAMESPACES "namespaces"
 #define STORE_TMP_PREFIX ".tmp."
 
 struct store {
 	char *dir;
 	char *pol_dir;
 	char *ep_dir;
+	char *ns_dir;
 	int lock_fd;                   /* DIR/.lock, flock'ed while open */
 	unsigned long tmp_seq;
 	bool quarantine;               /* move bad files aside instead of failing */
@@ -183,6 +185,11 @@ int store_open(const char *dir, struct store **ret_store, struct mseg_err *err)
 		r = err_setf(err, ENOMEM, "out of memory");
 		goto out_free;
 	}
+	if (asprintf(&s->ns_dir, "%s/" STORE_NAMESPACES, dir) < 0) {
+		s->ns_dir = NULL;
+		r = err_setf(err, ENOMEM, "out of memory");
+		goto out_free;
+	}
 	if (asprintf(&s->ep_dir, "%s/" STORE_ENDPOINTS, dir) < 0) {
 		s->ep_dir = NULL;
 		r = err_setf(err, ENOMEM, "out of memory");
@@ -193,6 +200,8 @@ int store_open(const char *dir, struct store **ret_store, struct mseg_err *err)
 		r = mkdir_one(s->pol_dir, err);
 	if (r == 0)
 		r = mkdir_one(s->ep_dir, err);
+	if (r == 0)
+		r = mkdir_one(s->ns_dir, err);
 	if (r == 0)
 		r = store_lock(s, err);
 	if (r < 0)
@@ -217,6 +226,7 @@ struct store *store_free(struct store *s)
 	free(s->dir);
 	free(s->pol_dir);
 	free(s->ep_dir);
+	free(s->ns_dir);
 	free(s);
 	return NULL;
 }
@@ -345,6 +355,21 @@ int store_endpoint_put(struct store *s, const char *id, const char *doc, size_t 
 	return store_write_atomic(s->ep_dir, id, doc, len, err);
 }
 
+int store_namespace_put(struct store *s, const char *name, const char *doc, size_t len,
+			struct mseg_err *err)
+{
+	if (!component_valid(name))
+		return err_setf(err, EINVAL, "namespace '%s': invalid name", name);
+	return store_write_atomic(s->ns_dir, name, doc, len, err);
+}
+
+int store_namespace_delete(struct store *s, const char *name, struct mseg_err *err)
+{
+	if (!component_valid(name))
+		return err_setf(err, EINVAL, "namespace '%s': invalid name", name);
+	return unlink_durable(s->ns_dir, name, err);
+}
+
 int store_endpoint_delete(struct store *s, const char *id, struct mseg_err *err)
 {
 	if (!component_valid(id))
@@ -408,6 +433,17 @@ int store_policy_read(struct store *s, const char *ns, const char *name, char **
 	if (r < 0)
 		return r;
 	if (snprintf(path, sizeof(path), "%s/%s", s->pol_dir, fname) >= (int)sizeof(path))
+		return -ENAMETOOLONG;
+	return read_file(path, ret_doc, ret_len, POLICY_MAX_FILE_SIZE);
+}
+
+int store_namespace_read(struct store *s, const char *name, char **ret_doc, size_t *ret_len)
+{
+	char path[PATH_MAX];
+
+	if (!component_valid(name))
+		return -EINVAL;
+	if (snprintf(path, sizeof(path), "%s/%s", s->ns_dir, name) >= (int)sizeof(path))
 		return -ENAMETOOLONG;
 	return read_file(path, ret_doc, ret_len, POLICY_MAX_FILE_SIZE);
 }
@@ -528,6 +564,42 @@ static int store_load_policies(struct store *s, struct mseg_policy_set *out, str
 	return r;
 }
 
+static int store_load_namespaces(struct store *s, struct mseg_inventory *out, struct mseg_err *err)
+{
+	char **names = NULL;
+	size_t n = 0;
+	int r = dir_list(s->ns_dir, &names, &n, err);
+
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n && r == 0; i++) {
+		struct mseg_namespace *ns = NULL;
+		char path[PATH_MAX];
+		char *doc = NULL;
+		size_t len = 0;
+
+		snprintf(path, sizeof(path), "%s/%s", s->ns_dir, names[i]);
+		r = read_file(path, &doc, &len, POLICY_MAX_FILE_SIZE);
+		if (r < 0) {
+			r = err_set(err, path, 0, 0, -r, "cannot read: %s", strerror(-r));
+			break;
+		}
+		r = namespace_parse_buffer(names[i], path, doc, len, &ns, err);
+		free(doc);
+		if (r < 0) {
+			r = store_bad_file(s, STORE_NAMESPACES, names[i], path, r, err);
+		} else {
+			r = inventory_ns_put(out, ns);
+			if (r < 0) {
+				namespace_free(ns);
+				err_setf(err, -r, "out of memory");
+			}
+		}
+	}
+	names_free(names, n);
+	return r;
+}
+
 static int store_load_endpoints(struct store *s, struct mseg_inventory *out, struct mseg_err *err)
 {
 	char **names = NULL;
@@ -582,6 +654,8 @@ int store_load(struct store *s, struct mseg_policy_set *pols, struct mseg_invent
 	r = store_load_policies(s, &p, err);
 	if (r == 0)
 		r = store_load_endpoints(s, &e, err);
+	if (r == 0)
+		r = store_load_namespaces(s, &e, err);
 	if (r < 0)
 		goto out_release;
 	r = policy_set_take(pols, &p);
@@ -594,6 +668,13 @@ int store_load(struct store *s, struct mseg_policy_set *pols, struct mseg_invent
 		e.eps[i] = NULL;
 	}
 	e.n = 0;
+	for (size_t i = 0; i < e.n_nss; i++) {
+		r = inventory_ns_put(inv, e.nss[i]);
+		if (r < 0)
+			goto out_release;
+		e.nss[i] = NULL;
+	}
+	e.n_nss = 0;
 out_release:
 	policy_set_release(&p);
 	inventory_release(&e);
