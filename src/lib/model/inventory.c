@@ -1073,7 +1073,8 @@ int inventory_parse_buffer(struct mseg_inventory *inv, const char *name, const c
 		inv->eps[inv->n++] = l.v[i].ep;
 		l.v[i].ep = NULL;
 	}
-	qsort(inv->eps, inv->n, sizeof(*inv->eps), ep_cmp);
+	if (inv->n > 1)   /* eps may be NULL: a file of namespaces only */
+		qsort(inv->eps, inv->n, sizeof(*inv->eps), ep_cmp);
 	for (i = 0; i < l.n_nss; i++) {
 		inventory_ns_put(inv, l.nss[i].ns);   /* room reserved: cannot fail */
 		l.nss[i].ns = NULL;
