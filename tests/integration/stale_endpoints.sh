@@ -51,6 +51,15 @@ t_check "the same namespace through /proc/PID/ns/net: 409" [ "$(put twin "{\"net
 t_check "db itself may be re-put with its netns" [ "$(put db "{\"labels\": {\"app\": \"db\"}, \"netns\": \"/proc/$dbpid/ns/net\", \"ips\": [\"10.201.0.3\"]}")" = 200 ]
 put db "{\"labels\": {\"app\": \"db\"}, \"netns\": \"$(t_netns_path db)\", \"ips\": [\"10.201.0.3\"]}" >/dev/null
 
+# a netns path that is a FIFO (or anything but a namespace) is refused
+# without blocking msegd's loop on open()
+mkfifo "$T_TMP/fifo"
+t_check "an endpoint whose netns is a FIFO is stored" [ "$(put fifo "{\"netns\": \"$T_TMP/fifo\", \"ips\": [\"10.201.0.40\"]}")" = 201 ]
+t_check "and reported not programmed, as not a network namespace" \
+	python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); sys.exit(0 if d["programmed"] is False and "Invalid argument" in json.dumps(d["errors"]) else 1)' "$T_TMP/body"
+t_check "msegd still answers at once" bash -c "[ \"\$(curl -s -m 2 -o /dev/null -w '%{http_code}' --unix-socket '$SOCK' http://x/healthz)\" = 200 ]"
+curl -s -o /dev/null --unix-socket "$SOCK" -X DELETE http://x/v1/endpoints/fifo
+
 # ip netns del of an API endpoint: removed at the next resync, namespace freed
 t_check "endpoint gone registered" [ "$(put gone "{\"labels\": {\"app\": \"client\"}, \"netns\": \"$(t_netns_path gone)\", \"ips\": [\"10.201.0.6\"]}")" = 201 ]
 t_check "its veth is on the bridge" bash -c "ip -n $T_HUB link show v6 >/dev/null"

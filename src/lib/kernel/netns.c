@@ -12,11 +12,14 @@
 #include <linux/nsfs.h>
 #include <linux/sockios.h>
 #include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <linux/magic.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -44,6 +47,30 @@ static int open_self_netns(void)
 	return fd < 0 ? -errno : fd;
 }
 
+/* Open the namespace file @path for setns() without ever blocking on it:
+ * O_PATH first (a FIFO or a device there is not opened), check that it is
+ * an nsfs file, and only then open it for real through /proc/self/fd. */
+static int nsfs_open(const char *path)
+{
+	struct statfs sfs;
+	char proc[64];
+	int pfd, fd;
+
+	pfd = open(path, O_PATH | O_CLOEXEC);
+	if (pfd < 0)
+		return -errno;
+	if (fstatfs(pfd, &sfs) < 0 || sfs.f_type != NSFS_MAGIC) {
+		close(pfd);
+		return -EINVAL;
+	}
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", pfd);
+	fd = open(proc, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		fd = -errno;
+	close(pfd);
+	return fd;
+}
+
 /* -EINVAL unless @fd is a network namespace. */
 static int check_netns_fd(int fd)
 {
@@ -68,9 +95,9 @@ int netns_open(const char *path, struct netns **ret_ns)
 		r = -ENOMEM;
 		goto out_free;
 	}
-	fd = path ? open(path, O_RDONLY | O_CLOEXEC) : open_self_netns();
+	fd = path ? nsfs_open(path) : open_self_netns();
 	if (fd < 0) {
-		r = path ? -errno : fd;
+		r = fd;
 		goto out_free;
 	}
 	r = path ? check_netns_fd(fd) : 0;
@@ -150,9 +177,9 @@ static int ns_fd_open(const struct netns *ns)
 			return fd;
 	}
 	if (ns->path[0]) {
-		fd = open(ns->path, O_RDONLY | O_CLOEXEC);
+		fd = nsfs_open(ns->path);
 		if (fd < 0)
-			return -errno;
+			return fd;
 	} else {
 		fd = open_self_netns();
 		if (fd < 0)
@@ -188,11 +215,17 @@ static int ns_open_in(struct netns *ns, const struct ns_open *o)
 	}
 	r = ns_open_here(o);
 	if (setns(self, CLONE_NEWNET) < 0) {
-		/* The thread now lives in the endpoint's namespace; anything it
-		 * does next would happen there. */
-		if (r >= 0)
-			close(r);
-		r = -ENOTRECOVERABLE;
+		/* The thread now lives in the endpoint's namespace: anything it
+		 * did next (a socket, a file, the API) would happen there. Nothing
+		 * can be trusted any more; stop. The tables stay in the kernel
+		 * (fail-closed where enforced) and the supervisor restarts us. */
+		static const char msg[] = "msegd: cannot return to its own network namespace "
+					  "after setns(); aborting (the tables stay in force)\n";
+
+		if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0) {
+			/* nothing more to say */
+		}
+		abort();
 	}
 out_close_nsfd:
 	close(nsfd);
