@@ -2,11 +2,14 @@
  * the CNI_* environment, lets libmseg do the work (src/lib/cni/), prints
  * the result or the CNI error object on stdout; warnings go to stderr.
  *
- *   mseg-cni [--token-dir DIR]
+ *   mseg-cni [--token-dir DIR] [--tombstone-dir DIR]
  *
  * A runtime runs plugins without arguments; --token-dir (another directory
- * token files may come from, besides /etc/mseg) is for a wrapper script an
- * administrator installs, and for tests. The network config cannot set it. */
+ * token files may come from, besides /etc/mseg) and --tombstone-dir (where a
+ * DEL that finds msegd down leaves a tombstone; default
+ * /var/lib/mseg/tombstones, msegd's default state dir) are for a wrapper
+ * script an administrator installs, and for tests. The network config
+ * cannot set them. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,14 +65,23 @@ int main(int argc, char **argv)
 			opts.token_dir = argv[++i];
 		} else if (strncmp(argv[i], "--token-dir=", 12) == 0) {
 			opts.token_dir = argv[i] + 12;
+		} else if (strcmp(argv[i], "--tombstone-dir") == 0 && i + 1 < argc) {
+			opts.tombstone_dir = argv[++i];
+		} else if (strncmp(argv[i], "--tombstone-dir=", 16) == 0) {
+			opts.tombstone_dir = argv[i] + 16;
 		} else {
-			fprintf(stderr, "usage: mseg-cni [--token-dir DIR] (CNI_* environment, "
-				"network config on stdin)\n");
+			fprintf(stderr, "usage: mseg-cni [--token-dir DIR] [--tombstone-dir DIR] (CNI_* "
+				"environment, network config on stdin)\n");
 			return 2;
 		}
-		if (opts.token_dir[0] != '/') {
+		if (opts.token_dir && opts.token_dir[0] != '/') {
 			fprintf(stderr, "mseg-cni: --token-dir '%s' is not an absolute path\n",
 				opts.token_dir);
+			return 2;
+		}
+		if (opts.tombstone_dir && opts.tombstone_dir[0] != '/') {
+			fprintf(stderr, "mseg-cni: --tombstone-dir '%s' is not an absolute path\n",
+				opts.tombstone_dir);
 			return 2;
 		}
 	}

@@ -10,7 +10,12 @@
 t_require_root
 
 CNI_BIN=${CNI_BIN:-/usr/lib/cni}
-MSEG_CNI="$MSEG_ROOT/$BUILD/mseg-cni"
+# mseg-cni with its tombstone dir in this test's state dir (a DEL that finds
+# msegd down leaves one there; the default is /var/lib/mseg/tombstones)
+printf '#!/bin/sh\nexec %s --tombstone-dir %s "$@"\n' "$MSEG_ROOT/$BUILD/mseg-cni" \
+	"$T_TMP/state/tombstones" >"$T_TMP/mseg-cni-tomb"
+chmod 0755 "$T_TMP/mseg-cni-tomb"
+MSEG_CNI="$T_TMP/mseg-cni-tomb"
 for p in bridge host-local; do
 	[ -x "$CNI_BIN/$p" ] || { echo "SKIP: $CNI_BIN/$p missing (containernetworking-plugins)"; exit 77; }
 done
@@ -163,6 +168,16 @@ t_check "DEL of a container whose namespace is gone" del_gone
 t_msegd_stop >/dev/null 2>&1
 t_check_not "msegd is down" curl -s --max-time 2 --unix-socket "$SOCK" -o /dev/null http://mseg/healthz
 t_check "DEL with msegd down succeeds" mseg_cmd DEL api 0.4.0
+t_check "... and leaves a tombstone for msegd" [ -f "$T_TMP/state/tombstones/c-api" ]
+t_check "... and says so" grep -q "left as a tombstone msegd removes at start" "$T_TMP/err"
+mark=$(t_log_lines)
+t_msegd_start --policy-dir "$T_TMP/policies" --resync 0
+t_check "msegd back up" t_wait_log "msegd ready" "$mark"
+t_check "msegd applied the tombstone at start" \
+	t_wait_log "endpoint 'c-api': removed \\(its CNI DEL could not reach msegd\\)" "$mark"
+t_check "the endpoint is gone" [ "$(api_status /v1/endpoints/c-api)" = 404 ]
+t_check "the tombstone is gone" [ ! -e "$T_TMP/state/tombstones/c-api" ]
+t_msegd_stop >/dev/null 2>&1
 if ! mseg_add db 1.0.0 '{"labels": {"app": "db"}}' "" && [ "$(out_code)" = 11 ]; then
 	t_pass "ADD with msegd down, onUnreachable=fail: code 11 (fail-closed)"
 else

@@ -158,7 +158,15 @@ struct cni_outcome {
  * arguments, and no network config can add any). */
 struct cni_opts {
 	const char *token_dir;        /* --token-dir: another token directory; may be NULL */
+	const char *tombstone_dir;    /* --tombstone-dir: NULL = CNI_TOMBSTONE_DIR */
 };
+
+/* Where a DEL that finds msegd down leaves a tombstone (an empty file named
+ * by the container id) for msegd to apply at start: msegd's default state
+ * dir's tombstones/. Like the token directory, only the plugin's own
+ * command line can change it, not the network config. */
+#define CNI_TOMBSTONE_DIR "/var/lib/mseg/tombstones"
+int cni_tombstone_write(const char *dir, const char *id);
 
 /* Run one invocation: @envp is the environment, @in/@len stdin. Talks to
  * msegd (libcurl; curl_global_init is the caller's job). Token files are

@@ -145,6 +145,13 @@ int desired_api_endpoint_doc(const struct desired *ds, const char *id, char **re
 size_t desired_store_quarantined_count(const struct desired *ds);
 const char *desired_store_quarantined(const struct desired *ds, size_t i);
 
+/* Apply the tombstones mseg-cni left in the state dir when a CNI DEL could
+ * not reach msegd: each API endpoint named by one, registered before it,
+ * is deleted (as the DEL would have). *@ret_ids lists those (malloc'd
+ * strings and array, the caller frees). */
+int desired_tombstones_apply(struct desired *ds, char ***ret_ids, size_t *ret_n,
+			     struct mseg_err *err);
+
 /* The state dir, or NULL before desired_store_open(). */
 const char *desired_state_dir(const struct desired *ds);
 

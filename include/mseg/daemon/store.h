@@ -16,6 +16,7 @@
 #define MSEG_STORE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "mseg/util/err.h"
 #include "mseg/model/model.h"
@@ -63,6 +64,13 @@ int store_policy_read(struct store *s, const char *ns, const char *name, char **
 		      size_t *ret_len);
 int store_endpoint_read(struct store *s, const char *id, char **ret_doc, size_t *ret_len);
 int store_namespace_read(struct store *s, const char *name, char **ret_doc, size_t *ret_len);
+
+/* Tombstones: DIR/tombstones/ID, left by mseg-cni when a CNI DEL could not
+ * reach msegd. Calls @fn for each (the endpoint id and when it was left),
+ * and removes the tombstone when @fn returns 0. A missing directory is no
+ * tombstone. */
+int store_tombstones_each(struct store *s, int (*fn)(void *data, const char *id, uint64_t mtime_ns),
+			  void *data, struct mseg_err *err);
 
 /* Write @len bytes of @data to DIR/NAME atomically and durably (the
  * primitive behind the put functions; exposed for tests). */

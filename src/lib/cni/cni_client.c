@@ -2,6 +2,9 @@
  * CHECK commands built on them. The pure parts are in cni.c, so that unit
  * tests link without libcurl. */
 #include <errno.h>
+#include <limits.h>
+#include <sys/stat.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,6 +147,29 @@ static int cni_unreachable(const struct cni_client *cl, int r, const char *what,
 			     "cannot reach msegd at %s (%s)", cl->conf->server, strerror(-r));
 }
 
+int cni_tombstone_write(const char *dir, const char *id)
+{
+	char path[PATH_MAX];
+	int fd;
+
+	/* ids are [A-Za-z0-9_.-] and never "." or ".." (cni_env_parse) */
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	if (snprintf(path, sizeof(path), "%s/%s", dir, id) >= (int)sizeof(path))
+		return -ENAMETOOLONG;
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	if (fsync(fd) < 0) {
+		int e = errno;
+
+		close(fd);
+		return -e;
+	}
+	close(fd);
+	return 0;
+}
+
 static void cni_path_for(char *buf, size_t size, const char *prefix, const char *id)
 {
 	/* ids are [A-Za-z0-9_.-] (cni_env_parse checked): nothing to escape */
@@ -276,11 +302,15 @@ static int cni_run_del(const struct cni_config *c, const struct cni_opts *opts,
 	cni_path_for(path, sizeof(path), "/v1/endpoints/", env->containerid);
 	r = cni_http(&cl, "DELETE", path, NULL, &status, &b);
 	if (r == -ECONNREFUSED) {
-		/* msegd is gone: nothing to remove from it now; the container's
-		 * namespace is going away with its table */
+		/* msegd is down: leave a tombstone it applies when it starts,
+		 * so the endpoint's addresses do not outlive the container */
+		int t = cni_tombstone_write(opts && opts->tombstone_dir ? opts->tombstone_dir :
+					    CNI_TOMBSTONE_DIR, env->containerid);
+
 		snprintf(out->warning, sizeof(out->warning),
-			 "cannot reach msegd at %s; endpoint '%s' not removed from it",
-			 c->server, env->containerid);
+			 "cannot reach msegd at %s; endpoint '%s' %s", c->server, env->containerid,
+			 t == 0 ? "left as a tombstone msegd removes at start" :
+				  "not removed from it (no tombstone either)");
 		return 0;
 	}
 	if (r < 0)

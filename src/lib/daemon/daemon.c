@@ -139,6 +139,23 @@ static void daemon_log_conflicts(struct daemon *d, const struct desired_view *v)
 	}
 }
 
+/* CNI DELs that never reached msegd (mseg-cni left a tombstone). */
+static void daemon_apply_tombstones(struct daemon *d)
+{
+	struct mseg_err err;
+	char msg[512], **ids;
+	size_t n;
+
+	err_clear(&err);
+	if (desired_tombstones_apply(&d->desired, &ids, &n, &err) < 0)
+		log_error("tombstones: %s", err_format(&err, msg, sizeof(msg)));
+	for (size_t i = 0; i < n; i++) {
+		log_warn("endpoint '%s': removed (its CNI DEL could not reach msegd)", ids[i]);
+		free(ids[i]);
+	}
+	free(ids);
+}
+
 /* Endpoints whose network namespace is gone from its path (deleted with
  * `ip netns del`, or the container is gone while msegd's own sockets keep
  * the namespace alive): an API endpoint is removed (a CNI DEL that never
@@ -146,12 +163,15 @@ static void daemon_log_conflicts(struct daemon *d, const struct desired_view *v)
  * Either way msegd closes its sockets in that namespace. Checked at start
  * and on every resync, not on each change: an endpoint registered with a
  * path that is not there yet is reported as not programmed, not removed at
- * once. */
+ * once. Tombstones of CNI DELs that never reached msegd are applied
+ * first. */
 static void daemon_check_gone(struct daemon *d)
 {
 	struct desired *ds = &d->desired;
 	struct mseg_err err;
 	char msg[512];
+
+	daemon_apply_tombstones(d);
 
 	for (size_t i = ds->inv[DESIRED_API].n; i-- > 0;) {
 		const struct mseg_endpoint *ep = ds->inv[DESIRED_API].eps[i];

@@ -558,6 +558,51 @@ int desired_api_namespace_doc(const struct desired *ds, const char *name, char *
 	return store_namespace_read(ds->store, name, ret_doc, ret_len);
 }
 
+struct tomb_ctx {
+	struct desired *ds;
+	char **done;            /* ids removed */
+	size_t n_done;
+};
+
+static int tomb_one(void *data, const char *id, uint64_t mtime_ns)
+{
+	struct tomb_ctx *t = data;
+	const struct mseg_endpoint *ep = inventory_find(&t->ds->inv[DESIRED_API], id);
+	struct mseg_err err;
+	char **v;
+
+	/* registered again after the DEL (a new ADD of the same id): keep it */
+	if (!ep || ep->registered_ns > mtime_ns)
+		return 0;
+	err_clear(&err);
+	if (desired_api_endpoint_delete(t->ds, id, &err) < 0)
+		return 1;   /* keep the tombstone for the next try */
+	v = realloc(t->done, (t->n_done + 1) * sizeof(*v));
+	if (v) {
+		t->done = v;
+		t->done[t->n_done] = strdup(id);
+		if (t->done[t->n_done])
+			t->n_done++;
+	}
+	return 0;
+}
+
+int desired_tombstones_apply(struct desired *ds, char ***ret_ids, size_t *ret_n,
+			     struct mseg_err *err)
+{
+	struct tomb_ctx t = { .ds = ds };
+	int r;
+
+	*ret_ids = NULL;
+	*ret_n = 0;
+	if (!ds->store)
+		return 0;
+	r = store_tombstones_each(ds->store, tomb_one, &t, err);
+	*ret_ids = t.done;
+	*ret_n = t.n_done;
+	return r;
+}
+
 const char *desired_state_dir(const struct desired *ds)
 {
 	return ds->store ? store_dir(ds->store) : NULL;

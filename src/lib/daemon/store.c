@@ -18,6 +18,7 @@
 #define STORE_POLICIES "policies"
 #define STORE_ENDPOINTS "endpoints"
 #define STORE_NAMESPACES "namespaces"
+#define STORE_TOMBSTONES "tombstones"
 #define STORE_TMP_PREFIX ".tmp."
 
 struct store {
@@ -678,5 +679,36 @@ int store_load(struct store *s, struct mseg_policy_set *pols, struct mseg_invent
 out_release:
 	policy_set_release(&p);
 	inventory_release(&e);
+	return r;
+}
+
+int store_tombstones_each(struct store *s, int (*fn)(void *data, const char *id, uint64_t mtime_ns),
+			  void *data, struct mseg_err *err)
+{
+	char dir[PATH_MAX], path[PATH_MAX + NAME_MAX + 2];
+	char **names = NULL;
+	size_t n = 0;
+	struct stat st;
+	int r;
+
+	if (snprintf(dir, sizeof(dir), "%s/" STORE_TOMBSTONES, s->dir) >= (int)sizeof(dir))
+		return err_setf(err, ENAMETOOLONG, "state dir path too long");
+	if (lstat(dir, &st) < 0 && errno == ENOENT)
+		return 0;
+	r = dir_list(dir, &names, &n, err);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n && r == 0; i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+		if (lstat(path, &st) < 0 || !S_ISREG(st.st_mode))
+			continue;
+		r = fn(data, names[i], (uint64_t)st.st_mtim.tv_sec * 1000000000ull +
+				       (uint64_t)st.st_mtim.tv_nsec);
+		if (r == 0)
+			r = unlink_durable(dir, names[i], err);
+		if (r == -ENOENT)
+			r = 0;
+	}
+	names_free(names, n);
 	return r;
 }
