@@ -2,13 +2,16 @@
 // follows the flow stream, and draws with map.js. It only reads, except
 // POST /v1/check, which changes nothing. Every request carries X-Mseg-UI
 // (and the bearer token on msegd's TCP listener).
-import { buildModel, layout, draw, edgeLabel } from './map.js';
+import { newModel, flowApply, visible, layout, draw, edgeLabel } from './map.js';
 
 const $ = id => document.getElementById(id);
 const TOKEN_KEY = 'mseg-token';
+// edges drawn at most (the refused ones first): more is neither readable
+// nor fast; the filters narrow it down
+const MAX_DRAWN = 400;
 const state = {
   graph: { endpoints: [], edges: [], peers: [] }, graphText: '',
-  flows: new Map(), model: null, selected: null,
+  flows: new Map(), agg: null, model: null, selected: null,
   filters: { ns: '', ep: '', verdict: '', window: 0 },
   timer: 0, stream: null, stats: { first: null, last: null, renders: 0 },
 };
@@ -63,11 +66,16 @@ function showAuth(err) {
 function render() {
   state.timer = 0;
   const t0 = performance.now();
-  state.model = buildModel(state.graph, state.flows.values(), state.filters, Date.now());
+  if (!state.agg) rebuild();
+  const t1 = performance.now();
+  state.model = visible(state.agg, state.filters, MAX_DRAWN);
   const lay = layout(state.model);
+  const t2 = performance.now();
   draw($('map'), state.model, lay, state.selected);
+  const t3 = performance.now();
   renderLists(state.model);
   const ms = performance.now() - t0;
+  state.stats.phases = { aggregate: t1 - t0, select: t2 - t1, draw: t3 - t2, lists: performance.now() - t3 };
   if (state.stats.first === null) state.stats.first = ms;
   state.stats.last = ms;
   state.stats.renders++;
@@ -75,43 +83,83 @@ function render() {
   let dropped = 0;
   for (const e of n.edges.values()) if (e.kind === 'dropped') dropped += e.count;
   setStatus(`${state.graph.endpoints.length} endpoints, ${state.flows.size} flow records, ` +
-    `${dropped} dropped packets shown; drawn in ${ms.toFixed(1)} ms`);
+    `${dropped} dropped packets shown` +
+    `${n.hidden ? `; ${n.hidden} more connections not drawn (filter to see them)` : ''}; drawn in ${ms.toFixed(1)} ms`);
   return ms;
+}
+
+// the aggregate of every record from scratch (graph or time window changed)
+function rebuild() {
+  const w = state.filters.window;
+  state.agg = newModel(state.graph, w > 0 ? Date.now() - w * 1000 : 0);
+  for (const r of state.flows.values()) flowApply(state.agg, r, 1);
 }
 
 function scheduleRender() {
   if (!state.timer) state.timer = setTimeout(render, 40);
 }
 
+// The map as text: one table row per drawn connection, one item per node.
+// Rows and items are kept by key and rebuilt only when their text changed.
+const listCache = { rows: new Map(), items: new Map() };
+
 function renderLists(model) {
-  const rows = [];
   const order = { dropped: 0, audited: 1, allowed: 2 };
+  // a stable order (kind, then the pair), so that a live update changes
+  // rows in place instead of moving them
   const list = [...model.edges.values()].sort((a, b) =>
-    order[a.kind] - order[b.kind] || (b.last || '').localeCompare(a.last || ''));
-  for (const e of list.slice(0, 500)) {
-    const tr = document.createElement('tr');
+    order[a.kind] - order[b.kind] || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  const rows = [], seenRows = new Map();
+  for (const e of list) {
     const cells = [model.nodes.get(e.from).name, model.nodes.get(e.to).name, e.kind,
       [...e.ports].join(' '), e.kind === 'allowed' ? '' : String(e.count), e.last || ''];
-    cells.forEach((c, i) => {
-      const td = document.createElement('td');
-      td.textContent = c;
-      if (i === 2) td.className = e.kind;
-      tr.appendChild(td);
-    });
-    tr.dataset.edge = e.key;
+    const sig = cells.join('\t');
+    let tr = listCache.rows.get(e.key);
+    if (!tr || tr.__sig !== sig) {
+      tr = document.createElement('tr');
+      cells.forEach((c, i) => {
+        const td = document.createElement('td');
+        td.textContent = c;
+        if (i === 2) td.className = e.kind;
+        tr.appendChild(td);
+      });
+      tr.dataset.edge = e.key;
+      tr.__sig = sig;
+    }
+    seenRows.set(e.key, tr);
     rows.push(tr);
   }
-  $('edge-table').tBodies[0].replaceChildren(...rows);
-  const items = [];
+  listCache.rows = seenRows;
+  childrenSync($('edge-table').tBodies[0], rows);
+  const items = [], seenItems = new Map();
   for (const n of model.nodes.values()) {
-    const li = document.createElement('li');
     const labels = Object.entries(n.labels).map(([k, v]) => `${k}=${v}`).join(' ');
-    li.textContent = `${n.name} (${n.kind === 'endpoint' ? 'namespace ' + n.ns : n.kind === 'group' ? 'address group' : 'outside'})` +
+    const text = `${n.name} (${n.kind === 'endpoint' ? 'namespace ' + n.ns : n.kind === 'group' ? 'address group' : 'outside'})` +
       `${n.ips.length ? ': ' + n.ips.join(', ') : ''}${labels ? ' [' + labels + ']' : ''}`;
-    li.dataset.key = n.key;
+    let li = listCache.items.get(n.key);
+    if (!li || li.textContent !== text) {
+      li = document.createElement('li');
+      li.textContent = text;
+      li.dataset.key = n.key;
+    }
+    seenItems.set(n.key, li);
     items.push(li);
   }
-  $('node-list').replaceChildren(...items);
+  listCache.items = seenItems;
+  childrenSync($('node-list'), items);
+}
+
+// Make @parent's children @want (in that order), moving and removing as
+// few elements as possible: the order is stable, so a live update only
+// inserts and removes what changed.
+function childrenSync(parent, want) {
+  const keep = new Set(want);
+  for (const ch of [...parent.children]) if (!keep.has(ch)) ch.remove();
+  let cur = parent.firstElementChild;
+  for (const w of want) {
+    if (cur === w) { cur = cur.nextElementSibling; continue; }
+    parent.insertBefore(w, cur);
+  }
 }
 
 function fillFilters() {
@@ -273,15 +321,24 @@ async function loadGraph() {
   if (text === state.graphText) return false;
   state.graphText = text;
   state.graph = JSON.parse(text);
+  state.agg = null;
   fillFilters();
   return true;
 }
 
 function flowAdd(rec) {
+  const old = state.flows.get(rec.id);
+  if (old) {
+    if (state.agg) flowApply(state.agg, old, -1);
+    state.flows.delete(rec.id);
+  }
   state.flows.set(rec.id, rec);
+  if (state.agg) flowApply(state.agg, rec, 1);
   if (state.flows.size > 10000) {
     // the oldest record goes (insertion order is arrival order)
-    state.flows.delete(state.flows.keys().next().value);
+    const first = state.flows.values().next().value;
+    if (state.agg) flowApply(state.agg, first, -1);
+    state.flows.delete(first.id);
   }
 }
 
@@ -338,6 +395,8 @@ async function start() {
   follow();
   setInterval(async () => {
     try { if (await loadGraph()) scheduleRender(); } catch (e) { if (e instanceof AuthError) showAuth(e); }
+    // records leave the time window as time passes
+    if (state.filters.window > 0) { state.agg = null; scheduleRender(); }
   }, 5000);
 }
 
@@ -353,6 +412,7 @@ function wire() {
   const onFilter = () => {
     state.filters = { ns: $('f-ns').value, ep: $('f-ep').value, verdict: $('f-verdict').value,
       window: Number($('f-window').value) };
+    state.agg = null;
     render();
   };
   for (const id of ['f-ns', 'f-ep', 'f-verdict', 'f-window']) $(id).addEventListener('change', onFilter);
@@ -383,13 +443,15 @@ function wire() {
 window.msegUI = {
   stats: () => ({ ...state.stats }),
   renderSynthetic(graph, flows) {
+    const t0 = performance.now();
     state.graph = graph;
     state.graphText = '';
+    state.agg = null;
     state.flows = new Map();
     for (const f of flows) flowAdd(f);
     fillFilters();
-    state.stats.first = null;
-    return render();
+    render();
+    return performance.now() - t0;
   },
   update(flows) {
     const t0 = performance.now();
