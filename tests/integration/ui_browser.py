@@ -158,6 +158,23 @@ try:
     d.execute_script("document.querySelector('g.node[data-key=\"ep:postgres\"]').dispatchEvent(new MouseEvent('mouseover', {bubbles: true}))")
     chips = d.find_element(By.ID, "chips").text
     check("hovering a node shows its label chips", "app=postgres" in chips and "tier=data" in chips, chips)
+    # ---- filters
+    def pick(sel, value):
+        d.execute_script("const s = document.getElementById(arguments[0]); s.value = arguments[1];"
+                         "s.dispatchEvent(new Event('change'))", sel, value)
+        time.sleep(0.2)
+    pick("f-verdict", "dropped")
+    check("verdict filter 'dropped': only red edges",
+          not d.find_elements(By.CSS_SELECTOR, "path.edge.allowed") and d.find_elements(By.CSS_SELECTOR, "path.edge.dropped"))
+    pick("f-verdict", "allowed")
+    check("verdict filter 'allowed': only the policy's edges",
+          not d.find_elements(By.CSS_SELECTOR, "path.edge.dropped") and d.find_elements(By.CSS_SELECTOR, "path.edge.allowed"))
+    pick("f-verdict", "")
+    pick("f-ep", "web-ui")
+    labels = " ".join(e.get_attribute("aria-label") for e in d.find_elements(By.CSS_SELECTOR, "path.edge"))
+    check("endpoint filter 'web-ui': only what touches web-ui",
+          "web-ui" in labels and "microservice to postgres" not in labels, labels[:200])
+    pick("f-ep", "")
     errs = severe(d)
     check("no console errors after the clicks", not errs, str(errs))
 
