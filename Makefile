@@ -30,7 +30,9 @@ ALL_LDFLAGS = $(SAN_FLAGS) $(LDFLAGS)
 LIBS = $(PKG_LIBS) -lm
 
 LIB_SRCS := $(sort $(wildcard src/lib/*/*.c))
-LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/gen/api_ui_files.o
+# the flow map's HTML, CSS and JS, as C arrays generated into the build dir
+UI_FILES := $(sort $(wildcard src/lib/api/ui/*.html src/lib/api/ui/*.css src/lib/api/ui/*.js))
 LIB := $(BUILD)/libmseg.a
 
 PROGS := $(BUILD)/msegd $(BUILD)/mseg $(BUILD)/mseg-cni
@@ -47,6 +49,13 @@ all: $(PROGS)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/gen/api_ui_files.c: $(UI_FILES) scripts/embed_ui.sh
+	@mkdir -p $(@D)
+	scripts/embed_ui.sh $(UI_FILES) >$@.tmp && mv $@.tmp $@
+
+$(BUILD)/gen/api_ui_files.o: $(BUILD)/gen/api_ui_files.c
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(LIB): $(LIB_OBJS)

@@ -282,11 +282,15 @@ check "postgres is no longer an endpoint" sh -c \
 
 if [ -n "${KEEP:-}" ]; then
 	say "Left running (KEEP=1)"
+	note "the flow map of the incident in a browser (prints a URL with a one-time secret):"
+	note "      $MSEG --server unix:$SOCK ui"
 	note "try:  $MSEG --server unix:$SOCK flows --follow"
 	note "      ip netns exec $P-attacker socat - TCP:$(ip_of microservice):9000"
 	note "remove it: $CLEAN_CMD"
 else
 	say "Cleaning up"
+	note "to see the incident as a flow map in a browser: KEEP=1 make demo, then"
+	note "      $MSEG --server unix:$SOCK ui"
 fi
 if [ "$UNEXPECTED" -ne 0 ]; then
 	echo "${R}$UNEXPECTED unexpected outcome(s); msegd log: $WORK/msegd.log${N}"

@@ -11,8 +11,11 @@ libnftnl-dev libmnl-dev libnetfilter-queue-dev libyaml-dev libmicrohttpd-dev
 libjansson-dev libcurl4-openssl-dev
 nftables iptables iproute2 socat netcat-openbsd iputils-ping procps psmisc
 containernetworking-plugins valgrind python3 python3-yaml python3-seccomp curl bc jq systemd
-openssl wrk nginx-light prometheus"
+openssl wrk nginx-light prometheus
+chromium chromium-driver python3-selenium"
 
+# chromium, chromium-driver and python3-selenium: ui_browser.sh drives the
+# flow map in a real headless browser (Debian's, never a downloaded one).
 # python3-seccomp and python3-yaml: deploy_validate.sh runs msegd under its
 # seccomp profile and checks the manifests' mounts.
 # prometheus brings promtool, which checks GET /metrics; where systemd runs,

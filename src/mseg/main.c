@@ -34,6 +34,8 @@ static const struct command commands[] = {
 	{ "check", "--from ID|ADDR --to ID|ADDR --port PROTO/PORT",
 	  "would FROM reach TO on this port, and which rule decides (exit 0 allowed, 1 denied)",
 	  check_options, true, cmd_check },
+	{ "ui", "[--port N]", "open the flow map in a local browser (a 127.0.0.1 listener with a one-time secret)",
+	  ui_options, true, cmd_ui },
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))

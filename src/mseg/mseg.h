@@ -128,5 +128,8 @@ int cmd_get(int argc, char **argv);
 int cmd_endpoint(int argc, char **argv);
 int cmd_flows(int argc, char **argv);
 int cmd_check(int argc, char **argv);
+/* cmd_ui.c */
+extern const struct cli_option ui_options[];
+int cmd_ui(int argc, char **argv);
 
 #endif

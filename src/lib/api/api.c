@@ -191,6 +191,7 @@ static enum MHD_Result send_resp(struct api_server *a, struct MHD_Connection *c,
 		}
 	}
 	MHD_add_response_header(m, MHD_HTTP_HEADER_CONTENT_TYPE, r->ctype ? r->ctype : "application/json");
+	MHD_add_response_header(m, "X-Content-Type-Options", "nosniff");
 	if (r->allow)
 		MHD_add_response_header(m, MHD_HTTP_HEADER_ALLOW, r->allow);
 	if (r->code == 401)
@@ -281,6 +282,7 @@ static const struct route {
 	{ "/v1/status", M_GET, api_handle_status },
 	{ "/v1/check", M_POST, api_handle_check },
 	{ "/v1/flows", M_GET, api_handle_flows },
+	{ "/v1/graph", M_GET, api_handle_graph },
 	{ "/v1/rules", M_GET, r_rules_all },
 	{ "/v1/rules/*", M_GET, r_rules_one },
 	{ "/v1/policies", M_GET, api_handle_policies_list },
@@ -329,6 +331,11 @@ static void api_route(struct api_ctx *x, const char *url)
 		api_resp_error(x, 414, "path too long");
 		return;
 	}
+	/* the page's files: one handler for the folder (its paths end in '/') */
+	if (api_ui_path(url)) {
+		api_handle_ui(x, url);
+		return;
+	}
 	snprintf(path, sizeof(path), "%s", url);
 	for (seg = strtok_r(path, "/", &save); seg; seg = strtok_r(NULL, "/", &save)) {
 		if (!api_segment_valid(seg)) {
@@ -368,6 +375,41 @@ static void api_route(struct api_ctx *x, const char *url)
 		}
 }
 
+/* ---- browsers ---- */
+
+/* No cross-site requests (docs/ui.md): a request that carries an Origin
+ * must come from this listener's own origin (scheme://Host), a fetch
+ * metadata header must not say cross-site, and a browser's request that
+ * changes state must carry X-Mseg-UI or Authorization, which a cross-site
+ * form cannot send. Clients that are not browsers send none of these.
+ * 0, or 403 with @msg. */
+static int browser_guard(struct MHD_Connection *c, const char *method, bool tls, char *msg,
+			 size_t size)
+{
+	const char *origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
+	const char *site = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Sec-Fetch-Site");
+	const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
+	const char *scheme = tls ? "https://" : "http://";
+
+	if (origin && (!host || strncmp(origin, scheme, strlen(scheme)) != 0 ||
+		       strcmp(origin + strlen(scheme), host) != 0)) {
+		snprintf(msg, size, "cross-origin request refused: Origin '%.100s' is not this listener",
+			 origin);
+		return 403;
+	}
+	if (site && strcmp(site, "cross-site") == 0) {
+		snprintf(msg, size, "cross-site request refused");
+		return 403;
+	}
+	if ((origin || site) && strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0 &&
+	    !MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Mseg-UI") &&
+	    !MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION)) {
+		snprintf(msg, size, "a browser's %.16s must carry the header X-Mseg-UI", method);
+		return 403;
+	}
+	return 0;
+}
+
 /* ---- libmicrohttpd callbacks ---- */
 
 static enum MHD_Result early_answer(struct api_listener *l, struct MHD_Connection *c,
@@ -402,7 +444,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
 		rq->conn = ci ? ci->socket_context : NULL;
 		*con_cls = rq;
-		if (l->tcp) {
+		{
+			char msg[200];
+
+			if (browser_guard(c, method, l->tcp && a->tls_cert, msg, sizeof(msg)))
+				return early_answer(l, c, rq, 403, msg);
+		}
+		/* the page's files carry no data: a browser loads them
+		 * without a token, then the page asks for it */
+		if (l->tcp && !(api_ui_path(url) && (strcmp(method, "GET") == 0 ||
+						     strcmp(method, "HEAD") == 0))) {
 			int code = api_auth_check(MHD_lookup_connection_value(c, MHD_HEADER_KIND,
 									     MHD_HTTP_HEADER_AUTHORIZATION),
 						  a->token);

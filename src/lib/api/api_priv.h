@@ -195,6 +195,16 @@ void api_handle_namespace_get(struct api_ctx *x, const char *name);
 void api_handle_namespace_put(struct api_ctx *x, const char *name);
 void api_handle_namespace_delete(struct api_ctx *x, const char *name);
 
+/* ---- api_ui.c: the flow map's files (/ui/) ---- */
+
+/* Is @url the page's (/ui or below)? */
+bool api_ui_path(const char *url);
+void api_handle_ui(struct api_ctx *x, const char *url);
+
+/* ---- api_graph.c: GET /v1/graph ---- */
+
+void api_handle_graph(struct api_ctx *x);
+
 /* The GET /v1/rules background read-back timer's callback. */
 void api_on_rules_tick(struct evloop_source *src, uint32_t events, void *data);
 /* Take a follow stream off its server's list (idempotent). */
