@@ -23,6 +23,11 @@ bool name_is_dns_subdomain(const char *s);
 	"lowercase letters, digits, '-' and '.', beginning and ending with a letter or " \
 	"digit, at most 253 characters"
 
+/* A named port (Kubernetes IANA_SVC_NAME): at most 15 of [a-z0-9-], a
+ * letter somewhere, no '-' at either end and no "--". */
+#define NAME_PORT_NAME_MAX 15
+bool name_is_port_name(const char *s);
+
 bool name_is_endpoint_id(const char *s);
 #define NAME_ENDPOINT_ID_HINT \
 	"letters, digits, '_', '.' and '-', beginning with a letter or digit, at most 128 characters"

@@ -14,7 +14,6 @@
 #include "util/vec.h"
 #include "model/ytree.h"
 
-#define PORT_NAME_MAX 15
 #define WHAT_SIZE 200
 #define IPS_MAX 256                /* per endpoint; a pod has one or two */
 #define PORTS_MAX 1024             /* named ports per endpoint */
@@ -46,25 +45,6 @@ struct mseg_endpoint *endpoint_free(struct mseg_endpoint *ep)
 
 /* ---- syntax ---- */
 
-/* Kubernetes IANA_SVC_NAME: <= 15 of [a-z0-9-], a letter somewhere, no
- * '-' at either end and no "--". */
-static bool port_name_valid(const char *s)
-{
-	size_t len = strlen(s), i;
-	bool letter = false;
-
-	if (len == 0 || len > PORT_NAME_MAX || s[0] == '-' || s[len - 1] == '-')
-		return false;
-	for (i = 0; i < len; i++) {
-		if (s[i] >= 'a' && s[i] <= 'z')
-			letter = true;
-		else if (s[i] == '-' && s[i + 1] == '-')
-			return false;
-		else if (!(s[i] >= '0' && s[i] <= '9') && s[i] != '-')
-			return false;
-	}
-	return letter;
-}
 #define PORT_NAME_HINT \
 	"at most 15 lowercase letters, digits and '-', with a letter, no '-' at either end " \
 	"or twice in a row"
@@ -193,7 +173,7 @@ static int port_parse(struct ectx *c, const struct ynode *item, const char *what
 	r = ycheck_string(&c->ck, v, kwhat, true, &s);
 	if (r < 0)
 		return r;
-	if (!port_name_valid(s))
+	if (!name_is_port_name(s))
 		return ycheck_fail(&c->ck, v, "%s: '%s' is not a valid port name (%s)", kwhat,
 				   ytree_quote(s, q, sizeof(q)), PORT_NAME_HINT);
 	r = ectx_strdup(c, s, &ret->name);

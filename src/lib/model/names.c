@@ -114,3 +114,21 @@ bool name_is_dns_subdomain(const char *s)
 	}
 	return true;
 }
+
+bool name_is_port_name(const char *s)
+{
+	size_t len = strlen(s), i;
+	bool letter = false;
+
+	if (len == 0 || len > NAME_PORT_NAME_MAX || s[0] == '-' || s[len - 1] == '-')
+		return false;
+	for (i = 0; i < len; i++) {
+		if (s[i] >= 'a' && s[i] <= 'z')
+			letter = true;
+		else if (s[i] == '-' && s[i + 1] == '-')
+			return false;
+		else if (!(s[i] >= '0' && s[i] <= '9') && s[i] != '-')
+			return false;
+	}
+	return letter;
+}

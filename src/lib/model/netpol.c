@@ -27,26 +27,7 @@
 #include "model/policy_priv.h"
 
 #define WHAT_SIZE (POLICY_WHAT_SIZE + 64)
-#define PORT_NAME_MAX 15
 
-/* IANA_SVC_NAME: at most 15 of [a-z0-9-], a letter, no '-' at either end or twice. */
-static bool port_name_valid(const char *s)
-{
-	size_t len = strlen(s), i;
-	bool letter = false;
-
-	if (len == 0 || len > PORT_NAME_MAX || s[0] == '-' || s[len - 1] == '-')
-		return false;
-	for (i = 0; i < len; i++) {
-		if (s[i] >= 'a' && s[i] <= 'z')
-			letter = true;
-		else if (s[i] == '-' && s[i + 1] == '-')
-			return false;
-		else if (!(s[i] >= '0' && s[i] <= '9') && s[i] != '-')
-			return false;
-	}
-	return letter;
-}
 #define PORT_NAME_HINT \
 	"a port number, or a name of at most 15 lowercase letters, digits and '-', with a " \
 	"letter, no '-' at either end or twice in a row"
@@ -385,7 +366,7 @@ static int np_port_parse(struct pctx *c, const struct ynode *n, const char *what
 			r = ycheck_string(&c->ck, port, kwhat, true, &s);
 			if (r < 0)
 				return r;
-			if (!port_name_valid(s))
+			if (!name_is_port_name(s))
 				return ycheck_fail(&c->ck, port, "%s: '%s' is not a valid port (%s)",
 						   kwhat, ytree_quote(s, q, sizeof(q)),
 						   PORT_NAME_HINT);
