@@ -109,6 +109,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "mseg: unknown command '%s'; see `mseg help`\n", argv[1]);
 		return EXIT_USAGE;
 	}
+	if (c->server && (status = server_check()) != 0)
+		return status;
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	status = c->run(argc - 1, argv + 1);
 	curl_global_cleanup();

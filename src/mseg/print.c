@@ -262,12 +262,39 @@ void print_flow_row(const json_t *f)
 	free(dst);
 }
 
+/* "policy shop/a" or "policies shop/a, shop/b": what isolates a refusing
+ * side in audit mode. */
+static void audit_policies_print(const json_t *j)
+{
+	static const char *const sides[] = { "egress", "ingress" };
+	size_t n = 0, i;
+	json_t *v;
+
+	for (int s = 0; s < 2; s++) {
+		const json_t *side = json_object_get(j, sides[s]);
+
+		if (json_is_true(json_object_get(side, "allowed")) ||
+		    strcmp(jstr(side, "mode"), "audit") != 0)
+			continue;
+		json_array_foreach(json_object_get(side, "isolated_by"), i, v)
+			printf("%s%s", n++ ? ", " : "", json_string_value(v));
+	}
+	if (!n)
+		printf("?");
+}
+
 void print_check(const json_t *j, const char *from, const char *to, const char *port)
 {
 	json_t *r;
 	size_t i;
 
-	printf("%s: %s -> %s %s\n", jstr(j, "verdict"), from, to, port);
+	if (strcmp(jstr(j, "verdict"), "audited") == 0) {
+		printf("audited: %s -> %s %s (policy ", from, to, port);
+		audit_policies_print(j);
+		printf(" is in audit mode: the packet passes and is recorded)\n");
+	} else {
+		printf("%s: %s -> %s %s\n", jstr(j, "verdict"), from, to, port);
+	}
 	printf("  addresses %s -> %s\n", jstr(j, "src"), jstr(j, "dst"));
 	json_array_foreach(json_object_get(j, "reasons"), i, r)
 		printf("  %s\n", json_string_value(r));
