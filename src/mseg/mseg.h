@@ -126,8 +126,9 @@ void print_endpoints(const json_t *arr);
 void print_rules(const json_t *arr);
 void print_rules_detail(const json_t *e, bool all);
 void print_policy_detail(const json_t *p);
-void print_flow_header(void);
-void print_flow_row(const json_t *f);
+/* With @updates, rows begin with a mark: "  " new, "~ " an update. */
+void print_flow_header(bool updates);
+void print_flow_row(const json_t *f, const char *mark);
 void print_check(const json_t *j, const char *from, const char *to, const char *port);
 
 /* cmd_*.c */

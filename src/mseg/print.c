@@ -269,31 +269,38 @@ void print_rules_detail(const json_t *e, bool all)
 	free(compact);
 }
 
-void print_flow_header(void)
+void print_flow_header(bool updates)
 {
-	printf("%-24s %-16s %-8s %-6s %-28s %-28s %-8s %6s\n", "TIME", "ENDPOINT", "DIR", "PROTO",
-	       "SRC", "DST", "VERDICT", "COUNT");
+	printf("%s%-24s %-16s %-8s %-6s %-28s %-28s %-8s %6s %6s\n", updates ? "  " : "", "TIME",
+	       "ENDPOINT", "DIR", "PROTO", "SRC", "DST", "VERDICT", "UID", "COUNT");
 }
 
-/* "ADDR:PORT", or "ADDR" without a port; NULL when out of memory */
-static char *flow_addr_new(const json_t *f, const char *addr, const char *port)
+/* "ADDR:PORT", "ADDR:*N" for a record of N source ports, or "ADDR"
+ * without a port; NULL when out of memory */
+static char *flow_addr_new(const json_t *f, const char *addr, const char *port, const char *many)
 {
 	char *s;
-	int n = json_object_get(f, port) ?
+	int n = many && jint(f, many) > 1 ?
+		asprintf(&s, "%s:*%lld", jstr(f, addr), jint(f, many)) :
+		json_object_get(f, port) ?
 		asprintf(&s, "%s:%lld", jstr(f, addr), jint(f, port)) :
 		asprintf(&s, "%s", jstr(f, addr));
 
 	return n < 0 ? NULL : s;
 }
 
-void print_flow_row(const json_t *f)
+void print_flow_row(const json_t *f, const char *mark)
 {
 	const json_t *ep = json_object_get(f, "endpoint");
-	char *src = flow_addr_new(f, "src", "sport"), *dst = flow_addr_new(f, "dst", "dport");
+	char *src = flow_addr_new(f, "src", "sport", "sports"), *dst = flow_addr_new(f, "dst", "dport", NULL);
+	char uid[16] = "-";
 
-	printf("%-24s %-16s %-8s %-6s %-28s %-28s %-8s %6lld\n", jstr(f, "time"), jstr(ep, "id"),
-	       jstr(f, "direction"), json_is_string(json_object_get(f, "proto")) ? jstr(f, "proto") : "?",
-	       src ? src : "?", dst ? dst : "?", jstr(f, "verdict"), jint(f, "count"));
+	if (json_is_integer(json_object_get(f, "uid")))
+		snprintf(uid, sizeof(uid), "%lld", jint(f, "uid"));
+	printf("%s%-24s %-16s %-8s %-6s %-28s %-28s %-8s %6s %6lld\n", mark ? mark : "",
+	       jstr(f, "time"), jstr(ep, "id"), jstr(f, "direction"),
+	       json_is_string(json_object_get(f, "proto")) ? jstr(f, "proto") : "?",
+	       src ? src : "?", dst ? dst : "?", jstr(f, "verdict"), uid, jint(f, "count"));
 	free(src);
 	free(dst);
 }
