@@ -343,14 +343,16 @@ int mutation_print(const char *what, const char *ep_id, long code, struct client
 		failed = endpoint_failure(j, ep_id);
 	if (fmt == OUT_JSON) {
 		print_json(j);
+	} else if (failed && strcmp(jstr(j, "result"), "unchanged") == 0) {
+		fprintf(stderr, "%s unchanged, but NOT programmed: %s\n", what, failed);
+	} else if (failed) {
+		fprintf(stderr, "%s stored (generation %lld), but NOT programmed: %s\n", what,
+			jint(j, "generation"), failed);
 	} else if (strcmp(jstr(j, "result"), "unchanged") == 0) {
 		printf("%s unchanged\n", what);
 	} else if (dry_run) {
 		printf("%s %s\n", what, jstr(j, "result"));
 		print_dry_run(j);
-	} else if (failed) {
-		fprintf(stderr, "%s stored (generation %lld), but NOT programmed: %s\n", what,
-			jint(j, "generation"), failed);
 	} else {
 		size_t i;
 		json_t *e;

@@ -137,8 +137,9 @@ static int endpoint_error_print(const char *what, long code, const struct client
 	int status;
 
 	if (b && line > 0 && (size_t)line < b->n_line_opt && b->line_opt[line] && code < 500) {
+		/* a value of an option msegd refused: the same as one refused here */
 		fprintf(stderr, "mseg endpoint: %s: %s\n", b->line_opt[line], jstr(j, "error"));
-		status = 1;
+		status = EXIT_USAGE;
 	} else if (line > 0 && code < 500) {
 		/* a place in what the CLI built means nothing to the user */
 		fprintf(stderr, "mseg: %s: %s\n", what, jstr(j, "error"));

@@ -57,6 +57,9 @@ run "endpoint add ghost" 1 "$MSEG" endpoint add ghost --netns "/run/netns/${T_PR
 		err_has "^endpoint ghost stored (generation [0-9]*), but NOT programmed: .*${T_PREFIX}-nosuch"
 	t_check_not "ghost: no success line" out_has "created"
 }
+run "endpoint add ghost again" 1 "$MSEG" endpoint add ghost --netns "/run/netns/${T_PREFIX}-nosuch" \
+	--ip 10.201.0.77 && \
+	t_check "ghost again: unchanged, but still NOT programmed" err_has "^endpoint ghost unchanged, but NOT programmed: "
 run "endpoint del ghost" 0 "$MSEG" endpoint del ghost && t_check "del: deleted" out_has "^endpoint ghost deleted"
 run "bad --label" 2 "$MSEG" endpoint add x --netns /run/netns/x --ip 10.0.0.1 --label 'bad key=v' && {
 	t_check "bad --label: names the option" err_has "^mseg endpoint: --label 'bad key=v': 'bad key' is not a valid label key"
@@ -64,6 +67,8 @@ run "bad --label" 2 "$MSEG" endpoint add x --netns /run/netns/x --ip 10.0.0.1 --
 }
 run "bad --ip" 2 "$MSEG" endpoint add x --netns /run/netns/x --ip 10.0.0.300 && \
 	t_check "bad --ip: names the option" err_has "^mseg endpoint: --ip '10.0.0.300': not an IPv4 or IPv6 address"
+run "duplicate --ip (refused by msegd)" 2 "$MSEG" endpoint add x --netns /run/netns/x --ip 10.201.0.88 --ip 10.201.0.88 && \
+	t_check "msegd's refusal names the option" err_has "^mseg endpoint: --ip '10.201.0.88': .*duplicate address"
 run "bad id" 2 "$MSEG" endpoint add 'x y' --netns /run/netns/x --ip 10.0.0.1 && \
 	t_check "bad id: says the rule" err_has "endpoint id 'x y'"
 
