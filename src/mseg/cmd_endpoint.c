@@ -364,11 +364,9 @@ static int endpoint_label(const char *id, int n, char **args, bool dry_run)
 			goto out_free;
 		status = 1;
 		cur = json_object_get(before, "labels");
-		after = json_pack("{sO}", "labels", cur ? cur : json_object());
-		if (!after || !json_object_get(after, "labels"))
+		after = json_pack("{so}", "labels", cur ? json_deep_copy(cur) : json_object());
+		if (!after)
 			goto out_oom;
-		json_object_set_new(after, "labels",
-				    json_deep_copy(json_object_get(after, "labels")));
 		json_object_foreach(labels, k, v) {
 			if (json_is_null(v))
 				json_object_del(json_object_get(after, "labels"), k);
