@@ -192,6 +192,9 @@ T_PIDS+=("$follow")
 "$MSEG" flows --follow --updates -o json >"$T_TMP/follow_up" 2>"$T_TMP/follow_up.err" &
 follow_up=$!
 T_PIDS+=("$follow_up")
+"$MSEG" flows --follow --updates >"$T_TMP/follow_upt" 2>/dev/null &
+follow_upt=$!
+T_PIDS+=("$follow_upt")
 sleep 0.5
 for i in 1 2 3; do t_tcp attacker 10.201.0.3 5432; done   # three connects, three source ports
 echo x | timeout 3 ip netns exec "$(t_ns db)" setpriv --reuid=70 --regid=70 --clear-groups \
@@ -209,6 +212,8 @@ t_check "follow: the record once" bash -c "[ \$(grep -c '10.201.0.3:5432' '$T_TM
 t_check_not "follow: no update marks without --updates" grep -q '^~' "$T_TMP/follow"
 t_check "follow --updates: updates marked" grep -q '"update":true' "$T_TMP/follow_up"
 t_check "follow --updates: the new record too" bash -c "grep '\"dport\":5432' '$T_TMP/follow_up' | grep -vq '\"update\"'"
+t_check "follow --updates (table): updates marked '~ '" bash -c "grep -Eq '^~ .* 10\.201\.0\.3:5432 ' '$T_TMP/follow_upt'"
+t_check "follow --updates (table): the new record unmarked" bash -c "grep -Eq '^  .* 10\.201\.0\.3:5432 ' '$T_TMP/follow_upt'"
 sleep 1   # the log is flushed every second
 kill -9 "$T_MSEGD_PID"; wait "$T_MSEGD_PID" 2>/dev/null
 wait "$follow"; rc=$?
@@ -216,6 +221,7 @@ t_check "follow: exit 1 when msegd goes" [ "$rc" = 1 ]
 t_check "follow: msegd closed the stream" grep -q "^mseg flows: msegd closed the stream$" "$T_TMP/follow.err"
 t_check_not "follow: not 'cannot reach'" grep -q "cannot reach" "$T_TMP/follow.err"
 wait "$follow_up"
+wait "$follow_upt"
 t_check "default flow log in the state dir" [ -s "$T_TMP/state/flows.jsonl" ]
 rm -f "$T_TMP/api.sock"
 t_check "msegd restarts (no --flow-log flag)" msegd_up
