@@ -263,7 +263,7 @@ rules=$(mseg get rules postgres 2>&1)
 	skip == 2 { skip = 0; next }
 	/^$/ { next }
 	{ print }' | sed 's/^/   /'
-note "(empty sets, the rate limit and counters left out; all of it: mseg get rules postgres)"
+note "(empty sets, the rate limit and counters left out; all of it: mseg get rules postgres --all)"
 note "ingress: only the microservice's address may reach tcp/5432; egress: no allow"
 note "entry at all, so every new outbound connection goes to msegd and is dropped"
 check "postgres's table is programmed" sh -c \

@@ -125,8 +125,28 @@ out_free:
 	return path;
 }
 
-long api_call(const char *method, const char *path, const char *ctype, const char *body,
-	      size_t body_len, struct client_buf *resp, write_fn wfn, void *wdata)
+bool server_is_valid(const char *server)
+{
+	return strncmp(server, "unix:", 5) == 0 || strncmp(server, "https://", 8) == 0 ||
+	       strncmp(server, "http://", 7) == 0;
+}
+
+int server_check(void)
+{
+	const char *server = server_name();
+
+	if (server_is_valid(server))
+		return 0;
+	fprintf(stderr, "mseg: %s '%s': expected unix:/PATH, https://HOST:PORT or http://HOST:PORT\n",
+		g_server ? "--server" : "$MSEG_SERVER", server);
+	return EXIT_USAGE;
+}
+
+/* One request; *@ret_cut (may be NULL) tells that an answer began but did
+ * not end (msegd closed the connection in the middle of it). */
+static long api_perform(const char *method, const char *path, const char *ctype, const char *body,
+			size_t body_len, struct client_buf *resp, write_fn wfn, void *wdata,
+			bool *ret_cut)
 {
 	const char *server = server_name();
 	CURL *c = curl_easy_init();
@@ -140,8 +160,9 @@ long api_call(const char *method, const char *path, const char *ctype, const cha
 		fprintf(stderr, "mseg: cannot initialize libcurl\n");
 		return -1;
 	}
-	if (strncmp(server, "unix:", 5) != 0 && strncmp(server, "https://", 8) != 0 &&
-	    strncmp(server, "http://", 7) != 0) {
+	if (ret_cut)
+		*ret_cut = false;
+	if (!server_is_valid(server)) {
 		fprintf(stderr, "mseg: --server '%s': expected unix:/PATH, https://HOST:PORT or http://HOST:PORT\n",
 			server);
 		curl_easy_cleanup(c);
@@ -190,10 +211,12 @@ long api_call(const char *method, const char *path, const char *ctype, const cha
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, wfn ? wfn : client_buf_write);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, wfn ? wdata : (void *)resp);
 	rc = curl_easy_perform(c);
-	if (rc == CURLE_OK || rc == CURLE_WRITE_ERROR) {
+	if (rc == CURLE_OK || rc == CURLE_WRITE_ERROR || ret_cut) {
 		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
 		if (code < 100)
 			code = -1;
+		if (code > 0 && rc != CURLE_OK && rc != CURLE_WRITE_ERROR && ret_cut)
+			*ret_cut = true;
 	}
 	if (code < 0 && rc != CURLE_OK) {
 		long os_errno = 0;
@@ -209,6 +232,17 @@ long api_call(const char *method, const char *path, const char *ctype, const cha
 	curl_slist_free_all(hdrs);
 	curl_easy_cleanup(c);
 	return code;
+}
+
+long api_call(const char *method, const char *path, const char *ctype, const char *body,
+	      size_t body_len, struct client_buf *resp, write_fn wfn, void *wdata)
+{
+	return api_perform(method, path, ctype, body, body_len, resp, wfn, wdata, NULL);
+}
+
+long api_stream(const char *path, write_fn wfn, void *wdata, bool *ret_cut)
+{
+	return api_perform("GET", path, NULL, NULL, 0, NULL, wfn, wdata, ret_cut);
 }
 
 int api_error_print(const char *prefix, long code, const struct client_buf *resp)
@@ -257,22 +291,81 @@ out_free:
 	return status;
 }
 
-int mutation_print(const char *what, long code, struct client_buf *resp, bool dry_run)
+void warnings_print(const json_t *j, const char *skip)
 {
+	size_t i;
+	json_t *w;
+
+	json_array_foreach(json_object_get(j, "warnings"), i, w) {
+		const char *msg = json_string_value(w);
+
+		if (msg && (!skip || strcmp(msg, skip) != 0))
+			fprintf(stderr, "warning: %s\n", msg);
+	}
+}
+
+/* Why endpoint @id is not programmed after a mutation: its error, else a
+ * warning about its netns; NULL when nothing says it failed. */
+static const char *endpoint_failure(const json_t *j, const char *id)
+{
+	size_t i;
+	json_t *e;
+
+	json_array_foreach(json_object_get(j, "errors"), i, e)
+		if (strcmp(jstr(e, "endpoint"), id) == 0)
+			return jstr(e, "error");
+	if (json_is_true(json_object_get(j, "programmed")))
+		return NULL;
+	json_array_foreach(json_object_get(j, "warnings"), i, e)
+		if (json_string_value(e) && strstr(json_string_value(e), "netns '"))
+			return json_string_value(e);
+	return NULL;
+}
+
+int mutation_print(const char *what, const char *ep_id, long code, struct client_buf *resp,
+		   bool dry_run, enum out_fmt fmt)
+{
+	const char *failed = NULL;
+	json_error_t je;
+	int status = 0;
 	json_t *j;
 
 	if (code < 0)
 		return 1;
 	if (code >= 300)
 		return api_error_print(what, code, resp);
-	j = json_loads(resp->data ? resp->data : "", 0, NULL);
-	printf("%s %s", what, jstr(j, "result"));
-	if (dry_run) {
-		putchar('\n');
+	j = json_loads(resp->data ? resp->data : "", 0, &je);
+	if (!j) {
+		fprintf(stderr, "mseg: %s: bad answer from msegd: %s\n", what, je.text);
+		return 1;
+	}
+	if (!dry_run && ep_id)
+		failed = endpoint_failure(j, ep_id);
+	if (fmt == OUT_JSON) {
+		print_json(j);
+	} else if (failed && strcmp(jstr(j, "result"), "unchanged") == 0) {
+		fprintf(stderr, "%s unchanged, but NOT programmed: %s\n", what, failed);
+	} else if (failed) {
+		fprintf(stderr, "%s stored (generation %lld), but NOT programmed: %s\n", what,
+			jint(j, "generation"), failed);
+	} else if (strcmp(jstr(j, "result"), "unchanged") == 0) {
+		printf("%s unchanged\n", what);
+	} else if (dry_run) {
+		printf("%s %s\n", what, jstr(j, "result"));
 		print_dry_run(j);
 	} else {
-		printf(" (generation %lld)\n", jint(j, "generation"));
+		size_t i;
+		json_t *e;
+
+		printf("%s %s (generation %lld)\n", what, jstr(j, "result"), jint(j, "generation"));
+		/* other endpoints that msegd could not program */
+		json_array_foreach(json_object_get(j, "errors"), i, e)
+			fprintf(stderr, "warning: endpoint %s is not programmed: %s\n",
+				jstr(e, "endpoint"), jstr(e, "error"));
 	}
+	warnings_print(j, failed);
+	if (failed)
+		status = 1;
 	json_decref(j);
-	return 0;
+	return status;
 }

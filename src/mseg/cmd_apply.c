@@ -65,23 +65,16 @@ static int apply_one(const char *file, const struct doc_piece *pc, const struct 
 		json_decref(j);
 		goto out_free;
 	}
-	if (fmt == OUT_JSON) {
-		fputs(resp.data ? resp.data : "", stdout);
-	} else {
-		json_t *j = json_loads(resp.data ? resp.data : "", 0, NULL);
+	{
+		char *what = NULL;
 
-		printf("policy %s/%s %s", p->ns, p->name, jstr(j, "result"));
-		if (!dry_run) {
-			printf(" (generation %lld)%s\n", jint(j, "generation"),
-			       json_is_true(json_object_get(j, "programmed")) ? "" :
-			       "; some endpoints are not programmed, see `mseg get endpoints`");
-		} else {
-			putchar('\n');
-			print_dry_run(j);
+		if (asprintf(&what, "policy %s/%s", p->ns, p->name) < 0) {
+			fprintf(stderr, "mseg: out of memory\n");
+			goto out_free;
 		}
-		json_decref(j);
+		status = mutation_print(what, NULL, code, &resp, dry_run, fmt);
+		free(what);
 	}
-	status = 0;
 out_free:
 	free(resp.data);
 	free(path);

@@ -46,7 +46,7 @@ int cmd_delete(int argc, char **argv)
 		return 1;
 	}
 	code = api_call("DELETE", path, NULL, NULL, 0, &resp, NULL, NULL);
-	status = mutation_print(what, code, &resp, dry_run);
+	status = mutation_print(what, NULL, code, &resp, dry_run, OUT_TABLE);
 	free(resp.data);
 	free(what);
 	free(path);

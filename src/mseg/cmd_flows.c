@@ -1,6 +1,8 @@
 /* mseg flows: flow records (dropped or audited traffic), newest last;
  * --follow streams them. */
 #include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,12 +14,14 @@
 /* The longest query sent, encoded; longer is refused before sending. */
 #define FLOWS_QUERY_MAX 8192
 
-enum { OPT_FOLLOW = 256, OPT_EP, OPT_NS, OPT_DIR, OPT_VERDICT, OPT_SINCE, OPT_LIMIT,
+enum { OPT_FOLLOW = 256, OPT_UPDATES, OPT_EP, OPT_NS, OPT_DIR, OPT_VERDICT, OPT_SINCE, OPT_LIMIT,
        OPT_PROTO, OPT_PORT };
 
 const struct cli_option flows_options[] = {
 	{ "follow", OPT_FOLLOW, no_argument, NULL,
-	  "keep printing records as they arrive (until interrupted)" },
+	  "keep printing new records as they arrive (until\ninterrupted, or msegd stops: exit 1)" },
+	{ "updates", OPT_UPDATES, no_argument, NULL,
+	  "--follow: also records seen before whose count grew,\nmarked '~' (json: \"update\": true)" },
 	{ "endpoint", OPT_EP, required_argument, "ID", "only this endpoint" },
 	{ "namespace", OPT_NS, required_argument, "NS", "only endpoints of this namespace" },
 	{ "direction", OPT_DIR, required_argument, "D", "ingress or egress" },
@@ -79,10 +83,73 @@ static int query_add(struct client_query *q, const char *key, const char *value)
 	return 0;
 }
 
+/* The record ids a follow has shown, sorted: ids mostly come in rising
+ * order, so adding is an append. */
+struct id_set {
+	uint64_t *ids;
+	size_t n, cap;
+};
+
+/* true when @id was there; otherwise adds it (false; also when out of
+ * memory: the record is then shown as new again later) */
+static bool id_set_test_add(struct id_set *s, uint64_t id)
+{
+	size_t lo = 0, hi = s->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (s->ids[mid] == id)
+			return true;
+		if (s->ids[mid] < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? 2 * s->cap : 256;
+		uint64_t *g = realloc(s->ids, cap * sizeof(*g));
+
+		if (!g)
+			return false;
+		s->ids = g;
+		s->cap = cap;
+	}
+	memmove(s->ids + lo + 1, s->ids + lo, (s->n - lo) * sizeof(*s->ids));
+	s->ids[lo] = id;
+	s->n++;
+	return false;
+}
+
 struct follow_state {
 	struct client_buf line;
 	enum out_fmt fmt;
+	bool updates;
+	struct id_set seen;
 };
+
+static void follow_record(struct follow_state *fs, const char *text)
+{
+	json_t *j = json_loads(text, 0, NULL);
+	json_int_t id = json_integer_value(json_object_get(j, "id"));
+	bool update;
+
+	if (!j)
+		return;
+	update = id > 0 && id_set_test_add(&fs->seen, (uint64_t)id);
+	if (update && !fs->updates)
+		goto out_decref;
+	if (fs->fmt == OUT_JSON) {
+		if (update)
+			json_object_set_new(j, "update", json_true());
+		print_json_line(j);
+	} else {
+		print_flow_row(j, !fs->updates ? NULL : update ? "~ " : "  ");
+	}
+	fflush(stdout);
+out_decref:
+	json_decref(j);
+}
 
 static size_t follow_write(char *ptr, size_t size, size_t nmemb, void *data)
 {
@@ -99,40 +166,34 @@ static size_t follow_write(char *ptr, size_t size, size_t nmemb, void *data)
 			break;
 		*nl = '\0';
 		l = (size_t)(nl - fs->line.data);
-		if (l) {
-			if (fs->fmt == OUT_JSON) {
-				puts(fs->line.data);
-			} else {
-				json_t *j = json_loads(fs->line.data, 0, NULL);
-
-				if (j)
-					print_flow_row(j);
-				json_decref(j);
-			}
-			fflush(stdout);
-		}
+		if (l)
+			follow_record(fs, fs->line.data);
 		memmove(fs->line.data, nl + 1, fs->line.len - l - 1);
 		fs->line.len -= l + 1;
 	}
 	return n;
 }
 
-static int flows_follow(const char *path, enum out_fmt fmt)
+static int flows_follow(const char *path, enum out_fmt fmt, bool updates)
 {
-	struct follow_state fs = { .fmt = fmt };
+	struct follow_state fs = { .fmt = fmt, .updates = updates };
+	bool cut = false;   /* either way the stream ended: same message */
 	long code;
 	int status = 1;
 
 	if (fmt == OUT_TABLE) {
-		print_flow_header();
+		print_flow_header(updates);
 		fflush(stdout);
 	}
-	code = api_call("GET", path, NULL, NULL, 0, NULL, follow_write, &fs);
+	code = api_stream(path, follow_write, &fs, &cut);
 	if (code >= 300)
 		status = api_error_print("flows", code, &fs.line);
 	else if (code > 0)
-		status = 0;
+		/* msegd ends a follow only when it stops (cleanly, or @cut
+		 * in the middle of a chunk) */
+		fprintf(stderr, "mseg flows: msegd closed the stream\n");
 	free(fs.line.data);
+	free(fs.seen.ids);
 	return status;
 }
 
@@ -149,9 +210,9 @@ static int flows_list(const char *path, enum out_fmt fmt)
 		json_array_foreach(json_object_get(j, "flows"), i, f)
 			print_json_line(f);
 	} else {
-		print_flow_header();
+		print_flow_header(false);
 		json_array_foreach(json_object_get(j, "flows"), i, f)
-			print_flow_row(f);
+			print_flow_row(f, NULL);
 	}
 	json_decref(j);
 	return 0;
@@ -161,7 +222,7 @@ int cmd_flows(int argc, char **argv)
 {
 	struct client_query q;
 	struct cli_parse p;
-	bool follow = false;
+	bool follow = false, updates = false;
 	enum out_fmt fmt = OUT_TABLE;
 	const char *since;
 	char since_buf[32], *path = NULL;
@@ -179,6 +240,9 @@ int cmd_flows(int argc, char **argv)
 		switch (opt) {
 		case OPT_FOLLOW:
 			follow = true;
+			break;
+		case OPT_UPDATES:
+			updates = true;
 			break;
 		case OPT_EP:
 			status = query_add(&q, "endpoint", optarg);
@@ -227,6 +291,8 @@ int cmd_flows(int argc, char **argv)
 	}
 	if (status == 0)
 		status = args_none("flows", argc, argv);
+	if (status == 0 && updates && !follow)
+		status = usage_error("flows", "--updates is for --follow");
 	if (status == 0 && follow)
 		status = query_add(&q, "follow", "1");
 	if (status)
@@ -236,7 +302,7 @@ int cmd_flows(int argc, char **argv)
 		status = 1;
 		goto out_release;
 	}
-	status = follow ? flows_follow(path, fmt) : flows_list(path, fmt);
+	status = follow ? flows_follow(path, fmt, updates) : flows_list(path, fmt);
 	free(path);
 out_release:
 	client_query_release(&q);

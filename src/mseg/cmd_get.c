@@ -1,19 +1,25 @@
 /* mseg get policies|endpoints|rules [ID]: what msegd holds, and the rules
  * the kernel holds read back per endpoint. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "mseg.h"
 
+enum { OPT_FRESH = 256, OPT_ALL };
+
 const struct cli_option get_options[] = {
 	{ "output", 'o', required_argument, "table|json|yaml", "output format (default table)" },
+	{ "fresh", OPT_FRESH, no_argument, NULL,
+	  "rules: read every namespace back now (not msegd's\nbackground read-back, which may be STALE)" },
+	{ "all", OPT_ALL, no_argument, NULL, "rules ID: show empty sets too" },
 	{ NULL, 0, 0, "ID", "policies: NS/NAME; endpoints and rules: endpoint id" },
 	CLI_OPTION_END,
 };
 
 /* The API path of what the user named; NULL after printing why (*ret_status). */
-static char *get_path_new(const char *what, const char *id, int *ret_status)
+static char *get_path_new(const char *what, const char *id, bool fresh, int *ret_status)
 {
 	char *path = NULL;
 
@@ -35,7 +41,8 @@ static char *get_path_new(const char *what, const char *id, int *ret_status)
 		}
 	} else if (strcmp(what, "endpoints") == 0 || strcmp(what, "endpoint") == 0 ||
 		   strcmp(what, "rules") == 0) {
-		path = api_path_new(what[0] == 'r' ? "/v1/rules" : "/v1/endpoints", id, NULL, NULL);
+		path = api_path_new(what[0] == 'r' ? "/v1/rules" : "/v1/endpoints", id, NULL,
+				    what[0] == 'r' && fresh && !id ? "?fresh=1" : NULL);
 	} else {
 		*ret_status = usage_error("get", "'%s': expected policies, endpoints or rules", what);
 		return NULL;
@@ -59,6 +66,7 @@ int cmd_get(int argc, char **argv)
 {
 	enum out_fmt fmt = OUT_TABLE;
 	const char *what, *id = NULL;
+	bool fresh = false, all = false;
 	struct cli_parse p;
 	char *path;
 	json_t *j = NULL;
@@ -70,6 +78,10 @@ int cmd_get(int argc, char **argv)
 	while ((opt = cli_parse_next(&p, argc, argv)) != -1) {
 		if (opt == 'o' && out_parse(optarg, &fmt, true) == 0)
 			continue;
+		if (opt == OPT_FRESH || opt == OPT_ALL) {
+			*(opt == OPT_FRESH ? &fresh : &all) = true;
+			continue;
+		}
 		return usage_error("get", "bad option '%s'", argv[optind - 1]);
 	}
 	if (argc - optind < 1 || argc - optind > 2)
@@ -77,7 +89,11 @@ int cmd_get(int argc, char **argv)
 	what = argv[optind];
 	if (argc - optind == 2)
 		id = argv[optind + 1];
-	path = get_path_new(what, id, &r);
+	if ((fresh || all) && strcmp(what, "rules") != 0)
+		return usage_error("get", "--%s is for 'get rules'", fresh ? "fresh" : "all");
+	if (all && !id)
+		return usage_error("get", "--all is for 'get rules ID' (one endpoint's table)");
+	path = get_path_new(what, id, fresh, &r);
 	if (!path)
 		return r;
 	r = api_get_json(path, &j);
@@ -93,7 +109,7 @@ int cmd_get(int argc, char **argv)
 			print_yaml(j);
 	} else if (what[0] == 'p') {
 		if (id)
-			print_one(print_policies, j);
+			print_policy_detail(j);
 		else
 			print_policies(json_object_get(j, "policies"));
 	} else if (what[0] == 'e') {
@@ -103,7 +119,7 @@ int cmd_get(int argc, char **argv)
 			print_endpoints(json_object_get(j, "endpoints"));
 	} else {
 		if (id)
-			print_rules_detail(j);
+			print_rules_detail(j, all);
 		else
 			print_rules(json_object_get(j, "endpoints"));
 	}

@@ -22,17 +22,18 @@ static const struct command commands[] = {
 	  apply_options, true, cmd_apply },
 	{ "delete", "policy NS/NAME [--dry-run]", "remove a policy stored through the API",
 	  delete_options, true, cmd_delete },
-	{ "get", "policies|endpoints|rules [ID] [-o table|json|yaml]",
+	{ "get", "policies|endpoints|rules [ID] [--fresh] [--all] [-o table|json|yaml]",
 	  "list policies, endpoints, or the kernel's rules read back per endpoint",
 	  get_options, true, cmd_get },
-	{ "endpoint", "add ID --netns PATH --ip ADDR... [--name N] [--namespace NS] [--label K=V]... | del ID",
-	  "add (or replace) or remove an endpoint of the API's inventory",
+	{ "endpoint", "add ID --netns PATH --ip ADDR... [--name N] [--namespace NS] [--label K=V]... | "
+	  "del ID | label ID K=V|K-... [--dry-run]",
+	  "add (or replace), remove, or relabel an endpoint of the API's inventory",
 	  endpoint_options, true, cmd_endpoint },
-	{ "flows", "[--follow] [--endpoint ID] [--namespace NS] [--direction D] [--verdict V] [--since 5m] [--limit N] [-o table|json]",
+	{ "flows", "[--follow [--updates]] [--endpoint ID] [--namespace NS] [--direction D] [--verdict V] [--since 5m] [--limit N] [-o table|json]",
 	  "show flow records (dropped or audited traffic), newest last; --follow streams",
 	  flows_options, true, cmd_flows },
 	{ "check", "--from ID|ADDR --to ID|ADDR --port PROTO/PORT",
-	  "would FROM reach TO on this port, and which rule decides (exit 0 allowed, 1 denied)",
+	  "would FROM reach TO on this port, which rule decides (exit 0 allowed, 1 denied, 2 usage, 3 no msegd)",
 	  check_options, true, cmd_check },
 	{ "ui", "[--port N]", "open the flow map in a local browser (a 127.0.0.1 listener with a one-time secret)",
 	  ui_options, true, cmd_ui },
@@ -111,6 +112,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "mseg: unknown command '%s'; see `mseg help`\n", argv[1]);
 		return EXIT_USAGE;
 	}
+	if (c->server && (status = server_check()) != 0)
+		return status;
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	status = c->run(argc - 1, argv + 1);
 	curl_global_cleanup();

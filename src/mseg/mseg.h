@@ -65,6 +65,8 @@ int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(pri
 int args_none(const char *cmd, int argc, char **argv);
 int number_parse(const char *s, unsigned long min, unsigned long max, unsigned long *ret);
 
+enum out_fmt { OUT_TABLE, OUT_JSON, OUT_YAML };
+
 /* client.c: talking to msegd */
 extern const struct cli_option server_options[];
 extern const char *g_server;      /* --server */
@@ -84,15 +86,27 @@ char *api_path_new(const char *base, const char *seg1, const char *seg2, const c
  * could not be reached. @resp gets the body (unless @wfn). */
 long api_call(const char *method, const char *path, const char *ctype, const char *body,
 	      size_t body_len, struct client_buf *resp, write_fn wfn, void *wdata);
+/* GET @path as a stream into @wfn; *@ret_cut: the answer began but msegd
+ * closed the connection before its end. */
+long api_stream(const char *path, write_fn wfn, void *wdata, bool *ret_cut);
+bool server_is_valid(const char *server);
+/* 0, or the usage exit status after naming --server (or $MSEG_SERVER). */
+int server_check(void);
 /* Print an error answer; returns 1. */
 int api_error_print(const char *prefix, long code, const struct client_buf *resp);
 /* GET @path and parse JSON. 0 or an exit status. */
 int api_get_json(const char *path, json_t **ret);
-/* Print the outcome of a PUT or DELETE (what result, dry-run changes). */
-int mutation_print(const char *what, long code, struct client_buf *resp, bool dry_run);
+/* Print the outcome of a PUT, PATCH or DELETE: "WHAT RESULT (generation
+ * N)", "WHAT unchanged", the dry-run changes, and each of the answer's
+ * warnings as "warning: ..." on stderr. For endpoint @ep_id (or NULL), an
+ * endpoint msegd stored but could not program is a failure: "WHAT stored
+ * (generation N), but NOT programmed: WHY", status 1. The exit status. */
+int mutation_print(const char *what, const char *ep_id, long code, struct client_buf *resp,
+		   bool dry_run, enum out_fmt fmt);
+/* Each of @j's "warnings" but @skip (may be NULL) as "warning: ..." on stderr. */
+void warnings_print(const json_t *j, const char *skip);
 
 /* print.c: every output format from one place */
-enum out_fmt { OUT_TABLE, OUT_JSON, OUT_YAML };
 
 int out_parse(const char *s, enum out_fmt *ret, bool yaml_ok);
 /* -o for a command without yaml: 0 or the usage exit status. */
@@ -110,9 +124,11 @@ void print_dry_run(const json_t *j);
 void print_policies(const json_t *arr);
 void print_endpoints(const json_t *arr);
 void print_rules(const json_t *arr);
-void print_rules_detail(const json_t *e);
-void print_flow_header(void);
-void print_flow_row(const json_t *f);
+void print_rules_detail(const json_t *e, bool all);
+void print_policy_detail(const json_t *p);
+/* With @updates, rows begin with a mark: "  " new, "~ " an update. */
+void print_flow_header(bool updates);
+void print_flow_row(const json_t *f, const char *mark);
 void print_check(const json_t *j, const char *from, const char *to, const char *port);
 
 /* cmd_*.c */

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mseg/client/nft_text.h"
 #include "mseg/client/yaml_out.h"
 #include "mseg.h"
 
@@ -165,17 +166,40 @@ void print_policies(const json_t *arr)
 	size_t i;
 	json_t *p;
 
-	printf("%-16s %-24s %-13s %-8s %-16s %5s  %s\n", "NAMESPACE", "NAME", "KIND", "MODE",
-	       "ISOLATION", "RULES", "SOURCE");
+	printf("%-16s %-24s %-13s %-8s %-16s %5s %6s  %s\n", "NAMESPACE", "NAME", "KIND", "MODE",
+	       "ISOLATION", "RULES", "COVERS", "SOURCE");
 	json_array_foreach(arr, i, p) {
 		char *iso = strlist_new(json_object_get(p, "isolation"));
 
-		printf("%-16s %-24s %-13s %-8s %-16s %5zu  %s%s\n", jstr(p, "namespace"), jstr(p, "name"),
-		       jstr(p, "kind"), jstr(p, "mode"), iso ? iso : "?",
-		       json_array_size(json_object_get(p, "rules")), jstr(p, "source"),
+		printf("%-16s %-24s %-13s %-8s %-16s %5zu %6lld  %s%s\n", jstr(p, "namespace"),
+		       jstr(p, "name"), jstr(p, "kind"), jstr(p, "mode"), iso ? iso : "?",
+		       json_array_size(json_object_get(p, "rules")), jint(p, "covers"), jstr(p, "source"),
 		       json_object_get(p, "shadowed_by") ? " (shadowed)" : "");
 		free(iso);
 	}
+}
+
+void print_policy_detail(const json_t *p)
+{
+	json_t *arr = json_array(), *ids, *w;
+	const char *group;
+	size_t i;
+
+	json_array_append(arr, (json_t *)p);
+	print_policies(arr);
+	json_decref(arr);
+	printf("\ngroups:\n");
+	json_object_foreach(json_object_get(p, "groups"), group, ids) {
+		char *list = strlist_new(ids);
+
+		printf("  %-22s %s\n", group, json_array_size(ids) ? (list ? list : "?") :
+		       "(no endpoint)");
+		free(list);
+	}
+	if (!json_object_size(json_object_get(p, "groups")))
+		printf("  (none)\n");
+	json_array_foreach(json_object_get(p, "warnings"), i, w)
+		printf("warning: %s\n", json_string_value(w));
 }
 
 void print_endpoints(const json_t *arr)
@@ -200,7 +224,7 @@ void print_endpoints(const json_t *arr)
 
 void print_rules(const json_t *arr)
 {
-	size_t i;
+	size_t i, stale = 0;
 	json_t *e;
 
 	printf("%-20s %-10s %-9s %-16s %-16s %s\n", "ENDPOINT", "PROGRAMMED", "STATE", "INGRESS",
@@ -208,19 +232,26 @@ void print_rules(const json_t *arr)
 	json_array_foreach(arr, i, e) {
 		json_t *iso = json_object_get(e, "isolated"), *ent = json_object_get(e, "entries");
 		char in[32] = "open", eg[32] = "open";
+		bool is_stale = json_is_true(json_object_get(e, "stale"));
 
 		if (json_is_true(json_object_get(iso, "ingress")))
 			snprintf(in, sizeof(in), "%lld entries", jint(ent, "ingress"));
 		if (json_is_true(json_object_get(iso, "egress")))
 			snprintf(eg, sizeof(eg), "%lld entries", jint(ent, "egress"));
-		printf("%-20s %-10s %-9s %-16s %-16s %lld\n", jstr(e, "endpoint"), jbool(e, "programmed"),
-		       jstr(e, "state"), in, eg, jint(e, "n_differences"));
+		printf("%-20s %-10s %-9s %-16s %-16s %lld%s\n", jstr(e, "endpoint"), jbool(e, "programmed"),
+		       jstr(e, "state"), in, eg, jint(e, "n_differences"), is_stale ? "  STALE" : "");
+		stale += is_stale;
 	}
+	if (stale)
+		printf("STALE: read back before msegd last programmed it (or not lately); "
+		       "`mseg get rules --fresh` reads now\n");
 }
 
-void print_rules_detail(const json_t *e)
+void print_rules_detail(const json_t *e, bool all)
 {
-	size_t i;
+	const char *table = jstr(e, "table");
+	char *compact = NULL;
+	size_t i, dropped = 0;
 	json_t *d;
 
 	printf("# endpoint %s netns %s: %s, %s\n", jstr(e, "endpoint"), jstr(e, "netns"),
@@ -230,36 +261,69 @@ void print_rules_detail(const json_t *e)
 		printf("# read-back failed: %s\n", jstr(e, "readback_error"));
 	json_array_foreach(json_object_get(e, "differences"), i, d)
 		printf("# differs: %s\n", json_string_value(d));
-	fputs(jstr(e, "table"), stdout);
+	if (!all)
+		compact = client_nft_text_compact(table, &dropped);
+	if (dropped)
+		printf("# %zu empty set%s left out (--all shows them)\n", dropped, dropped == 1 ? "" : "s");
+	fputs(compact ? compact : table, stdout);
+	free(compact);
 }
 
-void print_flow_header(void)
+void print_flow_header(bool updates)
 {
-	printf("%-24s %-16s %-8s %-6s %-28s %-28s %-8s %6s\n", "TIME", "ENDPOINT", "DIR", "PROTO",
-	       "SRC", "DST", "VERDICT", "COUNT");
+	printf("%s%-24s %-16s %-8s %-6s %-28s %-28s %-8s %6s %6s\n", updates ? "  " : "", "TIME",
+	       "ENDPOINT", "DIR", "PROTO", "SRC", "DST", "VERDICT", "UID", "COUNT");
 }
 
-/* "ADDR:PORT", or "ADDR" without a port; NULL when out of memory */
-static char *flow_addr_new(const json_t *f, const char *addr, const char *port)
+/* "ADDR:PORT", "ADDR:*N" for a record of N source ports, or "ADDR"
+ * without a port; NULL when out of memory */
+static char *flow_addr_new(const json_t *f, const char *addr, const char *port, const char *many)
 {
 	char *s;
-	int n = json_object_get(f, port) ?
+	int n = many && jint(f, many) > 1 ?
+		asprintf(&s, "%s:*%lld", jstr(f, addr), jint(f, many)) :
+		json_object_get(f, port) ?
 		asprintf(&s, "%s:%lld", jstr(f, addr), jint(f, port)) :
 		asprintf(&s, "%s", jstr(f, addr));
 
 	return n < 0 ? NULL : s;
 }
 
-void print_flow_row(const json_t *f)
+void print_flow_row(const json_t *f, const char *mark)
 {
 	const json_t *ep = json_object_get(f, "endpoint");
-	char *src = flow_addr_new(f, "src", "sport"), *dst = flow_addr_new(f, "dst", "dport");
+	char *src = flow_addr_new(f, "src", "sport", "sports"), *dst = flow_addr_new(f, "dst", "dport", NULL);
+	char uid[16] = "-";
 
-	printf("%-24s %-16s %-8s %-6s %-28s %-28s %-8s %6lld\n", jstr(f, "time"), jstr(ep, "id"),
-	       jstr(f, "direction"), json_is_string(json_object_get(f, "proto")) ? jstr(f, "proto") : "?",
-	       src ? src : "?", dst ? dst : "?", jstr(f, "verdict"), jint(f, "count"));
+	if (json_is_integer(json_object_get(f, "uid")))
+		snprintf(uid, sizeof(uid), "%lld", jint(f, "uid"));
+	printf("%s%-24s %-16s %-8s %-6s %-28s %-28s %-8s %6s %6lld\n", mark ? mark : "",
+	       jstr(f, "time"), jstr(ep, "id"), jstr(f, "direction"),
+	       json_is_string(json_object_get(f, "proto")) ? jstr(f, "proto") : "?",
+	       src ? src : "?", dst ? dst : "?", jstr(f, "verdict"), uid, jint(f, "count"));
 	free(src);
 	free(dst);
+}
+
+/* "policy shop/a" or "policies shop/a, shop/b": what isolates a refusing
+ * side in audit mode. */
+static void audit_policies_print(const json_t *j)
+{
+	static const char *const sides[] = { "egress", "ingress" };
+	size_t n = 0, i;
+	json_t *v;
+
+	for (int s = 0; s < 2; s++) {
+		const json_t *side = json_object_get(j, sides[s]);
+
+		if (json_is_true(json_object_get(side, "allowed")) ||
+		    strcmp(jstr(side, "mode"), "audit") != 0)
+			continue;
+		json_array_foreach(json_object_get(side, "isolated_by"), i, v)
+			printf("%s%s", n++ ? ", " : "", json_string_value(v));
+	}
+	if (!n)
+		printf("?");
 }
 
 void print_check(const json_t *j, const char *from, const char *to, const char *port)
@@ -267,7 +331,13 @@ void print_check(const json_t *j, const char *from, const char *to, const char *
 	json_t *r;
 	size_t i;
 
-	printf("%s: %s -> %s %s\n", jstr(j, "verdict"), from, to, port);
+	if (strcmp(jstr(j, "verdict"), "audited") == 0) {
+		printf("audited: %s -> %s %s (policy ", from, to, port);
+		audit_policies_print(j);
+		printf(" is in audit mode: the packet passes and is recorded)\n");
+	} else {
+		printf("%s: %s -> %s %s\n", jstr(j, "verdict"), from, to, port);
+	}
 	printf("  addresses %s -> %s\n", jstr(j, "src"), jstr(j, "dst"));
 	json_array_foreach(json_object_get(j, "reasons"), i, r)
 		printf("  %s\n", json_string_value(r));

@@ -80,7 +80,7 @@ t_check "dry run stored nothing" [ -z "$(ls -A "$T_TMP/state/policies")" ]
 t_check_not "dry run programmed nothing" t_nft db list table inet mseg
 run "apply" 0 "$MSEG" apply -f "$T_TMP/pol/shop.yaml" && t_check "apply: created" out_has "policy shop/shop created"
 t_check "applied: db's kernel table" bash -c "ip netns exec $(t_ns db) nft list set inet mseg in4_port | grep -q '10.201.0.1 . tcp . 5432'"
-run "apply dir" 0 "$MSEG" apply -f "$T_TMP/pol" && t_check "apply dir: the same documents again are unchanged" out_has "policy shop/shop unchanged"
+run "apply dir" 0 "$MSEG" apply -f "$T_TMP/pol" && t_check "apply dir: the same document is unchanged" out_has "^policy shop/shop unchanged$"
 printf 'apiVersion: mseg.io/v1\nkind: AllowList\nmetadata: {name: bad, namespace: shop}\nspec:\n  groups:\n    db: {selectr: {app: db}}\n' >"$T_TMP/bad.yaml"
 run "apply bad file" 1 "$MSEG" apply -f "$T_TMP/bad.yaml" && t_check "apply error names file:line:col" err_has "^$T_TMP/bad.yaml:6:"
 run "apply missing -f" 2 "$MSEG" apply && t_pass "apply without -f: usage"
@@ -98,7 +98,7 @@ run "check denied" 1 "$MSEG" check --from 10.201.0.4 --to db --port tcp/5432 && 
 run "check by addresses" 0 "$MSEG" check --from 10.201.0.1 --to 10.201.0.3 --port tcp/5432
 run "check -o json" 1 "$MSEG" check --from web --to db --port tcp/80 -o json && \
 	t_check "check json" python3 -c "import json; d=json.load(open('$T_TMP/out')); assert d['verdict'] == 'denied'"
-run "check unknown" 1 "$MSEG" check --from nope --to db --port tcp/1 && t_check "check unknown: message" err_has "not an endpoint id or an address"
+run "check unknown" 2 "$MSEG" check --from nope --to db --port tcp/1 && t_check "check unknown: message" err_has "not an endpoint id or an address"
 run "check usage" 2 "$MSEG" check --from web && t_pass "check without --to: usage"
 
 # ---- flows: refused connections become records

@@ -46,6 +46,28 @@ static void test_defaults_and_flags(void)
 	T_CHECK(c.queue_rate == 50 && c.queue_burst == 200, "rate %u burst %u", c.queue_rate,
 		c.queue_burst);
 	T_CHECK(c.flow_ring_size == 10000 && c.flow_window_sec == 60, "flow defaults");
+	T_STREQ(c.flow_log, "/var/lib/mseg/flows.jsonl");
+	daemon_config_release(&c);
+}
+
+/* Flows survive a restart by default: the log lives in the state dir
+ * unless --flow-log names another file or none. */
+static void test_flow_log_default(void)
+{
+	struct daemon_config c;
+	struct mseg_err err;
+	char *a1[] = { "msegd", "--state-dir", "/s", NULL };
+	char *a2[] = { "msegd", "--state-dir", "/s", "--flow-log", "none", NULL };
+	char *a3[] = { "msegd", "--flow-log", "/f.jsonl", NULL };
+
+	T_CHECK(parse(&c, &err, 3, a1) == 0, "%s", err.msg);
+	T_STREQ(c.flow_log, "/s/flows.jsonl");
+	daemon_config_release(&c);
+	T_CHECK(parse(&c, &err, 5, a2) == 0, "%s", err.msg);
+	T_CHECK(c.flow_log == NULL, "none: no log, got '%s'", c.flow_log);
+	daemon_config_release(&c);
+	T_CHECK(parse(&c, &err, 3, a3) == 0, "%s", err.msg);
+	T_STREQ(c.flow_log, "/f.jsonl");
 	daemon_config_release(&c);
 }
 
@@ -185,6 +207,7 @@ static void test_config_file_errors(void)
 int main(void)
 {
 	T_RUN(test_defaults_and_flags);
+	T_RUN(test_flow_log_default);
 	T_RUN(test_bad_flags);
 	T_RUN(test_abbreviations_refused);
 	T_RUN(test_full_names_accepted);

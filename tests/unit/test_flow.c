@@ -114,6 +114,20 @@ static void test_aggregation(void)
 	T_CHECK(rec->count == 3, "count %llu", (unsigned long long)rec->count);
 	T_CHECK(rec->first_ns == T0 && rec->last_ns == T0 + 3 * SEC, "first/last seen");
 	T_CHECK(rec->sport == 40000, "the first packet's source port stays");
+	T_CHECK(rec->sports == 2, "two source ports seen: %u", rec->sports);
+	{
+		/* the JSON does not pass the first port off as the only one */
+		json_t *o = flow_record_to_json(rec);
+		struct flow_record back = { 0 };
+
+		T_CHECK(o && json_integer_value(json_object_get(o, "sports")) == 2 &&
+			json_integer_value(json_object_get(o, "sport")) == 40000, "sports in JSON");
+		T_CHECK(o && flow_record_from_json(o, &back) == 0 && back.sports == 2,
+			"sports read back from the log");
+		if (back.ep)
+			flow_record_release(&back);
+		json_decref(o);
+	}
 	T_CHECK(rec->seq > seq && rec->seq == flow_ring_seq(ring), "seq moves on update");
 	/* an older timestamp (clock step) does not move last_seen back */
 	ev = mkev(ep, &syn, T0 + 2 * SEC);

@@ -1050,6 +1050,53 @@ static void test_bad_corpus_size(void)
 	T_CHECK(corpus_cases >= 40, "only %zu corpus cases", corpus_cases);
 }
 
+/* The port parser policies use, exposed for the CLI (mseg check --port):
+ * the same values and the same hints, without a position. */
+static void test_port_parse(void)
+{
+	static const struct {
+		const char *in;
+		int r;
+		uint8_t proto;
+		uint16_t lo, hi;
+		const char *msg;
+	} cases[] = {
+		{ "tcp/5432", 0, IPPROTO_TCP, 5432, 5432, NULL },
+		{ "tcp/8000-8080", 0, IPPROTO_TCP, 8000, 8080, NULL },
+		{ "udp", 0, IPPROTO_UDP, 0, 65535, NULL },
+		{ "icmp", 0, IPPROTO_ICMP, 0, 0, NULL },
+		{ "any", 0, 0, 0, 0, NULL },
+		{ "5432", -EINVAL, 0, 0, 0, "'5432' needs a protocol, like tcp/5432" },
+		{ "TCP/5432", -EINVAL, 0, 0, 0,
+		  "unknown protocol 'TCP' (protocols are lowercase: 'tcp')" },
+		{ "tcp/0", -EINVAL, 0, 0, 0, "port 0 out of range (1-65535)" },
+		{ "tcp/x", -EINVAL, 0, 0, 0,
+		  "'tcp/x' is not a valid port (like tcp/80 or tcp/8000-8080)" },
+		{ "icmp/8", -EINVAL, 0, 0, 0, "icmp has no ports" },
+		{ "tcp/90-80", -EINVAL, 0, 0, 0, "inverted port range 90-80 (did you mean 80-90?)" },
+		{ "gre", -EINVAL, 0, 0, 0,
+		  "unknown protocol 'gre' (tcp, udp, sctp, icmp, icmpv6 or any)" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct mseg_port port;
+		struct mseg_err err;
+		int r;
+
+		err_clear(&err);
+		r = policy_port_parse(cases[i].in, &port, &err);
+		T_CHECK(r == cases[i].r, "%s: r = %d", cases[i].in, r);
+		if (cases[i].msg) {
+			T_STREQ(err.msg, cases[i].msg);
+			continue;
+		}
+		if (r == 0)
+			T_CHECK(port.proto == cases[i].proto && port.lo == cases[i].lo &&
+				port.hi == cases[i].hi, "%s: proto %u %u-%u", cases[i].in,
+				port.proto, port.lo, port.hi);
+	}
+}
+
 int main(void)
 {
 	const char *root = getenv("MSEG_ROOT");
@@ -1062,6 +1109,7 @@ int main(void)
 	T_RUN(test_defaults);
 	T_RUN(test_mode_isolation);
 	T_RUN(test_ports_syntax);
+	T_RUN(test_port_parse);
 	T_RUN(test_address_groups);
 	T_RUN(test_empty_selector_and_self);
 	T_RUN(test_multi_doc);

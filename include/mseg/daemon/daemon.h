@@ -18,7 +18,8 @@ struct daemon_config {
 	char *listen_tcp;       /* "ADDR:PORT" or NULL */
 	char *token_file;
 	char *tls_cert, *tls_key;
-	char *flow_log;         /* JSON lines; NULL = no file */
+	char *flow_log;         /* JSON lines; default STATE_DIR/flows.jsonl;
+				 * NULL = no file (--flow-log none) */
 	enum mseg_mode mode;    /* audit: every isolation audits (safe rollout) */
 	bool default_deny;
 	unsigned resync_sec;    /* 0 = off */

@@ -51,4 +51,11 @@ int policy_set_put(struct mseg_policy_set *set, struct mseg_policy *p);
 
 struct mseg_policy *policy_free(struct mseg_policy *p);
 
+/* One port string as a policy writes it: tcp/80, tcp/8000-8080, udp/53,
+ * sctp/9, tcp (every TCP port: lo 0, hi 65535), udp, sctp, icmp, icmpv6,
+ * any. -EINVAL with a hint in @err->msg (no position): "'5432' needs a
+ * protocol, like tcp/5432", "unknown protocol 'TCP' (protocols are
+ * lowercase: 'tcp')". @ret->pos and @ret->name are left zero. */
+int policy_port_parse(const char *s, struct mseg_port *ret, struct mseg_err *err);
+
 #endif

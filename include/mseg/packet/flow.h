@@ -21,7 +21,12 @@
  *      "first_seen":"2024-05-01T12:00:00.250Z",
  *      "last_seen":"2024-05-01T12:00:03.250Z"}
  *   Field names are stable. "sport"/"dport" appear for tcp, udp, udplite
- *   and sctp; "icmp_type"/"icmp_code" for icmp and icmpv6; "uid"/"gid" when
+ *   and sctp. The source port is not part of the aggregation key (a client
+ *   retrying connects from a new port each time), so "sport" is the first
+ *   packet's, and "sports": N (only when N > 1) says the record covers
+ *   packets from more than one source port: N is 1 + the number of times
+ *   the source port changed from one packet to the next (for retries from
+ *   fresh ephemeral ports, the number of distinct ports); "icmp_type"/"icmp_code" for icmp and icmpv6; "uid"/"gid" when
  *   the kernel gave them (egress packets of local sockets); "error" (the
  *   parser's reason) only for malformed packets. "proto" is a name for the
  *   protocols above and a number for the rest. "time" is the time of the
@@ -107,7 +112,9 @@ struct flow_record {
 	uint8_t err;             /* enum pkt_err of the packet that created it */
 	uint8_t icmp_type, icmp_code;
 	struct mseg_addr src, dst;
-	uint16_t sport, dport;
+	uint16_t sport, dport;   /* sport: of the record's first packet */
+	uint16_t sport_last;     /* of its latest packet */
+	uint32_t sports;         /* source ports seen (see "sports" above); 0 without ports */
 	uint32_t uid, gid;
 	uint64_t count;          /* packets */
 	uint64_t first_ns, last_ns;

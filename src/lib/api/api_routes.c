@@ -1233,7 +1233,8 @@ void api_handle_rules(struct api_ctx *x, const char *id)
 		}
 		sl->shown_stale = false;
 		if (!sl->entry) {
-			e = json_pack("{sssbss}", "endpoint", sl->id, "programmed", false, "state", "unknown");
+			e = json_pack("{sssbsssb}", "endpoint", sl->id, "programmed", false, "state",
+				      "unknown", "stale", true);
 			sl->shown_stale = true;
 			stale++;
 		} else {

@@ -58,7 +58,8 @@ const char *daemon_usage(void)
 	       "  --mode enforce|audit   audit: nothing is dropped anywhere (rollout)\n"
 	       "  --default-deny         isolate every direction that no policy isolates\n"
 	       "  --resync SECONDS       kernel read-back period, 0 = off (default 30)\n"
-	       "  --flow-log FILE        JSON-lines flow log\n"
+	       "  --flow-log FILE|none   JSON-lines flow log, reloaded at start\n"
+	       "                         (default STATE_DIR/flows.jsonl; none: no file)\n"
 	       "  --log-level L          error|warn|info|debug (default info)\n"
 	       "  --queue-num N          NFQUEUE number in each namespace (default 0)\n"
 	       "  --queue-rate N         unmatched packets/s per namespace sent to msegd (default 100)\n"
@@ -368,6 +369,16 @@ int daemon_config_parse(struct daemon_config *c, int argc, char **argv, struct m
 		return r;
 	if (!c->listen && (r = set_str(&c->listen, "unix:/run/mseg/api.sock")) < 0)
 		return r;
+	/* flows survive a restart unless the operator says otherwise */
+	if (c->flow_log && strcmp(c->flow_log, "none") == 0) {
+		free(c->flow_log);
+		c->flow_log = NULL;
+	} else if (!c->flow_log) {
+		if (asprintf(&c->flow_log, "%s/flows.jsonl", c->state_dir) < 0) {
+			c->flow_log = NULL;
+			return err_setf(err, ENOMEM, "out of memory");
+		}
+	}
 	if ((c->tls_cert == NULL) != (c->tls_key == NULL))
 		return err_setf(err, EINVAL, "--tls-cert and --tls-key go together");
 	if (c->listen_tcp && !c->token_file)

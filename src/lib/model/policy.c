@@ -427,8 +427,7 @@ static bool all_digits(const char *s, size_t len)
 }
 
 /* A port number of @len digits at @s, in 1..65535. */
-static int port_number(struct pctx *c, const struct ynode *n, const char *what, const char *s,
-		       size_t len, uint16_t *ret)
+static int port_number(const char *s, size_t len, uint16_t *ret, struct mseg_err *err)
 {
 	unsigned long v = 0;
 	size_t i;
@@ -436,24 +435,20 @@ static int port_number(struct pctx *c, const struct ynode *n, const char *what, 
 	for (i = 0; i < len && v <= 65535; i++)
 		v = v * 10 + (unsigned long)(s[i] - '0');
 	if (v < 1 || v > 65535)
-		return ycheck_fail(&c->ck, n, "%s: port %.*s out of range (1-65535)", what,
-				   (int)(len > 20 ? 20 : len), s);
+		return err_setf(err, EINVAL, "port %.*s out of range (1-65535)",
+				(int)(len > 20 ? 20 : len), s);
 	*ret = (uint16_t)v;
 	return 0;
 }
 
 /* tcp/80, tcp/8000-8080, udp/53, sctp/9, tcp, udp, sctp, icmp, icmpv6, any */
-static int port_parse(struct pctx *c, const struct ynode *n, const char *what,
-		      struct mseg_port *ret)
+int policy_port_parse(const char *s, struct mseg_port *ret, struct mseg_err *err)
 {
-	const char *s, *slash, *num, *dash;
+	const char *slash, *num, *dash;
 	char q[YQ_SIZE];
 	size_t plen, i;
 	int r;
 
-	r = ycheck_string(&c->ck, n, what, true, &s);
-	if (r < 0)
-		return r;
 	slash = strchr(s, '/');
 	plen = slash ? (size_t)(slash - s) : strlen(s);
 	for (i = 0; i < sizeof(port_protos) / sizeof(port_protos[0]); i++)
@@ -462,41 +457,38 @@ static int port_parse(struct pctx *c, const struct ynode *n, const char *what,
 	if (i == sizeof(port_protos) / sizeof(port_protos[0])) {
 		char proto[16];
 
+		ytree_quote(s, q, sizeof(q));
 		if (all_digits(s, strlen(s)))
-			return ycheck_fail(&c->ck, n, "%s: '%s' needs a protocol, like tcp/%s", what,
-					   s, s);
+			return err_setf(err, EINVAL, "'%s' needs a protocol, like tcp/%s", q, q);
 		/* TCP/80: say how to write it */
 		for (i = 0; plen < sizeof(proto) && i < plen; i++)
 			proto[i] = (char)(s[i] >= 'A' && s[i] <= 'Z' ? s[i] - 'A' + 'a' : s[i]);
 		proto[plen < sizeof(proto) ? plen : 0] = '\0';
 		for (i = 0; i < sizeof(port_protos) / sizeof(port_protos[0]); i++)
 			if (!strcmp(proto, port_protos[i].name))
-				return ycheck_fail(&c->ck, n,
-						   "%s: unknown protocol '%.*s' (protocols are "
-						   "lowercase: '%s')",
-						   what, (int)plen, s, port_protos[i].name);
-		ytree_quote(s, q, sizeof(q));
-		return ycheck_fail(&c->ck, n,
-				   "%s: unknown protocol '%.*s' (tcp, udp, sctp, icmp, icmpv6 or any)",
-				   what, (int)(plen < 40 ? plen : 40), q);
+				return err_setf(err, EINVAL,
+						"unknown protocol '%.*s' (protocols are lowercase: '%s')",
+						(int)plen, s, port_protos[i].name);
+		return err_setf(err, EINVAL,
+				"unknown protocol '%.*s' (tcp, udp, sctp, icmp, icmpv6 or any)",
+				(int)(plen < 40 ? plen : 40), q);
 	}
 	memset(ret, 0, sizeof(*ret));
 	ret->proto = port_protos[i].proto;
-	pctx_pos(c, n, &ret->pos);
 	if (!slash) {
 		if (port_protos[i].has_ports)
 			ret->hi = 65535;
 		return 0;
 	}
 	if (!port_protos[i].has_ports)
-		return ycheck_fail(&c->ck, n, "%s: %s has no ports", what, port_protos[i].name);
+		return err_setf(err, EINVAL, "%s has no ports", port_protos[i].name);
 
 	num = slash + 1;
 	dash = strchr(num, '-');
 	if (!dash) {
 		if (!all_digits(num, strlen(num)))
 			goto out_invalid;
-		r = port_number(c, n, what, num, strlen(num), &ret->lo);
+		r = port_number(num, strlen(num), &ret->lo, err);
 		if (r < 0)
 			return r;
 		ret->hi = ret->lo;
@@ -504,21 +496,38 @@ static int port_parse(struct pctx *c, const struct ynode *n, const char *what,
 	}
 	if (!all_digits(num, (size_t)(dash - num)) || !all_digits(dash + 1, strlen(dash + 1)))
 		goto out_invalid;
-	r = port_number(c, n, what, num, (size_t)(dash - num), &ret->lo);
+	r = port_number(num, (size_t)(dash - num), &ret->lo, err);
 	if (r < 0)
 		return r;
-	r = port_number(c, n, what, dash + 1, strlen(dash + 1), &ret->hi);
+	r = port_number(dash + 1, strlen(dash + 1), &ret->hi, err);
 	if (r < 0)
 		return r;
 	if (ret->lo > ret->hi)
-		return ycheck_fail(&c->ck, n, "%s: inverted port range %u-%u (did you mean %u-%u?)",
-				   what, ret->lo, ret->hi, ret->hi, ret->lo);
+		return err_setf(err, EINVAL, "inverted port range %u-%u (did you mean %u-%u?)",
+				ret->lo, ret->hi, ret->hi, ret->lo);
 	return 0;
 
 out_invalid:
-	return ycheck_fail(&c->ck, n,
-			   "%s: '%s' is not a valid port (like tcp/80 or tcp/8000-8080)", what,
-			   ytree_quote(s, q, sizeof(q)));
+	return err_setf(err, EINVAL, "'%s' is not a valid port (like tcp/80 or tcp/8000-8080)",
+			ytree_quote(s, q, sizeof(q)));
+}
+
+/* A port string of the document: policy_port_parse() at the node's place. */
+static int port_parse(struct pctx *c, const struct ynode *n, const char *what,
+		      struct mseg_port *ret)
+{
+	struct mseg_err perr;
+	const char *s;
+	int r;
+
+	r = ycheck_string(&c->ck, n, what, true, &s);
+	if (r < 0)
+		return r;
+	err_clear(&perr);
+	if (policy_port_parse(s, ret, &perr) < 0)
+		return ycheck_fail(&c->ck, n, "%s: %s", what, perr.msg);
+	pctx_pos(c, n, &ret->pos);
+	return 0;
 }
 
 static int ports_parse(struct pctx *c, const struct ynode *seq, const char *what,

@@ -229,6 +229,8 @@ json_t *flow_record_to_json(const struct flow_record *r)
 	put(o, "src", json_string(addr_format(&r->src, a, sizeof(a))), &ok);
 	if (r->flags & FLOW_F_PORTS)
 		put(o, "sport", json_integer(r->sport), &ok);
+	if ((r->flags & FLOW_F_PORTS) && r->sports > 1)
+		put(o, "sports", json_integer(r->sports), &ok);
 	put(o, "dst", json_string(addr_format(&r->dst, a, sizeof(a))), &ok);
 	if (r->flags & FLOW_F_PORTS)
 		put(o, "dport", json_integer(r->dport), &ok);
@@ -337,8 +339,13 @@ int flow_record_from_json(const json_t *o, struct flow_record *ret)
 		return -EINVAL;
 	if (has) {
 		rec.flags |= FLOW_F_PORTS;
-		rec.sport = (uint16_t)v;
+		rec.sport = rec.sport_last = (uint16_t)v;
 		rec.dport = (uint16_t)v2;
+		rec.sports = 1;
+		if (get_int(o, "sports", 1, UINT32_MAX, &has, &v) < 0)
+			return -EINVAL;
+		if (has)
+			rec.sports = (uint32_t)v;
 	}
 	if (get_int(o, "icmp_type", 0, 255, &has, &v) < 0 ||
 	    get_int(o, "icmp_code", 0, 255, &has2, &v2) < 0 || has != has2)
@@ -635,6 +642,11 @@ int flow_ring_add(struct flow_ring *r, const struct flow_event *ev,
 				break;
 			}
 			s->rec.count++;
+			if ((p->flags & PKT_F_PORTS) && p->sport != s->rec.sport_last) {
+				s->rec.sport_last = p->sport;
+				if (s->rec.sports < UINT32_MAX)
+					s->rec.sports++;
+			}
 			if (ev->time_ns > s->rec.last_ns)
 				s->rec.last_ns = ev->time_ns;
 			s->rec.seq = ++r->seq;
@@ -660,7 +672,8 @@ int flow_ring_add(struct flow_ring *r, const struct flow_event *ev,
 	rec->src = p->src;
 	rec->dst = p->dst;
 	if (p->flags & PKT_F_PORTS) {
-		rec->sport = p->sport;
+		rec->sport = rec->sport_last = p->sport;
+		rec->sports = 1;
 		rec->dport = p->dport;
 	}
 	if (p->flags & PKT_F_ICMP) {
