@@ -152,6 +152,10 @@ static int tx_flush(struct queue_listener *l)
 
 	if (l->txlen == 0)
 		return 0;
+	if (!l->nl) {   /* detached (queue_listener_feed): nobody to tell */
+		l->txlen = 0;
+		return 0;
+	}
 	n = mnl_socket_sendto(l->nl, l->txbuf, l->txlen);
 	if (n < 0) {
 		l->stats.send_errors++;
@@ -515,15 +519,12 @@ static int raise_rcvbuf(int fd, uint32_t want)
 	return 0;
 }
 
-int queue_listener_open(struct netns *ns, uint16_t queue_num, const struct queue_opts *opts,
-			void *ctx, struct queue_listener **ret)
+/* A listener without a socket: buffers and options. */
+static int listener_alloc(uint16_t queue_num, const struct queue_opts *opts, void *ctx,
+			  struct queue_listener **ret)
 {
-	struct queue_listener *l;
-	char buf[256] = { 0 };
-	struct nlmsghdr *nlh;
-	int fd, one = 1, r;
+	struct queue_listener *l = calloc(1, sizeof(*l));
 
-	l = calloc(1, sizeof(*l));
 	if (!l)
 		return -ENOMEM;
 	l->fd = -1;
@@ -540,9 +541,58 @@ int queue_listener_open(struct netns *ns, uint16_t queue_num, const struct queue
 	l->txsize = (size_t)l->opts.batch * VERDICT_MSG_MAX + 2 * VERDICT_MSG_MAX;
 	l->txbuf = malloc(l->txsize);
 	if (!l->rxbuf || !l->msgs || !l->iov || !l->addrs || !l->txbuf) {
-		r = -ENOMEM;
-		goto out_free;
+		queue_listener_free(l);
+		return -ENOMEM;
 	}
+	*ret = l;
+	return 0;
+}
+
+int queue_listener_new_detached(uint16_t queue_num, const struct queue_opts *opts, void *ctx,
+				struct queue_listener **ret)
+{
+	struct queue_listener *l;
+	int r = listener_alloc(queue_num, opts, ctx, &l);
+
+	if (r < 0)
+		return r;
+	l->flags = NFQA_CFG_F_UID_GID | (l->opts.gso ? NFQA_CFG_F_GSO : 0) |
+		   (l->opts.fail_open ? NFQA_CFG_F_FAIL_OPEN : 0);
+	*ret = l;
+	return 0;
+}
+
+int queue_listener_feed(struct queue_listener *l, const void *buf, size_t len, int msg_flags,
+			queue_handler_fn fn, void *data)
+{
+	const struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
+	int r;
+
+	if (l->nl)
+		return -EBUSY;
+	l->fn = fn;
+	l->fn_data = data;
+	l->now_ns = realtime_ns();
+	l->batch_packets = 0;
+	r = handle_datagram(l, buf, len, &kernel, msg_flags);
+	run_close(l);
+	(void)tx_flush(l);
+	l->fn = NULL;
+	l->fn_data = NULL;
+	return r;
+}
+
+int queue_listener_open(struct netns *ns, uint16_t queue_num, const struct queue_opts *opts,
+			void *ctx, struct queue_listener **ret)
+{
+	struct queue_listener *l;
+	char buf[256] = { 0 };
+	struct nlmsghdr *nlh;
+	int fd, one = 1, r;
+
+	r = listener_alloc(queue_num, opts, ctx, &l);
+	if (r < 0)
+		return r;
 
 	fd = netns_socket(ns, AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC,
 			  NETLINK_NETFILTER);
