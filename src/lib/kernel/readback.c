@@ -29,6 +29,7 @@
 #include <libnftnl/table.h>
 
 #include "mseg/kernel/nft.h"
+#include "mseg/kernel/readback.h"
 #include "mseg/compile/render_text.h"
 #include "kernel/batch.h"
 #include "kernel/netns.h"
@@ -836,6 +837,36 @@ static void compare(struct report *rep, struct kstate *k, const struct mseg_ep_p
 	}
 }
 
+/* @rep (taken) as the caller's report, with the summary line. */
+static int report_finish(struct report *rep, uint32_t gen, struct ep_table_report *ret,
+			 struct mseg_err *err)
+{
+	if (rep->error) {
+		free(rep->text);
+		return err_setf(err, -rep->error, "out of memory");
+	}
+	if (rep->n_diffs > EP_REPORT_MAX_LINES) {
+		char more[64];
+		size_t n = (size_t)snprintf(more, sizeof(more), "... and %zu more differences\n",
+					    rep->n_diffs - EP_REPORT_MAX_LINES);
+
+		if (VEC_RESERVE(rep->text, rep->cap, rep->len + n + 1) == 0) {
+			memcpy(rep->text + rep->len, more, n + 1);
+			rep->len += n;
+		}
+	}
+	if (!rep->text) {
+		rep->text = strdup("");
+		if (!rep->text)
+			return err_setf(err, ENOMEM, "out of memory");
+	}
+	ret->in_sync = rep->n_diffs == 0;
+	ret->n_diffs = rep->n_diffs;
+	ret->text = rep->text;
+	ret->genid = gen;
+	return 0;
+}
+
 void ep_table_report_release(struct ep_table_report *rep)
 {
 	if (!rep)
@@ -874,29 +905,9 @@ int ep_table_verify(struct netns *ns, const struct mseg_ep_plan *plan,
 		memset(&rep, 0, sizeof(rep));
 		usleep(ELEM_REREAD_US * (useconds_t)(attempt + 1));
 	}
-	if (rep.error) {
-		free(rep.text);
-		return err_setf(err, -rep.error, "out of memory");
-	}
-	if (rep.n_diffs > EP_REPORT_MAX_LINES) {
-		char more[64];
-		size_t n = (size_t)snprintf(more, sizeof(more), "... and %zu more differences\n",
-					    rep.n_diffs - EP_REPORT_MAX_LINES);
-
-		if (VEC_RESERVE(rep.text, rep.cap, rep.len + n + 1) == 0) {
-			memcpy(rep.text + rep.len, more, n + 1);
-			rep.len += n;
-		}
-	}
-	if (!rep.text) {
-		rep.text = strdup("");
-		if (!rep.text)
-			return err_setf(err, ENOMEM, "out of memory");
-	}
-	ret->in_sync = rep.n_diffs == 0;
-	ret->n_diffs = rep.n_diffs;
-	ret->text = rep.text;
-	ret->genid = gen;
+	r = report_finish(&rep, gen, ret, err);
+	if (r < 0)
+		return r;
 	if (ret->in_sync)
 		ep_shape_of(&ns->programmed, plan, opts);   /* adopted */
 	else
@@ -934,4 +945,66 @@ int ep_table_counters_read(struct netns *ns, struct ep_table_counters *ret, stru
 	}
 	kstate_release(&k);
 	return 0;
+}
+
+/* ---- without a socket (tests, fuzzing) ---- */
+
+int readback_parse_for_fuzz(const struct readback_msg *msgs, size_t n_msgs,
+			    const struct mseg_ep_plan *plan, const struct table_opts *opts,
+			    struct ep_table_report *ret, struct mseg_err *err)
+{
+	struct kstate k = { 0 };
+	struct report rep = { 0 };
+	uint32_t gen = 0;
+	size_t n_elem_sets = 0;
+	int r = 0;
+
+	memset(ret, 0, sizeof(*ret));
+	for (size_t i = 0; i < n_msgs && r == 0; i++) {
+		const struct readback_msg *m = &msgs[i];
+
+		/* as nl_request() runs the reply datagrams of each request */
+		errno = 0;
+		switch (m->kind) {
+		case READBACK_GEN:
+			r = mnl_cb_run(m->buf, m->len, 0, 0, gen_cb, &gen);
+			break;
+		case READBACK_TABLE:
+			r = mnl_cb_run(m->buf, m->len, 0, 0, table_cb, &k);
+			break;
+		case READBACK_OBJS:
+			r = mnl_cb_run(m->buf, m->len, 0, 0, obj_cb, &k);
+			break;
+		case READBACK_SETS:
+			r = mnl_cb_run(m->buf, m->len, 0, 0, set_cb, &k);
+			break;
+		case READBACK_ELEMS:
+			/* the elements of the sets in the order they were read;
+			 * a set's dump ends with NLMSG_DONE (MNL_CB_STOP) */
+			if (n_elem_sets < k.n_sets) {
+				r = mnl_cb_run(m->buf, m->len, 0, 0, elem_cb, &k.sets[n_elem_sets]);
+				if (r == MNL_CB_STOP)
+					n_elem_sets++;
+			}
+			break;
+		case READBACK_CHAINS:
+			r = mnl_cb_run(m->buf, m->len, 0, 0, chain_cb, &k);
+			break;
+		case READBACK_RULES:
+			r = mnl_cb_run(m->buf, m->len, 0, 0, rule_cb, &k);
+			break;
+		case READBACK_N_REPLIES:
+			break;
+		}
+		r = r < 0 ? (errno ? -errno : -EIO) : 0;
+		if (k.error)
+			r = k.error;
+	}
+	if (r < 0) {
+		kstate_release(&k);
+		return err_setf(err, -r, "reading the table back: %s", strerror(-r));
+	}
+	compare(&rep, &k, plan, opts);
+	kstate_release(&k);
+	return report_finish(&rep, gen, ret, err);
 }
