@@ -312,7 +312,8 @@ static int acks_read(struct netns *ns, struct ack_state *a, bool wait)
 		return errno == EINTR ? 0 : -errno;
 	/* replies that are not acks (there should be none) are skipped; a
 	 * missing ack ends in the timeout above */
-	(void)mnl_cb_run2(ns->rxbuf, (size_t)n, 0, ns->portid, NULL, a, ctl, NLMSG_MIN_TYPE);
+	(void)mnl_cb_run2(ns->rxbuf, nl_msgs_len(ns->rxbuf, (size_t)n), 0, ns->portid, NULL, a, ctl,
+			  NLMSG_MIN_TYPE);
 	return 0;
 }
 
@@ -581,6 +582,25 @@ int nl_batch_commit(struct netns *ns, struct nl_batch *b, const char *const *pol
 	return 0;
 }
 
+/* ---- received datagrams ---- */
+
+size_t nl_msgs_len(const void *buf, size_t len)
+{
+	size_t off = 0;
+
+	while (len - off >= sizeof(struct nlmsghdr)) {
+		struct nlmsghdr h;
+
+		memcpy(&h, (const char *)buf + off, sizeof(h));
+		if (h.nlmsg_len < sizeof(h) || h.nlmsg_len > len - off)
+			break;
+		off += NLMSG_ALIGN(h.nlmsg_len);
+		if (off > len)
+			off = len;   /* the last message without its padding */
+	}
+	return off;
+}
+
 /* ---- plain requests (dumps, getgen) ---- */
 
 int nl_request(struct netns *ns, struct nlmsghdr *nlh,
@@ -617,7 +637,7 @@ int nl_request(struct netns *ns, struct nlmsghdr *nlh,
 			netns_nl_reset(ns);
 			return r;
 		}
-		r = mnl_cb_run(ns->rxbuf, (size_t)n, seq, ns->portid, cb, data);
+		r = mnl_cb_run(ns->rxbuf, nl_msgs_len(ns->rxbuf, (size_t)n), seq, ns->portid, cb, data);
 		if (r == MNL_CB_STOP)
 			return 0;
 		if (r < 0) {

@@ -962,36 +962,37 @@ int readback_parse_for_fuzz(const struct readback_msg *msgs, size_t n_msgs,
 	memset(ret, 0, sizeof(*ret));
 	for (size_t i = 0; i < n_msgs && r == 0; i++) {
 		const struct readback_msg *m = &msgs[i];
+		size_t len = nl_msgs_len(m->buf, m->len);
 
 		/* as nl_request() runs the reply datagrams of each request */
 		errno = 0;
 		switch (m->kind) {
 		case READBACK_GEN:
-			r = mnl_cb_run(m->buf, m->len, 0, 0, gen_cb, &gen);
+			r = mnl_cb_run(m->buf, len, 0, 0, gen_cb, &gen);
 			break;
 		case READBACK_TABLE:
-			r = mnl_cb_run(m->buf, m->len, 0, 0, table_cb, &k);
+			r = mnl_cb_run(m->buf, len, 0, 0, table_cb, &k);
 			break;
 		case READBACK_OBJS:
-			r = mnl_cb_run(m->buf, m->len, 0, 0, obj_cb, &k);
+			r = mnl_cb_run(m->buf, len, 0, 0, obj_cb, &k);
 			break;
 		case READBACK_SETS:
-			r = mnl_cb_run(m->buf, m->len, 0, 0, set_cb, &k);
+			r = mnl_cb_run(m->buf, len, 0, 0, set_cb, &k);
 			break;
 		case READBACK_ELEMS:
 			/* the elements of the sets in the order they were read;
 			 * a set's dump ends with NLMSG_DONE (MNL_CB_STOP) */
 			if (n_elem_sets < k.n_sets) {
-				r = mnl_cb_run(m->buf, m->len, 0, 0, elem_cb, &k.sets[n_elem_sets]);
+				r = mnl_cb_run(m->buf, len, 0, 0, elem_cb, &k.sets[n_elem_sets]);
 				if (r == MNL_CB_STOP)
 					n_elem_sets++;
 			}
 			break;
 		case READBACK_CHAINS:
-			r = mnl_cb_run(m->buf, m->len, 0, 0, chain_cb, &k);
+			r = mnl_cb_run(m->buf, len, 0, 0, chain_cb, &k);
 			break;
 		case READBACK_RULES:
-			r = mnl_cb_run(m->buf, m->len, 0, 0, rule_cb, &k);
+			r = mnl_cb_run(m->buf, len, 0, 0, rule_cb, &k);
 			break;
 		case READBACK_N_REPLIES:
 			break;

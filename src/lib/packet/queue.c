@@ -32,6 +32,7 @@
 #include <libnetfilter_queue/libnetfilter_queue.h>
 
 #include "mseg/packet/queue.h"
+#include "kernel/batch.h"
 #include "kernel/netns.h"
 
 #ifndef NETLINK_CAP_ACK
@@ -339,7 +340,7 @@ static int handle_datagram(struct queue_listener *l, const char *buf, size_t len
 		truncated_msg(l, buf, len);
 		return 0;
 	}
-	r = mnl_cb_run(buf, len, 0, l->portid, packet_cb, l);
+	r = mnl_cb_run(buf, nl_msgs_len(buf, len), 0, l->portid, packet_cb, l);
 	if (r < 0) {
 		r = errno ? -errno : -EIO;
 		if (r == -EPROTO || r == -ESRCH || r == -EBADMSG) {

@@ -1,0 +1,150 @@
+/* The netlink parsers without a socket: NFQUEUE packet messages through a
+ * detached listener (queue_listener_feed) and read-back dump replies
+ * (readback_parse_for_fuzz), with the inputs the fuzz targets found:
+ * a message whose nlmsg_len is above INT_MAX after a good one used to
+ * send libmnl 1.0.4 off the end of the buffer. */
+#include <arpa/inet.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nf_tables.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libmnl/libmnl.h>
+#include <libnetfilter_queue/libnetfilter_queue.h>
+#include <libnftnl/common.h>
+
+#include "mseg/kernel/readback.h"
+#include "mseg/packet/queue.h"
+#include "kernel/batch.h"
+#include "t.h"
+#include "../fuzz/fuzz_plan.h"
+
+/* 10.99.0.7:40000 -> 10.99.0.2:443 SYN */
+static const uint8_t syn[] = {
+	0x45, 0x00, 0x00, 0x28, 0x00, 0x01, 0x00, 0x00, 0x40, 0x06, 0x00, 0x00,
+	10, 99, 0, 7, 10, 99, 0, 2,
+	0x9c, 0x40, 0x01, 0xbb, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0x20, 0x00, 0, 0, 0, 0,
+};
+
+struct seen {
+	unsigned n;
+	struct queue_packet last;
+};
+
+static int handler(struct queue_listener *l, void *ctx, const struct queue_packet *p, void *data)
+{
+	struct seen *s = data;
+
+	s->n++;
+	s->last = *p;
+	return NF_DROP;
+}
+
+/* An NFQUEUE packet message as the kernel sends one (egress, uid 1000). */
+static size_t packet_msg(char *buf, uint32_t id)
+{
+	struct nfqnl_msg_packet_hdr ph = { .packet_id = htonl(id), .hw_protocol = htons(0x0800),
+					   .hook = NF_INET_LOCAL_OUT };
+	struct nlmsghdr *nlh;
+
+	nlh = nfq_nlmsg_put(buf, NFQNL_MSG_PACKET, 0);
+	mnl_attr_put(nlh, NFQA_PACKET_HDR, sizeof(ph), &ph);
+	mnl_attr_put_u32(nlh, NFQA_UID, htonl(1000));
+	mnl_attr_put(nlh, NFQA_PAYLOAD, sizeof(syn), syn);
+	return NLMSG_ALIGN(nlh->nlmsg_len);
+}
+
+static void test_queue_feed_packet(void)
+{
+	char buf[512] __attribute__((aligned(8))) = { 0 };
+	struct queue_listener *l = NULL;
+	struct seen s = { 0 };
+	size_t len = packet_msg(buf, 7);
+
+	T_CHECK(queue_listener_new_detached(0, NULL, NULL, &l) == 0, "new");
+	T_CHECK(queue_listener_feed(l, buf, len, 0, handler, &s) == 0, "feed");
+	T_CHECK(s.n == 1, "handled %u", s.n);
+	T_CHECK(s.last.id == 7 && s.last.dir_known && s.last.dir == MSEG_DIR_EGRESS, "id %u dir %d",
+		s.last.id, s.last.dir);
+	T_CHECK(s.last.has_uid && s.last.uid == 1000, "uid %u", s.last.uid);
+	T_CHECK(s.last.parse_status == 0 && s.last.pkt.dport == 443, "parse %d dport %u",
+		s.last.parse_status, s.last.pkt.dport);
+	T_CHECK(queue_listener_stats(l)->packets == 1 && queue_listener_stats(l)->dropped == 1,
+		"stats");
+	queue_listener_free(l);
+}
+
+/* fuzz_queue's regress_queue/nlmsg-len-over-int-max: a good message, then
+ * a header claiming 2.3 GB. The good one is handled; the rest ignored. */
+static void test_queue_huge_nlmsg_len(void)
+{
+	char buf[512] __attribute__((aligned(8))) = { 0 };
+	struct queue_listener *l = NULL;
+	struct seen s = { 0 };
+	size_t len = packet_msg(buf, 9);
+	struct nlmsghdr *bad = (struct nlmsghdr *)(buf + len);
+
+	bad->nlmsg_len = 2333163520u;
+	bad->nlmsg_type = 0x7ffb;
+	len += 33;
+	T_CHECK(queue_listener_new_detached(0, NULL, NULL, &l) == 0, "new");
+	T_CHECK(queue_listener_feed(l, buf, len, 0, handler, &s) == 0, "feed");
+	T_CHECK(s.n == 1 && s.last.id == 9, "handled %u", s.n);
+	queue_listener_free(l);
+}
+
+static void test_nl_msgs_len(void)
+{
+	char buf[256] __attribute__((aligned(8))) = { 0 };
+	struct nlmsghdr *a = (struct nlmsghdr *)buf, *b = (struct nlmsghdr *)(buf + 20);
+
+	a->nlmsg_len = 18;   /* padded to 20 */
+	b->nlmsg_len = 16;
+	T_CHECK(nl_msgs_len(buf, 36) == 36, "two messages: %zu", nl_msgs_len(buf, 36));
+	T_CHECK(nl_msgs_len(buf, 18) == 18, "unpadded last: %zu", nl_msgs_len(buf, 18));
+	T_CHECK(nl_msgs_len(buf, 30) == 20, "second cut: %zu", nl_msgs_len(buf, 30));
+	b->nlmsg_len = 0x80000000u;
+	T_CHECK(nl_msgs_len(buf, 256) == 20, "second above INT_MAX: %zu", nl_msgs_len(buf, 256));
+	a->nlmsg_len = 8;
+	T_CHECK(nl_msgs_len(buf, 256) == 0, "first shorter than a header");
+}
+
+/* fuzz_readback's regress_readback/nlmsg-len-over-int-max, reduced: the
+ * generation reply is followed by a header claiming 2 GB; the read ends
+ * with what was parsed, and the report says the table is missing. */
+static void test_readback_huge_nlmsg_len(void)
+{
+	char buf[256] __attribute__((aligned(8))) = { 0 };
+	struct table_opts opts = { .queue = QUEUE_XT, .rate = TABLE_DEFAULT_RATE,
+				   .burst = TABLE_DEFAULT_BURST };
+	struct nlmsghdr *nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_NEWGEN, AF_UNSPEC, 0, 1);
+	struct readback_msg m = { .kind = READBACK_GEN, .buf = buf };
+	struct ep_table_report rep;
+	struct fuzz_plan fp;
+	struct mseg_err err;
+	struct nlmsghdr *bad;
+
+	mnl_attr_put_u32(nlh, NFTA_GEN_ID, htonl(42));
+	m.len = NLMSG_ALIGN(nlh->nlmsg_len);
+	bad = (struct nlmsghdr *)(buf + m.len);
+	bad->nlmsg_len = 0x80000000u;
+	m.len += 64;
+	T_CHECK(fuzz_plan_build(&fp) == 0, "plan");
+	T_CHECK(readback_parse_for_fuzz(&m, 1, &fp.plan->eps[0], &opts, &rep, &err) == 0, "%s",
+		err.msg);
+	T_CHECK(!rep.in_sync && rep.genid == 42, "in_sync %d genid %u", rep.in_sync, rep.genid);
+	T_CHECK(rep.text && strstr(rep.text, "table inet mseg is missing"), "%s", rep.text);
+	ep_table_report_release(&rep);
+	fuzz_plan_release(&fp);
+}
+
+int main(void)
+{
+	T_RUN(test_queue_feed_packet);
+	T_RUN(test_queue_huge_nlmsg_len);
+	T_RUN(test_nl_msgs_len);
+	T_RUN(test_readback_huge_nlmsg_len);
+	return t_exit();
+}
