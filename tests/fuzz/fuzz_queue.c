@@ -10,8 +10,9 @@
  * other packet), then the datagram. tests/tools/nlcapture writes such
  * files from real queued packets (tests/fuzz/capture.sh).
  *
- * Checks: the packet handed to the handler lies inside the datagram; a
- * packet parsed OK has its layer-4 header inside the packet.
+ * Checks: the packet handed to the handler lies inside the datagram, its
+ * length is at least the captured part, and a packet parsed OK has its
+ * layer-4 header inside the packet.
  *
  *   make fuzz-build && build-fuzz/fuzz_queue -max_len=2048 tests/fuzz/corpus_queue
  *   MSEG_FUZZ_VERBOSE=1 build-fuzz/fuzz_queue FILE   (prints each packet) */
@@ -48,7 +49,7 @@ static int fuzz_handler(struct queue_listener *l, void *ctx, const struct queue_
 	if (p->caplen && ((const uint8_t *)p->data < fc->buf ||
 			  (const uint8_t *)p->data + p->caplen > fc->buf + fc->len))
 		abort();
-	if (p->parse_status == 0 && p->pkt.l4_off > p->len)
+	if (p->len < p->caplen || (p->parse_status == 0 && p->pkt.l4_off > p->len))
 		abort();
 	if (getenv("MSEG_FUZZ_VERBOSE"))
 		fprintf(stderr, "packet %u hook %u proto 0x%04x caplen %u len %u uid %d parse %d\n",

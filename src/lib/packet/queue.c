@@ -263,6 +263,8 @@ static int packet_cb(const struct nlmsghdr *nlh, void *data)
 	p.len = p.caplen;
 	if (attr[NFQA_CAP_LEN] && mnl_attr_get_payload_len(attr[NFQA_CAP_LEN]) >= 4)
 		p.len = ntohl(mnl_attr_get_u32(attr[NFQA_CAP_LEN]));
+	if (p.len < p.caplen)   /* the packet is at least what we were given */
+		p.len = p.caplen;
 	if (attr[NFQA_UID] && mnl_attr_get_payload_len(attr[NFQA_UID]) >= 4) {
 		p.has_uid = true;
 		p.uid = ntohl(mnl_attr_get_u32(attr[NFQA_UID]));
