@@ -1,8 +1,7 @@
 /* The netlink parsers without a socket: NFQUEUE packet messages through a
  * detached listener (queue_listener_feed) and read-back dump replies
- * (readback_parse_for_fuzz), with the inputs the fuzz targets found:
- * a message whose nlmsg_len is above INT_MAX after a good one used to
- * send libmnl 1.0.4 off the end of the buffer. */
+ * (readback_parse_for_fuzz), with the inputs the fuzz targets found
+ * (tests/fuzz/regress_queue/, tests/fuzz/regress_readback/). */
 #include <arpa/inet.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nfnetlink.h>
@@ -95,6 +94,26 @@ static void test_queue_huge_nlmsg_len(void)
 	queue_listener_free(l);
 }
 
+/* regress_queue/cap-len-below-caplen: NFQA_CAP_LEN says the packet is
+ * shorter than the payload we got; the length is at least the payload. */
+static void test_queue_cap_len_below_payload(void)
+{
+	char buf[512] __attribute__((aligned(8))) = { 0 };
+	struct queue_listener *l = NULL;
+	struct seen s = { 0 };
+	struct nlmsghdr *nlh;
+	size_t len = packet_msg(buf, 11);
+
+	nlh = (struct nlmsghdr *)buf;
+	mnl_attr_put_u32(nlh, NFQA_CAP_LEN, htonl(20));
+	len = NLMSG_ALIGN(nlh->nlmsg_len);
+	T_CHECK(queue_listener_new_detached(0, NULL, NULL, &l) == 0, "new");
+	T_CHECK(queue_listener_feed(l, buf, len, 0, handler, &s) == 0, "feed");
+	T_CHECK(s.n == 1 && s.last.caplen == sizeof(syn) && s.last.len == sizeof(syn),
+		"caplen %u len %u", s.last.caplen, s.last.len);
+	queue_listener_free(l);
+}
+
 static void test_nl_msgs_len(void)
 {
 	char buf[256] __attribute__((aligned(8))) = { 0 };
@@ -140,11 +159,44 @@ static void test_readback_huge_nlmsg_len(void)
 	fuzz_plan_release(&fp);
 }
 
+/* regress_readback/rule-expr-without-name: a rule whose expression has
+ * no name (libnftnl 1.2.4 dereferences NULL) is skipped like any rule
+ * libnftnl cannot parse: the chain then lacks its rules. */
+static void test_readback_rule_expr_without_name(void)
+{
+	char buf[512] __attribute__((aligned(8))) = { 0 };
+	struct table_opts opts = { .queue = QUEUE_XT, .rate = TABLE_DEFAULT_RATE,
+				   .burst = TABLE_DEFAULT_BURST };
+	struct nlmsghdr *nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_NEWRULE, NFPROTO_INET, 0, 1);
+	struct readback_msg m = { .kind = READBACK_RULES, .buf = buf };
+	struct nlattr *list, *elem;
+	struct ep_table_report rep;
+	struct fuzz_plan fp;
+	struct mseg_err err;
+
+	mnl_attr_put_strz(nlh, NFTA_RULE_TABLE, TABLE_NAME);
+	mnl_attr_put_strz(nlh, NFTA_RULE_CHAIN, "ingress");
+	list = mnl_attr_nest_start(nlh, NFTA_RULE_EXPRESSIONS);
+	elem = mnl_attr_nest_start(nlh, NFTA_LIST_ELEM);
+	mnl_attr_put_u32(nlh, NFTA_EXPR_DATA, 0);
+	mnl_attr_nest_end(nlh, elem);
+	mnl_attr_nest_end(nlh, list);
+	m.len = nlh->nlmsg_len;
+	T_CHECK(fuzz_plan_build(&fp) == 0, "plan");
+	T_CHECK(readback_parse_for_fuzz(&m, 1, &fp.plan->eps[0], &opts, &rep, &err) == 0, "%s",
+		err.msg);
+	T_CHECK(!rep.in_sync && strstr(rep.text, "table inet mseg is missing"), "%s", rep.text);
+	ep_table_report_release(&rep);
+	fuzz_plan_release(&fp);
+}
+
 int main(void)
 {
 	T_RUN(test_queue_feed_packet);
 	T_RUN(test_queue_huge_nlmsg_len);
+	T_RUN(test_queue_cap_len_below_payload);
 	T_RUN(test_nl_msgs_len);
 	T_RUN(test_readback_huge_nlmsg_len);
+	T_RUN(test_readback_rule_expr_without_name);
 	return t_exit();
 }

@@ -299,6 +299,8 @@ static int acks_read(struct netns *ns, struct ack_state *a, bool wait)
 	static mnl_cb_t ctl[NLMSG_MIN_TYPE] = { [NLMSG_ERROR] = ack_cb };
 	int fd = mnl_socket_get_fd(ns->nl);
 	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	struct sockaddr_nl from = { 0 };
+	socklen_t flen = sizeof(from);
 	ssize_t n;
 	int r;
 
@@ -307,9 +309,11 @@ static int acks_read(struct netns *ns, struct ack_state *a, bool wait)
 		return errno == EINTR ? 0 : -errno;
 	if (r == 0)
 		return wait ? -ETIMEDOUT : -EAGAIN;
-	n = recv(fd, ns->rxbuf, ns->rxbuf_size, MSG_DONTWAIT);
+	n = recvfrom(fd, ns->rxbuf, ns->rxbuf_size, MSG_DONTWAIT, (struct sockaddr *)&from, &flen);
 	if (n < 0)
 		return errno == EINTR ? 0 : -errno;
+	if (from.nl_pid != 0)
+		return 0;   /* not from the kernel: see nl_request() */
 	/* replies that are not acks (there should be none) are skipped; a
 	 * missing ack ends in the timeout above */
 	(void)mnl_cb_run2(ns->rxbuf, nl_msgs_len(ns->rxbuf, (size_t)n), 0, ns->portid, NULL, a, ctl,
@@ -620,6 +624,8 @@ int nl_request(struct netns *ns, struct nlmsghdr *nlh,
 		return -errno;
 	for (;;) {
 		struct pollfd pfd = { .fd = mnl_socket_get_fd(nl), .events = POLLIN };
+		struct sockaddr_nl from = { 0 };
+		socklen_t flen = sizeof(from);
 		ssize_t n;
 
 		r = poll(&pfd, 1, ACK_TIMEOUT_MS);
@@ -629,7 +635,7 @@ int nl_request(struct netns *ns, struct nlmsghdr *nlh,
 			netns_nl_reset(ns);
 			return r < 0 ? -errno : -ETIMEDOUT;
 		}
-		n = recv(pfd.fd, ns->rxbuf, ns->rxbuf_size, 0);
+		n = recvfrom(pfd.fd, ns->rxbuf, ns->rxbuf_size, 0, (struct sockaddr *)&from, &flen);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -637,6 +643,11 @@ int nl_request(struct netns *ns, struct nlmsghdr *nlh,
 			netns_nl_reset(ns);
 			return r;
 		}
+		/* the socket lives in the endpoint's namespace, where a process
+		 * with CAP_NET_ADMIN could send to our port id: only the
+		 * kernel's replies count, as for the queue listener */
+		if (from.nl_pid != 0)
+			continue;
 		r = mnl_cb_run(ns->rxbuf, nl_msgs_len(ns->rxbuf, (size_t)n), seq, ns->portid, cb, data);
 		if (r == MNL_CB_STOP)
 			return 0;

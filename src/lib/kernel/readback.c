@@ -357,12 +357,38 @@ static int krule_add(struct kstate *k, struct nftnl_rule *r)
 	return 0;
 }
 
+/* libnftnl 1.2.4 (Debian 12) takes an expression's name without checking
+ * that it is there, and dereferences NULL when it is not: a rule with an
+ * unnamed expression is not parsed (the kernel names every one). */
+static bool rule_exprs_named(const struct nlmsghdr *nlh)
+{
+	const struct nlattr *a, *e, *x;
+
+	mnl_attr_for_each(a, nlh, sizeof(struct nfgenmsg)) {
+		if (mnl_attr_get_type(a) != NFTA_RULE_EXPRESSIONS)
+			continue;
+		mnl_attr_for_each_nested(e, a) {
+			bool named = false;
+
+			mnl_attr_for_each_nested(x, e)
+				if (mnl_attr_get_type(x) == NFTA_EXPR_NAME)
+					named = true;
+			if (!named)
+				return false;
+		}
+	}
+	return true;
+}
+
 static int rule_cb(const struct nlmsghdr *nlh, void *data)
 {
 	struct kstate *k = data;
-	struct nftnl_rule *r = nftnl_rule_alloc();
+	struct nftnl_rule *r;
 	int ret = 0;
 
+	if (!rule_exprs_named(nlh))
+		return MNL_CB_OK;
+	r = nftnl_rule_alloc();
 	if (!r)
 		return kstate_cb_end(k, -ENOMEM);
 	if (nftnl_rule_nlmsg_parse(nlh, r) >= 0 && in_our_table(nftnl_rule_get_str(r, NFTNL_RULE_TABLE)))
