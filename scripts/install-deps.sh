@@ -11,8 +11,10 @@ libnftnl-dev libmnl-dev libnetfilter-queue-dev libyaml-dev libmicrohttpd-dev
 libjansson-dev libcurl4-openssl-dev
 nftables iptables iproute2 socat netcat-openbsd iputils-ping procps psmisc
 containernetworking-plugins valgrind python3 curl bc jq systemd
-openssl wrk nginx-light prometheus"
+openssl wrk nginx-light prometheus
+clang libclang-rt-14-dev"
 
+# clang and its libFuzzer runtime build the fuzz targets (make fuzz).
 # prometheus brings promtool, which checks GET /metrics; where systemd runs,
 # the package also starts a Prometheus server, which the tests do not want
 # (stopped below).
