@@ -114,6 +114,33 @@ static void test_queue_cap_len_below_payload(void)
 	queue_listener_free(l);
 }
 
+/* regress_queue/attr-past-message-end: the kernel ends a packet message
+ * with the unpadded payload; a payload attribute claiming 2 bytes more than
+ * the message has (libmnl allows up to the next multiple of 4) would be
+ * read past the datagram. The message is refused. */
+static void test_queue_attr_past_message_end(void)
+{
+	char buf[512] __attribute__((aligned(8))) = { 0 };
+	struct queue_listener *l = NULL;
+	struct seen s = { 0 };
+	struct nfqnl_msg_packet_hdr ph = { .packet_id = htonl(5), .hook = NF_INET_LOCAL_IN };
+	struct nlmsghdr *nlh = nfq_nlmsg_put(buf, NFQNL_MSG_PACKET, 0);
+	struct nlattr *pl;
+
+	mnl_attr_put(nlh, NFQA_PACKET_HDR, sizeof(ph), &ph);
+	pl = (struct nlattr *)((char *)nlh + NLMSG_ALIGN(nlh->nlmsg_len));
+	mnl_attr_put(nlh, NFQA_PAYLOAD, 34, syn);   /* 38 bytes, padded to 40 */
+	nlh->nlmsg_len -= 2;                          /* as the kernel sends it */
+	pl->nla_len += 2;                             /* reaches 2 bytes past it */
+	T_CHECK(queue_listener_new_detached(0, NULL, NULL, &l) == 0, "new");
+	T_CHECK(queue_listener_feed(l, buf, nlh->nlmsg_len, 0, handler, &s) == 0, "feed");
+	T_CHECK(s.n == 0 && queue_listener_stats(l)->bad_msgs == 1, "handled %u", s.n);
+	pl->nla_len -= 2;                             /* the kernel's own: handled */
+	T_CHECK(queue_listener_feed(l, buf, nlh->nlmsg_len, 0, handler, &s) == 0, "feed");
+	T_CHECK(s.n == 1 && s.last.caplen == 34, "handled %u caplen %u", s.n, s.last.caplen);
+	queue_listener_free(l);
+}
+
 static void test_nl_msgs_len(void)
 {
 	char buf[256] __attribute__((aligned(8))) = { 0 };
@@ -195,6 +222,7 @@ int main(void)
 	T_RUN(test_queue_feed_packet);
 	T_RUN(test_queue_huge_nlmsg_len);
 	T_RUN(test_queue_cap_len_below_payload);
+	T_RUN(test_queue_attr_past_message_end);
 	T_RUN(test_nl_msgs_len);
 	T_RUN(test_readback_huge_nlmsg_len);
 	T_RUN(test_readback_rule_expr_without_name);

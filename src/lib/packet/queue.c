@@ -226,6 +226,20 @@ static int default_verdict(const struct queue_listener *l)
 	return (l->flags & NFQA_CFG_F_FAIL_OPEN) ? NF_ACCEPT : NF_DROP;
 }
 
+/* libmnl bounds a message's attributes by its length rounded up to 4
+ * bytes; the kernel ends a packet message with the unpadded payload, so
+ * that rounding reaches past the datagram. An attribute must end within
+ * the message's own length. */
+static bool attrs_in_msg(const struct nlmsghdr *nlh, struct nlattr *const *attr, size_t n)
+{
+	const char *end = (const char *)nlh + nlh->nlmsg_len;
+
+	for (size_t i = 0; i < n; i++)
+		if (attr[i] && (const char *)attr[i] + attr[i]->nla_len > end)
+			return false;
+	return true;
+}
+
 static int packet_cb(const struct nlmsghdr *nlh, void *data)
 {
 	struct queue_listener *l = data;
@@ -235,7 +249,8 @@ static int packet_cb(const struct nlmsghdr *nlh, void *data)
 	int verdict;
 
 	if (nlh->nlmsg_type != ((NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_PACKET) ||
-	    nfq_nlmsg_parse(nlh, attr) < 0 || !attr[NFQA_PACKET_HDR] ||
+	    nfq_nlmsg_parse(nlh, attr) < 0 || !attrs_in_msg(nlh, attr, NFQA_MAX + 1) ||
+	    !attr[NFQA_PACKET_HDR] ||
 	    mnl_attr_get_payload_len(attr[NFQA_PACKET_HDR]) < sizeof(*ph)) {
 		l->stats.bad_msgs++;
 		return MNL_CB_OK;
