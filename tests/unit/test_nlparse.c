@@ -217,6 +217,34 @@ static void test_readback_rule_expr_without_name(void)
 	fuzz_plan_release(&fp);
 }
 
+/* regress_readback/rule-without-chain: a rule reply without
+ * NFTA_RULE_CHAIN (strcmp with NULL) is not compared. */
+static void test_readback_rule_without_chain(void)
+{
+	char buf[512] __attribute__((aligned(8))) = { 0 };
+	struct table_opts opts = { .queue = QUEUE_XT, .rate = TABLE_DEFAULT_RATE,
+				   .burst = TABLE_DEFAULT_BURST };
+	struct nlmsghdr *c = nftnl_nlmsg_build_hdr(buf, NFT_MSG_NEWCHAIN, NFPROTO_INET, 0, 1);
+	struct readback_msg m[2] = { { .kind = READBACK_CHAINS, .buf = buf } };
+	struct nlmsghdr *nlh;
+	struct ep_table_report rep;
+	struct fuzz_plan fp;
+	struct mseg_err err;
+
+	mnl_attr_put_strz(c, NFTA_CHAIN_TABLE, TABLE_NAME);
+	mnl_attr_put_strz(c, NFTA_CHAIN_NAME, "ingress");
+	m[0].len = NLMSG_ALIGN(c->nlmsg_len);
+	nlh = nftnl_nlmsg_build_hdr(buf + 256, NFT_MSG_NEWRULE, NFPROTO_INET, 0, 2);
+	mnl_attr_put_strz(nlh, NFTA_RULE_TABLE, TABLE_NAME);
+	m[1] = (struct readback_msg){ .kind = READBACK_RULES, .buf = nlh, .len = nlh->nlmsg_len };
+	T_CHECK(fuzz_plan_build(&fp) == 0, "plan");
+	T_CHECK(readback_parse_for_fuzz(m, 2, &fp.plan->eps[0], &opts, &rep, &err) == 0, "%s",
+		err.msg);
+	T_CHECK(!rep.in_sync, "drifted");
+	ep_table_report_release(&rep);
+	fuzz_plan_release(&fp);
+}
+
 int main(void)
 {
 	T_RUN(test_queue_feed_packet);
@@ -226,5 +254,6 @@ int main(void)
 	T_RUN(test_nl_msgs_len);
 	T_RUN(test_readback_huge_nlmsg_len);
 	T_RUN(test_readback_rule_expr_without_name);
+	T_RUN(test_readback_rule_without_chain);
 	return t_exit();
 }

@@ -343,11 +343,12 @@ static struct kchain *kchain_find(struct kstate *k, const char *name)
 
 static int krule_add(struct kstate *k, struct nftnl_rule *r)
 {
-	struct kchain *c = kchain_find(k, nftnl_rule_get_str(r, NFTNL_RULE_CHAIN));
+	const char *chain = nftnl_rule_get_str(r, NFTNL_RULE_CHAIN);
+	struct kchain *c = chain ? kchain_find(k, chain) : NULL;
 	char *text;
 
 	if (!c)
-		return 0;
+		return 0;   /* not in a chain we read: not compared */
 	text = malloc(RULE_TEXT_MAX);
 	if (!text || VEC_RESERVE(c->rules, c->cap_rules, c->n_rules + 1) < 0) {
 		free(text);
