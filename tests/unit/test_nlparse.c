@@ -3,6 +3,7 @@
  * (readback_parse_for_fuzz), with the inputs the fuzz targets found
  * (tests/fuzz/regress_queue/, tests/fuzz/regress_readback/). */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/nf_tables.h>
@@ -245,6 +246,34 @@ static void test_readback_rule_without_chain(void)
 	fuzz_plan_release(&fp);
 }
 
+/* regress_readback/nlmsg-error-int-min: an error reply carrying INT_MIN
+ * (-INT_MIN overflows) ends the read with an I/O error. */
+static void test_readback_error_int_min(void)
+{
+	char buf[256] __attribute__((aligned(8))) = { 0 };
+	struct table_opts opts = { .queue = QUEUE_XT };
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	struct nlmsgerr *e;
+	struct readback_msg m = { .kind = READBACK_TABLE, .buf = buf };
+	struct ep_table_report rep;
+	struct fuzz_plan fp;
+	struct mseg_err err;
+	int r;
+
+	nlh->nlmsg_type = NLMSG_ERROR;
+	e = mnl_nlmsg_put_extra_header(nlh, sizeof(*e));
+	e->error = INT32_MIN;
+	m.len = nlh->nlmsg_len;
+	T_CHECK(fuzz_plan_build(&fp) == 0, "plan");
+	r = readback_parse_for_fuzz(&m, 1, &fp.plan->eps[0], &opts, &rep, &err);
+	T_CHECK(r == -EIO && strstr(err.msg, "reading the table back"), "%d %s", r, err.msg);
+	errno = EINTR;
+	T_CHECK(nl_cb_errno() == -EINTR, "EINTR");
+	errno = 0;
+	T_CHECK(nl_cb_errno() == -EIO, "0");
+	fuzz_plan_release(&fp);
+}
+
 int main(void)
 {
 	T_RUN(test_queue_feed_packet);
@@ -255,5 +284,6 @@ int main(void)
 	T_RUN(test_readback_huge_nlmsg_len);
 	T_RUN(test_readback_rule_expr_without_name);
 	T_RUN(test_readback_rule_without_chain);
+	T_RUN(test_readback_error_int_min);
 	return t_exit();
 }

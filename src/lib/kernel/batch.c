@@ -259,13 +259,17 @@ static int ack_cb(const struct nlmsghdr *nlh, void *data)
 	const struct nlmsgerr *e;
 	struct extack x = { 0 };
 	size_t i;
+	int error;
 
 	if (nlh->nlmsg_len < mnl_nlmsg_size(sizeof(*e)))
 		return MNL_CB_OK;   /* truncated: cannot be placed */
 	e = mnl_nlmsg_get_payload(nlh);
+	/* a -errno, or 0 for success; anything else (INT_MIN would not even
+	 * negate) is an I/O error */
+	error = e->error <= 0 && e->error > -4096 ? e->error : -EIO;
 	if (nlh->nlmsg_seq == b->seq_begin) {
-		if (e->error && !a->batch_error)
-			a->batch_error = e->error;
+		if (error && !a->batch_error)
+			a->batch_error = error;
 		extack_parse(nlh, e, &x);
 		if (x.msg && !a->err_msg[0])
 			snprintf(a->err_msg, sizeof(a->err_msg), "%s", x.msg);
@@ -284,9 +288,9 @@ static int ack_cb(const struct nlmsghdr *nlh, void *data)
 		b->recs[i].acked = true;
 		a->n_acked++;
 	}
-	if (e->error && (a->err_rec == SIZE_MAX || i < a->err_rec)) {
+	if (error && (a->err_rec == SIZE_MAX || i < a->err_rec)) {
 		a->err_rec = i;
-		a->err_code = e->error;
+		a->err_code = error;
 		extack_parse(nlh, e, &x);
 		a->err_offset = x.offset;
 		snprintf(a->err_msg, sizeof(a->err_msg), "%s", x.msg ? x.msg : "");
@@ -605,6 +609,11 @@ size_t nl_msgs_len(const void *buf, size_t len)
 	return off;
 }
 
+int nl_cb_errno(void)
+{
+	return errno > 0 && errno < 4096 ? -errno : -EIO;
+}
+
 /* ---- plain requests (dumps, getgen) ---- */
 
 int nl_request(struct netns *ns, struct nlmsghdr *nlh,
@@ -652,7 +661,7 @@ int nl_request(struct netns *ns, struct nlmsghdr *nlh,
 		if (r == MNL_CB_STOP)
 			return 0;
 		if (r < 0) {
-			r = errno ? -errno : -EIO;
+			r = nl_cb_errno();
 			/* a dump interrupted by a ruleset change (EINTR) or an
 			 * error reply: leave nothing unread behind */
 			socket_drain(ns);

@@ -69,6 +69,10 @@ int nl_request(struct netns *ns, struct nlmsghdr *nlh,
  * libmnl ends it for any other message that does not fit. */
 size_t nl_msgs_len(const void *buf, size_t len);
 
+/* After mnl_cb_run() failed: -errno, or -EIO when errno is not one (an
+ * NLMSG_ERROR reply carries any int, INT_MIN included, into errno). */
+int nl_cb_errno(void);
+
 /* "add element 10.0.0.0/24 . tcp . 80" style text of an entry, prefixed
  * with its provenance when @policy_names allows: for error messages. */
 const char *nl_entry_origin(const struct mseg_entry *e, const char *const *policy_names,

@@ -1024,7 +1024,7 @@ int readback_parse_for_fuzz(const struct readback_msg *msgs, size_t n_msgs,
 		case READBACK_N_REPLIES:
 			break;
 		}
-		r = r < 0 ? (errno ? -errno : -EIO) : 0;
+		r = r < 0 ? nl_cb_errno() : 0;
 		if (k.error)
 			r = k.error;
 	}

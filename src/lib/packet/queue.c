@@ -359,7 +359,7 @@ static int handle_datagram(struct queue_listener *l, const char *buf, size_t len
 	}
 	r = mnl_cb_run(buf, nl_msgs_len(buf, len), 0, l->portid, packet_cb, l);
 	if (r < 0) {
-		r = errno ? -errno : -EIO;
+		r = nl_cb_errno();
 		if (r == -EPROTO || r == -ESRCH || r == -EBADMSG) {
 			l->stats.bad_msgs++;
 			return 0;
