@@ -274,6 +274,30 @@ static void test_readback_error_int_min(void)
 	fuzz_plan_release(&fp);
 }
 
+/* regress_readback/set-name-without-nul: libnftnl strdup()s a set's name
+ * past the end of an attribute without a NUL; such a set is not read. */
+static void test_readback_name_without_nul(void)
+{
+	char buf[256] __attribute__((aligned(8))) = { 0 };
+	struct table_opts opts = { .queue = QUEUE_XT, .rate = TABLE_DEFAULT_RATE,
+				   .burst = TABLE_DEFAULT_BURST };
+	struct nlmsghdr *nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_NEWSET, NFPROTO_INET, 0, 1);
+	struct readback_msg m = { .kind = READBACK_SETS, .buf = buf };
+	struct ep_table_report rep;
+	struct fuzz_plan fp;
+	struct mseg_err err;
+
+	mnl_attr_put_strz(nlh, NFTA_SET_TABLE, TABLE_NAME);
+	mnl_attr_put(nlh, NFTA_SET_NAME, 8, "in4_port");   /* no NUL */
+	m.len = nlh->nlmsg_len;
+	T_CHECK(fuzz_plan_build(&fp) == 0, "plan");
+	T_CHECK(readback_parse_for_fuzz(&m, 1, &fp.plan->eps[0], &opts, &rep, &err) == 0, "%s",
+		err.msg);
+	T_CHECK(!rep.in_sync, "drifted");
+	ep_table_report_release(&rep);
+	fuzz_plan_release(&fp);
+}
+
 int main(void)
 {
 	T_RUN(test_queue_feed_packet);
@@ -285,5 +309,6 @@ int main(void)
 	T_RUN(test_readback_rule_expr_without_name);
 	T_RUN(test_readback_rule_without_chain);
 	T_RUN(test_readback_error_int_min);
+	T_RUN(test_readback_name_without_nul);
 	return t_exit();
 }

@@ -163,6 +163,26 @@ static int kstate_cb_end(struct kstate *k, int r)
 	return MNL_CB_OK;
 }
 
+/* libnftnl 1.2.4 copies the names in a reply with strdup() and trusts
+ * them to end in a NUL, as the kernel's do: a reply whose name attributes
+ * (the top-level ones of @types, @n of them) are not NUL-terminated
+ * strings is not parsed. */
+static bool names_terminated(const struct nlmsghdr *nlh, const uint16_t *types, size_t n)
+{
+	const struct nlattr *a;
+
+	mnl_attr_for_each(a, nlh, sizeof(struct nfgenmsg))
+		for (size_t i = 0; i < n; i++)
+			if (mnl_attr_get_type(a) == types[i] &&
+			    mnl_attr_validate(a, MNL_TYPE_NUL_STRING) < 0)
+				return false;
+	return true;
+}
+
+#define NAMES_TERMINATED(nlh, ...)                                                  \
+	names_terminated(nlh, (const uint16_t[]){ __VA_ARGS__ },                    \
+			 sizeof((const uint16_t[]){ __VA_ARGS__ }) / sizeof(uint16_t))
+
 static int table_cb(const struct nlmsghdr *nlh, void *data)
 {
 	struct kstate *k = data;
@@ -170,7 +190,7 @@ static int table_cb(const struct nlmsghdr *nlh, void *data)
 
 	if (!t)
 		return kstate_cb_end(k, -ENOMEM);
-	if (nftnl_table_nlmsg_parse(nlh, t) == 0) {
+	if (NAMES_TERMINATED(nlh, NFTA_TABLE_NAME) && nftnl_table_nlmsg_parse(nlh, t) == 0) {
 		k->table = true;
 		k->table_flags = nftnl_table_get_u32(t, NFTNL_TABLE_FLAGS);
 	}
@@ -217,7 +237,8 @@ static int obj_cb(const struct nlmsghdr *nlh, void *data)
 
 	if (!o)
 		return kstate_cb_end(k, -ENOMEM);
-	if (nftnl_obj_nlmsg_parse(nlh, o) >= 0 && in_our_table(nftnl_obj_get_str(o, NFTNL_OBJ_TABLE)))
+	if (NAMES_TERMINATED(nlh, NFTA_OBJ_TABLE, NFTA_OBJ_NAME) &&
+	    nftnl_obj_nlmsg_parse(nlh, o) >= 0 && in_our_table(nftnl_obj_get_str(o, NFTNL_OBJ_TABLE)))
 		r = kobj_add(k, o);
 	nftnl_obj_free(o);
 	return kstate_cb_end(k, r);
@@ -244,7 +265,8 @@ static int set_cb(const struct nlmsghdr *nlh, void *data)
 
 	if (!s)
 		return kstate_cb_end(k, -ENOMEM);
-	if (nftnl_set_nlmsg_parse(nlh, s) >= 0 && in_our_table(nftnl_set_get_str(s, NFTNL_SET_TABLE)))
+	if (NAMES_TERMINATED(nlh, NFTA_SET_TABLE, NFTA_SET_NAME) &&
+	    nftnl_set_nlmsg_parse(nlh, s) >= 0 && in_our_table(nftnl_set_get_str(s, NFTNL_SET_TABLE)))
 		r = kset_add(k, s);
 	nftnl_set_free(s);
 	return kstate_cb_end(k, r);
@@ -260,7 +282,8 @@ static int elem_cb(const struct nlmsghdr *nlh, void *data)
 
 	if (!s)
 		return MNL_CB_ERROR;
-	if (nftnl_set_elems_nlmsg_parse(nlh, s) < 0) {
+	if (!NAMES_TERMINATED(nlh, NFTA_SET_ELEM_LIST_TABLE, NFTA_SET_ELEM_LIST_SET) ||
+	    nftnl_set_elems_nlmsg_parse(nlh, s) < 0) {
 		nftnl_set_free(s);
 		return MNL_CB_OK;
 	}
@@ -326,7 +349,8 @@ static int chain_cb(const struct nlmsghdr *nlh, void *data)
 
 	if (!c)
 		return kstate_cb_end(k, -ENOMEM);
-	if (nftnl_chain_nlmsg_parse(nlh, c) >= 0 &&
+	if (NAMES_TERMINATED(nlh, NFTA_CHAIN_TABLE, NFTA_CHAIN_NAME, NFTA_CHAIN_TYPE) &&
+	    nftnl_chain_nlmsg_parse(nlh, c) >= 0 &&
 	    in_our_table(nftnl_chain_get_str(c, NFTNL_CHAIN_TABLE)))
 		r = kchain_add(k, c);
 	nftnl_chain_free(c);
@@ -360,7 +384,8 @@ static int krule_add(struct kstate *k, struct nftnl_rule *r)
 
 /* libnftnl 1.2.4 (Debian 12) takes an expression's name without checking
  * that it is there, and dereferences NULL when it is not: a rule with an
- * unnamed expression is not parsed (the kernel names every one). */
+ * unnamed expression (or a name without its NUL) is not parsed (the
+ * kernel names every one). */
 static bool rule_exprs_named(const struct nlmsghdr *nlh)
 {
 	const struct nlattr *a, *e, *x;
@@ -372,7 +397,8 @@ static bool rule_exprs_named(const struct nlmsghdr *nlh)
 			bool named = false;
 
 			mnl_attr_for_each_nested(x, e)
-				if (mnl_attr_get_type(x) == NFTA_EXPR_NAME)
+				if (mnl_attr_get_type(x) == NFTA_EXPR_NAME &&
+				    mnl_attr_validate(x, MNL_TYPE_NUL_STRING) == 0)
 					named = true;
 			if (!named)
 				return false;
@@ -387,7 +413,7 @@ static int rule_cb(const struct nlmsghdr *nlh, void *data)
 	struct nftnl_rule *r;
 	int ret = 0;
 
-	if (!rule_exprs_named(nlh))
+	if (!rule_exprs_named(nlh) || !NAMES_TERMINATED(nlh, NFTA_RULE_TABLE, NFTA_RULE_CHAIN))
 		return MNL_CB_OK;
 	r = nftnl_rule_alloc();
 	if (!r)
