@@ -298,6 +298,34 @@ static void test_readback_name_without_nul(void)
 	fuzz_plan_release(&fp);
 }
 
+/* regress_readback/set-expr-without-name: the same libnftnl NULL
+ * dereference through a set's expression; such a set is not read. */
+static void test_readback_set_expr_without_name(void)
+{
+	char buf[256] __attribute__((aligned(8))) = { 0 };
+	struct table_opts opts = { .queue = QUEUE_XT, .rate = TABLE_DEFAULT_RATE,
+				   .burst = TABLE_DEFAULT_BURST };
+	struct nlmsghdr *nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_NEWSET, NFPROTO_INET, 0, 1);
+	struct readback_msg m = { .kind = READBACK_SETS, .buf = buf };
+	struct ep_table_report rep;
+	struct fuzz_plan fp;
+	struct mseg_err err;
+	struct nlattr *x;
+
+	mnl_attr_put_strz(nlh, NFTA_SET_TABLE, TABLE_NAME);
+	mnl_attr_put_strz(nlh, NFTA_SET_NAME, "in4_port");
+	x = mnl_attr_nest_start(nlh, NFTA_SET_EXPR);
+	mnl_attr_put_u32(nlh, NFTA_EXPR_DATA, 0);
+	mnl_attr_nest_end(nlh, x);
+	m.len = nlh->nlmsg_len;
+	T_CHECK(fuzz_plan_build(&fp) == 0, "plan");
+	T_CHECK(readback_parse_for_fuzz(&m, 1, &fp.plan->eps[0], &opts, &rep, &err) == 0, "%s",
+		err.msg);
+	T_CHECK(!rep.in_sync, "drifted");
+	ep_table_report_release(&rep);
+	fuzz_plan_release(&fp);
+}
+
 int main(void)
 {
 	T_RUN(test_queue_feed_packet);
@@ -310,5 +338,6 @@ int main(void)
 	T_RUN(test_readback_rule_without_chain);
 	T_RUN(test_readback_error_int_min);
 	T_RUN(test_readback_name_without_nul);
+	T_RUN(test_readback_set_expr_without_name);
 	return t_exit();
 }

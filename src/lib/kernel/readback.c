@@ -183,6 +183,77 @@ static bool names_terminated(const struct nlmsghdr *nlh, const uint16_t *types, 
 	names_terminated(nlh, (const uint16_t[]){ __VA_ARGS__ },                    \
 			 sizeof((const uint16_t[]){ __VA_ARGS__ }) / sizeof(uint16_t))
 
+/* libnftnl 1.2.4 (Debian 12) takes an expression's name without checking
+ * that it is there, and dereferences NULL when it is not (rules, sets and
+ * set elements carry expressions): a reply with an expression without a
+ * NUL-terminated name is not parsed (the kernel names every one). */
+static bool expr_named(const struct nlattr *expr)
+{
+	const struct nlattr *x;
+
+	mnl_attr_for_each_nested(x, expr)
+		if (mnl_attr_get_type(x) == NFTA_EXPR_NAME)
+			return mnl_attr_validate(x, MNL_TYPE_NUL_STRING) == 0;
+	return false;
+}
+
+/* Every expression of a list of them (NFTA_LIST_ELEM nests). */
+static bool exprs_named(const struct nlattr *list)
+{
+	const struct nlattr *e;
+
+	mnl_attr_for_each_nested(e, list)
+		if (!expr_named(e))
+			return false;
+	return true;
+}
+
+/* @one and @list: the attribute types of a single expression and of a
+ * list of them among @attrs' nested attributes (or the message's own
+ * attributes when @attrs is NULL). */
+static bool attrs_exprs_named(const struct nlmsghdr *nlh, const struct nlattr *attrs,
+			      uint16_t one, uint16_t list)
+{
+	const struct nlattr *a;
+
+	if (!attrs) {
+		mnl_attr_for_each(a, nlh, sizeof(struct nfgenmsg))
+			if ((one && mnl_attr_get_type(a) == one && !expr_named(a)) ||
+			    (list && mnl_attr_get_type(a) == list && !exprs_named(a)))
+				return false;
+		return true;
+	}
+	mnl_attr_for_each_nested(a, attrs)
+		if ((one && mnl_attr_get_type(a) == one && !expr_named(a)) ||
+		    (list && mnl_attr_get_type(a) == list && !exprs_named(a)))
+			return false;
+	return true;
+}
+
+static bool rule_exprs_named(const struct nlmsghdr *nlh)
+{
+	return attrs_exprs_named(nlh, NULL, 0, NFTA_RULE_EXPRESSIONS);
+}
+
+static bool set_exprs_named(const struct nlmsghdr *nlh)
+{
+	return attrs_exprs_named(nlh, NULL, NFTA_SET_EXPR, NFTA_SET_EXPRESSIONS);
+}
+
+static bool elems_exprs_named(const struct nlmsghdr *nlh)
+{
+	const struct nlattr *a, *el;
+
+	mnl_attr_for_each(a, nlh, sizeof(struct nfgenmsg)) {
+		if (mnl_attr_get_type(a) != NFTA_SET_ELEM_LIST_ELEMENTS)
+			continue;
+		mnl_attr_for_each_nested(el, a)
+			if (!attrs_exprs_named(nlh, el, NFTA_SET_ELEM_EXPR, NFTA_SET_ELEM_EXPRESSIONS))
+				return false;
+	}
+	return true;
+}
+
 static int table_cb(const struct nlmsghdr *nlh, void *data)
 {
 	struct kstate *k = data;
@@ -265,7 +336,7 @@ static int set_cb(const struct nlmsghdr *nlh, void *data)
 
 	if (!s)
 		return kstate_cb_end(k, -ENOMEM);
-	if (NAMES_TERMINATED(nlh, NFTA_SET_TABLE, NFTA_SET_NAME) &&
+	if (NAMES_TERMINATED(nlh, NFTA_SET_TABLE, NFTA_SET_NAME) && set_exprs_named(nlh) &&
 	    nftnl_set_nlmsg_parse(nlh, s) >= 0 && in_our_table(nftnl_set_get_str(s, NFTNL_SET_TABLE)))
 		r = kset_add(k, s);
 	nftnl_set_free(s);
@@ -283,7 +354,7 @@ static int elem_cb(const struct nlmsghdr *nlh, void *data)
 	if (!s)
 		return MNL_CB_ERROR;
 	if (!NAMES_TERMINATED(nlh, NFTA_SET_ELEM_LIST_TABLE, NFTA_SET_ELEM_LIST_SET) ||
-	    nftnl_set_elems_nlmsg_parse(nlh, s) < 0) {
+	    !elems_exprs_named(nlh) || nftnl_set_elems_nlmsg_parse(nlh, s) < 0) {
 		nftnl_set_free(s);
 		return MNL_CB_OK;
 	}
@@ -380,31 +451,6 @@ static int krule_add(struct kstate *k, struct nftnl_rule *r)
 	}
 	c->rules[c->n_rules++] = (char *)render_nl_rule_text(r, text, RULE_TEXT_MAX);
 	return 0;
-}
-
-/* libnftnl 1.2.4 (Debian 12) takes an expression's name without checking
- * that it is there, and dereferences NULL when it is not: a rule with an
- * unnamed expression (or a name without its NUL) is not parsed (the
- * kernel names every one). */
-static bool rule_exprs_named(const struct nlmsghdr *nlh)
-{
-	const struct nlattr *a, *e, *x;
-
-	mnl_attr_for_each(a, nlh, sizeof(struct nfgenmsg)) {
-		if (mnl_attr_get_type(a) != NFTA_RULE_EXPRESSIONS)
-			continue;
-		mnl_attr_for_each_nested(e, a) {
-			bool named = false;
-
-			mnl_attr_for_each_nested(x, e)
-				if (mnl_attr_get_type(x) == NFTA_EXPR_NAME &&
-				    mnl_attr_validate(x, MNL_TYPE_NUL_STRING) == 0)
-					named = true;
-			if (!named)
-				return false;
-		}
-	}
-	return true;
 }
 
 static int rule_cb(const struct nlmsghdr *nlh, void *data)
