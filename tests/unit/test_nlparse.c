@@ -326,6 +326,40 @@ static void test_readback_set_expr_without_name(void)
 	fuzz_plan_release(&fp);
 }
 
+/* regress_readback/set-concat-200-fields: libnftnl 1.2.4 writes every
+ * concatenated field length of a set into an array of 16 (heap overrun);
+ * a set with more is not read. */
+static void test_readback_set_too_many_fields(void)
+{
+	static char buf[4096] __attribute__((aligned(8)));
+	struct table_opts opts = { .queue = QUEUE_XT, .rate = TABLE_DEFAULT_RATE,
+				   .burst = TABLE_DEFAULT_BURST };
+	struct nlmsghdr *nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_NEWSET, NFPROTO_INET, 0, 1);
+	struct readback_msg m = { .kind = READBACK_SETS, .buf = buf };
+	struct nlattr *desc, *concat, *el;
+	struct ep_table_report rep;
+	struct fuzz_plan fp;
+	struct mseg_err err;
+
+	mnl_attr_put_strz(nlh, NFTA_SET_TABLE, TABLE_NAME);
+	mnl_attr_put_strz(nlh, NFTA_SET_NAME, "in4_port");
+	desc = mnl_attr_nest_start(nlh, NFTA_SET_DESC);
+	concat = mnl_attr_nest_start(nlh, NFTA_SET_DESC_CONCAT);
+	el = mnl_attr_nest_start(nlh, NFTA_LIST_ELEM);
+	for (int i = 0; i < 200; i++)
+		mnl_attr_put_u32(nlh, NFTA_SET_FIELD_LEN, htonl(4));
+	mnl_attr_nest_end(nlh, el);
+	mnl_attr_nest_end(nlh, concat);
+	mnl_attr_nest_end(nlh, desc);
+	m.len = nlh->nlmsg_len;
+	T_CHECK(fuzz_plan_build(&fp) == 0, "plan");
+	T_CHECK(readback_parse_for_fuzz(&m, 1, &fp.plan->eps[0], &opts, &rep, &err) == 0, "%s",
+		err.msg);
+	T_CHECK(!rep.in_sync, "drifted");
+	ep_table_report_release(&rep);
+	fuzz_plan_release(&fp);
+}
+
 int main(void)
 {
 	T_RUN(test_queue_feed_packet);
@@ -339,5 +373,6 @@ int main(void)
 	T_RUN(test_readback_error_int_min);
 	T_RUN(test_readback_name_without_nul);
 	T_RUN(test_readback_set_expr_without_name);
+	T_RUN(test_readback_set_too_many_fields);
 	return t_exit();
 }

@@ -235,9 +235,31 @@ static bool rule_exprs_named(const struct nlmsghdr *nlh)
 	return attrs_exprs_named(nlh, NULL, 0, NFTA_RULE_EXPRESSIONS);
 }
 
-static bool set_exprs_named(const struct nlmsghdr *nlh)
+/* libnftnl 1.2.4 stores a set's concatenated field lengths in an array of
+ * NFT_REG32_COUNT without counting them: more fields overrun the set
+ * object on the heap. The kernel allows at most that many. */
+static bool set_desc_ok(const struct nlmsghdr *nlh)
 {
-	return attrs_exprs_named(nlh, NULL, NFTA_SET_EXPR, NFTA_SET_EXPRESSIONS);
+	const struct nlattr *a, *d, *el, *f;
+	size_t n = 0;
+
+	mnl_attr_for_each(a, nlh, sizeof(struct nfgenmsg)) {
+		if (mnl_attr_get_type(a) != NFTA_SET_DESC)
+			continue;
+		mnl_attr_for_each_nested(d, a) {
+			if (mnl_attr_get_type(d) != NFTA_SET_DESC_CONCAT)
+				continue;
+			mnl_attr_for_each_nested(el, d)
+				mnl_attr_for_each_nested(f, el)
+					n += mnl_attr_get_type(f) == NFTA_SET_FIELD_LEN;
+		}
+	}
+	return n <= NFT_REG32_COUNT;
+}
+
+static bool set_reply_ok(const struct nlmsghdr *nlh)
+{
+	return attrs_exprs_named(nlh, NULL, NFTA_SET_EXPR, NFTA_SET_EXPRESSIONS) && set_desc_ok(nlh);
 }
 
 static bool elems_exprs_named(const struct nlmsghdr *nlh)
@@ -336,7 +358,7 @@ static int set_cb(const struct nlmsghdr *nlh, void *data)
 
 	if (!s)
 		return kstate_cb_end(k, -ENOMEM);
-	if (NAMES_TERMINATED(nlh, NFTA_SET_TABLE, NFTA_SET_NAME) && set_exprs_named(nlh) &&
+	if (NAMES_TERMINATED(nlh, NFTA_SET_TABLE, NFTA_SET_NAME) && set_reply_ok(nlh) &&
 	    nftnl_set_nlmsg_parse(nlh, s) >= 0 && in_our_table(nftnl_set_get_str(s, NFTNL_SET_TABLE)))
 		r = kset_add(k, s);
 	nftnl_set_free(s);
