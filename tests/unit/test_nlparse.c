@@ -360,6 +360,43 @@ static void test_readback_set_too_many_fields(void)
 	fuzz_plan_release(&fp);
 }
 
+/* regress_readback/elem-attr-type-over-max: an element attribute of a
+ * type above NFTA_SET_ELEM_MAX (libnftnl 1.2.4 stores it past its stack
+ * array: stack smashing) makes the element reply unread. */
+static void test_readback_elem_attr_over_max(void)
+{
+	char buf[512] __attribute__((aligned(8))) = { 0 };
+	struct table_opts opts = { .queue = QUEUE_XT, .rate = TABLE_DEFAULT_RATE,
+				   .burst = TABLE_DEFAULT_BURST };
+	struct nlmsghdr *s = nftnl_nlmsg_build_hdr(buf, NFT_MSG_NEWSET, NFPROTO_INET, 0, 1);
+	struct readback_msg m[2] = { { .kind = READBACK_SETS, .buf = buf } };
+	struct nlmsghdr *nlh;
+	struct nlattr *list, *el;
+	struct ep_table_report rep;
+	struct fuzz_plan fp;
+	struct mseg_err err;
+
+	mnl_attr_put_strz(s, NFTA_SET_TABLE, TABLE_NAME);
+	mnl_attr_put_strz(s, NFTA_SET_NAME, "in4_port");
+	m[0].len = NLMSG_ALIGN(s->nlmsg_len);
+	nlh = nftnl_nlmsg_build_hdr(buf + 256, NFT_MSG_NEWSETELEM, NFPROTO_INET, 0, 2);
+	mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_TABLE, TABLE_NAME);
+	mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_SET, "in4_port");
+	list = mnl_attr_nest_start(nlh, NFTA_SET_ELEM_LIST_ELEMENTS);
+	el = mnl_attr_nest_start(nlh, NFTA_LIST_ELEM);
+	for (uint16_t t = NFTA_SET_ELEM_MAX + 1; t < NFTA_SET_ELEM_MAX + 12; t++)
+		mnl_attr_put_u32(nlh, t, 0xffffffff);
+	mnl_attr_nest_end(nlh, el);
+	mnl_attr_nest_end(nlh, list);
+	m[1] = (struct readback_msg){ .kind = READBACK_ELEMS, .buf = nlh, .len = nlh->nlmsg_len };
+	T_CHECK(fuzz_plan_build(&fp) == 0, "plan");
+	T_CHECK(readback_parse_for_fuzz(m, 2, &fp.plan->eps[0], &opts, &rep, &err) == 0, "%s",
+		err.msg);
+	T_CHECK(!rep.in_sync, "drifted");
+	ep_table_report_release(&rep);
+	fuzz_plan_release(&fp);
+}
+
 int main(void)
 {
 	T_RUN(test_queue_feed_packet);
@@ -374,5 +411,6 @@ int main(void)
 	T_RUN(test_readback_name_without_nul);
 	T_RUN(test_readback_set_expr_without_name);
 	T_RUN(test_readback_set_too_many_fields);
+	T_RUN(test_readback_elem_attr_over_max);
 	return t_exit();
 }

@@ -262,16 +262,24 @@ static bool set_reply_ok(const struct nlmsghdr *nlh)
 	return attrs_exprs_named(nlh, NULL, NFTA_SET_EXPR, NFTA_SET_EXPRESSIONS) && set_desc_ok(nlh);
 }
 
-static bool elems_exprs_named(const struct nlmsghdr *nlh)
+/* Set elements: expressions named, and (libnftnl 1.2.4 checks an
+ * element's attribute types against NFTA_SET_MAX, then stores them in an
+ * array of NFTA_SET_ELEM_MAX + 1 on the stack) no attribute type beyond
+ * NFTA_SET_ELEM_MAX. */
+static bool elems_reply_ok(const struct nlmsghdr *nlh)
 {
-	const struct nlattr *a, *el;
+	const struct nlattr *a, *el, *x;
 
 	mnl_attr_for_each(a, nlh, sizeof(struct nfgenmsg)) {
 		if (mnl_attr_get_type(a) != NFTA_SET_ELEM_LIST_ELEMENTS)
 			continue;
-		mnl_attr_for_each_nested(el, a)
+		mnl_attr_for_each_nested(el, a) {
+			mnl_attr_for_each_nested(x, el)
+				if (mnl_attr_get_type(x) > NFTA_SET_ELEM_MAX)
+					return false;
 			if (!attrs_exprs_named(nlh, el, NFTA_SET_ELEM_EXPR, NFTA_SET_ELEM_EXPRESSIONS))
 				return false;
+		}
 	}
 	return true;
 }
@@ -376,7 +384,7 @@ static int elem_cb(const struct nlmsghdr *nlh, void *data)
 	if (!s)
 		return MNL_CB_ERROR;
 	if (!NAMES_TERMINATED(nlh, NFTA_SET_ELEM_LIST_TABLE, NFTA_SET_ELEM_LIST_SET) ||
-	    !elems_exprs_named(nlh) || nftnl_set_elems_nlmsg_parse(nlh, s) < 0) {
+	    !elems_reply_ok(nlh) || nftnl_set_elems_nlmsg_parse(nlh, s) < 0) {
 		nftnl_set_free(s);
 		return MNL_CB_OK;
 	}
