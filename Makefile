@@ -1,5 +1,5 @@
 # mseg: one non-recursive Makefile. `make`, `make check`, `make check SANITIZE=1`,
-# `make bench`, `make install PREFIX=...`.
+# `make bench`, `make fuzz [FUZZ_S=N]`, `make install PREFIX=...`.
 
 PREFIX ?= /usr/local
 DESTDIR ?=
@@ -96,6 +96,43 @@ demo: $(PROGS)
 bench: $(PROGS) $(BENCH_BINS) $(TOOL_BINS)
 	BUILD=$(BUILD) bench/run
 
+# libFuzzer targets (tests/fuzz/fuzz_*.c) with ASan+UBSan, built by clang
+# into $(FUZZ_BUILD): the library again, with -fsanitize=fuzzer-no-link.
+# `make fuzz` runs each target for FUZZ_S seconds on a copy of its corpus
+# (tests/fuzz/corpus_NAME/; new inputs are not written back) after running
+# its corpus and regression inputs once; a crash is a FAIL with the input's
+# path.
+FUZZ_CC ?= clang
+FUZZ_BUILD ?= build-fuzz
+FUZZ_S ?= 20
+FUZZ_SAN = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+# clang also warns about va_list formats that gcc accepts
+FUZZ_CFLAGS = -std=gnu11 $(WARN) -Wno-format-nonliteral $(FUZZ_SAN) -fsanitize=fuzzer-no-link -g -O1 -D_GNU_SOURCE \
+	      -Iinclude -Isrc/lib $(PKG_CFLAGS) -MMD -MP
+FUZZ_LIB_OBJS := $(LIB_SRCS:%.c=$(FUZZ_BUILD)/%.o)
+FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(FUZZ_BUILD)/%)
+
+$(FUZZ_BUILD)/src/%.o: src/%.c
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<
+
+$(FUZZ_BUILD)/tests/fuzz/%.o: tests/fuzz/%.c
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<
+
+$(FUZZ_BUILD)/libmseg.a: $(FUZZ_LIB_OBJS)
+	rm -f $@
+	ar rcs $@ $^
+
+$(FUZZ_BUILD)/fuzz_%: $(FUZZ_BUILD)/tests/fuzz/fuzz_%.o $(FUZZ_BUILD)/libmseg.a
+	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ $(LIBS) $(CURL_LIBS)
+
+fuzz-build: $(FUZZ_BINS)
+
+fuzz: fuzz-build
+	FUZZ_BUILD=$(FUZZ_BUILD) FUZZ_S=$(FUZZ_S) tests/fuzz/run.sh
+
 install: $(PROGS)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/lib/cni
 	install -m 0755 $(BUILD)/mseg $(DESTDIR)$(PREFIX)/bin/mseg
@@ -103,9 +140,12 @@ install: $(PROGS)
 	install -m 0755 $(BUILD)/mseg-cni $(DESTDIR)$(PREFIX)/lib/cni/mseg-cni
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-fuzz
 
-.PHONY: all tests check bench install clean demo
+.PHONY: all tests check bench install clean demo fuzz fuzz-build
 .SECONDARY:
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+ifneq ($(filter fuzz%,$(MAKECMDGOALS)),)
+-include $(shell find $(FUZZ_BUILD) -name '*.d' 2>/dev/null)
+endif

@@ -12,12 +12,14 @@ libjansson-dev libcurl4-openssl-dev
 nftables iptables iproute2 socat netcat-openbsd iputils-ping procps psmisc
 containernetworking-plugins valgrind python3 python3-yaml python3-seccomp curl bc jq systemd
 openssl wrk nginx-light prometheus
-chromium chromium-driver python3-selenium"
+chromium chromium-driver python3-selenium
+clang libclang-rt-14-dev"
 
 # chromium, chromium-driver and python3-selenium: ui_browser.sh drives the
 # flow map in a real headless browser (Debian's, never a downloaded one).
 # python3-seccomp and python3-yaml: deploy_validate.sh runs msegd under its
 # seccomp profile and checks the manifests' mounts.
+# clang and its libFuzzer runtime build the fuzz targets (make fuzz).
 # prometheus brings promtool, which checks GET /metrics; where systemd runs,
 # the package also starts a Prometheus server, which the tests do not want
 # (stopped below).

@@ -126,6 +126,18 @@ bool queue_listener_is_fail_open(const struct queue_listener *l);
  * timer tick. */
 int queue_listener_read(struct queue_listener *l, queue_handler_fn fn, void *data);
 
+/* For tests and fuzzing: a listener without a socket (no namespace, no
+ * kernel), to which queue_listener_feed() hands datagrams as if
+ * queue_listener_read() had received them from the kernel: the messages
+ * are parsed, @fn is called for each packet, and the verdicts are counted
+ * in the stats and then dropped. @msg_flags as recvmsg() gives them
+ * (MSG_TRUNC: the datagram was cut to @len). Returns what the datagram's
+ * NLMSG_ERROR said (-errno) or 0; -EBUSY on a listener with a socket. */
+int queue_listener_new_detached(uint16_t queue_num, const struct queue_opts *opts, void *ctx,
+				struct queue_listener **ret);
+int queue_listener_feed(struct queue_listener *l, const void *buf, size_t len, int msg_flags,
+			queue_handler_fn fn, void *data);
+
 struct queue_stats {
 	uint64_t reads;          /* recvmmsg calls that returned messages */
 	uint64_t packets;        /* packet messages received */

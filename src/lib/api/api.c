@@ -321,7 +321,7 @@ static bool route_matches(const struct route *rt, const struct api_ctx *x)
 	return i == x->n_segs;
 }
 
-static void api_route(struct api_ctx *x, const char *url)
+void api_route(struct api_ctx *x, const char *url)
 {
 	char path[2048];
 	char *save = NULL, *seg;

@@ -148,10 +148,16 @@ struct api_resp {
 	struct MHD_Response *raw;      /* prepared response (streams) */
 };
 
+/* Where a request's query arguments and headers come from. */
+enum api_value_kind { API_VALUE_QUERY, API_VALUE_HEADER };
+
 struct api_ctx {
 	struct api_server *a;
 	const struct api_backend *be;  /* = &a->be */
-	struct MHD_Connection *c;
+	struct MHD_Connection *c;      /* NULL: a request without HTTP (api_fuzz.c) */
+	/* the query and headers when there is no connection (NULL: none) */
+	const char *(*value)(const struct api_ctx *x, enum api_value_kind kind, const char *key);
+	void *value_data;
 	struct api_req *rq;
 	const char *method;
 	const char *segs[8];
@@ -172,6 +178,17 @@ __attribute__((format(printf, 3, 4))) void api_resp_error(struct api_ctx *x, uns
 							  const char *fmt, ...);
 /* {"error", "line", "column"} from @err with status @code. */
 void api_resp_err(struct api_ctx *x, unsigned code, const struct mseg_err *err);
+
+/* A query argument / header of the request (MHD's, or x->value's without
+ * a connection); NULL when absent. Valid for the request. */
+const char *api_query(const struct api_ctx *x, const char *key);
+const char *api_header(const struct api_ctx *x, const char *key);
+
+/* ---- api.c: routing ---- */
+
+/* Route the request in @x (method set, segments empty) for @url (the path,
+ * without the query) to its handler, which fills x->resp. */
+void api_route(struct api_ctx *x, const char *url);
 
 /* ---- api_routes.c: the route handlers ---- */
 

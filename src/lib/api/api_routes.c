@@ -45,9 +45,9 @@ static int views_compile(const struct api_ctx *x, const struct desired_change *c
 
 /* ---- the mutation path: validate, compile, persist, swap, reconcile ---- */
 
-static bool query_flag(struct MHD_Connection *c, const char *key)
+static bool query_flag(const struct api_ctx *x, const char *key)
 {
-	const char *v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, key);
+	const char *v = api_query(x, key);
 
 	return v && (strcmp(v, "1") == 0 || strcmp(v, "true") == 0 || strcmp(v, "yes") == 0);
 }
@@ -277,8 +277,7 @@ out_free:
  * document too). Multipart forms are refused: there is no form processor. */
 static bool body_type_ok(struct api_ctx *x)
 {
-	const char *ct = MHD_lookup_connection_value(x->c, MHD_HEADER_KIND,
-						     MHD_HTTP_HEADER_CONTENT_TYPE);
+	const char *ct = api_header(x, MHD_HTTP_HEADER_CONTENT_TYPE);
 
 	if (ct && strncasecmp(ct, "multipart/", 10) == 0) {
 		api_resp_error(x, 415, "unsupported Content-Type '%.64s': send YAML or JSON", ct);
@@ -382,12 +381,12 @@ void api_handle_policy_put(struct api_ctx *x, const char *ns, const char *name)
 		r = desired_api_policy_doc(be->desired, ns, name, &doc, &len);
 		if (api_doc_unchanged(r, doc, len, x->rq)) {
 			ch.put_pol = p;
-			unchanged_answer(x, &ch, query_flag(x->c, "dry_run"), "policy", full);
+			unchanged_answer(x, &ch, query_flag(x, "dry_run"), "policy", full);
 			goto out_release;
 		}
 	}
 	ch.put_pol = p;
-	if (query_flag(x->c, "dry_run")) {
+	if (query_flag(x, "dry_run")) {
 		dry_run_answer(x, &ch, existed ? "would replace" : "would create", "policy", full);
 		goto out_release;
 	}
@@ -432,7 +431,7 @@ void api_handle_policy_delete(struct api_ctx *x, const char *ns, const char *nam
 		api_resp_error(x, 404, "no policy '%s'", full);
 		return;
 	}
-	if (query_flag(x->c, "dry_run")) {
+	if (query_flag(x, "dry_run")) {
 		dry_run_answer(x, &ch, "would delete", "policy", full);
 		return;
 	}
@@ -493,7 +492,7 @@ static void endpoint_apply(struct api_ctx *x, struct mseg_endpoint *ep, const ch
 		goto out_free;
 	}
 	existed = inventory_find(&be->desired->inv[DESIRED_API], id) != NULL;
-	if (query_flag(x->c, "dry_run")) {
+	if (query_flag(x, "dry_run")) {
 		dry_run_answer(x, &ch, existed ? "would replace" : "would create", "endpoint", id);
 		goto out_free;
 	}
@@ -553,7 +552,7 @@ void api_handle_endpoint_put(struct api_ctx *x, const char *id)
 	    !inventory_find(&x->be->desired->inv[DESIRED_FILE], id)) {
 		struct desired_change ch = { .put_ep = ep };
 
-		unchanged_answer(x, &ch, query_flag(x->c, "dry_run"), "endpoint", id);
+		unchanged_answer(x, &ch, query_flag(x, "dry_run"), "endpoint", id);
 		endpoint_free(ep);
 		return;
 	}
@@ -663,7 +662,7 @@ void api_handle_endpoint_delete(struct api_ctx *x, const char *id)
 		api_resp_error(x, 404, "no endpoint '%s'", id);
 		return;
 	}
-	if (query_flag(x->c, "dry_run")) {
+	if (query_flag(x, "dry_run")) {
 		dry_run_answer(x, &ch, "would delete", "endpoint", id);
 		return;
 	}
@@ -764,11 +763,11 @@ void api_handle_namespace_put(struct api_ctx *x, const char *name)
 	existed = inventory_ns_find(&ds->inv[DESIRED_API], name) != NULL;
 	r = existed ? desired_api_namespace_doc(ds, name, &doc, &len) : -ENOENT;
 	if (api_doc_unchanged(r, doc, len, x->rq)) {
-		unchanged_answer(x, NULL, query_flag(x->c, "dry_run"), "namespace", name);
+		unchanged_answer(x, NULL, query_flag(x, "dry_run"), "namespace", name);
 		namespace_free(ns);
 		return;
 	}
-	if (query_flag(x->c, "dry_run")) {
+	if (query_flag(x, "dry_run")) {
 		json_t *o = json_pack("{sbssss}", "dry_run", 1, "result",
 				      existed ? "would replace" : "would create", "namespace", name);
 
@@ -803,7 +802,7 @@ void api_handle_namespace_delete(struct api_ctx *x, const char *name)
 		api_resp_error(x, 404, "no namespace '%s'", name);
 		return;
 	}
-	if (query_flag(x->c, "dry_run")) {
+	if (query_flag(x, "dry_run")) {
 		api_resp_json(x, 200, json_pack("{sbssss}", "dry_run", 1, "result", "would delete",
 						"namespace", name));
 		return;
@@ -1164,7 +1163,7 @@ void api_on_rules_tick(struct evloop_source *src, uint32_t events, void *data)
 
 void api_handle_rules(struct api_ctx *x, const char *id)
 {
-	bool with_table = query_flag(x->c, "table");
+	bool with_table = query_flag(x, "table");
 
 	if (id) {
 		ssize_t i = reconciler_ep_index(x->be->rec, id);
@@ -1176,7 +1175,7 @@ void api_handle_rules(struct api_ctx *x, const char *id)
 		api_resp_json(x, 200, rules_entry(x, (size_t)i, true));
 		return;
 	}
-	bool fresh = with_table || query_flag(x->c, "fresh");
+	bool fresh = with_table || query_flag(x, "fresh");
 	json_t *arr, *o;
 	size_t drifted = 0, stale = 0, live = 0;
 	uint64_t now = clock_mono_ns(), key = rules_cache_key(x);
@@ -1712,18 +1711,17 @@ static int flows_json_cb(const struct flow_record *rec, void *data)
  * MHD's strings (valid for the request). */
 static bool flows_filter_parse(struct api_ctx *x, struct flow_filter *f)
 {
-	struct MHD_Connection *c = x->c;
 	const char *v;
 	char *end;
 
 	flow_filter_init(f);
-	v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "endpoint");
+	v = api_query(x, "endpoint");
 	if (v && *v)
 		f->endpoint = v;
-	v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "namespace");
+	v = api_query(x, "namespace");
 	if (v && *v)
 		f->ns = v;
-	v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "direction");
+	v = api_query(x, "direction");
 	if (v && *v) {
 		enum mseg_dir dir;
 
@@ -1733,7 +1731,7 @@ static bool flows_filter_parse(struct api_ctx *x, struct flow_filter *f)
 		}
 		f->dir = (int)dir;
 	}
-	v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "verdict");
+	v = api_query(x, "verdict");
 	if (v && *v) {
 		enum flow_verdict vd;
 
@@ -1743,7 +1741,7 @@ static bool flows_filter_parse(struct api_ctx *x, struct flow_filter *f)
 		}
 		f->verdict = (int)vd;
 	}
-	v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "proto");
+	v = api_query(x, "proto");
 	if (v && *v) {
 		uint8_t p;
 
@@ -1761,7 +1759,7 @@ static bool flows_filter_parse(struct api_ctx *x, struct flow_filter *f)
 			f->proto = (int)n;
 		}
 	}
-	v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "port");
+	v = api_query(x, "port");
 	if (v && *v) {
 		unsigned long n;
 
@@ -1773,7 +1771,7 @@ static bool flows_filter_parse(struct api_ctx *x, struct flow_filter *f)
 		}
 		f->port = (int)n;
 	}
-	v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "since");
+	v = api_query(x, "since");
 	if (v && *v) {
 		uint64_t ns;
 		unsigned long long secs;
@@ -1789,7 +1787,7 @@ static bool flows_filter_parse(struct api_ctx *x, struct flow_filter *f)
 		}
 		f->since_ns = ns;
 	}
-	v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit");
+	v = api_query(x, "limit");
 	if (v && *v) {
 		unsigned long n;
 
@@ -1934,7 +1932,7 @@ void api_handle_flows(struct api_ctx *x)
 	}
 	if (!flows_filter_parse(x, &f))
 		return;
-	if (!query_flag(x->c, "follow")) {
+	if (!query_flag(x, "follow")) {
 		struct flows_out fo = { .arr = json_array() };
 
 		if (flow_ring_query(x->a->flows, &f, flows_json_cb, &fo) < 0) {

@@ -260,13 +260,17 @@ static int ack_cb(const struct nlmsghdr *nlh, void *data)
 	const struct nlmsgerr *e;
 	struct extack x = { 0 };
 	size_t i;
+	int error;
 
 	if (nlh->nlmsg_len < mnl_nlmsg_size(sizeof(*e)))
 		return MNL_CB_OK;   /* truncated: cannot be placed */
 	e = mnl_nlmsg_get_payload(nlh);
+	/* a -errno, or 0 for success; anything else (INT_MIN would not even
+	 * negate) is an I/O error */
+	error = e->error <= 0 && e->error > -4096 ? e->error : -EIO;
 	if (nlh->nlmsg_seq == b->seq_begin) {
-		if (e->error && !a->batch_error)
-			a->batch_error = e->error;
+		if (error && !a->batch_error)
+			a->batch_error = error;
 		extack_parse(nlh, e, &x);
 		if (x.msg && !a->err_msg[0])
 			snprintf(a->err_msg, sizeof(a->err_msg), "%s", x.msg);
@@ -285,9 +289,9 @@ static int ack_cb(const struct nlmsghdr *nlh, void *data)
 		b->recs[i].acked = true;
 		a->n_acked++;
 	}
-	if (e->error && (a->err_rec == SIZE_MAX || i < a->err_rec)) {
+	if (error && (a->err_rec == SIZE_MAX || i < a->err_rec)) {
 		a->err_rec = i;
-		a->err_code = e->error;
+		a->err_code = error;
 		extack_parse(nlh, e, &x);
 		a->err_offset = x.offset;
 		snprintf(a->err_msg, sizeof(a->err_msg), "%s", x.msg ? x.msg : "");
@@ -301,6 +305,8 @@ static int acks_read(struct netns *ns, struct ack_state *a, bool wait)
 	int fd = mnl_socket_get_fd(ns->nl);
 	struct pollfd pfd = { .fd = fd, .events = POLLIN };
 	struct netns_rxbuf rx;
+	struct sockaddr_nl from = { 0 };
+	socklen_t flen = sizeof(from);
 	ssize_t n;
 	int r;
 
@@ -312,14 +318,17 @@ static int acks_read(struct netns *ns, struct ack_state *a, bool wait)
 	r = netns_rxbuf_take(&rx);
 	if (r < 0)
 		return r;
-	n = recv(fd, rx.buf, rx.size, MSG_DONTWAIT);
+	n = recvfrom(fd, rx.buf, rx.size, MSG_DONTWAIT, (struct sockaddr *)&from, &flen);
 	if (n < 0) {
 		r = errno == EINTR ? 0 : -errno;
 		goto out_put;
 	}
+	if (from.nl_pid != 0)
+		goto out_put;   /* not from the kernel: see nl_request() */
 	/* replies that are not acks (there should be none) are skipped; a
 	 * missing ack ends in the timeout above */
-	(void)mnl_cb_run2(rx.buf, (size_t)n, 0, ns->portid, NULL, a, ctl, NLMSG_MIN_TYPE);
+	(void)mnl_cb_run2(rx.buf, nl_msgs_len(rx.buf, (size_t)n), 0, ns->portid, NULL, a, ctl,
+			  NLMSG_MIN_TYPE);
 out_put:
 	netns_rxbuf_put(&rx);
 	return r;
@@ -592,6 +601,30 @@ int nl_batch_commit(struct netns *ns, struct nl_batch *b, const char *const *pol
 	return 0;
 }
 
+/* ---- received datagrams ---- */
+
+size_t nl_msgs_len(const void *buf, size_t len)
+{
+	size_t off = 0;
+
+	while (len - off >= sizeof(struct nlmsghdr)) {
+		struct nlmsghdr h;
+
+		memcpy(&h, (const char *)buf + off, sizeof(h));
+		if (h.nlmsg_len < sizeof(h) || h.nlmsg_len > len - off)
+			break;
+		off += NLMSG_ALIGN(h.nlmsg_len);
+		if (off > len)
+			off = len;   /* the last message without its padding */
+	}
+	return off;
+}
+
+int nl_cb_errno(void)
+{
+	return errno > 0 && errno < 4096 ? -errno : -EIO;
+}
+
 /* ---- plain requests (dumps, getgen) ---- */
 
 int nl_request(struct netns *ns, struct nlmsghdr *nlh,
@@ -612,6 +645,8 @@ int nl_request(struct netns *ns, struct nlmsghdr *nlh,
 	for (;;) {
 		struct pollfd pfd = { .fd = mnl_socket_get_fd(nl), .events = POLLIN };
 		struct netns_rxbuf rx;
+		struct sockaddr_nl from = { 0 };
+		socklen_t flen = sizeof(from);
 		ssize_t n;
 
 		r = poll(&pfd, 1, ACK_TIMEOUT_MS);
@@ -624,7 +659,7 @@ int nl_request(struct netns *ns, struct nlmsghdr *nlh,
 		r = netns_rxbuf_take(&rx);
 		if (r < 0)
 			return r;
-		n = recv(pfd.fd, rx.buf, rx.size, 0);
+		n = recvfrom(pfd.fd, rx.buf, rx.size, 0, (struct sockaddr *)&from, &flen);
 		if (n < 0) {
 			r = -errno;
 			netns_rxbuf_put(&rx);
@@ -633,10 +668,17 @@ int nl_request(struct netns *ns, struct nlmsghdr *nlh,
 			netns_nl_reset(ns);
 			return r;
 		}
+		/* the socket lives in the endpoint's namespace, where a process
+		 * with CAP_NET_ADMIN could send to our port id: only the
+		 * kernel's replies count, as for the queue listener */
+		if (from.nl_pid != 0) {
+			netns_rxbuf_put(&rx);
+			continue;
+		}
 		/* @cb may parse the reply in place, never keep it */
-		r = mnl_cb_run(rx.buf, (size_t)n, seq, ns->portid, cb, data);
+		r = mnl_cb_run(rx.buf, nl_msgs_len(rx.buf, (size_t)n), seq, ns->portid, cb, data);
 		if (r < 0)
-			r = errno ? -errno : -EIO;
+			r = nl_cb_errno();
 		netns_rxbuf_put(&rx);
 		if (r == MNL_CB_STOP)
 			return 0;

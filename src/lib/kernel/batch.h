@@ -62,6 +62,17 @@ int nl_batch_commit(struct netns *ns, struct nl_batch *b, const char *const *pol
 int nl_request(struct netns *ns, struct nlmsghdr *nlh,
 	       int (*cb)(const struct nlmsghdr *nlh, void *data), void *data);
 
+/* The length of the run of whole netlink messages at the start of @buf
+ * (@len bytes, a received datagram): what to hand to mnl_cb_run(). libmnl
+ * 1.0.4 trusts an nlmsg_len above INT_MAX and walks off the buffer; here
+ * such a message, like one longer than what is left, ends the run, as
+ * libmnl ends it for any other message that does not fit. */
+size_t nl_msgs_len(const void *buf, size_t len);
+
+/* After mnl_cb_run() failed: -errno, or -EIO when errno is not one (an
+ * NLMSG_ERROR reply carries any int, INT_MIN included, into errno). */
+int nl_cb_errno(void);
+
 /* "add element 10.0.0.0/24 . tcp . 80" style text of an entry, prefixed
  * with its provenance when @policy_names allows: for error messages. */
 const char *nl_entry_origin(const struct mseg_entry *e, const char *const *policy_names,

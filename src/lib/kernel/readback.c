@@ -29,6 +29,7 @@
 #include <libnftnl/table.h>
 
 #include "mseg/kernel/nft.h"
+#include "mseg/kernel/readback.h"
 #include "mseg/compile/render_text.h"
 #include "kernel/batch.h"
 #include "kernel/ep_shape.h"
@@ -163,6 +164,127 @@ static int kstate_cb_end(struct kstate *k, int r)
 	return MNL_CB_OK;
 }
 
+/* libnftnl 1.2.4 copies the names in a reply with strdup() and trusts
+ * them to end in a NUL, as the kernel's do: a reply whose name attributes
+ * (the top-level ones of @types, @n of them) are not NUL-terminated
+ * strings is not parsed. */
+static bool names_terminated(const struct nlmsghdr *nlh, const uint16_t *types, size_t n)
+{
+	const struct nlattr *a;
+
+	mnl_attr_for_each(a, nlh, sizeof(struct nfgenmsg))
+		for (size_t i = 0; i < n; i++)
+			if (mnl_attr_get_type(a) == types[i] &&
+			    mnl_attr_validate(a, MNL_TYPE_NUL_STRING) < 0)
+				return false;
+	return true;
+}
+
+#define NAMES_TERMINATED(nlh, ...)                                                  \
+	names_terminated(nlh, (const uint16_t[]){ __VA_ARGS__ },                    \
+			 sizeof((const uint16_t[]){ __VA_ARGS__ }) / sizeof(uint16_t))
+
+/* libnftnl 1.2.4 (Debian 12) takes an expression's name without checking
+ * that it is there, and dereferences NULL when it is not (rules, sets and
+ * set elements carry expressions): a reply with an expression without a
+ * NUL-terminated name is not parsed (the kernel names every one). */
+static bool expr_named(const struct nlattr *expr)
+{
+	const struct nlattr *x;
+
+	mnl_attr_for_each_nested(x, expr)
+		if (mnl_attr_get_type(x) == NFTA_EXPR_NAME)
+			return mnl_attr_validate(x, MNL_TYPE_NUL_STRING) == 0;
+	return false;
+}
+
+/* Every expression of a list of them (NFTA_LIST_ELEM nests). */
+static bool exprs_named(const struct nlattr *list)
+{
+	const struct nlattr *e;
+
+	mnl_attr_for_each_nested(e, list)
+		if (!expr_named(e))
+			return false;
+	return true;
+}
+
+/* @one and @list: the attribute types of a single expression and of a
+ * list of them among @attrs' nested attributes (or the message's own
+ * attributes when @attrs is NULL). */
+static bool attrs_exprs_named(const struct nlmsghdr *nlh, const struct nlattr *attrs,
+			      uint16_t one, uint16_t list)
+{
+	const struct nlattr *a;
+
+	if (!attrs) {
+		mnl_attr_for_each(a, nlh, sizeof(struct nfgenmsg))
+			if ((one && mnl_attr_get_type(a) == one && !expr_named(a)) ||
+			    (list && mnl_attr_get_type(a) == list && !exprs_named(a)))
+				return false;
+		return true;
+	}
+	mnl_attr_for_each_nested(a, attrs)
+		if ((one && mnl_attr_get_type(a) == one && !expr_named(a)) ||
+		    (list && mnl_attr_get_type(a) == list && !exprs_named(a)))
+			return false;
+	return true;
+}
+
+static bool rule_exprs_named(const struct nlmsghdr *nlh)
+{
+	return attrs_exprs_named(nlh, NULL, 0, NFTA_RULE_EXPRESSIONS);
+}
+
+/* libnftnl 1.2.4 stores a set's concatenated field lengths in an array of
+ * NFT_REG32_COUNT without counting them: more fields overrun the set
+ * object on the heap. The kernel allows at most that many. */
+static bool set_desc_ok(const struct nlmsghdr *nlh)
+{
+	const struct nlattr *a, *d, *el, *f;
+	size_t n = 0;
+
+	mnl_attr_for_each(a, nlh, sizeof(struct nfgenmsg)) {
+		if (mnl_attr_get_type(a) != NFTA_SET_DESC)
+			continue;
+		mnl_attr_for_each_nested(d, a) {
+			if (mnl_attr_get_type(d) != NFTA_SET_DESC_CONCAT)
+				continue;
+			mnl_attr_for_each_nested(el, d)
+				mnl_attr_for_each_nested(f, el)
+					n += mnl_attr_get_type(f) == NFTA_SET_FIELD_LEN;
+		}
+	}
+	return n <= NFT_REG32_COUNT;
+}
+
+static bool set_reply_ok(const struct nlmsghdr *nlh)
+{
+	return attrs_exprs_named(nlh, NULL, NFTA_SET_EXPR, NFTA_SET_EXPRESSIONS) && set_desc_ok(nlh);
+}
+
+/* Set elements: expressions named, and (libnftnl 1.2.4 checks an
+ * element's attribute types against NFTA_SET_MAX, then stores them in an
+ * array of NFTA_SET_ELEM_MAX + 1 on the stack) no attribute type beyond
+ * NFTA_SET_ELEM_MAX. */
+static bool elems_reply_ok(const struct nlmsghdr *nlh)
+{
+	const struct nlattr *a, *el, *x;
+
+	mnl_attr_for_each(a, nlh, sizeof(struct nfgenmsg)) {
+		if (mnl_attr_get_type(a) != NFTA_SET_ELEM_LIST_ELEMENTS)
+			continue;
+		mnl_attr_for_each_nested(el, a) {
+			mnl_attr_for_each_nested(x, el)
+				if (mnl_attr_get_type(x) > NFTA_SET_ELEM_MAX)
+					return false;
+			if (!attrs_exprs_named(nlh, el, NFTA_SET_ELEM_EXPR, NFTA_SET_ELEM_EXPRESSIONS))
+				return false;
+		}
+	}
+	return true;
+}
+
 static int table_cb(const struct nlmsghdr *nlh, void *data)
 {
 	struct kstate *k = data;
@@ -170,7 +292,7 @@ static int table_cb(const struct nlmsghdr *nlh, void *data)
 
 	if (!t)
 		return kstate_cb_end(k, -ENOMEM);
-	if (nftnl_table_nlmsg_parse(nlh, t) == 0) {
+	if (NAMES_TERMINATED(nlh, NFTA_TABLE_NAME) && nftnl_table_nlmsg_parse(nlh, t) == 0) {
 		k->table = true;
 		k->table_flags = nftnl_table_get_u32(t, NFTNL_TABLE_FLAGS);
 	}
@@ -217,7 +339,8 @@ static int obj_cb(const struct nlmsghdr *nlh, void *data)
 
 	if (!o)
 		return kstate_cb_end(k, -ENOMEM);
-	if (nftnl_obj_nlmsg_parse(nlh, o) >= 0 && in_our_table(nftnl_obj_get_str(o, NFTNL_OBJ_TABLE)))
+	if (NAMES_TERMINATED(nlh, NFTA_OBJ_TABLE, NFTA_OBJ_NAME) &&
+	    nftnl_obj_nlmsg_parse(nlh, o) >= 0 && in_our_table(nftnl_obj_get_str(o, NFTNL_OBJ_TABLE)))
 		r = kobj_add(k, o);
 	nftnl_obj_free(o);
 	return kstate_cb_end(k, r);
@@ -244,7 +367,8 @@ static int set_cb(const struct nlmsghdr *nlh, void *data)
 
 	if (!s)
 		return kstate_cb_end(k, -ENOMEM);
-	if (nftnl_set_nlmsg_parse(nlh, s) >= 0 && in_our_table(nftnl_set_get_str(s, NFTNL_SET_TABLE)))
+	if (NAMES_TERMINATED(nlh, NFTA_SET_TABLE, NFTA_SET_NAME) && set_reply_ok(nlh) &&
+	    nftnl_set_nlmsg_parse(nlh, s) >= 0 && in_our_table(nftnl_set_get_str(s, NFTNL_SET_TABLE)))
 		r = kset_add(k, s);
 	nftnl_set_free(s);
 	return kstate_cb_end(k, r);
@@ -260,7 +384,8 @@ static int elem_cb(const struct nlmsghdr *nlh, void *data)
 
 	if (!s)
 		return MNL_CB_ERROR;
-	if (nftnl_set_elems_nlmsg_parse(nlh, s) < 0) {
+	if (!NAMES_TERMINATED(nlh, NFTA_SET_ELEM_LIST_TABLE, NFTA_SET_ELEM_LIST_SET) ||
+	    !elems_reply_ok(nlh) || nftnl_set_elems_nlmsg_parse(nlh, s) < 0) {
 		nftnl_set_free(s);
 		return MNL_CB_OK;
 	}
@@ -326,7 +451,8 @@ static int chain_cb(const struct nlmsghdr *nlh, void *data)
 
 	if (!c)
 		return kstate_cb_end(k, -ENOMEM);
-	if (nftnl_chain_nlmsg_parse(nlh, c) >= 0 &&
+	if (NAMES_TERMINATED(nlh, NFTA_CHAIN_TABLE, NFTA_CHAIN_NAME, NFTA_CHAIN_TYPE) &&
+	    nftnl_chain_nlmsg_parse(nlh, c) >= 0 &&
 	    in_our_table(nftnl_chain_get_str(c, NFTNL_CHAIN_TABLE)))
 		r = kchain_add(k, c);
 	nftnl_chain_free(c);
@@ -343,11 +469,12 @@ static struct kchain *kchain_find(struct kstate *k, const char *name)
 
 static int krule_add(struct kstate *k, struct nftnl_rule *r)
 {
-	struct kchain *c = kchain_find(k, nftnl_rule_get_str(r, NFTNL_RULE_CHAIN));
+	const char *chain = nftnl_rule_get_str(r, NFTNL_RULE_CHAIN);
+	struct kchain *c = chain ? kchain_find(k, chain) : NULL;
 	char *text;
 
 	if (!c)
-		return 0;
+		return 0;   /* not in a chain we read: not compared */
 	text = malloc(RULE_TEXT_MAX);
 	if (!text || VEC_RESERVE(c->rules, c->cap_rules, c->n_rules + 1) < 0) {
 		free(text);
@@ -360,9 +487,12 @@ static int krule_add(struct kstate *k, struct nftnl_rule *r)
 static int rule_cb(const struct nlmsghdr *nlh, void *data)
 {
 	struct kstate *k = data;
-	struct nftnl_rule *r = nftnl_rule_alloc();
+	struct nftnl_rule *r;
 	int ret = 0;
 
+	if (!rule_exprs_named(nlh) || !NAMES_TERMINATED(nlh, NFTA_RULE_TABLE, NFTA_RULE_CHAIN))
+		return MNL_CB_OK;
+	r = nftnl_rule_alloc();
 	if (!r)
 		return kstate_cb_end(k, -ENOMEM);
 	if (nftnl_rule_nlmsg_parse(nlh, r) >= 0 && in_our_table(nftnl_rule_get_str(r, NFTNL_RULE_TABLE)))
@@ -837,6 +967,36 @@ static void compare(struct report *rep, struct kstate *k, const struct mseg_ep_p
 	}
 }
 
+/* @rep (taken) as the caller's report, with the summary line. */
+static int report_finish(struct report *rep, uint32_t gen, struct ep_table_report *ret,
+			 struct mseg_err *err)
+{
+	if (rep->error) {
+		free(rep->text);
+		return err_setf(err, -rep->error, "out of memory");
+	}
+	if (rep->n_diffs > EP_REPORT_MAX_LINES) {
+		char more[64];
+		size_t n = (size_t)snprintf(more, sizeof(more), "... and %zu more differences\n",
+					    rep->n_diffs - EP_REPORT_MAX_LINES);
+
+		if (VEC_RESERVE(rep->text, rep->cap, rep->len + n + 1) == 0) {
+			memcpy(rep->text + rep->len, more, n + 1);
+			rep->len += n;
+		}
+	}
+	if (!rep->text) {
+		rep->text = strdup("");
+		if (!rep->text)
+			return err_setf(err, ENOMEM, "out of memory");
+	}
+	ret->in_sync = rep->n_diffs == 0;
+	ret->n_diffs = rep->n_diffs;
+	ret->text = rep->text;
+	ret->genid = gen;
+	return 0;
+}
+
 void ep_table_report_release(struct ep_table_report *rep)
 {
 	if (!rep)
@@ -875,29 +1035,9 @@ int ep_table_verify(struct netns *ns, const struct mseg_ep_plan *plan,
 		memset(&rep, 0, sizeof(rep));
 		usleep(ELEM_REREAD_US * (useconds_t)(attempt + 1));
 	}
-	if (rep.error) {
-		free(rep.text);
-		return err_setf(err, -rep.error, "out of memory");
-	}
-	if (rep.n_diffs > EP_REPORT_MAX_LINES) {
-		char more[64];
-		size_t n = (size_t)snprintf(more, sizeof(more), "... and %zu more differences\n",
-					    rep.n_diffs - EP_REPORT_MAX_LINES);
-
-		if (VEC_RESERVE(rep.text, rep.cap, rep.len + n + 1) == 0) {
-			memcpy(rep.text + rep.len, more, n + 1);
-			rep.len += n;
-		}
-	}
-	if (!rep.text) {
-		rep.text = strdup("");
-		if (!rep.text)
-			return err_setf(err, ENOMEM, "out of memory");
-	}
-	ret->in_sync = rep.n_diffs == 0;
-	ret->n_diffs = rep.n_diffs;
-	ret->text = rep.text;
-	ret->genid = gen;
+	r = report_finish(&rep, gen, ret, err);
+	if (r < 0)
+		return r;
 	if (ret->in_sync)
 		ep_shape_of(&ns->programmed, plan, opts);   /* adopted */
 	else
@@ -935,4 +1075,67 @@ int ep_table_counters_read(struct netns *ns, struct ep_table_counters *ret, stru
 	}
 	kstate_release(&k);
 	return 0;
+}
+
+/* ---- without a socket (tests, fuzzing) ---- */
+
+int readback_parse_for_fuzz(const struct readback_msg *msgs, size_t n_msgs,
+			    const struct mseg_ep_plan *plan, const struct table_opts *opts,
+			    struct ep_table_report *ret, struct mseg_err *err)
+{
+	struct kstate k = { 0 };
+	struct report rep = { 0 };
+	uint32_t gen = 0;
+	size_t n_elem_sets = 0;
+	int r = 0;
+
+	memset(ret, 0, sizeof(*ret));
+	for (size_t i = 0; i < n_msgs && r == 0; i++) {
+		const struct readback_msg *m = &msgs[i];
+		size_t len = nl_msgs_len(m->buf, m->len);
+
+		/* as nl_request() runs the reply datagrams of each request */
+		errno = 0;
+		switch (m->kind) {
+		case READBACK_GEN:
+			r = mnl_cb_run(m->buf, len, 0, 0, gen_cb, &gen);
+			break;
+		case READBACK_TABLE:
+			r = mnl_cb_run(m->buf, len, 0, 0, table_cb, &k);
+			break;
+		case READBACK_OBJS:
+			r = mnl_cb_run(m->buf, len, 0, 0, obj_cb, &k);
+			break;
+		case READBACK_SETS:
+			r = mnl_cb_run(m->buf, len, 0, 0, set_cb, &k);
+			break;
+		case READBACK_ELEMS:
+			/* the elements of the sets in the order they were read;
+			 * a set's dump ends with NLMSG_DONE (MNL_CB_STOP) */
+			if (n_elem_sets < k.n_sets) {
+				r = mnl_cb_run(m->buf, len, 0, 0, elem_cb, &k.sets[n_elem_sets]);
+				if (r == MNL_CB_STOP)
+					n_elem_sets++;
+			}
+			break;
+		case READBACK_CHAINS:
+			r = mnl_cb_run(m->buf, len, 0, 0, chain_cb, &k);
+			break;
+		case READBACK_RULES:
+			r = mnl_cb_run(m->buf, len, 0, 0, rule_cb, &k);
+			break;
+		case READBACK_N_REPLIES:
+			break;
+		}
+		r = r < 0 ? nl_cb_errno() : 0;
+		if (k.error)
+			r = k.error;
+	}
+	if (r < 0) {
+		kstate_release(&k);
+		return err_setf(err, -r, "reading the table back: %s", strerror(-r));
+	}
+	compare(&rep, &k, plan, opts);
+	kstate_release(&k);
+	return report_finish(&rep, gen, ret, err);
 }

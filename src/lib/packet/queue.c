@@ -33,6 +33,7 @@
 
 #include "mseg/util/clock.h"
 #include "mseg/packet/queue.h"
+#include "kernel/batch.h"
 #include "kernel/netns.h"
 
 #ifndef NETLINK_CAP_ACK
@@ -257,6 +258,10 @@ static int tx_flush(struct queue_listener *l)
 
 	if (l->txlen == 0)
 		return 0;
+	if (!l->nl) {   /* detached (queue_listener_feed): nobody to tell */
+		l->txlen = 0;
+		return 0;
+	}
 	n = mnl_socket_sendto(l->nl, l->txbuf, l->txlen);
 	if (n < 0) {
 		l->stats.send_errors++;
@@ -318,6 +323,20 @@ static int default_verdict(const struct queue_listener *l)
 	return (l->flags & NFQA_CFG_F_FAIL_OPEN) ? NF_ACCEPT : NF_DROP;
 }
 
+/* libmnl bounds a message's attributes by its length rounded up to 4
+ * bytes; the kernel ends a packet message with the unpadded payload, so
+ * that rounding reaches past the datagram. An attribute must end within
+ * the message's own length. */
+static bool attrs_in_msg(const struct nlmsghdr *nlh, struct nlattr *const *attr, size_t n)
+{
+	const char *end = (const char *)nlh + nlh->nlmsg_len;
+
+	for (size_t i = 0; i < n; i++)
+		if (attr[i] && (const char *)attr[i] + attr[i]->nla_len > end)
+			return false;
+	return true;
+}
+
 static int packet_cb(const struct nlmsghdr *nlh, void *data)
 {
 	struct queue_listener *l = data;
@@ -327,7 +346,8 @@ static int packet_cb(const struct nlmsghdr *nlh, void *data)
 	int verdict;
 
 	if (nlh->nlmsg_type != ((NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_PACKET) ||
-	    nfq_nlmsg_parse(nlh, attr) < 0 || !attr[NFQA_PACKET_HDR] ||
+	    nfq_nlmsg_parse(nlh, attr) < 0 || !attrs_in_msg(nlh, attr, NFQA_MAX + 1) ||
+	    !attr[NFQA_PACKET_HDR] ||
 	    mnl_attr_get_payload_len(attr[NFQA_PACKET_HDR]) < sizeof(*ph)) {
 		l->stats.bad_msgs++;
 		return MNL_CB_OK;
@@ -355,6 +375,8 @@ static int packet_cb(const struct nlmsghdr *nlh, void *data)
 	p.len = p.caplen;
 	if (attr[NFQA_CAP_LEN] && mnl_attr_get_payload_len(attr[NFQA_CAP_LEN]) >= 4)
 		p.len = ntohl(mnl_attr_get_u32(attr[NFQA_CAP_LEN]));
+	if (p.len < p.caplen)   /* the packet is at least what we were given */
+		p.len = p.caplen;
 	if (attr[NFQA_UID] && mnl_attr_get_payload_len(attr[NFQA_UID]) >= 4) {
 		p.has_uid = true;
 		p.uid = ntohl(mnl_attr_get_u32(attr[NFQA_UID]));
@@ -432,9 +454,9 @@ static int handle_datagram(struct queue_listener *l, const char *buf, size_t len
 		truncated_msg(l, buf, len);
 		return 0;
 	}
-	r = mnl_cb_run(buf, len, 0, l->portid, packet_cb, l);
+	r = mnl_cb_run(buf, nl_msgs_len(buf, len), 0, l->portid, packet_cb, l);
 	if (r < 0) {
-		r = errno ? -errno : -EIO;
+		r = nl_cb_errno();
 		if (r == -EPROTO || r == -ESRCH || r == -EBADMSG) {
 			l->stats.bad_msgs++;
 			return 0;
@@ -654,15 +676,12 @@ static int raise_rcvbuf(int fd, uint32_t want)
 	return 0;
 }
 
-int queue_listener_open(struct netns *ns, uint16_t queue_num, const struct queue_opts *opts,
-			void *ctx, struct queue_listener **ret)
+/* A listener without a socket: buffers and options. */
+static int listener_alloc(uint16_t queue_num, const struct queue_opts *opts, void *ctx,
+			  struct queue_listener **ret)
 {
-	struct queue_listener *l;
-	char buf[256] = { 0 };
-	struct nlmsghdr *nlh;
-	int fd, one = 1, r;
+	struct queue_listener *l = calloc(1, sizeof(*l));
 
-	l = calloc(1, sizeof(*l));
 	if (!l)
 		return -ENOMEM;
 	l->fd = -1;
@@ -676,9 +695,58 @@ int queue_listener_open(struct netns *ns, uint16_t queue_num, const struct queue
 	l->txsize = (size_t)l->opts.batch * VERDICT_MSG_MAX + 2 * VERDICT_MSG_MAX;
 	l->txbuf = malloc(l->txsize);
 	if (!l->txbuf) {
-		r = -ENOMEM;
-		goto out_free;
+		queue_listener_free(l);
+		return -ENOMEM;
 	}
+	*ret = l;
+	return 0;
+}
+
+int queue_listener_new_detached(uint16_t queue_num, const struct queue_opts *opts, void *ctx,
+				struct queue_listener **ret)
+{
+	struct queue_listener *l;
+	int r = listener_alloc(queue_num, opts, ctx, &l);
+
+	if (r < 0)
+		return r;
+	l->flags = NFQA_CFG_F_UID_GID | (l->opts.gso ? NFQA_CFG_F_GSO : 0) |
+		   (l->opts.fail_open ? NFQA_CFG_F_FAIL_OPEN : 0);
+	*ret = l;
+	return 0;
+}
+
+int queue_listener_feed(struct queue_listener *l, const void *buf, size_t len, int msg_flags,
+			queue_handler_fn fn, void *data)
+{
+	const struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
+	int r;
+
+	if (l->nl)
+		return -EBUSY;
+	l->fn = fn;
+	l->fn_data = data;
+	l->now_ns = clock_real_ns();
+	l->batch_packets = 0;
+	r = handle_datagram(l, buf, len, &kernel, msg_flags);
+	run_close(l);
+	(void)tx_flush(l);
+	l->fn = NULL;
+	l->fn_data = NULL;
+	return r;
+}
+
+int queue_listener_open(struct netns *ns, uint16_t queue_num, const struct queue_opts *opts,
+			void *ctx, struct queue_listener **ret)
+{
+	struct queue_listener *l;
+	char buf[256] = { 0 };
+	struct nlmsghdr *nlh;
+	int fd, one = 1, r;
+
+	r = listener_alloc(queue_num, opts, ctx, &l);
+	if (r < 0)
+		return r;
 
 	fd = netns_socket(ns, AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC,
 			  NETLINK_NETFILTER);
