@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "mseg/compile/render_text.h"
+#include "mseg/model/addr.h"
 #include "mseg/model/inventory.h"
 #include "mseg/model/plan.h"
 #include "mseg/model/policy.h"
@@ -13,7 +14,8 @@
 #include "mseg.h"
 
 enum { OPT_ENDPOINTS = 256, OPT_ENDPOINT, OPT_QUEUE, OPT_QUEUE_NUM, OPT_RATE, OPT_BURST,
-       OPT_DEFAULT_DENY, OPT_MODE };
+       OPT_DEFAULT_DENY, OPT_MODE, OPT_NODE_ADDR };
+#define MAX_NODE_ADDRS 16
 
 const struct cli_option compile_options[] = {
 	{ "file", 'f', required_argument, "FILE|DIR",
@@ -32,6 +34,8 @@ const struct cli_option compile_options[] = {
 	  "isolate every direction no policy isolates" },
 	{ "mode", OPT_MODE, required_argument, "enforce|audit",
 	  "audit: every isolated direction audits (default enforce)" },
+	{ "node-addr", OPT_NODE_ADDR, required_argument, "ADDR",
+	  "an address of the node, never isolated (repeat for more)" },
 	{ "help", 'h', no_argument, NULL, "show these options" },
 	CLI_OPTION_END,
 };
@@ -54,6 +58,7 @@ int cmd_compile(int argc, char **argv)
 	struct table_opts topts = { .queue = QUEUE_NATIVE, .rate = TABLE_DEFAULT_RATE,
 				    .burst = TABLE_DEFAULT_BURST };
 	struct compile_opts copts = { .default_mode = MSEG_MODE_ENFORCE };
+	struct mseg_addr node_addrs[MAX_NODE_ADDRS];
 	struct mseg_policy_set set;
 	struct mseg_inventory inv;
 	struct mseg_plan *plan = NULL;
@@ -104,6 +109,15 @@ int cmd_compile(int argc, char **argv)
 			break;
 		case OPT_DEFAULT_DENY:
 			copts.default_deny = true;
+			break;
+		case OPT_NODE_ADDR:
+			if (copts.n_node_addrs == MAX_NODE_ADDRS)
+				return compile_usage_error("at most %d --node-addr", MAX_NODE_ADDRS);
+			if (addr_parse(optarg, &node_addrs[copts.n_node_addrs]) < 0)
+				return compile_usage_error("--node-addr '%s': not an IPv4 or IPv6 address",
+							   optarg);
+			copts.n_node_addrs++;
+			copts.node_addrs = node_addrs;
 			break;
 		case OPT_MODE:
 			if (strcmp(optarg, "enforce") == 0) {

@@ -1,4 +1,4 @@
-/* mseg get policies|endpoints|rules [ID]: what msegd holds, and the rules
+/* mseg get policies|endpoints|namespaces|rules [ID]: what msegd holds, and the rules
  * the kernel holds read back per endpoint. */
 #include <stdbool.h>
 #include <stdio.h>
@@ -14,7 +14,7 @@ const struct cli_option get_options[] = {
 	{ "fresh", OPT_FRESH, no_argument, NULL,
 	  "rules: read every namespace back now (not msegd's\nbackground read-back, which may be STALE)" },
 	{ "all", OPT_ALL, no_argument, NULL, "rules ID: show empty sets too" },
-	{ NULL, 0, 0, "ID", "policies: NS/NAME; endpoints and rules: endpoint id" },
+	{ NULL, 0, 0, "ID", "policies: NS/NAME; endpoints and rules: endpoint id; namespaces: name" },
 	CLI_OPTION_END,
 };
 
@@ -39,12 +39,15 @@ static char *get_path_new(const char *what, const char *id, bool fresh, int *ret
 		} else {
 			path = strdup("/v1/policies");
 		}
+	} else if (strcmp(what, "namespaces") == 0 || strcmp(what, "namespace") == 0) {
+		path = api_path_new("/v1/namespaces", id, NULL, NULL);
 	} else if (strcmp(what, "endpoints") == 0 || strcmp(what, "endpoint") == 0 ||
 		   strcmp(what, "rules") == 0) {
 		path = api_path_new(what[0] == 'r' ? "/v1/rules" : "/v1/endpoints", id, NULL,
 				    what[0] == 'r' && fresh && !id ? "?fresh=1" : NULL);
 	} else {
-		*ret_status = usage_error("get", "'%s': expected policies, endpoints or rules", what);
+		*ret_status = usage_error("get", "'%s': expected policies, endpoints, namespaces or "
+					  "rules", what);
 		return NULL;
 	}
 	if (!path)
@@ -85,7 +88,7 @@ int cmd_get(int argc, char **argv)
 		return usage_error("get", "bad option '%s'", argv[optind - 1]);
 	}
 	if (argc - optind < 1 || argc - optind > 2)
-		return usage_error("get", "expected policies, endpoints or rules");
+		return usage_error("get", "expected policies, endpoints, namespaces or rules");
 	what = argv[optind];
 	if (argc - optind == 2)
 		id = argv[optind + 1];
@@ -112,6 +115,11 @@ int cmd_get(int argc, char **argv)
 			print_policy_detail(j);
 		else
 			print_policies(json_object_get(j, "policies"));
+	} else if (what[0] == 'n') {
+		if (id)
+			print_one(print_namespaces, j);
+		else
+			print_namespaces(json_object_get(j, "namespaces"));
 	} else if (what[0] == 'e') {
 		if (id)
 			print_one(print_endpoints, j);

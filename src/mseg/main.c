@@ -22,8 +22,8 @@ static const struct command commands[] = {
 	  apply_options, true, cmd_apply },
 	{ "delete", "policy NS/NAME [--dry-run]", "remove a policy stored through the API",
 	  delete_options, true, cmd_delete },
-	{ "get", "policies|endpoints|rules [ID] [--fresh] [--all] [-o table|json|yaml]",
-	  "list policies, endpoints, or the kernel's rules read back per endpoint",
+	{ "get", "policies|endpoints|namespaces|rules [ID] [--fresh] [--all] [-o table|json|yaml]",
+	  "list policies, endpoints, namespaces, or the kernel's rules read back per endpoint",
 	  get_options, true, cmd_get },
 	{ "endpoint", "add ID --netns PATH --ip ADDR... [--name N] [--namespace NS] [--label K=V]... | "
 	  "del ID | label ID K=V|K-... [--dry-run]",

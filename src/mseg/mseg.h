@@ -123,6 +123,7 @@ void print_status(const json_t *j);
 void print_dry_run(const json_t *j);
 void print_policies(const json_t *arr);
 void print_endpoints(const json_t *arr);
+void print_namespaces(const json_t *arr);
 void print_rules(const json_t *arr);
 void print_rules_detail(const json_t *e, bool all);
 void print_policy_detail(const json_t *p);

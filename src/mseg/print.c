@@ -222,6 +222,30 @@ void print_endpoints(const json_t *arr)
 	}
 }
 
+void print_namespaces(const json_t *arr)
+{
+	size_t i;
+	json_t *n;
+
+	printf("%-24s %-9s %-40s %s\n", "NAME", "ENDPOINTS", "LABELS", "SOURCE");
+	json_array_foreach(arr, i, n) {
+		const char *key;
+		json_t *v;
+		char labels[512] = "";
+		size_t len = 0;
+
+		/* the name label is always there: shown in the NAME column */
+		json_object_foreach(json_object_get(n, "labels"), key, v) {
+			if (strcmp(key, "kubernetes.io/metadata.name") == 0 || len >= sizeof(labels))
+				continue;
+			len += (size_t)snprintf(labels + len, sizeof(labels) - len, "%s%s=%s",
+						len ? "," : "", key, json_string_value(v));
+		}
+		printf("%-24s %-9lld %-40s %s\n", jstr(n, "name"), jint(n, "endpoints"),
+		       labels[0] ? labels : "-", jstr(n, "source"));
+	}
+}
+
 void print_rules(const json_t *arr)
 {
 	size_t i, stale = 0;

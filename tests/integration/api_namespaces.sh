@@ -54,6 +54,8 @@ t_check_not "no replace logged" bash -c "tail -n +$((mark + 1)) '$T_TMP/msegd.lo
 req GET /v1/namespaces/ops
 t_check "GET shows both labels" [ "$(jq_ 'sorted(d["labels"].items())')" = "[('kubernetes.io/metadata.name', 'ops'), ('team', 'a')]" ]
 t_check "GET counts its endpoints" [ "$(jq_ 'd["endpoints"]')" = 1 ]
+t_check "mseg get namespaces lists ops with its label and endpoint count" bash -c \
+	"'$MSEG' --server unix:$SOCK get namespaces | grep -Eq '^ops +1 +team=a +api\$'"
 req PUT /v1/namespaces/ops -d '{"labels": {"team": "a"}}'
 t_check "the same labels again: unchanged" [ "$(jq_ 'd["result"]')" = unchanged ]
 req PUT /v1/namespaces/ops -d '{"labels": {"team": "b"}}'

@@ -82,6 +82,14 @@ for p in "$ex"/office-admin.yaml; do
 done
 check "example audit-rollout.yaml" 0 "$MSEG" compile -f "$ex/audit-rollout.yaml" \
 	--endpoints "$ex/inventory/audit-rollout.yaml" && pass "example audit-rollout.yaml"
+# --node-addr: the node's address is admitted both ways under default deny
+printf 'apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: deny}\nspec:\n  podSelector: {}\n  policyTypes: [Ingress, Egress]\n' >"$tmp/deny.yaml"
+printf 'endpoints:\n  - {id: db, labels: {app: db}, ips: [10.0.0.3]}\n' >"$tmp/inv.yaml"
+check "compile --node-addr" 0 "$MSEG" compile -f "$tmp/deny.yaml" --endpoints "$tmp/inv.yaml" \
+	--node-addr 10.0.0.1 && [ "$(grep -c '10.0.0.1' "$tmp/out")" -ge 2 ] &&
+	pass "the node address is in both directions' sets"
+check "compile --node-addr bogus" 2 "$MSEG" compile -f "$tmp/deny.yaml" --endpoints "$tmp/inv.yaml" \
+	--node-addr bogus && grep -q "not an IPv4 or IPv6 address" "$tmp/err" && pass "a bad --node-addr is a usage error"
 # a FIFO among the policies must not hang the reader (msegd reads the same
 # way from its event loop): refused at once as not a regular file
 mkdir -p "$tmp/fifo"
