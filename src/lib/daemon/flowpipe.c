@@ -12,6 +12,9 @@
 #include "mseg/daemon/flowpipe.h"
 
 #define FLOWPIPE_TICK_MS 1000
+/* the kernel's queue counters (a /proc read per listener) are refreshed
+ * this many listeners per tick, never on a metrics scrape */
+#define FLOWPIPE_KSTATS_PER_TICK 64
 
 struct fp_ep {
 	struct flowpipe *fp;
@@ -24,6 +27,7 @@ struct fp_ep {
 	enum mseg_mode mode[MSEG_DIR_COUNT];
 	bool seen;
 	uint64_t read_errors;        /* logged at 1, 10, 100, ... */
+	struct queue_kstats ks;      /* the kernel's counters, last read */
 };
 
 struct flowpipe {
@@ -35,6 +39,7 @@ struct flowpipe {
 	struct fp_ep **eps;
 	size_t n, cap;
 	struct flowpipe_stats stats;
+	size_t ks_next;              /* the listener whose counters are read next */
 	struct queue_stats closed_qstats;   /* of listeners already closed */
 };
 
@@ -126,6 +131,13 @@ static void fp_tick(struct evloop_source *src, uint32_t events, void *data)
 	flow_ring_expire(fp->ring, clock_real_ns());
 	if (fp->log && (r = flow_log_flush(fp->log)) < 0)
 		log_warn("flow log '%s': %s", fp->cfg->flow_log, strerror(-r));
+	for (size_t k = 0; k < FLOWPIPE_KSTATS_PER_TICK && k < fp->n; k++) {
+		struct fp_ep *e = fp->eps[fp->ks_next++ % fp->n];
+		struct queue_kstats ks;
+
+		if (queue_listener_kstats(e->ql, &ks) == 0)
+			e->ks = ks;
+	}
 }
 
 int flowpipe_new(struct evloop *loop, const struct daemon_config *cfg, struct flowpipe **ret,
@@ -349,13 +361,11 @@ void flowpipe_stats_get(const struct flowpipe *fp, struct flowpipe_stats *ret)
 	*ret = fp->stats;
 	ret->listeners = fp->n;
 	ret->enobufs = fp->closed_qstats.enobufs;
+	/* the kernel's counters as the tick last read them (at most
+	 * n / FLOWPIPE_KSTATS_PER_TICK seconds old): no I/O here */
 	for (size_t i = 0; i < fp->n; i++) {
-		struct queue_kstats ks;
-
 		ret->enobufs += queue_listener_stats(fp->eps[i]->ql)->enobufs;
-		if (queue_listener_kstats(fp->eps[i]->ql, &ks) == 0) {
-			ret->queue_dropped += ks.queue_dropped;
-			ret->user_dropped += ks.user_dropped;
-		}
+		ret->queue_dropped += fp->eps[i]->ks.queue_dropped;
+		ret->user_dropped += fp->eps[i]->ks.user_dropped;
 	}
 }
