@@ -24,7 +24,7 @@ endpoints:
 EOF2
 t_msegd_start --policy-dir "$T_TMP/policies" --endpoints "$T_TMP/endpoints.yaml" --resync 1
 t_check "msegd ready" t_wait_log "msegd ready"
-put() { curl -s -o "$T_TMP/body" -w '%{http_code}' --unix-socket "$SOCK" -X PUT "http://x/v1/endpoints/$1" -d "$2"; }
+put() { curl -s -m 10 -o "$T_TMP/body" -w '%{http_code}' --unix-socket "$SOCK" -X PUT "http://x/v1/endpoints/$1" -d "$2"; }
 get_code() { curl -s -o "$T_TMP/body" -w '%{http_code}' --unix-socket "$SOCK" "http://x/v1/endpoints/$1"; }
 
 t_check "db registered" [ "$(put db "{\"labels\": {\"app\": \"db\"}, \"netns\": \"$(t_netns_path db)\", \"ips\": [\"10.201.0.3\"]}")" = 201 ]
