@@ -168,7 +168,8 @@ run "check audited" 0 "$MSEG" check --from 10.201.0.4 --to aud --port tcp/80 && 
 # msegd's first list reads at most 4 namespaces live; the rest come from its
 # background read-back, and until then they are shown STALE
 for n in 41 42; do
-	"$MSEG" endpoint add "s$n" --netns "$(t_netns_path attacker)" --ip "10.201.0.$n" --namespace other >/dev/null
+	t_endpoint "s$n" "$n"   # one endpoint per network namespace
+	"$MSEG" endpoint add "s$n" --netns "$(t_netns_path "s$n")" --ip "10.201.0.$n" --namespace other >/dev/null
 done
 run "get rules (first list)" 0 "$MSEG" get rules && {
 	t_check "rules: an endpoint not read yet is STALE" bash -c "grep -Eq '^[a-z0-9]+ +no +unknown .*  STALE$' '$T_TMP/out'"
