@@ -61,4 +61,13 @@ int check_decide(const struct mseg_policy *const *pols, size_t n_pols,
 
 const char *check_verdict_name(enum check_verdict v);
 
+/* The lookup both check_decide() and the revocation of established
+ * connections use: does direction plan @dp admit a packet to or from @peer
+ * (the remote side), protocol @proto (0 = any), destination port @port?
+ * A direction that is not isolated admits everything (*ret_entry = NULL);
+ * otherwise *ret_entry (when given) is the first admitting entry. Audit mode
+ * is not considered here: the caller decides what a refusal means. */
+bool check_dir_admits(const struct mseg_dir_plan *dp, const struct mseg_addr *peer, uint8_t proto,
+		      uint16_t port, const struct mseg_entry **ret_entry);
+
 #endif

@@ -21,6 +21,7 @@ struct daemon_config {
 	char *flow_log;         /* JSON lines; NULL = no file */
 	enum mseg_mode mode;    /* audit: every isolation audits (safe rollout) */
 	bool default_deny;
+	enum mseg_revoke revoke;  /* established (default) | new-only */
 	unsigned resync_sec;    /* 0 = off */
 	enum log_level log_level;
 	uint16_t queue_num;

@@ -1227,6 +1227,12 @@ void api_handle_metrics(struct api_ctx *x)
 	fprintf(f, "mseg_elements_added_total %llu\n", (unsigned long long)st->elements_added);
 	m_head(f, "mseg_elements_deleted_total", "counter", "Kernel set elements deleted.");
 	fprintf(f, "mseg_elements_deleted_total %llu\n", (unsigned long long)st->elements_deleted);
+	m_head(f, "mseg_conntrack_revoked_total", "counter", "Established connections cut because a change removed their allow.");
+	fprintf(f, "mseg_conntrack_revoked_total %llu\n", (unsigned long long)st->conntrack_revoked);
+	m_head(f, "mseg_conntrack_walks_total", "counter", "Conntrack tables walked after a change removed allows.");
+	fprintf(f, "mseg_conntrack_walks_total %llu\n", (unsigned long long)st->conntrack_walks);
+	m_head(f, "mseg_conntrack_failures_total", "counter", "Conntrack walks or deletes that failed.");
+	fprintf(f, "mseg_conntrack_failures_total %llu\n", (unsigned long long)st->conntrack_failures);
 
 	/* the invalid counts come with the same read as the over-limit ones */
 	uint64_t *invalid = calloc(n * MSEG_DIR_COUNT + 1, sizeof(*invalid));

@@ -84,11 +84,29 @@ static bool entry_admits(const struct mseg_entry *e, const struct mseg_addr *a, 
 	return true;
 }
 
+bool check_dir_admits(const struct mseg_dir_plan *dp, const struct mseg_addr *peer, uint8_t proto,
+		      uint16_t port, const struct mseg_entry **ret_entry)
+{
+	if (ret_entry)
+		*ret_entry = NULL;
+	if (!dp->isolated)
+		return true;
+	for (size_t i = 0; i < dp->n_entries; i++) {
+		if (!entry_admits(&dp->entries[i], peer, proto, port))
+			continue;
+		if (ret_entry)
+			*ret_entry = &dp->entries[i];
+		return true;
+	}
+	return false;
+}
+
 static void side_decide(struct check_side *side, const struct mseg_plan *plan, enum mseg_dir dir,
 			const struct mseg_policy *const *pols, size_t n_pols,
 			const struct mseg_addr *peer, uint8_t proto, uint16_t port)
 {
 	const struct mseg_dir_plan *dp = NULL;
+	const struct mseg_entry *e;
 
 	for (size_t i = 0; i < plan->n_eps; i++)
 		if (plan->eps[i].ep == side->ep)
@@ -99,11 +117,7 @@ static void side_decide(struct check_side *side, const struct mseg_plan *plan, e
 	side->isolated = true;
 	side->mode = dp->mode;
 	side->allowed = false;
-	for (size_t i = 0; i < dp->n_entries; i++) {
-		const struct mseg_entry *e = &dp->entries[i];
-
-		if (!entry_admits(e, peer, proto, port))
-			continue;
+	if (check_dir_admits(dp, peer, proto, port, &e)) {
 		side->allowed = true;
 		if (e->policy < n_pols) {
 			side->policy = pols[e->policy];
