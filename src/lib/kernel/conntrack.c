@@ -31,8 +31,11 @@
 #endif
 
 #define CT_RXBUF_SIZE (64u << 10)
-#define CT_CHUNK_SIZE (32u << 10)   /* delete messages per sendmsg() */
-#define CT_DEL_MSG_MAX 512          /* one delete message, generously */
+/* Deletes per sendmsg(): each is acked in an skb of its own, whose
+ * accounted size (~1 KiB) is far above its length; the receive buffer
+ * must hold a chunk's acks. */
+#define CT_CHUNK_MSGS 256
+#define CT_RCVBUF (1u << 20)
 #define CT_RECV_TIMEOUT_SEC 5
 
 struct ct_sock {
@@ -70,7 +73,7 @@ static void ct_sock_close(struct ct_sock *s)
 static int ct_sock_open(struct netns *ns, struct ct_sock *s)
 {
 	struct timeval tv = { .tv_sec = CT_RECV_TIMEOUT_SEC };
-	int fd, one = 1, r;
+	int fd, one = 1, rcvbuf, r;
 
 	memset(s, 0, sizeof(*s));
 	s->rx = malloc(CT_RXBUF_SIZE);
@@ -95,6 +98,9 @@ static int ct_sock_open(struct netns *ns, struct ct_sock *s)
 	 * the daemon's loop forever */
 	(void)setsockopt(fd, SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof(one));
 	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	rcvbuf = CT_RCVBUF;
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof(rcvbuf)) < 0)
+		(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
 	s->portid = mnl_socket_get_portid(s->nl);
 	s->seq = (uint32_t)clock_mono_ns() | 1;
 	return 0;
@@ -291,7 +297,7 @@ static int ct_delete_all(struct ct_sock *s, struct ct_dels *d, struct ct_walk_st
 		size_t end = off, n_msgs = 0, acked = 0;
 
 		/* number the chunk's messages and find where it ends */
-		while (end < d->len && (end == off || end - off < CT_CHUNK_SIZE)) {
+		while (end < d->len && n_msgs < CT_CHUNK_MSGS) {
 			struct nlmsghdr *m = (struct nlmsghdr *)(d->buf + end);
 
 			m->nlmsg_seq = s->seq++;
