@@ -34,6 +34,7 @@ static const struct command commands[] = {
 	{ "check", "--from ID|ADDR --to ID|ADDR --port PROTO/PORT",
 	  "would FROM reach TO on this port, and which rule decides (exit 0 allowed, 1 denied)",
 	  check_options, true, cmd_check },
+	{ "learn", "[--namespace NS] [--since T] [--aggregate /N] [-o yaml|json]", "an AllowList learned from the audited flows of a namespace, ready to apply", learn_options, true, cmd_learn },
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))

@@ -129,4 +129,8 @@ int cmd_endpoint(int argc, char **argv);
 int cmd_flows(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 
+/* cmd_learn.c */
+extern const struct cli_option learn_options[];
+int cmd_learn(int argc, char **argv);
+
 #endif

@@ -86,7 +86,7 @@ struct learn_result {
 	size_t n_warnings;
 };
 
-/* @eps sorted by id (an inventory's order). -EINVAL without opts->ns,
+/* @eps in any order. -EINVAL without opts->ns,
  * -ENOMEM. */
 int learn_run(const struct learn_flow *flows, size_t n_flows,
 	      const struct mseg_endpoint *const *eps, size_t n_eps,

@@ -14,6 +14,8 @@
 
 #include "mseg/api/api.h"
 #include "mseg/compile/check.h"
+#include "mseg/compile/learn.h"
+#include "mseg/model/addr.h"
 #include "mseg/packet/flow.h"
 #include "mseg/model/inventory.h"
 #include "mseg/model/names.h"
@@ -1750,4 +1752,166 @@ void api_handle_flows(struct api_ctx *x)
 	x->resp.code = 200;
 	x->resp.raw = m;
 	x->resp.ctype = "application/x-ndjson";
+}
+
+/* ---- recommendations (learn) ---- */
+
+struct learn_in {
+	struct learn_flow *v;
+	size_t n, cap;
+};
+
+static int learn_collect_cb(const struct flow_record *rec, void *data)
+{
+	struct learn_in *in = data;
+	struct learn_flow *f;
+
+	if (in->n == in->cap) {
+		size_t cap = in->cap ? in->cap * 2 : 256;
+		struct learn_flow *v = realloc(in->v, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		in->v = v;
+		in->cap = cap;
+	}
+	f = &in->v[in->n++];
+	memset(f, 0, sizeof(*f));
+	f->ep_id = rec->ep->id;   /* the ring's: valid for this request */
+	f->dir = (enum mseg_dir)rec->dir;
+	f->src = rec->src;
+	f->dst = rec->dst;
+	f->proto = rec->proto;
+	f->has_port = (rec->flags & FLOW_F_PORTS) != 0;
+	f->dport = rec->dport;
+	f->count = 1;             /* one record: one connection attempt (and its retries) */
+	f->first_ns = rec->first_ns;
+	f->last_ns = rec->last_ns;
+	return 0;
+}
+
+/* "24" or "/24" within 1..@max; 0 when absent */
+static bool prefix_param(struct api_ctx *x, const char *key, unsigned max, uint8_t *ret)
+{
+	const char *v = MHD_lookup_connection_value(x->c, MHD_GET_ARGUMENT_KIND, key);
+	unsigned long n;
+	char *end;
+
+	*ret = 0;
+	if (!v || !*v)
+		return true;
+	errno = 0;
+	n = strtoul(v + (*v == '/'), &end, 10);
+	if (errno || *end || !v[*v == '/'] || n < 1 || n > max) {
+		api_resp_error(x, 400, "%s '%s': a prefix length /1 to /%u", key, v, max);
+		return false;
+	}
+	*ret = (uint8_t)n;
+	return true;
+}
+
+static json_t *learn_json(const struct learn_result *r, const char *yaml)
+{
+	json_t *groups = json_object(), *rules = json_array(), *warns = json_array();
+	char buf[64], t1[FLOW_TIME_MAX], t2[FLOW_TIME_MAX];
+
+	for (size_t i = 0; i < r->n_groups; i++) {
+		const struct learn_group *g = &r->groups[i];
+		json_t *o = json_object(), *inner = g->is_addrs ? json_array() : json_object();
+
+		for (size_t k = 0; g->is_addrs && k < g->n_cidrs; k++) {
+			char a[64];
+
+			snprintf(buf, sizeof(buf), "%s/%u", addr_format(&g->cidrs[k].addr, a, sizeof(a)),
+				 g->cidrs[k].plen);
+			json_array_append_new(inner, json_string(buf));
+		}
+		for (size_t k = 0; !g->is_addrs && k < g->n_labels; k++)
+			json_object_set_new(inner, g->labels[k]->key, json_string(g->labels[k]->value));
+		json_object_set_new(o, g->is_addrs ? "cidrs" : "selector", inner);
+		json_object_set_new(groups, g->name, o);
+	}
+	for (size_t i = 0; i < r->n_rules; i++) {
+		const struct learn_rule *ru = &r->rules[i];
+		json_t *ports = json_array();
+
+		for (size_t k = 0; k < ru->n_ports; k++)
+			json_array_append_new(ports, json_string(learn_port_format(&ru->ports[k], buf,
+										  sizeof(buf))));
+		json_array_append_new(rules, json_pack("{ss,ss,so,sI,ss,ss}", "from",
+						       r->groups[ru->from].name, "to",
+						       r->groups[ru->to].name, "ports", ports, "flows",
+						       (json_int_t)ru->flows, "first_seen",
+						       flow_time_format(ru->first_ns, t1, sizeof(t1)),
+						       "last_seen",
+						       flow_time_format(ru->last_ns, t2, sizeof(t2))));
+	}
+	for (size_t i = 0; i < r->n_warnings; i++)
+		json_array_append_new(warns, json_string(r->warnings[i]));
+	return json_pack("{sI,sI,so,so,so,ss}", "flows", (json_int_t)r->flows_used, "skipped",
+			 (json_int_t)r->flows_skipped, "groups", groups, "rules", rules, "warnings",
+			 warns, "yaml", yaml);
+}
+
+/* GET /v1/recommendations?namespace=&since=&aggregate=&aggregate6=&name=:
+ * an AllowList learned from the audited flow records of the namespace's
+ * endpoints (docs/lifecycle.md). */
+void api_handle_recommendations(struct api_ctx *x)
+{
+	struct learn_opts o = { 0 };
+	struct learn_result *res = NULL;
+	struct learn_in in = { 0 };
+	struct desired_view v;
+	struct flow_filter f;
+	char *yaml = NULL;
+	size_t yaml_len = 0;
+	FILE *mf;
+	int r;
+
+	if (!x->a->flows) {
+		api_resp_error(x, 503, "flow records are not available (no queue listener)");
+		return;
+	}
+	if (!flows_filter_parse(x, &f) || !prefix_param(x, "aggregate", 32, &o.aggregate4) ||
+	    !prefix_param(x, "aggregate6", 128, &o.aggregate6))
+		return;
+	o.ns = f.ns ? f.ns : "default";
+	if (!name_is_dns_label(o.ns)) {
+		api_resp_error(x, 400, "namespace '%.100s': %s", o.ns, NAME_DNS_LABEL_HINT);
+		return;
+	}
+	o.name = MHD_lookup_connection_value(x->c, MHD_GET_ARGUMENT_KIND, "name");
+	if (o.name && !name_is_dns_label(o.name)) {
+		api_resp_error(x, 400, "name '%.100s': %s", o.name, NAME_DNS_LABEL_HINT);
+		return;
+	}
+	/* what audit mode let through: the traffic the list must admit */
+	f.verdict = FLOW_AUDITED;
+	f.limit = 0;
+	if (flow_ring_query(x->a->flows, &f, learn_collect_cb, &in) < 0) {
+		api_resp_error(x, 503, "out of memory");
+		goto out_free;
+	}
+	r = desired_view_build(x->be->desired, NULL, &v);
+	if (r < 0) {
+		api_resp_error(x, 503, "out of memory");
+		goto out_free;
+	}
+	r = learn_run(in.v, in.n, (const struct mseg_endpoint *const *)v.inv.eps, v.inv.n, &o, &res);
+	if (r == 0) {
+		mf = open_memstream(&yaml, &yaml_len);
+		if (!mf || learn_render_yaml(mf, res, &o) < 0)
+			r = -ENOMEM;
+		if (mf && fclose(mf) != 0)
+			r = -ENOMEM;
+	}
+	if (r < 0)
+		api_resp_error(x, 503, "out of memory");
+	else
+		api_resp_json(x, 200, learn_json(res, yaml));
+	desired_view_release(&v);
+out_free:
+	free(yaml);
+	learn_result_free(res);
+	free(in.v);
 }

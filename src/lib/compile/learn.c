@@ -666,16 +666,32 @@ out:
 	return r;
 }
 
+static int ep_ptr_cmp(const void *a, const void *b)
+{
+	return strcmp((*(const struct mseg_endpoint *const *)a)->id,
+		      (*(const struct mseg_endpoint *const *)b)->id);
+}
+
 int learn_run(const struct learn_flow *flows, size_t n_flows,
 	      const struct mseg_endpoint *const *eps, size_t n_eps,
 	      const struct learn_opts *opts, struct learn_result **ret)
 {
-	struct learn_ctx c = { .o = opts, .eps = eps, .n_eps = n_eps };
+	struct learn_ctx c = { .o = opts, .n_eps = n_eps };
+	const struct mseg_endpoint **sorted;
 	size_t n_addrs = 0;
 	int r;
 
 	if (!opts || !opts->ns || !opts->ns[0])
 		return -EINVAL;
+	/* by id, for the lookups of the recording endpoint */
+	sorted = malloc((n_eps ? n_eps : 1) * sizeof(*sorted));
+	if (!sorted)
+		return -ENOMEM;
+	if (n_eps)
+		memcpy(sorted, eps, n_eps * sizeof(*sorted));
+	qsort(sorted, n_eps, sizeof(*sorted), ep_ptr_cmp);
+	c.eps = sorted;
+	eps = sorted;
 	c.r = calloc(1, sizeof(*c.r));
 	c.ep_group = malloc((n_eps ? n_eps : 1) * sizeof(*c.ep_group));
 	for (size_t i = 0; i < n_eps; i++)
@@ -697,6 +713,7 @@ int learn_run(const struct learn_flow *flows, size_t n_flows,
 out:
 	free(c.ep_group);
 	free(c.addrs);
+	free(sorted);
 	if (r < 0) {
 		learn_result_free(c.r);
 		return r;
