@@ -10,6 +10,7 @@
  *    with their port list; addresses sharing (group, direction, ports) are
  *    merged into CIDRs and become one address group and one rule. */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -27,12 +28,27 @@ struct side {
 };
 
 struct edge {
+	/* the key: zeroed before it is filled (padding included), so that
+	 * it hashes and compares as bytes */
 	struct side from, to;
 	uint8_t proto;
 	uint8_t has_port;
 	uint16_t port;
+	/* the sums */
 	uint64_t count, first, last;
 };
+#define EDGE_KEY_LEN offsetof(struct edge, count)
+
+/* FNV-1a over an edge's key */
+static uint32_t edge_hash(const struct edge *e)
+{
+	const unsigned char *p = (const unsigned char *)e;
+	uint32_t h = 2166136261u;
+
+	for (size_t i = 0; i < EDGE_KEY_LEN; i++)
+		h = (h ^ p[i]) * 16777619u;
+	return h;
+}
 
 struct addr_ep {
 	struct mseg_addr a;
@@ -44,21 +60,19 @@ struct learn_ctx {
 	const struct mseg_endpoint *const *eps;
 	size_t n_eps;
 	uint32_t *ep_group;          /* per endpoint: group, LEARN_GROUP_NONE = not yet */
+	bool *ep_in_ns;              /* per endpoint: of the namespace learned for */
 	struct addr_ep *addrs;
 	size_t n_addrs;
 	struct learn_result *r;
 	size_t cap_groups, cap_rules, cap_warnings;
 };
 
+/* family, then the address bytes (big-endian: memcmp orders them) */
 static int addr_cmp(const struct mseg_addr *a, const struct mseg_addr *b)
 {
-	unsigned __int128 x, y;
-
 	if (a->family != b->family)
 		return a->family < b->family ? -1 : 1;
-	x = addr_u128(a);
-	y = addr_u128(b);
-	return x < y ? -1 : x > y;
+	return memcmp(a->bytes, b->bytes, a->family == AF_INET ? 4 : 16);
 }
 
 static int addr_ep_cmp(const void *pa, const void *pb)
@@ -371,7 +385,7 @@ static int side_of(struct learn_ctx *c, const struct mseg_addr *a, struct side *
 
 	memset(ret, 0, sizeof(*ret));
 	ret->g = LEARN_GROUP_NONE;
-	if (ep_by_addr(c, a, &e) && in_ns(c, c->eps[e])) {
+	if (ep_by_addr(c, a, &e) && c->ep_in_ns[e]) {
 		int r = ep_group_get(c, e, &ret->g);
 
 		if (r < 0)
@@ -380,7 +394,9 @@ static int side_of(struct learn_ctx *c, const struct mseg_addr *a, struct side *
 			return 0;
 		ret->g = LEARN_GROUP_NONE;   /* label-less: by address like outside peers */
 	}
-	ret->a = *a;
+	/* only the family's bytes: the rest stays zero for the edge hash */
+	ret->a.family = a->family;
+	memcpy(ret->a.bytes, a->bytes, a->family == AF_INET ? 4 : 16);
 	return 0;
 }
 
@@ -564,12 +580,22 @@ static int learn_build(struct learn_ctx *c, const struct learn_flow *flows, size
 {
 	struct edge *edges;
 	struct ext *ext = NULL;
-	size_t n = 0, n_ext = 0;
+	uint32_t *slots;
+	size_t n = 0, n_ext = 0, n_slots = 1024;
 	int r = 0;
 
+	/* equal edges are summed as they come (a hash of their keys): most
+	 * records repeat a pair, and only the distinct ones are sorted */
+	while (n_slots < 2 * n_flows)
+		n_slots *= 2;
 	edges = malloc((n_flows ? n_flows : 1) * sizeof(*edges));
-	if (!edges)
+	slots = malloc(n_slots * sizeof(*slots));
+	if (!edges || !slots) {
+		free(edges);
+		free(slots);
 		return -ENOMEM;
+	}
+	memset(slots, 0xff, n_slots * sizeof(*slots));
 	for (size_t i = 0; i < n_flows; i++) {
 		const struct learn_flow *f = &flows[i];
 		const struct mseg_endpoint *ep;
@@ -577,7 +603,7 @@ static int learn_build(struct learn_ctx *c, const struct learn_flow *flows, size
 		uint32_t ei;
 
 		ep = f->ep_id ? ep_by_id(c, f->ep_id, &ei) : NULL;
-		if (!ep || !in_ns(c, ep) || f->src.family != f->dst.family ||
+		if (!ep || !c->ep_in_ns[ei] || f->src.family != f->dst.family ||
 		    (f->dir != MSEG_DIR_INGRESS && f->dir != MSEG_DIR_EGRESS)) {
 			c->r->flows_skipped++;
 			continue;
@@ -602,26 +628,28 @@ static int learn_build(struct learn_ctx *c, const struct learn_flow *flows, size
 		e->count = f->count ? f->count : 1;
 		e->first = f->first_ns;
 		e->last = f->last_ns;
-		n++;
 		c->r->flows_used++;
-	}
-	qsort(edges, n, sizeof(*edges), edge_cmp);
-	{	/* sum equal edges */
-		size_t k = 0;
+		for (size_t h = edge_hash(e) & (n_slots - 1);; h = (h + 1) & (n_slots - 1)) {
+			struct edge *o;
 
-		for (size_t i = 0; i < n; i++) {
-			if (k && edge_cmp(&edges[k - 1], &edges[i]) == 0) {
-				edges[k - 1].count += edges[i].count;
-				if (edges[i].first < edges[k - 1].first)
-					edges[k - 1].first = edges[i].first;
-				if (edges[i].last > edges[k - 1].last)
-					edges[k - 1].last = edges[i].last;
-				continue;
+			if (slots[h] == UINT32_MAX) {
+				slots[h] = (uint32_t)n++;
+				break;
 			}
-			edges[k++] = edges[i];
+			o = &edges[slots[h]];
+			if (memcmp(o, e, EDGE_KEY_LEN) == 0) {
+				o->count += e->count;
+				if (e->first < o->first)
+					o->first = e->first;
+				if (e->last > o->last)
+					o->last = e->last;
+				break;
+			}
 		}
-		n = k;
 	}
+	free(slots);
+	slots = NULL;
+	qsort(edges, n, sizeof(*edges), edge_cmp);
 	ext = calloc(n ? n : 1, sizeof(*ext));
 	if (!ext) {
 		r = -ENOMEM;
@@ -694,15 +722,17 @@ int learn_run(const struct learn_flow *flows, size_t n_flows,
 	eps = sorted;
 	c.r = calloc(1, sizeof(*c.r));
 	c.ep_group = malloc((n_eps ? n_eps : 1) * sizeof(*c.ep_group));
+	c.ep_in_ns = malloc((n_eps ? n_eps : 1) * sizeof(*c.ep_in_ns));
 	for (size_t i = 0; i < n_eps; i++)
 		n_addrs += eps[i]->n_ips;
 	c.addrs = malloc((n_addrs ? n_addrs : 1) * sizeof(*c.addrs));
-	if (!c.r || !c.ep_group || !c.addrs) {
+	if (!c.r || !c.ep_group || !c.ep_in_ns || !c.addrs) {
 		r = -ENOMEM;
 		goto out;
 	}
 	for (size_t i = 0; i < n_eps; i++) {
 		c.ep_group[i] = LEARN_GROUP_NONE;
+		c.ep_in_ns[i] = in_ns(&c, eps[i]);
 		for (size_t k = 0; k < eps[i]->n_ips; k++) {
 			c.addrs[c.n_addrs].a = eps[i]->ips[k];
 			c.addrs[c.n_addrs++].ep = (uint32_t)i;
@@ -712,6 +742,7 @@ int learn_run(const struct learn_flow *flows, size_t n_flows,
 	r = learn_build(&c, flows, n_flows);
 out:
 	free(c.ep_group);
+	free(c.ep_in_ns);
 	free(c.addrs);
 	free(sorted);
 	if (r < 0) {
