@@ -82,6 +82,25 @@ t_check_not "enforced: a new peer (outside -> api tcp/8080) is refused" t_tcp ou
 t_check "... and recorded as dropped" t_flow_has "$LOG" endpoint=api direction=ingress \
 	src=10.201.0.7 dport=8080 verdict=dropped
 
+# replay: a dry run of the learned list plus web -> api tcp/9999 says which
+# recorded flows would change verdict, and changes nothing
+{ cat "$T_TMP/learned.yaml"; echo "    - {from: web, to: api, ports: [tcp/9999]}"; } >"$T_TMP/wider.yaml"
+curl -s -X PUT --data-binary @"$T_TMP/wider.yaml" --unix-socket "$T_TMP/api.sock" \
+	"http://x/v1/policies/default/learned?dry_run=1&replay=1" >"$T_TMP/replay.json"
+PY=/usr/bin/python3; [ -x "$PY" ] || PY=$(command -v python3)
+replay_has() { # a python expression over the replay's groups g
+	"$PY" -c 'import json, sys
+g = json.load(open(sys.argv[1]))["replay"]["groups"]
+sys.exit(0 if eval(sys.argv[2]) else 1)' "$T_TMP/replay.json" "$1"
+}
+t_check "replay: web -> api tcp/9999, recorded dropped, would be allowed" replay_has \
+	'any(x["endpoint"] == "web" and x["direction"] == "egress" and x["peer"] == "10.201.0.2" and x.get("port") == 9999 and x["from"] == "dropped" and x["to"] == "allowed" and x["records"] >= 1 for x in g)'
+t_check "replay: outside -> api tcp/8080 stays refused (not listed)" replay_has \
+	'not any(x.get("port") == 8080 and x["peer"] == "10.201.0.7" for x in g)'
+t_check "replay: the app's audited flows would be allowed, none dropped" replay_has \
+	'any(x.get("port") == 5432 and x["from"] == "audited" and x["to"] == "allowed" for x in g) and not any(x.get("port") in (80, 5432, 8080, 8081, 53) and x["to"] == "dropped" for x in g)'
+t_check_not "replay is a dry run: web -> api tcp/9999 still refused" t_tcp web 10.201.0.2 9999
+
 out=$("$MSEG" learn --aggregate /99 2>&1); rc=$?
 t_check "learn --aggregate /99: usage error (exit 2)" [ "$rc" -eq 2 ]
 t_check "... naming the flag and the range" grep -q -- "--aggregate '/99': a prefix length /1 to /32" <<<"$out"

@@ -15,6 +15,7 @@
 #include "mseg/api/api.h"
 #include "mseg/compile/check.h"
 #include "mseg/compile/learn.h"
+#include "mseg/compile/render_text.h"
 #include "mseg/model/addr.h"
 #include "mseg/packet/flow.h"
 #include "mseg/model/inventory.h"
@@ -242,6 +243,174 @@ static void mutation_error(struct api_ctx *x, int r, const char *what, const str
 		api_resp_error(x, 500, "%s: %s; nothing changed", what, msg);
 }
 
+/* ---- replay: the recorded flows against a would-be state ---- */
+
+#define REPLAY_MAX_GROUPS 1000
+
+struct replay_item {
+	const char *ep;               /* the ring's endpoint id (valid for the request) */
+	uint8_t dir, proto, from, to; /* from: recorded verdict; to: REPLAY_* */
+	uint16_t port;
+	bool has_port;
+	struct mseg_addr peer;
+	uint64_t records, packets;
+};
+
+enum { REPLAY_DROPPED = FLOW_DROPPED, REPLAY_AUDITED = FLOW_AUDITED, REPLAY_ALLOWED };
+
+struct replay_ctx {
+	const struct mseg_plan *plan;
+	struct replay_item *v;
+	size_t n, cap;
+	uint64_t examined;
+};
+
+static const struct mseg_ep_plan *plan_ep_find(const struct mseg_plan *plan, const char *id)
+{
+	size_t lo = 0, hi = plan->n_eps;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		int c = strcmp(plan->eps[mid].ep->id, id);
+
+		if (c == 0)
+			return &plan->eps[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+/* The verdict the would-be plan gives the record's first packet; a
+ * record whose verdict would change is kept. */
+static int replay_cb(const struct flow_record *rec, void *data)
+{
+	struct replay_ctx *rc = data;
+	const struct mseg_ep_plan *ep = plan_ep_find(rc->plan, rec->ep->id);
+	const struct mseg_dir_plan *dp;
+	const struct mseg_addr *peer;
+	struct replay_item *it;
+	uint16_t port;
+	uint8_t to;
+
+	rc->examined++;
+	if (!ep || rec->dir >= MSEG_DIR_COUNT)
+		return 0;   /* the endpoint would be gone: no verdict */
+	dp = &ep->dir[rec->dir];
+	peer = rec->dir == MSEG_DIR_INGRESS ? &rec->src : &rec->dst;
+	port = (rec->flags & FLOW_F_PORTS) ? rec->dport : 0;
+	if (check_dir_admits(dp, peer, rec->proto, port, NULL))
+		to = REPLAY_ALLOWED;
+	else
+		to = dp->mode == MSEG_MODE_AUDIT ? REPLAY_AUDITED : REPLAY_DROPPED;
+	if (to == rec->verdict)
+		return 0;
+	if (rc->n == rc->cap) {
+		size_t cap = rc->cap ? rc->cap * 2 : 64;
+		struct replay_item *v = realloc(rc->v, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		rc->v = v;
+		rc->cap = cap;
+	}
+	it = &rc->v[rc->n++];
+	memset(it, 0, sizeof(*it));
+	it->ep = rec->ep->id;
+	it->dir = rec->dir;
+	it->proto = rec->proto;
+	it->from = rec->verdict;
+	it->to = to;
+	it->has_port = (rec->flags & FLOW_F_PORTS) != 0;
+	it->port = port;
+	it->peer.family = peer->family;
+	memcpy(it->peer.bytes, peer->bytes, peer->family == AF_INET ? 4 : 16);
+	it->records = 1;
+	it->packets = rec->count;
+	return 0;
+}
+
+static int replay_item_cmp(const void *pa, const void *pb)
+{
+	const struct replay_item *a = pa, *b = pb;
+	int c = strcmp(a->ep, b->ep);
+
+	if (c)
+		return c;
+	if (a->dir != b->dir)
+		return a->dir < b->dir ? -1 : 1;
+	if (a->peer.family != b->peer.family)
+		return a->peer.family < b->peer.family ? -1 : 1;
+	if ((c = memcmp(a->peer.bytes, b->peer.bytes, sizeof(a->peer.bytes))))
+		return c;
+	if (a->proto != b->proto)
+		return a->proto < b->proto ? -1 : 1;
+	if (a->port != b->port)
+		return a->port < b->port ? -1 : 1;
+	if (a->from != b->from)
+		return a->from < b->from ? -1 : 1;
+	return a->to < b->to ? -1 : a->to > b->to;
+}
+
+static const char *replay_verdict_name(uint8_t v)
+{
+	return v == REPLAY_ALLOWED ? "allowed" : flow_verdict_name((enum flow_verdict)v);
+}
+
+/* {"records": examined, "changed": N, "groups": [{endpoint, direction,
+ * peer, proto, port, from, to, records, packets}]}: per endpoint, peer and
+ * port, the recorded flows whose verdict the would-be state changes. */
+static json_t *replay_json(struct api_ctx *x, const struct mseg_plan *after)
+{
+	struct replay_ctx rc = { .plan = after };
+	struct flow_filter f;
+	json_t *groups, *o;
+	uint64_t changed = 0;
+	size_t k = 0;
+
+	if (!x->a->flows)
+		return json_pack("{sI,sI,s[]}", "records", (json_int_t)0, "changed", (json_int_t)0,
+				 "groups");
+	flow_filter_init(&f);
+	if (flow_ring_query(x->a->flows, &f, replay_cb, &rc) < 0) {
+		free(rc.v);
+		return NULL;
+	}
+	qsort(rc.v, rc.n, sizeof(*rc.v), replay_item_cmp);
+	for (size_t i = 0; i < rc.n; i++) {
+		changed++;
+		if (k && replay_item_cmp(&rc.v[k - 1], &rc.v[i]) == 0) {
+			rc.v[k - 1].records++;
+			rc.v[k - 1].packets += rc.v[i].packets;
+			continue;
+		}
+		rc.v[k++] = rc.v[i];
+	}
+	groups = json_array();
+	for (size_t i = 0; i < k && i < REPLAY_MAX_GROUPS; i++) {
+		const struct replay_item *it = &rc.v[i];
+		char a[64], proto[16];
+		json_t *g;
+
+		addr_format(&it->peer, a, sizeof(a));
+		if (!render_text_proto(it->proto, proto, sizeof(proto)))
+			snprintf(proto, sizeof(proto), "%u", it->proto);
+		g = json_pack("{ss,ss,ss,ss,ss,ss,sI,sI}", "endpoint", it->ep, "direction",
+			      flow_dir_name((enum mseg_dir)it->dir), "peer", a, "proto", proto, "from",
+			      replay_verdict_name(it->from), "to", replay_verdict_name(it->to),
+			      "records", (json_int_t)it->records, "packets", (json_int_t)it->packets);
+		if (g && it->has_port)
+			json_object_set_new(g, "port", json_integer(it->port));
+		json_array_append_new(groups, g);
+	}
+	o = json_pack("{sI,sI,sI,so}", "records", (json_int_t)rc.examined, "changed",
+		      (json_int_t)changed, "groups_total", (json_int_t)k, "groups", groups);
+	free(rc.v);
+	return o;
+}
+
 static void dry_run_answer(struct api_ctx *x, const struct desired_change *ch, const char *what,
 			   const char *kind, const char *name)
 {
@@ -265,6 +434,16 @@ static void dry_run_answer(struct api_ctx *x, const struct desired_change *ch, c
 			    json_integer(changes ? (json_int_t)json_array_size(changes) : 0));
 	json_object_set_new(o, "changes", changes ? changes : json_array());
 	json_object_set_new(o, "warnings", change_warnings(x, ch));
+	if (query_flag(x->c, "replay")) {
+		json_t *rp = replay_json(x, after);
+
+		if (!rp) {
+			json_decref(o);
+			api_resp_error(x, 503, "out of memory");
+			goto out_free;
+		}
+		json_object_set_new(o, "replay", rp);
+	}
 	api_resp_json(x, 200, o);
 out_free:
 	plan_free(before);
