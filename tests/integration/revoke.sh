@@ -3,7 +3,8 @@
 # admitted stop within a second of the change being acknowledged (their
 # conntrack entries are deleted, the next packet meets the allow sets and is
 # refused); connections still allowed keep flowing; --revoke new-only and
-# spec.revoke: new-only leave them running; a label change revokes too.
+# spec.revoke: new-only leave them running; a label change and deleting the
+# list that held the allow revoke too.
 #
 # Real traffic: long-lived TCP streams, one line every 100 ms, from web
 # (.1) and api (.2) to db (.3); the server in db notes when each stream's
@@ -160,6 +161,29 @@ t_check "label change: web's stream stops within 1 s" stopped_within s4 "$t0" 1.
 t_check "api's stream keeps flowing" flowing s2
 stream_stop s4
 "$MSEG" endpoint add web --netns "$(t_netns_path web)" --ip 10.201.0.1 --label app=web >/dev/null
+
+# ---- deleting the list that held the allow revokes (another list still
+# isolates db): web -> db tcp/5432 lives in its own list p2
+policy tight
+cat >"$T_TMP/p2.yaml" <<EOF
+apiVersion: mseg.io/v1
+kind: AllowList
+metadata: {name: p2, namespace: default}
+spec:
+  groups:
+    web: {selector: {app: web}}
+    db: {selector: {app: db}}
+  allow:
+    - {from: web, to: db, ports: [tcp/5432]}
+EOF
+t_check "list p2 (web -> db) applied" "$MSEG" apply -f "$T_TMP/p2.yaml"
+stream s6 web 5432
+t_check "web stream flows through p2" flowing s6
+"$MSEG" delete policy default/p2 >/dev/null
+t0=$(now)
+t_check "deleting p2: web's stream stops within 1 s" stopped_within s6 "$t0" 1.0
+t_check "api's stream keeps flowing" flowing s2
+stream_stop s6
 
 # ---- a bad spec.revoke is refused with its place, and changes nothing
 printf 'apiVersion: mseg.io/v1\nkind: AllowList\nmetadata: {name: p, namespace: default}\nspec:\n  revoke: never\n  groups: {db: {selector: {app: db}}}\n' >"$T_TMP/bad.yaml"
