@@ -103,7 +103,7 @@ flowing() {
 # (checked SECONDS + 1.5 s after T0); prints the gap
 stopped_within() {
 	sleep "$(awk -v t0="$2" -v lim="$3" -v n="$(now)" \
-		'BEGIN { d = t0 + lim + 1.5 - n; printf "%.3f", d > 0 ? d : 0 }')"
+		'BEGIN { d = t0 + lim + 1.5 - n; printf "%.3f", (d > 0 ? d : 0) }')"
 	awk -v l="$(last "$1")" -v t0="$2" -v lim="$3" 'BEGIN {
 		printf "    last line %.3f s after the acknowledgement (limit %.1f s)\n", l - t0, lim
 		exit !(l - t0 < lim && l > t0 - 2) }'
