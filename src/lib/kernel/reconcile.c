@@ -13,6 +13,7 @@
 #include "mseg/kernel/conntrack.h"
 #include "mseg/kernel/nft.h"
 #include "mseg/kernel/reconcile.h"
+#include "mseg/model/addr.h"
 #include "mseg/model/selector.h"
 #include "mseg/compile/render_text.h"
 
@@ -338,24 +339,9 @@ static int rec_old_revoke_build(struct reconciler *r, const struct mseg_policy_s
 	return 0;
 }
 
-static int entry_box_cmp(const void *pa, const void *pb)
+static int entry_box_cmp(const void *a, const void *b)
 {
-	const struct mseg_entry *a = pa, *b = pb;
-	int c;
-
-	if (a->lo.family != b->lo.family)
-		return a->lo.family < b->lo.family ? -1 : 1;
-	if ((c = memcmp(a->lo.bytes, b->lo.bytes, sizeof(a->lo.bytes))) != 0)
-		return c;
-	if ((c = memcmp(a->hi.bytes, b->hi.bytes, sizeof(a->hi.bytes))) != 0)
-		return c;
-	if (a->proto != b->proto)
-		return a->proto < b->proto ? -1 : 1;
-	if (a->port_lo != b->port_lo)
-		return a->port_lo < b->port_lo ? -1 : 1;
-	if (a->port_hi != b->port_hi)
-		return a->port_hi < b->port_hi ? -1 : 1;
-	return 0;
+	return addr_entry_cmp(a, b);   /* the box; provenance is ignored */
 }
 
 /* Did the change from @old to @new take something away in this direction:
