@@ -5,7 +5,8 @@
  *  1. plain dump of the table (nothing selected, nothing deleted): the
  *     floor of any walk;
  *  2. the revocation walk as the reconciler does it: every entry looked up
- *     in an ingress plan of 1,000 allow entries (check_dir_admits), 1% of
+ *     in an ingress plan of 1,000 allow entries (check_index_admits, the
+ *     index built inside the timing), 1% of
  *     the entries no longer admitted and deleted;
  *  3. deleting every entry one by one (conntrack_revoke selecting all)
  *     against the kernel's own flush of the table (one IPCTNL_MSG_CT_DELETE
@@ -252,6 +253,7 @@ static bool select_all(const struct ct_tuple *t, void *data)
 
 struct walk_ctx {
 	struct mseg_dir_plan dp;
+	struct check_index *ix;       /* built per walk, as the reconciler does */
 	struct mseg_addr local;
 };
 
@@ -263,7 +265,7 @@ static bool select_revoke(const struct ct_tuple *t, void *data)
 
 	if (t->dst.family != c->local.family || memcmp(t->dst.bytes, c->local.bytes, 4) != 0)
 		return false;
-	return !check_dir_admits(&c->dp, &t->src, t->proto, t->dport, NULL);
+	return !check_index_admits(c->ix, &t->src, t->proto, t->dport);
 }
 
 /* PLAN_ENTRIES ranges that cover PEER_BASE .. + @n except every 100th
@@ -371,7 +373,9 @@ int main(int argc, char **argv)
 		if (r < 0 || st.seen < entries)
 			goto fail_count;
 		t0 = clock_mono_ns();
-		r = conntrack_revoke(ns, select_revoke, &wc, &st, NULL);
+		wc.ix = check_index_new(&wc.dp);
+		r = wc.ix ? conntrack_revoke(ns, select_revoke, &wc, &st, NULL) : -ENOMEM;
+		wc.ix = check_index_free(wc.ix);
 		t_walk[run] = clock_mono_ns() - t0;
 		if (r < 0 || st.deleted != entries / (entries / PLAN_ENTRIES))
 			goto fail_count;

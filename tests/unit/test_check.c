@@ -182,6 +182,51 @@ static void test_dir_admits(void)
 	plan_free(plan);
 }
 
+/* The index answers as the linear lookup does, for addresses at, around
+ * and between every entry's bounds, every protocol and port of the plan. */
+static void test_index_matches_linear(void)
+{
+	static const uint8_t protos[] = { IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP, 0 };
+	static const uint16_t ports[] = { 0, 22, 443, 5432, 9000, 9005, 9011 };
+	struct mseg_plan *plan = NULL;
+	size_t checked = 0, mismatched = 0;
+
+	T_CHECK(compile_plan((const struct mseg_policy *const *)pols.items, pols.n,
+			     (const struct mseg_endpoint *const *)inv.eps, inv.n, &opts, &plan) == 0,
+		"compile");
+	if (!plan)
+		return;
+	for (size_t i = 0; i < plan->n_eps; i++) {
+		for (int d = 0; d < MSEG_DIR_COUNT; d++) {
+			const struct mseg_dir_plan *dp = &plan->eps[i].dir[d];
+			struct check_index *ix = check_index_new(dp);
+
+			T_CHECK(ix != NULL, "index");
+			for (size_t k = 0; ix && k < dp->n_entries; k++) {
+				for (int w = 0; w < 4; w++) {
+					struct mseg_addr a = w < 2 ? dp->entries[k].lo : dp->entries[k].hi;
+					size_t last = a.family == AF_INET ? 3 : 15;
+
+					if (w == 1)
+						a.bytes[last]--;   /* just below lo (or wraps) */
+					if (w == 3)
+						a.bytes[last]++;   /* just above hi */
+					for (size_t p = 0; p < sizeof(protos); p++)
+						for (size_t q = 0; q < sizeof(ports) / sizeof(ports[0]); q++) {
+							checked++;
+							if (check_dir_admits(dp, &a, protos[p], ports[q], NULL) !=
+							    check_index_admits(ix, &a, protos[p], ports[q]))
+								mismatched++;
+						}
+				}
+			}
+			check_index_free(ix);
+		}
+	}
+	T_CHECK(checked > 100 && mismatched == 0, "%zu of %zu lookups differ", mismatched, checked);
+	plan_free(plan);
+}
+
 int main(void)
 {
 	struct mseg_err err;
@@ -200,6 +245,7 @@ int main(void)
 	T_RUN(test_addresses);
 	T_RUN(test_errors_and_modes);
 	T_RUN(test_dir_admits);
+	T_RUN(test_index_matches_linear);
 	policy_set_release(&pols);
 	inventory_release(&inv);
 	return t_exit();

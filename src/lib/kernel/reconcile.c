@@ -384,6 +384,7 @@ struct revoke_ctx {
 	const struct mseg_endpoint *ep;
 	const struct mseg_ep_plan *old, *new;
 	bool lost[MSEG_DIR_COUNT];
+	struct check_index *ix[MSEG_DIR_COUNT];  /* the new plan's, where lost */
 	enum mseg_revoke dir_default[MSEG_DIR_COUNT];
 	uint64_t kept;                /* not admitted any more, but new-only */
 };
@@ -418,7 +419,8 @@ static bool revoke_select(const struct ct_tuple *t, void *data)
 		return false;
 	peer = in ? &t->src : &t->dst;
 	port = proto_has_ports(t->proto) ? t->dport : 0;
-	if (check_dir_admits(&c->new->dir[dir], peer, t->proto, port, NULL))
+	if (c->ix[dir] ? check_index_admits(c->ix[dir], peer, t->proto, port) :
+			 check_dir_admits(&c->new->dir[dir], peer, t->proto, port, NULL))
 		return false;
 	mode = c->dir_default[dir];
 	if (check_dir_admits(&c->old->dir[dir], peer, t->proto, port, &e) && e &&
@@ -474,8 +476,15 @@ static void ep_state_revoke(struct reconciler *r, struct ep_state *s,
 	}
 	if (!any || !ep->n_ips)
 		return;
+	/* one lookup per conntrack entry: index the new entries (without
+	 * memory for it, the linear lookup gives the same answers) */
+	for (int d = 0; d < MSEG_DIR_COUNT; d++)
+		if (c.lost[d])
+			c.ix[d] = check_index_new(&s->desired.dir[d]);
 	err_clear(&err);
 	ret = conntrack_revoke(s->ns, revoke_select, &c, &st, &err);
+	for (int d = 0; d < MSEG_DIR_COUNT; d++)
+		check_index_free(c.ix[d]);
 	r->stats.conntrack_walks++;
 	r->stats.conntrack_revoked += st.deleted;
 	r->stats.conntrack_walk_ns += st.dump_ns + st.delete_ns;
