@@ -113,8 +113,10 @@ metric_curl() {
 }
 
 start() { # msegd ARGS
+	local mark
+	mark=$(t_log_lines)   # a restart: wait for this msegd's line, not the last one's
 	t_msegd_start --resync 0 "$@"
-	t_wait_log "msegd ready" || return 1
+	t_wait_log "msegd ready" "$mark" || return 1
 	"$MSEG" endpoint add web --netns "$(t_netns_path web)" --ip 10.201.0.1 --label app=web >/dev/null &&
 	"$MSEG" endpoint add api --netns "$(t_netns_path api)" --ip 10.201.0.2 --label app=api >/dev/null &&
 	"$MSEG" endpoint add db --netns "$(t_netns_path db)" --ip 10.201.0.3 --label app=db >/dev/null
