@@ -149,4 +149,8 @@ int cmd_check(int argc, char **argv);
 extern const struct cli_option ui_options[];
 int cmd_ui(int argc, char **argv);
 
+/* cmd_learn.c */
+extern const struct cli_option learn_options[];
+int cmd_learn(int argc, char **argv);
+
 #endif

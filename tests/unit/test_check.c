@@ -139,6 +139,94 @@ static void test_errors_and_modes(void)
 	opts.default_deny = false;
 }
 
+/* the allow-list index of the rule an entry came from */
+static unsigned rule_of(const struct mseg_entry *e)
+{
+	return pols.items[e->policy]->rules[e->rule].index;
+}
+
+/* The lookup the revocation of established connections shares with check:
+ * per direction plan, peer address, protocol and destination port. */
+static void test_dir_admits(void)
+{
+	struct mseg_plan *plan = NULL;
+	const struct mseg_dir_plan *db = NULL, *free1 = NULL;
+	const struct mseg_entry *e;
+	struct mseg_addr api = { .family = AF_INET, .bytes = { 10, 0, 0, 2 } };
+	struct mseg_addr office = { .family = AF_INET, .bytes = { 192, 0, 2, 9 } };
+	struct mseg_addr web = { .family = AF_INET, .bytes = { 10, 0, 0, 1 } };
+
+	T_CHECK(compile_plan((const struct mseg_policy *const *)pols.items, pols.n,
+			     (const struct mseg_endpoint *const *)inv.eps, inv.n, &opts, &plan) == 0,
+		"compile");
+	if (!plan)
+		return;
+	for (size_t i = 0; i < plan->n_eps; i++) {
+		if (!strcmp(plan->eps[i].ep->id, "db-1"))
+			db = &plan->eps[i].dir[MSEG_DIR_INGRESS];
+		if (!strcmp(plan->eps[i].ep->id, "free-1"))
+			free1 = &plan->eps[i].dir[MSEG_DIR_INGRESS];
+	}
+	T_CHECK(db && free1, "plans found");
+	if (db && free1) {
+		T_CHECK(check_dir_admits(db, &api, IPPROTO_TCP, 5432, &e) && e && rule_of(e) == 2,
+			"api -> db tcp/5432 admitted by rule 2");
+		T_CHECK(check_dir_admits(db, &office, IPPROTO_TCP, 5432, &e) && e && rule_of(e) == 3,
+			"office -> db admitted by rule 3");
+		T_CHECK(!check_dir_admits(db, &api, IPPROTO_TCP, 5433, &e) && !e, "other port refused");
+		T_CHECK(!check_dir_admits(db, &web, IPPROTO_TCP, 5432, NULL), "web refused");
+		T_CHECK(!check_dir_admits(db, &api, IPPROTO_UDP, 5432, NULL), "udp refused");
+		T_CHECK(check_dir_admits(free1, &web, IPPROTO_UDP, 1, &e) && !e,
+			"not isolated: everything, no entry");
+	}
+	plan_free(plan);
+}
+
+/* The index answers as the linear lookup does, for addresses at, around
+ * and between every entry's bounds, every protocol and port of the plan. */
+static void test_index_matches_linear(void)
+{
+	static const uint8_t protos[] = { IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP, 0 };
+	static const uint16_t ports[] = { 0, 22, 443, 5432, 9000, 9005, 9011 };
+	struct mseg_plan *plan = NULL;
+	size_t checked = 0, mismatched = 0;
+
+	T_CHECK(compile_plan((const struct mseg_policy *const *)pols.items, pols.n,
+			     (const struct mseg_endpoint *const *)inv.eps, inv.n, &opts, &plan) == 0,
+		"compile");
+	if (!plan)
+		return;
+	for (size_t i = 0; i < plan->n_eps; i++) {
+		for (int d = 0; d < MSEG_DIR_COUNT; d++) {
+			const struct mseg_dir_plan *dp = &plan->eps[i].dir[d];
+			struct check_index *ix = check_index_new(dp);
+
+			T_CHECK(ix != NULL, "index");
+			for (size_t k = 0; ix && k < dp->n_entries; k++) {
+				for (int w = 0; w < 4; w++) {
+					struct mseg_addr a = w < 2 ? dp->entries[k].lo : dp->entries[k].hi;
+					size_t last = a.family == AF_INET ? 3 : 15;
+
+					if (w == 1)
+						a.bytes[last]--;   /* just below lo (or wraps) */
+					if (w == 3)
+						a.bytes[last]++;   /* just above hi */
+					for (size_t p = 0; p < sizeof(protos); p++)
+						for (size_t q = 0; q < sizeof(ports) / sizeof(ports[0]); q++) {
+							checked++;
+							if (check_dir_admits(dp, &a, protos[p], ports[q], NULL) !=
+							    check_index_admits(ix, &a, protos[p], ports[q]))
+								mismatched++;
+						}
+				}
+			}
+			check_index_free(ix);
+		}
+	}
+	T_CHECK(checked > 100 && mismatched == 0, "%zu of %zu lookups differ", mismatched, checked);
+	plan_free(plan);
+}
+
 int main(void)
 {
 	struct mseg_err err;
@@ -156,6 +244,8 @@ int main(void)
 	T_RUN(test_denied_names_policy);
 	T_RUN(test_addresses);
 	T_RUN(test_errors_and_modes);
+	T_RUN(test_dir_admits);
+	T_RUN(test_index_matches_linear);
 	policy_set_release(&pols);
 	inventory_release(&inv);
 	return t_exit();

@@ -47,6 +47,7 @@ static void test_defaults_and_flags(void)
 		c.queue_burst);
 	T_CHECK(c.flow_ring_size == 10000 && c.flow_window_sec == 60, "flow defaults");
 	T_STREQ(c.flow_log, "/var/lib/mseg/flows.jsonl");
+	T_CHECK(c.revoke == MSEG_REVOKE_ESTABLISHED, "revoke default %d", c.revoke);
 	daemon_config_release(&c);
 }
 
@@ -71,6 +72,21 @@ static void test_flow_log_default(void)
 	daemon_config_release(&c);
 }
 
+static void test_revoke(void)
+{
+	struct daemon_config c;
+	struct mseg_err err;
+	char *argv[] = { "msegd", "--revoke", "new-only", NULL };
+	char *argv2[] = { "msegd", "--revoke=established", NULL };
+
+	T_CHECK(parse(&c, &err, 3, argv) == 0, "%s", err.msg);
+	T_CHECK(c.revoke == MSEG_REVOKE_NEW_ONLY, "revoke %d", c.revoke);
+	daemon_config_release(&c);
+	T_CHECK(parse(&c, &err, 2, argv2) == 0, "%s", err.msg);
+	T_CHECK(c.revoke == MSEG_REVOKE_ESTABLISHED, "revoke %d", c.revoke);
+	daemon_config_release(&c);
+}
+
 static void test_bad_flags(void)
 {
 	/* getopt takes char **: the cases are copied before each parse */
@@ -79,6 +95,8 @@ static void test_bad_flags(void)
 		const char *msg;
 	} cases[] = {
 		{ { "msegd", "--mode", "bogus" }, "--mode 'bogus': expected enforce or audit" },
+		{ { "msegd", "--revoke", "never" },
+		  "--revoke 'never': expected established or new-only" },
 		{ { "msegd", "--resync", "-1" }, "--resync '-1': expected seconds 0..86400" },
 		{ { "msegd", "--queue-num", "65536" }, "--queue-num '65536': expected 0..65535" },
 		{ { "msegd", "--listen", "/run/x.sock" },
@@ -112,6 +130,8 @@ static void test_abbreviations_refused(void)
 		const char *msg;
 	} cases[] = {
 		{ { "msegd", "--def" }, "unknown option '--def' (abbreviations are not accepted)" },
+		{ { "msegd", "--rev", "new-only" },
+		  "unknown option '--rev' (abbreviations are not accepted)" },
 		{ { "msegd", "--mod=audit" }, "unknown option '--mod' (abbreviations are not accepted)" },
 		{ { "msegd", "--policy", "/p" },
 		  "unknown option '--policy' (abbreviations are not accepted)" },
@@ -209,6 +229,7 @@ int main(void)
 	T_RUN(test_defaults_and_flags);
 	T_RUN(test_flow_log_default);
 	T_RUN(test_bad_flags);
+	T_RUN(test_revoke);
 	T_RUN(test_abbreviations_refused);
 	T_RUN(test_full_names_accepted);
 	T_RUN(test_config_file);

@@ -283,6 +283,35 @@ static void test_mode_isolation(void)
 	}
 }
 
+/* spec.revoke: absent = msegd's --revoke; a bad value names its place */
+static void test_revoke(void)
+{
+	static const char *const vals[] = { NULL, "established", "new-only" };
+	static const enum mseg_revoke want[] = { MSEG_REVOKE_INHERIT, MSEG_REVOKE_ESTABLISHED,
+						  MSEG_REVOKE_NEW_ONLY };
+	static const char bad[] = "apiVersion: mseg.io/v1\nkind: AllowList\nmetadata: {name: r}\n"
+				  "spec:\n  revoke: sometimes\n  groups: {a: {selector: {x: y}}}\n";
+
+	for (size_t k = 0; k < 3; k++) {
+		struct mseg_policy_set set;
+		const struct mseg_policy *p;
+		char *y;
+
+		if (asprintf(&y,
+			     "apiVersion: mseg.io/v1\nkind: AllowList\nmetadata: {name: r}\n"
+			     "spec: {%s%s%sgroups: {a: {selector: {x: y}}}}\n",
+			     vals[k] ? "revoke: " : "", vals[k] ? vals[k] : "", vals[k] ? ", " : "") < 0)
+			abort();
+		p = parse_one(&set, y);
+		if (p)
+			T_CHECK(p->revoke == want[k], "case %zu revoke %d", k, p->revoke);
+		policy_set_release(&set);
+		free(y);
+	}
+	expect_error("r.yaml", bad, strlen(bad),
+		     "r.yaml:5:11: spec.revoke: unknown revoke 'sometimes' (established or new-only)");
+}
+
 static void test_ports_syntax(void)
 {
 	struct mseg_policy_set set;
@@ -1108,6 +1137,7 @@ int main(void)
 	T_RUN(test_shop_example);
 	T_RUN(test_defaults);
 	T_RUN(test_mode_isolation);
+	T_RUN(test_revoke);
 	T_RUN(test_ports_syntax);
 	T_RUN(test_port_parse);
 	T_RUN(test_address_groups);

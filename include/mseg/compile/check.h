@@ -61,4 +61,24 @@ int check_decide(const struct mseg_policy *const *pols, size_t n_pols,
 
 const char *check_verdict_name(enum check_verdict v);
 
+/* The lookup both check_decide() and the revocation of established
+ * connections use: does direction plan @dp admit a packet to or from @peer
+ * (the remote side), protocol @proto (0 = any), destination port @port?
+ * A direction that is not isolated admits everything (*ret_entry = NULL);
+ * otherwise *ret_entry (when given) is the first admitting entry. Audit mode
+ * is not considered here: the caller decides what a refusal means. */
+bool check_dir_admits(const struct mseg_dir_plan *dp, const struct mseg_addr *peer, uint8_t proto,
+		      uint16_t port, const struct mseg_entry **ret_entry);
+
+/* The same answer for many lookups against one direction plan (the
+ * revocation's walk of a conntrack table): the entries sorted by address
+ * with a running maximum of their ends, so a lookup binary-searches and
+ * tests (with check_dir_admits) only the entries whose range can hold the
+ * address. @dp must outlive the index. NULL: out of memory. */
+struct check_index;
+struct check_index *check_index_new(const struct mseg_dir_plan *dp);
+struct check_index *check_index_free(struct check_index *ix);
+bool check_index_admits(const struct check_index *ix, const struct mseg_addr *peer, uint8_t proto,
+			uint16_t port);
+
 #endif

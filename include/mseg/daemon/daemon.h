@@ -22,6 +22,7 @@ struct daemon_config {
 				 * NULL = no file (--flow-log none) */
 	enum mseg_mode mode;    /* audit: every isolation audits (safe rollout) */
 	bool default_deny;
+	enum mseg_revoke revoke;  /* established (default) | new-only */
 	unsigned resync_sec;    /* 0 = off */
 	enum log_level log_level;
 	uint16_t queue_num;

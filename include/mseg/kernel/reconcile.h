@@ -24,6 +24,10 @@ struct reconcile_stats {
 	uint64_t drift_repairs;   /* resync found a difference and re-programmed */
 	uint64_t elements_added, elements_deleted;
 	uint64_t batch_ns_total;  /* wall time spent in batches */
+	uint64_t conntrack_walks;     /* conntrack tables walked after a lost allow */
+	uint64_t conntrack_revoked;   /* established connections cut (entries deleted) */
+	uint64_t conntrack_failures;  /* walks or deletes that failed */
+	uint64_t conntrack_walk_ns;   /* time spent walking and deleting */
 };
 
 /* Per-endpoint status for the API and readiness. */
@@ -41,6 +45,13 @@ struct reconcile_ep_status {
 struct reconciler *reconciler_new(const struct table_opts *topts,
 				  const struct compile_opts *copts);
 struct reconciler *reconciler_free(struct reconciler *r);
+
+/* What happens to established connections whose allow a change removes,
+ * for policies without spec.revoke (msegd --revoke; default established):
+ * ESTABLISHED cuts them (their conntrack entries in the endpoint's
+ * namespace are deleted after the element update or replace), NEW_ONLY
+ * leaves them running. */
+void reconciler_set_revoke(struct reconciler *r, enum mseg_revoke revoke);
 
 /* Compile and program everything. Endpoints that fail stay as they were in
  * the kernel and are retried on the next call or resync; returns 0 when all

@@ -22,6 +22,15 @@
 
 enum mseg_mode { MSEG_MODE_ENFORCE = 0, MSEG_MODE_AUDIT = 1 };
 
+/* What a change that removes an allow does to connections it had admitted:
+ * cut them (their conntrack entries are deleted, the next packet is judged
+ * anew) or let them run and refuse only new ones. INHERIT: msegd --revoke. */
+enum mseg_revoke {
+	MSEG_REVOKE_INHERIT = 0,
+	MSEG_REVOKE_ESTABLISHED,
+	MSEG_REVOKE_NEW_ONLY,
+};
+
 enum mseg_dir { MSEG_DIR_INGRESS = 0, MSEG_DIR_EGRESS = 1 };
 #define MSEG_DIR_COUNT 2
 #define MSEG_ISO_INGRESS (1u << MSEG_DIR_INGRESS)
@@ -127,6 +136,7 @@ struct mseg_policy {
 	bool ns_defaulted;            /* ... which it did not */
 	enum mseg_mode mode;
 	unsigned isolation;           /* MSEG_ISO_* */
+	enum mseg_revoke revoke;      /* spec.revoke; INHERIT when not given */
 	struct mseg_peer *subjects;   /* covered = matched by any subject */
 	size_t n_subjects;
 	struct mseg_rule *rules;

@@ -283,6 +283,7 @@ static const struct route {
 	{ "/v1/check", M_POST, api_handle_check },
 	{ "/v1/flows", M_GET, api_handle_flows },
 	{ "/v1/graph", M_GET, api_handle_graph },
+	{ "/v1/recommendations", M_GET, api_handle_recommendations },
 	{ "/v1/rules", M_GET, r_rules_all },
 	{ "/v1/rules/*", M_GET, r_rules_one },
 	{ "/v1/policies", M_GET, api_handle_policies_list },

@@ -206,6 +206,9 @@ json_t *api_json_policy(const struct mseg_policy *p, const char *source)
 		if (p->isolation & (1u << d))
 			json_array_append_new(iso, json_string(dir_name(d)));
 	json_object_set_new(o, "isolation", iso);
+	if (p->revoke != MSEG_REVOKE_INHERIT)
+		json_object_set_new(o, "revoke", json_string(p->revoke == MSEG_REVOKE_NEW_ONLY ?
+								    "new-only" : "established"));
 	for (size_t i = 0; i < p->n_subjects; i++)
 		json_array_append_new(subj, peer_json(&p->subjects[i]));
 	json_object_set_new(o, "subjects", subj);

@@ -17,6 +17,9 @@
 
 #include "mseg/api/api.h"
 #include "mseg/compile/check.h"
+#include "mseg/compile/learn.h"
+#include "mseg/compile/render_text.h"
+#include "mseg/model/addr.h"
 #include "mseg/packet/flow.h"
 #include "mseg/model/inventory.h"
 #include "mseg/model/names.h"
@@ -243,6 +246,174 @@ static void mutation_error(struct api_ctx *x, int r, const char *what, const str
 		api_resp_error(x, 500, "%s: %s; nothing changed", what, msg);
 }
 
+/* ---- replay: the recorded flows against a would-be state ---- */
+
+#define REPLAY_MAX_GROUPS 1000
+
+struct replay_item {
+	const char *ep;               /* the ring's endpoint id (valid for the request) */
+	uint8_t dir, proto, from, to; /* from: recorded verdict; to: REPLAY_* */
+	uint16_t port;
+	bool has_port;
+	struct mseg_addr peer;
+	uint64_t records, packets;
+};
+
+enum { REPLAY_DROPPED = FLOW_DROPPED, REPLAY_AUDITED = FLOW_AUDITED, REPLAY_ALLOWED };
+
+struct replay_ctx {
+	const struct mseg_plan *plan;
+	struct replay_item *v;
+	size_t n, cap;
+	uint64_t examined;
+};
+
+static const struct mseg_ep_plan *plan_ep_find(const struct mseg_plan *plan, const char *id)
+{
+	size_t lo = 0, hi = plan->n_eps;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		int c = strcmp(plan->eps[mid].ep->id, id);
+
+		if (c == 0)
+			return &plan->eps[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+/* The verdict the would-be plan gives the record's first packet; a
+ * record whose verdict would change is kept. */
+static int replay_cb(const struct flow_record *rec, void *data)
+{
+	struct replay_ctx *rc = data;
+	const struct mseg_ep_plan *ep = plan_ep_find(rc->plan, rec->ep->id);
+	const struct mseg_dir_plan *dp;
+	const struct mseg_addr *peer;
+	struct replay_item *it;
+	uint16_t port;
+	uint8_t to;
+
+	rc->examined++;
+	if (!ep || rec->dir >= MSEG_DIR_COUNT)
+		return 0;   /* the endpoint would be gone: no verdict */
+	dp = &ep->dir[rec->dir];
+	peer = rec->dir == MSEG_DIR_INGRESS ? &rec->src : &rec->dst;
+	port = (rec->flags & FLOW_F_PORTS) ? rec->dport : 0;
+	if (check_dir_admits(dp, peer, rec->proto, port, NULL))
+		to = REPLAY_ALLOWED;
+	else
+		to = dp->mode == MSEG_MODE_AUDIT ? REPLAY_AUDITED : REPLAY_DROPPED;
+	if (to == rec->verdict)
+		return 0;
+	if (rc->n == rc->cap) {
+		size_t cap = rc->cap ? rc->cap * 2 : 64;
+		struct replay_item *v = realloc(rc->v, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		rc->v = v;
+		rc->cap = cap;
+	}
+	it = &rc->v[rc->n++];
+	memset(it, 0, sizeof(*it));
+	it->ep = rec->ep->id;
+	it->dir = rec->dir;
+	it->proto = rec->proto;
+	it->from = rec->verdict;
+	it->to = to;
+	it->has_port = (rec->flags & FLOW_F_PORTS) != 0;
+	it->port = port;
+	it->peer.family = peer->family;
+	memcpy(it->peer.bytes, peer->bytes, peer->family == AF_INET ? 4 : 16);
+	it->records = 1;
+	it->packets = rec->count;
+	return 0;
+}
+
+static int replay_item_cmp(const void *pa, const void *pb)
+{
+	const struct replay_item *a = pa, *b = pb;
+	int c = strcmp(a->ep, b->ep);
+
+	if (c)
+		return c;
+	if (a->dir != b->dir)
+		return a->dir < b->dir ? -1 : 1;
+	if (a->peer.family != b->peer.family)
+		return a->peer.family < b->peer.family ? -1 : 1;
+	if ((c = memcmp(a->peer.bytes, b->peer.bytes, sizeof(a->peer.bytes))))
+		return c;
+	if (a->proto != b->proto)
+		return a->proto < b->proto ? -1 : 1;
+	if (a->port != b->port)
+		return a->port < b->port ? -1 : 1;
+	if (a->from != b->from)
+		return a->from < b->from ? -1 : 1;
+	return a->to < b->to ? -1 : a->to > b->to;
+}
+
+static const char *replay_verdict_name(uint8_t v)
+{
+	return v == REPLAY_ALLOWED ? "allowed" : flow_verdict_name((enum flow_verdict)v);
+}
+
+/* {"records": examined, "changed": N, "groups": [{endpoint, direction,
+ * peer, proto, port, from, to, records, packets}]}: per endpoint, peer and
+ * port, the recorded flows whose verdict the would-be state changes. */
+static json_t *replay_json(struct api_ctx *x, const struct mseg_plan *after)
+{
+	struct replay_ctx rc = { .plan = after };
+	struct flow_filter f;
+	json_t *groups, *o;
+	uint64_t changed = 0;
+	size_t k = 0;
+
+	if (!x->a->flows)
+		return json_pack("{sI,sI,s[]}", "records", (json_int_t)0, "changed", (json_int_t)0,
+				 "groups");
+	flow_filter_init(&f);
+	if (flow_ring_query(x->a->flows, &f, replay_cb, &rc) < 0) {
+		free(rc.v);
+		return NULL;
+	}
+	qsort(rc.v, rc.n, sizeof(*rc.v), replay_item_cmp);
+	for (size_t i = 0; i < rc.n; i++) {
+		changed++;
+		if (k && replay_item_cmp(&rc.v[k - 1], &rc.v[i]) == 0) {
+			rc.v[k - 1].records++;
+			rc.v[k - 1].packets += rc.v[i].packets;
+			continue;
+		}
+		rc.v[k++] = rc.v[i];
+	}
+	groups = json_array();
+	for (size_t i = 0; i < k && i < REPLAY_MAX_GROUPS; i++) {
+		const struct replay_item *it = &rc.v[i];
+		char a[64], proto[16];
+		json_t *g;
+
+		addr_format(&it->peer, a, sizeof(a));
+		if (!render_text_proto(it->proto, proto, sizeof(proto)))
+			snprintf(proto, sizeof(proto), "%u", it->proto);
+		g = json_pack("{ss,ss,ss,ss,ss,ss,sI,sI}", "endpoint", it->ep, "direction",
+			      flow_dir_name((enum mseg_dir)it->dir), "peer", a, "proto", proto, "from",
+			      replay_verdict_name(it->from), "to", replay_verdict_name(it->to),
+			      "records", (json_int_t)it->records, "packets", (json_int_t)it->packets);
+		if (g && it->has_port)
+			json_object_set_new(g, "port", json_integer(it->port));
+		json_array_append_new(groups, g);
+	}
+	o = json_pack("{sI,sI,sI,so}", "records", (json_int_t)rc.examined, "changed",
+		      (json_int_t)changed, "groups_total", (json_int_t)k, "groups", groups);
+	free(rc.v);
+	return o;
+}
+
 static void dry_run_answer(struct api_ctx *x, const struct desired_change *ch, const char *what,
 			   const char *kind, const char *name)
 {
@@ -266,6 +437,16 @@ static void dry_run_answer(struct api_ctx *x, const struct desired_change *ch, c
 			    json_integer(changes ? (json_int_t)json_array_size(changes) : 0));
 	json_object_set_new(o, "changes", changes ? changes : json_array());
 	json_object_set_new(o, "warnings", change_warnings(x, ch));
+	if (query_flag(x, "replay")) {
+		json_t *rp = replay_json(x, after);
+
+		if (!rp) {
+			json_decref(o);
+			api_resp_error(x, 503, "out of memory");
+			goto out_free;
+		}
+		json_object_set_new(o, "replay", rp);
+	}
 	api_resp_json(x, 200, o);
 out_free:
 	plan_free(before);
@@ -1483,6 +1664,12 @@ void api_handle_metrics(struct api_ctx *x)
 	fprintf(f, "mseg_elements_added_total %llu\n", (unsigned long long)st->elements_added);
 	m_head(f, "mseg_elements_deleted_total", "counter", "Kernel set elements deleted.");
 	fprintf(f, "mseg_elements_deleted_total %llu\n", (unsigned long long)st->elements_deleted);
+	m_head(f, "mseg_conntrack_revoked_total", "counter", "Established connections cut because a change removed their allow.");
+	fprintf(f, "mseg_conntrack_revoked_total %llu\n", (unsigned long long)st->conntrack_revoked);
+	m_head(f, "mseg_conntrack_walks_total", "counter", "Conntrack tables walked after a change removed allows.");
+	fprintf(f, "mseg_conntrack_walks_total %llu\n", (unsigned long long)st->conntrack_walks);
+	m_head(f, "mseg_conntrack_failures_total", "counter", "Conntrack walks or deletes that failed.");
+	fprintf(f, "mseg_conntrack_failures_total %llu\n", (unsigned long long)st->conntrack_failures);
 
 	/* per endpoint: the background reads' latest (on_counters_timer) */
 	x->a->metrics_wanted_ns = clock_mono_ns();
@@ -1988,4 +2175,166 @@ void api_handle_flows(struct api_ctx *x)
 	x->resp.code = 200;
 	x->resp.raw = m;
 	x->resp.ctype = "application/x-ndjson";
+}
+
+/* ---- recommendations (learn) ---- */
+
+struct learn_in {
+	struct learn_flow *v;
+	size_t n, cap;
+};
+
+static int learn_collect_cb(const struct flow_record *rec, void *data)
+{
+	struct learn_in *in = data;
+	struct learn_flow *f;
+
+	if (in->n == in->cap) {
+		size_t cap = in->cap ? in->cap * 2 : 256;
+		struct learn_flow *v = realloc(in->v, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		in->v = v;
+		in->cap = cap;
+	}
+	f = &in->v[in->n++];
+	memset(f, 0, sizeof(*f));
+	f->ep_id = rec->ep->id;   /* the ring's: valid for this request */
+	f->dir = (enum mseg_dir)rec->dir;
+	f->src = rec->src;
+	f->dst = rec->dst;
+	f->proto = rec->proto;
+	f->has_port = (rec->flags & FLOW_F_PORTS) != 0;
+	f->dport = rec->dport;
+	f->count = 1;             /* one record: one connection attempt (and its retries) */
+	f->first_ns = rec->first_ns;
+	f->last_ns = rec->last_ns;
+	return 0;
+}
+
+/* "24" or "/24" within 1..@max; 0 when absent */
+static bool prefix_param(struct api_ctx *x, const char *key, unsigned max, uint8_t *ret)
+{
+	const char *v = api_query(x, key);
+	unsigned long n;
+	char *end;
+
+	*ret = 0;
+	if (!v || !*v)
+		return true;
+	errno = 0;
+	n = strtoul(v + (*v == '/'), &end, 10);
+	if (errno || *end || !v[*v == '/'] || n < 1 || n > max) {
+		api_resp_error(x, 400, "%s '%s': a prefix length /1 to /%u", key, v, max);
+		return false;
+	}
+	*ret = (uint8_t)n;
+	return true;
+}
+
+static json_t *learn_json(const struct learn_result *r, const char *yaml)
+{
+	json_t *groups = json_object(), *rules = json_array(), *warns = json_array();
+	char buf[64], t1[FLOW_TIME_MAX], t2[FLOW_TIME_MAX];
+
+	for (size_t i = 0; i < r->n_groups; i++) {
+		const struct learn_group *g = &r->groups[i];
+		json_t *o = json_object(), *inner = g->is_addrs ? json_array() : json_object();
+
+		for (size_t k = 0; g->is_addrs && k < g->n_cidrs; k++) {
+			char a[64];
+
+			snprintf(buf, sizeof(buf), "%s/%u", addr_format(&g->cidrs[k].addr, a, sizeof(a)),
+				 g->cidrs[k].plen);
+			json_array_append_new(inner, json_string(buf));
+		}
+		for (size_t k = 0; !g->is_addrs && k < g->n_labels; k++)
+			json_object_set_new(inner, g->labels[k]->key, json_string(g->labels[k]->value));
+		json_object_set_new(o, g->is_addrs ? "cidrs" : "selector", inner);
+		json_object_set_new(groups, g->name, o);
+	}
+	for (size_t i = 0; i < r->n_rules; i++) {
+		const struct learn_rule *ru = &r->rules[i];
+		json_t *ports = json_array();
+
+		for (size_t k = 0; k < ru->n_ports; k++)
+			json_array_append_new(ports, json_string(learn_port_format(&ru->ports[k], buf,
+										  sizeof(buf))));
+		json_array_append_new(rules, json_pack("{ss,ss,so,sI,ss,ss}", "from",
+						       r->groups[ru->from].name, "to",
+						       r->groups[ru->to].name, "ports", ports, "flows",
+						       (json_int_t)ru->flows, "first_seen",
+						       flow_time_format(ru->first_ns, t1, sizeof(t1)),
+						       "last_seen",
+						       flow_time_format(ru->last_ns, t2, sizeof(t2))));
+	}
+	for (size_t i = 0; i < r->n_warnings; i++)
+		json_array_append_new(warns, json_string(r->warnings[i]));
+	return json_pack("{sI,sI,so,so,so,ss}", "flows", (json_int_t)r->flows_used, "skipped",
+			 (json_int_t)r->flows_skipped, "groups", groups, "rules", rules, "warnings",
+			 warns, "yaml", yaml);
+}
+
+/* GET /v1/recommendations?namespace=&since=&aggregate=&aggregate6=&name=:
+ * an AllowList learned from the audited flow records of the namespace's
+ * endpoints (docs/lifecycle.md). */
+void api_handle_recommendations(struct api_ctx *x)
+{
+	struct learn_opts o = { 0 };
+	struct learn_result *res = NULL;
+	struct learn_in in = { 0 };
+	struct desired_view v;
+	struct flow_filter f;
+	char *yaml = NULL;
+	size_t yaml_len = 0;
+	FILE *mf;
+	int r;
+
+	if (!x->a->flows) {
+		api_resp_error(x, 503, "flow records are not available (no queue listener)");
+		return;
+	}
+	if (!flows_filter_parse(x, &f) || !prefix_param(x, "aggregate", 32, &o.aggregate4) ||
+	    !prefix_param(x, "aggregate6", 128, &o.aggregate6))
+		return;
+	o.ns = f.ns ? f.ns : "default";
+	if (!name_is_dns_label(o.ns)) {
+		api_resp_error(x, 400, "namespace '%.100s': %s", o.ns, NAME_DNS_LABEL_HINT);
+		return;
+	}
+	o.name = api_query(x, "name");
+	if (o.name && !name_is_dns_label(o.name)) {
+		api_resp_error(x, 400, "name '%.100s': %s", o.name, NAME_DNS_LABEL_HINT);
+		return;
+	}
+	/* what audit mode let through: the traffic the list must admit */
+	f.verdict = FLOW_AUDITED;
+	f.limit = 0;
+	if (flow_ring_query(x->a->flows, &f, learn_collect_cb, &in) < 0) {
+		api_resp_error(x, 503, "out of memory");
+		goto out_free;
+	}
+	r = desired_view_build(x->be->desired, NULL, &v);
+	if (r < 0) {
+		api_resp_error(x, 503, "out of memory");
+		goto out_free;
+	}
+	r = learn_run(in.v, in.n, (const struct mseg_endpoint *const *)v.inv.eps, v.inv.n, &o, &res);
+	if (r == 0) {
+		mf = open_memstream(&yaml, &yaml_len);
+		if (!mf || learn_render_yaml(mf, res, &o) < 0)
+			r = -ENOMEM;
+		if (mf && fclose(mf) != 0)
+			r = -ENOMEM;
+	}
+	if (r < 0)
+		api_resp_error(x, 503, "out of memory");
+	else
+		api_resp_json(x, 200, learn_json(res, yaml));
+	desired_view_release(&v);
+out_free:
+	free(yaml);
+	learn_result_free(res);
+	free(in.v);
 }

@@ -3,6 +3,7 @@
  * entries, with their provenance. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "mseg/model/addr.h"
@@ -84,11 +85,114 @@ static bool entry_admits(const struct mseg_entry *e, const struct mseg_addr *a, 
 	return true;
 }
 
+bool check_dir_admits(const struct mseg_dir_plan *dp, const struct mseg_addr *peer, uint8_t proto,
+		      uint16_t port, const struct mseg_entry **ret_entry)
+{
+	if (ret_entry)
+		*ret_entry = NULL;
+	if (!dp->isolated)
+		return true;
+	for (size_t i = 0; i < dp->n_entries; i++) {
+		if (!entry_admits(&dp->entries[i], peer, proto, port))
+			continue;
+		if (ret_entry)
+			*ret_entry = &dp->entries[i];
+		return true;
+	}
+	return false;
+}
+
+struct check_index {
+	const struct mseg_dir_plan *dp;
+	struct mseg_entry *sorted;    /* by family, lo */
+	struct mseg_addr *maxhi;      /* max hi of sorted[0..i] within i's family */
+	size_t n;
+};
+
+/* family, then the address as a big-endian integer */
+static int ix_addr_cmp(const struct mseg_addr *a, const struct mseg_addr *b)
+{
+	if (a->family != b->family)
+		return a->family < b->family ? -1 : 1;
+	return memcmp(a->bytes, b->bytes, a->family == AF_INET ? 4 : 16);
+}
+
+static int ix_entry_cmp(const void *pa, const void *pb)
+{
+	const struct mseg_entry *a = pa, *b = pb;
+
+	return ix_addr_cmp(&a->lo, &b->lo);
+}
+
+struct check_index *check_index_new(const struct mseg_dir_plan *dp)
+{
+	struct check_index *ix = calloc(1, sizeof(*ix));
+	size_t n = dp->n_entries;
+
+	if (!ix)
+		return NULL;
+	ix->dp = dp;
+	ix->n = n;
+	ix->sorted = malloc((n ? n : 1) * sizeof(*ix->sorted));
+	ix->maxhi = malloc((n ? n : 1) * sizeof(*ix->maxhi));
+	if (!ix->sorted || !ix->maxhi)
+		return check_index_free(ix);
+	if (n)
+		memcpy(ix->sorted, dp->entries, n * sizeof(*ix->sorted));
+	qsort(ix->sorted, n, sizeof(*ix->sorted), ix_entry_cmp);
+	for (size_t i = 0; i < n; i++) {
+		ix->maxhi[i] = ix->sorted[i].hi;
+		if (i && ix->sorted[i - 1].lo.family == ix->sorted[i].lo.family &&
+		    ix_addr_cmp(&ix->maxhi[i - 1], &ix->maxhi[i]) > 0)
+			ix->maxhi[i] = ix->maxhi[i - 1];
+	}
+	return ix;
+}
+
+struct check_index *check_index_free(struct check_index *ix)
+{
+	if (!ix)
+		return NULL;
+	free(ix->sorted);
+	free(ix->maxhi);
+	free(ix);
+	return NULL;
+}
+
+bool check_index_admits(const struct check_index *ix, const struct mseg_addr *peer, uint8_t proto,
+			uint16_t port)
+{
+	size_t lo = 0, hi = ix->n;
+
+	if (!ix->dp->isolated)
+		return true;
+	/* pos = how many entries start at or below @peer */
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		struct mseg_addr l = ix->sorted[mid].lo;
+
+		if (ix_addr_cmp(&l, peer) <= 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (size_t j = lo; j-- > 0;) {
+		struct mseg_dir_plan one = { .isolated = true, .entries = &ix->sorted[j], .n_entries = 1 };
+
+		if (ix->sorted[j].lo.family != peer->family || ix_addr_cmp(&ix->maxhi[j], peer) < 0)
+			break;   /* no entry at or before j reaches @peer */
+		if (check_dir_admits(&one, peer, proto, port, NULL))
+			return true;
+	}
+	return false;
+}
+
 static void side_decide(struct check_side *side, const struct mseg_plan *plan, enum mseg_dir dir,
 			const struct mseg_policy *const *pols, size_t n_pols,
 			const struct mseg_addr *peer, uint8_t proto, uint16_t port)
 {
 	const struct mseg_dir_plan *dp = NULL;
+	const struct mseg_entry *e;
 
 	for (size_t i = 0; i < plan->n_eps; i++)
 		if (plan->eps[i].ep == side->ep)
@@ -99,11 +203,7 @@ static void side_decide(struct check_side *side, const struct mseg_plan *plan, e
 	side->isolated = true;
 	side->mode = dp->mode;
 	side->allowed = false;
-	for (size_t i = 0; i < dp->n_entries; i++) {
-		const struct mseg_entry *e = &dp->entries[i];
-
-		if (!entry_admits(e, peer, proto, port))
-			continue;
+	if (check_dir_admits(dp, peer, proto, port, &e)) {
 		side->allowed = true;
 		if (e->policy < n_pols) {
 			side->policy = pols[e->policy];

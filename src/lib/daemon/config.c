@@ -18,6 +18,7 @@ void daemon_config_init(struct daemon_config *c)
 {
 	memset(c, 0, sizeof(*c));
 	c->mode = MSEG_MODE_ENFORCE;
+	c->revoke = MSEG_REVOKE_ESTABLISHED;
 	c->resync_sec = 30;
 	c->log_level = LOG_LVL_INFO;
 	c->queue_num = 0;
@@ -57,6 +58,8 @@ const char *daemon_usage(void)
 	       "  --tls-cert FILE --tls-key FILE   TLS for the TCP listener\n"
 	       "  --mode enforce|audit   audit: nothing is dropped anywhere (rollout)\n"
 	       "  --default-deny         isolate every direction that no policy isolates\n"
+	       "  --revoke established|new-only   a removed allow cuts the connections it\n"
+	       "                         admitted (default) or only refuses new ones\n"
 	       "  --resync SECONDS       kernel read-back period, 0 = off (default 30)\n"
 	       "  --flow-log FILE|none   JSON-lines flow log, reloaded at start\n"
 	       "                         (default STATE_DIR/flows.jsonl; none: no file)\n"
@@ -78,7 +81,7 @@ enum {
 	OPT_LISTEN_TCP, OPT_TOKEN_FILE, OPT_TLS_CERT, OPT_TLS_KEY, OPT_MODE,
 	OPT_DEFAULT_DENY, OPT_RESYNC, OPT_FLOW_LOG, OPT_LOG_LEVEL, OPT_QUEUE_NUM,
 	OPT_QUEUE_RATE, OPT_QUEUE_BURST, OPT_FLOW_RING, OPT_FLOW_WINDOW, OPT_FLOW_LOG_SIZE,
-	OPT_FLOW_LOG_FILES, OPT_NODE_ADDR, OPT_HELP, OPT_VERSION,
+	OPT_FLOW_LOG_FILES, OPT_NODE_ADDR, OPT_REVOKE, OPT_HELP, OPT_VERSION,
 };
 
 static const struct option long_opts[] = {
@@ -93,6 +96,7 @@ static const struct option long_opts[] = {
 	{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
 	{ "mode", required_argument, NULL, OPT_MODE },
 	{ "default-deny", no_argument, NULL, OPT_DEFAULT_DENY },
+	{ "revoke", required_argument, NULL, OPT_REVOKE },
 	{ "resync", required_argument, NULL, OPT_RESYNC },
 	{ "flow-log", required_argument, NULL, OPT_FLOW_LOG },
 	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
@@ -177,6 +181,15 @@ static int config_apply(struct daemon_config *c, int opt, const char *name, cons
 		return 0;
 	case OPT_DEFAULT_DENY:
 		c->default_deny = true;
+		return 0;
+	case OPT_REVOKE:
+		if (strcmp(v, "established") == 0)
+			c->revoke = MSEG_REVOKE_ESTABLISHED;
+		else if (strcmp(v, "new-only") == 0)
+			c->revoke = MSEG_REVOKE_NEW_ONLY;
+		else
+			return err_setf(err, EINVAL, "--revoke '%s': expected established or new-only",
+					v);
 		return 0;
 	case OPT_RESYNC:
 		if (parse_uint(v, 86400, &n) < 0)

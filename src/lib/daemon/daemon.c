@@ -422,6 +422,7 @@ static int daemon_setup(struct daemon *d)
 	d->rec = reconciler_new(&topts, &copts);
 	if (!d->rec)
 		return setup_failed("reconciler", -ENOMEM);
+	reconciler_set_revoke(d->rec, d->cfg->revoke);
 	err_clear(&err);
 	r = flowpipe_new(d->loop, d->cfg, &d->flows, &err);
 	if (r < 0) {

@@ -7,11 +7,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "mseg/util/clock.h"
+#include "mseg/compile/check.h"
+#include "mseg/kernel/conntrack.h"
 #include "mseg/kernel/nft.h"
 #include "mseg/kernel/reconcile.h"
+#include "mseg/model/addr.h"
 #include "mseg/model/selector.h"
 #include "mseg/compile/render_text.h"
 
@@ -35,7 +39,15 @@ struct reconciler {
 	struct ep_state **eps;        /* sorted by id */
 	size_t n, cap;
 	char **names;                 /* "ns/name" per policy of the last compile */
+	enum mseg_revoke *names_revoke; /* ... and its spec.revoke */
 	size_t n_names;
+	enum mseg_revoke revoke;      /* msegd --revoke (never INHERIT) */
+	/* during reconciler_apply: the policies being applied, and per policy
+	 * of the previous compile (what old entries' provenance indexes) the
+	 * revoke setting now in force for connections it had admitted */
+	const struct mseg_policy_set *pols;
+	enum mseg_revoke *old_revoke;
+	size_t n_old_revoke;
 	struct reconcile_stats stats;
 	char *events[RECONCILE_MAX_EVENTS];
 	size_t n_events;
@@ -249,7 +261,13 @@ struct reconciler *reconciler_new(const struct table_opts *topts,
 		return NULL;
 	r->topts = *topts;
 	r->copts = *copts;
+	r->revoke = MSEG_REVOKE_ESTABLISHED;
 	return r;
+}
+
+void reconciler_set_revoke(struct reconciler *r, enum mseg_revoke revoke)
+{
+	r->revoke = revoke == MSEG_REVOKE_NEW_ONLY ? MSEG_REVOKE_NEW_ONLY : MSEG_REVOKE_ESTABLISHED;
 }
 
 static void rec_names_release(struct reconciler *r)
@@ -257,7 +275,9 @@ static void rec_names_release(struct reconciler *r)
 	for (size_t i = 0; i < r->n_names; i++)
 		free(r->names[i]);
 	free(r->names);
+	free(r->names_revoke);
 	r->names = NULL;
+	r->names_revoke = NULL;
 	r->n_names = 0;
 }
 
@@ -270,6 +290,7 @@ struct reconciler *reconciler_free(struct reconciler *r)
 	free(r->eps);
 	rec_names_release(r);
 	rec_events_clear(r);
+	free(r->old_revoke);
 	free(r);
 	return NULL;
 }
@@ -330,9 +351,11 @@ static int rec_names_build(struct reconciler *r, const struct mseg_policy_set *p
 	if (!pols->n)
 		return 0;
 	r->names = calloc(pols->n, sizeof(*r->names));
-	if (!r->names)
+	r->names_revoke = calloc(pols->n, sizeof(*r->names_revoke));
+	if (!r->names || !r->names_revoke)
 		return -ENOMEM;
 	for (size_t i = 0; i < pols->n; i++) {
+		r->names_revoke[i] = pols->items[i]->revoke;
 		if (asprintf(&r->names[i], "%s/%s", pols->items[i]->ns, pols->items[i]->name) < 0) {
 			r->n_names = i;
 			return -ENOMEM;
@@ -376,8 +399,219 @@ static int ep_state_open(struct reconciler *r, struct ep_state *s, const char *p
 	return 0;
 }
 
-/* Bring one endpoint's namespace to s->desired. */
-static int ep_state_program(struct reconciler *r, struct ep_state *s, bool verify_first)
+/* ---- revocation of established connections ---- */
+
+static enum mseg_revoke rec_revoke_of(const struct reconciler *r, enum mseg_revoke v)
+{
+	return v == MSEG_REVOKE_INHERIT ? r->revoke : v;
+}
+
+/* Before the names of the previous compile are replaced: for each of its
+ * policies, the revoke setting that now applies to connections it admitted
+ * (the policy's new version when it still exists, else its last one). */
+static int rec_old_revoke_build(struct reconciler *r, const struct mseg_policy_set *pols)
+{
+	free(r->old_revoke);
+	r->old_revoke = NULL;
+	r->n_old_revoke = 0;
+	if (!r->n_names)
+		return 0;
+	r->old_revoke = calloc(r->n_names, sizeof(*r->old_revoke));
+	if (!r->old_revoke)
+		return -ENOMEM;
+	for (size_t i = 0; i < r->n_names; i++) {
+		enum mseg_revoke v = r->names_revoke[i];
+		const char *slash = strchr(r->names[i], '/');
+		size_t nslen = slash ? (size_t)(slash - r->names[i]) : 0;
+
+		for (size_t k = 0; slash && k < pols->n; k++) {
+			const struct mseg_policy *p = pols->items[k];
+
+			if (strlen(p->ns) == nslen && strncmp(p->ns, r->names[i], nslen) == 0 &&
+			    strcmp(p->name, slash + 1) == 0) {
+				v = p->revoke;
+				break;
+			}
+		}
+		r->old_revoke[i] = rec_revoke_of(r, v);
+	}
+	r->n_old_revoke = r->n_names;
+	return 0;
+}
+
+static int entry_box_cmp(const void *a, const void *b)
+{
+	return addr_entry_cmp(a, b);   /* the box; provenance is ignored */
+}
+
+/* Did the change from @old to @new take something away in this direction:
+ * an allow entry gone, or the direction newly restricting (isolated in
+ * enforce mode where it was open or audited)? An audited direction
+ * refuses nothing, so it never revokes. -ENOMEM. */
+static int dir_plan_lost(const struct mseg_dir_plan *old, const struct mseg_dir_plan *new,
+			 bool *ret_lost)
+{
+	struct mseg_entry *sorted;
+
+	*ret_lost = false;
+	if (!new->isolated || new->mode == MSEG_MODE_AUDIT)
+		return 0;
+	if (!old->isolated || old->mode == MSEG_MODE_AUDIT) {
+		*ret_lost = true;
+		return 0;
+	}
+	if (!old->n_entries)
+		return 0;
+	if (!new->n_entries) {
+		*ret_lost = true;
+		return 0;
+	}
+	sorted = malloc(new->n_entries * sizeof(*sorted));
+	if (!sorted)
+		return -ENOMEM;
+	memcpy(sorted, new->entries, new->n_entries * sizeof(*sorted));
+	qsort(sorted, new->n_entries, sizeof(*sorted), entry_box_cmp);
+	for (size_t i = 0; i < old->n_entries && !*ret_lost; i++)
+		if (!bsearch(&old->entries[i], sorted, new->n_entries, sizeof(*sorted),
+			     entry_box_cmp))
+			*ret_lost = true;
+	free(sorted);
+	return 0;
+}
+
+struct revoke_ctx {
+	const struct reconciler *r;
+	const struct mseg_endpoint *ep;
+	const struct mseg_ep_plan *old, *new;
+	bool lost[MSEG_DIR_COUNT];
+	struct check_index *ix[MSEG_DIR_COUNT];  /* the new plan's, where lost */
+	enum mseg_revoke dir_default[MSEG_DIR_COUNT];
+	uint64_t kept;                /* not admitted any more, but new-only */
+};
+
+static bool ep_owns(const struct mseg_endpoint *ep, const struct mseg_addr *a)
+{
+	size_t len = a->family == AF_INET ? 4 : 16;
+
+	for (size_t i = 0; i < ep->n_ips; i++)
+		if (ep->ips[i].family == a->family && memcmp(ep->ips[i].bytes, a->bytes, len) == 0)
+			return true;
+	return false;
+}
+
+/* Delete the entries of connections into (ingress) or out of (egress) the
+ * endpoint that the new plan no longer admits, unless the setting for the
+ * allow that had admitted them says new-only. */
+static bool revoke_select(const struct ct_tuple *t, void *data)
+{
+	struct revoke_ctx *c = data;
+	bool in = ep_owns(c->ep, &t->dst), out = ep_owns(c->ep, &t->src);
+	const struct mseg_addr *peer;
+	const struct mseg_entry *e;
+	enum mseg_revoke mode;
+	enum mseg_dir dir;
+	uint16_t port;
+
+	if (in == out)     /* not the endpoint's, or to itself */
+		return false;
+	dir = in ? MSEG_DIR_INGRESS : MSEG_DIR_EGRESS;
+	if (!c->lost[dir])
+		return false;
+	peer = in ? &t->src : &t->dst;
+	port = proto_has_ports(t->proto) ? t->dport : 0;
+	if (c->ix[dir] ? check_index_admits(c->ix[dir], peer, t->proto, port) :
+			 check_dir_admits(&c->new->dir[dir], peer, t->proto, port, NULL))
+		return false;
+	mode = c->dir_default[dir];
+	if (check_dir_admits(&c->old->dir[dir], peer, t->proto, port, &e) && e &&
+	    e->policy < c->r->n_old_revoke)
+		mode = c->r->old_revoke[e->policy];
+	if (mode == MSEG_REVOKE_NEW_ONLY) {
+		c->kept++;
+		return false;
+	}
+	return true;
+}
+
+/* For connections no old allow had admitted (the direction was open or
+ * audited): new-only when every policy now isolating the endpoint in @dir
+ * says so, else established. */
+static enum mseg_revoke rec_dir_default(const struct reconciler *r,
+					const struct mseg_endpoint *ep, enum mseg_dir dir)
+{
+	bool any = false;
+
+	for (size_t i = 0; r->pols && i < r->pols->n; i++) {
+		const struct mseg_policy *p = r->pols->items[i];
+
+		if (!(p->isolation & (1u << dir)) || !selector_policy_covers(p, ep))
+			continue;
+		if (rec_revoke_of(r, p->revoke) != MSEG_REVOKE_NEW_ONLY)
+			return MSEG_REVOKE_ESTABLISHED;
+		any = true;
+	}
+	return any ? MSEG_REVOKE_NEW_ONLY : r->revoke;
+}
+
+/* After s->kernel (the old plan) was replaced in the kernel by s->desired:
+ * cut what lost its allow. A failure is reported (event, metric), never
+ * fatal: the rules are in place, and new connections are refused either
+ * way. */
+static void ep_state_revoke(struct reconciler *r, struct ep_state *s,
+			   const struct mseg_endpoint *ep)
+{
+	struct revoke_ctx c = { .r = r, .ep = ep, .old = &s->kernel, .new = &s->desired };
+	struct ct_walk_stats st;
+	struct mseg_err err;
+	char msg[1024];
+	bool any = false;
+	int ret;
+
+	for (int d = 0; d < MSEG_DIR_COUNT; d++) {
+		/* out of memory to compare: walk, the selection is exact anyway */
+		if (dir_plan_lost(&s->kernel.dir[d], &s->desired.dir[d], &c.lost[d]) < 0)
+			c.lost[d] = true;
+		c.dir_default[d] = rec_dir_default(r, ep, (enum mseg_dir)d);
+		any |= c.lost[d];
+	}
+	if (!any || !ep->n_ips)
+		return;
+	/* one lookup per conntrack entry: index the new entries (without
+	 * memory for it, the linear lookup gives the same answers) */
+	for (int d = 0; d < MSEG_DIR_COUNT; d++)
+		if (c.lost[d])
+			c.ix[d] = check_index_new(&s->desired.dir[d]);
+	err_clear(&err);
+	ret = conntrack_revoke(s->ns, revoke_select, &c, &st, &err);
+	for (int d = 0; d < MSEG_DIR_COUNT; d++)
+		check_index_free(c.ix[d]);
+	r->stats.conntrack_walks++;
+	r->stats.conntrack_revoked += st.deleted;
+	r->stats.conntrack_walk_ns += st.dump_ns + st.delete_ns;
+	if (ret < 0) {
+		r->stats.conntrack_failures++;
+		rec_event(r, "endpoint '%s': revoking established connections failed: %s (%llu revoked)",
+			  s->id, err_format(&err, msg, sizeof(msg)), (unsigned long long)st.deleted);
+		return;
+	}
+	if (st.deleted || c.kept) {
+		char kept[64] = "";
+
+		if (c.kept)
+			snprintf(kept, sizeof(kept), ", %llu kept (revoke: new-only)",
+				 (unsigned long long)c.kept);
+		rec_event(r, "endpoint '%s': %llu established connections revoked%s; "
+			  "%llu conntrack entries walked in %.2f ms", s->id,
+			  (unsigned long long)st.deleted, kept, (unsigned long long)st.seen,
+			  (double)(st.dump_ns + st.delete_ns) / 1e6);
+	}
+}
+
+/* Bring one endpoint's namespace to s->desired. When @ep is given and the
+ * kernel held an older plan, connections that lost their allow are
+ * revoked. */
+static int ep_state_program(struct reconciler *r, struct ep_state *s,
+			    const struct mseg_endpoint *ep, bool verify_first)
 {
 	struct mseg_err err;
 	struct nft_stats before, after;
@@ -431,6 +665,8 @@ static int ep_state_program(struct reconciler *r, struct ep_state *s, bool verif
 			  (unsigned long long)(after.elems_deleted - before.elems_deleted),
 			  (double)after.last_batch_ns / 1e6);
 	}
+	if (ep && s->in_kernel)
+		ep_state_revoke(r, s, ep);
 	ep_plan_share(&s->kernel, &s->desired);
 	s->in_kernel = true;
 	ep_state_set_error(s, NULL);
@@ -476,12 +712,16 @@ int reconciler_apply(struct reconciler *r, const struct mseg_policy_set *pols,
 			   (const struct mseg_endpoint *const *)inv->eps, inv->n, &r->copts, &plan);
 	if (ret < 0)
 		return ret;
+	ret = rec_old_revoke_build(r, pols);
+	if (ret < 0)
+		goto out_free_plan;
 	ret = rec_names_build(r, pols);
 	if (ret < 0)
 		goto out_free_plan;
 	ret = entries_map_init(&map, plan->n_eps * MSEG_DIR_COUNT);
 	if (ret < 0)
 		goto out_free_plan;
+	r->pols = pols;
 
 	for (size_t i = 0; i < r->n; i++)
 		r->eps[i]->seen = false;
@@ -521,7 +761,7 @@ int reconciler_apply(struct reconciler *r, const struct mseg_policy_set *pols,
 			failed = true;
 			continue;
 		}
-		ret = ep_state_program(r, s, fresh);
+		ret = ep_state_program(r, s, p->ep, fresh);
 		if (ret == -ENOMEM)
 			goto out_free_plan;
 		if (ret < 0)
@@ -534,6 +774,7 @@ int reconciler_apply(struct reconciler *r, const struct mseg_policy_set *pols,
 
 out_free_plan:
 	entries_map_release(&map);
+	r->pols = NULL;
 	plan_free(plan);
 	return ret;
 }
@@ -556,7 +797,7 @@ int reconciler_resync(struct reconciler *r, unsigned *ret_repaired)
 		err_clear(&err);
 		if (!s->in_kernel) {
 			/* a failed endpoint: try again */
-			if (ep_state_program(r, s, true) < 0)
+			if (ep_state_program(r, s, NULL, true) < 0)
 				failed = true;
 			continue;
 		}
@@ -572,7 +813,7 @@ int reconciler_resync(struct reconciler *r, unsigned *ret_repaired)
 			rec_event(r, "endpoint '%s': drift found (%zu differences), repairing:\n%s",
 				  s->id, rep.n_diffs, rep.text ? rep.text : "");
 			s->in_kernel = false;
-			if (ep_state_program(r, s, false) == 0) {
+			if (ep_state_program(r, s, NULL, false) == 0) {
 				repaired++;
 				r->stats.drift_repairs++;
 			} else {

@@ -728,11 +728,14 @@ static int metadata_parse(struct pctx *c, const struct ynode *root)
 
 static int spec_parse(struct pctx *c, const struct ynode *root)
 {
-	static const char *const keys[] = { "mode", "isolation", "groups", "allow", NULL };
+	static const char *const keys[] = { "mode", "isolation", "revoke", "groups", "allow",
+					    NULL };
 	static const char *const mode_names[] = { "enforce", "audit", NULL };
 	static const enum mseg_mode modes[] = { MSEG_MODE_ENFORCE, MSEG_MODE_AUDIT };
 	static const char *const isolation_names[] = { "both", "ingress", "egress", NULL };
 	static const unsigned isolations[] = { MSEG_ISO_BOTH, MSEG_ISO_INGRESS, MSEG_ISO_EGRESS };
+	static const char *const revoke_names[] = { "established", "new-only", NULL };
+	static const enum mseg_revoke revokes[] = { MSEG_REVOKE_ESTABLISHED, MSEG_REVOKE_NEW_ONLY };
 	const struct ynode *spec, *v;
 	unsigned i;
 	int r;
@@ -760,6 +763,15 @@ static int spec_parse(struct pctx *c, const struct ynode *root)
 		if (r < 0)
 			return r;
 		c->p->isolation = isolations[i];
+	}
+
+	c->p->revoke = MSEG_REVOKE_INHERIT;
+	v = ynode_map_get(spec, "revoke");
+	if (v) {
+		r = ycheck_enum(&c->ck, v, "spec.revoke", "revoke", revoke_names, &i);
+		if (r < 0)
+			return r;
+		c->p->revoke = revokes[i];
 	}
 
 	r = ycheck_require(&c->ck, spec, "groups", "spec", &v);

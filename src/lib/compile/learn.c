@@ -1,0 +1,859 @@
+/* learn: flow observations -> an AllowList (groups and allow rules).
+ *
+ * 1. Each observation becomes an edge (from side, to side, protocol, port):
+ *    a side is a group (an endpoint of the namespace, by its label set) or
+ *    an outside address. Endpoint addresses are found by binary search in
+ *    a sorted address table, endpoint ids in the (sorted) inventory.
+ * 2. Edges are sorted and equal ones summed.
+ * 3. Group -> group edges make one rule per pair with its port list.
+ *    Group <-> address edges are collected per (group, direction, address)
+ *    with their port list; addresses sharing (group, direction, ports) are
+ *    merged into CIDRs and become one address group and one rule. */
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "mseg/compile/learn.h"
+#include "mseg/model/addr.h"
+#include "mseg/model/plan.h"
+
+#define LEARN_SUBSET_MAX 3   /* label subsets tried up to this size, else all labels */
+
+struct side {
+	uint32_t g;                  /* group, or LEARN_GROUP_NONE: address */
+	struct mseg_addr a;
+};
+
+struct edge {
+	/* the key: zeroed before it is filled (padding included), so that
+	 * it hashes and compares as bytes */
+	struct side from, to;
+	uint8_t proto;
+	uint8_t has_port;
+	uint16_t port;
+	/* the sums */
+	uint64_t count, first, last;
+};
+#define EDGE_KEY_LEN offsetof(struct edge, count)
+
+/* FNV-1a over an edge's key */
+static uint32_t edge_hash(const struct edge *e)
+{
+	const unsigned char *p = (const unsigned char *)e;
+	uint32_t h = 2166136261u;
+
+	for (size_t i = 0; i < EDGE_KEY_LEN; i++)
+		h = (h ^ p[i]) * 16777619u;
+	return h;
+}
+
+struct addr_ep {
+	struct mseg_addr a;
+	uint32_t ep;
+};
+
+struct learn_ctx {
+	const struct learn_opts *o;
+	const struct mseg_endpoint *const *eps;
+	size_t n_eps;
+	uint32_t *ep_group;          /* per endpoint: group, LEARN_GROUP_NONE = not yet */
+	bool *ep_in_ns;              /* per endpoint: of the namespace learned for */
+	struct addr_ep *addrs;
+	size_t n_addrs;
+	struct learn_result *r;
+	size_t cap_groups, cap_rules, cap_warnings;
+};
+
+/* family, then the address bytes (big-endian: memcmp orders them) */
+static int addr_cmp(const struct mseg_addr *a, const struct mseg_addr *b)
+{
+	if (a->family != b->family)
+		return a->family < b->family ? -1 : 1;
+	return memcmp(a->bytes, b->bytes, a->family == AF_INET ? 4 : 16);
+}
+
+static int addr_ep_cmp(const void *pa, const void *pb)
+{
+	return addr_cmp(&((const struct addr_ep *)pa)->a, &((const struct addr_ep *)pb)->a);
+}
+
+static int side_cmp(const struct side *a, const struct side *b)
+{
+	if (a->g != b->g)
+		return a->g < b->g ? -1 : 1;
+	return a->g == LEARN_GROUP_NONE ? addr_cmp(&a->a, &b->a) : 0;
+}
+
+static int edge_cmp(const void *pa, const void *pb)
+{
+	const struct edge *a = pa, *b = pb;
+	int c;
+
+	if ((c = side_cmp(&a->from, &b->from)) || (c = side_cmp(&a->to, &b->to)))
+		return c;
+	if (a->proto != b->proto)
+		return a->proto < b->proto ? -1 : 1;
+	if (a->has_port != b->has_port)
+		return a->has_port < b->has_port ? -1 : 1;
+	return a->port < b->port ? -1 : a->port > b->port;
+}
+
+const char *learn_port_format(const struct learn_port *p, char *buf, size_t size)
+{
+	const char *name = NULL;
+
+	switch (p->proto) {
+	case 6: name = "tcp"; break;
+	case 17: name = "udp"; break;
+	case 132: name = "sctp"; break;
+	case 1: name = "icmp"; break;
+	case 58: name = "icmpv6"; break;
+	}
+	if (name && p->has_port)
+		snprintf(buf, size, "%s/%u", name, p->port);
+	else if (name)
+		snprintf(buf, size, "%s", name);
+	else
+		snprintf(buf, size, "any");   /* a protocol the language cannot name */
+	return buf;
+}
+
+/* "endpoint 'ID': WHAT" */
+static int warn(struct learn_ctx *c, const char *id, const char *what)
+{
+	struct learn_result *r = c->r;
+	char *s;
+
+	if (r->n_warnings == c->cap_warnings) {
+		size_t cap = c->cap_warnings ? c->cap_warnings * 2 : 8;
+		char **v = realloc(r->warnings, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		r->warnings = v;
+		c->cap_warnings = cap;
+	}
+	if (asprintf(&s, "endpoint '%s': %s", id, what) < 0)
+		return -ENOMEM;
+	r->warnings[r->n_warnings++] = s;
+	return 0;
+}
+
+static struct learn_group *group_add(struct learn_ctx *c, uint32_t *ret_idx)
+{
+	struct learn_result *r = c->r;
+	struct learn_group *g;
+
+	if (r->n_groups == c->cap_groups) {
+		size_t cap = c->cap_groups ? c->cap_groups * 2 : 16;
+		struct learn_group *v = realloc(r->groups, cap * sizeof(*v));
+
+		if (!v)
+			return NULL;
+		r->groups = v;
+		c->cap_groups = cap;
+	}
+	g = &r->groups[r->n_groups];
+	memset(g, 0, sizeof(*g));
+	*ret_idx = (uint32_t)r->n_groups++;
+	return g;
+}
+
+/* A group name from @base: letters, digits, '-', '_', '.'; unique. */
+static void group_name_set(struct learn_ctx *c, struct learn_group *g, const char *base)
+{
+	char n[48];
+	size_t k = 0;
+
+	for (const char *p = base; *p && k < sizeof(n) - 1; p++) {
+		char ch = *p;
+
+		if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		    (ch >= '0' && ch <= '9') || ch == '-' || ch == '_' || ch == '.')
+			n[k++] = ch;
+		else if (k && n[k - 1] != '-')
+			n[k++] = '-';
+	}
+	while (k && !((n[k - 1] >= 'a' && n[k - 1] <= 'z') || (n[k - 1] >= 'A' && n[k - 1] <= 'Z') ||
+		      (n[k - 1] >= '0' && n[k - 1] <= '9')))
+		k--;
+	n[k] = '\0';
+	if (!k || strcmp(n, "world") == 0 ||
+	    !((n[0] >= 'a' && n[0] <= 'z') || (n[0] >= 'A' && n[0] <= 'Z') || (n[0] >= '0' && n[0] <= '9')))
+		snprintf(n, sizeof(n), "g");
+	for (unsigned i = 1;; i++) {
+		bool clash = false;
+
+		if (i == 1)
+			snprintf(g->name, sizeof(g->name), "%s", n);
+		else
+			snprintf(g->name, sizeof(g->name), "%s-%u", n, i);
+		for (size_t k2 = 0; k2 < c->r->n_groups && !clash; k2++)
+			clash = &c->r->groups[k2] != g && strcmp(c->r->groups[k2].name, g->name) == 0;
+		if (!clash)
+			return;
+	}
+}
+
+static bool labels_has(const struct mseg_endpoint *ep, const struct mseg_label *l)
+{
+	for (size_t i = 0; i < ep->n_labels; i++)
+		if (strcmp(ep->labels[i].key, l->key) == 0)
+			return strcmp(ep->labels[i].value, l->value) == 0;
+	return false;
+}
+
+static bool labels_same(const struct mseg_endpoint *a, const struct mseg_endpoint *b)
+{
+	if (a->n_labels != b->n_labels)
+		return false;
+	for (size_t i = 0; i < a->n_labels; i++)
+		if (strcmp(a->labels[i].key, b->labels[i].key) != 0 ||
+		    strcmp(a->labels[i].value, b->labels[i].value) != 0)
+			return false;
+	return true;
+}
+
+static bool in_ns(const struct learn_ctx *c, const struct mseg_endpoint *ep)
+{
+	return strcmp(ep->ns ? ep->ns : "default", c->o->ns) == 0;
+}
+
+/* Does the subset @idx (@k label indexes of @ep) select an endpoint of the
+ * namespace whose labels differ from @ep's? */
+static bool subset_ambiguous(const struct learn_ctx *c, const struct mseg_endpoint *ep,
+			     const size_t *idx, size_t k)
+{
+	for (size_t i = 0; i < c->n_eps; i++) {
+		const struct mseg_endpoint *o = c->eps[i];
+		bool all = true;
+
+		if (o == ep || !in_ns(c, o) || labels_same(o, ep))
+			continue;
+		for (size_t j = 0; j < k && all; j++)
+			all = labels_has(o, &ep->labels[idx[j]]);
+		if (all)
+			return true;
+	}
+	return false;
+}
+
+/* The next k-combination of 0..n-1 in @idx; false after the last. */
+static bool comb_next(size_t *idx, size_t k, size_t n)
+{
+	size_t i = k;
+
+	while (i-- > 0) {
+		if (idx[i] < n - k + i) {
+			idx[i]++;
+			for (size_t j = i + 1; j < k; j++)
+				idx[j] = idx[j - 1] + 1;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* The group of endpoint @e (created on first use; replicas share it). */
+static int ep_group_get(struct learn_ctx *c, uint32_t e, uint32_t *ret)
+{
+	const struct mseg_endpoint *ep = c->eps[e];
+	size_t idx[LEARN_SUBSET_MAX], best_k = 0;
+	struct learn_group *g;
+	char base[48] = "";
+	uint32_t gi;
+
+	if (c->ep_group[e] != LEARN_GROUP_NONE) {
+		*ret = c->ep_group[e];
+		return 0;
+	}
+	/* a replica already has one */
+	for (size_t i = 0; i < c->n_eps; i++) {
+		if (c->ep_group[i] != LEARN_GROUP_NONE && in_ns(c, c->eps[i]) &&
+		    !c->r->groups[c->ep_group[i]].is_addrs && labels_same(c->eps[i], ep)) {
+			c->ep_group[e] = c->ep_group[i];
+			c->r->groups[c->ep_group[i]].n_endpoints++;
+			*ret = c->ep_group[e];
+			return 0;
+		}
+	}
+	for (size_t k = 1; k <= ep->n_labels && k <= LEARN_SUBSET_MAX && !best_k; k++) {
+		for (size_t j = 0; j < k; j++)
+			idx[j] = j;
+		do {
+			if (!subset_ambiguous(c, ep, idx, k)) {
+				best_k = k;
+				break;
+			}
+		} while (comb_next(idx, k, ep->n_labels));
+	}
+	g = group_add(c, &gi);
+	if (!g)
+		return -ENOMEM;
+	g->n_endpoints = 1;
+	if (!best_k && ep->n_labels) {
+		/* no small subset: all labels (ambiguous only when another
+		 * endpoint has them all and more) */
+		size_t all[64];
+
+		best_k = ep->n_labels < 64 ? ep->n_labels : 64;
+		for (size_t j = 0; j < best_k; j++)
+			all[j] = j;
+		g->labels = calloc(best_k, sizeof(*g->labels));
+		if (!g->labels)
+			return -ENOMEM;
+		for (size_t j = 0; j < best_k; j++)
+			g->labels[j] = &ep->labels[all[j]];
+		g->n_labels = best_k;
+		if (subset_ambiguous(c, ep, all, best_k) &&
+		    warn(c, ep->id, "its labels also select endpoints with more labels") < 0)
+			return -ENOMEM;
+	} else if (best_k) {
+		g->labels = calloc(best_k, sizeof(*g->labels));
+		if (!g->labels)
+			return -ENOMEM;
+		for (size_t j = 0; j < best_k; j++)
+			g->labels[j] = &ep->labels[idx[j]];
+		g->n_labels = best_k;
+	}
+	if (!g->n_labels) {
+		/* no labels: only its addresses name it */
+		g->is_addrs = true;
+		g->cidrs = calloc(ep->n_ips ? ep->n_ips : 1, sizeof(*g->cidrs));
+		if (!g->cidrs)
+			return -ENOMEM;
+		for (size_t i = 0; i < ep->n_ips; i++) {
+			g->cidrs[i].addr = ep->ips[i];
+			g->cidrs[i].plen = ep->ips[i].family == AF_INET ? 32 : 128;
+		}
+		g->n_cidrs = ep->n_ips;
+		if (warn(c, ep->id, "no labels: named by its addresses") < 0)
+			return -ENOMEM;
+		snprintf(base, sizeof(base), "%s", ep->name ? ep->name : ep->id);
+	} else {
+		size_t len = 0;
+
+		for (size_t j = 0; j < g->n_labels && len < sizeof(base); j++)
+			len += (size_t)snprintf(base + len, sizeof(base) - len, "%s%s", j ? "-" : "",
+						g->labels[j]->value[0] ? g->labels[j]->value :
+									  g->labels[j]->key);
+	}
+	group_name_set(c, g, base);
+	c->ep_group[e] = gi;
+	*ret = gi;
+	return 0;
+}
+
+static const struct mseg_endpoint *ep_by_id(const struct learn_ctx *c, const char *id,
+					    uint32_t *ret)
+{
+	size_t lo = 0, hi = c->n_eps;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		int k = strcmp(c->eps[mid]->id, id);
+
+		if (k == 0) {
+			*ret = (uint32_t)mid;
+			return c->eps[mid];
+		}
+		if (k < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+static bool ep_by_addr(const struct learn_ctx *c, const struct mseg_addr *a, uint32_t *ret)
+{
+	struct addr_ep key = { .a = *a };
+	const struct addr_ep *f = bsearch(&key, c->addrs, c->n_addrs, sizeof(key), addr_ep_cmp);
+
+	if (f)
+		*ret = f->ep;
+	return f != NULL;
+}
+
+/* A side: an endpoint of the namespace -> its group; else the address. */
+static int side_of(struct learn_ctx *c, const struct mseg_addr *a, struct side *ret)
+{
+	uint32_t e;
+
+	memset(ret, 0, sizeof(*ret));
+	ret->g = LEARN_GROUP_NONE;
+	if (ep_by_addr(c, a, &e) && c->ep_in_ns[e]) {
+		int r = ep_group_get(c, e, &ret->g);
+
+		if (r < 0)
+			return r;
+		if (!c->r->groups[ret->g].is_addrs)
+			return 0;
+		ret->g = LEARN_GROUP_NONE;   /* label-less: by address like outside peers */
+	}
+	/* only the family's bytes: the rest stays zero for the edge hash */
+	ret->a.family = a->family;
+	memcpy(ret->a.bytes, a->bytes, a->family == AF_INET ? 4 : 16);
+	return 0;
+}
+
+static int rule_add(struct learn_ctx *c, uint32_t from, uint32_t to, const struct edge *e,
+		    size_t n)
+{
+	struct learn_result *r = c->r;
+	struct learn_rule *rule;
+
+	if (r->n_rules == c->cap_rules) {
+		size_t cap = c->cap_rules ? c->cap_rules * 2 : 16;
+		struct learn_rule *v = realloc(r->rules, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		r->rules = v;
+		c->cap_rules = cap;
+	}
+	rule = &r->rules[r->n_rules];
+	memset(rule, 0, sizeof(*rule));
+	rule->from = from;
+	rule->to = to;
+	rule->ports = calloc(n, sizeof(*rule->ports));
+	if (!rule->ports)
+		return -ENOMEM;
+	rule->first_ns = UINT64_MAX;
+	for (size_t i = 0; i < n; i++) {
+		struct learn_port p = { .proto = e[i].proto, .has_port = e[i].has_port,
+					.port = e[i].port };
+
+		/* sorted: equal ports are adjacent (they differ by address only) */
+		if (!rule->n_ports || memcmp(&rule->ports[rule->n_ports - 1], &p, sizeof(p)) != 0)
+			rule->ports[rule->n_ports++] = p;
+		rule->flows += e[i].count;
+		if (e[i].first < rule->first_ns)
+			rule->first_ns = e[i].first;
+		if (e[i].last > rule->last_ns)
+			rule->last_ns = e[i].last;
+	}
+	r->n_rules++;
+	return 0;
+}
+
+/* One outside address's traffic with one group in one direction. */
+struct ext {
+	uint32_t g;
+	uint8_t ext_is_from;
+	struct mseg_addr a;
+	const struct edge *e;        /* its edges (same ports order) */
+	size_t n;
+};
+
+static int ports_cmp(const struct ext *a, const struct ext *b)
+{
+	if (a->n != b->n)
+		return a->n < b->n ? -1 : 1;
+	for (size_t i = 0; i < a->n; i++) {
+		const struct edge *x = &a->e[i], *y = &b->e[i];
+
+		if (x->proto != y->proto)
+			return x->proto < y->proto ? -1 : 1;
+		if (x->has_port != y->has_port)
+			return x->has_port < y->has_port ? -1 : 1;
+		if (x->port != y->port)
+			return x->port < y->port ? -1 : 1;
+	}
+	return 0;
+}
+
+static int ext_cmp(const void *pa, const void *pb)
+{
+	const struct ext *a = pa, *b = pb;
+	int c;
+
+	if (a->g != b->g)
+		return a->g < b->g ? -1 : 1;
+	if (a->ext_is_from != b->ext_is_from)
+		return a->ext_is_from < b->ext_is_from ? -1 : 1;
+	if ((c = ports_cmp(a, b)))
+		return c;
+	return addr_cmp(&a->a, &b->a);
+}
+
+static void addr_mask(struct mseg_addr *a, unsigned plen)
+{
+	unsigned bits = a->family == AF_INET ? 32 : 128;
+
+	for (unsigned b = plen; b < bits; b++)
+		a->bytes[b / 8] &= (uint8_t)~(0x80u >> (b % 8));
+}
+
+/* Sorted, unique host addresses (or /N prefixes) -> CIDRs: two sibling
+ * prefixes of one length merge into their parent, repeatedly, so a prefix
+ * appears only when every address inside it is in the input. */
+static size_t cidrs_merge(struct mseg_cidr *v, size_t n)
+{
+	size_t top = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		v[top++] = v[i];
+		while (top >= 2) {
+			struct mseg_cidr *a = &v[top - 2], *b = &v[top - 1];
+			struct mseg_addr pa = a->addr, pb = b->addr;
+
+			if (a->plen != b->plen || a->plen == 0 || a->addr.family != b->addr.family)
+				break;
+			addr_mask(&pa, a->plen - 1u);
+			addr_mask(&pb, a->plen - 1u);
+			if (!addr_eq(&pa, &pb))
+				break;
+			a->addr = pa;
+			a->plen--;
+			top--;
+		}
+	}
+	return top;
+}
+
+/* Addresses ext[0..n) share group, direction and ports: one address group
+ * and one rule. */
+static int ext_class_emit(struct learn_ctx *c, const struct ext *x, size_t n)
+{
+	struct learn_group *g;
+	struct edge *all;
+	size_t n_all = 0, k = 0;
+	uint32_t gi;
+	char base[48];
+	int r;
+
+	g = group_add(c, &gi);
+	if (!g)
+		return -ENOMEM;
+	g->is_addrs = true;
+	g->cidrs = calloc(n, sizeof(*g->cidrs));
+	if (!g->cidrs)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		struct mseg_cidr cd = { .addr = x[i].a, .plen = x[i].a.family == AF_INET ? 32 : 128 };
+		uint8_t agg = cd.addr.family == AF_INET ? c->o->aggregate4 : c->o->aggregate6;
+
+		if (agg && agg < cd.plen) {
+			addr_mask(&cd.addr, agg);
+			cd.plen = agg;
+		}
+		if (k && g->cidrs[k - 1].plen == cd.plen && addr_eq(&g->cidrs[k - 1].addr, &cd.addr))
+			continue;
+		g->cidrs[k++] = cd;
+		n_all += x[i].n;
+	}
+	g->n_cidrs = cidrs_merge(g->cidrs, k);
+	/* outside clients of a group, or outside servers it calls */
+	snprintf(base, sizeof(base), "%.36s-%s", c->r->groups[x[0].g].name,
+		 x[0].ext_is_from ? "clients" : "upstreams");
+	group_name_set(c, g, base);
+	/* every address's edges, for the counts (the ports are the same) */
+	n_all = 0;
+	for (size_t i = 0; i < n; i++)
+		n_all += x[i].n;
+	all = malloc(n_all * sizeof(*all));
+	if (!all)
+		return -ENOMEM;
+	n_all = 0;
+	for (size_t i = 0; i < n; i++) {
+		memcpy(all + n_all, x[i].e, x[i].n * sizeof(*all));
+		n_all += x[i].n;
+	}
+	/* edge_cmp orders by address first; rule_add wants equal ports
+	 * adjacent: without the sides, it sorts by ports only */
+	for (size_t i = 0; i < n_all; i++) {
+		all[i].from.g = all[i].to.g = 0;
+		memset(&all[i].from.a, 0, sizeof(all[i].from.a));
+		memset(&all[i].to.a, 0, sizeof(all[i].to.a));
+	}
+	qsort(all, n_all, sizeof(*all), edge_cmp);
+	r = rule_add(c, x[0].ext_is_from ? gi : x[0].g, x[0].ext_is_from ? x[0].g : gi, all, n_all);
+	free(all);
+	return r;
+}
+
+static int learn_build(struct learn_ctx *c, const struct learn_flow *flows, size_t n_flows)
+{
+	struct edge *edges;
+	struct ext *ext = NULL;
+	uint32_t *slots;
+	size_t n = 0, n_ext = 0, n_slots = 1024;
+	int r = 0;
+
+	/* equal edges are summed as they come (a hash of their keys): most
+	 * records repeat a pair, and only the distinct ones are sorted */
+	while (n_slots < 2 * n_flows)
+		n_slots *= 2;
+	edges = malloc((n_flows ? n_flows : 1) * sizeof(*edges));
+	slots = malloc(n_slots * sizeof(*slots));
+	if (!edges || !slots) {
+		free(edges);
+		free(slots);
+		return -ENOMEM;
+	}
+	memset(slots, 0xff, n_slots * sizeof(*slots));
+	for (size_t i = 0; i < n_flows; i++) {
+		const struct learn_flow *f = &flows[i];
+		const struct mseg_endpoint *ep;
+		struct edge *e = &edges[n];
+		uint32_t ei;
+
+		ep = f->ep_id ? ep_by_id(c, f->ep_id, &ei) : NULL;
+		if (!ep || !c->ep_in_ns[ei] || f->src.family != f->dst.family ||
+		    (f->dir != MSEG_DIR_INGRESS && f->dir != MSEG_DIR_EGRESS)) {
+			c->r->flows_skipped++;
+			continue;
+		}
+		memset(e, 0, sizeof(*e));
+		/* both sides by address: src opened the connection to dst,
+		 * whichever end recorded it */
+		r = side_of(c, &f->src, &e->from);
+		if (r == 0)
+			r = side_of(c, &f->dst, &e->to);
+		if (r < 0)
+			goto out;
+		if (e->from.g == LEARN_GROUP_NONE && e->to.g == LEARN_GROUP_NONE) {
+			/* the recording endpoint has no labels, or its address
+			 * is no longer its own: nothing to name it by */
+			c->r->flows_skipped++;
+			continue;
+		}
+		e->proto = f->proto;
+		e->has_port = f->has_port;
+		e->port = f->has_port ? f->dport : 0;
+		e->count = f->count ? f->count : 1;
+		e->first = f->first_ns;
+		e->last = f->last_ns;
+		c->r->flows_used++;
+		for (size_t h = edge_hash(e) & (n_slots - 1);; h = (h + 1) & (n_slots - 1)) {
+			struct edge *o;
+
+			if (slots[h] == UINT32_MAX) {
+				slots[h] = (uint32_t)n++;
+				break;
+			}
+			o = &edges[slots[h]];
+			if (memcmp(o, e, EDGE_KEY_LEN) == 0) {
+				o->count += e->count;
+				if (e->first < o->first)
+					o->first = e->first;
+				if (e->last > o->last)
+					o->last = e->last;
+				break;
+			}
+		}
+	}
+	free(slots);
+	slots = NULL;
+	qsort(edges, n, sizeof(*edges), edge_cmp);
+	ext = calloc(n ? n : 1, sizeof(*ext));
+	if (!ext) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < n;) {
+		size_t j = i + 1;
+
+		while (j < n && side_cmp(&edges[j].from, &edges[i].from) == 0 &&
+		       side_cmp(&edges[j].to, &edges[i].to) == 0)
+			j++;
+		if (edges[i].from.g != LEARN_GROUP_NONE && edges[i].to.g != LEARN_GROUP_NONE) {
+			r = rule_add(c, edges[i].from.g, edges[i].to.g, edges + i, j - i);
+			if (r < 0)
+				goto out;
+		} else {
+			struct ext *x = &ext[n_ext++];
+
+			x->ext_is_from = edges[i].from.g == LEARN_GROUP_NONE;
+			x->g = x->ext_is_from ? edges[i].to.g : edges[i].from.g;
+			x->a = x->ext_is_from ? edges[i].from.a : edges[i].to.a;
+			x->e = edges + i;
+			x->n = j - i;
+		}
+		i = j;
+	}
+	qsort(ext, n_ext, sizeof(*ext), ext_cmp);
+	for (size_t i = 0; i < n_ext;) {
+		size_t j = i + 1;
+
+		while (j < n_ext && ext[j].g == ext[i].g && ext[j].ext_is_from == ext[i].ext_is_from &&
+		       ext[j].a.family == ext[i].a.family && ports_cmp(&ext[j], &ext[i]) == 0)
+			j++;
+		r = ext_class_emit(c, ext + i, j - i);
+		if (r < 0)
+			goto out;
+		i = j;
+	}
+out:
+	free(ext);
+	free(edges);
+	return r;
+}
+
+static int ep_ptr_cmp(const void *a, const void *b)
+{
+	return strcmp((*(const struct mseg_endpoint *const *)a)->id,
+		      (*(const struct mseg_endpoint *const *)b)->id);
+}
+
+int learn_run(const struct learn_flow *flows, size_t n_flows,
+	      const struct mseg_endpoint *const *eps, size_t n_eps,
+	      const struct learn_opts *opts, struct learn_result **ret)
+{
+	struct learn_ctx c = { .o = opts, .n_eps = n_eps };
+	const struct mseg_endpoint **sorted;
+	size_t n_addrs = 0;
+	int r;
+
+	if (!opts || !opts->ns || !opts->ns[0])
+		return -EINVAL;
+	/* by id, for the lookups of the recording endpoint */
+	sorted = malloc((n_eps ? n_eps : 1) * sizeof(*sorted));
+	if (!sorted)
+		return -ENOMEM;
+	if (n_eps)
+		memcpy(sorted, eps, n_eps * sizeof(*sorted));
+	qsort(sorted, n_eps, sizeof(*sorted), ep_ptr_cmp);
+	c.eps = sorted;
+	eps = sorted;
+	c.r = calloc(1, sizeof(*c.r));
+	c.ep_group = malloc((n_eps ? n_eps : 1) * sizeof(*c.ep_group));
+	c.ep_in_ns = malloc((n_eps ? n_eps : 1) * sizeof(*c.ep_in_ns));
+	for (size_t i = 0; i < n_eps; i++)
+		n_addrs += eps[i]->n_ips;
+	c.addrs = malloc((n_addrs ? n_addrs : 1) * sizeof(*c.addrs));
+	if (!c.r || !c.ep_group || !c.ep_in_ns || !c.addrs) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < n_eps; i++) {
+		c.ep_group[i] = LEARN_GROUP_NONE;
+		c.ep_in_ns[i] = in_ns(&c, eps[i]);
+		for (size_t k = 0; k < eps[i]->n_ips; k++) {
+			c.addrs[c.n_addrs].a = eps[i]->ips[k];
+			c.addrs[c.n_addrs++].ep = (uint32_t)i;
+		}
+	}
+	qsort(c.addrs, c.n_addrs, sizeof(*c.addrs), addr_ep_cmp);
+	r = learn_build(&c, flows, n_flows);
+out:
+	free(c.ep_group);
+	free(c.ep_in_ns);
+	free(c.addrs);
+	free(sorted);
+	if (r < 0) {
+		learn_result_free(c.r);
+		return r;
+	}
+	*ret = c.r;
+	return 0;
+}
+
+struct learn_result *learn_result_free(struct learn_result *r)
+{
+	if (!r)
+		return NULL;
+	for (size_t i = 0; i < r->n_groups; i++) {
+		free(r->groups[i].labels);
+		free(r->groups[i].cidrs);
+	}
+	for (size_t i = 0; i < r->n_rules; i++)
+		free(r->rules[i].ports);
+	for (size_t i = 0; i < r->n_warnings; i++)
+		free(r->warnings[i]);
+	free(r->groups);
+	free(r->rules);
+	free(r->warnings);
+	free(r);
+	return NULL;
+}
+
+/* ---- YAML ---- */
+
+/* A YAML double-quoted scalar (JSON string escapes are valid YAML). */
+static void yq(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			fprintf(f, "\\%c", *p);
+		else if (*p < 0x20 || *p == 0x7f)
+			fprintf(f, "\\x%02x", *p);
+		else
+			fputc(*p, f);
+	}
+	fputc('"', f);
+}
+
+static const char *time_fmt(uint64_t ns, char *buf, size_t size)
+{
+	time_t t = (time_t)(ns / 1000000000u);
+	struct tm tm;
+
+	if (!gmtime_r(&t, &tm) || !strftime(buf, size, "%Y-%m-%dT%H:%M:%S", &tm)) {
+		snprintf(buf, size, "?");
+		return buf;
+	}
+	snprintf(buf + strlen(buf), size - strlen(buf), ".%03uZ",
+		 (unsigned)(ns / 1000000u % 1000u));
+	return buf;
+}
+
+int learn_render_yaml(FILE *f, const struct learn_result *r, const struct learn_opts *o)
+{
+	char a[64], t1[40], t2[40], p[32];
+
+	fprintf(f, "# learned by mseg from %zu recorded flows", r->flows_used);
+	if (o->aggregate4 || o->aggregate6)
+		fprintf(f, " (outside peers widened to /%u and /%u)", o->aggregate4 ? o->aggregate4 : 32,
+			o->aggregate6 ? o->aggregate6 : 128);
+	fprintf(f, "\n");
+	for (size_t i = 0; i < r->n_warnings; i++)
+		fprintf(f, "# warning: %s\n", r->warnings[i]);
+	fprintf(f, "apiVersion: mseg.io/v1\nkind: AllowList\nmetadata:\n  name: ");
+	yq(f, o->name ? o->name : "learned");
+	fprintf(f, "\n  namespace: ");
+	yq(f, o->ns);
+	fprintf(f, "\nspec:\n  mode: enforce\n  groups:\n");
+	if (!r->n_groups)
+		fprintf(f, "    {}\n");
+	for (size_t i = 0; i < r->n_groups; i++) {
+		const struct learn_group *g = &r->groups[i];
+
+		fprintf(f, "    %s: {", g->name);
+		if (g->is_addrs) {
+			fprintf(f, "cidrs: [");
+			for (size_t k = 0; k < g->n_cidrs; k++)
+				fprintf(f, "%s%s/%u", k ? ", " : "",
+					addr_format(&g->cidrs[k].addr, a, sizeof(a)), g->cidrs[k].plen);
+			fprintf(f, "]}\n");
+			continue;
+		}
+		fprintf(f, "selector: {");
+		for (size_t k = 0; k < g->n_labels; k++) {
+			fprintf(f, "%s", k ? ", " : "");
+			yq(f, g->labels[k]->key);
+			fprintf(f, ": ");
+			yq(f, g->labels[k]->value);
+		}
+		fprintf(f, "}}\n");
+	}
+	fprintf(f, "  allow:%s\n", r->n_rules ? "" : " []");
+	for (size_t i = 0; i < r->n_rules; i++) {
+		const struct learn_rule *ru = &r->rules[i];
+
+		fprintf(f, "    # %llu flow%s, first %s, last %s\n", (unsigned long long)ru->flows,
+			ru->flows == 1 ? "" : "s", time_fmt(ru->first_ns, t1, sizeof(t1)),
+			time_fmt(ru->last_ns, t2, sizeof(t2)));
+		fprintf(f, "    - {from: %s, to: %s, ports: [", r->groups[ru->from].name,
+			r->groups[ru->to].name);
+		for (size_t k = 0; k < ru->n_ports; k++)
+			fprintf(f, "%s%s", k ? ", " : "", learn_port_format(&ru->ports[k], p, sizeof(p)));
+		fprintf(f, "]}\n");
+	}
+	return ferror(f) ? -EIO : 0;
+}

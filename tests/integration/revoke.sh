@@ -1,0 +1,212 @@
+#!/bin/bash
+# Revocation: when a change removes an allow, established connections it had
+# admitted stop within a second of the change being acknowledged (their
+# conntrack entries are deleted, the next packet meets the allow sets and is
+# refused); connections still allowed keep flowing; --revoke new-only and
+# spec.revoke: new-only leave them running; a label change and deleting the
+# list that held the allow revoke too.
+#
+# Real traffic: long-lived TCP streams, one line every 100 ms, from web
+# (.1) and api (.2) to db (.3); the server in db notes when each stream's
+# last line arrived.
+. "$(dirname "$0")/../lib.sh"
+t_require_root
+t_require_cmds python3 socat curl
+# the system interpreter: a version manager's shim can take seconds to start
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=$(command -v python3)
+
+t_endpoints web:1 api:2 db:3 || { t_fail "setup"; exit 1; }
+export MSEG_SERVER="unix:$T_TMP/api.sock"
+
+cat >"$T_TMP/stream.py" <<'PY'
+# server DIR PORT...: note time.time() of each stream's last line in DIR/ID
+# client ID ADDR PORT: send "ID\n" every 100 ms until killed
+import os, socket, sys, threading, time
+def serve(d, port):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("0.0.0.0", port)); s.listen(16)
+    while True:
+        c, _ = s.accept()
+        threading.Thread(target=conn, args=(d, c), daemon=True).start()
+def conn(d, c):
+    f = c.makefile("rb")
+    for line in f:
+        sid = line.strip().decode()
+        if not sid.isalnum():
+            continue
+        tmp = os.path.join(d, "." + sid)
+        with open(tmp, "w") as o:
+            o.write("%.6f\n" % time.time())
+        os.replace(tmp, os.path.join(d, sid))
+if sys.argv[1] == "server":
+    for p in sys.argv[3:]:
+        threading.Thread(target=serve, args=(sys.argv[2], int(p)), daemon=True).start()
+    while True:
+        time.sleep(3600)
+else:
+    sid, addr, port = sys.argv[2], sys.argv[3], int(sys.argv[4])
+    c = socket.create_connection((addr, port), timeout=2)
+    c.settimeout(None)
+    while True:
+        c.sendall((sid + "\n").encode())
+        time.sleep(0.1)
+PY
+mkdir -p "$T_TMP/last"
+t_bg "$(t_ns db)" "$PY" "$T_TMP/stream.py" server "$T_TMP/last" 5432 6000
+t_wait_port db 5432 && t_wait_port db 6000 || { t_fail "stream server"; exit 1; }
+
+# policy VERSION [EXTRA-SPEC-LINE]: "full" admits web -> db tcp/5432 and
+# api -> db tcp/6000; "tight" only the latter
+policy() {
+	{
+		cat <<EOF
+apiVersion: mseg.io/v1
+kind: AllowList
+metadata: {name: p, namespace: default}
+spec:
+EOF
+		[ -n "${2:-}" ] && echo "  $2"
+		cat <<EOF
+  groups:
+    web: {selector: {app: web}}
+    api: {selector: {app: api}}
+    db: {selector: {app: db}}
+  allow:
+    - {from: api, to: db, ports: [tcp/6000]}
+EOF
+		[ "$1" = full ] && echo "    - {from: web, to: db, ports: [tcp/5432]}"
+	} >"$T_TMP/p.yaml"
+	"$MSEG" apply -f "$T_TMP/p.yaml" >/dev/null
+}
+# stream ID FROM PORT: a new long-lived stream FROM -> db:PORT
+declare -A T_STREAM
+stream() {
+	rm -f "$T_TMP/last/$1"
+	t_bg "$(t_ns "$2")" "$PY" "$T_TMP/stream.py" client "$1" 10.201.0.3 "$3"
+	T_STREAM[$1]=$!
+}
+stream_stop() { kill -9 "${T_STREAM[$1]}" 2>/dev/null; wait "${T_STREAM[$1]}" 2>/dev/null; }
+last() { cat "$T_TMP/last/$1" 2>/dev/null || echo 0; }
+now() { date +%s.%N; }
+# flowing ID: a line arrived in the last 0.5 s (waits up to 3 s for one)
+flowing() {
+	local i
+	for i in $(seq 1 30); do
+		awk -v l="$(last "$1")" -v n="$(now)" 'BEGIN { exit !(n - l < 0.5) }' && return 0
+		sleep 0.1
+	done
+	return 1
+}
+# stopped_within ID T0 SECONDS: no line arrived later than T0 + SECONDS
+# (checked SECONDS + 1.5 s after T0); prints the gap
+stopped_within() {
+	sleep "$(awk -v t0="$2" -v lim="$3" -v n="$(now)" \
+		'BEGIN { d = t0 + lim + 1.5 - n; printf "%.3f", (d > 0 ? d : 0) }')"
+	awk -v l="$(last "$1")" -v t0="$2" -v lim="$3" 'BEGIN {
+		printf "    last line %.3f s after the acknowledgement (limit %.1f s)\n", l - t0, lim
+		exit !(l - t0 < lim && l > t0 - 2) }'
+}
+metric_curl() {
+	curl -s --unix-socket "$T_TMP/api.sock" http://x/metrics | awk -v m="$1" '$1 == m {print $2}'
+}
+
+start() { # msegd ARGS
+	local mark
+	mark=$(t_log_lines)   # a restart: wait for this msegd's line, not the last one's
+	t_msegd_start --resync 0 "$@"
+	t_wait_log "msegd ready" "$mark" || return 1
+	"$MSEG" endpoint add web --netns "$(t_netns_path web)" --ip 10.201.0.1 --label app=web >/dev/null &&
+	"$MSEG" endpoint add api --netns "$(t_netns_path api)" --ip 10.201.0.2 --label app=api >/dev/null &&
+	"$MSEG" endpoint add db --netns "$(t_netns_path db)" --ip 10.201.0.3 --label app=db >/dev/null
+}
+
+# ---- default (--revoke established): a tightened policy cuts web's stream
+t_check "msegd up, endpoints registered" start
+t_check "full policy applied" policy full
+stream s1 web 5432
+stream s2 api 6000
+t_check "web -> db stream flows" flowing s1
+t_check "api -> db stream flows" flowing s2
+mark=$(t_log_lines)
+policy tight
+t0=$(now)
+t_check "tightened policy: web's established stream stops within 1 s" stopped_within s1 "$t0" 1.0
+t_check "api's stream (still allowed) keeps flowing" flowing s2
+t_check_not "a new web -> db connection is refused" t_tcp web 10.201.0.3 5432
+t_check "the log names db and a count" \
+	t_wait_log "endpoint 'db': [1-9][0-9]* established connections revoked" "$mark"
+t_check "mseg_conntrack_revoked_total counts them" \
+	[ "$(metric_curl mseg_conntrack_revoked_total)" -ge 1 ]
+stream_stop s1
+
+# ---- spec.revoke: new-only on the tightened policy leaves the stream running
+t_check "full policy again" policy full
+stream s3 web 5432
+t_check "new web stream flows" flowing s3
+mark=$(t_log_lines)
+policy tight "revoke: new-only"
+sleep 1.5
+t_check "spec.revoke: new-only: web's stream keeps flowing" flowing s3
+t_check_not "spec.revoke: new-only: a new web -> db connection is refused" t_tcp web 10.201.0.3 5432
+t_check "the log says the connection was kept" t_wait_log "endpoint 'db': 0 established connections revoked, [1-9][0-9]* kept \(revoke: new-only\)" "$mark"
+stream_stop s3
+
+# ---- a label change revokes: web is no longer app=web
+t_check "full policy again" policy full
+stream s4 web 5432
+t_check "web stream flows" flowing s4
+"$MSEG" endpoint add web --netns "$(t_netns_path web)" --ip 10.201.0.1 --label app=other >/dev/null
+t0=$(now)
+t_check "label change: web's stream stops within 1 s" stopped_within s4 "$t0" 1.0
+t_check "api's stream keeps flowing" flowing s2
+stream_stop s4
+"$MSEG" endpoint add web --netns "$(t_netns_path web)" --ip 10.201.0.1 --label app=web >/dev/null
+
+# ---- deleting the list that held the allow revokes (another list still
+# isolates db): web -> db tcp/5432 lives in its own list p2
+policy tight
+cat >"$T_TMP/p2.yaml" <<EOF
+apiVersion: mseg.io/v1
+kind: AllowList
+metadata: {name: p2, namespace: default}
+spec:
+  groups:
+    web: {selector: {app: web}}
+    db: {selector: {app: db}}
+  allow:
+    - {from: web, to: db, ports: [tcp/5432]}
+EOF
+t_check "list p2 (web -> db) applied" "$MSEG" apply -f "$T_TMP/p2.yaml"
+stream s6 web 5432
+t_check "web stream flows through p2" flowing s6
+"$MSEG" delete policy default/p2 >/dev/null
+t0=$(now)
+t_check "deleting p2: web's stream stops within 1 s" stopped_within s6 "$t0" 1.0
+t_check "api's stream keeps flowing" flowing s2
+stream_stop s6
+
+# ---- a bad spec.revoke is refused with its place, and changes nothing
+printf 'apiVersion: mseg.io/v1\nkind: AllowList\nmetadata: {name: p, namespace: default}\nspec:\n  revoke: never\n  groups: {db: {selector: {app: db}}}\n' >"$T_TMP/bad.yaml"
+out=$("$MSEG" apply -f "$T_TMP/bad.yaml" 2>&1)
+t_check "bad spec.revoke: error names line, column and the choices" \
+	grep -q "bad.yaml:5:11: spec.revoke: unknown revoke 'never' (established or new-only)" <<<"$out"
+
+# ---- msegd --revoke new-only: nothing is cut
+t_msegd_stop
+t_check "msegd --revoke new-only" start --revoke new-only
+t_check "full policy again" policy full
+stream s5 web 5432
+t_check "web stream flows" flowing s5
+policy tight
+sleep 1.5
+t_check "--revoke new-only: web's stream keeps flowing" flowing s5
+t_check_not "--revoke new-only: a new web -> db connection is refused" t_tcp web 10.201.0.3 5432
+t_check "--revoke new-only: nothing revoked" [ "$(metric_curl mseg_conntrack_revoked_total)" = 0 ]
+stream_stop s5
+
+out=$("$MSEGD" --revoke sometimes --state-dir "$T_TMP/x" 2>&1)
+t_check "bad --revoke refused, naming the flag" \
+	grep -q -- "--revoke 'sometimes': expected established or new-only" <<<"$out"
+t_done
