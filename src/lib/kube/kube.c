@@ -63,11 +63,14 @@ json_t *kube_pod_trim(json_t *pod)
 	ports = json_array();
 	json_array_foreach(json_object_get(spec, "containers"), i, c) {
 		json_array_foreach(json_object_get(c, "ports"), j, p) {
-			if (json_is_string(json_object_get(p, "name")))
-				json_array_append_new(ports, json_pack("{sOsOsO}", "name",
-					json_object_get(p, "name"), "port",
-					json_object_get(p, "containerPort") ?: json_null(), "protocol",
-					json_object_get(p, "protocol") ?: json_string("TCP")));
+			json_t *proto = json_object_get(p, "protocol");
+
+			if (!json_is_string(json_object_get(p, "name")))
+				continue;
+			json_array_append_new(ports, json_pack("{sOsOso}", "name",
+				json_object_get(p, "name"), "port",
+				json_object_get(p, "containerPort") ?: json_null(), "protocol",
+				proto ? json_incref(proto) : json_string("TCP")));
 		}
 	}
 	json_object_set_new(t, "ports", ports);
