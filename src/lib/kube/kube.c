@@ -332,7 +332,7 @@ int kube_watcher_new(struct evloop *loop, struct kube_config *cfg,
 	struct kube_watcher *kw = calloc(1, sizeof(*kw));
 	struct kube_reflector_opts ro = {
 		.idle_timeout_s = o->idle_timeout_s ? o->idle_timeout_s : 90,
-		.watch_timeout_s = 300 + (unsigned)(random() % 300),
+		.watch_timeout_s = 300 + (unsigned)(kube_random() % 300),
 		.backoff_min_ms = 200,
 		.backoff_max_ms = o->backoff_max_ms ? o->backoff_max_ms : 30000,
 	};

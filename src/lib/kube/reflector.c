@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/random.h>
 
 #include "kube/reflector.h"
 #include "mseg/util/clock.h"
@@ -229,6 +230,22 @@ static void rf_mark_fresh(struct kube_reflector *rf)
 	rf->attempts = 0;
 }
 
+/* Jitter from the kernel: every node must not retry in step (random()
+ * unseeded is the same sequence everywhere). */
+static uint64_t rf_random(void)
+{
+	uint64_t v = 0;
+
+	if (getrandom(&v, sizeof(v), GRND_NONBLOCK) != sizeof(v))
+		v = now_ns() * 6364136223846793005ull;
+	return v;
+}
+
+uint64_t kube_random(void)
+{
+	return rf_random();
+}
+
 static void on_retry(struct evloop_source *src, uint32_t events, void *data)
 {
 	struct kube_reflector *rf = data;
@@ -246,7 +263,7 @@ static void rf_backoff(struct kube_reflector *rf, enum rf_phase phase)
 		d *= 2;
 	if (d > rf->o.backoff_max_ms)
 		d = rf->o.backoff_max_ms;
-	d = d / 2 + (uint64_t)random() % (d / 2 + 1);
+	d = d / 2 + rf_random() % (d / 2 + 1);
 	rf->attempts++;
 	rf->phase = RF_IDLE;
 	rf->retry_phase = phase;

@@ -44,6 +44,9 @@ struct kube_reflector *kube_reflector_new(struct kube_http *h, const char *path,
 					  const struct kube_reflector_ops *ops, void *data);
 struct kube_reflector *kube_reflector_free(struct kube_reflector *rf);
 
+/* A random number for jitter (getrandom). */
+uint64_t kube_random(void);
+
 /* The store: key -> trimmed object (borrowed). */
 json_t *kube_reflector_store(const struct kube_reflector *rf);
 void kube_reflector_status(const struct kube_reflector *rf, struct kube_resource_status *ret);
