@@ -130,8 +130,13 @@ t_check "web -> db:6000 refused" never_reaches web 10.201.0.3 6000
 st=$(api /v1/status)
 t_check "status: kubernetes synced, 1 policy, 4 endpoints from the cluster" \
 	jqq '.kubernetes.synced and .policies.kubernetes == 1 and .endpoints.kubernetes == 4 and (.kubernetes.stale | length) == 0' <<<"$st"
-t_check "the registered endpoint carries the pod's labels" \
-	bash -c "curl -s --unix-socket '$SOCK' http://mseg/v1/rules/c-db | grep -q ."
+check() { curl -s --max-time 5 --unix-socket "$SOCK" -X POST -H 'Content-Type: application/json' \
+	-d "$1" http://mseg/v1/check; }
+check '{"from":"c-web","to":"c-db","port":"tcp/5432"}' >"$T_TMP/check"
+t_check "POST /v1/check sees the pods' labels: c-web -> c-db allowed by shop/shop" \
+	jqq '.allowed == true and .ingress.policy == "shop/shop"' "$T_TMP/check"
+check '{"from":"c-other","to":"c-db","port":"tcp/5432"}' >"$T_TMP/check"
+t_check "POST /v1/check: c-other -> c-db refused" jqq '.allowed == false' "$T_TMP/check"
 
 # a label change in the stand-in opens, and closes, a pair while traffic runs
 ( while :; do t_tcp other 10.201.0.3 5432 && echo ok || echo no; sleep 0.2; done ) >"$T_TMP/probe-other" 2>/dev/null &
