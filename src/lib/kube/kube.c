@@ -310,6 +310,11 @@ static void on_upsert(void *data, const char *key, json_t *obj)
 		kw->cbs.changed(kw->cbs.data);
 }
 
+static void on_listed(void *data)
+{
+	on_upsert(data, NULL, NULL);
+}
+
 static void on_log(void *data, enum log_level lvl, const char *msg)
 {
 	struct kube_watcher *kw = data;
@@ -319,10 +324,10 @@ static void on_log(void *data, enum log_level lvl, const char *msg)
 }
 
 static const struct kube_reflector_ops ops[KUBE_N_RESOURCES] = {
-	[R_PODS] = { kube_pod_trim, on_upsert, on_upsert, on_log },
-	[R_NAMESPACES] = { kube_namespace_trim, on_upsert, on_upsert, on_log },
-	[R_ALLOWLISTS] = { kube_policy_trim, on_upsert, on_upsert, on_log },
-	[R_NETPOLS] = { kube_policy_trim, on_upsert, on_upsert, on_log },
+	[R_PODS] = { kube_pod_trim, on_upsert, on_upsert, on_listed, on_log },
+	[R_NAMESPACES] = { kube_namespace_trim, on_upsert, on_upsert, on_listed, on_log },
+	[R_ALLOWLISTS] = { kube_policy_trim, on_upsert, on_upsert, on_listed, on_log },
+	[R_NETPOLS] = { kube_policy_trim, on_upsert, on_upsert, on_listed, on_log },
 };
 
 int kube_watcher_new(struct evloop *loop, struct kube_config *cfg,

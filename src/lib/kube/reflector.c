@@ -568,6 +568,8 @@ static void rf_done(struct kube_reflector *rf, CURLcode res, long code)
 			rf->listed_once = true;
 			rf->st.synced = true;
 			rf_mark_fresh(rf);
+			if (rf->ops->listed)
+				rf->ops->listed(rf->data);
 			rf_start(rf, RF_WATCH);
 			return;
 		}

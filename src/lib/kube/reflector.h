@@ -25,6 +25,9 @@ struct kube_reflector_ops {
 	/* @obj (trimmed) is new or changed / is gone; key "NS/NAME" or "NAME" */
 	void (*upsert)(void *data, const char *key, json_t *obj);
 	void (*remove)(void *data, const char *key, json_t *obj);
+	/* a list was applied (the first one may change nothing, yet the
+	 * owner may now be synced) */
+	void (*listed)(void *data);
 	/* something worth a log line (one per event, already deduplicated) */
 	void (*log)(void *data, enum log_level lvl, const char *msg);
 };
