@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "mseg/daemon/desired.h"
 #include "mseg/kube/kube.h"
 #include "mseg/kube/kubeconfig.h"
 #include "mseg/kube/watch.h"
@@ -407,6 +408,83 @@ static void test_source_build(void)
 	json_decref(policies);
 }
 
+static struct mseg_endpoint *ep_of(const char *doc)
+{
+	struct mseg_endpoint *ep = NULL;
+	struct mseg_err err;
+
+	if (endpoint_parse_buffer(NULL, "t", doc, strlen(doc), &ep, &err) < 0)
+		printf("  endpoint: %s\n", err.msg);
+	return ep;
+}
+
+static const struct mseg_endpoint *view_find(const struct desired_view *v, const char *id)
+{
+	for (size_t i = 0; i < v->inv.n; i++)
+		if (strcmp(v->inv.eps[i]->id, id) == 0)
+			return v->inv.eps[i];
+	return NULL;
+}
+
+/* The merge with the cluster's source: its endpoint stands for the
+ * registered one of the same id (and goes with it), a peer is added, a
+ * file endpoint and a file policy win name clashes. */
+static void test_desired_merge(void)
+{
+	static const char pol[] =
+		"apiVersion: mseg.io/v1\nkind: AllowList\nmetadata: {name: p, namespace: shop}\n"
+		"spec: {groups: {db: {selector: {app: db}}}}\n";
+	struct desired ds;
+	struct desired_view v;
+	struct desired_change ch = { .del_id = "c-db" };
+	struct mseg_policy_set pols, fpols;
+	struct mseg_inventory inv, finv;
+	const struct mseg_endpoint *e;
+	struct mseg_err err;
+
+	desired_init(&ds);
+	inventory_put(&ds.inv[DESIRED_API], ep_of("{id: c-db, name: db-0, namespace: shop, "
+						  "netns: /run/netns/db, ips: [10.0.0.3]}"));
+	inventory_put(&ds.inv[DESIRED_API], ep_of("{id: c-web, name: web-1, namespace: shop, "
+						  "netns: /run/netns/web, ips: [10.0.0.1]}"));
+	policy_set_init(&pols);
+	inventory_init(&inv);
+	T_CHECK(policy_parse_buffer(&pols, "k", pol, strlen(pol), &err) == 0, "%s", err.msg);
+	inventory_put(&inv, ep_of("{id: c-db, name: db-0, namespace: shop, netns: /run/netns/db, "
+				  "ips: [10.0.0.3], labels: {app: db}}"));
+	inventory_put(&inv, ep_of("{id: k8s.shop.x, name: x, namespace: shop, ips: [10.1.0.9], "
+				  "labels: {app: web}}"));
+	desired_kube_replace(&ds, &pols, &inv);
+
+	T_CHECK(desired_view_build(&ds, NULL, &v) == 0, "view");
+	T_CHECK(v.inv.n == 3 && v.pols.n == 1, "%zu endpoints, %zu policies", v.inv.n, v.pols.n);
+	e = view_find(&v, "c-db");
+	T_CHECK(e && e->n_labels == 1, "c-db is the cluster's, with the pod's labels");
+	T_CHECK(view_find(&v, "k8s.shop.x") != NULL, "the peer is in the view");
+	desired_view_release(&v);
+
+	/* the registration goes (a CNI DEL): so does the cluster's copy */
+	T_CHECK(desired_view_build(&ds, &ch, &v) == 0, "view");
+	T_CHECK(!view_find(&v, "c-db"), "c-db gone with its registration");
+	T_CHECK(v.inv.n == 2, "%zu endpoints", v.inv.n);
+	desired_view_release(&v);
+
+	/* a file endpoint and a file policy of the same names win */
+	policy_set_init(&fpols);
+	inventory_init(&finv);
+	policy_parse_buffer(&fpols, "f", pol, strlen(pol), &err);
+	inventory_put(&finv, ep_of("{id: c-db, netns: /run/netns/f, ips: [10.0.0.3]}"));
+	desired_files_replace(&ds, &fpols, &finv);
+	T_CHECK(desired_view_build(&ds, NULL, &v) == 0, "view");
+	e = view_find(&v, "c-db");
+	T_CHECK(e && strcmp(e->netns, "/run/netns/f") == 0, "the file's c-db wins");
+	T_CHECK(v.shadowed_eps == 2, "%zu shadowed endpoints", v.shadowed_eps);
+	T_CHECK(v.pols.n == 1 && v.shadowed_pols == 1, "%zu policies, %zu shadowed", v.pols.n,
+		v.shadowed_pols);
+	desired_view_release(&v);
+	desired_release(&ds);
+}
+
 static void test_base64(void)
 {
 	char *out;
@@ -430,6 +508,7 @@ int main(void)
 	T_RUN(test_watch_split_everywhere);
 	T_RUN(test_watch_errors);
 	T_RUN(test_source_build);
+	T_RUN(test_desired_merge);
 	T_RUN(test_base64);
 	{
 		char cmd[128];
