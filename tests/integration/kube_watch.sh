@@ -185,6 +185,14 @@ t_check "msegd: 410 Gone on resume, relists" slowly t_wait_log "too old \(410 Go
 t_check "watching again" slowly bash -c "curl -s --unix-socket '$SOCK' http://mseg/v1/status | jq -e '.kubernetes.stale | length == 0' >/dev/null"
 t_check "relists counted" [ "$(metric 'mseg_kube_relists_total{resource="pods"}')" -gt "${relists0:-0}" ]
 t_check "watch restarts counted" [ "$(metric 'mseg_kube_watch_restarts_total{resource="pods"}')" -gt 0 ]
+api /metrics >"$T_TMP/metrics"
+if command -v promtool >/dev/null; then
+	t_check "promtool check metrics (with the watcher's families)" \
+		bash -c "promtool check metrics <'$T_TMP/metrics'"
+fi
+t_check "metrics: exposition format (promcheck.py)" python3 "$MSEG_ROOT/tests/tools/promcheck.py" <"$T_TMP/metrics"
+t_check "metrics: mseg_kube_stale and the kubernetes source" \
+	bash -c "grep -q '^mseg_kube_stale{resource=\"pods\"} 0$' '$T_TMP/metrics' && grep -q '^mseg_policies{source=\"kubernetes\"} 1$' '$T_TMP/metrics'"
 t_check "after the relist: web -> db allowed" t_tcp web 10.201.0.3 5432
 
 # a 410 storm: every watch expires at once
