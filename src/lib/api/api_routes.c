@@ -1367,7 +1367,7 @@ void api_handle_metrics(struct api_ctx *x)
 			kube_watcher_status(be->kube, i, &ks);
 			fprintf(f, "mseg_kube_watch_restarts_total{resource=\"%s\"} %llu\n", ks.resource, (unsigned long long)ks.restarts);
 		}
-		m_head(f, "mseg_kube_relists_total", "counter", "Kubernetes lists after the first (410 Gone, resourceVersion too old), by resource.");
+		m_head(f, "mseg_kube_relists_total", "counter", "Kubernetes lists after the first (410 Gone: resourceVersion too old; or after a refused token), by resource.");
 		for (size_t i = 0; i < KUBE_N_RESOURCES; i++) {
 			struct kube_resource_status ks;
 
