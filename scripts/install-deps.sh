@@ -11,10 +11,12 @@ libnftnl-dev libmnl-dev libnetfilter-queue-dev libyaml-dev libmicrohttpd-dev
 libjansson-dev libcurl4-openssl-dev
 nftables iptables iproute2 socat netcat-openbsd iputils-ping procps psmisc
 containernetworking-plugins valgrind python3 python3-yaml python3-seccomp curl bc jq systemd
-openssl wrk nginx-light prometheus
+openssl wrk nginx-light prometheus nodejs npm
 chromium chromium-driver python3-selenium
 clang libclang-rt-14-dev"
 
+# nodejs and npm: the Kubernetes API stand-in of tests/kube/ (kube_watch.sh)
+# and deploy_validate.sh's schema checks.
 # chromium, chromium-driver and python3-selenium: ui_browser.sh drives the
 # flow map in a real headless browser (Debian's, never a downloaded one).
 # python3-seccomp and python3-yaml: deploy_validate.sh runs msegd under its
@@ -36,4 +38,10 @@ if [ -n "$missing" ]; then
 fi
 if command -v systemctl >/dev/null 2>&1 && systemctl is-active -q prometheus 2>/dev/null; then
 	$SUDO systemctl disable --now prometheus >/dev/null 2>&1 || true
+fi
+# The stand-in's npm packages (kubernetes-models, pinned by package-lock.json),
+# so that kube_watch.sh runs offline afterwards.
+if command -v npm >/dev/null 2>&1 && [ ! -d "$(dirname "$0")/../tests/kube/node_modules/kubernetes-models" ]; then
+	(cd "$(dirname "$0")/../tests/kube" && npm ci --no-audit --no-fund --silent) ||
+		echo "install-deps: npm ci in tests/kube failed; kube_watch.sh will try again" >&2
 fi

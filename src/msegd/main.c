@@ -43,6 +43,7 @@ int main(int argc, char **argv)
 			.rec = daemon_reconciler(d),
 			.features = daemon_features(d),
 			.flows = daemon_flowpipe(d),
+			.kube = daemon_kube(d),
 			.reconcile = api_reconcile,
 			.ctx = d,
 		};

@@ -420,6 +420,53 @@ else
 		"allows unshare for more than network namespaces"
 fi
 
+# --- the Kubernetes watcher's identity, the AllowList CRD, NODE_NAME
+# (tests/tools/kube_deploy_check.py): the ClusterRole grants get, list and
+# watch on exactly the watched resources and nothing else; the CRD's schema
+# accepts every example AllowList and refuses broken ones; the DaemonSet
+# runs msegd in-cluster with NODE_NAME from the downward API.
+KCHECK=tests/tools/kube_deploy_check.py
+if ! python3 -c 'import yaml' 2>/dev/null; then
+	echo "SKIP: kube deploy checks (python3-yaml missing)"
+else
+	kcheck() { python3 "$KCHECK" "$@" >"$T_TMP/kout" 2>&1 || { cat "$T_TMP/kout"; return 1; }; }
+	t_check "rbac: the ClusterRole reads exactly pods, namespaces, nodes, services, networkpolicies, endpointslices, allowlists" \
+		kcheck rbac deploy/kubernetes/rbac.yaml
+	t_check "rbac: bound to the DaemonSet's service account, whose token is mounted" \
+		kcheck binding deploy/kubernetes/rbac.yaml deploy/kubernetes/daemonset.yaml
+	t_check "daemonset: msegd runs --kubernetes=in-cluster with NODE_NAME from spec.nodeName" \
+		kcheck nodename deploy/kubernetes/daemonset.yaml
+	examples=(policies/examples/*.yaml)
+	t_check "crd: allowlists.mseg.io accepts the example AllowLists and the ConfigMap's" \
+		kcheck crd deploy/kubernetes/crd-allowlist.yaml deploy/kubernetes/policies-configmap.yaml "${examples[@]}"
+	rbac_broken() { # NAME SED-EXPR: a broken copy of rbac.yaml must be refused
+		sed "$2" deploy/kubernetes/rbac.yaml >"$T_TMP/rbac-$1.yaml"
+		if python3 "$KCHECK" rbac "$T_TMP/rbac-$1.yaml" >/dev/null 2>&1; then
+			t_fail "rbac: broken copy '$1' refused"
+		else
+			t_pass "rbac: broken copy '$1' refused"
+		fi
+	}
+	rbac_broken write-verb 's/verbs: \[get, list, watch\]/verbs: [get, list, watch, create]/'
+	rbac_broken secrets 's/resources: \[pods, namespaces, nodes, services\]/resources: [pods, namespaces, nodes, services, secrets]/'
+	rbac_broken no-allowlists 's/resources: \[allowlists\]/resources: []/'
+	printf 'apiVersion: mseg.io/v1\nkind: AllowList\nmetadata: {name: x}\nspec:\n  mode: block\n  groups: {a: {selector: {app: a}}}\n' >"$T_TMP/bad-al.yaml"
+	t_check_not "crd: an AllowList with mode 'block' is refused by the schema" \
+		python3 "$KCHECK" crd deploy/kubernetes/crd-allowlist.yaml "$T_TMP/bad-al.yaml"
+	printf 'apiVersion: mseg.io/v1\nkind: AllowList\nmetadata: {name: x}\nspec:\n  groups: {a: {selector: {app: a}}}\n  allow: [{from: a, to: a, ports: [5432]}]\n' >"$T_TMP/bad-al2.yaml"
+	t_check_not "crd: a bare port number is refused by the schema" \
+		python3 "$KCHECK" crd deploy/kubernetes/crd-allowlist.yaml "$T_TMP/bad-al2.yaml"
+	printf 'apiVersion: mseg.io/v1\nkind: AllowList\nmetadata: {name: x}\nspec:\n  groups: {a: {selectr: {app: a}}}\n' >"$T_TMP/bad-al3.yaml"
+	t_check_not "crd: an unknown field (selectr) is refused (kubectl's strict validation)" \
+		python3 "$KCHECK" crd deploy/kubernetes/crd-allowlist.yaml "$T_TMP/bad-al3.yaml"
+fi
+if [ -x "$MSEGD" ]; then
+	t_check "msegd --help lists --kubeconfig, --kubernetes and --node-name" \
+		bash -c "'$MSEGD' --help | grep -q -- '--kubeconfig FILE' && '$MSEGD' --help | grep -q -- '--kubernetes in-cluster' && '$MSEGD' --help | grep -q -- '--node-name NAME'"
+	t_check "msegd --kubernetes in-cluster without NODE_NAME: a clear usage error" \
+		bash -c "env -u NODE_NAME '$MSEGD' --kubernetes in-cluster 2>&1 | grep -q 'need --node-name (or NODE_NAME'"
+fi
+
 # --- msegd for real under its seccomp profile
 seccomp_skip() { echo "SKIP: msegd under its seccomp profile ($1)"; }
 if [ "$(id -u)" -ne 0 ]; then

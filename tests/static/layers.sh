@@ -14,8 +14,9 @@ declare -A MAY=(
 	[compile]="model util"
 	[kernel]="compile model util"
 	[packet]="kernel model util"
-	[daemon]="packet kernel compile model util"
-	[api]="daemon packet kernel compile model util"
+	[kube]="client model util"
+	[daemon]="kube packet kernel compile model util"
+	[api]="daemon kube packet kernel compile model util"
 	[client]="util"
 	[cni]="client util"
 )

@@ -26,6 +26,8 @@ struct reconciler;
  * API reads and changes the desired state, reads the reconciler's status
  * and the flow pipeline, and asks its owner to program the kernel after a
  * change. Everything is borrowed and must outlive the server. */
+struct kube_watcher;
+
 struct api_backend {
 	struct evloop *loop;
 	const struct daemon_config *cfg;     /* listeners, token, TLS, mode */
@@ -33,6 +35,7 @@ struct api_backend {
 	struct reconciler *rec;
 	const struct nft_features *features;
 	struct flowpipe *flows;              /* NULL: no flows (503) */
+	struct kube_watcher *kube;           /* NULL: no Kubernetes API server */
 	/* program the kernel after a change of @desired: 0, -EIO when some
 	 * endpoints failed (their errors are in the reconciler), or -errno */
 	int (*reconcile)(void *ctx);

@@ -33,6 +33,10 @@ struct daemon_config {
 	unsigned flow_log_files;   /* rotated files kept (default 5) */
 	struct mseg_addr *node_addrs;  /* --node-addr: never isolated */
 	size_t n_node_addrs;
+	char *kubeconfig;          /* watch the Kubernetes API (NULL: no) */
+	bool kube_in_cluster;      /* ... with the pod's service account */
+	char *node_name;           /* this node (--node-name, else $NODE_NAME) */
+	unsigned kube_idle_sec;    /* watch idle timeout (0: default) */
 };
 
 void daemon_config_init(struct daemon_config *c);
@@ -50,6 +54,7 @@ struct daemon;
 struct desired;
 struct evloop;
 struct flowpipe;
+struct kube_watcher;
 struct nft_features;
 struct reconciler;
 
@@ -74,5 +79,7 @@ struct desired *daemon_desired(struct daemon *d);
 struct reconciler *daemon_reconciler(struct daemon *d);
 const struct nft_features *daemon_features(const struct daemon *d);
 struct flowpipe *daemon_flowpipe(struct daemon *d);
+/* The Kubernetes watcher; NULL without --kubeconfig / --kubernetes. */
+struct kube_watcher *daemon_kube(struct daemon *d);
 
 #endif

@@ -5,7 +5,7 @@
  * checks and mutations all read the state through this module, so that a
  * dry-run diff and the real reconcile come from the same merge.
  *
- * Merge rule: a file wins over the API on a name clash (the API refuses to
+ * Merge rule: a file wins over the API (and the cluster) on a name clash (the API refuses to
  * create such names; a file added later takes over, and the API object is
  * reported as shadowed). Nothing here logs. */
 #ifndef MSEG_DESIRED_H
@@ -22,6 +22,7 @@
 enum desired_source {
 	DESIRED_FILE,   /* --policy-dir and --endpoints: reloaded as a whole */
 	DESIRED_API,    /* REST API: one object at a time, stored durably */
+	DESIRED_KUBE,   /* the Kubernetes API server: rebuilt as a whole */
 	DESIRED_N_SOURCES
 };
 
@@ -80,6 +81,14 @@ int desired_store_open(struct desired *ds, const char *state_dir, struct mseg_er
  * time; a new one is registered now. */
 void desired_files_replace(struct desired *ds, struct mseg_policy_set *pols,
 			   struct mseg_inventory *inv);
+
+/* Replace the Kubernetes source, taking the contents of @pols and @inv.
+ * Its endpoints are peers (no netns) or stand for the API endpoint of the
+ * same id (a pod mseg-cni registered, with the cluster's labels): such
+ * an endpoint is in a view only while the API one is. Policies lose a
+ * name clash against files and the API. */
+void desired_kube_replace(struct desired *ds, struct mseg_policy_set *pols,
+			  struct mseg_inventory *inv);
 
 /* Merge every source, with @ch (may be NULL) applied. -ENOMEM. */
 int desired_view_build(const struct desired *ds, const struct desired_change *ch,

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -32,6 +33,7 @@
 #include "mseg/daemon/daemon.h"
 #include "mseg/daemon/desired.h"
 #include "mseg/daemon/flowpipe.h"
+#include "mseg/kube/kube.h"
 #include "api/api_json.h"
 #include "api/api_priv.h"
 
@@ -1500,6 +1502,58 @@ void api_handle_status(struct api_ctx *x)
 		api_resp_error(x, 503, "out of memory");
 }
 
+/* "2026-12-06T05:30:00Z" into @buf. */
+static const char *time_format(uint64_t real_ns, char *buf, size_t size)
+{
+	time_t t = (time_t)(real_ns / 1000000000ull);
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	return buf;
+}
+
+/* The Kubernetes watcher for /v1/status and /readyz: per resource, whether
+ * it is listed, and since when it is stale (the API server unreachable:
+ * the last known state stays in force). */
+static json_t *kube_status_json(const struct api_backend *be, bool full)
+{
+	json_t *o = json_object(), *res = json_array(), *stale = json_array();
+	char ts[32];
+
+	for (size_t i = 0; i < KUBE_N_RESOURCES; i++) {
+		struct kube_resource_status st;
+		json_t *r;
+
+		kube_watcher_status(be->kube, i, &st);
+		if (st.stale_since_ns)
+			json_array_append_new(stale, json_pack("{sssssi}", "resource", st.resource,
+				"since", time_format(st.stale_since_ns, ts, sizeof(ts)),
+				"seconds", (int)((clock_real_ns() - st.stale_since_ns) / 1000000000ull)));
+		if (!full)
+			continue;
+		r = json_pack("{sssbsIsIsIsIsIsIss}", "resource", st.resource, "synced", st.synced,
+			      "lists", (json_int_t)st.lists, "relists", (json_int_t)st.relists,
+			      "watches", (json_int_t)st.watches, "restarts", (json_int_t)st.restarts,
+			      "errors", (json_int_t)st.errors, "events", (json_int_t)st.events,
+			      "resource_version", st.rv);
+		json_object_set_new(r, "stale_since", st.stale_since_ns ?
+				    json_string(time_format(st.stale_since_ns, ts, sizeof(ts))) :
+				    json_null());
+		json_object_set_new(r, "last_error", st.last_error[0] ? json_string(st.last_error) :
+				    json_null());
+		json_array_append_new(res, r);
+	}
+	json_object_set_new(o, "server", json_string(kube_watcher_server(be->kube)));
+	json_object_set_new(o, "synced", json_boolean(kube_watcher_synced(be->kube)));
+	json_object_set_new(o, "stale", stale);
+	if (full)
+		json_object_set_new(o, "resources", res);
+	else
+		json_decref(res);
+	return o;
+}
+
 static void h_status_build(struct api_ctx *x)
 {
 	const struct api_backend *be = x->be;
@@ -1541,6 +1595,13 @@ static void h_status_build(struct api_ctx *x)
 		(json_int_t)st->failures, "drift_repairs", (json_int_t)st->drift_repairs));
 	json_object_set_new(o, "state_dir", json_string(desired_state_dir(x->be->desired)));
 	json_object_set_new(o, "listen", lis);
+	if (be->kube) {
+		json_object_set_new(o, "kubernetes", kube_status_json(be, true));
+		json_object_set_new(json_object_get(o, "policies"), "kubernetes",
+				    json_integer((json_int_t)be->desired->pols[DESIRED_KUBE].n));
+		json_object_set_new(json_object_get(o, "endpoints"), "kubernetes",
+				    json_integer((json_int_t)be->desired->inv[DESIRED_KUBE].n));
+	}
 	if (x->a->flows)
 		json_object_set_new(o, "flows", json_pack("{sIsI}", "records",
 			(json_int_t)flow_ring_count(x->a->flows), "capacity",
@@ -1557,8 +1618,18 @@ void api_handle_readyz(struct api_ctx *x)
 		struct reconcile_ep_status s;
 
 		reconciler_ep_status(x->be->rec, i, &s);
-		if (!s.programmed)
+		if (!s.programmed && !s.peer)
 			json_array_append_new(missing, json_string(s.id));
+	}
+	if (x->be->kube) {
+		/* stale is not unready: the last known state is enforced; not
+		 * listed yet is (nothing from the cluster is programmed) */
+		json_t *k = kube_status_json(x->be, false);
+
+		ready = ready && kube_watcher_synced(x->be->kube);
+		api_resp_json(x, ready ? 200 : 503, json_pack("{sbsoso}", "ready", ready,
+			      "not_programmed", missing, "kubernetes", k));
+		return;
 	}
 	api_resp_json(x, ready ? 200 : 503, json_pack("{sbso}", "ready", ready, "not_programmed", missing));
 }
@@ -1641,11 +1712,44 @@ void api_handle_metrics(struct api_ctx *x)
 	m_head(f, "mseg_endpoints", "gauge", "Endpoints in the desired state, by source.");
 	fprintf(f, "mseg_endpoints{source=\"file\"} %zu\n", be->desired->inv[DESIRED_FILE].n);
 	fprintf(f, "mseg_endpoints{source=\"api\"} %zu\n", be->desired->inv[DESIRED_API].n);
+	if (be->kube) {
+		fprintf(f, "mseg_endpoints{source=\"kubernetes\"} %zu\n", be->desired->inv[DESIRED_KUBE].n);
+		m_head(f, "mseg_kube_watch_restarts_total", "counter", "Kubernetes watches that broke and were resumed or retried, by resource.");
+		for (size_t i = 0; i < KUBE_N_RESOURCES; i++) {
+			struct kube_resource_status ks;
+
+			kube_watcher_status(be->kube, i, &ks);
+			fprintf(f, "mseg_kube_watch_restarts_total{resource=\"%s\"} %llu\n", ks.resource, (unsigned long long)ks.restarts);
+		}
+		m_head(f, "mseg_kube_relists_total", "counter", "Kubernetes lists after the first (410 Gone: resourceVersion too old; or after a refused token), by resource.");
+		for (size_t i = 0; i < KUBE_N_RESOURCES; i++) {
+			struct kube_resource_status ks;
+
+			kube_watcher_status(be->kube, i, &ks);
+			fprintf(f, "mseg_kube_relists_total{resource=\"%s\"} %llu\n", ks.resource, (unsigned long long)ks.relists);
+		}
+		m_head(f, "mseg_kube_errors_total", "counter", "Failed Kubernetes lists and watches, by resource.");
+		for (size_t i = 0; i < KUBE_N_RESOURCES; i++) {
+			struct kube_resource_status ks;
+
+			kube_watcher_status(be->kube, i, &ks);
+			fprintf(f, "mseg_kube_errors_total{resource=\"%s\"} %llu\n", ks.resource, (unsigned long long)ks.errors);
+		}
+		m_head(f, "mseg_kube_stale", "gauge", "1 while the watch of a resource is down (the last known state is enforced).");
+		for (size_t i = 0; i < KUBE_N_RESOURCES; i++) {
+			struct kube_resource_status ks;
+
+			kube_watcher_status(be->kube, i, &ks);
+			fprintf(f, "mseg_kube_stale{resource=\"%s\"} %d\n", ks.resource, ks.stale_since_ns != 0);
+		}
+	}
 	m_head(f, "mseg_endpoints_programmed", "gauge", "Endpoints whose kernel table matches the desired state.");
 	fprintf(f, "mseg_endpoints_programmed %zu\n", programmed);
 	m_head(f, "mseg_policies", "gauge", "Policies in the desired state, by source.");
 	fprintf(f, "mseg_policies{source=\"file\"} %zu\n", be->desired->pols[DESIRED_FILE].n);
 	fprintf(f, "mseg_policies{source=\"api\"} %zu\n", be->desired->pols[DESIRED_API].n);
+	if (be->kube)
+		fprintf(f, "mseg_policies{source=\"kubernetes\"} %zu\n", be->desired->pols[DESIRED_KUBE].n);
 	m_head(f, "mseg_programmed_entries", "gauge", "Allow entries programmed into kernel sets, all endpoints.");
 	fprintf(f, "mseg_programmed_entries %zu\n", elems);
 	m_head(f, "mseg_batches_total", "counter", "Netlink batches sent, by kind.");

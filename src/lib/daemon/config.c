@@ -34,7 +34,7 @@ void daemon_config_release(struct daemon_config *c)
 {
 	char **strs[] = { &c->config_file, &c->state_dir, &c->policy_dir, &c->endpoints_file,
 			  &c->listen, &c->listen_tcp, &c->token_file, &c->tls_cert,
-			  &c->tls_key, &c->flow_log };
+			  &c->tls_key, &c->flow_log, &c->kubeconfig, &c->node_name };
 
 	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
 		free(*strs[i]);
@@ -73,6 +73,10 @@ const char *daemon_usage(void)
 	       "  --flow-log-files N     rotated flow logs kept (default 5)\n"
 	       "  --node-addr ADDR       an address of this node (repeat for more): traffic to\n"
 	       "                         and from it is never isolated (kubelet probes)\n"
+	       "  --kubeconfig FILE      watch a Kubernetes API server (kubeconfig's current-context)\n"
+	       "  --kubernetes in-cluster  ... with the pod's service account instead\n"
+	       "  --node-name NAME       this node's name (default $NODE_NAME)\n"
+	       "  --kube-idle-timeout SECONDS  a watch silent this long reconnects (default 90)\n"
 	       "  --help, --version\n";
 }
 
@@ -81,7 +85,8 @@ enum {
 	OPT_LISTEN_TCP, OPT_TOKEN_FILE, OPT_TLS_CERT, OPT_TLS_KEY, OPT_MODE,
 	OPT_DEFAULT_DENY, OPT_RESYNC, OPT_FLOW_LOG, OPT_LOG_LEVEL, OPT_QUEUE_NUM,
 	OPT_QUEUE_RATE, OPT_QUEUE_BURST, OPT_FLOW_RING, OPT_FLOW_WINDOW, OPT_FLOW_LOG_SIZE,
-	OPT_FLOW_LOG_FILES, OPT_NODE_ADDR, OPT_REVOKE, OPT_HELP, OPT_VERSION,
+	OPT_FLOW_LOG_FILES, OPT_NODE_ADDR, OPT_REVOKE, OPT_KUBECONFIG, OPT_KUBERNETES,
+	OPT_NODE_NAME, OPT_KUBE_IDLE, OPT_HELP, OPT_VERSION,
 };
 
 static const struct option long_opts[] = {
@@ -108,6 +113,10 @@ static const struct option long_opts[] = {
 	{ "flow-log-size", required_argument, NULL, OPT_FLOW_LOG_SIZE },
 	{ "flow-log-files", required_argument, NULL, OPT_FLOW_LOG_FILES },
 	{ "node-addr", required_argument, NULL, OPT_NODE_ADDR },
+	{ "kubeconfig", required_argument, NULL, OPT_KUBECONFIG },
+	{ "kubernetes", required_argument, NULL, OPT_KUBERNETES },
+	{ "node-name", required_argument, NULL, OPT_NODE_NAME },
+	{ "kube-idle-timeout", required_argument, NULL, OPT_KUBE_IDLE },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ NULL, 0, NULL, 0 },
@@ -171,6 +180,22 @@ static int config_apply(struct daemon_config *c, int opt, const char *name, cons
 		return set_str(&c->tls_key, v);
 	case OPT_FLOW_LOG:
 		return set_str(&c->flow_log, v);
+	case OPT_KUBECONFIG:
+		return set_str(&c->kubeconfig, v);
+	case OPT_KUBERNETES:
+		if (strcmp(v, "in-cluster") != 0)
+			return err_setf(err, EINVAL, "--kubernetes '%s': expected in-cluster", v);
+		c->kube_in_cluster = true;
+		return 0;
+	case OPT_NODE_NAME:
+		if (!*v)
+			return err_setf(err, EINVAL, "--node-name: must not be empty");
+		return set_str(&c->node_name, v);
+	case OPT_KUBE_IDLE:
+		if (parse_uint(v, 3600, &n) < 0 || n < 1)
+			return err_setf(err, EINVAL, "--kube-idle-timeout '%s': expected seconds 1..3600", v);
+		c->kube_idle_sec = (unsigned)n;
+		return 0;
 	case OPT_MODE:
 		if (strcmp(v, "enforce") == 0)
 			c->mode = MSEG_MODE_ENFORCE;
@@ -396,5 +421,16 @@ int daemon_config_parse(struct daemon_config *c, int argc, char **argv, struct m
 		return err_setf(err, EINVAL, "--tls-cert and --tls-key go together");
 	if (c->listen_tcp && !c->token_file)
 		return err_setf(err, EINVAL, "--listen-tcp requires --token-file");
+	if (c->kubeconfig && c->kube_in_cluster)
+		return err_setf(err, EINVAL, "--kubeconfig and --kubernetes in-cluster exclude each other");
+	if ((c->kubeconfig || c->kube_in_cluster) && !c->node_name) {
+		const char *env = getenv("NODE_NAME");
+
+		if (!env || !*env)
+			return err_setf(err, EINVAL, "--kubeconfig/--kubernetes need --node-name (or "
+					"NODE_NAME in the environment): which pods are this node's");
+		if ((r = set_str(&c->node_name, env)) < 0)
+			return r;
+	}
 	return 0;
 }

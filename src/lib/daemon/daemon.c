@@ -22,6 +22,8 @@
 #include "mseg/kernel/reconcile.h"
 #include "mseg/daemon/flowpipe.h"
 #include "mseg/model/addr.h"
+#include "mseg/kube/kube.h"
+#include "mseg/kube/kubeconfig.h"
 
 #define RELOAD_DEBOUNCE_MS 100
 
@@ -40,6 +42,9 @@ struct daemon {
 	struct evloop_source *resync_timer;
 	struct flowpipe *flows;       /* NFQUEUE listeners, flow ring and log */
 	uint64_t conflicts_key;       /* the address conflicts last logged */
+	struct kube_watcher *kube;    /* --kubeconfig / --kubernetes; NULL: none */
+	struct evloop_source *kube_timer;   /* debounces the watcher's changes */
+	bool kube_waiting_said;
 };
 
 static void daemon_log_events(struct daemon *d)
@@ -206,11 +211,47 @@ static void daemon_check_gone(struct daemon *d)
 	}
 }
 
+/* The cluster's source, built again from the watcher's stores and the
+ * endpoints mseg-cni registered. */
+static int daemon_kube_rebuild(struct daemon *d)
+{
+	struct mseg_policy_set pols;
+	struct mseg_inventory inv;
+	int r;
+
+	policy_set_init(&pols);
+	inventory_init(&inv);
+	r = kube_watcher_build(d->kube, &d->desired.inv[DESIRED_API], &pols, &inv);
+	if (r < 0) {
+		policy_set_release(&pols);
+		inventory_release(&inv);
+		return r;
+	}
+	desired_kube_replace(&d->desired, &pols, &inv);
+	return 0;
+}
+
 int daemon_reconcile(struct daemon *d)
 {
 	struct desired_view v;
 	int r;
 
+	if (d->kube) {
+		/* before the first complete list, the cluster's policies are
+		 * unknown: the kernel keeps what it has (nothing opens) */
+		if (!kube_watcher_synced(d->kube)) {
+			if (!d->kube_waiting_said)
+				log_info("kubernetes: waiting for the first list of every resource "
+					 "from %s before programming", kube_watcher_server(d->kube));
+			d->kube_waiting_said = true;
+			return 0;
+		}
+		r = daemon_kube_rebuild(d);
+		if (r < 0) {
+			log_error("kubernetes: out of memory; keeping the previous state");
+			return r;
+		}
+	}
 	r = desired_view_build(&d->desired, NULL, &v);
 	if (r < 0) {
 		log_error("reconcile: out of memory");
@@ -366,6 +407,66 @@ static int daemon_split_endpoints_path(struct daemon *d)
 	return 0;
 }
 
+static void on_kube_timer(struct evloop_source *src, uint32_t events, void *data)
+{
+	struct daemon *d = data;
+
+	daemon_reconcile(d);
+}
+
+static void on_kube_changed(void *data)
+{
+	struct daemon *d = data;
+	int r = evloop_timer_arm(d->kube_timer, RELOAD_DEBOUNCE_MS, 0);
+
+	if (r < 0)
+		log_error("cannot arm the kubernetes timer: %s", strerror(-r));
+}
+
+static void on_kube_log(void *data, enum log_level lvl, const char *msg)
+{
+	LOG_AT(lvl, "kubernetes: %s", msg);
+}
+
+/* --kubeconfig or --kubernetes in-cluster: start watching. */
+static int daemon_kube_setup(struct daemon *d)
+{
+	const struct kube_watcher_cbs cbs = { on_kube_changed, on_kube_log, d };
+	struct kube_watcher_opts o = {
+		.node_name = d->cfg->node_name,
+		.idle_timeout_s = d->cfg->kube_idle_sec,
+	};
+	struct kube_config kc;
+	struct mseg_err err;
+	char msg[1024];
+	int r;
+
+	err_clear(&err);
+	if (d->cfg->kubeconfig)
+		r = kube_config_load_file(&kc, d->cfg->kubeconfig, &err);
+	else
+		r = kube_config_in_cluster(&kc, NULL, NULL, NULL, &err);
+	if (r < 0) {
+		log_error("kubernetes: %s", err_format(&err, msg, sizeof(msg)));
+		return r;
+	}
+	log_info("kubernetes: watching %s (%s) as node '%s'", kc.server, kc.source,
+		 d->cfg->node_name);
+	d->kube_timer = evloop_add_timer(d->loop, 0, 0, on_kube_timer, d, &r);
+	if (!d->kube_timer) {
+		kube_config_release(&kc);
+		log_error("startup failed: timer: %s", strerror(-r));
+		return r;
+	}
+	r = kube_watcher_new(d->loop, &kc, &o, &cbs, &d->kube, &err);
+	kube_config_release(&kc);
+	if (r < 0) {
+		log_error("kubernetes: %s", err_format(&err, msg, sizeof(msg)));
+		return r;
+	}
+	return 0;
+}
+
 static int setup_failed(const char *what, int r)
 {
 	log_error("startup failed: %s: %s", what, strerror(-r));
@@ -460,6 +561,11 @@ static int daemon_setup(struct daemon *d)
 	d->reload_timer = evloop_add_timer(d->loop, 0, 0, on_reload_timer, d, &r);
 	if (!d->reload_timer)
 		return setup_failed("timer", r);
+	if (d->cfg->kubeconfig || d->cfg->kube_in_cluster) {
+		r = daemon_kube_setup(d);
+		if (r < 0)
+			return r;
+	}
 	if (d->cfg->resync_sec) {
 		uint64_t ms = (uint64_t)d->cfg->resync_sec * 1000;
 
@@ -523,6 +629,8 @@ struct daemon *daemon_free(struct daemon *d)
 {
 	if (!d)
 		return NULL;
+	d->kube = kube_watcher_free(d->kube);
+	evloop_source_remove(d->kube_timer);
 	d->flows = flowpipe_free(d->flows);
 	d->rec = reconciler_free(d->rec);
 	desired_release(&d->desired);
@@ -565,4 +673,9 @@ const struct nft_features *daemon_features(const struct daemon *d)
 struct flowpipe *daemon_flowpipe(struct daemon *d)
 {
 	return d->flows;
+}
+
+struct kube_watcher *daemon_kube(struct daemon *d)
+{
+	return d->kube;
 }

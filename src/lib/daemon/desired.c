@@ -119,6 +119,17 @@ void desired_files_replace(struct desired *ds, struct mseg_policy_set *pols,
 	inventory_init(inv);
 }
 
+void desired_kube_replace(struct desired *ds, struct mseg_policy_set *pols,
+			  struct mseg_inventory *inv)
+{
+	policy_set_release(&ds->pols[DESIRED_KUBE]);
+	inventory_release(&ds->inv[DESIRED_KUBE]);
+	ds->pols[DESIRED_KUBE] = *pols;
+	ds->inv[DESIRED_KUBE] = *inv;
+	policy_set_init(pols);
+	inventory_init(inv);
+}
+
 bool desired_policy_shadowed(const struct desired *ds, const struct mseg_policy *p)
 {
 	return policy_set_find(&ds->pols[DESIRED_FILE], p->ns, p->name) != NULL;
@@ -297,10 +308,12 @@ int desired_view_build(const struct desired *ds, const struct desired_change *ch
 		       struct desired_view *ret)
 {
 	const struct mseg_policy_set *fp = &ds->pols[DESIRED_FILE], *ap = &ds->pols[DESIRED_API];
-	const struct mseg_inventory *fi = &ds->inv[DESIRED_FILE];
-	size_t np = fp->n + ap->n + 1, ne = fi->n + ds->inv[DESIRED_API].n + 1;
+	const struct mseg_policy_set *kp = &ds->pols[DESIRED_KUBE];
+	const struct mseg_inventory *fi = &ds->inv[DESIRED_FILE], *ki = &ds->inv[DESIRED_KUBE];
+	size_t np = fp->n + ap->n + kp->n + 1;
+	size_t ne = fi->n + ds->inv[DESIRED_API].n + ki->n + 1;
 	struct mseg_endpoint **api_eps;
-	size_t n_api, a = 0, b = 0;
+	size_t n_api, a = 0, b = 0, k = 0;
 
 	memset(ret, 0, sizeof(*ret));
 	ret->pols.items = calloc(np, sizeof(*ret->pols.items));
@@ -326,24 +339,57 @@ int desired_view_build(const struct desired *ds, const struct desired_change *ch
 	}
 	if (ch && ch->put_pol)
 		ret->pols.items[ret->pols.n++] = (struct mseg_policy *)ch->put_pol;
+	/* the cluster's policies: a file or API policy of the same name wins */
+	for (size_t i = 0; i < kp->n; i++) {
+		struct mseg_policy *p = kp->items[i];
+		bool clash = policy_set_find(fp, p->ns, p->name) ||
+			     (policy_set_find(ap, p->ns, p->name) && !change_drops_policy(ch, p)) ||
+			     (ch && ch->put_pol && strcmp(p->ns, ch->put_pol->ns) == 0 &&
+			      strcmp(p->name, ch->put_pol->name) == 0);
 
-	/* both sides are sorted by id: merge, the file winning a clash */
+		if (clash)
+			ret->shadowed_pols++;
+		else
+			ret->pols.items[ret->pols.n++] = p;
+	}
+
+	/* all sides are sorted by id: merge, the file winning a clash, then
+	 * the cluster's view of a pod over its registration by mseg-cni (a
+	 * cluster endpoint with a netns only stands for a registered one) */
 	n_api = api_endpoints_changed(ds, ch, api_eps);
-	while (a < fi->n || b < n_api) {
+	while (a < fi->n || b < n_api || k < ki->n) {
 		struct mseg_endpoint *fa = a < fi->n ? fi->eps[a] : NULL;
 		struct mseg_endpoint *fb = b < n_api ? api_eps[b] : NULL;
-		int c = !fa ? 1 : !fb ? -1 : strcmp(fa->id, fb->id);
+		struct mseg_endpoint *fk = k < ki->n ? ki->eps[k] : NULL;
+		struct mseg_endpoint *take = NULL;
+		const char *min = NULL;
 
-		if (c == 0) {
-			ret->shadowed_eps++;
-			b++;
-			continue;
+		if (fa)
+			min = fa->id;
+		if (fb && (!min || strcmp(fb->id, min) < 0))
+			min = fb->id;
+		if (fk && (!min || strcmp(fk->id, min) < 0))
+			min = fk->id;
+		fa = fa && strcmp(fa->id, min) == 0 ? fa : NULL;
+		fb = fb && strcmp(fb->id, min) == 0 ? fb : NULL;
+		fk = fk && strcmp(fk->id, min) == 0 ? fk : NULL;
+		a += fa != NULL;
+		b += fb != NULL;
+		k += fk != NULL;
+		if (fk && fk->netns && !fb)
+			fk = NULL;   /* its registration is gone (or going) */
+		if (fa) {
+			take = fa;
+			ret->shadowed_eps += (fb != NULL) + (fk != NULL);
+		} else {
+			take = fk ? fk : fb;
 		}
-		fa = c < 0 ? fi->eps[a++] : api_eps[b++];
-		if (desired_endpoint_is_gone(ds, fa->id))
+		if (!take)
+			continue;
+		if (desired_endpoint_is_gone(ds, take->id))
 			ret->gone++;
 		else
-			ret->inv.eps[ret->inv.n++] = fa;
+			ret->inv.eps[ret->inv.n++] = take;
 	}
 	free(api_eps);
 	/* each endpoint's namespace labels, from the namespace objects (before

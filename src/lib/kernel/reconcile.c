@@ -29,6 +29,7 @@ struct ep_state {
 	struct mseg_ep_plan desired;  /* last compiled; entries owned */
 	struct mseg_ep_plan kernel;   /* what the kernel holds (valid if in_kernel) */
 	bool in_kernel;
+	bool peer;            /* no netns: only a peer of others' rules */
 	bool seen;                    /* in the current apply's plan */
 	char *error;
 };
@@ -743,9 +744,11 @@ int reconciler_apply(struct reconciler *r, const struct mseg_policy_set *pols,
 		ret = ep_plan_from_compiled(&s->desired, p, &map);
 		if (ret < 0)
 			goto out_free_plan;
-		if (!p->ep->netns) {
-			ep_state_set_error(s, "no network namespace known");
-			failed = true;
+		/* no netns (a pod of another node): a peer that other
+		 * endpoints' rules select, never programmed itself */
+		s->peer = !p->ep->netns;
+		if (s->peer) {
+			ep_state_set_error(s, NULL);
 			continue;
 		}
 		err_clear(&err);
@@ -830,7 +833,7 @@ int reconciler_resync(struct reconciler *r, unsigned *ret_repaired)
 bool reconciler_ready(const struct reconciler *r)
 {
 	for (size_t i = 0; i < r->n; i++)
-		if (!r->eps[i]->in_kernel)
+		if (!r->eps[i]->in_kernel && !r->eps[i]->peer)
 			return false;
 	return true;
 }
@@ -865,6 +868,7 @@ int reconciler_ep_status(const struct reconciler *r, size_t i, struct reconcile_
 	ret->name = s->name;
 	ret->ns = s->nsname;
 	ret->programmed = s->in_kernel;
+	ret->peer = s->peer;
 	for (int d = 0; d < MSEG_DIR_COUNT; d++) {
 		ret->isolated[d] = s->desired.dir[d].isolated;
 		ret->mode[d] = s->desired.dir[d].mode;

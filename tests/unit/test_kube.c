@@ -1,0 +1,521 @@
+/* The Kubernetes watcher's pure parts: kubeconfig files (good ones, and
+ * bad ones whose errors name the line, column and field), the in-cluster
+ * config and its rotated token, the watch stream parser (events split at
+ * every byte, bounded lines, errors with the byte offset), and the source
+ * built from Pods, Namespaces and AllowLists (the pod's labels win over
+ * the registered ones, other nodes' pods become peers, a bad AllowList is
+ * left out with its error). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "mseg/daemon/desired.h"
+#include "mseg/kube/kube.h"
+#include "mseg/kube/kubeconfig.h"
+#include "mseg/kube/watch.h"
+#include "mseg/model/addr.h"
+#include "mseg/model/inventory.h"
+#include "mseg/model/policy.h"
+#include "t.h"
+
+static char dir[64];
+
+static void write_file(const char *name, const char *text)
+{
+	char path[128];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "w");
+	fputs(text, f);
+	fclose(f);
+}
+
+/* Load kubeconfig text; the error as "file:line:col: msg" with the dir cut. */
+static int load(const char *text, struct kube_config *c, char *msg, size_t size)
+{
+	struct mseg_err err;
+	char path[128], buf[1024];
+	int r;
+
+	write_file("config", text);
+	snprintf(path, sizeof(path), "%s/config", dir);
+	err_clear(&err);
+	r = kube_config_load_file(c, path, &err);
+	err_format(&err, buf, sizeof(buf));
+	snprintf(msg, size, "%s", strncmp(buf, dir, strlen(dir)) == 0 ? buf + strlen(dir) + 1 : buf);
+	return r;
+}
+
+static const char good[] =
+	"apiVersion: v1\n"
+	"kind: Config\n"
+	"current-context: dev\n"
+	"preferences: {}\n"
+	"clusters:\n"
+	"- name: other\n"
+	"  cluster: {server: 'https://other:1'}\n"
+	"- name: kind\n"
+	"  cluster:\n"
+	"    server: https://127.0.0.1:6443/\n"
+	"    certificate-authority: ca.crt\n"
+	"contexts:\n"
+	"- name: dev\n"
+	"  context: {cluster: kind, user: admin, namespace: shop}\n"
+	"users:\n"
+	"- name: admin\n"
+	"  user:\n"
+	"    token: abc123\n"
+	"    client-certificate-data: aGVsbG8=\n"
+	"    client-key-data: d29ybGQ\n";
+
+static void test_kubeconfig_good(void)
+{
+	struct kube_config c;
+	char msg[1024], want[256];
+	int r = load(good, &c, msg, sizeof(msg));
+
+	T_CHECK(r == 0, "%d %s", r, msg);
+	if (r < 0)
+		return;
+	T_STREQ(c.server, "https://127.0.0.1:6443");
+	snprintf(want, sizeof(want), "%s/ca.crt", dir);
+	T_STREQ(c.ca_file, want);
+	T_STREQ(c.token, "abc123");
+	T_STREQ(c.cert_pem, "hello");
+	T_STREQ(c.key_pem, "world");
+	T_CHECK(c.key_pem_len == 5, "%zu", c.key_pem_len);
+	T_CHECK(!c.insecure, "insecure");
+	kube_config_release(&c);
+}
+
+static void test_kubeconfig_token_file(void)
+{
+	static const char text[] =
+		"current-context: c\n"
+		"clusters: [{name: k, cluster: {server: 'http://127.0.0.1:1', "
+		"insecure-skip-tls-verify: true, certificate-authority-data: Zm9v}}]\n"
+		"contexts: [{name: c, context: {cluster: k, user: u}}]\n"
+		"users: [{name: u, user: {tokenFile: tok}}]\n";
+	struct kube_config c;
+	struct mseg_err err;
+	const char *tok = NULL;
+	char msg[1024];
+	int r;
+
+	write_file("tok", "first-token\n");
+	r = load(text, &c, msg, sizeof(msg));
+	T_CHECK(r == 0, "%s", msg);
+	if (r < 0)
+		return;
+	T_CHECK(c.insecure, "insecure-skip-tls-verify");
+	T_STREQ(c.ca_pem, "foo");
+	T_CHECK(kube_config_token(&c, &tok, &err) == 0, "%s", err.msg);
+	T_STREQ(tok, "first-token");
+	/* rotated (a new inode, as the kubelet's atomic writer does) */
+	write_file("tok.new", "second-token");
+	snprintf(msg, sizeof(msg), "%s/tok.new", dir);
+	{
+		char dst[128];
+
+		snprintf(dst, sizeof(dst), "%s/tok", dir);
+		rename(msg, dst);
+	}
+	T_CHECK(kube_config_token(&c, &tok, &err) == 0, "%s", err.msg);
+	T_STREQ(tok, "second-token");
+	/* gone: the last token stays, the error says so */
+	snprintf(msg, sizeof(msg), "%s/tok", dir);
+	unlink(msg);
+	T_CHECK(kube_config_token(&c, &tok, &err) == -ENOENT, "missing token file");
+	T_STREQ(tok, "second-token");
+	kube_config_release(&c);
+}
+
+static void test_kubeconfig_bad(void)
+{
+	static const struct {
+		const char *text, *want;
+	} cases[] = {
+		{ "clusters: []\n", "config:1:1: missing required key 'current-context'" },
+		{ "current-context: x\ncontexts: []\n", "config:1:18: no context named 'x' in 'contexts'" },
+		{ "current-context: c\ncontexts: [{name: c, context: {cluster: k}}]\n"
+		  "clusters:\n- name: k\n  cluster: {server: ftp://x}\n",
+		  "config:5:21: clusters[0].cluster.server: 'ftp://x' is not an http(s):// URL" },
+		{ "current-context: c\ncontexts: [{name: c, context: {cluster: k, user: u}}]\n"
+		  "clusters: [{name: k, cluster: {server: 'https://x'}}]\n"
+		  "users:\n- name: u\n  user:\n    exec: {command: aws}\n",
+		  "config:7:11: users[0].user: credential plugins (exec, auth-provider) are not "
+		  "supported; use token, tokenFile or a client certificate" },
+		{ "current-context: c\ncontexts: [{name: c, context: {cluster: k, user: u}}]\n"
+		  "clusters: [{name: k, cluster: {server: 'https://x'}}]\n"
+		  "users:\n- name: u\n  user:\n    client-key-data: '!!notbase64'\n",
+		  "config:7:22: users[0].user.client-key-data: not valid base64" },
+		{ "current-context: c\ncontexts: [{name: c, context: {cluster: k}}]\n"
+		  "clusters: [{name: k, cluster: {server: 'https://x', insecure-skip-tls-verify: yes}}]\n",
+		  "config:3:79: clusters[0].cluster.insecure-skip-tls-verify: expected true or false" },
+		{ "current-context: [a]\n", "config:1:18: current-context: expected a string, got a sequence" },
+		{ "a: b\n---\nc: d\n", "config: expected one YAML document, got 2" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct kube_config c;
+		char msg[1024];
+		int r = load(cases[i].text, &c, msg, sizeof(msg));
+
+		T_CHECK(r == -EINVAL, "case %zu: %d", i, r);
+		T_STREQ(msg, cases[i].want);
+		T_CHECK(c.server == NULL, "case %zu: config left filled", i);
+	}
+}
+
+static void test_in_cluster(void)
+{
+	struct kube_config c;
+	struct mseg_err err;
+	char sa[128];
+	int r;
+
+	snprintf(sa, sizeof(sa), "%s/sa", dir);
+	mkdir(sa, 0700);
+	write_file("sa/token", "sa-token\n");
+	write_file("sa/ca.crt", "-----BEGIN CERTIFICATE-----\n");
+	err_clear(&err);
+	r = kube_config_in_cluster(&c, "10.96.0.1", "443", sa, &err);
+	T_CHECK(r == 0, "%s", err.msg);
+	if (r == 0) {
+		T_STREQ(c.server, "https://10.96.0.1:443");
+		T_STREQ(c.file_token, "sa-token");
+		kube_config_release(&c);
+	}
+	r = kube_config_in_cluster(&c, "fd00::1", "6443", sa, &err);
+	T_CHECK(r == 0, "%s", err.msg);
+	if (r == 0) {
+		T_STREQ(c.server, "https://[fd00::1]:6443");
+		kube_config_release(&c);
+	}
+	unsetenv("KUBERNETES_SERVICE_HOST");
+	r = kube_config_in_cluster(&c, NULL, "443", sa, &err);
+	T_CHECK(r == -EINVAL, "no host");
+	T_STREQ(err.msg, "--kubernetes in-cluster: KUBERNETES_SERVICE_HOST and "
+		"KUBERNETES_SERVICE_PORT are not set (not running in a pod?)");
+	r = kube_config_in_cluster(&c, "h", "443", "/nonexistent", &err);
+	T_CHECK(r == -ENOENT, "no service account: %d", r);
+}
+
+/* ---- the watch stream ---- */
+
+struct got {
+	char text[4096];
+	int n;
+};
+
+static int collect(enum kube_event_type type, json_t *obj, void *data)
+{
+	struct got *g = data;
+	const char *name = json_string_value(json_object_get(json_object_get(obj, "metadata"),
+							     "name"));
+	size_t l = strlen(g->text);
+
+	snprintf(g->text + l, sizeof(g->text) - l, "%s %s;", kube_event_type_name(type),
+		 name ? name : "-");
+	g->n++;
+	return 0;
+}
+
+static const char stream[] =
+	"{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":\"a\",\"resourceVersion\":\"5\"}}}\n"
+	"{\"type\":\"MODIFIED\",\"object\":{\"metadata\":{\"name\":\"b\"}}}\r\n"
+	"\n"
+	"{\"type\":\"BOOKMARK\",\"object\":{\"metadata\":{\"resourceVersion\":\"9\"}}}\n"
+	"{\"type\":\"DELETED\",\"object\":{\"metadata\":{\"name\":\"\\u00e9\"}}}\n"
+	"{\"type\":\"ERROR\",\"object\":{\"kind\":\"Status\",\"code\":410}}\n";
+static const char stream_want[] = "ADDED a;MODIFIED b;BOOKMARK -;DELETED \xc3\xa9;ERROR -;";
+
+static void test_watch_split_everywhere(void)
+{
+	size_t len = strlen(stream);
+
+	/* two chunks, split at every byte */
+	for (size_t cut = 0; cut <= len; cut++) {
+		struct kube_watch_parser p;
+		struct mseg_err err;
+		struct got g = { "", 0 };
+
+		kube_watch_parser_init(&p, 0);
+		T_CHECK(kube_watch_feed(&p, stream, cut, collect, &g, &err) == 0, "cut %zu", cut);
+		T_CHECK(kube_watch_feed(&p, stream + cut, len - cut, collect, &g, &err) == 0,
+			"cut %zu: %s", cut, err.msg);
+		T_STREQ(g.text, stream_want);
+		T_CHECK(kube_watch_pending(&p) == 0, "cut %zu", cut);
+		kube_watch_parser_release(&p);
+	}
+	/* one byte at a time */
+	{
+		struct kube_watch_parser p;
+		struct mseg_err err;
+		struct got g = { "", 0 };
+
+		kube_watch_parser_init(&p, 0);
+		for (size_t i = 0; i < len; i++)
+			T_CHECK(kube_watch_feed(&p, stream + i, 1, collect, &g, &err) == 0, "%zu", i);
+		T_STREQ(g.text, stream_want);
+		kube_watch_parser_release(&p);
+	}
+}
+
+static void test_watch_errors(void)
+{
+	static const struct {
+		const char *text, *want;
+		int r;
+	} cases[] = {
+		{ "{\"type\":\"ADDED\",\"object\":{}}\n{\"type\":\"ADDED\",\"object\":{\n",
+		  "watch stream byte 29: not JSON: ", -EINVAL },
+		{ "{\"type\":\"ADDED\",\"object\":{}}\n[1]\n",
+		  "watch stream byte 29: an event must be a JSON object", -EINVAL },
+		{ "{\"type\":\"PATCHED\",\"object\":{}}\n",
+		  "watch stream byte 0: event \"type\": unknown type 'PATCHED'", -EINVAL },
+		{ "{\"object\":{}}\n", "watch stream byte 0: event \"type\": missing or not a string",
+		  -EINVAL },
+		{ "{\"type\":\"ADDED\",\"object\":3}\n",
+		  "watch stream byte 0: ADDED event: \"object\" is missing or not an object", -EINVAL },
+		{ "{\"type\":\"ADDED\",\"object\":{}}\n{\"type\":\"ADDED\",\"object\":{\"x\":\"0123456789\"}}\n",
+		  "watch stream byte 29: an event longer than 40 bytes", -E2BIG },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct kube_watch_parser p;
+		struct mseg_err err;
+		struct got g = { "", 0 };
+		int r;
+
+		kube_watch_parser_init(&p, 40);
+		err_clear(&err);
+		r = kube_watch_feed(&p, cases[i].text, strlen(cases[i].text), collect, &g, &err);
+		T_CHECK(r == cases[i].r, "case %zu: %d", i, r);
+		T_CHECK(strncmp(err.msg, cases[i].want, strlen(cases[i].want)) == 0,
+			"case %zu:\n    got:  '%s'\n    want: '%s...'", i, err.msg, cases[i].want);
+		kube_watch_parser_release(&p);
+	}
+}
+
+/* ---- the source ---- */
+
+static json_t *pod(const char *ns, const char *name, const char *node, const char *ip,
+		   const char *labels)
+{
+	char text[1024];
+	json_t *full, *t;
+
+	snprintf(text, sizeof(text),
+		 "{\"metadata\":{\"namespace\":\"%s\",\"name\":\"%s\",\"uid\":\"u-%s\","
+		 "\"resourceVersion\":\"7\",\"managedFields\":[{}],\"labels\":%s},"
+		 "\"spec\":{\"nodeName\":\"%s\",\"containers\":[{\"name\":\"c\",\"image\":\"x\","
+		 "\"ports\":[{\"name\":\"http\",\"containerPort\":8080},{\"containerPort\":9}]}]},"
+		 "\"status\":{\"phase\":\"Running\",\"podIPs\":[{\"ip\":\"%s\"}],\"hostIP\":\"1.2.3.4\"}}",
+		 ns, name, name, labels, node, ip);
+	full = json_loads(text, 0, NULL);
+	t = kube_pod_trim(full);
+	json_decref(full);
+	return t;
+}
+
+static const char reg_text[] =
+	"endpoints:\n- {id: c0ffee, name: web-1, namespace: shop, netns: /run/netns/x, "
+	"ips: [10.0.0.2], labels: {app: old, cni: 'yes'}}\n";
+
+static void test_source_build(void)
+{
+	struct mseg_inventory reg, inv;
+	struct mseg_policy_set pols;
+	struct kube_build_errs errs = { 0 };
+	struct mseg_err err;
+	struct mseg_endpoint *ep;
+	json_t *pods = json_object(), *nss = json_object(), *policies = json_object(), *al, *t;
+	char *dump;
+	int r;
+
+	inventory_init(&reg);
+	inventory_init(&inv);
+	policy_set_init(&pols);
+	/* what mseg-cni registered: pod web-1 of shop, with a label the pod overrides */
+	r = inventory_parse_buffer(&reg, "reg", reg_text, strlen(reg_text), &err);
+	T_CHECK(r == 0, "%s", err.msg);
+	json_object_set_new(pods, "shop/web-1", pod("shop", "web-1", "n1", "10.0.0.99",
+						    "{\"app\":\"web\"}"));
+	json_object_set_new(pods, "shop/db-0", pod("shop", "db-0", "n2", "10.1.0.5",
+						   "{\"app\":\"db\"}"));
+	/* this node's, but not registered (yet): nothing */
+	json_object_set_new(pods, "shop/new", pod("shop", "new", "n1", "10.0.0.7", "{}"));
+	t = pod("shop", "done", "n2", "10.1.0.6", "{}");
+	json_object_set_new(t, "phase", json_string("Succeeded"));
+	json_object_set_new(pods, "shop/done", t);
+	json_object_set_new(nss, "shop", json_loads("{\"metadata\":{\"name\":\"shop\","
+						    "\"labels\":{\"team\":\"a\"}}}", 0, NULL));
+	al = json_loads("{\"apiVersion\":\"mseg.io/v1\",\"kind\":\"AllowList\",\"metadata\":"
+			"{\"name\":\"shop\",\"namespace\":\"shop\",\"uid\":\"x\",\"generation\":3},"
+			"\"spec\":{\"groups\":{\"web\":{\"selector\":{\"app\":\"web\"}},"
+			"\"db\":{\"selector\":{\"app\":\"db\"}}},\"allow\":[{\"from\":\"web\","
+			"\"to\":\"db\",\"ports\":[\"tcp/5432\"]}]},\"status\":{}}", 0, NULL);
+	json_object_set_new(policies, "shop/shop", kube_policy_trim(al));
+	json_decref(al);
+	al = json_loads("{\"apiVersion\":\"mseg.io/v1\",\"kind\":\"AllowList\",\"metadata\":"
+			"{\"name\":\"bad\",\"namespace\":\"shop\"},\"spec\":{\"groups\":{},"
+			"\"allow\":[{\"from\":\"nope\",\"to\":\"db\"}]}}", 0, NULL);
+	json_object_set_new(policies, "shop/bad", kube_policy_trim(al));
+	json_decref(al);
+
+	r = kube_source_build(pods, nss, policies, "n1", &reg, &pols, &inv, &errs);
+	T_CHECK(r == 0, "%d", r);
+	T_CHECK(pols.n == 1 && strcmp(pols.items[0]->name, "shop") == 0, "%zu policies", pols.n);
+	T_CHECK(errs.n == 1, "%zu errors", errs.n);
+	if (errs.n)
+		T_CHECK(strstr(errs.lines[0], "kubernetes:policies/shop/bad") &&
+			strstr(errs.lines[0], "(left out)"), "%s", errs.lines[0]);
+	T_CHECK(inv.n == 2, "%zu endpoints", inv.n);
+	ep = inventory_find(&inv, "c0ffee");
+	T_CHECK(ep != NULL, "the registered pod keeps its id");
+	if (ep) {
+		char buf[64];
+
+		T_STREQ(ep->netns, "/run/netns/x");
+		T_CHECK(ep->n_ips == 1, "%zu", ep->n_ips);
+		T_STREQ(addr_format(&ep->ips[0], buf, sizeof(buf)), "10.0.0.2");
+		T_CHECK(ep->n_labels == 2, "%zu labels", ep->n_labels);
+		T_STREQ(ep->labels[0].key, "app");
+		T_STREQ(ep->labels[0].value, "web");   /* the pod's label wins */
+		T_STREQ(ep->labels[1].key, "cni");
+		T_CHECK(ep->n_ns_labels == 2, "%zu ns labels", ep->n_ns_labels);
+		T_CHECK(ep->n_ports == 1 && strcmp(ep->ports[0].name, "http") == 0, "ports");
+	}
+	ep = inventory_find(&inv, "k8s.shop.db-0");
+	T_CHECK(ep && !ep->netns && ep->n_ips == 1, "peer of another node");
+	dump = json_dumps(json_object_get(pods, "shop/web-1"), JSON_SORT_KEYS | JSON_COMPACT);
+	T_STREQ(dump, "{\"metadata\":{\"labels\":{\"app\":\"web\"},\"name\":\"web-1\","
+		"\"namespace\":\"shop\",\"uid\":\"u-web-1\"},\"nodeName\":\"n1\",\"phase\":\"Running\","
+		"\"podIPs\":[{\"ip\":\"10.0.0.99\"}],\"ports\":[{\"name\":\"http\",\"port\":8080,"
+		"\"protocol\":\"TCP\"}]}");
+	free(dump);
+	kube_build_errs_release(&errs);
+	policy_set_release(&pols);
+	inventory_release(&inv);
+	inventory_release(&reg);
+	json_decref(pods);
+	json_decref(nss);
+	json_decref(policies);
+}
+
+static struct mseg_endpoint *ep_of(const char *doc)
+{
+	struct mseg_endpoint *ep = NULL;
+	struct mseg_err err;
+
+	if (endpoint_parse_buffer(NULL, "t", doc, strlen(doc), &ep, &err) < 0)
+		printf("  endpoint: %s\n", err.msg);
+	return ep;
+}
+
+static const struct mseg_endpoint *view_find(const struct desired_view *v, const char *id)
+{
+	for (size_t i = 0; i < v->inv.n; i++)
+		if (strcmp(v->inv.eps[i]->id, id) == 0)
+			return v->inv.eps[i];
+	return NULL;
+}
+
+/* The merge with the cluster's source: its endpoint stands for the
+ * registered one of the same id (and goes with it), a peer is added, a
+ * file endpoint and a file policy win name clashes. */
+static void test_desired_merge(void)
+{
+	static const char pol[] =
+		"apiVersion: mseg.io/v1\nkind: AllowList\nmetadata: {name: p, namespace: shop}\n"
+		"spec: {groups: {db: {selector: {app: db}}}}\n";
+	struct desired ds;
+	struct desired_view v;
+	struct desired_change ch = { .del_id = "c-db" };
+	struct mseg_policy_set pols, fpols;
+	struct mseg_inventory inv, finv;
+	const struct mseg_endpoint *e;
+	struct mseg_err err;
+
+	desired_init(&ds);
+	inventory_put(&ds.inv[DESIRED_API], ep_of("{id: c-db, name: db-0, namespace: shop, "
+						  "netns: /run/netns/db, ips: [10.0.0.3]}"));
+	inventory_put(&ds.inv[DESIRED_API], ep_of("{id: c-web, name: web-1, namespace: shop, "
+						  "netns: /run/netns/web, ips: [10.0.0.1]}"));
+	policy_set_init(&pols);
+	inventory_init(&inv);
+	T_CHECK(policy_parse_buffer(&pols, "k", pol, strlen(pol), &err) == 0, "%s", err.msg);
+	inventory_put(&inv, ep_of("{id: c-db, name: db-0, namespace: shop, netns: /run/netns/db, "
+				  "ips: [10.0.0.3], labels: {app: db}}"));
+	inventory_put(&inv, ep_of("{id: k8s.shop.x, name: x, namespace: shop, ips: [10.1.0.9], "
+				  "labels: {app: web}}"));
+	desired_kube_replace(&ds, &pols, &inv);
+
+	T_CHECK(desired_view_build(&ds, NULL, &v) == 0, "view");
+	T_CHECK(v.inv.n == 3 && v.pols.n == 1, "%zu endpoints, %zu policies", v.inv.n, v.pols.n);
+	e = view_find(&v, "c-db");
+	T_CHECK(e && e->n_labels == 1, "c-db is the cluster's, with the pod's labels");
+	T_CHECK(view_find(&v, "k8s.shop.x") != NULL, "the peer is in the view");
+	desired_view_release(&v);
+
+	/* the registration goes (a CNI DEL): so does the cluster's copy */
+	T_CHECK(desired_view_build(&ds, &ch, &v) == 0, "view");
+	T_CHECK(!view_find(&v, "c-db"), "c-db gone with its registration");
+	T_CHECK(v.inv.n == 2, "%zu endpoints", v.inv.n);
+	desired_view_release(&v);
+
+	/* a file endpoint and a file policy of the same names win */
+	policy_set_init(&fpols);
+	inventory_init(&finv);
+	policy_parse_buffer(&fpols, "f", pol, strlen(pol), &err);
+	inventory_put(&finv, ep_of("{id: c-db, netns: /run/netns/f, ips: [10.0.0.3]}"));
+	desired_files_replace(&ds, &fpols, &finv);
+	T_CHECK(desired_view_build(&ds, NULL, &v) == 0, "view");
+	e = view_find(&v, "c-db");
+	T_CHECK(e && strcmp(e->netns, "/run/netns/f") == 0, "the file's c-db wins");
+	T_CHECK(v.shadowed_eps == 2, "%zu shadowed endpoints", v.shadowed_eps);
+	T_CHECK(v.pols.n == 1 && v.shadowed_pols == 1, "%zu policies, %zu shadowed", v.pols.n,
+		v.shadowed_pols);
+	desired_view_release(&v);
+	desired_release(&ds);
+}
+
+static void test_base64(void)
+{
+	char *out;
+	size_t n;
+
+	T_CHECK(kube_base64_decode("aGk=\n", 5, &out, &n) == 0 && n == 2, "hi");
+	T_STREQ(out, "hi");
+	free(out);
+	T_CHECK(kube_base64_decode("a=b", 3, &out, &n) == -EINVAL, "data after padding");
+}
+
+int main(void)
+{
+	snprintf(dir, sizeof(dir), "/tmp/mseg-test-kube-XXXXXX");
+	if (!mkdtemp(dir))
+		return 1;
+	T_RUN(test_kubeconfig_good);
+	T_RUN(test_kubeconfig_token_file);
+	T_RUN(test_kubeconfig_bad);
+	T_RUN(test_in_cluster);
+	T_RUN(test_watch_split_everywhere);
+	T_RUN(test_watch_errors);
+	T_RUN(test_source_build);
+	T_RUN(test_desired_merge);
+	T_RUN(test_base64);
+	{
+		char cmd[128];
+
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+		if (system(cmd) != 0)
+			return 1;
+	}
+	return t_exit();
+}
