@@ -207,7 +207,8 @@ static void test_change_equals_commit(void)
 	struct desired_change ch = { .put_ep = put, .put_pol = pol, .del_id = "c" };
 	struct desired_view before, after;
 	struct compile_opts opts = { 0 };
-	struct mseg_plan *plan_pending = NULL, *plan_made = NULL;
+	struct desired_plan pending = { 0 }, made = { 0 };
+	struct mseg_plan *plan_pending, *plan_made;
 	struct mseg_err err;
 	char pending_eps[256], pending_pols[256];
 	const char *t = pol_text("a1", "443");
@@ -217,7 +218,8 @@ static void test_change_equals_commit(void)
 	snprintf(pending_eps, sizeof(pending_eps), "%s", view_eps(&before));
 	snprintf(pending_pols, sizeof(pending_pols), "%s", view_pols(&before));
 	T_STREQ(pending_eps, "a,b,bb,d");
-	T_CHECK(desired_compile(&ds, &ch, &opts, &plan_pending) == 0, "compile pending");
+	T_CHECK(desired_compile(&ds, &ch, &opts, &pending) == 0, "compile pending");
+	plan_pending = pending.plan;
 	desired_view_release(&before);
 
 	err_clear(&err);
@@ -228,7 +230,8 @@ static void test_change_equals_commit(void)
 	T_STREQ(view_eps(&after), pending_eps);
 	/* the replaced policy moves to the end of the API set either way */
 	T_STREQ(view_pols(&after), pending_pols);
-	T_CHECK(desired_compile(&ds, NULL, &opts, &plan_made) == 0, "compile made");
+	T_CHECK(desired_compile(&ds, NULL, &opts, &made) == 0, "compile made");
+	plan_made = made.plan;
 	T_CHECK(plan_pending && plan_made && plan_pending->n_eps == plan_made->n_eps &&
 		plan_made->n_eps == 4, "same plan size");
 	for (size_t i = 0; plan_pending && plan_made && i < plan_pending->n_eps &&
@@ -238,8 +241,8 @@ static void test_change_equals_commit(void)
 	T_CHECK(plan_made && plan_made->eps[3].dir[MSEG_DIR_INGRESS].n_entries > 0,
 		"d (db) admits something");
 	T_CHECK(ds.generation == 8, "generation %llu", (unsigned long long)ds.generation);
-	plan_free(plan_pending);
-	plan_free(plan_made);
+	desired_plan_release(&pending);
+	desired_plan_release(&made);
 	desired_view_release(&after);
 	desired_release(&ds);
 }

@@ -95,9 +95,17 @@ int desired_view_build(const struct desired *ds, const struct desired_change *ch
 		       struct desired_view *ret);
 void desired_view_release(struct desired_view *v);
 
+/* A compiled view: the plan points into the view's endpoints (some of them
+ * copies the view owns), so both live and go together. */
+struct desired_plan {
+	struct desired_view view;
+	struct mseg_plan *plan;
+};
+
 /* Compile the merged state (with @ch applied, may be NULL). */
 int desired_compile(const struct desired *ds, const struct desired_change *ch,
-		    const struct compile_opts *opts, struct mseg_plan **ret);
+		    const struct compile_opts *opts, struct desired_plan *ret);
+void desired_plan_release(struct desired_plan *p);
 
 /* Leave endpoint @id out of every view (its netns is gone), or take it
  * back. -ENOMEM. */

@@ -43,7 +43,7 @@ static const struct compile_opts *api_copts(const struct api_ctx *x)
 }
 
 static int views_compile(const struct api_ctx *x, const struct desired_change *ch,
-			 struct mseg_plan **ret)
+			 struct desired_plan *ret)
 {
 	return desired_compile(x->be->desired, ch, api_copts(x), ret);
 }
@@ -419,7 +419,7 @@ static json_t *replay_json(struct api_ctx *x, const struct mseg_plan *after)
 static void dry_run_answer(struct api_ctx *x, const struct desired_change *ch, const char *what,
 			   const char *kind, const char *name)
 {
-	struct mseg_plan *before = NULL, *after = NULL;
+	struct desired_plan before = { 0 }, after = { 0 };
 	json_t *o, *changes;
 	int r;
 
@@ -430,7 +430,7 @@ static void dry_run_answer(struct api_ctx *x, const struct desired_change *ch, c
 		api_resp_error(x, 500, "compile: %s", strerror(-r));
 		goto out_free;
 	}
-	changes = api_json_plan_diff(before, after, API_DIFF_MAX_LIST);
+	changes = api_json_plan_diff(before.plan, after.plan, API_DIFF_MAX_LIST);
 	o = json_object();
 	json_object_set_new(o, "dry_run", json_true());
 	json_object_set_new(o, "result", json_string(what));
@@ -440,7 +440,7 @@ static void dry_run_answer(struct api_ctx *x, const struct desired_change *ch, c
 	json_object_set_new(o, "changes", changes ? changes : json_array());
 	json_object_set_new(o, "warnings", change_warnings(x, ch));
 	if (query_flag(x, "replay")) {
-		json_t *rp = replay_json(x, after);
+		json_t *rp = replay_json(x, after.plan);
 
 		if (!rp) {
 			json_decref(o);
@@ -451,8 +451,8 @@ static void dry_run_answer(struct api_ctx *x, const struct desired_change *ch, c
 	}
 	api_resp_json(x, 200, o);
 out_free:
-	plan_free(before);
-	plan_free(after);
+	desired_plan_release(&before);
+	desired_plan_release(&after);
 }
 
 /* Policy and endpoint bodies: YAML or JSON, whatever the Content-Type says
@@ -505,7 +505,7 @@ void api_handle_policy_put(struct api_ctx *x, const char *ns, const char *name)
 	const struct api_backend *be = x->be;
 	struct mseg_policy_set tmp;
 	struct mseg_policy *p, *fp;
-	struct mseg_plan *plan = NULL;
+	struct desired_plan plan = { 0 };
 	struct desired_change ch = { 0 };
 	struct mseg_err err;
 	char full[160];
@@ -575,7 +575,7 @@ void api_handle_policy_put(struct api_ctx *x, const char *ns, const char *name)
 	}
 	/* compile first: a state that does not compile is never stored */
 	r = views_compile(x, &ch, &plan);
-	plan_free(plan);
+	desired_plan_release(&plan);
 	if (r < 0) {
 		api_resp_error(x, 500, "compile: %s; nothing changed", strerror(-r));
 		goto out_release;
@@ -656,7 +656,7 @@ static void endpoint_apply(struct api_ctx *x, struct mseg_endpoint *ep, const ch
 			   size_t len)
 {
 	const struct api_backend *be = x->be;
-	struct mseg_plan *plan = NULL;
+	struct desired_plan plan = { 0 };
 	struct desired_change ch = { .put_ep = ep };
 	const char *id = ep->id, *other;
 	struct mseg_err err;
@@ -680,7 +680,7 @@ static void endpoint_apply(struct api_ctx *x, struct mseg_endpoint *ep, const ch
 		goto out_free;
 	}
 	r = views_compile(x, &ch, &plan);
-	plan_free(plan);
+	desired_plan_release(&plan);
 	if (r < 0) {
 		api_resp_error(x, 500, "compile: %s; nothing changed", strerror(-r));
 		goto out_free;

@@ -469,17 +469,25 @@ void desired_view_release(struct desired_view *v)
 }
 
 int desired_compile(const struct desired *ds, const struct desired_change *ch,
-		    const struct compile_opts *opts, struct mseg_plan **ret)
+		    const struct compile_opts *opts, struct desired_plan *ret)
 {
-	struct desired_view v;
-	int r = desired_view_build(ds, ch, &v);
+	int r = desired_view_build(ds, ch, &ret->view);
 
+	ret->plan = NULL;
 	if (r < 0)
 		return r;
-	r = compile_plan((const struct mseg_policy *const *)v.pols.items, v.pols.n,
-			 (const struct mseg_endpoint *const *)v.inv.eps, v.inv.n, opts, ret);
-	desired_view_release(&v);
+	r = compile_plan((const struct mseg_policy *const *)ret->view.pols.items, ret->view.pols.n,
+			 (const struct mseg_endpoint *const *)ret->view.inv.eps, ret->view.inv.n, opts,
+			 &ret->plan);
+	if (r < 0)
+		desired_view_release(&ret->view);
 	return r;
+}
+
+void desired_plan_release(struct desired_plan *p)
+{
+	p->plan = plan_free(p->plan);
+	desired_view_release(&p->view);
 }
 
 struct mseg_policy *desired_policy_find(const struct desired *ds, enum desired_source src,
