@@ -18,6 +18,10 @@
       and at its end (either of the two during a PUT in flight); the pair is
       allowed under the policies named in ALLOWED_UNDER ("A", "B", "AB" or
       "-"); prints JSON {"probes", "ok", "no", "neither"}.
+  nft-own COMMANDS READYFILE
+      runs nft COMMANDS through libnftables and keeps its netlink socket open
+      (an owner-flagged table stays until this process ends); touches
+      READYFILE when done, then sleeps until killed.
   udpflood DST PORT SECONDS OUT
       UDP datagrams as fast as possible for SECONDS; writes the count.
 """
@@ -120,6 +124,19 @@ def udpflood(dst, port, seconds, out):
         f.write('%d\n' % n)
 
 
+def nft_own(commands, ready):
+    import ctypes
+    lib = ctypes.CDLL('libnftables.so.1')
+    lib.nft_ctx_new.restype = ctypes.c_void_p
+    lib.nft_run_cmd_from_buffer.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+    ctx = lib.nft_ctx_new(0)
+    if lib.nft_run_cmd_from_buffer(ctx, commands.encode()) != 0:
+        sys.exit(1)
+    open(ready, 'w').close()
+    while True:
+        time.sleep(3600)
+
+
 class UnixHTTP(http.client.HTTPConnection):
     def __init__(self, path):
         super().__init__('mseg', timeout=10)
@@ -182,4 +199,4 @@ def classify(flips_path, probe_path, allowed_under):
 
 if __name__ == '__main__':
     {'streams': streams, 'probe': probe, 'udpflood': udpflood, 'flip': flip,
-     'classify': classify}[sys.argv[1]](*sys.argv[2:])
+     'classify': classify, 'nft-own': nft_own}[sys.argv[1]](*sys.argv[2:])
