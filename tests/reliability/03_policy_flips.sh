@@ -50,7 +50,7 @@ t_check "probes started" r_wait_started c1.log c2.log attacker.log
 sleep 0.5
 t0=$(date +%s.%N)
 python3 "$R_TRAFFIC" flip "$R_SOCK" /v1/policies/rel/flip "$T_TMP/A.yaml" "$T_TMP/B.yaml" \
-	"$flips" 0.1 "$T_TMP/flips.log"
+	"$flips" 0.05 "$T_TMP/flips.log"
 t1=$(date +%s.%N)
 sleep 0.5
 r_stop
