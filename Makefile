@@ -94,6 +94,11 @@ check: tests
 demo: $(PROGS)
 	BUILD=$(BUILD) scripts/demo.sh
 
+# The reliability suite at full size (root; real namespaces and traffic; about
+# 15 minutes): every test's output, then the FIGURE lines (docs/reliability.md).
+reliability: $(PROGS)
+	BUILD=$(BUILD) scripts/reliability.sh
+
 bench: $(PROGS) $(BENCH_BINS) $(TOOL_BINS)
 	BUILD=$(BUILD) bench/run
 
@@ -147,7 +152,7 @@ install: $(PROGS)
 clean:
 	rm -rf build build-san build-fuzz
 
-.PHONY: all tests check bench install clean demo fuzz fuzz-build
+.PHONY: all tests check bench install clean demo fuzz fuzz-build reliability
 .SECONDARY:
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
