@@ -11,12 +11,12 @@ libnftnl-dev libmnl-dev libnetfilter-queue-dev libyaml-dev libmicrohttpd-dev
 libjansson-dev libcurl4-openssl-dev
 nftables iptables iproute2 socat netcat-openbsd iputils-ping procps psmisc
 containernetworking-plugins valgrind python3 python3-yaml python3-seccomp curl bc jq systemd
-openssl wrk nginx-light prometheus nodejs npm
+openssl wrk nginx-light prometheus
 chromium chromium-driver python3-selenium
 clang libclang-rt-14-dev"
 
-# nodejs and npm: the Kubernetes API stand-in of tests/kube/ (kube_watch.sh)
-# and deploy_validate.sh's schema checks.
+# nodejs and npm (below): the Kubernetes API stand-in of tests/kube/
+# (kube_watch.sh) and deploy_validate.sh's schema checks.
 # chromium, chromium-driver and python3-selenium: ui_browser.sh drives the
 # flow map in a real headless browser (Debian's, never a downloaded one).
 # python3-seccomp and python3-yaml: deploy_validate.sh runs msegd under its
@@ -35,6 +35,22 @@ if [ -n "$missing" ]; then
 	$SUDO apt-get update -qq
 	# shellcheck disable=SC2086
 	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+# Node.js: Debian's nodejs and npm, unless a node with npm is there already
+# (a nodesource nodejs package carries its own npm and conflicts with
+# Debian's npm package)
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+	missing=
+	for p in nodejs npm; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
+			missing="$missing $p"
+	done
+	if [ -n "$missing" ]; then
+		echo "installing:$missing"
+		$SUDO apt-get update -qq
+		# shellcheck disable=SC2086
+		DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+	fi
 fi
 if command -v systemctl >/dev/null 2>&1 && systemctl is-active -q prometheus 2>/dev/null; then
 	$SUDO systemctl disable --now prometheus >/dev/null 2>&1 || true
