@@ -5,9 +5,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <curl/curl.h>
 
+#include "mseg/client/query.h"
 #include "mseg.h"
 
 enum { OPT_SERVER = 0x1000, OPT_TOKEN_FILE, OPT_CACERT };
@@ -368,4 +370,43 @@ int mutation_print(const char *what, const char *ep_id, long code, struct client
 		status = 1;
 	json_decref(j);
 	return status;
+}
+
+const char *cli_since_parse(const char *s, char *buf, size_t size)
+{
+	static const struct { char unit; unsigned long long mul; } units[] = {
+		{ 's', 1 }, { 'm', 60 }, { 'h', 3600 }, { 'd', 86400 },
+	};
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (!errno && end != s && end[0] && !end[1]) {
+		for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+			if (units[i].unit == end[0]) {
+				snprintf(buf, size, "%llu",
+					 (unsigned long long)time(NULL) - v * units[i].mul);
+				return buf;
+			}
+		}
+		return NULL;
+	}
+	if (strlen(s) >= 10 && s[4] == '-' && s[7] == '-')
+		return s;
+	return NULL;
+}
+
+int cli_query_add(const char *cmd, size_t max, struct client_query *q, const char *key,
+		  const char *value)
+{
+	int r = client_query_add(q, key, value);
+
+	if (r == -E2BIG)
+		return usage_error(cmd, "--%s: the query would be longer than %zu bytes", key, max);
+	if (r < 0) {
+		fprintf(stderr, "mseg %s: %s\n", cmd, strerror(-r));
+		return 1;
+	}
+	return 0;
 }

@@ -34,54 +34,6 @@ const struct cli_option flows_options[] = {
 	CLI_OPTION_END,
 };
 
-/* "30s", "5m", "2h", "1d" ago -> seconds since the epoch in @buf; an RFC 3339
- * time is passed on as it is. The value to send, or NULL when @s is neither. */
-static const char *since_parse(const char *s, char *buf, size_t size)
-{
-	char *end;
-	unsigned long long v, mul;
-
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (!errno && end != s && end[0] && !end[1]) {
-		switch (end[0]) {
-		case 's':
-			mul = 1;
-			break;
-		case 'm':
-			mul = 60;
-			break;
-		case 'h':
-			mul = 3600;
-			break;
-		case 'd':
-			mul = 86400;
-			break;
-		default:
-			return NULL;
-		}
-		snprintf(buf, size, "%llu", (unsigned long long)time(NULL) - v * mul);
-		return buf;
-	}
-	if (strlen(s) >= 10 && s[4] == '-' && s[7] == '-')
-		return s;
-	return NULL;
-}
-
-/* Add --KEY's value to @q. 0, or the exit status after saying why not. */
-static int query_add(struct client_query *q, const char *key, const char *value)
-{
-	int r = client_query_add(q, key, value);
-
-	if (r == -E2BIG)
-		return usage_error("flows", "--%s: the query would be longer than %d bytes", key,
-				   FLOWS_QUERY_MAX);
-	if (r < 0) {
-		fprintf(stderr, "mseg flows: %s\n", strerror(-r));
-		return 1;
-	}
-	return 0;
-}
 
 /* The record ids a follow has shown, sorted: ids mostly come in rising
  * order, so adding is an append. */
@@ -245,45 +197,45 @@ int cmd_flows(int argc, char **argv)
 			updates = true;
 			break;
 		case OPT_EP:
-			status = query_add(&q, "endpoint", optarg);
+			status = cli_query_add("flows", FLOWS_QUERY_MAX, &q, "endpoint", optarg);
 			break;
 		case OPT_NS:
-			status = query_add(&q, "namespace", optarg);
+			status = cli_query_add("flows", FLOWS_QUERY_MAX, &q, "namespace", optarg);
 			break;
 		case OPT_DIR:
 			if (strcmp(optarg, "ingress") && strcmp(optarg, "egress"))
 				status = usage_error("flows", "--direction '%s': ingress or egress", optarg);
 			else
-				status = query_add(&q, "direction", optarg);
+				status = cli_query_add("flows", FLOWS_QUERY_MAX, &q, "direction", optarg);
 			break;
 		case OPT_VERDICT:
 			if (strcmp(optarg, "dropped") && strcmp(optarg, "audited"))
 				status = usage_error("flows", "--verdict '%s': dropped or audited", optarg);
 			else
-				status = query_add(&q, "verdict", optarg);
+				status = cli_query_add("flows", FLOWS_QUERY_MAX, &q, "verdict", optarg);
 			break;
 		case OPT_PROTO:
-			status = query_add(&q, "proto", optarg);
+			status = cli_query_add("flows", FLOWS_QUERY_MAX, &q, "proto", optarg);
 			break;
 		case OPT_PORT:
 			if (number_parse(optarg, 0, 65535, &num) < 0)
 				status = usage_error("flows", "--port '%s': 0 to 65535", optarg);
 			else
-				status = query_add(&q, "port", optarg);
+				status = cli_query_add("flows", FLOWS_QUERY_MAX, &q, "port", optarg);
 			break;
 		case OPT_SINCE:
-			since = since_parse(optarg, since_buf, sizeof(since_buf));
+			since = cli_since_parse(optarg, since_buf, sizeof(since_buf));
 			if (!since)
 				status = usage_error("flows", "--since '%s': e.g. 30s, 5m, 2h, 1d or an RFC 3339 time",
 						     optarg);
 			else
-				status = query_add(&q, "since", since);
+				status = cli_query_add("flows", FLOWS_QUERY_MAX, &q, "since", since);
 			break;
 		case OPT_LIMIT:
 			if (number_parse(optarg, 1, 1000000, &num) < 0)
 				status = usage_error("flows", "--limit '%s': 1 to 1000000", optarg);
 			else
-				status = query_add(&q, "limit", optarg);
+				status = cli_query_add("flows", FLOWS_QUERY_MAX, &q, "limit", optarg);
 			break;
 		default:
 			status = opt_output("flows", opt, argv, &fmt);
@@ -294,7 +246,7 @@ int cmd_flows(int argc, char **argv)
 	if (status == 0 && updates && !follow)
 		status = usage_error("flows", "--updates is for --follow");
 	if (status == 0 && follow)
-		status = query_add(&q, "follow", "1");
+		status = cli_query_add("flows", FLOWS_QUERY_MAX, &q, "follow", "1");
 	if (status)
 		goto out_release;
 	if (client_query_path(&q, "/v1/flows", &path) < 0) {

@@ -27,46 +27,6 @@ const struct cli_option learn_options[] = {
 	CLI_OPTION_END,
 };
 
-/* "30s", "5m", "2h", "1d" ago -> seconds since the epoch; an RFC 3339
- * time as it is; NULL when @s is neither (as `mseg flows --since`). */
-static const char *since_parse(const char *s, char *buf, size_t size)
-{
-	static const struct { char unit; unsigned long long mul; } units[] = {
-		{ 's', 1 }, { 'm', 60 }, { 'h', 3600 }, { 'd', 86400 },
-	};
-	char *end;
-	unsigned long long v;
-
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (!errno && end != s && end[0] && !end[1]) {
-		for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
-			if (units[i].unit == end[0]) {
-				snprintf(buf, size, "%llu",
-					 (unsigned long long)time(NULL) - v * units[i].mul);
-				return buf;
-			}
-		}
-		return NULL;
-	}
-	if (strlen(s) >= 10 && s[4] == '-' && s[7] == '-')
-		return s;
-	return NULL;
-}
-
-static int query_add(struct client_query *q, const char *key, const char *value)
-{
-	int r = client_query_add(q, key, value);
-
-	if (r == -E2BIG)
-		return usage_error("learn", "--%s: the query would be longer than %d bytes", key,
-				   LEARN_QUERY_MAX);
-	if (r < 0) {
-		fprintf(stderr, "mseg learn: %s\n", strerror(-r));
-		return 1;
-	}
-	return 0;
-}
 
 static int prefix_opt(struct client_query *q, const char *key, const char *v, unsigned long max)
 {
@@ -74,7 +34,7 @@ static int prefix_opt(struct client_query *q, const char *key, const char *v, un
 
 	if (number_parse(v + (*v == '/'), 1, max, &n) < 0)
 		return usage_error("learn", "--%s '%s': a prefix length /1 to /%lu", key, v, max);
-	return query_add(q, key, v + (*v == '/'));
+	return cli_query_add("learn", LEARN_QUERY_MAX, q, key, v + (*v == '/'));
 }
 
 int cmd_learn(int argc, char **argv)
@@ -97,18 +57,18 @@ int cmd_learn(int argc, char **argv)
 	while (status == 0 && (opt = cli_parse_next(&p, argc, argv)) != -1) {
 		switch (opt) {
 		case OPT_NS:
-			status = query_add(&q, "namespace", optarg);
+			status = cli_query_add("learn", LEARN_QUERY_MAX, &q, "namespace", optarg);
 			break;
 		case OPT_NAME:
-			status = query_add(&q, "name", optarg);
+			status = cli_query_add("learn", LEARN_QUERY_MAX, &q, "name", optarg);
 			break;
 		case OPT_SINCE:
-			since = since_parse(optarg, since_buf, sizeof(since_buf));
+			since = cli_since_parse(optarg, since_buf, sizeof(since_buf));
 			if (!since)
 				status = usage_error("learn", "--since '%s': e.g. 30s, 5m, 2h, 1d or an RFC 3339 time",
 						     optarg);
 			else
-				status = query_add(&q, "since", since);
+				status = cli_query_add("learn", LEARN_QUERY_MAX, &q, "since", since);
 			break;
 		case OPT_AGG:
 			status = prefix_opt(&q, "aggregate", optarg, 32);

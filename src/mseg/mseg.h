@@ -153,4 +153,14 @@ int cmd_ui(int argc, char **argv);
 extern const struct cli_option learn_options[];
 int cmd_learn(int argc, char **argv);
 
+/* --since: "30s", "5m", "2h", "1d" ago -> seconds since the epoch in @buf;
+ * an RFC 3339 time as it is; NULL when @s is neither. */
+const char *cli_since_parse(const char *s, char *buf, size_t size);
+
+/* Add --KEY's value to @q (at most @max bytes): 0, or the exit status after
+ * saying why not (a usage error when too long). */
+struct client_query;
+int cli_query_add(const char *cmd, size_t max, struct client_query *q, const char *key,
+		  const char *value);
+
 #endif
