@@ -52,7 +52,13 @@ t_check "oversize: nothing stored" [ "$(r_api GET /v1/policies/default/big)" = 4
 t_check "garbage: no connection left hanging ($gb_hung)" [ "$gb_hung" -eq 0 ]
 t_check "garbage: never a 2xx or 5xx answer" [ "$gb_bad" -eq 0 ]
 t_check "API responsive after the abuse" [ "$(r_api GET /v1/status)" = 200 ]
-t_check "RSS flat from round 1 to round $rounds (${rss[0]} -> ${rss[-1]} KiB; 512 KiB slack)" \
-	[ "${rss[-1]}" -le $(( ${rss[0]} + 512 )) ]
+# ASan keeps freed memory in quarantine: RSS says nothing there (the full
+# run, `make reliability`, uses the plain build)
+if ldd "$MSEGD" 2>/dev/null | grep -q libasan; then
+	echo "RSS ${rss[0]} -> ${rss[-1]} KiB (not checked under ASan)"
+else
+	t_check "RSS flat from round 1 to round $rounds (${rss[0]} -> ${rss[-1]} KiB; 512 KiB slack)" \
+		[ "${rss[-1]}" -le $(( ${rss[0]} + 512 )) ]
+fi
 t_check "msegd still up" kill -0 "$T_MSEGD_PID"
 t_done
