@@ -671,14 +671,17 @@ static int inventory_reserve(struct mseg_inventory *inv, size_t extra)
 	return VEC_RESERVE(inv->eps, inv->cap, inv->n + extra);
 }
 
-/* Index of @id, or of where it would go (*ret_found false). */
-static size_t inventory_search(const struct mseg_inventory *inv, const char *id, bool *ret_found)
+/* Binary search of @items (sorted by the key @key_of gives) for @key: its
+ * index, or where it would go (*ret_found false). One search for the
+ * endpoints (by id) and the namespaces (by name). */
+static size_t sorted_search(void *const *items, size_t n, const char *key,
+			    const char *(*key_of)(const void *item), bool *ret_found)
 {
-	size_t lo = 0, hi = inv->n;
+	size_t lo = 0, hi = n;
 
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		int c = strcmp(id, inv->eps[mid]->id);
+		int c = strcmp(key, key_of(items[mid]));
 
 		if (c == 0) {
 			*ret_found = true;
@@ -691,6 +694,21 @@ static size_t inventory_search(const struct mseg_inventory *inv, const char *id,
 	}
 	*ret_found = false;
 	return lo;
+}
+
+static const char *ep_key(const void *item)
+{
+	return ((const struct mseg_endpoint *)item)->id;
+}
+
+static const char *ns_key(const void *item)
+{
+	return ((const struct mseg_namespace *)item)->name;
+}
+
+static size_t inventory_search(const struct mseg_inventory *inv, const char *id, bool *ret_found)
+{
+	return sorted_search((void *const *)inv->eps, inv->n, id, ep_key, ret_found);
 }
 
 struct mseg_endpoint *inventory_find(const struct mseg_inventory *inv, const char *id)
@@ -738,27 +756,10 @@ int inventory_remove(struct mseg_inventory *inv, const char *id)
 	return 0;
 }
 
-/* Index of namespace @name, or of where it would go (*ret_found false). */
 static size_t inventory_ns_search(const struct mseg_inventory *inv, const char *name,
 				  bool *ret_found)
 {
-	size_t lo = 0, hi = inv->n_nss;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		int c = strcmp(name, inv->nss[mid]->name);
-
-		if (c == 0) {
-			*ret_found = true;
-			return mid;
-		}
-		if (c < 0)
-			hi = mid;
-		else
-			lo = mid + 1;
-	}
-	*ret_found = false;
-	return lo;
+	return sorted_search((void *const *)inv->nss, inv->n_nss, name, ns_key, ret_found);
 }
 
 struct mseg_namespace *inventory_ns_find(const struct mseg_inventory *inv, const char *name)
