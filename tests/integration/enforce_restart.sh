@@ -33,6 +33,11 @@ t_msegd_start "${args[@]}"
 t_check "restarted msegd ready" t_wait_log "msegd ready" "$mark"
 t_check "restart adopted the tables in sync (no replace)" t_wait_log "adopted 2" "$mark"
 sleep 1
+# enough probes after the restart too, however slow a loaded machine runs them
+for i in $(seq 1 300); do
+	[ "$(grep -c ok "$T_TMP/good")" -ge 20 ] && [ "$(grep -c no "$T_TMP/bad")" -ge 5 ] && break
+	sleep 0.1
+done
 touch "$T_TMP/stop"; sleep 0.5
 
 good_no=$(grep -c no "$T_TMP/good"); good_ok=$(grep -c ok "$T_TMP/good")
