@@ -161,6 +161,8 @@ struct mseg_endpoint {
 	const char *name;
 	const char *ns;               /* "default" when not given */
 	const char *netns;            /* path of the network namespace; may be NULL offline */
+	const char *pod_uid;          /* the Kubernetes Pod's metadata.uid it was registered
+	                               * for (mseg-cni: K8S_POD_UID); NULL: not known */
 	struct mseg_label *labels;    /* sorted by key, keys unique */
 	size_t n_labels;
 	struct mseg_label *ns_labels; /* labels of its namespace (Kubernetes); sorted;
