@@ -48,6 +48,19 @@ bool desired_endpoint_is_gone(const struct desired *ds, const char *id)
 	return gone_index(ds, id) >= 0;
 }
 
+const struct mseg_endpoint *desired_endpoint_waiting(const struct desired *ds, const char *id)
+{
+	const struct mseg_endpoint *ep;
+
+	if (!ds->kube_pods)
+		return NULL;
+	ep = inventory_find(&ds->inv[DESIRED_API], id);
+	if (!ep || !ep->pod_uid || inventory_find(&ds->inv[DESIRED_FILE], id) ||
+	    inventory_find(&ds->inv[DESIRED_KUBE], id))
+		return NULL;
+	return ep;
+}
+
 int desired_endpoint_set_gone(struct desired *ds, const char *id, bool gone)
 {
 	ssize_t i = gone_index(ds, id);
@@ -378,6 +391,10 @@ int desired_view_build(const struct desired *ds, const struct desired_change *ch
 		k += fk != NULL;
 		if (fk && fk->netns && !fb)
 			fk = NULL;   /* its registration is gone (or going) */
+		if (fb && !fk && fb->pod_uid && ds->kube_pods && !fa) {
+			ret->waiting++;   /* a pod's registration: never without its labels */
+			continue;
+		}
 		if (fa) {
 			take = fa;
 			ret->shadowed_eps += (fb != NULL) + (fk != NULL);
