@@ -39,6 +39,7 @@ struct kube_reflector_opts {
 	unsigned idle_timeout_s;    /* no byte for this long: reconnect */
 	unsigned watch_timeout_s;   /* timeoutSeconds of each watch */
 	unsigned backoff_min_ms, backoff_max_ms;
+	unsigned page_size;         /* limit=N, following metadata.continue; 0: one page */
 };
 
 /* Start listing @path ("/api/v1/pods") at once. */
