@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "mseg/model/plan.h"
 #include "mseg/daemon/desired.h"
 #include "mseg/kube/kube.h"
 #include "mseg/kube/kubeconfig.h"
@@ -651,6 +652,81 @@ static void test_desired_waiting(void)
 	desired_release(&ds);
 }
 
+/* At cluster scale most policies concern pods of other nodes alone: only
+ * those that cover or give rules to a programmed endpoint are compiled,
+ * and the programmed endpoint's entries are the same as with every policy. */
+static void test_desired_programmable(void)
+{
+	static const char pols_text[] =
+		"apiVersion: mseg.io/v1\nkind: AllowList\nmetadata: {name: db, namespace: shop}\n"
+		"spec:\n  groups: {web: {selector: {app: web}}, db: {selector: {app: db}}}\n"
+		"  allow: [{from: web, to: db, ports: [tcp/5432]}]\n---\n"
+		"apiVersion: mseg.io/v1\nkind: AllowList\nmetadata: {name: xy, namespace: other}\n"
+		"spec:\n  groups: {x: {selector: {app: x}}, y: {selector: {app: y}}}\n"
+		"  allow: [{from: x, to: y, ports: [tcp/80]}]\n";
+	static const char *const peers[] = {
+		"{id: k8s.shop.web, name: web, namespace: shop, ips: [10.1.0.1], labels: {app: web}}",
+		"{id: k8s.other.x, name: x, namespace: other, ips: [10.1.0.2], labels: {app: x}}",
+		"{id: k8s.other.y, name: y, namespace: other, ips: [10.1.0.3], labels: {app: y}}",
+	};
+	struct desired ds;
+	struct desired_view v;
+	struct mseg_policy_set pols;
+	struct mseg_inventory inv;
+	struct mseg_policy **prog;
+	struct mseg_plan *full = NULL, *part = NULL;
+	struct mseg_err err;
+	size_t n;
+
+	desired_init(&ds);
+	policy_set_init(&pols);
+	inventory_init(&inv);
+	T_CHECK(policy_parse_buffer(&pols, "k", pols_text, strlen(pols_text), &err) == 0, "%s",
+		err.msg);
+	inventory_put(&inv, ep_of("{id: c-db, name: db-0, namespace: shop, netns: /run/netns/db, "
+				  "ips: [10.0.0.3], labels: {app: db}}"));
+	for (size_t i = 0; i < 3; i++) {
+		struct mseg_endpoint *ep = ep_of(peers[i]);
+
+		ep->cluster_peer = true;
+		inventory_put(&inv, ep);
+	}
+	inventory_put(&ds.inv[DESIRED_API], ep_of("{id: c-db, name: db-0, namespace: shop, "
+						  "netns: /run/netns/db, ips: [10.0.0.3]}"));
+	desired_kube_replace(&ds, &pols, &inv);
+	T_CHECK(desired_view_build(&ds, NULL, &v) == 0 && v.pols.n == 2 && v.inv.n == 4, "view");
+	T_CHECK(desired_view_programmable(&v, &prog, &n) == 0, "programmable");
+	T_CHECK(n == 1 && strcmp(prog[0]->name, "db") == 0, "%zu kept: only shop/db", n);
+	T_CHECK(compile_plan((const struct mseg_policy *const *)v.pols.items, v.pols.n,
+			     (const struct mseg_endpoint *const *)v.inv.eps, v.inv.n, NULL, &full) == 0,
+		"compile all");
+	T_CHECK(compile_plan((const struct mseg_policy *const *)prog, n,
+			     (const struct mseg_endpoint *const *)v.inv.eps, v.inv.n, NULL, &part) == 0,
+		"compile kept");
+	for (size_t i = 0; full && part && i < full->n_eps; i++) {
+		if (full->eps[i].ep->cluster_peer)
+			continue;
+		for (int d = 0; d < MSEG_DIR_COUNT; d++) {
+			const struct mseg_dir_plan *a = &full->eps[i].dir[d], *b = &part->eps[i].dir[d];
+
+			T_CHECK(a->isolated == b->isolated && a->n_entries == b->n_entries,
+				"%s dir %d: the same isolation and entries", full->eps[i].ep->id, d);
+			for (size_t e = 0; e < a->n_entries && e < b->n_entries; e++)
+				T_CHECK(addr_eq(&a->entries[e].lo, &b->entries[e].lo) &&
+					addr_eq(&a->entries[e].hi, &b->entries[e].hi) &&
+					a->entries[e].proto == b->entries[e].proto &&
+					a->entries[e].port_lo == b->entries[e].port_lo &&
+					a->entries[e].port_hi == b->entries[e].port_hi, "entry %zu", e);
+		}
+		T_CHECK(full->eps[i].dir[MSEG_DIR_INGRESS].n_entries == 1, "c-db: web on 5432");
+	}
+	plan_free(full);
+	plan_free(part);
+	free(prog);
+	desired_view_release(&v);
+	desired_release(&ds);
+}
+
 static void test_base64(void)
 {
 	char *out;
@@ -677,6 +753,7 @@ int main(void)
 	T_RUN(test_source_uid);
 	T_RUN(test_desired_waiting);
 	T_RUN(test_desired_merge);
+	T_RUN(test_desired_programmable);
 	T_RUN(test_base64);
 	{
 		char cmd[128];

@@ -107,7 +107,16 @@ struct desired_plan {
 	struct mseg_plan *plan;
 };
 
-/* Compile the merged state (with @ch applied, may be NULL). */
+/* The policies of @v that can change a table: those that cover, or give
+ * rules to, an endpoint that is not a cluster peer (a pod of another node
+ * is never programmed, so a policy that concerns only such pods compiles
+ * to nothing any table holds). All of them when @v has no cluster peer.
+ * *@ret_items is malloc'd (the policies are @v's); -ENOMEM. */
+int desired_view_programmable(const struct desired_view *v, struct mseg_policy ***ret_items,
+			      size_t *ret_n);
+
+/* Compile the merged state (with @ch applied, may be NULL): the policies
+ * desired_view_programmable() keeps, against every endpoint. */
 int desired_compile(const struct desired *ds, const struct desired_change *ch,
 		    const struct compile_opts *opts, struct desired_plan *ret);
 void desired_plan_release(struct desired_plan *p);

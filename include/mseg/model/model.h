@@ -180,6 +180,9 @@ struct mseg_endpoint {
 	/* when it was registered (CLOCK_REALTIME ns; 0: unknown): of two
 	 * endpoints claiming one address, the newer one has it */
 	uint64_t registered_ns;
+	/* a pod of another node (the Kubernetes watcher's peers): selected by
+	 * policies, never programmed, and no policy is compiled for it */
+	bool cluster_peer;
 };
 
 /* A set of policies, as loaded from files or the API. */

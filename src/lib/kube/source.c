@@ -366,6 +366,7 @@ static int pod_set(struct kube_source *src, const char *key, json_t *pod,
 		return 0;
 	}
 	source_error(src, key, NULL);
+	ep->cluster_peer = !reg;
 	if (reg) {
 		ep->registered_ns = reg->registered_ns;
 	} else {
