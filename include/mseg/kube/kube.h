@@ -89,8 +89,10 @@ struct kube_source {
 	struct mseg_policy_set *pols;   /* the owner's; updated in place */
 	struct mseg_inventory *inv;
 	char *node_name;
-	json_t *pods;                   /* key -> trimmed pod */
-	json_t *pod_ids;                /* key -> the id its endpoint has in @inv */
+	json_t *pods;                   /* this node's pods: key -> trimmed pod (of
+	                                 * another node's only its peer is kept) */
+	json_t *pod_ids;                /* this node's pods: key -> the id of its
+	                                 * endpoint in @inv (a peer's is k8s.NS.NAME) */
 	json_t *local;                  /* keys of this node's pods */
 	json_t *policies[KUBE_POLICY_KINDS];   /* key -> trimmed object */
 	json_t *errors;                 /* object -> its error line, said once */

@@ -222,6 +222,9 @@ int kube_watcher_new(struct evloop *loop, struct kube_config *cfg,
 		return err_setf(err, -r, "kubernetes: %s", strerror(-r));
 	}
 	for (int i = 0; i < KUBE_N_RESOURCES; i++) {
+		/* of a pod, the source keeps what it made of it: the
+		 * reflector needs only to tell a change from a repeat */
+		ro.store_digest = i == R_PODS;
 		kw->rf[i] = kube_reflector_new(kw->http, resource_paths[i], &ro, &ops[i], kw);
 		if (!kw->rf[i]) {
 			kube_watcher_free(kw);

@@ -296,6 +296,20 @@ static void rf_set_rv(struct kube_reflector *rf, json_t *obj)
 		snprintf(rf->st.rv, sizeof(rf->st.rv), "%s", rv);
 }
 
+/* FNV-1a of the object's canonical text; 0: out of memory. */
+static json_int_t rf_digest(json_t *t)
+{
+	char *text = json_dumps(t, JSON_SORT_KEYS | JSON_COMPACT);
+	uint64_t h = 1469598103934665603ull;
+
+	if (!text)
+		return 0;
+	for (const char *p = text; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ull;
+	free(text);
+	return (json_int_t)(h >> 1) + 1;
+}
+
 /* Put @obj (the full object) into the store; tell the owner if it changed. */
 static void rf_apply(struct kube_reflector *rf, json_t *obj)
 {
@@ -306,6 +320,18 @@ static void rf_apply(struct kube_reflector *rf, json_t *obj)
 		return;
 	key_of(obj, key, sizeof(key));
 	old = json_object_get(rf->store, key);
+	if (rf->o.store_digest) {
+		json_int_t h = rf_digest(t);
+
+		if (old && h && json_integer_value(old) == h) {
+			json_decref(t);
+			return;
+		}
+		json_object_set_new(rf->store, key, json_integer(h));
+		rf->ops->upsert(rf->data, key, t);
+		json_decref(t);
+		return;
+	}
 	if (old && json_equal(old, t)) {
 		json_decref(t);
 		return;

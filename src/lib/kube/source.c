@@ -313,10 +313,35 @@ static json_t *pod_endpoint(json_t *pod, const struct mseg_endpoint *r)
 	return ep;
 }
 
+/* The id of pod @key's peer endpoint, "k8s.NS.NAME" (namespaces have no
+ * dot: one key, one id). */
+static void peer_id(const char *key, char *buf, size_t size)
+{
+	const char *slash = strchr(key, '/');
+
+	if (slash)
+		snprintf(buf, size, "k8s.%.*s.%s", (int)(slash - key), key, slash + 1);
+	else
+		snprintf(buf, size, "k8s.%s", key);
+}
+
+/* The id pod @key's endpoint has in the inventory (a local pod's is its
+ * registration's, recorded; a peer's follows from the key), or NULL. */
+static const char *pod_id(struct kube_source *src, const char *key, char *buf, size_t size)
+{
+	const char *id = json_string_value(json_object_get(src->pod_ids, key));
+
+	if (id)
+		return id;
+	peer_id(key, buf, size);
+	return inventory_find(src->inv, buf) ? buf : NULL;
+}
+
 /* Take the endpoint out that pod @key stood for. */
 static bool pod_unset(struct kube_source *src, const char *key)
 {
-	const char *id = json_string_value(json_object_get(src->pod_ids, key));
+	char buf[600];
+	const char *id = pod_id(src, key, buf, sizeof(buf));
 
 	if (!id)
 		return false;
@@ -330,10 +355,10 @@ static bool pod_unset(struct kube_source *src, const char *key)
 static int pod_set(struct kube_source *src, const char *key, json_t *pod,
 		   const struct mseg_endpoint *reg, bool *ret_changed)
 {
-	const char *old_id = json_string_value(json_object_get(src->pod_ids, key));
+	char name[600], msg[1024], idbuf[600];
+	const char *old_id = pod_id(src, key, idbuf, sizeof(idbuf));
 	struct mseg_endpoint *ep, *old;
 	struct mseg_err err;
-	char name[600], msg[1024];
 	json_t *doc = pod_endpoint(pod, reg);
 	char *text;
 	int r;
@@ -384,7 +409,8 @@ static int pod_set(struct kube_source *src, const char *key, json_t *pod,
 		endpoint_free(ep);
 		return r;
 	}
-	if (!old_id || strcmp(old_id, ep->id) != 0)
+	/* a peer's id follows from its key: only a local pod's is kept */
+	if (reg)
 		json_object_set_new(src->pod_ids, key, json_string(ep->id));
 	*ret_changed = true;
 	return 0;
@@ -394,15 +420,17 @@ int kube_source_pod_put(struct kube_source *src, const char *key, json_t *pod)
 {
 	bool changed = false;
 
-	json_object_set(src->pods, key, pod);
 	if (pod_is_local(src, pod)) {
-		/* this node's: made at the next sync, with its registration */
+		/* this node's: made at each sync, with its registration */
+		json_object_set(src->pods, key, pod);
 		json_object_set_new(src->local, key, json_true());
 		src->local_dirty = true;
 		return 0;
 	}
+	/* another node's: its peer endpoint is all that is kept of it */
 	if (json_object_get(src->local, key)) {
 		json_object_del(src->local, key);
+		json_object_del(src->pods, key);
 		pod_unset(src, key);
 	}
 	return pod_set(src, key, pod, NULL, &changed);
