@@ -11,6 +11,7 @@
 //   node standin.js --port-file F [--listen 127.0.0.1] [--port 0]
 //       [--tls-cert C --tls-key K] [--token-file F] [--state F]
 //       [--rv-start N] [--history N] [--bookmark-ms N]
+//       [--preload MODULE.js --preload-args JSON [--validate-every N]]
 'use strict';
 
 const fs = require('fs');
@@ -73,8 +74,14 @@ let oldestRv = rv;              // a watch from an RV older than this: 410
 const objects = new Map();      // "path\0ns\0name" -> object
 let events = [];                // { rv, path, type, object }
 const watches = new Set();
-const faults = { status: 0, statusCount: 0, stall: false, cutMidEvent: false };
-const stats = { lists: {}, watches: {}, gone: 0, unauthorized: 0, requests: 0 };
+const faults = { status: 0, statusCount: 0, stall: false, cutMidEvent: false,
+	expireContinue: 0 };
+const stats = { lists: {}, pages: {}, watches: {}, gone: 0, continueGone: 0, unauthorized: 0,
+	requests: 0 };
+// paged lists (limit/continue): the snapshot each list started from, as the
+// real server reads one etcd revision for every page of a list
+const snapshots = new Map();    // id -> { rv, items }
+const SNAPSHOTS_MAX = 64;
 
 function key(r, o) {
 	return r.path + '\0' + (r.namespaced ? o.metadata.namespace || 'default' : '') + '\0' +
@@ -110,12 +117,14 @@ function emit(path, type, object) {
 			w.send(type, object);
 }
 
-// apply (create or update) or delete one object; throws with a message
-function change(op, o) {
+// apply (create or update) or delete one object; throws with a message.
+// @trusted: a generated object of a shape already validated (--preload)
+function change(op, o, trusted) {
 	const r = o && BY_KIND[o.apiVersion + '/' + o.kind];
 	if (!r)
 		throw new Error(`unknown apiVersion/kind '${o && o.apiVersion}/${o && o.kind}'`);
-	validate(r, o);
+	if (!trusted)
+		validate(r, o);
 	const k = key(r, o);
 	const old = objects.get(k);
 	if (op === 'delete') {
@@ -128,13 +137,14 @@ function change(op, o) {
 		emit(r.path, 'DELETED', gone);
 		return gone;
 	}
-	const obj = JSON.parse(JSON.stringify(o));
+	const obj = trusted ? o : JSON.parse(JSON.stringify(o));
 	rv++;
 	obj.metadata.resourceVersion = String(rv);
 	obj.metadata.uid = old ? old.metadata.uid : obj.metadata.uid || crypto.randomUUID();
 	obj.metadata.creationTimestamp = old ? old.metadata.creationTimestamp :
 		new Date().toISOString().replace(/\.\d+Z$/, 'Z');
-	validate(r, obj);
+	if (!trusted)
+		validate(r, obj);
 	objects.set(k, obj);
 	emit(r.path, old ? 'MODIFIED' : 'ADDED', obj);
 	return obj;
@@ -193,11 +203,15 @@ async function control(req, res, url) {
 		if (body.closeWatches)
 			for (const w of [...watches])
 				w.end();
+		if ('expireContinue' in body)
+			faults.expireContinue = Number(body.expireContinue) || 0;   // the next N continues: 410
 		if (body.expireAll) {
 			// compact the whole history: every watch ends with 410,
-			// every resume from an RV before now gets 410
+			// every resume from an RV before now gets 410, and so does
+			// every continue token of a list started before
 			events = [];
 			oldestRv = rv;
+			snapshots.clear();
 			for (const w of [...watches])
 				w.gone();
 		}
@@ -343,10 +357,60 @@ async function handle(req, res) {
 	const w = url.searchParams.get('watch');
 	if (w === '1' || w === 'true')
 		return watch(req, res, r, ns, url.searchParams);
-	stats.lists[r.path] = (stats.lists[r.path] || 0) + 1;
+	return list(res, r, ns, url.searchParams);
+}
+
+// GET of a list: whole, or a page of at most limit=N objects with a
+// metadata.continue token for the rest (all pages from the snapshot of the
+// first). A token older than the retained history (expireAll, or
+// expireContinue from /_control) gets the real server's 410.
+function list(res, r, ns, params) {
+	const limit = Number(params.get('limit') || '0');
+	const cont = params.get('continue');
+	let snap, start = 0;
+	stats.pages[r.path] = (stats.pages[r.path] || 0) + 1;
+	if (cont) {
+		let tok;
+		try {
+			tok = JSON.parse(Buffer.from(cont, 'base64').toString('utf8'));
+		} catch (e) {
+			return status(res, 400, 'BadRequest', 'continue key is not valid: ' + e.message);
+		}
+		snap = snapshots.get(tok.id);
+		if (faults.expireContinue > 0 || !snap || tok.rv < oldestRv || snap.path !== r.path) {
+			if (faults.expireContinue > 0)
+				faults.expireContinue--;
+			stats.continueGone++;
+			return status(res, 410, 'Expired', 'The provided continue parameter is too old ' +
+				'to display a consistent list result. You can start a new list without ' +
+				'the continue parameter, or use the continue token in this response to ' +
+				'retrieve the remainder of the results. Continuing with the provided ' +
+				'token results in an inconsistent list - objects that were created, ' +
+				'modified, or deleted between the time the first chunk was returned and ' +
+				'now may show up in the list.');
+		}
+		start = tok.start;
+	} else {
+		stats.lists[r.path] = (stats.lists[r.path] || 0) + 1;
+		snap = { id: crypto.randomUUID(), rv, path: r.path, items: listOf(r, ns) };
+	}
+	const items = limit > 0 ? snap.items.slice(start, start + limit) : snap.items;
+	const md = { resourceVersion: String(snap.rv) };
+	if (limit > 0 && start + limit < snap.items.length) {
+		md.continue = Buffer.from(JSON.stringify({ id: snap.id, rv: snap.rv,
+			start: start + limit })).toString('base64');
+		md.remainingItemCount = snap.items.length - start - limit;
+		if (!snapshots.has(snap.id)) {
+			snapshots.set(snap.id, snap);
+			while (snapshots.size > SNAPSHOTS_MAX)
+				snapshots.delete(snapshots.keys().next().value);
+		}
+	} else {
+		snapshots.delete(snap.id);
+	}
 	res.writeHead(200, { 'Content-Type': 'application/json' });
-	res.end(JSON.stringify({ kind: r.kind + 'List', apiVersion: r.apiVersion,
-		metadata: { resourceVersion: String(rv) }, items: listOf(r, ns) }));
+	res.end(JSON.stringify({ kind: r.kind + 'List', apiVersion: r.apiVersion, metadata: md,
+		items }));
 }
 
 // objects of an earlier run (same objects, new resourceVersion history)
@@ -357,6 +421,26 @@ if (statePath && fs.existsSync(statePath)) {
 	}
 	events = [];
 	oldestRv = rv;
+}
+
+// a generated cluster (bench/kube_scale.js): objects() of the module, of
+// which every --validate-every'th object is validated (all of them with 1);
+// the generator makes every object of a kind from one template
+const preload = arg('preload', null);
+if (preload) {
+	const gen = require(require('path').resolve(preload));
+	const every = Math.max(1, Number(arg('validate-every', '1')));
+	let i = 0, checked = 0;
+	const t0 = Date.now();
+	for (const o of gen.objects(JSON.parse(arg('preload-args', '{}')))) {
+		const check = i++ % every === 0;
+		checked += check;
+		change('apply', o, !check);
+	}
+	events = [];
+	oldestRv = rv;
+	process.stdout.write(`standin: preloaded ${i} objects (${checked} validated) in ` +
+			     `${Date.now() - t0} ms\n`);
 }
 
 const tlsCert = arg('tls-cert', null);

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "mseg/model/plan.h"
 #include "mseg/daemon/desired.h"
 #include "mseg/kube/kube.h"
 #include "mseg/kube/kubeconfig.h"
@@ -327,55 +328,87 @@ static const char reg_text[] =
 	"endpoints:\n- {id: c0ffee, name: web-1, namespace: shop, netns: /run/netns/x, "
 	"ips: [10.0.0.2], labels: {app: old, cni: 'yes'}}\n";
 
+static char logged[4][1200];
+static size_t n_logged;
+
+static void log_cb(void *data, enum log_level lvl, const char *msg)
+{
+	if (n_logged < 4)
+		snprintf(logged[n_logged], sizeof(logged[0]), "%s", msg);
+	n_logged++;
+}
+
+/* Put @text (a full object) through @trim into the source. */
+static json_t *trimmed(json_t *(*trim)(json_t *), const char *text)
+{
+	json_t *full = json_loads(text, 0, NULL), *t = trim(full);
+
+	json_decref(full);
+	return t;
+}
+
+static const char allowlist_shop[] =
+	"{\"apiVersion\":\"mseg.io/v1\",\"kind\":\"AllowList\",\"metadata\":"
+	"{\"name\":\"shop\",\"namespace\":\"shop\",\"uid\":\"x\",\"generation\":3},"
+	"\"spec\":{\"groups\":{\"web\":{\"selector\":{\"app\":\"web\"}},"
+	"\"db\":{\"selector\":{\"app\":\"db\"}}},\"allow\":[{\"from\":\"web\","
+	"\"to\":\"db\",\"ports\":[\"tcp/5432\"]}]},\"status\":{}}";
+
 static void test_source_build(void)
 {
 	struct mseg_inventory reg, inv;
 	struct mseg_policy_set pols;
-	struct kube_build_errs errs = { 0 };
+	struct kube_source src;
 	struct mseg_err err;
 	struct mseg_endpoint *ep;
-	json_t *pods = json_object(), *nss = json_object(), *policies = json_object(), *al, *t;
+	json_t *t;
 	char *dump;
 	int r;
 
 	inventory_init(&reg);
 	inventory_init(&inv);
 	policy_set_init(&pols);
+	n_logged = 0;
+	T_CHECK(kube_source_init(&src, "n1", &pols, &inv) == 0, "init");
+	src.log = log_cb;
 	/* what mseg-cni registered: pod web-1 of shop, with a label the pod overrides */
 	r = inventory_parse_buffer(&reg, "reg", reg_text, strlen(reg_text), &err);
 	T_CHECK(r == 0, "%s", err.msg);
-	json_object_set_new(pods, "shop/web-1", pod("shop", "web-1", "n1", "10.0.0.99",
-						    "{\"app\":\"web\"}"));
-	json_object_set_new(pods, "shop/db-0", pod("shop", "db-0", "n2", "10.1.0.5",
-						   "{\"app\":\"db\"}"));
+	t = pod("shop", "web-1", "n1", "10.0.0.99", "{\"app\":\"web\"}");
+	kube_source_pod_put(&src, "shop/web-1", t);
+	json_decref(t);
+	t = pod("shop", "db-0", "n2", "10.1.0.5", "{\"app\":\"db\"}");
+	kube_source_pod_put(&src, "shop/db-0", t);
+	json_decref(t);
 	/* this node's, but not registered (yet): nothing */
-	json_object_set_new(pods, "shop/new", pod("shop", "new", "n1", "10.0.0.7", "{}"));
+	t = pod("shop", "new", "n1", "10.0.0.7", "{}");
+	kube_source_pod_put(&src, "shop/new", t);
+	json_decref(t);
 	t = pod("shop", "done", "n2", "10.1.0.6", "{}");
 	json_object_set_new(t, "phase", json_string("Succeeded"));
-	json_object_set_new(pods, "shop/done", t);
-	json_object_set_new(nss, "shop", json_loads("{\"metadata\":{\"name\":\"shop\","
-						    "\"labels\":{\"team\":\"a\"}}}", 0, NULL));
-	al = json_loads("{\"apiVersion\":\"mseg.io/v1\",\"kind\":\"AllowList\",\"metadata\":"
-			"{\"name\":\"shop\",\"namespace\":\"shop\",\"uid\":\"x\",\"generation\":3},"
-			"\"spec\":{\"groups\":{\"web\":{\"selector\":{\"app\":\"web\"}},"
-			"\"db\":{\"selector\":{\"app\":\"db\"}}},\"allow\":[{\"from\":\"web\","
-			"\"to\":\"db\",\"ports\":[\"tcp/5432\"]}]},\"status\":{}}", 0, NULL);
-	json_object_set_new(policies, "shop/shop", kube_policy_trim(al));
-	json_decref(al);
-	al = json_loads("{\"apiVersion\":\"mseg.io/v1\",\"kind\":\"AllowList\",\"metadata\":"
-			"{\"name\":\"bad\",\"namespace\":\"shop\"},\"spec\":{\"groups\":{},"
-			"\"allow\":[{\"from\":\"nope\",\"to\":\"db\"}]}}", 0, NULL);
-	json_object_set_new(policies, "shop/bad", kube_policy_trim(al));
-	json_decref(al);
+	kube_source_pod_put(&src, "shop/done", t);
+	json_decref(t);
+	t = trimmed(kube_namespace_trim, "{\"metadata\":{\"name\":\"shop\",\"uid\":\"n\","
+				       "\"labels\":{\"team\":\"a\"}}}");
+	kube_source_namespace_put(&src, "shop", t);
+	json_decref(t);
+	t = trimmed(kube_policy_trim, allowlist_shop);
+	kube_source_policy_put(&src, KUBE_ALLOWLIST, "shop/shop", t);
+	json_decref(t);
+	t = trimmed(kube_policy_trim, "{\"apiVersion\":\"mseg.io/v1\",\"kind\":\"AllowList\","
+		    "\"metadata\":{\"name\":\"bad\",\"namespace\":\"shop\"},\"spec\":{\"groups\":{},"
+		    "\"allow\":[{\"from\":\"nope\",\"to\":\"db\"}]}}");
+	kube_source_policy_put(&src, KUBE_ALLOWLIST, "shop/bad", t);
+	json_decref(t);
 
-	r = kube_source_build(pods, nss, policies, "n1", &reg, &pols, &inv, &errs);
-	T_CHECK(r == 0, "%d", r);
+	T_CHECK(kube_source_sync(&src, &reg) == 0, "sync");
 	T_CHECK(pols.n == 1 && strcmp(pols.items[0]->name, "shop") == 0, "%zu policies", pols.n);
-	T_CHECK(errs.n == 1, "%zu errors", errs.n);
-	if (errs.n)
-		T_CHECK(strstr(errs.lines[0], "kubernetes:policies/shop/bad") &&
-			strstr(errs.lines[0], "(left out)"), "%s", errs.lines[0]);
+	T_CHECK(n_logged == 1 && kube_source_error_count(&src) == 1, "%zu errors said", n_logged);
+	T_CHECK(strstr(logged[0], "kubernetes:allowlists/shop/bad") &&
+		strstr(logged[0], "(left out)"), "%s", logged[0]);
 	T_CHECK(inv.n == 2, "%zu endpoints", inv.n);
+	T_CHECK(inventory_ns_find(&inv, "shop") && inventory_ns_find(&inv, "shop")->n_labels == 2,
+		"namespace shop with its label and kubernetes.io/metadata.name");
 	ep = inventory_find(&inv, "c0ffee");
 	T_CHECK(ep != NULL, "the registered pod keeps its id");
 	if (ep) {
@@ -388,24 +421,118 @@ static void test_source_build(void)
 		T_STREQ(ep->labels[0].key, "app");
 		T_STREQ(ep->labels[0].value, "web");   /* the pod's label wins */
 		T_STREQ(ep->labels[1].key, "cni");
-		T_CHECK(ep->n_ns_labels == 2, "%zu ns labels", ep->n_ns_labels);
+		T_STREQ(ep->pod_uid, "u-web-1");
 		T_CHECK(ep->n_ports == 1 && strcmp(ep->ports[0].name, "http") == 0, "ports");
 	}
 	ep = inventory_find(&inv, "k8s.shop.db-0");
 	T_CHECK(ep && !ep->netns && ep->n_ips == 1, "peer of another node");
-	dump = json_dumps(json_object_get(pods, "shop/web-1"), JSON_SORT_KEYS | JSON_COMPACT);
+	dump = json_dumps(json_object_get(src.pods, "shop/web-1"), JSON_SORT_KEYS | JSON_COMPACT);
 	T_STREQ(dump, "{\"metadata\":{\"labels\":{\"app\":\"web\"},\"name\":\"web-1\","
 		"\"namespace\":\"shop\",\"uid\":\"u-web-1\"},\"nodeName\":\"n1\",\"phase\":\"Running\","
 		"\"podIPs\":[{\"ip\":\"10.0.0.99\"}],\"ports\":[{\"name\":\"http\",\"port\":8080,"
 		"\"protocol\":\"TCP\"}]}");
 	free(dump);
-	kube_build_errs_release(&errs);
+
+	/* per object: the bad AllowList fixed, the good one removed, a peer
+	 * deleted from the API: each is gone at once, nothing else moves */
+	ep = inventory_find(&inv, "c0ffee");
+	t = trimmed(kube_policy_trim, "{\"apiVersion\":\"mseg.io/v1\",\"kind\":\"AllowList\","
+		    "\"metadata\":{\"name\":\"bad\",\"namespace\":\"shop\"},\"spec\":{\"groups\":{\"a\":{\"selector\":{\"app\":\"a\"}}}}}");
+	kube_source_policy_put(&src, KUBE_ALLOWLIST, "shop/bad", t);
+	json_decref(t);
+	kube_source_policy_remove(&src, KUBE_ALLOWLIST, "shop/shop");
+	T_CHECK(pols.n == 1 && strcmp(pols.items[0]->name, "bad") == 0, "%zu policies", pols.n);
+	T_CHECK(kube_source_error_count(&src) == 0, "the error went with the fix: %s",
+		n_logged > 1 ? logged[1] : "");
+	kube_source_pod_remove(&src, "shop/db-0");
+	T_CHECK(!inventory_find(&inv, "k8s.shop.db-0"), "a deleted pod is no peer any more");
+	T_CHECK(inventory_find(&inv, "c0ffee") == ep, "this node's pod untouched until the sync");
+	/* a NetworkPolicy of an AllowList's name: left out while it lasts */
+	t = trimmed(kube_policy_trim, "{\"apiVersion\":\"networking.k8s.io/v1\",\"kind\":"
+		    "\"NetworkPolicy\",\"metadata\":{\"name\":\"bad\",\"namespace\":\"shop\"},"
+		    "\"spec\":{\"podSelector\":{}}}");
+	kube_source_policy_put(&src, KUBE_NETWORKPOLICY, "shop/bad", t);
+	json_decref(t);
+	T_CHECK(kube_source_error_count(&src) == 1, "%zu", kube_source_error_count(&src));
+	kube_source_policy_remove(&src, KUBE_ALLOWLIST, "shop/bad");
+	T_CHECK(kube_source_error_count(&src) == 0 && pols.n == 1,
+		"the AllowList gone: the NetworkPolicy has the name");
+
+	kube_source_release(&src);
 	policy_set_release(&pols);
 	inventory_release(&inv);
 	inventory_release(&reg);
-	json_decref(pods);
-	json_decref(nss);
-	json_decref(policies);
+}
+
+/* A registration carries the pod's uid (mseg-cni: K8S_POD_UID): a pod
+ * created again under the same name, with a new uid, is not the old one;
+ * of two pods with one address, the one seen last has it. */
+static void test_source_uid(void)
+{
+	static const char reg_uid[] =
+		"endpoints:\n- {id: c1, name: web-1, namespace: shop, netns: /run/netns/x, "
+		"pod_uid: u-old, ips: [10.0.0.2]}\n";
+	struct mseg_inventory reg, inv;
+	struct mseg_policy_set pols;
+	struct kube_source src;
+	struct mseg_err err;
+	struct mseg_endpoint *ep;
+	json_t *t;
+
+	inventory_init(&reg);
+	inventory_init(&inv);
+	policy_set_init(&pols);
+	T_CHECK(kube_source_init(&src, "n1", &pols, &inv) == 0, "init");
+	T_CHECK(inventory_parse_buffer(&reg, "reg", reg_uid, strlen(reg_uid), &err) == 0, "%s",
+		err.msg);
+	T_STREQ(reg.eps[0]->pod_uid, "u-old");
+	/* the Pod object of that name now is another pod (uid u-web-1) */
+	t = pod("shop", "web-1", "n1", "10.0.0.2", "{\"app\":\"web\"}");
+	kube_source_pod_put(&src, "shop/web-1", t);
+	json_decref(t);
+	kube_source_sync(&src, &reg);
+	T_CHECK(!inventory_find(&inv, "c1"), "a registration of uid u-old is not pod u-web-1");
+	/* the registration of the new pod: matched */
+	inventory_release(&reg);
+	inventory_init(&reg);
+	T_CHECK(inventory_parse_buffer(&reg, "reg", "endpoints: [{id: c2, name: web-1, "
+				       "namespace: shop, netns: /run/netns/y, pod_uid: u-web-1, "
+				       "ips: [10.0.0.2]}]", 107, &err) == 0, "%s", err.msg);
+	kube_source_sync(&src, &reg);
+	ep = inventory_find(&inv, "c2");
+	T_CHECK(ep && ep->n_labels == 1 && strcmp(ep->labels[0].value, "web") == 0,
+		"the new pod's registration has its labels");
+	/* a registration without a uid (an older runtime): namespace/name */
+	inventory_release(&reg);
+	inventory_init(&reg);
+	T_CHECK(inventory_parse_buffer(&reg, "reg", "endpoints: [{id: c3, name: web-1, "
+				       "namespace: shop, netns: /run/netns/y, ips: [10.0.0.2]}]",
+				       89, &err) == 0, "%s", err.msg);
+	kube_source_sync(&src, &reg);
+	T_CHECK(inventory_find(&inv, "c3") && !inventory_find(&inv, "c2"), "matched by name");
+
+	/* peers: a newer pod takes an address the older one had */
+	t = pod("a", "old", "n2", "10.9.0.1", "{}");
+	kube_source_pod_put(&src, "a/old", t);
+	json_decref(t);
+	t = pod("a", "new", "n2", "10.9.0.1", "{}");
+	kube_source_pod_put(&src, "a/new", t);
+	json_decref(t);
+	T_CHECK(inventory_find(&inv, "k8s.a.new")->registered_ns >
+		inventory_find(&inv, "k8s.a.old")->registered_ns, "the pod seen last is newer");
+	/* a label change of the older one keeps its age */
+	{
+		uint64_t age = inventory_find(&inv, "k8s.a.old")->registered_ns;
+
+		t = pod("a", "old", "n2", "10.9.0.1", "{\"x\":\"y\"}");
+		kube_source_pod_put(&src, "a/old", t);
+		json_decref(t);
+		T_CHECK(inventory_find(&inv, "k8s.a.old")->registered_ns == age, "age kept");
+	}
+	kube_source_release(&src);
+	policy_set_release(&pols);
+	inventory_release(&inv);
+	inventory_release(&reg);
 }
 
 static struct mseg_endpoint *ep_of(const char *doc)
@@ -485,6 +612,121 @@ static void test_desired_merge(void)
 	desired_release(&ds);
 }
 
+/* With a Kubernetes source, a pod's registration (it has a pod_uid) is
+ * in no view until the Pod object stands for it: never programmed
+ * without its labels. A registration without a uid, and any without a
+ * Kubernetes source, are as before. */
+static void test_desired_waiting(void)
+{
+	struct desired ds;
+	struct desired_view v;
+	struct mseg_policy_set pols;
+	struct mseg_inventory inv;
+
+	desired_init(&ds);
+	inventory_put(&ds.inv[DESIRED_API], ep_of("{id: c-web, name: web-1, namespace: shop, "
+						  "pod_uid: u1, netns: /run/netns/web, "
+						  "ips: [10.0.0.1]}"));
+	inventory_put(&ds.inv[DESIRED_API], ep_of("{id: c-hand, name: hand, namespace: shop, "
+						  "netns: /run/netns/hand, ips: [10.0.0.2]}"));
+	T_CHECK(desired_view_build(&ds, NULL, &v) == 0 && v.inv.n == 2 && v.waiting == 0,
+		"no Kubernetes source: both");
+	desired_view_release(&v);
+	ds.kube_pods = true;
+	T_CHECK(desired_view_build(&ds, NULL, &v) == 0, "view");
+	T_CHECK(!view_find(&v, "c-web") && view_find(&v, "c-hand") && v.waiting == 1,
+		"c-web waits for its Pod");
+	desired_view_release(&v);
+	T_CHECK(desired_endpoint_waiting(&ds, "c-web") != NULL, "c-web is waiting");
+	T_CHECK(desired_endpoint_waiting(&ds, "c-hand") == NULL, "c-hand is not");
+	policy_set_init(&pols);
+	inventory_init(&inv);
+	inventory_put(&inv, ep_of("{id: c-web, name: web-1, namespace: shop, pod_uid: u1, "
+				  "netns: /run/netns/web, ips: [10.0.0.1], labels: {app: web}}"));
+	desired_kube_replace(&ds, &pols, &inv);
+	T_CHECK(desired_view_build(&ds, NULL, &v) == 0, "view");
+	T_CHECK(view_find(&v, "c-web") && view_find(&v, "c-web")->n_labels == 1 && v.waiting == 0,
+		"the Pod seen: c-web with its labels");
+	desired_view_release(&v);
+	T_CHECK(desired_endpoint_waiting(&ds, "c-web") == NULL, "no longer waiting");
+	desired_release(&ds);
+}
+
+/* At cluster scale most policies concern pods of other nodes alone: only
+ * those that cover or give rules to a programmed endpoint are compiled,
+ * and the programmed endpoint's entries are the same as with every policy. */
+static void test_desired_programmable(void)
+{
+	static const char pols_text[] =
+		"apiVersion: mseg.io/v1\nkind: AllowList\nmetadata: {name: db, namespace: shop}\n"
+		"spec:\n  groups: {web: {selector: {app: web}}, db: {selector: {app: db}}}\n"
+		"  allow: [{from: web, to: db, ports: [tcp/5432]}]\n---\n"
+		"apiVersion: mseg.io/v1\nkind: AllowList\nmetadata: {name: xy, namespace: other}\n"
+		"spec:\n  groups: {x: {selector: {app: x}}, y: {selector: {app: y}}}\n"
+		"  allow: [{from: x, to: y, ports: [tcp/80]}]\n";
+	static const char *const peers[] = {
+		"{id: k8s.shop.web, name: web, namespace: shop, ips: [10.1.0.1], labels: {app: web}}",
+		"{id: k8s.other.x, name: x, namespace: other, ips: [10.1.0.2], labels: {app: x}}",
+		"{id: k8s.other.y, name: y, namespace: other, ips: [10.1.0.3], labels: {app: y}}",
+	};
+	struct desired ds;
+	struct desired_view v;
+	struct mseg_policy_set pols;
+	struct mseg_inventory inv;
+	struct mseg_policy **prog;
+	struct mseg_plan *full = NULL, *part = NULL;
+	struct mseg_err err;
+	size_t n;
+
+	desired_init(&ds);
+	policy_set_init(&pols);
+	inventory_init(&inv);
+	T_CHECK(policy_parse_buffer(&pols, "k", pols_text, strlen(pols_text), &err) == 0, "%s",
+		err.msg);
+	inventory_put(&inv, ep_of("{id: c-db, name: db-0, namespace: shop, netns: /run/netns/db, "
+				  "ips: [10.0.0.3], labels: {app: db}}"));
+	for (size_t i = 0; i < 3; i++) {
+		struct mseg_endpoint *ep = ep_of(peers[i]);
+
+		ep->cluster_peer = true;
+		inventory_put(&inv, ep);
+	}
+	inventory_put(&ds.inv[DESIRED_API], ep_of("{id: c-db, name: db-0, namespace: shop, "
+						  "netns: /run/netns/db, ips: [10.0.0.3]}"));
+	desired_kube_replace(&ds, &pols, &inv);
+	T_CHECK(desired_view_build(&ds, NULL, &v) == 0 && v.pols.n == 2 && v.inv.n == 4, "view");
+	T_CHECK(desired_view_programmable(&v, &prog, &n) == 0, "programmable");
+	T_CHECK(n == 1 && strcmp(prog[0]->name, "db") == 0, "%zu kept: only shop/db", n);
+	T_CHECK(compile_plan((const struct mseg_policy *const *)v.pols.items, v.pols.n,
+			     (const struct mseg_endpoint *const *)v.inv.eps, v.inv.n, NULL, &full) == 0,
+		"compile all");
+	T_CHECK(compile_plan((const struct mseg_policy *const *)prog, n,
+			     (const struct mseg_endpoint *const *)v.inv.eps, v.inv.n, NULL, &part) == 0,
+		"compile kept");
+	for (size_t i = 0; full && part && i < full->n_eps; i++) {
+		if (full->eps[i].ep->cluster_peer)
+			continue;
+		for (int d = 0; d < MSEG_DIR_COUNT; d++) {
+			const struct mseg_dir_plan *a = &full->eps[i].dir[d], *b = &part->eps[i].dir[d];
+
+			T_CHECK(a->isolated == b->isolated && a->n_entries == b->n_entries,
+				"%s dir %d: the same isolation and entries", full->eps[i].ep->id, d);
+			for (size_t e = 0; e < a->n_entries && e < b->n_entries; e++)
+				T_CHECK(addr_eq(&a->entries[e].lo, &b->entries[e].lo) &&
+					addr_eq(&a->entries[e].hi, &b->entries[e].hi) &&
+					a->entries[e].proto == b->entries[e].proto &&
+					a->entries[e].port_lo == b->entries[e].port_lo &&
+					a->entries[e].port_hi == b->entries[e].port_hi, "entry %zu", e);
+		}
+		T_CHECK(full->eps[i].dir[MSEG_DIR_INGRESS].n_entries == 1, "c-db: web on 5432");
+	}
+	plan_free(full);
+	plan_free(part);
+	free(prog);
+	desired_view_release(&v);
+	desired_release(&ds);
+}
+
 static void test_base64(void)
 {
 	char *out;
@@ -508,7 +750,10 @@ int main(void)
 	T_RUN(test_watch_split_everywhere);
 	T_RUN(test_watch_errors);
 	T_RUN(test_source_build);
+	T_RUN(test_source_uid);
+	T_RUN(test_desired_waiting);
 	T_RUN(test_desired_merge);
+	T_RUN(test_desired_programmable);
 	T_RUN(test_base64);
 	{
 		char cmd[128];

@@ -37,6 +37,7 @@ struct daemon_config {
 	bool kube_in_cluster;      /* ... with the pod's service account */
 	char *node_name;           /* this node (--node-name, else $NODE_NAME) */
 	unsigned kube_idle_sec;    /* watch idle timeout (0: default) */
+	unsigned kube_page_size;   /* objects per list page (0: no paging) */
 };
 
 void daemon_config_init(struct daemon_config *c);

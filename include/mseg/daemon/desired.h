@@ -35,6 +35,10 @@ struct desired {
 	uint64_t generation;           /* bumped by every accepted API change */
 	char **gone;                   /* ids whose netns is gone: left out of views */
 	size_t n_gone, cap_gone;
+	/* a Kubernetes source is configured: an API endpoint registered for a
+	 * pod (with a pod_uid) is in a view only as that Pod's endpoint from
+	 * the cluster (with its labels), never without them */
+	bool kube_pods;
 };
 
 /* One change not yet made: at most one policy put or delete and one
@@ -62,6 +66,7 @@ struct desired_view {
 	struct mseg_inventory inv;
 	size_t shadowed_pols, shadowed_eps;   /* API objects hidden by a file */
 	size_t gone;                          /* endpoints left out: netns gone */
+	size_t waiting;                       /* left out: their Pod is not known yet */
 	struct desired_conflict *conflicts;
 	size_t n_conflicts;
 	struct mseg_endpoint **copies;        /* owned */
@@ -102,7 +107,16 @@ struct desired_plan {
 	struct mseg_plan *plan;
 };
 
-/* Compile the merged state (with @ch applied, may be NULL). */
+/* The policies of @v that can change a table: those that cover, or give
+ * rules to, an endpoint that is not a cluster peer (a pod of another node
+ * is never programmed, so a policy that concerns only such pods compiles
+ * to nothing any table holds). All of them when @v has no cluster peer.
+ * *@ret_items is malloc'd (the policies are @v's); -ENOMEM. */
+int desired_view_programmable(const struct desired_view *v, struct mseg_policy ***ret_items,
+			      size_t *ret_n);
+
+/* Compile the merged state (with @ch applied, may be NULL): the policies
+ * desired_view_programmable() keeps, against every endpoint. */
 int desired_compile(const struct desired *ds, const struct desired_change *ch,
 		    const struct compile_opts *opts, struct desired_plan *ret);
 void desired_plan_release(struct desired_plan *p);
@@ -111,6 +125,11 @@ void desired_plan_release(struct desired_plan *p);
  * back. -ENOMEM. */
 int desired_endpoint_set_gone(struct desired *ds, const char *id, bool gone);
 bool desired_endpoint_is_gone(const struct desired *ds, const char *id);
+
+/* The API endpoint @id when it waits for its Pod object (kube_pods, a
+ * pod_uid, and no endpoint of the cluster source stands for it yet): it is
+ * left out of every view until the Pod is seen. NULL otherwise. */
+const struct mseg_endpoint *desired_endpoint_waiting(const struct desired *ds, const char *id);
 
 /* Whether an API object of this name is hidden by a file object. */
 bool desired_policy_shadowed(const struct desired *ds, const struct mseg_policy *p);

@@ -22,10 +22,16 @@ struct kube_watcher_opts {
 	const char *node_name;      /* this node: its pods are our endpoints */
 	unsigned idle_timeout_s;    /* default 90 */
 	unsigned backoff_max_ms;    /* default 30000 */
+	unsigned page_size;         /* list pages of this many objects (limit=N); 0: one page */
+	/* the sets the watcher keeps up to date (struct kube_source) */
+	struct mseg_policy_set *pols;
+	struct mseg_inventory *inv;
 };
 
+#define KUBE_PAGE_SIZE_DEFAULT 500
+
 struct kube_watcher_cbs {
-	void (*changed)(void *data);   /* the source changed: build it again */
+	void (*changed)(void *data);   /* the source changed: sync and reconcile */
 	void (*log)(void *data, enum log_level lvl, const char *msg);
 	void *data;
 };
@@ -36,6 +42,8 @@ struct kube_resource_status {
 	bool synced;                 /* listed at least once */
 	uint64_t stale_since_ns;     /* CLOCK_REALTIME; 0: the watch is live */
 	uint64_t lists, relists, watches, restarts, errors, events;
+	uint64_t pages;              /* list pages received (limit/continue) */
+	uint64_t list_restarts;      /* lists started again: continue token expired */
 	char rv[32];                 /* the last resourceVersion seen */
 	char last_error[512];
 };
@@ -56,29 +64,58 @@ void kube_watcher_status(const struct kube_watcher *kw, size_t i,
 			 struct kube_resource_status *ret);
 const char *kube_watcher_server(const struct kube_watcher *kw);
 
-/* The source as the watcher knows it now (@pols, @inv initialized, empty):
- * AllowLists and NetworkPolicies as policies; this node's pods matched by
- * namespace/name to @registered (the endpoints mseg-cni registered): a
- * copy of the registered endpoint (same id, netns, addresses) with the
- * pod's labels (winning over the registered ones), named ports and its
- * namespace's labels; other nodes' running pods with addresses as peers
- * (no netns, id "k8s.NS.NAME"). A bad object is left out, and said once
- * through the log callback. -ENOMEM. */
-int kube_watcher_build(struct kube_watcher *kw, const struct mseg_inventory *registered,
-		       struct mseg_policy_set *pols, struct mseg_inventory *inv);
+/* Bring this node's pods up to date with @registered (the endpoints
+ * mseg-cni registered); everything else of the source was updated as the
+ * events came. Call before each view of the desired state. -ENOMEM. */
+int kube_watcher_sync(struct kube_watcher *kw, const struct mseg_inventory *registered);
 
-/* The pure part of kube_watcher_build, for tests: @pods, @namespaces,
- * @policies are the watcher's stores (JSON objects "key" -> trimmed
- * object). @errs (may be NULL) gets one line per object left out. */
-struct kube_build_errs {
-	char **lines;
-	size_t n, cap;
+/* The cluster's source, kept up to date object by object in the sets the
+ * owner gives (the desired state's "kubernetes" source): AllowLists and
+ * NetworkPolicies as policies, each parsed once when it changes (an
+ * AllowList and a NetworkPolicy of one namespace/name: the AllowList);
+ * Namespaces as namespace objects (the labels namespace selectors read);
+ * other nodes' running pods with addresses as peers (no netns, id
+ * "k8s.NS.NAME"), each made once when it changes; this node's pods,
+ * matched to what mseg-cni registered by namespace/name and uid when both
+ * are known, at each kube_source_sync(): a copy of the registered endpoint
+ * (same id, netns, addresses) with the pod's labels (winning over the
+ * registered ones) and named ports. Of two pods with one address, the one
+ * seen last has it. A bad object is left out, and said once through @log.
+ * Keys are the store keys "NS/NAME" (namespaces: "NAME"); objects are
+ * trimmed (kube_*_trim) and borrowed with a new reference. */
+enum kube_policy_kind { KUBE_ALLOWLIST, KUBE_NETWORKPOLICY, KUBE_POLICY_KINDS };
+
+struct kube_source {
+	struct mseg_policy_set *pols;   /* the owner's; updated in place */
+	struct mseg_inventory *inv;
+	char *node_name;
+	json_t *pods;                   /* this node's pods: key -> trimmed pod (of
+	                                 * another node's only its peer is kept) */
+	json_t *pod_ids;                /* this node's pods: key -> the id of its
+	                                 * endpoint in @inv (a peer's is k8s.NS.NAME) */
+	json_t *local;                  /* keys of this node's pods */
+	json_t *policies[KUBE_POLICY_KINDS];   /* key -> trimmed object */
+	json_t *errors;                 /* object -> its error line, said once */
+	bool local_dirty;               /* a pod of this node changed since the sync */
+	void (*log)(void *data, enum log_level lvl, const char *msg);
+	void *log_data;
 };
-int kube_source_build(const json_t *pods, const json_t *namespaces, const json_t *policies,
-		      const char *node_name, const struct mseg_inventory *registered,
-		      struct mseg_policy_set *pols, struct mseg_inventory *inv,
-		      struct kube_build_errs *errs);
-void kube_build_errs_release(struct kube_build_errs *e);
+
+int kube_source_init(struct kube_source *src, const char *node_name,
+		     struct mseg_policy_set *pols, struct mseg_inventory *inv);
+/* Leaves the owner's sets as they are. */
+void kube_source_release(struct kube_source *src);
+int kube_source_pod_put(struct kube_source *src, const char *key, json_t *pod);
+int kube_source_pod_remove(struct kube_source *src, const char *key);
+int kube_source_namespace_put(struct kube_source *src, const char *name, json_t *ns);
+int kube_source_namespace_remove(struct kube_source *src, const char *name);
+int kube_source_policy_put(struct kube_source *src, enum kube_policy_kind kind, const char *key,
+			   json_t *obj);
+int kube_source_policy_remove(struct kube_source *src, enum kube_policy_kind kind,
+			      const char *key);
+int kube_source_sync(struct kube_source *src, const struct mseg_inventory *registered);
+/* Objects left out now. */
+size_t kube_source_error_count(const struct kube_source *src);
 
 /* The trims the watcher applies (exposed for tests): new references. */
 json_t *kube_pod_trim(json_t *pod);

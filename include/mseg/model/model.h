@@ -161,6 +161,8 @@ struct mseg_endpoint {
 	const char *name;
 	const char *ns;               /* "default" when not given */
 	const char *netns;            /* path of the network namespace; may be NULL offline */
+	const char *pod_uid;          /* the Kubernetes Pod's metadata.uid it was registered
+	                               * for (mseg-cni: K8S_POD_UID); NULL: not known */
 	struct mseg_label *labels;    /* sorted by key, keys unique */
 	size_t n_labels;
 	struct mseg_label *ns_labels; /* labels of its namespace (Kubernetes); sorted;
@@ -178,6 +180,9 @@ struct mseg_endpoint {
 	/* when it was registered (CLOCK_REALTIME ns; 0: unknown): of two
 	 * endpoints claiming one address, the newer one has it */
 	uint64_t registered_ns;
+	/* a pod of another node (the Kubernetes watcher's peers): selected by
+	 * policies, never programmed, and no policy is compiled for it */
+	bool cluster_peer;
 };
 
 /* A set of policies, as loaded from files or the API. */

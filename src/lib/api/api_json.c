@@ -254,6 +254,8 @@ json_t *api_json_endpoint(const struct mseg_endpoint *ep, const char *source)
 		json_object_set_new(labels, ep->labels[i].key, json_string(ep->labels[i].value));
 	json_object_set_new(o, "labels", labels);
 	json_object_set_new(o, "netns", ep->netns ? json_string(ep->netns) : json_null());
+	if (ep->pod_uid)
+		json_object_set_new(o, "pod_uid", json_string(ep->pod_uid));
 	for (size_t i = 0; i < ep->n_ips; i++)
 		json_array_append_new(ips, json_string(addr_format(&ep->ips[i], buf, sizeof(buf))));
 	json_object_set_new(o, "ips", ips);

@@ -1350,7 +1350,15 @@ void api_handle_rules(struct api_ctx *x, const char *id)
 
 	if (id) {
 		ssize_t i = reconciler_ep_index(x->be->rec, id);
+		const struct mseg_endpoint *w;
 
+		if (i < 0 && (w = desired_endpoint_waiting(x->be->desired, id))) {
+			/* what mseg-cni's ADD says when it gives up waiting */
+			api_resp_error(x, 404, "endpoint '%s' waits for Pod %s/%s (uid %s) from the "
+				       "Kubernetes API: it is not programmed before its labels are "
+				       "known", id, w->ns, w->name ? w->name : "?", w->pod_uid);
+			return;
+		}
 		if (i < 0) {
 			api_resp_error(x, 404, "no endpoint '%s'", id);
 			return;

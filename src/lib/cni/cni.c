@@ -535,12 +535,22 @@ json_t *cni_result_convert(const json_t *prev, const char *version)
 json_t *cni_endpoint_body(const struct cni_config *c, const struct cni_env *env,
 			  const json_t *ips)
 {
-	return json_pack("{s:s, s:s, s:O, s:s, s:O}",
-			 "name", env->pod_name ? env->pod_name : env->containerid,
-			 "namespace", env->pod_namespace ? env->pod_namespace : "default",
-			 "labels", c->labels,
-			 "netns", env->netns ? env->netns : "",
-			 "ips", ips);
+	json_t *o = json_pack("{s:s, s:s, s:O, s:s, s:O}",
+			      "name", env->pod_name ? env->pod_name : env->containerid,
+			      "namespace", env->pod_namespace ? env->pod_namespace : "default",
+			      "labels", c->labels,
+			      "netns", env->netns ? env->netns : "",
+			      "ips", ips);
+
+	/* which Pod object this is: with a Kubernetes watcher, msegd takes
+	 * the labels from the Pod of this uid, and not from an older pod of
+	 * the same name */
+	if (o && env->pod_uid && *env->pod_uid &&
+	    json_object_set_new(o, "pod_uid", json_string(env->pod_uid)) < 0) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
 }
 
 bool cni_rules_is_programmed(const char *body, size_t len)

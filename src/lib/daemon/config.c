@@ -20,6 +20,7 @@ void daemon_config_init(struct daemon_config *c)
 	c->mode = MSEG_MODE_ENFORCE;
 	c->revoke = MSEG_REVOKE_ESTABLISHED;
 	c->resync_sec = 30;
+	c->kube_page_size = 500;
 	c->log_level = LOG_LVL_INFO;
 	c->queue_num = 0;
 	c->queue_rate = TABLE_DEFAULT_RATE;
@@ -77,6 +78,8 @@ const char *daemon_usage(void)
 	       "  --kubernetes in-cluster  ... with the pod's service account instead\n"
 	       "  --node-name NAME       this node's name (default $NODE_NAME)\n"
 	       "  --kube-idle-timeout SECONDS  a watch silent this long reconnects (default 90)\n"
+	       "  --kube-page-size N     list in pages of N objects (limit/continue; default 500,\n"
+	       "                         0: one request per list)\n"
 	       "  --help, --version\n";
 }
 
@@ -86,7 +89,7 @@ enum {
 	OPT_DEFAULT_DENY, OPT_RESYNC, OPT_FLOW_LOG, OPT_LOG_LEVEL, OPT_QUEUE_NUM,
 	OPT_QUEUE_RATE, OPT_QUEUE_BURST, OPT_FLOW_RING, OPT_FLOW_WINDOW, OPT_FLOW_LOG_SIZE,
 	OPT_FLOW_LOG_FILES, OPT_NODE_ADDR, OPT_REVOKE, OPT_KUBECONFIG, OPT_KUBERNETES,
-	OPT_NODE_NAME, OPT_KUBE_IDLE, OPT_HELP, OPT_VERSION,
+	OPT_NODE_NAME, OPT_KUBE_IDLE, OPT_KUBE_PAGE, OPT_HELP, OPT_VERSION,
 };
 
 static const struct option long_opts[] = {
@@ -117,6 +120,7 @@ static const struct option long_opts[] = {
 	{ "kubernetes", required_argument, NULL, OPT_KUBERNETES },
 	{ "node-name", required_argument, NULL, OPT_NODE_NAME },
 	{ "kube-idle-timeout", required_argument, NULL, OPT_KUBE_IDLE },
+	{ "kube-page-size", required_argument, NULL, OPT_KUBE_PAGE },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ NULL, 0, NULL, 0 },
@@ -195,6 +199,12 @@ static int config_apply(struct daemon_config *c, int opt, const char *name, cons
 		if (parse_uint(v, 3600, &n) < 0 || n < 1)
 			return err_setf(err, EINVAL, "--kube-idle-timeout '%s': expected seconds 1..3600", v);
 		c->kube_idle_sec = (unsigned)n;
+		return 0;
+	case OPT_KUBE_PAGE:
+		if (parse_uint(v, 100000, &n) < 0)
+			return err_setf(err, EINVAL, "--kube-page-size '%s': expected 0..100000 "
+					"objects per page (0: no paging)", v);
+		c->kube_page_size = (unsigned)n;
 		return 0;
 	case OPT_MODE:
 		if (strcmp(v, "enforce") == 0)

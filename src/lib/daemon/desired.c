@@ -48,6 +48,19 @@ bool desired_endpoint_is_gone(const struct desired *ds, const char *id)
 	return gone_index(ds, id) >= 0;
 }
 
+const struct mseg_endpoint *desired_endpoint_waiting(const struct desired *ds, const char *id)
+{
+	const struct mseg_endpoint *ep;
+
+	if (!ds->kube_pods)
+		return NULL;
+	ep = inventory_find(&ds->inv[DESIRED_API], id);
+	if (!ep || !ep->pod_uid || inventory_find(&ds->inv[DESIRED_FILE], id) ||
+	    inventory_find(&ds->inv[DESIRED_KUBE], id))
+		return NULL;
+	return ep;
+}
+
 int desired_endpoint_set_gone(struct desired *ds, const char *id, bool gone)
 {
 	ssize_t i = gone_index(ds, id);
@@ -378,6 +391,10 @@ int desired_view_build(const struct desired *ds, const struct desired_change *ch
 		k += fk != NULL;
 		if (fk && fk->netns && !fb)
 			fk = NULL;   /* its registration is gone (or going) */
+		if (fb && !fk && fb->pod_uid && ds->kube_pods && !fa) {
+			ret->waiting++;   /* a pod's registration: never without its labels */
+			continue;
+		}
 		if (fa) {
 			take = fa;
 			ret->shadowed_eps += (fb != NULL) + (fk != NULL);
@@ -468,17 +485,105 @@ void desired_view_release(struct desired_view *v)
 	memset(v, 0, sizeof(*v));
 }
 
+static int ep_ns_cmp(const void *pa, const void *pb)
+{
+	const struct mseg_endpoint *a = *(const struct mseg_endpoint *const *)pa;
+	const struct mseg_endpoint *b = *(const struct mseg_endpoint *const *)pb;
+
+	return strcmp(selector_ns_name(a->ns), selector_ns_name(b->ns));
+}
+
+/* Does @peer (an endpoints peer) select one of @local (sorted by
+ * namespace)? A peer of one named namespace looks at that namespace's
+ * endpoints only. */
+static bool peer_selects_any(const struct mseg_peer *peer, struct mseg_endpoint **local,
+			     size_t n)
+{
+	size_t lo = 0, hi = n;
+
+	if (peer->kind != MSEG_PEER_ENDPOINTS)
+		return false;
+	if (peer->ns_scope == MSEG_NS_NAMED) {
+		const char *ns = selector_ns_name(peer->ns);
+
+		while (lo < hi) {
+			size_t mid = lo + (hi - lo) / 2;
+
+			if (strcmp(selector_ns_name(local[mid]->ns), ns) < 0)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		for (; lo < n && strcmp(selector_ns_name(local[lo]->ns), ns) == 0; lo++)
+			if (selector_peer_selects(peer, local[lo]))
+				return true;
+		return false;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (selector_peer_selects(peer, local[i]))
+			return true;
+	return false;
+}
+
+int desired_view_programmable(const struct desired_view *v, struct mseg_policy ***ret_items,
+			      size_t *ret_n)
+{
+	struct mseg_endpoint **local;
+	struct mseg_policy **out;
+	size_t n_local = 0, n = 0;
+
+	*ret_items = NULL;
+	*ret_n = 0;
+	out = malloc((v->pols.n ? v->pols.n : 1) * sizeof(*out));
+	local = malloc((v->inv.n ? v->inv.n : 1) * sizeof(*local));
+	if (!out || !local) {
+		free(out);
+		free(local);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < v->inv.n; i++)
+		if (!v->inv.eps[i]->cluster_peer)
+			local[n_local++] = v->inv.eps[i];
+	if (n_local == v->inv.n) {
+		memcpy(out, v->pols.items, v->pols.n * sizeof(*out));
+		n = v->pols.n;
+	} else {
+		qsort(local, n_local, sizeof(*local), ep_ns_cmp);
+		for (size_t i = 0; i < v->pols.n; i++) {
+			struct mseg_policy *p = v->pols.items[i];
+			bool keep = false;
+
+			for (size_t j = 0; j < p->n_subjects && !keep; j++)
+				keep = peer_selects_any(&p->subjects[j], local, n_local);
+			for (size_t j = 0; j < p->n_rules && !keep; j++)
+				keep = peer_selects_any(&p->rules[j].local, local, n_local);
+			if (keep)
+				out[n++] = p;
+		}
+	}
+	free(local);
+	*ret_items = out;
+	*ret_n = n;
+	return 0;
+}
+
 int desired_compile(const struct desired *ds, const struct desired_change *ch,
 		    const struct compile_opts *opts, struct desired_plan *ret)
 {
+	struct mseg_policy **pols;
+	size_t n_pols;
 	int r = desired_view_build(ds, ch, &ret->view);
 
 	ret->plan = NULL;
 	if (r < 0)
 		return r;
-	r = compile_plan((const struct mseg_policy *const *)ret->view.pols.items, ret->view.pols.n,
-			 (const struct mseg_endpoint *const *)ret->view.inv.eps, ret->view.inv.n, opts,
-			 &ret->plan);
+	r = desired_view_programmable(&ret->view, &pols, &n_pols);
+	if (r == 0) {
+		r = compile_plan((const struct mseg_policy *const *)pols, n_pols,
+				 (const struct mseg_endpoint *const *)ret->view.inv.eps,
+				 ret->view.inv.n, opts, &ret->plan);
+		free(pols);
+	}
 	if (r < 0)
 		desired_view_release(&ret->view);
 	return r;

@@ -7,10 +7,6 @@
 
 #include "kube/reflector.h"
 #include "mseg/kube/kube.h"
-#include "mseg/model/addr.h"
-#include "mseg/model/inventory.h"
-#include "mseg/model/policy.h"
-#include "util/vec.h"
 
 enum { R_PODS, R_NAMESPACES, R_ALLOWLISTS, R_NETPOLS };
 
@@ -26,9 +22,7 @@ struct kube_watcher {
 	struct kube_http *http;
 	struct kube_reflector *rf[KUBE_N_RESOURCES];
 	struct kube_watcher_cbs cbs;
-	char *node_name;
-	char **said;                 /* build errors already logged */
-	size_t n_said, cap_said;
+	struct kube_source src;      /* in the owner's sets */
 };
 
 /* ---- trims: what msegd keeps of each object ---- */
@@ -108,211 +102,77 @@ json_t *kube_policy_trim(json_t *obj)
 	return t;
 }
 
-/* ---- building the source ---- */
-
-static void errs_add(struct kube_build_errs *e, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void errs_add(struct kube_build_errs *e, const char *fmt, ...)
-{
-	va_list ap;
-	char *s;
-	int r;
-
-	if (!e)
-		return;
-	va_start(ap, fmt);
-	r = vasprintf(&s, fmt, ap);
-	va_end(ap);
-	if (r < 0)
-		return;
-	if (VEC_RESERVE(e->lines, e->cap, e->n + 1) < 0) {
-		free(s);
-		return;
-	}
-	e->lines[e->n++] = s;
-}
-
-void kube_build_errs_release(struct kube_build_errs *e)
-{
-	for (size_t i = 0; i < e->n; i++)
-		free(e->lines[i]);
-	free(e->lines);
-	memset(e, 0, sizeof(*e));
-}
-
-static int build_policies(const json_t *store, const char *what, struct mseg_policy_set *pols,
-			  struct kube_build_errs *errs)
-{
-	const char *key;
-	json_t *v;
-
-	json_object_foreach((json_t *)store, key, v) {
-		char name[600], msg[1024];
-		struct mseg_err err;
-		char *doc = json_dumps(v, JSON_COMPACT);
-		int r;
-
-		if (!doc)
-			return -ENOMEM;
-		snprintf(name, sizeof(name), "kubernetes:%s/%s", what, key);
-		err_clear(&err);
-		r = policy_parse_buffer(pols, name, doc, strlen(doc), &err);
-		free(doc);
-		if (r == -ENOMEM)
-			return r;
-		if (r < 0)
-			errs_add(errs, "%s (left out)", err_format(&err, msg, sizeof(msg)));
-	}
-	return 0;
-}
-
-static const struct mseg_endpoint *registered_find(const struct mseg_inventory *reg,
-						   const char *ns, const char *name)
-{
-	for (size_t i = 0; reg && i < reg->n; i++)
-		if (reg->eps[i]->name && strcmp(reg->eps[i]->name, name) == 0 &&
-		    strcmp(reg->eps[i]->ns, ns) == 0)
-			return reg->eps[i];
-	return NULL;
-}
-
-/* One pod as an endpoint document; NULL: not one (no address, finished). */
-static json_t *pod_endpoint(json_t *pod, const json_t *namespaces, const char *node,
-			    const struct mseg_inventory *reg, const struct mseg_endpoint **ret_reg)
-{
-	json_t *md = json_object_get(pod, "metadata");
-	const char *ns = json_string_value(json_object_get(md, "namespace"));
-	const char *name = json_string_value(json_object_get(md, "name"));
-	const char *pnode = json_string_value(json_object_get(pod, "nodeName"));
-	const char *phase = json_string_value(json_object_get(pod, "phase"));
-	json_t *nsobj, *labels, *ips, *ep, *ip, *ports;
-	const struct mseg_endpoint *r = NULL;
-	char id[600], buf[64];
-	size_t i;
-
-	*ret_reg = NULL;
-	if (!ns || !name)
-		return NULL;
-	if (phase && (strcmp(phase, "Succeeded") == 0 || strcmp(phase, "Failed") == 0))
-		return NULL;   /* its addresses may belong to another pod already */
-	if (json_is_true(json_object_get(pod, "hostNetwork")))
-		return NULL;   /* the node's addresses: never an endpoint */
-	if (node && pnode && strcmp(node, pnode) == 0)
-		r = registered_find(reg, ns, name);
-	labels = json_object();
-	if (r)
-		for (size_t k = 0; k < r->n_labels; k++)
-			json_object_set_new(labels, r->labels[k].key,
-					    json_string(r->labels[k].value));
-	/* the pod's labels win */
-	json_object_update(labels, json_object_get(md, "labels"));
-	ips = json_array();
-	if (r) {
-		for (i = 0; i < r->n_ips; i++)
-			json_array_append_new(ips, json_string(addr_format(&r->ips[i], buf,
-									 sizeof(buf))));
-	} else {
-		json_array_foreach(json_object_get(pod, "podIPs"), i, ip)
-			if (json_is_string(json_object_get(ip, "ip")))
-				json_array_append(ips, json_object_get(ip, "ip"));
-	}
-	if (!json_array_size(ips) || (node && pnode && strcmp(node, pnode) == 0 && !r)) {
-		/* no address yet, or a pod of this node mseg-cni did not register */
-		json_decref(labels);
-		json_decref(ips);
-		return NULL;
-	}
-	if (r)
-		snprintf(id, sizeof(id), "%s", r->id);
-	else
-		snprintf(id, sizeof(id), "k8s.%s.%s", ns, name);
-	ep = json_pack("{sssssssoso}", "id", id, "name", name, "namespace", ns, "labels", labels,
-		       "ips", ips);
-	if (!ep)
-		return NULL;
-	if (r && r->netns)
-		json_object_set_new(ep, "netns", json_string(r->netns));
-	nsobj = json_object_get(namespaces, ns);
-	/* TODO(namespace labels): the inventory's ns_labels are the hook the
-	 * namespace selectors read; kubernetes.io/metadata.name is set here
-	 * until the model sets it itself */
-	labels = json_deep_copy(json_object_get(json_object_get(nsobj, "metadata"), "labels"));
-	if (!labels)
-		labels = json_object();
-	json_object_set_new(labels, "kubernetes.io/metadata.name", json_string(ns));
-	json_object_set_new(ep, "ns_labels", labels);
-	ports = json_object_get(pod, "ports");
-	if (json_array_size(ports))
-		json_object_set(ep, "ports", ports);
-	*ret_reg = r;
-	return ep;
-}
-
-int kube_source_build(const json_t *pods, const json_t *namespaces, const json_t *policies,
-		      const char *node_name, const struct mseg_inventory *registered,
-		      struct mseg_policy_set *pols, struct mseg_inventory *inv,
-		      struct kube_build_errs *errs)
-{
-	const char *key;
-	json_t *v;
-	int r;
-
-	r = build_policies(policies, "policies", pols, errs);
-	if (r < 0)
-		return r;
-	json_object_foreach((json_t *)pods, key, v) {
-		const struct mseg_endpoint *reg;
-		struct mseg_endpoint *ep;
-		struct mseg_err err;
-		char name[600], msg[1024];
-		json_t *doc = pod_endpoint(v, namespaces, node_name, registered, &reg);
-		char *text;
-
-		if (!doc)
-			continue;
-		text = json_dumps(doc, JSON_COMPACT);
-		json_decref(doc);
-		if (!text)
-			return -ENOMEM;
-		snprintf(name, sizeof(name), "kubernetes:pods/%s", key);
-		err_clear(&err);
-		r = endpoint_parse_buffer(NULL, name, text, strlen(text), &ep, &err);
-		free(text);
-		if (r == -ENOMEM)
-			return r;
-		if (r < 0) {
-			errs_add(errs, "%s (left out)", err_format(&err, msg, sizeof(msg)));
-			continue;
-		}
-		ep->registered_ns = reg ? reg->registered_ns : 0;
-		if (inventory_find(inv, ep->id)) {
-			errs_add(errs, "%s: endpoint id '%s' twice (left out)", name, ep->id);
-			endpoint_free(ep);
-			continue;
-		}
-		r = inventory_put(inv, ep);
-		if (r < 0) {
-			endpoint_free(ep);
-			return r;
-		}
-	}
-	return 0;
-}
-
 /* ---- the watcher ---- */
 
-static void on_upsert(void *data, const char *key, json_t *obj)
+/* Each resource's events update the source in place (struct kube_source). */
+static void watcher_changed(struct kube_watcher *kw, int r)
 {
-	struct kube_watcher *kw = data;
-
+	if (r == -ENOMEM && kw->cbs.log)
+		kw->cbs.log(kw->cbs.data, LOG_LVL_ERROR, "out of memory: an object is left out "
+			    "until it changes again or the next relist");
 	if (kw->cbs.changed)
 		kw->cbs.changed(kw->cbs.data);
 }
 
+static void on_pod(void *data, const char *key, json_t *obj)
+{
+	struct kube_watcher *kw = data;
+
+	watcher_changed(kw, kube_source_pod_put(&kw->src, key, obj));
+}
+
+static void on_pod_gone(void *data, const char *key, json_t *obj)
+{
+	struct kube_watcher *kw = data;
+
+	watcher_changed(kw, kube_source_pod_remove(&kw->src, key));
+}
+
+static void on_namespace(void *data, const char *key, json_t *obj)
+{
+	struct kube_watcher *kw = data;
+
+	watcher_changed(kw, kube_source_namespace_put(&kw->src, key, obj));
+}
+
+static void on_namespace_gone(void *data, const char *key, json_t *obj)
+{
+	struct kube_watcher *kw = data;
+
+	watcher_changed(kw, kube_source_namespace_remove(&kw->src, key));
+}
+
+static void on_allowlist(void *data, const char *key, json_t *obj)
+{
+	struct kube_watcher *kw = data;
+
+	watcher_changed(kw, kube_source_policy_put(&kw->src, KUBE_ALLOWLIST, key, obj));
+}
+
+static void on_allowlist_gone(void *data, const char *key, json_t *obj)
+{
+	struct kube_watcher *kw = data;
+
+	watcher_changed(kw, kube_source_policy_remove(&kw->src, KUBE_ALLOWLIST, key));
+}
+
+static void on_netpol(void *data, const char *key, json_t *obj)
+{
+	struct kube_watcher *kw = data;
+
+	watcher_changed(kw, kube_source_policy_put(&kw->src, KUBE_NETWORKPOLICY, key, obj));
+}
+
+static void on_netpol_gone(void *data, const char *key, json_t *obj)
+{
+	struct kube_watcher *kw = data;
+
+	watcher_changed(kw, kube_source_policy_remove(&kw->src, KUBE_NETWORKPOLICY, key));
+}
+
 static void on_listed(void *data)
 {
-	on_upsert(data, NULL, NULL);
+	watcher_changed(data, 0);
 }
 
 static void on_log(void *data, enum log_level lvl, const char *msg)
@@ -324,10 +184,11 @@ static void on_log(void *data, enum log_level lvl, const char *msg)
 }
 
 static const struct kube_reflector_ops ops[KUBE_N_RESOURCES] = {
-	[R_PODS] = { kube_pod_trim, on_upsert, on_upsert, on_listed, on_log },
-	[R_NAMESPACES] = { kube_namespace_trim, on_upsert, on_upsert, on_listed, on_log },
-	[R_ALLOWLISTS] = { kube_policy_trim, on_upsert, on_upsert, on_listed, on_log },
-	[R_NETPOLS] = { kube_policy_trim, on_upsert, on_upsert, on_listed, on_log },
+	[R_PODS] = { kube_pod_trim, on_pod, on_pod_gone, on_listed, on_log },
+	[R_NAMESPACES] = { kube_namespace_trim, on_namespace, on_namespace_gone, on_listed,
+			   on_log },
+	[R_ALLOWLISTS] = { kube_policy_trim, on_allowlist, on_allowlist_gone, on_listed, on_log },
+	[R_NETPOLS] = { kube_policy_trim, on_netpol, on_netpol_gone, on_listed, on_log },
 };
 
 int kube_watcher_new(struct evloop *loop, struct kube_config *cfg,
@@ -340,6 +201,7 @@ int kube_watcher_new(struct evloop *loop, struct kube_config *cfg,
 		.watch_timeout_s = 300 + (unsigned)(kube_random() % 300),
 		.backoff_min_ms = 200,
 		.backoff_max_ms = o->backoff_max_ms ? o->backoff_max_ms : 30000,
+		.page_size = o->page_size,
 	};
 	int r;
 
@@ -348,16 +210,21 @@ int kube_watcher_new(struct evloop *loop, struct kube_config *cfg,
 	kw->cfg = *cfg;
 	memset(cfg, 0, sizeof(*cfg));
 	kw->cbs = *cbs;
-	if (o->node_name && !(kw->node_name = strdup(o->node_name))) {
+	if (kube_source_init(&kw->src, o->node_name, o->pols, o->inv) < 0) {
 		kube_watcher_free(kw);
 		return err_setf(err, ENOMEM, "out of memory");
 	}
+	kw->src.log = on_log;
+	kw->src.log_data = kw;
 	kw->http = kube_http_new(loop, &kw->cfg, &r);
 	if (!kw->http) {
 		kube_watcher_free(kw);
 		return err_setf(err, -r, "kubernetes: %s", strerror(-r));
 	}
 	for (int i = 0; i < KUBE_N_RESOURCES; i++) {
+		/* of a pod, the source keeps what it made of it: the
+		 * reflector needs only to tell a change from a repeat */
+		ro.store_digest = i == R_PODS;
 		kw->rf[i] = kube_reflector_new(kw->http, resource_paths[i], &ro, &ops[i], kw);
 		if (!kw->rf[i]) {
 			kube_watcher_free(kw);
@@ -376,10 +243,7 @@ struct kube_watcher *kube_watcher_free(struct kube_watcher *kw)
 		kw->rf[i] = kube_reflector_free(kw->rf[i]);
 	kw->http = kube_http_free(kw->http);
 	kube_config_release(&kw->cfg);
-	for (size_t i = 0; i < kw->n_said; i++)
-		free(kw->said[i]);
-	free(kw->said);
-	free(kw->node_name);
+	kube_source_release(&kw->src);
 	free(kw);
 	return NULL;
 }
@@ -407,52 +271,7 @@ const char *kube_watcher_server(const struct kube_watcher *kw)
 	return kw->cfg.server;
 }
 
-/* Log each build error once while it lasts. */
-static void watcher_say(struct kube_watcher *kw, struct kube_build_errs *e)
+int kube_watcher_sync(struct kube_watcher *kw, const struct mseg_inventory *registered)
 {
-	for (size_t i = 0; i < e->n; i++) {
-		bool old = false;
-
-		for (size_t j = 0; j < kw->n_said && !old; j++)
-			old = strcmp(kw->said[j], e->lines[i]) == 0;
-		if (!old)
-			on_log(kw, LOG_LVL_ERROR, e->lines[i]);
-	}
-	for (size_t j = 0; j < kw->n_said; j++)
-		free(kw->said[j]);
-	free(kw->said);
-	kw->said = e->lines;
-	kw->n_said = e->n;
-	kw->cap_said = e->cap;
-	memset(e, 0, sizeof(*e));
-}
-
-int kube_watcher_build(struct kube_watcher *kw, const struct mseg_inventory *registered,
-		       struct mseg_policy_set *pols, struct mseg_inventory *inv)
-{
-	struct kube_build_errs errs = { 0 };
-	json_t *policies = json_object();
-	int r;
-
-	if (!policies)
-		return -ENOMEM;
-	/* AllowLists and NetworkPolicies share one name space per namespace */
-	json_object_update(policies, kube_reflector_store(kw->rf[R_ALLOWLISTS]));
-	{
-		const char *key;
-		json_t *v;
-		char k[600];
-
-		json_object_foreach(kube_reflector_store(kw->rf[R_NETPOLS]), key, v) {
-			snprintf(k, sizeof(k), "networkpolicy:%s", key);
-			json_object_set(policies, k, v);
-		}
-	}
-	r = kube_source_build(kube_reflector_store(kw->rf[R_PODS]),
-			      kube_reflector_store(kw->rf[R_NAMESPACES]), policies, kw->node_name,
-			      registered, pols, inv, &errs);
-	json_decref(policies);
-	watcher_say(kw, &errs);
-	kube_build_errs_release(&errs);
-	return r;
+	return kube_source_sync(&kw->src, registered);
 }

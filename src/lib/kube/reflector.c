@@ -45,6 +45,10 @@ struct kube_reflector {
 	bool stream_error;             /* the stream did not parse */
 	bool got_event;                /* on this watch connection */
 	bool listed_once;
+	/* a list in pages: the continue token of the next page, and the keys
+	 * every page so far had (what is not in any page is gone) */
+	char *cont;
+	json_t *seen;
 	unsigned attempts;             /* failures in a row: the backoff */
 	struct evloop_source *retry;   /* backoff timer */
 	enum rf_phase retry_phase;
@@ -292,6 +296,20 @@ static void rf_set_rv(struct kube_reflector *rf, json_t *obj)
 		snprintf(rf->st.rv, sizeof(rf->st.rv), "%s", rv);
 }
 
+/* FNV-1a of the object's canonical text; 0: out of memory. */
+static json_int_t rf_digest(json_t *t)
+{
+	char *text = json_dumps(t, JSON_SORT_KEYS | JSON_COMPACT);
+	uint64_t h = 1469598103934665603ull;
+
+	if (!text)
+		return 0;
+	for (const char *p = text; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ull;
+	free(text);
+	return (json_int_t)(h >> 1) + 1;
+}
+
 /* Put @obj (the full object) into the store; tell the owner if it changed. */
 static void rf_apply(struct kube_reflector *rf, json_t *obj)
 {
@@ -302,6 +320,18 @@ static void rf_apply(struct kube_reflector *rf, json_t *obj)
 		return;
 	key_of(obj, key, sizeof(key));
 	old = json_object_get(rf->store, key);
+	if (rf->o.store_digest) {
+		json_int_t h = rf_digest(t);
+
+		if (old && h && json_integer_value(old) == h) {
+			json_decref(t);
+			return;
+		}
+		json_object_set_new(rf->store, key, json_integer(h));
+		rf->ops->upsert(rf->data, key, t);
+		json_decref(t);
+		return;
+	}
 	if (old && json_equal(old, t)) {
 		json_decref(t);
 		return;
@@ -415,7 +445,19 @@ static void rf_start(struct kube_reflector *rf, enum rf_phase phase)
 	rf->body_too_big = false;
 	rf->gone = rf->stream_error = rf->got_event = false;
 	kube_watch_parser_reset(&rf->parser);
-	if (phase == RF_LIST)
+	if (phase == RF_LIST && rf->o.page_size) {
+		char *cont = rf->cont ? curl_easy_escape(NULL, rf->cont, 0) : NULL;
+
+		if (rf->cont && !cont) {
+			rf->st.errors++;
+			rf_log(rf, LOG_LVL_ERROR, "%s: out of memory", rf->path);
+			rf_backoff(rf, phase);
+			return;
+		}
+		snprintf(url, sizeof(url), "%s%s?limit=%u%s%s", cfg->server, rf->path,
+			 rf->o.page_size, cont ? "&continue=" : "", cont ? cont : "");
+		curl_free(cont);
+	} else if (phase == RF_LIST)
 		snprintf(url, sizeof(url), "%s%s", cfg->server, rf->path);
 	else
 		snprintf(url, sizeof(url),
@@ -486,13 +528,22 @@ static void rf_start(struct kube_reflector *rf, enum rf_phase phase)
 	}
 }
 
-/* The list arrived whole: make the store equal to it, reporting only the
- * differences. */
+static void rf_list_reset(struct kube_reflector *rf)
+{
+	free(rf->cont);
+	rf->cont = NULL;
+	json_decref(rf->seen);
+	rf->seen = NULL;
+}
+
+/* A page of the list arrived (or the whole list): apply its objects; at
+ * the last page, make the store equal to the list, reporting only the
+ * differences. 1: more pages follow (rf->cont). */
 static int rf_list_apply(struct kube_reflector *rf)
 {
 	json_error_t jerr;
 	json_t *list, *items, *item, *seen, *v;
-	const char *rv, *key;
+	const char *rv, *key, *cont;
 	char k[512];
 	size_t i;
 	void *tmp;
@@ -512,7 +563,11 @@ static int rf_list_apply(struct kube_reflector *rf)
 		json_decref(list);
 		return -EINVAL;
 	}
-	seen = json_object();
+	if (!rf->seen && !(rf->seen = json_object())) {
+		json_decref(list);
+		return -ENOMEM;
+	}
+	seen = rf->seen;
 	json_array_foreach(items, i, item) {
 		if (!json_is_object(item))
 			continue;
@@ -520,6 +575,19 @@ static int rf_list_apply(struct kube_reflector *rf)
 		key_of(item, k, sizeof(k));
 		json_object_set_new(seen, k, json_true());
 	}
+	cont = json_string_value(json_object_get(json_object_get(list, "metadata"), "continue"));
+	if (rf->o.page_size && cont && *cont) {
+		char *c = strdup(cont);
+
+		json_decref(list);
+		if (!c)
+			return -ENOMEM;
+		free(rf->cont);
+		rf->cont = c;
+		rf->st.pages++;
+		return 1;
+	}
+	rf->st.pages++;
 	/* gone while we were not watching */
 	json_object_foreach_safe(rf->store, tmp, key, v) {
 		if (!json_object_get(seen, key)) {
@@ -530,7 +598,7 @@ static int rf_list_apply(struct kube_reflector *rf)
 			json_decref(v);
 		}
 	}
-	json_decref(seen);
+	rf_list_reset(rf);
 	snprintf(rf->st.rv, sizeof(rf->st.rv), "%s", rv);
 	json_decref(list);
 	return 0;
@@ -560,8 +628,24 @@ static void rf_done(struct kube_reflector *rf, CURLcode res, long code)
 	enum rf_phase phase = rf->phase;
 
 	rf->phase = RF_IDLE;
+	if (phase == RF_LIST && rf->cont && code == 410) {
+		/* the continue token expired (the server compacted past the
+		 * list's snapshot): the list starts again, as client-go does */
+		rf_log(rf, LOG_LVL_INFO, "%s: list: the continue token expired (410 Gone); "
+		       "listing again from the first page", rf->path);
+		rf->st.list_restarts++;
+		rf_list_reset(rf);
+		rf_start(rf, RF_LIST);
+		return;
+	}
 	if (phase == RF_LIST) {
-		if (res == CURLE_OK && code == 200 && rf_list_apply(rf) == 0) {
+		int r = res == CURLE_OK && code == 200 ? rf_list_apply(rf) : -EIO;
+
+		if (r == 1) {
+			rf_start(rf, RF_LIST);   /* the next page */
+			return;
+		}
+		if (r == 0) {
 			rf->st.lists++;
 			if (rf->listed_once)
 				rf->st.relists++;
@@ -575,6 +659,7 @@ static void rf_done(struct kube_reflector *rf, CURLcode res, long code)
 		}
 		rf->st.errors++;
 		rf_mark_stale(rf);
+		rf_list_reset(rf);   /* a failed list starts again from the first page */
 		if (res != CURLE_OK)
 			rf_log(rf, LOG_LVL_WARN, "%s: list: %s", rf->path,
 			       rf->errbuf[0] ? rf->errbuf : curl_easy_strerror(res));
@@ -656,6 +741,7 @@ struct kube_reflector *kube_reflector_free(struct kube_reflector *rf)
 	curl_slist_free_all(rf->headers);
 	evloop_source_remove(rf->retry);
 	kube_watch_parser_release(&rf->parser);
+	rf_list_reset(rf);
 	json_decref(rf->store);
 	free(rf->body);
 	free(rf->path);

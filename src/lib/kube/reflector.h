@@ -22,7 +22,8 @@ struct kube_reflector;
 struct kube_reflector_ops {
 	/* what to keep of an object (a new reference), NULL: skip it */
 	json_t *(*trim)(json_t *obj);
-	/* @obj (trimmed) is new or changed / is gone; key "NS/NAME" or "NAME" */
+	/* @obj (trimmed) is new or changed / is gone (@obj: what the store
+	 * held); key "NS/NAME" or "NAME" */
 	void (*upsert)(void *data, const char *key, json_t *obj);
 	void (*remove)(void *data, const char *key, json_t *obj);
 	/* a list was applied (the first one may change nothing, yet the
@@ -39,6 +40,10 @@ struct kube_reflector_opts {
 	unsigned idle_timeout_s;    /* no byte for this long: reconnect */
 	unsigned watch_timeout_s;   /* timeoutSeconds of each watch */
 	unsigned backoff_min_ms, backoff_max_ms;
+	unsigned page_size;         /* limit=N, following metadata.continue; 0: one page */
+	/* keep only a digest of each trimmed object (what tells a change from
+	 * a repeat), not the object: the owner keeps what it needs of it */
+	bool store_digest;
 };
 
 /* Start listing @path ("/api/v1/pods") at once. */
@@ -50,7 +55,8 @@ struct kube_reflector *kube_reflector_free(struct kube_reflector *rf);
 /* A random number for jitter (getrandom). */
 uint64_t kube_random(void);
 
-/* The store: key -> trimmed object (borrowed). */
+/* The store: key -> trimmed object (borrowed), or its digest (a JSON
+ * integer) with store_digest. */
 json_t *kube_reflector_store(const struct kube_reflector *rf);
 void kube_reflector_status(const struct kube_reflector *rf, struct kube_resource_status *ret);
 

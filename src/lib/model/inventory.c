@@ -269,8 +269,8 @@ static int id_parse(struct ectx *c, const struct ynode *map, const char *what,
 static int endpoint_fill(struct ectx *c, const struct ynode *map, const char *what,
 			 const char *fixed_id, const struct ynode **ret_id_node)
 {
-	static const char *const keys[] = { "id",     "name", "namespace", "labels", "ns_labels",
-					    "netns", "ips",  "ports",     NULL };
+	static const char *const keys[] = { "id",    "name", "namespace", "labels", "ns_labels",
+					    "netns", "ips",  "ports",     "pod_uid", NULL };
 	struct mseg_endpoint *ep = c->ep;
 	char kwhat[WHAT_SIZE + 16], q[YQ_SIZE];
 	const struct ynode *v;
@@ -346,6 +346,21 @@ static int endpoint_fill(struct ectx *c, const struct ynode *map, const char *wh
 			return ycheck_fail(&c->ck, v, "%s: path too long (limit %d bytes)", kwhat,
 					   PATH_MAX - 1);
 		r = ectx_strdup(c, s, &ep->netns);
+		if (r < 0)
+			return r;
+	}
+
+	v = ynode_map_get(map, "pod_uid");
+	if (v) {
+		ycheck_whatf(kwhat, sizeof(kwhat), "%s: pod_uid", c->what);
+		r = ycheck_string(&c->ck, v, kwhat, true, &s);
+		if (r < 0)
+			return r;
+		/* a Kubernetes uid (RFC 4122 text): what an id may hold */
+		if (!name_is_endpoint_id(s))
+			return ycheck_fail(&c->ck, v, "%s: '%s' is not a pod uid (%s)", kwhat,
+					   ytree_quote(s, q, sizeof(q)), NAME_ENDPOINT_ID_HINT);
+		r = ectx_strdup(c, s, &ep->pod_uid);
 		if (r < 0)
 			return r;
 	}

@@ -1,0 +1,185 @@
+#!/bin/bash
+# msegd watching a 5,000-node cluster through the API stand-in
+# (tests/kube/standin.js, preloaded by bench/kube_scale.js): 150,000 pods
+# in 5,000 namespaces, 10,000 NetworkPolicies, 110 pods of this node (each
+# a real network namespace, registered as mseg-cni does, with its uid).
+# Measures, against the targets of docs/benchmarks.md ("Kubernetes scale"):
+#   - msegd start (its state dir holds the 110 registrations, as on a node
+#     whose pods run) -> every local table programmed (/readyz ready): < 10 s
+#   - msegd peak RSS (VmHWM): < 256 MiB
+#   - churn (KUBE_CHURN_RATE events/s for KUBE_CHURN_SECONDS: creates,
+#     deletes, label changes across the cluster, one label change in ten on
+#     a local pod): watch event -> kernel ack, p50/p99/max: p99 < 100 ms;
+#     msegd CPU over the churn, % of one core: < 25 %
+# An event's latency: from the moment the driver sends it to the stand-in
+# (which sends the watch event before it answers) to the end of the first
+# msegd reconcile that included its resourceVersion, as msegd's debug log
+# says ("pods resourceVersion R applied at T ms", written after the
+# reconciler has every netlink ack). Every event counts, also those that
+# change no local table (their reconcile is a no-op diff).
+#
+#   KUBE_PODS, KUBE_NAMESPACES, KUBE_NETPOLS, KUBE_LOCAL   (150000 5000 10000 110)
+#   KUBE_CHURN_RATE, KUBE_CHURN_SECONDS                    (100 60)
+#   MSEGD_BASELINE=path   another msegd build, measured the same way in the
+#                         same run (ratios printed)
+set -u
+cd "$(dirname "$0")/.."
+BUILD=${BUILD:-build}
+PODS=${KUBE_PODS:-150000}
+NSS=${KUBE_NAMESPACES:-5000}
+NPS=${KUBE_NETPOLS:-10000}
+LOCAL=${KUBE_LOCAL:-110}
+RATE=${KUBE_CHURN_RATE:-100}
+SECS=${KUBE_CHURN_SECONDS:-60}
+P="ks$$"
+ROOT=$PWD
+[ "$(id -u)" -eq 0 ] || { echo "kube_scale: needs root, skipped"; exit 0; }
+for c in node curl jq; do
+	command -v $c >/dev/null || { echo "kube_scale: $c missing, skipped"; exit 0; }
+done
+[ -d tests/kube/node_modules/kubernetes-models ] ||
+	{ echo "kube_scale: npm ci in tests/kube first, skipped"; exit 0; }
+[ -x "$BUILD/msegd" ] || { echo "kube_scale: $BUILD/msegd missing (make)"; exit 1; }
+TMP=$(mktemp -d /tmp/mseg-bench-kube.XXXXXX)
+SPID= MPID=
+cleanup() {
+	[ -n "$MPID" ] && kill "$MPID" 2>/dev/null
+	[ -n "$SPID" ] && kill "$SPID" 2>/dev/null
+	wait 2>/dev/null
+	for i in $(seq 0 $((LOCAL - 1))); do ip netns del "$P-$i" 2>/dev/null; done
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+ARGS="{\"pods\":$PODS,\"namespaces\":$NSS,\"netpols\":$NPS,\"local\":$LOCAL,\"node\":\"bench-node\"}"
+now_ms() { date +%s%3N; }
+
+echo "kube_scale: $(date -u +%FT%TZ), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "kube_scale: cluster: $PODS pods, $NSS namespaces, $NPS NetworkPolicies, $LOCAL local pods"
+node tests/kube/standin.js --port-file "$TMP/port" --history 100000 --bookmark-ms 1000 \
+	--preload bench/kube_scale.js --preload-args "$ARGS" --validate-every 1 \
+	>"$TMP/standin.log" 2>&1 &
+SPID=$!
+for _ in $(seq 1 1200); do [ -s "$TMP/port" ] && break; sleep 0.1; done
+[ -s "$TMP/port" ] || { echo "kube_scale: the stand-in did not start"; cat "$TMP/standin.log"; exit 1; }
+PORT=$(cat "$TMP/port")
+sed 's/^/kube_scale: /' "$TMP/standin.log"
+cat >"$TMP/kubeconfig" <<EOF
+apiVersion: v1
+kind: Config
+current-context: b
+clusters: [{name: s, cluster: {server: "http://127.0.0.1:$PORT"}}]
+contexts: [{name: b, context: {cluster: s, user: u}}]
+users: [{name: u, user: {}}]
+EOF
+for i in $(seq 0 $((LOCAL - 1))); do ip netns add "$P-$i" || exit 1; done
+node bench/kube_scale.js locals "$ARGS" >"$TMP/locals.jsonl"
+
+# the node's pods were registered by mseg-cni before (msegd's state dir
+# holds them): registered here through an msegd without the cluster
+register() { # STATE-DIR MSEGD
+	local sock="$TMP/reg.sock" pid i=0 id
+	"$2" --state-dir "$1" --listen "unix:$sock" --resync 0 >"$TMP/reg.log" 2>&1 &
+	pid=$!
+	for _ in $(seq 1 200); do [ -S "$sock" ] && break; sleep 0.05; done
+	while read -r l; do
+		id=$(jq -r .id <<<"$l")
+		jq -c --arg ns "/run/netns/$P-$i" 'del(.id) + {netns: $ns}' <<<"$l" |
+			curl -s -o /dev/null --max-time 60 --unix-socket "$sock" -X PUT \
+				-H 'Content-Type: application/json' --data-binary @- "http://mseg/v1/endpoints/$id"
+		i=$((i + 1))
+	done <"$TMP/locals.jsonl"
+	kill "$pid"
+	wait "$pid" 2>/dev/null
+}
+
+# run NAME MSEGD: one measurement; figures in $TMP/NAME.*
+run() {
+	local name=$1 msegd=$2 sock="$TMP/$1.sock" t0 t1 i pid
+	rm -rf "$TMP/$name.state"
+	register "$TMP/$name.state" "$msegd"
+	# msegd (re)starts on a node with its pods running: list -> programmed
+	t0=$(now_ms)
+	"$msegd" --state-dir "$TMP/$name.state" --listen "unix:$sock" --kubeconfig "$TMP/kubeconfig" \
+		--node-name bench-node --resync 0 --log-level debug >"$TMP/$name.log" 2>&1 &
+	MPID=$!
+	pid=$MPID
+	for _ in $(seq 1 200); do [ -S "$sock" ] && break; sleep 0.05; done
+	# ready: synced, and every endpoint (the local pods) programmed
+	for _ in $(seq 1 1200); do
+		curl -s --max-time 60 --unix-socket "$sock" http://mseg/readyz >"$TMP/$name.readyz" 2>/dev/null
+		jq -e ".ready == true" "$TMP/$name.readyz" >/dev/null 2>&1 && break
+		sleep 0.1
+	done
+	t1=$(now_ms)
+	local prog
+	prog=$(for i in $(seq 0 $((LOCAL - 1))); do
+		ip netns exec "$P-$i" nft list table inet mseg >/dev/null 2>&1 && echo x
+	done | wc -l)
+	echo "$((t1 - t0)) $prog" >"$TMP/$name.initial"
+	grep VmHWM "/proc/$pid/status" | awk '{print $2}' >"$TMP/$name.hwm_initial"
+	# churn
+	local c0 c1 hz
+	hz=$(getconf CLK_TCK)
+	c0=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+	t0=$(now_ms)
+	node bench/kube_scale.js churn "http://127.0.0.1:$PORT" "$RATE" "$SECS" "$ARGS" \
+		"$TMP/$name.events" || echo "kube_scale: churn failed"
+	sleep 1   # the last events' reconciles
+	t1=$(now_ms)
+	c1=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+	awk -v c="$((c1 - c0))" -v hz="$hz" -v ms="$((t1 - t0))" \
+		'BEGIN {printf "%.1f\n", 100 * c / hz / (ms / 1000)}' >"$TMP/$name.cpu"
+	grep VmHWM "/proc/$pid/status" | awk '{print $2}' >"$TMP/$name.hwm"
+	kill "$pid"
+	wait "$pid" 2>/dev/null
+	MPID=
+	# latencies: each event -> the first reconcile that applied its rv
+	grep -o 'pods resourceVersion [0-9]* applied at [0-9]* ms (reconcile [0-9.]* ms' \
+		"$TMP/$name.log" | awk '{print $3, $6, $9}' >"$TMP/$name.applied"
+	awk 'NR == FNR {rv[n] = $1; at[n] = $2; n++; next}
+	     {while (j < n && (rv[j] < $2 || at[j] < $1)) j++;
+	      if (j < n) print at[j] - $1; else print "lost"}' \
+		"$TMP/$name.applied" <(sort -n -k2 "$TMP/$name.events") >"$TMP/$name.lat"
+	awk '{print $3}' "$TMP/$name.applied" | sort -n >"$TMP/$name.rec"
+}
+
+pct() { # FILE P: the P-th percentile of a sorted column of numbers
+	awk -v p="$2" '{v[NR] = $1} END {if (!NR) {print "n/a"; exit}
+		i = int(NR * p / 100 + 0.999); if (i < 1) i = 1; print v[i]}' "$1"
+}
+report() { # NAME
+	local n=$1 init prog hwm0 hwm cpu lost p50 p99 max r50 r99
+	read -r init prog <"$TMP/$n.initial"
+	hwm0=$(cat "$TMP/$n.hwm_initial")
+	hwm=$(cat "$TMP/$n.hwm")
+	cpu=$(cat "$TMP/$n.cpu")
+	lost=$(grep -c lost "$TMP/$n.lat")
+	grep -v lost "$TMP/$n.lat" | sort -n >"$TMP/$n.lat.sorted"
+	p50=$(pct "$TMP/$n.lat.sorted" 50)
+	p99=$(pct "$TMP/$n.lat.sorted" 99)
+	max=$(pct "$TMP/$n.lat.sorted" 100)
+	r50=$(pct "$TMP/$n.rec" 50)
+	r99=$(pct "$TMP/$n.rec" 99)
+	echo "kube_scale: [$n] start -> $prog local tables programmed: $init ms (target < 10000)"
+	echo "kube_scale: [$n] peak RSS: after the list $((hwm0 / 1024)) MiB, after the churn $((hwm / 1024)) MiB (target < 256)"
+	echo "kube_scale: [$n] churn $RATE/s for $SECS s: $(wc -l <"$TMP/$n.events") events, $(wc -l <"$TMP/$n.applied") reconciles (each p50 $r50 ms, p99 $r99 ms), $lost not seen applied"
+	echo "kube_scale: [$n] event -> kernel ack: p50 $p50 ms, p99 $p99 ms, max $max ms (target p99 < 100)"
+	echo "kube_scale: [$n] msegd CPU during the churn: $cpu % of one core (target < 25)"
+	echo "$init $hwm $p99 $cpu" >"$TMP/$n.summary"
+}
+
+run msegd "$ROOT/$BUILD/msegd"
+report msegd
+if [ -n "${MSEGD_BASELINE:-}" ]; then
+	run baseline "$MSEGD_BASELINE"
+	report baseline
+	read -r i1 h1 p1 c1 <"$TMP/msegd.summary"
+	read -r i0 h0 p0 c0 <"$TMP/baseline.summary"
+	awk -v i1="$i1" -v i0="$i0" -v h1="$h1" -v h0="$h0" -v p1="$p1" -v p0="$p0" \
+		-v c1="$c1" -v c0="$c0" 'BEGIN {
+		printf "kube_scale: msegd / baseline: start %.2f, peak RSS %.2f, p99 %.2f, CPU %.2f\n",
+			i1 / i0, h1 / h0, (p0 > 0 ? p1 / p0 : 0), (c0 > 0 ? c1 / c0 : 0) }'
+fi
+echo "kube_scale: load after: $(cut -d' ' -f1-3 /proc/loadavg)"
+[ -n "${KUBE_SCALE_KEEP:-}" ] && cp -r "$TMP" "$KUBE_SCALE_KEEP"
+exit 0
