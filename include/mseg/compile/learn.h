@@ -97,6 +97,17 @@ struct learn_result *learn_result_free(struct learn_result *r);
  * ("# 12 flows, first 2026-12-06T05:00:00.000Z, last ..."). 0 or -EIO. */
 int learn_render_yaml(FILE *f, const struct learn_result *r, const struct learn_opts *opts);
 
+/* The same allows as Kubernetes NetworkPolicies (networking.k8s.io/v1),
+ * YAML documents separated by "---": one per selector group, named
+ * "NAME-GROUP", selecting the group's endpoints by its labels, isolating
+ * both directions as the AllowList does (policyTypes [Ingress, Egress]);
+ * its ingress lists the rules to the group, its egress the rules from it,
+ * each with the rule's comment. Peers of the namespace become podSelector
+ * peers, address groups ipBlock peers. What NetworkPolicy cannot say
+ * (ICMP, protocols other than TCP, UDP and SCTP) is left out, and a
+ * comment says so. 0 or -EIO. */
+int learn_render_netpol(FILE *f, const struct learn_result *r, const struct learn_opts *opts);
+
 /* "tcp/5432", "udp/53", "icmp", "proto/47" into @buf; returns @buf. */
 const char *learn_port_format(const struct learn_port *p, char *buf, size_t size);
 

@@ -857,3 +857,170 @@ int learn_render_yaml(FILE *f, const struct learn_result *r, const struct learn_
 	}
 	return ferror(f) ? -EIO : 0;
 }
+
+/* ---- NetworkPolicy ---- */
+
+static const char *netpol_proto(uint8_t proto)
+{
+	switch (proto) {
+	case 6: return "TCP";
+	case 17: return "UDP";
+	case 132: return "SCTP";
+	}
+	return NULL;
+}
+
+static bool netpol_port_ok(const struct learn_port *p)
+{
+	return netpol_proto(p->proto) && p->has_port;
+}
+
+static bool netpol_rule_ok(const struct learn_rule *ru)
+{
+	for (size_t k = 0; k < ru->n_ports; k++)
+		if (netpol_port_ok(&ru->ports[k]))
+			return true;
+	return false;
+}
+
+static void rule_comment(FILE *f, const struct learn_rule *ru, const char *indent)
+{
+	char t1[40], t2[40];
+
+	fprintf(f, "%s# %llu flow%s, first %s, last %s\n", indent, (unsigned long long)ru->flows,
+		ru->flows == 1 ? "" : "s", time_fmt(ru->first_ns, t1, sizeof(t1)),
+		time_fmt(ru->last_ns, t2, sizeof(t2)));
+}
+
+static void netpol_selector(FILE *f, const struct learn_group *g)
+{
+	fprintf(f, "{matchLabels: {");
+	for (size_t k = 0; k < g->n_labels; k++) {
+		fprintf(f, "%s", k ? ", " : "");
+		yq(f, g->labels[k]->key);
+		fprintf(f, ": ");
+		yq(f, g->labels[k]->value);
+	}
+	fprintf(f, "}}");
+}
+
+/* One ingress (@ingress) or egress rule of group @self's policy: the peer
+ * is the rule's other side. */
+static void netpol_rule(FILE *f, const struct learn_result *r, const struct learn_rule *ru,
+			bool ingress)
+{
+	const struct learn_group *peer = &r->groups[ingress ? ru->from : ru->to];
+	size_t n_ok = 0;
+	char a[64], p[32];
+
+	for (size_t k = 0; k < ru->n_ports; k++) {
+		if (netpol_port_ok(&ru->ports[k]))
+			n_ok++;
+		else
+			fprintf(f, "    # left out: %s (a NetworkPolicy names only TCP, UDP and SCTP "
+				"ports)\n", learn_port_format(&ru->ports[k], p, sizeof(p)));
+	}
+	if (!n_ok)
+		return;
+	rule_comment(f, ru, "    ");
+	fprintf(f, "    - %s:\n", ingress ? "from" : "to");
+	if (peer->is_addrs) {
+		for (size_t k = 0; k < peer->n_cidrs; k++)
+			fprintf(f, "        - ipBlock: {cidr: %s/%u}\n",
+				addr_format(&peer->cidrs[k].addr, a, sizeof(a)), peer->cidrs[k].plen);
+	} else {
+		fprintf(f, "        - podSelector: ");
+		netpol_selector(f, peer);
+		fprintf(f, "\n");
+	}
+	fprintf(f, "      ports:\n");
+	for (size_t k = 0; k < ru->n_ports; k++)
+		if (netpol_port_ok(&ru->ports[k]))
+			fprintf(f, "        - {protocol: %s, port: %u}\n", netpol_proto(ru->ports[k].proto),
+				ru->ports[k].port);
+}
+
+/* "NAME-GROUP" as a DNS subdomain: lowercase, '_' as '-'; unique among
+ * the @n names already given (a suffix "-N" otherwise). */
+static void netpol_name(char *buf, size_t size, const char *list, const char *group,
+			char (*given)[96], size_t n)
+{
+	char base[96];
+	size_t k = 0;
+
+	snprintf(base, sizeof(base), "%.40s-%.40s", list, group);
+	for (char *q = base; *q; q++) {
+		char ch = *q;
+
+		if (ch >= 'A' && ch <= 'Z')
+			ch = (char)(ch - 'A' + 'a');
+		else if (ch == '_')
+			ch = '-';
+		base[k++] = ch;
+	}
+	base[k] = '\0';
+	for (unsigned i = 1;; i++) {
+		bool clash = false;
+
+		if (i == 1)
+			snprintf(buf, size, "%s", base);
+		else
+			snprintf(buf, size, "%.82s-%u", base, i);
+		for (size_t j = 0; j < n && !clash; j++)
+			clash = strcmp(given[j], buf) == 0;
+		if (!clash)
+			return;
+	}
+}
+
+int learn_render_netpol(FILE *f, const struct learn_result *r, const struct learn_opts *o)
+{
+	char (*given)[96] = calloc(r->n_groups ? r->n_groups : 1, sizeof(*given));
+	size_t n_given = 0;
+
+	if (!given)
+		return -ENOMEM;
+	fprintf(f, "# learned by mseg from %zu recorded flows", r->flows_used);
+	if (o->aggregate4 || o->aggregate6)
+		fprintf(f, " (outside peers widened to /%u and /%u)", o->aggregate4 ? o->aggregate4 : 32,
+			o->aggregate6 ? o->aggregate6 : 128);
+	fprintf(f, ": NetworkPolicies, one per group of endpoints\n");
+	for (size_t i = 0; i < r->n_warnings; i++)
+		fprintf(f, "# warning: %s\n", r->warnings[i]);
+	for (size_t gi = 0; gi < r->n_groups; gi++) {
+		const struct learn_group *g = &r->groups[gi];
+		bool used = false, any_in = false, any_out = false;
+
+		if (g->is_addrs)
+			continue;
+		for (size_t i = 0; i < r->n_rules; i++) {
+			bool ok = netpol_rule_ok(&r->rules[i]);
+
+			used |= r->rules[i].to == gi || r->rules[i].from == gi;
+			any_in |= r->rules[i].to == gi && ok;
+			any_out |= r->rules[i].from == gi && ok;
+		}
+		if (!used)
+			continue;
+		netpol_name(given[n_given], sizeof(given[0]), o->name ? o->name : "learned", g->name,
+			    given, n_given);
+		fprintf(f, "---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n"
+			   "  name: ");
+		yq(f, given[n_given++]);
+		fprintf(f, "\n  namespace: ");
+		yq(f, o->ns);
+		fprintf(f, "\nspec:\n  podSelector: ");
+		netpol_selector(f, g);
+		/* the AllowList isolates both directions of what it covers */
+		fprintf(f, "\n  policyTypes: [Ingress, Egress]\n  ingress:%s\n", any_in ? "" : " []");
+		for (size_t i = 0; i < r->n_rules; i++)
+			if (r->rules[i].to == gi)
+				netpol_rule(f, r, &r->rules[i], true);
+		fprintf(f, "  egress:%s\n", any_out ? "" : " []");
+		for (size_t i = 0; i < r->n_rules; i++)
+			if (r->rules[i].from == gi)
+				netpol_rule(f, r, &r->rules[i], false);
+	}
+	free(given);
+	return ferror(f) ? -EIO : 0;
+}
