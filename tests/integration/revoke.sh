@@ -10,8 +10,7 @@
 #
 # Real traffic: long-lived TCP streams, one line every 100 ms, from web
 # (.1), api (.2) and an outside client (.7, no endpoint) to db (.3); the
-# server in db notes when each stream's
-# last line arrived.
+# server in db notes when each stream's last line arrived.
 . "$(dirname "$0")/../lib.sh"
 t_require_root
 t_require_cmds python3 socat curl
