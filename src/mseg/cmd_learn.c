@@ -23,8 +23,8 @@ const struct cli_option learn_options[] = {
 	  "widen outside IPv4 peers to their /N (default: only prefixes whose every\naddress was seen)" },
 	{ "aggregate6", OPT_AGG6, required_argument, "/N", "the same for IPv6 peers" },
 	{ "name", OPT_NAME, required_argument, "NAME", "metadata.name of the list (default: learned)" },
-	{ "format", OPT_FORMAT, required_argument, "allowlist|networkpolicy",
-	  "allowlist (default): one AllowList; networkpolicy: the same allows as\nKubernetes NetworkPolicies, one per group" },
+	{ "format", OPT_FORMAT, required_argument, "KIND",
+	  "allowlist (default): one AllowList; networkpolicy: the same\nallows as Kubernetes NetworkPolicies, one per group" },
 	{ "output", 'o', required_argument, "yaml|json", "yaml (default): the list, ready for\n`mseg apply -f`; json: the API's answer" },
 	CLI_OPTION_END,
 };
