@@ -25,29 +25,21 @@
 
 #define LEARN_SUBSET_MAX 3   /* label subsets tried up to this size, else all labels */
 
-struct side {
-	uint32_t g;                  /* group, or LEARN_GROUP_NONE: address */
-	struct mseg_addr a;
-};
-
-struct edge {
-	struct side from, to;
-	uint8_t proto;
-	uint8_t has_port;
-	uint16_t port;
-	/* the sums */
-	uint64_t count, first, last;
-};
-
-/* An edge's key while records are summed: each side as a number (a group
- * index, or SIDE_ADDR | the index of an interned outside address), so that
- * it hashes and compares as 12 bytes. */
+/* An edge's key: each side as a number (a group index, or SIDE_ADDR | the
+ * index of an interned outside address), so that it hashes and compares
+ * as 12 bytes. */
 #define SIDE_ADDR 0x80000000u
 struct edge_key {
 	uint32_t from, to;
 	uint8_t proto;
 	uint8_t has_port;
 	uint16_t port;
+};
+
+struct edge {
+	struct edge_key k;
+	/* the sums */
+	uint64_t count, first, last;
 };
 
 struct edge_slot {
@@ -170,19 +162,23 @@ static int addr_ep_cmp(const void *pa, const void *pb)
 	return addr_cmp(&((const struct addr_ep *)pa)->a, &((const struct addr_ep *)pb)->a);
 }
 
-static int side_cmp(const struct side *a, const struct side *b)
+/* Groups by index, then addresses (@x: the interned ones) in order. */
+static int side_cmp(const struct mseg_addr *x, uint32_t a, uint32_t b)
 {
-	if (a->g != b->g)
-		return a->g < b->g ? -1 : 1;
-	return a->g == LEARN_GROUP_NONE ? addr_cmp(&a->a, &b->a) : 0;
+	if (a == b)
+		return 0;
+	if (!(a & SIDE_ADDR) || !(b & SIDE_ADDR))
+		return a < b ? -1 : 1;
+	return addr_cmp(&x[a & ~SIDE_ADDR], &x[b & ~SIDE_ADDR]);
 }
 
-static int edge_cmp(const void *pa, const void *pb)
+/* qsort_r: @x the interned addresses */
+static int edge_cmp(const void *pa, const void *pb, void *x)
 {
-	const struct edge *a = pa, *b = pb;
+	const struct edge_key *a = &((const struct edge *)pa)->k, *b = &((const struct edge *)pb)->k;
 	int c;
 
-	if ((c = side_cmp(&a->from, &b->from)) || (c = side_cmp(&a->to, &b->to)))
+	if ((c = side_cmp(x, a->from, b->from)) || (c = side_cmp(x, a->to, b->to)))
 		return c;
 	if (a->proto != b->proto)
 		return a->proto < b->proto ? -1 : 1;
@@ -578,17 +574,6 @@ static int side_id(struct learn_ctx *c, const struct mseg_addr *a, uint32_t *ret
 	return r;
 }
 
-static void side_from_id(const struct learn_ctx *c, uint32_t id, struct side *ret)
-{
-	memset(ret, 0, sizeof(*ret));
-	if (id & SIDE_ADDR) {
-		ret->g = LEARN_GROUP_NONE;
-		ret->a = c->xaddrs[id & ~SIDE_ADDR];
-	} else {
-		ret->g = id;
-	}
-}
-
 static int rule_add(struct learn_ctx *c, uint32_t from, uint32_t to, const struct edge *e,
 		    size_t n)
 {
@@ -613,8 +598,8 @@ static int rule_add(struct learn_ctx *c, uint32_t from, uint32_t to, const struc
 		return -ENOMEM;
 	rule->first_ns = UINT64_MAX;
 	for (size_t i = 0; i < n; i++) {
-		struct learn_port p = { .proto = e[i].proto, .has_port = e[i].has_port,
-					.port = e[i].port };
+		struct learn_port p = { .proto = e[i].k.proto, .has_port = e[i].k.has_port,
+					.port = e[i].k.port };
 
 		/* sorted: equal ports are adjacent (they differ by address only) */
 		if (!rule->n_ports || memcmp(&rule->ports[rule->n_ports - 1], &p, sizeof(p)) != 0)
@@ -643,7 +628,7 @@ static int ports_cmp(const struct ext *a, const struct ext *b)
 	if (a->n != b->n)
 		return a->n < b->n ? -1 : 1;
 	for (size_t i = 0; i < a->n; i++) {
-		const struct edge *x = &a->e[i], *y = &b->e[i];
+		const struct edge_key *x = &a->e[i].k, *y = &b->e[i].k;
 
 		if (x->proto != y->proto)
 			return x->proto < y->proto ? -1 : 1;
@@ -754,12 +739,9 @@ static int ext_class_emit(struct learn_ctx *c, const struct ext *x, size_t n)
 	}
 	/* edge_cmp orders by address first; rule_add wants equal ports
 	 * adjacent: without the sides, it sorts by ports only */
-	for (size_t i = 0; i < n_all; i++) {
-		all[i].from.g = all[i].to.g = 0;
-		memset(&all[i].from.a, 0, sizeof(all[i].from.a));
-		memset(&all[i].to.a, 0, sizeof(all[i].to.a));
-	}
-	qsort(all, n_all, sizeof(*all), edge_cmp);
+	for (size_t i = 0; i < n_all; i++)
+		all[i].k.from = all[i].k.to = 0;
+	qsort_r(all, n_all, sizeof(*all), edge_cmp, c->xaddrs);
 	r = rule_add(c, x[0].ext_is_from ? gi : x[0].g, x[0].ext_is_from ? x[0].g : gi, all, n_all);
 	free(all);
 	return r;
@@ -836,11 +818,7 @@ static int learn_build(struct learn_ctx *c, const struct learn_flow *flows, size
 		{
 			struct edge *e = &edges[n++];
 
-			side_from_id(c, k.from, &e->from);
-			side_from_id(c, k.to, &e->to);
-			e->proto = k.proto;
-			e->has_port = k.has_port;
-			e->port = k.port;
+			e->k = k;
 			e->count = f->count ? f->count : 1;
 			e->first = f->first_ns;
 			e->last = f->last_ns;
@@ -870,7 +848,7 @@ static int learn_build(struct learn_ctx *c, const struct learn_flow *flows, size
 	}
 	free(slots);
 	slots = NULL;
-	qsort(edges, n, sizeof(*edges), edge_cmp);
+	qsort_r(edges, n, sizeof(*edges), edge_cmp, c->xaddrs);
 	ext = calloc(n ? n : 1, sizeof(*ext));
 	if (!ext) {
 		r = -ENOMEM;
@@ -879,19 +857,20 @@ static int learn_build(struct learn_ctx *c, const struct learn_flow *flows, size
 	for (size_t i = 0; i < n;) {
 		size_t j = i + 1;
 
-		while (j < n && side_cmp(&edges[j].from, &edges[i].from) == 0 &&
-		       side_cmp(&edges[j].to, &edges[i].to) == 0)
+		const struct edge_key *k = &edges[i].k;
+
+		while (j < n && edges[j].k.from == k->from && edges[j].k.to == k->to)
 			j++;
-		if (edges[i].from.g != LEARN_GROUP_NONE && edges[i].to.g != LEARN_GROUP_NONE) {
-			r = rule_add(c, edges[i].from.g, edges[i].to.g, edges + i, j - i);
+		if (!(k->from & SIDE_ADDR) && !(k->to & SIDE_ADDR)) {
+			r = rule_add(c, k->from, k->to, edges + i, j - i);
 			if (r < 0)
 				goto out;
 		} else {
 			struct ext *x = &ext[n_ext++];
 
-			x->ext_is_from = edges[i].from.g == LEARN_GROUP_NONE;
-			x->g = x->ext_is_from ? edges[i].to.g : edges[i].from.g;
-			x->a = x->ext_is_from ? edges[i].from.a : edges[i].to.a;
+			x->ext_is_from = (k->from & SIDE_ADDR) != 0;
+			x->g = x->ext_is_from ? k->to : k->from;
+			x->a = c->xaddrs[(x->ext_is_from ? k->from : k->to) & ~SIDE_ADDR];
 			x->e = edges + i;
 			x->n = j - i;
 		}
