@@ -130,7 +130,8 @@ static void test_app(void)
  * parsed by the policy parser and asked "would A reach B on P?" for every
  * pair of endpoints and outside addresses and every port seen (and one
  * never seen): the answers must be the same. ICMP, which a NetworkPolicy
- * cannot name, is left out with a comment. */
+ * cannot name, is left out with a comment; an endpoint of another
+ * namespace is named by its namespace and labels. */
 static void test_netpol(void)
 {
 	const struct learn_flow flows[] = {
@@ -143,6 +144,9 @@ static void test_netpol(void)
 		fl("web-1", MSEG_DIR_INGRESS, "198.51.100.7", "10.0.0.1", 6, 443, 5, 0, 60),
 		fl("web-1", MSEG_DIR_INGRESS, "198.51.100.7", "10.0.0.1", 1, 0, 1, 7, 7),
 		fl("db-1", MSEG_DIR_EGRESS, "10.0.0.3", "10.0.0.9", 6, 22, 1, 8, 8),
+		/* an endpoint of another namespace: an address in the list, a
+		 * namespaceSelector + podSelector peer in the NetworkPolicy */
+		fl("db-1", MSEG_DIR_INGRESS, "10.0.1.1", "10.0.0.3", 6, 5432, 1, 9, 9),
 	};
 	static const char *const sides[] = { "web-1", "web-2", "api-1", "db-1", "bare", "other-1",
 					     "198.51.100.7", "198.51.100.8", "192.0.2.10",
@@ -186,6 +190,14 @@ static void test_netpol(void)
 	T_CHECK(strstr(netpol, "# left out: icmp") != NULL, "icmp left out, said: %s", netpol);
 	T_CHECK(strstr(netpol, "ipBlock: {cidr: 10.0.0.9/32}") != NULL,
 		"the label-less endpoint by address: %s", netpol);
+	T_CHECK(strstr(yaml, "db-clients: {cidrs: [10.0.1.1/32]}") != NULL,
+		"the list names the other namespace's endpoint by address: %s", yaml);
+	T_CHECK(strstr(netpol, "    - from:\n"
+			       "        - namespaceSelector: {matchLabels: {\"kubernetes.io/metadata.name\": \"lab\"}}\n"
+			       "          podSelector: {matchLabels: {\"app\": \"api\"}}\n"
+			       "      ports:\n        - {protocol: TCP, port: 5432}\n") != NULL &&
+		!strstr(netpol, "10.0.1.1"),
+		"the NetworkPolicy names it by namespace and labels, not address: %s", netpol);
 	policy_set_init(&al);
 	policy_set_init(&np);
 	T_CHECK(policy_parse_buffer(&al, "learned.yaml", yaml, strlen(yaml), &err) == 0, "al: %s",

@@ -58,6 +58,14 @@ struct learn_group {
 	/* address group */
 	struct mseg_cidr *cidrs;
 	size_t n_cidrs;
+	/* ... as NetworkPolicy peers, which can name pods of other
+	 * namespaces: those endpoints (with labels) among its addresses, one
+	 * per label set, and the CIDRs of its other addresses. Both NULL for
+	 * an endpoint's own address group. */
+	const struct mseg_endpoint **peer_eps;
+	size_t n_peer_eps;
+	struct mseg_cidr *np_cidrs;
+	size_t n_np_cidrs;
 	size_t n_endpoints;          /* endpoints of the namespace it selects */
 };
 
@@ -103,7 +111,9 @@ int learn_render_yaml(FILE *f, const struct learn_result *r, const struct learn_
  * both directions as the AllowList does (policyTypes [Ingress, Egress]);
  * its ingress lists the rules to the group, its egress the rules from it,
  * each with the rule's comment. Peers of the namespace become podSelector
- * peers, address groups ipBlock peers. What NetworkPolicy cannot say
+ * peers; endpoints of other namespaces that the list names by address
+ * become namespaceSelector (kubernetes.io/metadata.name) + podSelector (all
+ * their labels) peers; other addresses ipBlock peers. What NetworkPolicy cannot say
  * (ICMP, protocols other than TCP, UDP and SCTP) is left out, and a
  * comment says so. 0 or -EIO. */
 int learn_render_netpol(FILE *f, const struct learn_result *r, const struct learn_opts *opts);

@@ -689,6 +689,53 @@ static size_t cidrs_merge(struct mseg_cidr *v, size_t n)
 	return top;
 }
 
+static bool ep_labels_same(const struct mseg_endpoint *a, const struct mseg_endpoint *b)
+{
+	return strcmp(a->ns ? a->ns : "default", b->ns ? b->ns : "default") == 0 &&
+	       labels_same(a, b);
+}
+
+/* For NetworkPolicy: the endpoints of other namespaces among the addresses
+ * ext[0..n) by their labels (one per label set), the other addresses as
+ * CIDRs (merged and widened as for the AllowList). */
+static int ext_class_netpol(struct learn_ctx *c, struct learn_group *g, const struct ext *x,
+			    size_t n)
+{
+	size_t k = 0;
+
+	g->peer_eps = calloc(n, sizeof(*g->peer_eps));
+	g->np_cidrs = calloc(n, sizeof(*g->np_cidrs));
+	if (!g->peer_eps || !g->np_cidrs)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		struct mseg_cidr cd = { .addr = x[i].a, .plen = x[i].a.family == AF_INET ? 32 : 128 };
+		uint8_t agg = cd.addr.family == AF_INET ? c->o->aggregate4 : c->o->aggregate6;
+		struct mseg_addr key;
+		uint32_t e;
+
+		addr_key(&x[i].a, &key);
+		if (ep_by_addr(c, &key, bytes_hash(&key, sizeof(key)), &e) && !c->ep_in_ns[e] &&
+		    c->eps[e]->n_labels) {
+			bool dup = false;
+
+			for (size_t j = 0; j < g->n_peer_eps && !dup; j++)
+				dup = ep_labels_same(g->peer_eps[j], c->eps[e]);
+			if (!dup)
+				g->peer_eps[g->n_peer_eps++] = c->eps[e];
+			continue;
+		}
+		if (agg && agg < cd.plen) {
+			addr_mask(&cd.addr, agg);
+			cd.plen = agg;
+		}
+		if (k && g->np_cidrs[k - 1].plen == cd.plen && addr_eq(&g->np_cidrs[k - 1].addr, &cd.addr))
+			continue;
+		g->np_cidrs[k++] = cd;
+	}
+	g->n_np_cidrs = cidrs_merge(g->np_cidrs, k);
+	return 0;
+}
+
 /* Addresses ext[0..n) share group, direction and ports: one address group
  * and one rule. */
 static int ext_class_emit(struct learn_ctx *c, const struct ext *x, size_t n)
@@ -721,6 +768,9 @@ static int ext_class_emit(struct learn_ctx *c, const struct ext *x, size_t n)
 		n_all += x[i].n;
 	}
 	g->n_cidrs = cidrs_merge(g->cidrs, k);
+	r = ext_class_netpol(c, g, x, n);
+	if (r < 0)
+		return r;
 	/* outside clients of a group, or outside servers it calls */
 	snprintf(base, sizeof(base), "%.36s-%s", c->r->groups[x[0].g].name,
 		 x[0].ext_is_from ? "clients" : "upstreams");
@@ -968,6 +1018,8 @@ struct learn_result *learn_result_free(struct learn_result *r)
 	for (size_t i = 0; i < r->n_groups; i++) {
 		free(r->groups[i].labels);
 		free(r->groups[i].cidrs);
+		free(r->groups[i].peer_eps);
+		free(r->groups[i].np_cidrs);
 	}
 	for (size_t i = 0; i < r->n_rules; i++)
 		free(r->rules[i].ports);
@@ -1133,9 +1185,27 @@ static void netpol_rule(FILE *f, const struct learn_result *r, const struct lear
 	rule_comment(f, ru, "    ");
 	fprintf(f, "    - %s:\n", ingress ? "from" : "to");
 	if (peer->is_addrs) {
-		for (size_t k = 0; k < peer->n_cidrs; k++)
+		bool np = peer->np_cidrs != NULL;
+		const struct mseg_cidr *cv = np ? peer->np_cidrs : peer->cidrs;
+		size_t n = np ? peer->n_np_cidrs : peer->n_cidrs;
+
+		for (size_t k = 0; k < n; k++)
 			fprintf(f, "        - ipBlock: {cidr: %s/%u}\n",
-				addr_format(&peer->cidrs[k].addr, a, sizeof(a)), peer->cidrs[k].plen);
+				addr_format(&cv[k].addr, a, sizeof(a)), cv[k].plen);
+		for (size_t k = 0; np && k < peer->n_peer_eps; k++) {
+			const struct mseg_endpoint *ep = peer->peer_eps[k];
+
+			fprintf(f, "        - namespaceSelector: {matchLabels: {\"kubernetes.io/metadata.name\": ");
+			yq(f, ep->ns ? ep->ns : "default");
+			fprintf(f, "}}\n          podSelector: {matchLabels: {");
+			for (size_t j = 0; j < ep->n_labels; j++) {
+				fprintf(f, "%s", j ? ", " : "");
+				yq(f, ep->labels[j].key);
+				fprintf(f, ": ");
+				yq(f, ep->labels[j].value);
+			}
+			fprintf(f, "}}\n");
+		}
 	} else {
 		fprintf(f, "        - podSelector: ");
 		netpol_selector(f, peer);
