@@ -161,4 +161,8 @@ code=$(curl -s -o "$T_TMP/r.json" -w '%{http_code}' --unix-socket "$T_TMP/api.so
 	"http://x/v1/recommendations?namespace=Bad_NS")
 t_check "GET /v1/recommendations with a bad namespace: 400 naming it" \
 	bash -c "[ $code = 400 ] && grep -q \"namespace 'Bad_NS'\" '$T_TMP/r.json'"
+code=$(curl -s -o "$T_TMP/r.json" -w '%{http_code}' --unix-socket "$T_TMP/api.sock" \
+	"http://x/v1/recommendations?format=nft")
+t_check "GET /v1/recommendations with a bad format: 400 naming it and the choices" \
+	bash -c "[ $code = 400 ] && grep -q \"format 'nft': allowlist or networkpolicy\" '$T_TMP/r.json'"
 t_done
