@@ -13,6 +13,9 @@
 #                             scripts/demo.sh clean)
 #   scripts/demo.sh clean     remove what a KEEP=1 run left (with the same
 #                             DEMO_PREFIX as the run, when it had one)
+#   KEEP=1 DEMO_POLICY=none make demo
+#                             the app with msegd but no allow list, left
+#                             running: the start of docs/zero-to-enforce.md
 #
 # Everything lives in network namespaces the demo creates (a hub namespace
 # holds the bridge), on 10.89.0.0/24; nothing touches the host's own
@@ -38,6 +41,7 @@ MSEGD=$ROOT/$BUILD/msegd
 MSEG=$ROOT/$BUILD/mseg
 MSEG_CNI=$ROOT/$BUILD/mseg-cni
 TEST=${DEMO_TEST:-}
+POLICY=${DEMO_POLICY:-policies/examples/incident.yaml}
 APPS="web-ui gateway microservice postgres"
 OUTSIDE="attacker download pool"
 UNEXPECTED=0
@@ -161,9 +165,13 @@ serve() { # NAME PORT...
 }
 mseg() { MSEG_SERVER="unix:$SOCK" "$MSEG" "$@"; }
 
-say "1. msegd starts with the shop's allow list (policies/examples/incident.yaml)"
-note "only the microservice may reach postgres:5432; postgres may open no connection"
-cp policies/examples/incident.yaml "$WORK/policies/"
+if [ "$POLICY" = none ]; then
+	say "1. msegd starts with no allow list (DEMO_POLICY=none): nothing is isolated"
+else
+	say "1. msegd starts with the shop's allow list ($POLICY)"
+	note "only the microservice may reach postgres:5432; postgres may open no connection"
+	cp "$POLICY" "$WORK/policies/" || exit 1
+fi
 "$MSEGD" --state-dir "$WORK/state" --listen "unix:$SOCK" --policy-dir "$WORK/policies" \
 	--resync 30 >"$WORK/msegd.log" 2>&1 &
 echo $! >"$WORK/msegd.pid"
@@ -205,6 +213,13 @@ serve gateway 8080
 serve microservice 9000
 serve postgres 5432
 sleep 0.5
+
+if [ "$POLICY" = none ]; then
+	say "Left running without an allow list (DEMO_POLICY=none)"
+	note "the app and the outside hosts, servers listening; msegd's API: unix:$SOCK"
+	note "next: docs/zero-to-enforce.md; remove it: $CLEAN_CMD"
+	exit 0
+fi
 
 say "3. Legitimate traffic passes"
 expect allowed "customer (outside) -> web-ui:443" attacker "$(ip_of web-ui)" 443

@@ -1,5 +1,6 @@
-/* mseg learn: an AllowList learned from the audited flow records of a
- * namespace (GET /v1/recommendations), as YAML that `mseg apply` takes,
+/* mseg learn: an AllowList (or NetworkPolicies) learned from the audited
+ * flow records of a namespace (GET /v1/recommendations), as YAML that
+ * `mseg apply` takes,
  * each rule with a comment giving its flow count and first and last time
  * seen. */
 #include <errno.h>
@@ -22,7 +23,8 @@ const struct cli_option learn_options[] = {
 	  "widen outside IPv4 peers to their /N (default: only prefixes whose every\naddress was seen)" },
 	{ "aggregate6", OPT_AGG6, required_argument, "/N", "the same for IPv6 peers" },
 	{ "name", OPT_NAME, required_argument, "NAME", "metadata.name of the list (default: learned)" },
-	{ "format", OPT_FORMAT, required_argument, "allowlist", "the kind of document (allowlist)" },
+	{ "format", OPT_FORMAT, required_argument, "KIND",
+	  "allowlist (default): one AllowList; networkpolicy: the same\nallows as Kubernetes NetworkPolicies, one per group" },
 	{ "output", 'o', required_argument, "yaml|json", "yaml (default): the list, ready for\n`mseg apply -f`; json: the API's answer" },
 	CLI_OPTION_END,
 };
@@ -77,9 +79,11 @@ int cmd_learn(int argc, char **argv)
 			status = prefix_opt(&q, "aggregate6", optarg, 128);
 			break;
 		case OPT_FORMAT:
-			if (strcmp(optarg, "allowlist") != 0)
-				status = usage_error("learn", "--format '%s': only allowlist is supported yet",
+			if (strcmp(optarg, "allowlist") != 0 && strcmp(optarg, "networkpolicy") != 0)
+				status = usage_error("learn", "--format '%s': allowlist or networkpolicy",
 						     optarg);
+			else
+				status = cli_query_add("learn", LEARN_QUERY_MAX, &q, "format", optarg);
 			break;
 		case 'o':
 			if (strcmp(optarg, "yaml") == 0)

@@ -37,7 +37,7 @@ static const struct command commands[] = {
 	  check_options, true, cmd_check },
 	{ "ui", "[--port N]", "open the flow map in a local browser (a 127.0.0.1 listener with a one-time secret)",
 	  ui_options, true, cmd_ui },
-	{ "learn", "[--namespace NS] [--since T] [--aggregate /N] [-o yaml|json]", "an AllowList learned from the audited flows of a namespace, ready to apply", learn_options, true, cmd_learn },
+	{ "learn", "[--namespace NS] [--since T] [--aggregate /N] [--format allowlist|networkpolicy] [-o yaml|json]", "an AllowList (or NetworkPolicies) learned from the audited flows of a namespace, ready to apply", learn_options, true, cmd_learn },
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))

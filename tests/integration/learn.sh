@@ -4,7 +4,9 @@
 # that is no endpoint) run under an audit list; `mseg learn` turns the
 # audited flows into an AllowList; applied (and the audit list removed),
 # the same traffic passes with no drop; a new port and a new peer are
-# refused and recorded.
+# refused and recorded. The same with the NetworkPolicies that
+# `mseg learn --format networkpolicy` gives (checked against the Kubernetes
+# schema when node and tests/kube/node_modules are there).
 . "$(dirname "$0")/../lib.sh"
 t_require_root
 t_require_cmds socat
@@ -69,6 +71,42 @@ ports=$(grep -oE '(tcp|udp)/[0-9]+' "$T_TMP/learned.yaml" | sort -u | tr '\n' ' 
 t_check "learned: exactly the destination ports used, no ephemeral source port ($ports)" \
 	[ "$ports" = "tcp/5432 tcp/80 tcp/8080 tcp/8081 udp/53 " ]
 
+# the same allows as NetworkPolicies (applied further down)
+"$MSEG" learn --namespace default --format networkpolicy >"$T_TMP/netpol.yaml" 2>"$T_TMP/learn.err"
+t_check "mseg learn --format networkpolicy succeeds" [ $? -eq 0 ]
+sed 's/^/    /' "$T_TMP/netpol.yaml"
+t_check "networkpolicy: one NetworkPolicy per group (web, api, db)" \
+	[ "$(grep -c '^kind: NetworkPolicy$' "$T_TMP/netpol.yaml")" = 3 ]
+t_check "networkpolicy: api's ingress from web's pods on both ports" python3 -c '
+import sys, yaml
+d = {x["metadata"]["name"]: x for x in yaml.safe_load_all(open(sys.argv[1])) if x}
+api = d["learned-api"]["spec"]
+assert api["podSelector"] == {"matchLabels": {"app": "api"}}, api
+assert api["policyTypes"] == ["Ingress", "Egress"], api
+assert {"from": [{"podSelector": {"matchLabels": {"app": "web"}}}],
+        "ports": [{"protocol": "TCP", "port": 8080}, {"protocol": "TCP", "port": 8081}]} in api["ingress"], api
+assert {"to": [{"ipBlock": {"cidr": "10.201.0.7/32"}}],
+        "ports": [{"protocol": "UDP", "port": 53}]} in api["egress"], api
+' "$T_TMP/netpol.yaml"
+t_check "networkpolicy: a comment with count and times per rule" \
+	grep -qE '^    # [0-9]+ flows?, first 20[0-9-]+T[0-9:.]+Z, last 20[0-9-]+T[0-9:.]+Z$' "$T_TMP/netpol.yaml"
+# the Kubernetes schema (kubernetes-models, installed for the API stand-in)
+KM="$MSEG_ROOT/tests/kube/node_modules/kubernetes-models"
+if command -v node >/dev/null && [ -d "$KM" ]; then
+	python3 -c 'import json, sys, yaml
+for d in yaml.safe_load_all(open(sys.argv[1])):
+	if d: print(json.dumps(d))' "$T_TMP/netpol.yaml" >"$T_TMP/netpol.jsonl"
+	t_check "networkpolicy: valid against the Kubernetes schema (kubernetes-models)" \
+		env KM="$KM" node -e '
+const { NetworkPolicy } = require(process.env.KM + "/networking.k8s.io/v1/NetworkPolicy");
+const lines = require("fs").readFileSync(process.argv[1], "utf8").trim().split("\n");
+for (const l of lines) new NetworkPolicy(JSON.parse(l)).validate();
+console.log("    " + lines.length + " NetworkPolicies valid");
+' "$T_TMP/netpol.jsonl"
+else
+	echo "SKIP: NetworkPolicy schema check (node or tests/kube/node_modules missing)"
+fi
+
 t_check "the learned list applies" "$MSEG" apply -f "$T_TMP/learned.yaml"
 t_check "the audit list is removed" "$MSEG" delete policy default/audit
 t_check "enforced: web is isolated now" bash -c "ip netns exec $(t_ns web) nft list chain inet mseg ingress >/dev/null"
@@ -101,6 +139,21 @@ t_check "replay: the app's audited flows would be allowed, none dropped" replay_
 	'any(x.get("port") == 5432 and x["from"] == "audited" and x["to"] == "allowed" for x in g) and not any(x.get("port") in (80, 5432, 8080, 8081, 53) and x["to"] == "dropped" for x in g)'
 t_check_not "replay is a dry run: web -> api tcp/9999 still refused" t_tcp web 10.201.0.2 9999
 
+# the NetworkPolicies instead of the list: the same traffic passes, a new
+# port is refused
+t_check "the learned list is removed" "$MSEG" delete policy default/learned
+t_check "the learned NetworkPolicies apply" "$MSEG" apply -f "$T_TMP/netpol.yaml"
+t_check "NetworkPolicies: web is isolated" bash -c "ip netns exec $(t_ns web) nft list chain inet mseg ingress >/dev/null"
+before=$(dropped)
+t_check "NetworkPolicies: the same traffic passes" traffic
+t_check "NetworkPolicies: no drop recorded for it" [ "$(dropped)" = "$before" ]
+t_check_not "NetworkPolicies: a new port (api -> db tcp/5433) is refused" t_tcp api 10.201.0.3 5433
+t_check "... and recorded as dropped" \
+	t_flow_has "$LOG" endpoint=api direction=egress dst=10.201.0.3 dport=5433 verdict=dropped
+
+out=$("$MSEG" learn --format nftables 2>&1); rc=$?
+t_check "learn --format nftables: usage error (exit 2) naming the choices" \
+	bash -c "[ $rc -eq 2 ] && grep -q -- \"--format 'nftables': allowlist or networkpolicy\" <<<\"\$1\"" _ "$out"
 out=$("$MSEG" learn --aggregate /99 2>&1); rc=$?
 t_check "learn --aggregate /99: usage error (exit 2)" [ "$rc" -eq 2 ]
 t_check "... naming the flag and the range" grep -q -- "--aggregate '/99': a prefix length /1 to /32" <<<"$out"
@@ -108,4 +161,8 @@ code=$(curl -s -o "$T_TMP/r.json" -w '%{http_code}' --unix-socket "$T_TMP/api.so
 	"http://x/v1/recommendations?namespace=Bad_NS")
 t_check "GET /v1/recommendations with a bad namespace: 400 naming it" \
 	bash -c "[ $code = 400 ] && grep -q \"namespace 'Bad_NS'\" '$T_TMP/r.json'"
+code=$(curl -s -o "$T_TMP/r.json" -w '%{http_code}' --unix-socket "$T_TMP/api.sock" \
+	"http://x/v1/recommendations?format=nft")
+t_check "GET /v1/recommendations with a bad format: 400 naming it and the choices" \
+	bash -c "[ $code = 400 ] && grep -q \"format 'nft': allowlist or networkpolicy\" '$T_TMP/r.json'"
 t_done

@@ -4,11 +4,13 @@
 # conntrack entries are deleted, the next packet meets the allow sets and is
 # refused); connections still allowed keep flowing; --revoke new-only and
 # spec.revoke: new-only leave them running; a label change and deleting the
-# list that held the allow revoke too.
+# list that held the allow revoke too; so does an endpoint's address change,
+# at the peer that named the old address and, for connections on the old
+# address that lost their allow, in the endpoint's own namespace.
 #
 # Real traffic: long-lived TCP streams, one line every 100 ms, from web
-# (.1) and api (.2) to db (.3); the server in db notes when each stream's
-# last line arrived.
+# (.1), api (.2) and an outside client (.7, no endpoint) to db (.3); the
+# server in db notes when each stream's last line arrived.
 . "$(dirname "$0")/../lib.sh"
 t_require_root
 t_require_cmds python3 socat curl
@@ -16,7 +18,7 @@ t_require_cmds python3 socat curl
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=$(command -v python3)
 
-t_endpoints web:1 api:2 db:3 || { t_fail "setup"; exit 1; }
+t_endpoints web:1 api:2 db:3 outside:7 || { t_fail "setup"; exit 1; }
 export MSEG_SERVER="unix:$T_TMP/api.sock"
 
 cat >"$T_TMP/stream.py" <<'PY'
@@ -186,6 +188,60 @@ t0=$(now)
 t_check "deleting p2: web's stream stops within 1 s" stopped_within s6 "$t0" 1.0
 t_check "api's stream keeps flowing" flowing s2
 stream_stop s6
+
+# ---- an endpoint's own address changes: connections it made or took on
+# its old address lose the allows that named that address
+policy full
+stream s7 web 5432
+t_check "web stream flows" flowing s7
+"$MSEG" endpoint add web --netns "$(t_netns_path web)" --ip 10.201.0.9 --label app=web >/dev/null
+t0=$(now)
+t_check "web's address changes (.1 -> .9): its stream from .1 stops within 1 s" stopped_within s7 "$t0" 1.0
+t_check "api's stream keeps flowing" flowing s2
+stream_stop s7
+"$MSEG" endpoint add web --netns "$(t_netns_path web)" --ip 10.201.0.1 --label app=web >/dev/null
+stream s8 web 5432
+t_check "web stream flows" flowing s8
+"$MSEG" endpoint add db --netns "$(t_netns_path db)" --ip 10.201.0.8 --label app=db >/dev/null
+t0=$(now)
+t_check "db's address changes (.3 -> .8): web's stream to .3 stops within 1 s" stopped_within s8 "$t0" 1.0
+stream_stop s8
+"$MSEG" endpoint add db --netns "$(t_netns_path db)" --ip 10.201.0.3 --label app=db >/dev/null
+
+# ---- db's address and labels change in one update: the stream an outside
+# client (.7, no endpoint, so no table of its own to revoke in) opened to
+# db's old address .3 loses its allow, db's own walk cuts it; the client's
+# other stream, still allowed, keeps flowing on the old address
+cat >"$T_TMP/p.yaml" <<EOF
+apiVersion: mseg.io/v1
+kind: AllowList
+metadata: {name: p, namespace: default}
+spec:
+  groups:
+    db: {selector: {app: db}}
+    db-x: {selector: {tier: x}}
+    office: {cidrs: [10.201.0.7/32]}
+  allow:
+    - {from: office, to: db-x, ports: [tcp/5432]}
+    - {from: office, to: db, ports: [tcp/6000]}
+EOF
+t_check "list: the outside client reaches db tcp/5432 (tier x) and tcp/6000" "$MSEG" apply -f "$T_TMP/p.yaml"
+"$MSEG" endpoint add db --netns "$(t_netns_path db)" --ip 10.201.0.3 --label app=db --label tier=x >/dev/null
+stream o1 outside 5432
+stream o2 outside 6000
+t_check "outside -> db tcp/5432 stream flows" flowing o1
+t_check "outside -> db tcp/6000 stream flows" flowing o2
+mark=$(t_log_lines)
+"$MSEG" endpoint add db --netns "$(t_netns_path db)" --ip 10.201.0.8 --label app=db --label tier=y >/dev/null
+t0=$(now)
+t_check "db re-addressed (.3 -> .8) and tier y: the tcp/5432 stream to .3 stops within 1 s" \
+	stopped_within o1 "$t0" 1.0
+t_check "the tcp/6000 stream (still allowed) keeps flowing" flowing o2
+t_check "the log names db and a count" \
+	t_wait_log "endpoint 'db': [1-9][0-9]* established connections revoked" "$mark"
+stream_stop o1
+stream_stop o2
+"$MSEG" endpoint add db --netns "$(t_netns_path db)" --ip 10.201.0.3 --label app=db >/dev/null
 
 # ---- a bad spec.revoke is refused with its place, and changes nothing
 printf 'apiVersion: mseg.io/v1\nkind: AllowList\nmetadata: {name: p, namespace: default}\nspec:\n  revoke: never\n  groups: {db: {selector: {app: db}}}\n' >"$T_TMP/bad.yaml"

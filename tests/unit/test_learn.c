@@ -126,6 +126,124 @@ static void test_app(void)
 	learn_result_free(r);
 }
 
+/* --format networkpolicy: the same allows as the AllowList. Both are
+ * parsed by the policy parser and asked "would A reach B on P?" for every
+ * pair of endpoints and outside addresses and every port seen (and one
+ * never seen): the answers must be the same. ICMP, which a NetworkPolicy
+ * cannot name, is left out with a comment; an endpoint of another
+ * namespace is named by its namespace and labels. */
+static void test_netpol(void)
+{
+	const struct learn_flow flows[] = {
+		fl("web-1", MSEG_DIR_EGRESS, "10.0.0.1", "10.0.0.2", 6, 8080, 3, 0, 30),
+		fl("web-2", MSEG_DIR_EGRESS, "10.0.0.4", "10.0.0.2", 6, 8080, 1, 40, 40),
+		fl("api-1", MSEG_DIR_EGRESS, "10.0.0.2", "10.0.0.3", 6, 5432, 2, 5, 50),
+		fl("api-1", MSEG_DIR_EGRESS, "10.0.0.2", "10.0.0.3", 17, 5433, 1, 6, 6),
+		fl("api-1", MSEG_DIR_EGRESS, "10.0.0.2", "192.0.2.10", 6, 443, 1, 1, 1),
+		fl("api-1", MSEG_DIR_EGRESS, "10.0.0.2", "192.0.2.11", 6, 443, 1, 2, 2),
+		fl("web-1", MSEG_DIR_INGRESS, "198.51.100.7", "10.0.0.1", 6, 443, 5, 0, 60),
+		fl("web-1", MSEG_DIR_INGRESS, "198.51.100.7", "10.0.0.1", 1, 0, 1, 7, 7),
+		fl("db-1", MSEG_DIR_EGRESS, "10.0.0.3", "10.0.0.9", 6, 22, 1, 8, 8),
+		/* an endpoint of another namespace: an address in the list, a
+		 * namespaceSelector + podSelector peer in the NetworkPolicy */
+		fl("db-1", MSEG_DIR_INGRESS, "10.0.1.1", "10.0.0.3", 6, 5432, 1, 9, 9),
+	};
+	static const char *const sides[] = { "web-1", "web-2", "api-1", "db-1", "bare", "other-1",
+					     "198.51.100.7", "198.51.100.8", "192.0.2.10",
+					     "192.0.2.11", "192.0.2.12" };
+	static const struct { uint8_t proto; uint16_t port; } ports[] = {
+		{ 6, 443 }, { 6, 8080 }, { 6, 5432 }, { 17, 5433 }, { 6, 5433 }, { 6, 22 }, { 6, 9999 },
+	};
+	struct learn_opts o = { .ns = "shop", .name = "shop" };
+	struct learn_result *r = NULL;
+	struct mseg_policy_set al, np;
+	struct compile_opts copts = { .default_mode = MSEG_MODE_ENFORCE };
+	struct mseg_err err;
+	size_t n_allowed = 0, n_denied = 0, n_differ = 0;
+	char *yaml, *netpol = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	T_CHECK(learn_run(flows, sizeof(flows) / sizeof(flows[0]), eps(), inv.n, &o, &r) == 0,
+		"learn");
+	if (!r)
+		return;
+	yaml = render(r, &o);
+	f = open_memstream(&netpol, &len);
+	if (!f)
+		abort();
+	T_CHECK(learn_render_netpol(f, r, &o) == 0, "render");
+	fclose(f);
+	T_CHECK(strstr(netpol, "---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n"
+			       "metadata:\n  name: \"shop-web\"\n  namespace: \"shop\"\nspec:\n"
+			       "  podSelector: {matchLabels: {\"app\": \"web\"}}\n"
+			       "  policyTypes: [Ingress, Egress]\n") != NULL, "web's policy: %s", netpol);
+	T_CHECK(strstr(netpol, "    # 6 flows, first 2026-12-06T05:00:00.000Z, last "
+			       "2026-12-06T05:01:00.000Z\n"
+			       "    - from:\n        - ipBlock: {cidr: 198.51.100.7/32}\n"
+			       "      ports:\n        - {protocol: TCP, port: 443}\n") != NULL,
+		"web's outside client, with its comment: %s", netpol);
+	T_CHECK(strstr(netpol, "    - to:\n        - podSelector: {matchLabels: {\"app\": \"db\"}}\n"
+			       "      ports:\n        - {protocol: TCP, port: 5432}\n"
+			       "        - {protocol: UDP, port: 5433}\n") != NULL,
+		"api -> db in api's egress: %s", netpol);
+	T_CHECK(strstr(netpol, "# left out: icmp") != NULL, "icmp left out, said: %s", netpol);
+	T_CHECK(strstr(netpol, "ipBlock: {cidr: 10.0.0.9/32}") != NULL,
+		"the label-less endpoint by address: %s", netpol);
+	T_CHECK(strstr(yaml, "db-clients: {cidrs: [10.0.1.1/32]}") != NULL,
+		"the list names the other namespace's endpoint by address: %s", yaml);
+	T_CHECK(strstr(netpol, "    - from:\n"
+			       "        - namespaceSelector: {matchLabels: {\"kubernetes.io/metadata.name\": \"lab\"}}\n"
+			       "          podSelector: {matchLabels: {\"app\": \"api\"}}\n"
+			       "      ports:\n        - {protocol: TCP, port: 5432}\n") != NULL &&
+		!strstr(netpol, "10.0.1.1"),
+		"the NetworkPolicy names it by namespace and labels, not address: %s", netpol);
+	policy_set_init(&al);
+	policy_set_init(&np);
+	T_CHECK(policy_parse_buffer(&al, "learned.yaml", yaml, strlen(yaml), &err) == 0, "al: %s",
+		err.msg);
+	T_CHECK(policy_parse_buffer(&np, "netpol.yaml", netpol, strlen(netpol), &err) == 0,
+		"netpol parses: %s", err.msg);
+	T_CHECK(np.n == 3, "one NetworkPolicy per group (web, api, db): %zu", np.n);
+	for (size_t i = 0; i < sizeof(sides) / sizeof(sides[0]); i++) {
+		for (size_t j = 0; j < sizeof(sides) / sizeof(sides[0]); j++) {
+			for (size_t k = 0; k < sizeof(ports) / sizeof(ports[0]); k++) {
+				struct check_query q = { .from = sides[i], .to = sides[j],
+							 .proto = ports[k].proto, .port = ports[k].port };
+				struct check_result ra, rn;
+
+				if (i == j)
+					continue;
+				if (check_decide((const struct mseg_policy *const *)al.items, al.n, eps(),
+						 inv.n, &copts, &q, &ra, &err) < 0 ||
+				    check_decide((const struct mseg_policy *const *)np.items, np.n, eps(),
+						 inv.n, &copts, &q, &rn, &err) < 0) {
+					T_CHECK(false, "check %s -> %s: %s", q.from, q.to, err.msg);
+					continue;
+				}
+				if (ra.verdict != rn.verdict) {
+					n_differ++;
+					printf("  differ: %s -> %s %u/%u: allowlist %s, netpol %s\n", q.from,
+					       q.to, q.proto, q.port, check_verdict_name(ra.verdict),
+					       check_verdict_name(rn.verdict));
+				}
+				if (ra.verdict == CHECK_ALLOWED)
+					n_allowed++;
+				else
+					n_denied++;
+			}
+		}
+	}
+	T_CHECK(n_differ == 0, "%zu answers differ", n_differ);
+	/* the comparison decided something both ways */
+	T_CHECK(n_allowed >= 8 && n_denied > 100, "allowed %zu, denied %zu", n_allowed, n_denied);
+	policy_set_release(&al);
+	policy_set_release(&np);
+	free(netpol);
+	free(yaml);
+	learn_result_free(r);
+}
+
 /* the smallest distinguishing label set: app is shared by web and api
  * here, so tier is needed with it; an endpoint without labels is named by
  * its address, with a warning */
@@ -238,6 +356,7 @@ int main(void)
 		return 1;
 	}
 	T_RUN(test_app);
+	T_RUN(test_netpol);
 	T_RUN(test_labels_and_warnings);
 	T_RUN(test_aggregate);
 	T_RUN(test_empty);

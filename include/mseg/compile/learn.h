@@ -58,6 +58,14 @@ struct learn_group {
 	/* address group */
 	struct mseg_cidr *cidrs;
 	size_t n_cidrs;
+	/* ... as NetworkPolicy peers, which can name pods of other
+	 * namespaces: those endpoints (with labels) among its addresses, one
+	 * per label set, and the CIDRs of its other addresses. Both NULL for
+	 * an endpoint's own address group. */
+	const struct mseg_endpoint **peer_eps;
+	size_t n_peer_eps;
+	struct mseg_cidr *np_cidrs;
+	size_t n_np_cidrs;
 	size_t n_endpoints;          /* endpoints of the namespace it selects */
 };
 
@@ -96,6 +104,19 @@ struct learn_result *learn_result_free(struct learn_result *r);
 /* The AllowList as YAML that `mseg apply` takes, with a comment per rule
  * ("# 12 flows, first 2026-12-06T05:00:00.000Z, last ..."). 0 or -EIO. */
 int learn_render_yaml(FILE *f, const struct learn_result *r, const struct learn_opts *opts);
+
+/* The same allows as Kubernetes NetworkPolicies (networking.k8s.io/v1),
+ * YAML documents separated by "---": one per selector group, named
+ * "NAME-GROUP", selecting the group's endpoints by its labels, isolating
+ * both directions as the AllowList does (policyTypes [Ingress, Egress]);
+ * its ingress lists the rules to the group, its egress the rules from it,
+ * each with the rule's comment. Peers of the namespace become podSelector
+ * peers; endpoints of other namespaces that the list names by address
+ * become namespaceSelector (kubernetes.io/metadata.name) + podSelector (all
+ * their labels) peers; other addresses ipBlock peers. What NetworkPolicy cannot say
+ * (ICMP, protocols other than TCP, UDP and SCTP) is left out, and a
+ * comment says so. 0 or -EIO. */
+int learn_render_netpol(FILE *f, const struct learn_result *r, const struct learn_opts *opts);
 
 /* "tcp/5432", "udp/53", "icmp", "proto/47" into @buf; returns @buf. */
 const char *learn_port_format(const struct learn_port *p, char *buf, size_t size);

@@ -2345,7 +2345,7 @@ static bool prefix_param(struct api_ctx *x, const char *key, unsigned max, uint8
 	return true;
 }
 
-static json_t *learn_json(const struct learn_result *r, const char *yaml)
+static json_t *learn_json(const struct learn_result *r, const char *format, const char *yaml)
 {
 	json_t *groups = json_object(), *rules = json_array(), *warns = json_array();
 	char buf[64], t1[FLOW_TIME_MAX], t2[FLOW_TIME_MAX];
@@ -2383,14 +2383,15 @@ static json_t *learn_json(const struct learn_result *r, const char *yaml)
 	}
 	for (size_t i = 0; i < r->n_warnings; i++)
 		json_array_append_new(warns, json_string(r->warnings[i]));
-	return json_pack("{sI,sI,so,so,so,ss}", "flows", (json_int_t)r->flows_used, "skipped",
+	return json_pack("{sI,sI,so,so,so,ss,ss}", "flows", (json_int_t)r->flows_used, "skipped",
 			 (json_int_t)r->flows_skipped, "groups", groups, "rules", rules, "warnings",
-			 warns, "yaml", yaml);
+			 warns, "format", format, "yaml", yaml);
 }
 
-/* GET /v1/recommendations?namespace=&since=&aggregate=&aggregate6=&name=:
- * an AllowList learned from the audited flow records of the namespace's
- * endpoints (docs/lifecycle.md). */
+/* GET /v1/recommendations?namespace=&since=&aggregate=&aggregate6=&name=&format=:
+ * an AllowList (or, with format=networkpolicy, the same allows as
+ * NetworkPolicies) learned from the audited flow records of the
+ * namespace's endpoints (docs/lifecycle.md). */
 void api_handle_recommendations(struct api_ctx *x)
 {
 	struct learn_opts o = { 0 };
@@ -2398,6 +2399,7 @@ void api_handle_recommendations(struct api_ctx *x)
 	struct learn_in in = { 0 };
 	struct desired_view v;
 	struct flow_filter f;
+	const char *format;
 	char *yaml = NULL;
 	size_t yaml_len = 0;
 	FILE *mf;
@@ -2420,6 +2422,13 @@ void api_handle_recommendations(struct api_ctx *x)
 		api_resp_error(x, 400, "name '%.100s': %s", o.name, NAME_DNS_LABEL_HINT);
 		return;
 	}
+	format = api_query(x, "format");
+	if (!format || !*format)
+		format = "allowlist";
+	if (strcmp(format, "allowlist") != 0 && strcmp(format, "networkpolicy") != 0) {
+		api_resp_error(x, 400, "format '%.100s': allowlist or networkpolicy", format);
+		return;
+	}
 	/* what audit mode let through: the traffic the list must admit */
 	f.verdict = FLOW_AUDITED;
 	f.limit = 0;
@@ -2435,7 +2444,8 @@ void api_handle_recommendations(struct api_ctx *x)
 	r = learn_run(in.v, in.n, (const struct mseg_endpoint *const *)v.inv.eps, v.inv.n, &o, &res);
 	if (r == 0) {
 		mf = open_memstream(&yaml, &yaml_len);
-		if (!mf || learn_render_yaml(mf, res, &o) < 0)
+		if (!mf || (strcmp(format, "networkpolicy") == 0 ? learn_render_netpol(mf, res, &o) :
+								   learn_render_yaml(mf, res, &o)) < 0)
 			r = -ENOMEM;
 		if (mf && fclose(mf) != 0)
 			r = -ENOMEM;
@@ -2443,7 +2453,7 @@ void api_handle_recommendations(struct api_ctx *x)
 	if (r < 0)
 		api_resp_error(x, 503, "out of memory");
 	else
-		api_resp_json(x, 200, learn_json(res, yaml));
+		api_resp_json(x, 200, learn_json(res, format, yaml));
 	desired_view_release(&v);
 out_free:
 	free(yaml);

@@ -2,9 +2,12 @@
  *
  * 1. Each observation becomes an edge (from side, to side, protocol, port):
  *    a side is a group (an endpoint of the namespace, by its label set) or
- *    an outside address. Endpoint addresses are found by binary search in
- *    a sorted address table, endpoint ids in the (sorted) inventory.
- * 2. Edges are sorted and equal ones summed.
+ *    an outside address. Endpoint addresses are found in a hash of the
+ *    address table, endpoint ids by their pointer (records of one endpoint
+ *    share it) or a binary search in the (sorted) inventory; outside
+ *    addresses are interned, so that an edge's key is 12 bytes.
+ * 2. Equal edges are summed in a hash table of their keys as they come;
+ *    the distinct ones are sorted.
  * 3. Group -> group edges make one rule per pair with its port list.
  *    Group <-> address edges are collected per (group, direction, address)
  *    with their port list; addresses sharing (group, direction, ports) are
@@ -22,32 +25,94 @@
 
 #define LEARN_SUBSET_MAX 3   /* label subsets tried up to this size, else all labels */
 
-struct side {
-	uint32_t g;                  /* group, or LEARN_GROUP_NONE: address */
-	struct mseg_addr a;
-};
-
-struct edge {
-	/* the key: zeroed before it is filled (padding included), so that
-	 * it hashes and compares as bytes */
-	struct side from, to;
+/* An edge's key: each side as a number (a group index, or SIDE_ADDR | the
+ * index of an interned outside address), so that it hashes and compares
+ * as 12 bytes. */
+#define SIDE_ADDR 0x80000000u
+struct edge_key {
+	uint32_t from, to;
 	uint8_t proto;
 	uint8_t has_port;
 	uint16_t port;
+};
+
+struct edge {
+	struct edge_key k;
 	/* the sums */
 	uint64_t count, first, last;
 };
-#define EDGE_KEY_LEN offsetof(struct edge, count)
 
-/* FNV-1a over an edge's key */
-static uint32_t edge_hash(const struct edge *e)
+struct edge_slot {
+	struct edge_key k;
+	uint32_t idx;                /* in the edges; UINT32_MAX: free */
+};
+
+/* A hash of @len bytes, eight at a time (the keys are zero-padded
+ * structs: every byte is defined). */
+static uint32_t bytes_hash(const void *key, size_t len)
 {
-	const unsigned char *p = (const unsigned char *)e;
-	uint32_t h = 2166136261u;
+	const unsigned char *p = key;
+	uint64_t h = 0x9e3779b97f4a7c15ull ^ len, w;
+	size_t i = 0;
 
-	for (size_t i = 0; i < EDGE_KEY_LEN; i++)
-		h = (h ^ p[i]) * 16777619u;
-	return h;
+	for (; i + 8 <= len; i += 8) {
+		memcpy(&w, p + i, 8);
+		h = (h ^ w) * 0xff51afd7ed558ccdull;
+		h ^= h >> 32;
+	}
+	if (i < len) {
+		w = 0;
+		memcpy(&w, p + i, len - i);
+		h = (h ^ w) * 0xff51afd7ed558ccdull;
+	}
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ull;
+	h ^= h >> 29;
+	return (uint32_t)h;
+}
+
+static uint32_t edge_key_hash(const struct edge_key *k)
+{
+	return bytes_hash(k, sizeof(*k));
+}
+
+/* An open-addressing table of indexes, with each one's hash beside it so
+ * that a probe compares keys only when the hashes agree. */
+struct slot {
+	uint32_t idx;                /* UINT32_MAX: free */
+	uint32_t hash;
+};
+
+static struct slot *slots_new(size_t n)
+{
+	struct slot *v = malloc(n * sizeof(*v));
+
+	if (v)
+		memset(v, 0xff, n * sizeof(*v));
+	return v;
+}
+
+/* Double the table (power of two) and re-place the used slots. */
+static int slots_grow(struct slot **v, size_t *n)
+{
+	size_t nn = *n * 2;
+	struct slot *w = slots_new(nn);
+
+	if (!w)
+		return -ENOMEM;
+	for (size_t i = 0; i < *n; i++) {
+		size_t h;
+
+		if ((*v)[i].idx == UINT32_MAX)
+			continue;
+		for (h = (*v)[i].hash & (nn - 1); w[h].idx != UINT32_MAX; h = (h + 1) & (nn - 1))
+			;
+		w[h] = (*v)[i];
+	}
+	free(*v);
+	*v = w;
+	*n = nn;
+	return 0;
 }
 
 struct addr_ep {
@@ -55,10 +120,27 @@ struct addr_ep {
 	uint32_t ep;
 };
 
+/* The recording endpoint's id by pointer: the records of one endpoint
+ * share its id string (the flow ring's), so a pointer seen once is found
+ * again without comparing strings. Direct-mapped. */
+#define ID_CACHE_SIZE 4096
+struct id_cache_slot {
+	const char *id;
+	uint32_t ep;
+};
+
 struct learn_ctx {
 	const struct learn_opts *o;
 	const struct mseg_endpoint *const *eps;
 	size_t n_eps;
+	struct id_cache_slot *id_cache;
+	struct slot *addr_slots;     /* c->addrs by address */
+	size_t n_addr_slots;
+	/* outside addresses seen, interned (an edge key's SIDE_ADDR sides) */
+	struct mseg_addr *xaddrs;
+	size_t n_xaddrs, cap_xaddrs;
+	struct slot *x_slots;
+	size_t n_x_slots;
 	uint32_t *ep_group;          /* per endpoint: group, LEARN_GROUP_NONE = not yet */
 	bool *ep_in_ns;              /* per endpoint: of the namespace learned for */
 	struct addr_ep *addrs;
@@ -80,19 +162,23 @@ static int addr_ep_cmp(const void *pa, const void *pb)
 	return addr_cmp(&((const struct addr_ep *)pa)->a, &((const struct addr_ep *)pb)->a);
 }
 
-static int side_cmp(const struct side *a, const struct side *b)
+/* Groups by index, then addresses (@x: the interned ones) in order. */
+static int side_cmp(const struct mseg_addr *x, uint32_t a, uint32_t b)
 {
-	if (a->g != b->g)
-		return a->g < b->g ? -1 : 1;
-	return a->g == LEARN_GROUP_NONE ? addr_cmp(&a->a, &b->a) : 0;
+	if (a == b)
+		return 0;
+	if (!(a & SIDE_ADDR) || !(b & SIDE_ADDR))
+		return a < b ? -1 : 1;
+	return addr_cmp(&x[a & ~SIDE_ADDR], &x[b & ~SIDE_ADDR]);
 }
 
-static int edge_cmp(const void *pa, const void *pb)
+/* qsort_r: @x the interned addresses */
+static int edge_cmp(const void *pa, const void *pb, void *x)
 {
-	const struct edge *a = pa, *b = pb;
+	const struct edge_key *a = &((const struct edge *)pa)->k, *b = &((const struct edge *)pb)->k;
 	int c;
 
-	if ((c = side_cmp(&a->from, &b->from)) || (c = side_cmp(&a->to, &b->to)))
+	if ((c = side_cmp(x, a->from, b->from)) || (c = side_cmp(x, a->to, b->to)))
 		return c;
 	if (a->proto != b->proto)
 		return a->proto < b->proto ? -1 : 1;
@@ -350,13 +436,20 @@ static int ep_group_get(struct learn_ctx *c, uint32_t e, uint32_t *ret)
 static const struct mseg_endpoint *ep_by_id(const struct learn_ctx *c, const char *id,
 					    uint32_t *ret)
 {
+	struct id_cache_slot *cs = &c->id_cache[((uintptr_t)id >> 3) % ID_CACHE_SIZE];
 	size_t lo = 0, hi = c->n_eps;
 
+	if (cs->id == id) {
+		*ret = cs->ep;
+		return c->eps[cs->ep];
+	}
 	while (lo < hi) {
 		size_t mid = (lo + hi) / 2;
 		int k = strcmp(c->eps[mid]->id, id);
 
 		if (k == 0) {
+			cs->id = id;
+			cs->ep = (uint32_t)mid;
 			*ret = (uint32_t)mid;
 			return c->eps[mid];
 		}
@@ -368,36 +461,117 @@ static const struct mseg_endpoint *ep_by_id(const struct learn_ctx *c, const cha
 	return NULL;
 }
 
-static bool ep_by_addr(const struct learn_ctx *c, const struct mseg_addr *a, uint32_t *ret)
+/* An address as a hash key: the family and its bytes, the rest zero. */
+static void addr_key(const struct mseg_addr *a, struct mseg_addr *ret)
 {
-	struct addr_ep key = { .a = *a };
-	const struct addr_ep *f = bsearch(&key, c->addrs, c->n_addrs, sizeof(key), addr_ep_cmp);
-
-	if (f)
-		*ret = f->ep;
-	return f != NULL;
+	memset(ret, 0, sizeof(*ret));
+	ret->family = a->family;
+	memcpy(ret->bytes, a->bytes, a->family == AF_INET ? 4 : 16);
 }
 
-/* A side: an endpoint of the namespace -> its group; else the address. */
-static int side_of(struct learn_ctx *c, const struct mseg_addr *a, struct side *ret)
+/* @a as addr_key() made it, @h its bytes_hash() */
+static bool ep_by_addr(const struct learn_ctx *c, const struct mseg_addr *a, uint32_t h,
+		       uint32_t *ret)
 {
-	uint32_t e;
+	size_t mask = c->n_addr_slots - 1;
 
-	memset(ret, 0, sizeof(*ret));
-	ret->g = LEARN_GROUP_NONE;
-	if (ep_by_addr(c, a, &e) && c->ep_in_ns[e]) {
-		int r = ep_group_get(c, e, &ret->g);
+	for (size_t i = h & mask; c->addr_slots[i].idx != UINT32_MAX; i = (i + 1) & mask) {
+		const struct addr_ep *f = &c->addrs[c->addr_slots[i].idx];
 
+		if (c->addr_slots[i].hash == h && addr_cmp(&f->a, a) == 0) {
+			*ret = f->ep;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* The address table (sorted) by hash; the first of equal addresses wins,
+ * as the sorted order has it. */
+static int addr_slots_build(struct learn_ctx *c)
+{
+	c->n_addr_slots = 16;
+	while (c->n_addr_slots < 2 * c->n_addrs)
+		c->n_addr_slots *= 2;
+	c->addr_slots = slots_new(c->n_addr_slots);
+	if (!c->addr_slots)
+		return -ENOMEM;
+	for (size_t i = 0; i < c->n_addrs; i++) {
+		size_t mask = c->n_addr_slots - 1, h;
+		struct mseg_addr k;
+		uint32_t hv;
+		bool dup = false;
+
+		addr_key(&c->addrs[i].a, &k);
+		hv = bytes_hash(&k, sizeof(k));
+		for (h = hv & mask; c->addr_slots[h].idx != UINT32_MAX && !dup; h = (h + 1) & mask)
+			dup = c->addr_slots[h].hash == hv &&
+			      addr_cmp(&c->addrs[c->addr_slots[h].idx].a, &c->addrs[i].a) == 0;
+		if (!dup) {
+			c->addr_slots[h].idx = (uint32_t)i;
+			c->addr_slots[h].hash = hv;
+		}
+	}
+	return 0;
+}
+
+/* The outside address @k (hash @h) as an index into c->xaddrs, added
+ * when new. -ENOMEM. */
+static int xaddr_intern(struct learn_ctx *c, const struct mseg_addr *k, uint32_t h,
+			uint32_t *ret)
+{
+	size_t mask = c->n_x_slots - 1, i;
+
+	for (i = h & mask; c->x_slots[i].idx != UINT32_MAX; i = (i + 1) & mask) {
+		if (c->x_slots[i].hash == h && memcmp(&c->xaddrs[c->x_slots[i].idx], k, sizeof(*k)) == 0) {
+			*ret = c->x_slots[i].idx;
+			return 0;
+		}
+	}
+	if (c->n_xaddrs == c->cap_xaddrs) {
+		size_t cap = c->cap_xaddrs ? c->cap_xaddrs * 2 : 1024;
+		struct mseg_addr *v = realloc(c->xaddrs, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		c->xaddrs = v;
+		c->cap_xaddrs = cap;
+	}
+	if (c->n_xaddrs >= SIDE_ADDR)
+		return -ENOMEM;
+	c->xaddrs[c->n_xaddrs] = *k;
+	c->x_slots[i].idx = (uint32_t)c->n_xaddrs;
+	c->x_slots[i].hash = h;
+	*ret = (uint32_t)c->n_xaddrs++;
+	if (2 * c->n_xaddrs > c->n_x_slots)
+		return slots_grow(&c->x_slots, &c->n_x_slots);
+	return 0;
+}
+
+/* A side as an edge key's number: an endpoint of the namespace -> its
+ * group; else (an outside peer, or an endpoint without labels) the
+ * interned address. */
+static int side_id(struct learn_ctx *c, const struct mseg_addr *a, uint32_t *ret)
+{
+	struct mseg_addr k;
+	uint32_t e = 0, h, g;
+	int r;
+
+	addr_key(a, &k);
+	h = bytes_hash(&k, sizeof(k));
+	if (ep_by_addr(c, &k, h, &e) && c->ep_in_ns[e]) {
+		r = ep_group_get(c, e, &g);
 		if (r < 0)
 			return r;
-		if (!c->r->groups[ret->g].is_addrs)
+		if (!c->r->groups[g].is_addrs) {
+			*ret = g;
 			return 0;
-		ret->g = LEARN_GROUP_NONE;   /* label-less: by address like outside peers */
+		}
+		/* label-less: by address like outside peers */
 	}
-	/* only the family's bytes: the rest stays zero for the edge hash */
-	ret->a.family = a->family;
-	memcpy(ret->a.bytes, a->bytes, a->family == AF_INET ? 4 : 16);
-	return 0;
+	r = xaddr_intern(c, &k, h, &e);
+	*ret = SIDE_ADDR | e;
+	return r;
 }
 
 static int rule_add(struct learn_ctx *c, uint32_t from, uint32_t to, const struct edge *e,
@@ -424,8 +598,8 @@ static int rule_add(struct learn_ctx *c, uint32_t from, uint32_t to, const struc
 		return -ENOMEM;
 	rule->first_ns = UINT64_MAX;
 	for (size_t i = 0; i < n; i++) {
-		struct learn_port p = { .proto = e[i].proto, .has_port = e[i].has_port,
-					.port = e[i].port };
+		struct learn_port p = { .proto = e[i].k.proto, .has_port = e[i].k.has_port,
+					.port = e[i].k.port };
 
 		/* sorted: equal ports are adjacent (they differ by address only) */
 		if (!rule->n_ports || memcmp(&rule->ports[rule->n_ports - 1], &p, sizeof(p)) != 0)
@@ -454,7 +628,7 @@ static int ports_cmp(const struct ext *a, const struct ext *b)
 	if (a->n != b->n)
 		return a->n < b->n ? -1 : 1;
 	for (size_t i = 0; i < a->n; i++) {
-		const struct edge *x = &a->e[i], *y = &b->e[i];
+		const struct edge_key *x = &a->e[i].k, *y = &b->e[i].k;
 
 		if (x->proto != y->proto)
 			return x->proto < y->proto ? -1 : 1;
@@ -515,6 +689,53 @@ static size_t cidrs_merge(struct mseg_cidr *v, size_t n)
 	return top;
 }
 
+static bool ep_labels_same(const struct mseg_endpoint *a, const struct mseg_endpoint *b)
+{
+	return strcmp(a->ns ? a->ns : "default", b->ns ? b->ns : "default") == 0 &&
+	       labels_same(a, b);
+}
+
+/* For NetworkPolicy: the endpoints of other namespaces among the addresses
+ * ext[0..n) by their labels (one per label set), the other addresses as
+ * CIDRs (merged and widened as for the AllowList). */
+static int ext_class_netpol(struct learn_ctx *c, struct learn_group *g, const struct ext *x,
+			    size_t n)
+{
+	size_t k = 0;
+
+	g->peer_eps = calloc(n, sizeof(*g->peer_eps));
+	g->np_cidrs = calloc(n, sizeof(*g->np_cidrs));
+	if (!g->peer_eps || !g->np_cidrs)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		struct mseg_cidr cd = { .addr = x[i].a, .plen = x[i].a.family == AF_INET ? 32 : 128 };
+		uint8_t agg = cd.addr.family == AF_INET ? c->o->aggregate4 : c->o->aggregate6;
+		struct mseg_addr key;
+		uint32_t e;
+
+		addr_key(&x[i].a, &key);
+		if (ep_by_addr(c, &key, bytes_hash(&key, sizeof(key)), &e) && !c->ep_in_ns[e] &&
+		    c->eps[e]->n_labels) {
+			bool dup = false;
+
+			for (size_t j = 0; j < g->n_peer_eps && !dup; j++)
+				dup = ep_labels_same(g->peer_eps[j], c->eps[e]);
+			if (!dup)
+				g->peer_eps[g->n_peer_eps++] = c->eps[e];
+			continue;
+		}
+		if (agg && agg < cd.plen) {
+			addr_mask(&cd.addr, agg);
+			cd.plen = agg;
+		}
+		if (k && g->np_cidrs[k - 1].plen == cd.plen && addr_eq(&g->np_cidrs[k - 1].addr, &cd.addr))
+			continue;
+		g->np_cidrs[k++] = cd;
+	}
+	g->n_np_cidrs = cidrs_merge(g->np_cidrs, k);
+	return 0;
+}
+
 /* Addresses ext[0..n) share group, direction and ports: one address group
  * and one rule. */
 static int ext_class_emit(struct learn_ctx *c, const struct ext *x, size_t n)
@@ -547,6 +768,9 @@ static int ext_class_emit(struct learn_ctx *c, const struct ext *x, size_t n)
 		n_all += x[i].n;
 	}
 	g->n_cidrs = cidrs_merge(g->cidrs, k);
+	r = ext_class_netpol(c, g, x, n);
+	if (r < 0)
+		return r;
 	/* outside clients of a group, or outside servers it calls */
 	snprintf(base, sizeof(base), "%.36s-%s", c->r->groups[x[0].g].name,
 		 x[0].ext_is_from ? "clients" : "upstreams");
@@ -565,12 +789,9 @@ static int ext_class_emit(struct learn_ctx *c, const struct ext *x, size_t n)
 	}
 	/* edge_cmp orders by address first; rule_add wants equal ports
 	 * adjacent: without the sides, it sorts by ports only */
-	for (size_t i = 0; i < n_all; i++) {
-		all[i].from.g = all[i].to.g = 0;
-		memset(&all[i].from.a, 0, sizeof(all[i].from.a));
-		memset(&all[i].to.a, 0, sizeof(all[i].to.a));
-	}
-	qsort(all, n_all, sizeof(*all), edge_cmp);
+	for (size_t i = 0; i < n_all; i++)
+		all[i].k.from = all[i].k.to = 0;
+	qsort_r(all, n_all, sizeof(*all), edge_cmp, c->xaddrs);
 	r = rule_add(c, x[0].ext_is_from ? gi : x[0].g, x[0].ext_is_from ? x[0].g : gi, all, n_all);
 	free(all);
 	return r;
@@ -580,17 +801,19 @@ static int learn_build(struct learn_ctx *c, const struct learn_flow *flows, size
 {
 	struct edge *edges;
 	struct ext *ext = NULL;
-	uint32_t *slots;
-	size_t n = 0, n_ext = 0, n_slots = 1024;
+	struct edge_slot *slots;
+	size_t n = 0, n_ext = 0, n_slots = 4096;
 	int r = 0;
 
 	/* equal edges are summed as they come (a hash of their keys): most
-	 * records repeat a pair, and only the distinct ones are sorted */
-	while (n_slots < 2 * n_flows)
-		n_slots *= 2;
+	 * records repeat a pair, and only the distinct ones are sorted. The
+	 * table grows with the distinct edges, at most half full, so that
+	 * it stays small (in cache) when records repeat. */
 	edges = malloc((n_flows ? n_flows : 1) * sizeof(*edges));
 	slots = malloc(n_slots * sizeof(*slots));
-	if (!edges || !slots) {
+	c->n_x_slots = 1024;
+	c->x_slots = slots_new(c->n_x_slots);
+	if (!edges || !slots || !c->x_slots) {
 		free(edges);
 		free(slots);
 		return -ENOMEM;
@@ -599,8 +822,9 @@ static int learn_build(struct learn_ctx *c, const struct learn_flow *flows, size
 	for (size_t i = 0; i < n_flows; i++) {
 		const struct learn_flow *f = &flows[i];
 		const struct mseg_endpoint *ep;
-		struct edge *e = &edges[n];
+		struct edge_key k;
 		uint32_t ei;
+		size_t h;
 
 		ep = f->ep_id ? ep_by_id(c, f->ep_id, &ei) : NULL;
 		if (!ep || !c->ep_in_ns[ei] || f->src.family != f->dst.family ||
@@ -608,48 +832,73 @@ static int learn_build(struct learn_ctx *c, const struct learn_flow *flows, size
 			c->r->flows_skipped++;
 			continue;
 		}
-		memset(e, 0, sizeof(*e));
 		/* both sides by address: src opened the connection to dst,
 		 * whichever end recorded it */
-		r = side_of(c, &f->src, &e->from);
+		r = side_id(c, &f->src, &k.from);
 		if (r == 0)
-			r = side_of(c, &f->dst, &e->to);
+			r = side_id(c, &f->dst, &k.to);
 		if (r < 0)
 			goto out;
-		if (e->from.g == LEARN_GROUP_NONE && e->to.g == LEARN_GROUP_NONE) {
+		if ((k.from & SIDE_ADDR) && (k.to & SIDE_ADDR)) {
 			/* the recording endpoint has no labels, or its address
 			 * is no longer its own: nothing to name it by */
 			c->r->flows_skipped++;
 			continue;
 		}
-		e->proto = f->proto;
-		e->has_port = f->has_port;
-		e->port = f->has_port ? f->dport : 0;
-		e->count = f->count ? f->count : 1;
-		e->first = f->first_ns;
-		e->last = f->last_ns;
+		k.proto = f->proto;
+		k.has_port = f->has_port;
+		k.port = f->has_port ? f->dport : 0;
 		c->r->flows_used++;
-		for (size_t h = edge_hash(e) & (n_slots - 1);; h = (h + 1) & (n_slots - 1)) {
-			struct edge *o;
+		for (h = edge_key_hash(&k) & (n_slots - 1);
+		     slots[h].idx != UINT32_MAX && memcmp(&slots[h].k, &k, sizeof(k)) != 0;
+		     h = (h + 1) & (n_slots - 1))
+			;
+		if (slots[h].idx != UINT32_MAX) {
+			struct edge *o = &edges[slots[h].idx];
 
-			if (slots[h] == UINT32_MAX) {
-				slots[h] = (uint32_t)n++;
-				break;
+			o->count += f->count ? f->count : 1;
+			if (f->first_ns < o->first)
+				o->first = f->first_ns;
+			if (f->last_ns > o->last)
+				o->last = f->last_ns;
+			continue;
+		}
+		slots[h].k = k;
+		slots[h].idx = (uint32_t)n;
+		{
+			struct edge *e = &edges[n++];
+
+			e->k = k;
+			e->count = f->count ? f->count : 1;
+			e->first = f->first_ns;
+			e->last = f->last_ns;
+		}
+		if (2 * n > n_slots) {
+			/* double, and re-place the used slots */
+			size_t nn = n_slots * 2;
+			struct edge_slot *w = malloc(nn * sizeof(*w));
+
+			if (!w) {
+				r = -ENOMEM;
+				goto out;
 			}
-			o = &edges[slots[h]];
-			if (memcmp(o, e, EDGE_KEY_LEN) == 0) {
-				o->count += e->count;
-				if (e->first < o->first)
-					o->first = e->first;
-				if (e->last > o->last)
-					o->last = e->last;
-				break;
+			memset(w, 0xff, nn * sizeof(*w));
+			for (size_t j = 0; j < n_slots; j++) {
+				if (slots[j].idx == UINT32_MAX)
+					continue;
+				for (h = edge_key_hash(&slots[j].k) & (nn - 1); w[h].idx != UINT32_MAX;
+				     h = (h + 1) & (nn - 1))
+					;
+				w[h] = slots[j];
 			}
+			free(slots);
+			slots = w;
+			n_slots = nn;
 		}
 	}
 	free(slots);
 	slots = NULL;
-	qsort(edges, n, sizeof(*edges), edge_cmp);
+	qsort_r(edges, n, sizeof(*edges), edge_cmp, c->xaddrs);
 	ext = calloc(n ? n : 1, sizeof(*ext));
 	if (!ext) {
 		r = -ENOMEM;
@@ -658,19 +907,20 @@ static int learn_build(struct learn_ctx *c, const struct learn_flow *flows, size
 	for (size_t i = 0; i < n;) {
 		size_t j = i + 1;
 
-		while (j < n && side_cmp(&edges[j].from, &edges[i].from) == 0 &&
-		       side_cmp(&edges[j].to, &edges[i].to) == 0)
+		const struct edge_key *k = &edges[i].k;
+
+		while (j < n && edges[j].k.from == k->from && edges[j].k.to == k->to)
 			j++;
-		if (edges[i].from.g != LEARN_GROUP_NONE && edges[i].to.g != LEARN_GROUP_NONE) {
-			r = rule_add(c, edges[i].from.g, edges[i].to.g, edges + i, j - i);
+		if (!(k->from & SIDE_ADDR) && !(k->to & SIDE_ADDR)) {
+			r = rule_add(c, k->from, k->to, edges + i, j - i);
 			if (r < 0)
 				goto out;
 		} else {
 			struct ext *x = &ext[n_ext++];
 
-			x->ext_is_from = edges[i].from.g == LEARN_GROUP_NONE;
-			x->g = x->ext_is_from ? edges[i].to.g : edges[i].from.g;
-			x->a = x->ext_is_from ? edges[i].from.a : edges[i].to.a;
+			x->ext_is_from = (k->from & SIDE_ADDR) != 0;
+			x->g = x->ext_is_from ? k->to : k->from;
+			x->a = c->xaddrs[(x->ext_is_from ? k->from : k->to) & ~SIDE_ADDR];
 			x->e = edges + i;
 			x->n = j - i;
 		}
@@ -689,6 +939,7 @@ static int learn_build(struct learn_ctx *c, const struct learn_flow *flows, size
 		i = j;
 	}
 out:
+	free(slots);
 	free(ext);
 	free(edges);
 	return r;
@@ -726,7 +977,8 @@ int learn_run(const struct learn_flow *flows, size_t n_flows,
 	for (size_t i = 0; i < n_eps; i++)
 		n_addrs += eps[i]->n_ips;
 	c.addrs = malloc((n_addrs ? n_addrs : 1) * sizeof(*c.addrs));
-	if (!c.r || !c.ep_group || !c.ep_in_ns || !c.addrs) {
+	c.id_cache = calloc(ID_CACHE_SIZE, sizeof(*c.id_cache));
+	if (!c.r || !c.ep_group || !c.ep_in_ns || !c.addrs || !c.id_cache) {
 		r = -ENOMEM;
 		goto out;
 	}
@@ -739,8 +991,14 @@ int learn_run(const struct learn_flow *flows, size_t n_flows,
 		}
 	}
 	qsort(c.addrs, c.n_addrs, sizeof(*c.addrs), addr_ep_cmp);
-	r = learn_build(&c, flows, n_flows);
+	r = addr_slots_build(&c);
+	if (r == 0)
+		r = learn_build(&c, flows, n_flows);
 out:
+	free(c.id_cache);
+	free(c.addr_slots);
+	free(c.x_slots);
+	free(c.xaddrs);
 	free(c.ep_group);
 	free(c.ep_in_ns);
 	free(c.addrs);
@@ -760,6 +1018,8 @@ struct learn_result *learn_result_free(struct learn_result *r)
 	for (size_t i = 0; i < r->n_groups; i++) {
 		free(r->groups[i].labels);
 		free(r->groups[i].cidrs);
+		free(r->groups[i].peer_eps);
+		free(r->groups[i].np_cidrs);
 	}
 	for (size_t i = 0; i < r->n_rules; i++)
 		free(r->rules[i].ports);
@@ -855,5 +1115,190 @@ int learn_render_yaml(FILE *f, const struct learn_result *r, const struct learn_
 			fprintf(f, "%s%s", k ? ", " : "", learn_port_format(&ru->ports[k], p, sizeof(p)));
 		fprintf(f, "]}\n");
 	}
+	return ferror(f) ? -EIO : 0;
+}
+
+/* ---- NetworkPolicy ---- */
+
+static const char *netpol_proto(uint8_t proto)
+{
+	switch (proto) {
+	case 6: return "TCP";
+	case 17: return "UDP";
+	case 132: return "SCTP";
+	}
+	return NULL;
+}
+
+static bool netpol_port_ok(const struct learn_port *p)
+{
+	return netpol_proto(p->proto) && p->has_port;
+}
+
+static bool netpol_rule_ok(const struct learn_rule *ru)
+{
+	for (size_t k = 0; k < ru->n_ports; k++)
+		if (netpol_port_ok(&ru->ports[k]))
+			return true;
+	return false;
+}
+
+static void rule_comment(FILE *f, const struct learn_rule *ru, const char *indent)
+{
+	char t1[40], t2[40];
+
+	fprintf(f, "%s# %llu flow%s, first %s, last %s\n", indent, (unsigned long long)ru->flows,
+		ru->flows == 1 ? "" : "s", time_fmt(ru->first_ns, t1, sizeof(t1)),
+		time_fmt(ru->last_ns, t2, sizeof(t2)));
+}
+
+static void netpol_selector(FILE *f, const struct learn_group *g)
+{
+	fprintf(f, "{matchLabels: {");
+	for (size_t k = 0; k < g->n_labels; k++) {
+		fprintf(f, "%s", k ? ", " : "");
+		yq(f, g->labels[k]->key);
+		fprintf(f, ": ");
+		yq(f, g->labels[k]->value);
+	}
+	fprintf(f, "}}");
+}
+
+/* One ingress (@ingress) or egress rule of group @self's policy: the peer
+ * is the rule's other side. */
+static void netpol_rule(FILE *f, const struct learn_result *r, const struct learn_rule *ru,
+			bool ingress)
+{
+	const struct learn_group *peer = &r->groups[ingress ? ru->from : ru->to];
+	size_t n_ok = 0;
+	char a[64], p[32];
+
+	for (size_t k = 0; k < ru->n_ports; k++) {
+		if (netpol_port_ok(&ru->ports[k]))
+			n_ok++;
+		else
+			fprintf(f, "    # left out: %s (a NetworkPolicy names only TCP, UDP and SCTP "
+				"ports)\n", learn_port_format(&ru->ports[k], p, sizeof(p)));
+	}
+	if (!n_ok)
+		return;
+	rule_comment(f, ru, "    ");
+	fprintf(f, "    - %s:\n", ingress ? "from" : "to");
+	if (peer->is_addrs) {
+		bool np = peer->np_cidrs != NULL;
+		const struct mseg_cidr *cv = np ? peer->np_cidrs : peer->cidrs;
+		size_t n = np ? peer->n_np_cidrs : peer->n_cidrs;
+
+		for (size_t k = 0; k < n; k++)
+			fprintf(f, "        - ipBlock: {cidr: %s/%u}\n",
+				addr_format(&cv[k].addr, a, sizeof(a)), cv[k].plen);
+		for (size_t k = 0; np && k < peer->n_peer_eps; k++) {
+			const struct mseg_endpoint *ep = peer->peer_eps[k];
+
+			fprintf(f, "        - namespaceSelector: {matchLabels: {\"kubernetes.io/metadata.name\": ");
+			yq(f, ep->ns ? ep->ns : "default");
+			fprintf(f, "}}\n          podSelector: {matchLabels: {");
+			for (size_t j = 0; j < ep->n_labels; j++) {
+				fprintf(f, "%s", j ? ", " : "");
+				yq(f, ep->labels[j].key);
+				fprintf(f, ": ");
+				yq(f, ep->labels[j].value);
+			}
+			fprintf(f, "}}\n");
+		}
+	} else {
+		fprintf(f, "        - podSelector: ");
+		netpol_selector(f, peer);
+		fprintf(f, "\n");
+	}
+	fprintf(f, "      ports:\n");
+	for (size_t k = 0; k < ru->n_ports; k++)
+		if (netpol_port_ok(&ru->ports[k]))
+			fprintf(f, "        - {protocol: %s, port: %u}\n", netpol_proto(ru->ports[k].proto),
+				ru->ports[k].port);
+}
+
+/* "NAME-GROUP" as a DNS subdomain: lowercase, '_' as '-'; unique among
+ * the @n names already given (a suffix "-N" otherwise). */
+static void netpol_name(char *buf, size_t size, const char *list, const char *group,
+			char (*given)[96], size_t n)
+{
+	char base[96];
+	size_t k = 0;
+
+	snprintf(base, sizeof(base), "%.40s-%.40s", list, group);
+	for (char *q = base; *q; q++) {
+		char ch = *q;
+
+		if (ch >= 'A' && ch <= 'Z')
+			ch = (char)(ch - 'A' + 'a');
+		else if (ch == '_')
+			ch = '-';
+		base[k++] = ch;
+	}
+	base[k] = '\0';
+	for (unsigned i = 1;; i++) {
+		bool clash = false;
+
+		if (i == 1)
+			snprintf(buf, size, "%s", base);
+		else
+			snprintf(buf, size, "%.82s-%u", base, i);
+		for (size_t j = 0; j < n && !clash; j++)
+			clash = strcmp(given[j], buf) == 0;
+		if (!clash)
+			return;
+	}
+}
+
+int learn_render_netpol(FILE *f, const struct learn_result *r, const struct learn_opts *o)
+{
+	char (*given)[96] = calloc(r->n_groups ? r->n_groups : 1, sizeof(*given));
+	size_t n_given = 0;
+
+	if (!given)
+		return -ENOMEM;
+	fprintf(f, "# learned by mseg from %zu recorded flows", r->flows_used);
+	if (o->aggregate4 || o->aggregate6)
+		fprintf(f, " (outside peers widened to /%u and /%u)", o->aggregate4 ? o->aggregate4 : 32,
+			o->aggregate6 ? o->aggregate6 : 128);
+	fprintf(f, ": NetworkPolicies, one per group of endpoints\n");
+	for (size_t i = 0; i < r->n_warnings; i++)
+		fprintf(f, "# warning: %s\n", r->warnings[i]);
+	for (size_t gi = 0; gi < r->n_groups; gi++) {
+		const struct learn_group *g = &r->groups[gi];
+		bool used = false, any_in = false, any_out = false;
+
+		if (g->is_addrs)
+			continue;
+		for (size_t i = 0; i < r->n_rules; i++) {
+			bool ok = netpol_rule_ok(&r->rules[i]);
+
+			used |= r->rules[i].to == gi || r->rules[i].from == gi;
+			any_in |= r->rules[i].to == gi && ok;
+			any_out |= r->rules[i].from == gi && ok;
+		}
+		if (!used)
+			continue;
+		netpol_name(given[n_given], sizeof(given[0]), o->name ? o->name : "learned", g->name,
+			    given, n_given);
+		fprintf(f, "---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n"
+			   "  name: ");
+		yq(f, given[n_given++]);
+		fprintf(f, "\n  namespace: ");
+		yq(f, o->ns);
+		fprintf(f, "\nspec:\n  podSelector: ");
+		netpol_selector(f, g);
+		/* the AllowList isolates both directions of what it covers */
+		fprintf(f, "\n  policyTypes: [Ingress, Egress]\n  ingress:%s\n", any_in ? "" : " []");
+		for (size_t i = 0; i < r->n_rules; i++)
+			if (r->rules[i].to == gi)
+				netpol_rule(f, r, &r->rules[i], true);
+		fprintf(f, "  egress:%s\n", any_out ? "" : " []");
+		for (size_t i = 0; i < r->n_rules; i++)
+			if (r->rules[i].from == gi)
+				netpol_rule(f, r, &r->rules[i], false);
+	}
+	free(given);
 	return ferror(f) ? -EIO : 0;
 }

@@ -28,6 +28,11 @@ struct ep_state {
 	struct netns *ns;
 	struct mseg_ep_plan desired;  /* last compiled; entries owned */
 	struct mseg_ep_plan kernel;   /* what the kernel holds (valid if in_kernel) */
+	/* the endpoint's addresses when its table was last programmed: after
+	 * an address change, connections on a removed one are still its own
+	 * for the revocation walk */
+	struct mseg_addr *ips;
+	size_t n_ips;
 	bool in_kernel;
 	bool peer;            /* no netns: only a peer of others' rules */
 	bool seen;                    /* in the current apply's plan */
@@ -227,6 +232,7 @@ static struct ep_state *ep_state_free(struct ep_state *s)
 	free(s->nsname);
 	free(s->netns_path);
 	free(s->error);
+	free(s->ips);
 	free(s);
 	return NULL;
 }
@@ -245,6 +251,24 @@ static int ep_state_set_names(struct ep_state *s, const struct mseg_endpoint *ep
 		s->nsname = strdup(ns);
 	}
 	return s->name && s->nsname ? 0 : -ENOMEM;
+}
+
+/* Remember @ep's addresses as those its table was programmed for. Out of
+ * memory keeps the previous ones (a later walk then misses only the
+ * connections of an address removed meanwhile). */
+static void ep_state_set_ips(struct ep_state *s, const struct mseg_endpoint *ep)
+{
+	struct mseg_addr *v = NULL;
+
+	if (ep->n_ips) {
+		v = malloc(ep->n_ips * sizeof(*v));
+		if (!v)
+			return;
+		memcpy(v, ep->ips, ep->n_ips * sizeof(*v));
+	}
+	free(s->ips);
+	s->ips = v;
+	s->n_ips = ep->n_ips;
 }
 
 static void ep_state_set_error(struct ep_state *s, const char *msg)
@@ -484,20 +508,30 @@ struct revoke_ctx {
 	const struct reconciler *r;
 	const struct mseg_endpoint *ep;
 	const struct mseg_ep_plan *old, *new;
+	const struct mseg_addr *old_ips;   /* its addresses before the change */
+	size_t n_old_ips;
 	bool lost[MSEG_DIR_COUNT];
 	struct check_index *ix[MSEG_DIR_COUNT];  /* the new plan's, where lost */
 	enum mseg_revoke dir_default[MSEG_DIR_COUNT];
 	uint64_t kept;                /* not admitted any more, but new-only */
 };
 
-static bool ep_owns(const struct mseg_endpoint *ep, const struct mseg_addr *a)
+static bool addrs_have(const struct mseg_addr *v, size_t n, const struct mseg_addr *a)
 {
 	size_t len = a->family == AF_INET ? 4 : 16;
 
-	for (size_t i = 0; i < ep->n_ips; i++)
-		if (ep->ips[i].family == a->family && memcmp(ep->ips[i].bytes, a->bytes, len) == 0)
+	for (size_t i = 0; i < n; i++)
+		if (v[i].family == a->family && memcmp(v[i].bytes, a->bytes, len) == 0)
 			return true;
 	return false;
+}
+
+/* One of the endpoint's addresses, now or before the change: a connection
+ * it made or took on an address it no longer has is judged by its new
+ * plan like the others. */
+static bool ep_owns(const struct revoke_ctx *c, const struct mseg_addr *a)
+{
+	return addrs_have(c->ep->ips, c->ep->n_ips, a) || addrs_have(c->old_ips, c->n_old_ips, a);
 }
 
 /* Delete the entries of connections into (ingress) or out of (egress) the
@@ -506,7 +540,7 @@ static bool ep_owns(const struct mseg_endpoint *ep, const struct mseg_addr *a)
 static bool revoke_select(const struct ct_tuple *t, void *data)
 {
 	struct revoke_ctx *c = data;
-	bool in = ep_owns(c->ep, &t->dst), out = ep_owns(c->ep, &t->src);
+	bool in = ep_owns(c, &t->dst), out = ep_owns(c, &t->src);
 	const struct mseg_addr *peer;
 	const struct mseg_entry *e;
 	enum mseg_revoke mode;
@@ -561,7 +595,8 @@ static enum mseg_revoke rec_dir_default(const struct reconciler *r,
 static void ep_state_revoke(struct reconciler *r, struct ep_state *s,
 			   const struct mseg_endpoint *ep)
 {
-	struct revoke_ctx c = { .r = r, .ep = ep, .old = &s->kernel, .new = &s->desired };
+	struct revoke_ctx c = { .r = r, .ep = ep, .old = &s->kernel, .new = &s->desired,
+				.old_ips = s->ips, .n_old_ips = s->n_ips };
 	struct ct_walk_stats st;
 	struct mseg_err err;
 	char msg[1024];
@@ -575,7 +610,7 @@ static void ep_state_revoke(struct reconciler *r, struct ep_state *s,
 		c.dir_default[d] = rec_dir_default(r, ep, (enum mseg_dir)d);
 		any |= c.lost[d];
 	}
-	if (!any || !ep->n_ips)
+	if (!any || (!ep->n_ips && !s->n_ips))
 		return;
 	/* one lookup per conntrack entry: index the new entries (without
 	 * memory for it, the linear lookup gives the same answers) */
@@ -631,6 +666,8 @@ static int ep_state_program(struct reconciler *r, struct ep_state *s,
 		if (ret == 0 && rep.in_sync) {
 			ep_table_report_release(&rep);
 			ep_plan_share(&s->kernel, &s->desired);
+			if (ep)
+				ep_state_set_ips(s, ep);
 			s->in_kernel = true;
 			r->stats.adopted++;
 			rec_event(r, "endpoint '%s': table in sync, adopted", s->id);
@@ -668,6 +705,8 @@ static int ep_state_program(struct reconciler *r, struct ep_state *s,
 	}
 	if (ep && s->in_kernel)
 		ep_state_revoke(r, s, ep);
+	if (ep)
+		ep_state_set_ips(s, ep);
 	ep_plan_share(&s->kernel, &s->desired);
 	s->in_kernel = true;
 	ep_state_set_error(s, NULL);
