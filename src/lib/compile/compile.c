@@ -724,7 +724,8 @@ static int sel_addrs(struct compile_ctx *c, struct sel *s)
 	s->addrs = arena_calloc(&c->arena, n + 1, sizeof(*s->addrs));
 	if (!s->addrs)
 		return -ENOMEM;
-	memcpy(s->addrs, c->addrs, n * sizeof(*s->addrs));
+	if (n)
+		memcpy(s->addrs, c->addrs, n * sizeof(*s->addrs));
 	c->kept_bytes += bytes;
 	s->kept = true;
 	return 0;
