@@ -126,7 +126,8 @@ struct compile_ctx {
 	struct box *ents;                      /* a group's entries, as boxes of any class */
 	size_t n_ents, cap_ents;
 	struct mseg_entry *out;                /* every group's entries, the plan's block */
-	size_t n_out, cap_out, out_bytes;      /* out_bytes: mapped (ctx_out_reserve()) */
+	size_t n_out, cap_out, out_bytes;      /* out_bytes: allocated (ctx_out_reserve()) */
+	bool out_mapped;                       /* out is a mapping, not from malloc */
 	struct sel_addr *addrs;                /* a selection's addresses not kept */
 	size_t cap_addrs;
 	size_t kept_bytes;                     /* of every sel.addrs kept */
@@ -141,6 +142,7 @@ struct plan_owner {
 	struct mseg_entry *entries;            /* every entry array (one per group,
 	                                        * shared by its endpoints): one mapping */
 	size_t entries_bytes;
+	bool entries_mapped;                   /* a mapping (munmap), else malloc'ed */
 };
 
 static const struct mseg_port port_any = { .proto = 0 };
@@ -187,8 +189,10 @@ struct mseg_plan *plan_free(struct mseg_plan *plan)
 
 	if (!plan)
 		return NULL;
-	if (o->entries)
+	if (o->entries && o->entries_mapped)
 		munmap(o->entries, o->entries_bytes);
+	else
+		free(o->entries);
 	free(plan->eps);
 	free(o);
 	return NULL;
@@ -863,14 +867,15 @@ static int cmp_u16(const void *pa, const void *pb)
 	return a < b ? -1 : a > b;
 }
 
-/* Room for @need entries in c->out, an anonymous mapping grown with
- * mremap(), which moves pages instead of copying them (entries of a large
- * plan are tens of MiB). A large block is also written once, page by page:
- * on this project's VMs the page faults of 4 KiB pages cost more than
- * computing the entries, so from OUT_HUGE_MIN bytes on it asks the kernel
- * for huge pages (transparent huge pages in "madvise" mode; elsewhere the
+/* Room for @need entries in c->out. Up to OUT_HUGE_MIN bytes the block is
+ * malloc'ed (the heap reuses what the last plan freed); beyond, it is an
+ * anonymous mapping grown with mremap(), which moves pages instead of
+ * copying them (the entries of a large plan are tens of MiB), advised for
+ * huge pages: such a block is written once, page by page, and on this
+ * project's VMs the page faults of 4 KiB pages cost more than computing
+ * the entries (transparent huge pages in "madvise" mode; elsewhere the
  * advice changes nothing). */
-#define OUT_MIN_BYTES ((size_t)64 << 10)
+#define OUT_MIN_BYTES ((size_t)16 << 10)
 #define OUT_HUGE_MIN ((size_t)4 << 20)
 
 static int ctx_out_reserve(struct compile_ctx *c, size_t need)
@@ -885,13 +890,24 @@ static int ctx_out_reserve(struct compile_ctx *c, size_t need)
 			return -ENOMEM;
 		bytes *= 2;
 	}
-	if (c->out)
+	if (bytes < OUT_HUGE_MIN) {
+		p = realloc(c->out, bytes);
+		if (!p)
+			return -ENOMEM;
+	} else if (c->out_mapped) {
 		p = mremap(c->out, c->out_bytes, bytes, MREMAP_MAYMOVE);
-	else
+		if (p == MAP_FAILED)
+			return -ENOMEM;
+	} else {
 		p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (p == MAP_FAILED)
-		return -ENOMEM;
-	if (bytes >= OUT_HUGE_MIN)
+		if (p == MAP_FAILED)
+			return -ENOMEM;
+		if (c->n_out)
+			memcpy(p, c->out, c->n_out * sizeof(*c->out));
+		free(c->out);
+		c->out_mapped = true;
+	}
+	if (c->out_mapped)
 		(void)madvise(p, bytes, MADV_HUGEPAGE);   /* advice only */
 	c->out = p;
 	c->out_bytes = bytes;
@@ -1026,8 +1042,10 @@ static int ctx_group_get(struct compile_ctx *c, uint32_t e, const uint64_t *rule
 
 static void ctx_release(struct compile_ctx *c)
 {
-	if (c->out)
+	if (c->out && c->out_mapped)
 		munmap(c->out, c->out_bytes);
+	else
+		free(c->out);
 	free(c->groups);
 	free(c->group_table);
 	free(c->sels);
@@ -1212,6 +1230,7 @@ int compile_plan(const struct mseg_policy *const *pols, size_t n_pols,
 	/* hand the block over to the plan */
 	o->entries = c->out;
 	o->entries_bytes = c->out_bytes;
+	o->entries_mapped = c->out_mapped;
 	c->out = NULL;
 	for (size_t e = 0; e < n_eps; e++) {
 		for (int d = 0; d < MSEG_DIR_COUNT; d++) {
