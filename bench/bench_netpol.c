@@ -3,7 +3,7 @@
  * under 200 ms and peak RSS under 128 MiB. Side by side in the same run, the
  * baseline: the same host and rule count written as 1,000 mseg AllowLists.
  *
- *   bench_netpol [--runs N] [--check]
+ *   bench_netpol [--runs N] [--check] [--label-reps N (default 50; 0: skip)]
  *
  * Namespaces carry team and env labels (the inventory's namespaces:
  * section); each has 25 pods of 5 apps with IPv4 and IPv6 addresses and
