@@ -1,5 +1,5 @@
 /* mseg apply: create or replace the policies of a file or directory
- * through msegd, one document per request. */
+ * through msegd, one document per request (each item of a List too). */
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
@@ -22,12 +22,70 @@ const struct cli_option apply_options[] = {
 };
 
 /* One document of a file, as the parser delimited it (a `---` inside a
- * block scalar does not split). */
+ * block scalar does not split); an item of a List as a document of its
+ * own. */
 struct doc_piece {
 	const char *text;
 	size_t len;
-	unsigned first_line;
+	unsigned first_line;     /* in the file, of the piece's line 1 + extra_lines */
+	unsigned extra_lines;    /* lines before the file's text (apiVersion, kind) */
+	unsigned col_shift;      /* columns the file's text was moved left by */
+	char *owned;             /* text, when it is not the file's bytes */
 };
+
+/* The piece for policy @p of @buf. An item of a List becomes a document of
+ * its own: its lines moved left by the item's column (YAML blocks need
+ * that; JSON does not mind), and a NetworkPolicyList item that leaves out
+ * apiVersion and kind (as the API server prints them) gets both. 0 or
+ * -ENOMEM. */
+static int piece_make(const char *buf, const struct mseg_policy *p, struct doc_piece *pc)
+{
+	static const char head_yaml[] = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n";
+	static const char head_flow[] = "\"apiVersion\": \"networking.k8s.io/v1\", "
+					"\"kind\": \"NetworkPolicy\", ";
+	const char *src = buf + p->doc_start;
+	size_t n = p->doc_len, shift = p->doc_col > 1 ? p->doc_col - 1 : 0, w = 0;
+	bool flow = n > 0 && (src[0] == '{' || src[0] == '[');
+	char *out;
+
+	*pc = (struct doc_piece){ src, n, p->pos.line, 0, 0, NULL };
+	if (shift == 0 && !p->doc_bare)
+		return 0;
+	out = malloc(n + sizeof(head_yaml) + sizeof(head_flow) + 1);
+	if (!out)
+		return -ENOMEM;
+	if (p->doc_bare && !flow) {
+		memcpy(out, head_yaml, sizeof(head_yaml) - 1);
+		w = sizeof(head_yaml) - 1;
+		pc->extra_lines = 2;
+	}
+	for (size_t i = 0; i < n;) {
+		size_t skip = 0;
+
+		/* a line after the first: up to @shift spaces of indentation go */
+		if (i > 0)
+			while (skip < shift && i < n && src[i] == ' ') {
+				skip++;
+				i++;
+			}
+		while (i < n) {
+			char ch = src[i++];
+
+			out[w++] = ch;
+			if (i == 1 && flow && p->doc_bare && ch == '{') {
+				memcpy(out + w, head_flow, sizeof(head_flow) - 1);
+				w += sizeof(head_flow) - 1;
+			}
+			if (ch == '\n')
+				break;
+		}
+	}
+	out[w] = '\0';
+	pc->text = pc->owned = out;
+	pc->len = w;
+	pc->col_shift = (unsigned)shift;
+	return 0;
+}
 
 /* Send one document of @file. Returns 0 or 1. */
 static int apply_one(const char *file, const struct doc_piece *pc, const struct mseg_policy *p,
@@ -51,8 +109,11 @@ static int apply_one(const char *file, const struct doc_piece *pc, const struct 
 
 		if (line && code < 500 && code != 401 && code != 403) {
 			/* positions of the piece -> positions in the file */
+			if ((unsigned long long)line > pc->extra_lines)
+				line -= pc->extra_lines;
 			fprintf(stderr, "%s:%lld:%lld: %s\n", file, (long long)(line + pc->first_line - 1),
-				(long long)json_integer_value(json_object_get(j, "column")),
+				(long long)json_integer_value(json_object_get(j, "column")) +
+					pc->col_shift,
 				jstr(j, "error"));
 		} else {
 			char *pfx = NULL;
@@ -122,10 +183,16 @@ static int apply_file(const char *file, bool dry_run, enum out_fmt fmt)
 	status = 0;
 	for (size_t i = 0; i < whole.n; i++) {
 		const struct mseg_policy *p = whole.items[i];
-		struct doc_piece pc = { buf + p->doc_start, p->doc_len, p->pos.line };
+		struct doc_piece pc;
 
+		if (piece_make(buf, p, &pc) < 0) {
+			fprintf(stderr, "mseg: out of memory\n");
+			status = 1;
+			break;
+		}
 		if (apply_one(file, &pc, p, dry_run, fmt) != 0)
 			status = 1;
+		free(pc.owned);
 	}
 out_release:
 	policy_set_release(&whole);

@@ -1,6 +1,7 @@
 #!/bin/bash
 # The mseg CLI against a running msegd over its unix socket: status, help,
-# endpoint add/del, apply (file, directory, multi-document, --dry-run),
+# endpoint add/del, apply (file, directory, multi-document, a List's items
+# one by one, --dry-run),
 # get (table, json, yaml), check (allowed and denied pairs, exit status),
 # delete, flows with each filter and --follow while traffic arrives, and the
 # messages when msegd is not there. Exit status: 0 ok, 1 failure, 2 usage.
@@ -140,6 +141,76 @@ if [ $have_flows = 1 ]; then
 else
 	echo "SKIP: flows (msegd has no flow ring: $(cat "$T_TMP/err"))"
 fi
+
+# ---- apply of a List (as kubectl get -o yaml|json prints): each item is a
+# request, and msegd stores that item alone as the policy's document
+cat >"$T_TMP/list.yaml" <<'EOF2'
+apiVersion: v1
+kind: List
+metadata: {resourceVersion: ""}
+items:
+- apiVersion: networking.k8s.io/v1
+  kind: NetworkPolicy
+  metadata:
+    name: np-a
+    namespace: lists
+  spec:
+    # from app b only
+    podSelector: {matchLabels: {app: a}}
+    ingress:
+    - from:
+      - podSelector: {matchLabels: {app: b}}
+      ports:
+      - {port: 80}
+- apiVersion: networking.k8s.io/v1
+  kind: NetworkPolicy
+  metadata: {name: np-b, namespace: lists}
+  spec: {podSelector: {}, policyTypes: [Ingress]}
+EOF2
+cat >"$T_TMP/list.json" <<'EOF2'
+{
+    "apiVersion": "networking.k8s.io/v1",
+    "kind": "NetworkPolicyList",
+    "items": [
+        {
+            "metadata": {"name": "np-c", "namespace": "lists"},
+            "spec": {"podSelector": {}, "policyTypes": ["Egress"]}
+        },
+        {
+            "metadata": {"name": "np-d", "namespace": "lists"},
+            "spec": {"podSelector": {"matchLabels": {"app": "d"}}, "ingress": [{}]}
+        }
+    ]
+}
+EOF2
+# the stored document of lists/NAME: one NetworkPolicy named NAME, no list
+stored_is_item() { # NAME OTHER
+	"$MSEG" get policies "lists/$1" -o json >"$T_TMP/got" 2>&1 || return 1
+	python3 - "$T_TMP/got" "$1" "$2" <<'EOF2'
+import json, sys
+doc = json.load(open(sys.argv[1]))["document"]
+name, other = sys.argv[2], sys.argv[3]
+if doc.lstrip().startswith("{"):
+    d = json.loads(doc)
+    assert d["kind"] == "NetworkPolicy" and d["metadata"]["name"] == name, d
+else:
+    lines = doc.splitlines()
+    assert "apiVersion: networking.k8s.io/v1" in lines and "kind: NetworkPolicy" in lines, doc
+    assert "  name: " + name in lines or "metadata: {name: " + name + ", namespace: lists}" in lines, doc
+assert "items" not in doc and "List" not in doc and other not in doc, doc
+EOF2
+}
+run "apply a List" 0 "$MSEG" apply -f "$T_TMP/list.yaml" && t_check "List: each item created" \
+	bash -c "grep -q '^policy lists/np-a created' '$T_TMP/out' && grep -q '^policy lists/np-b created' '$T_TMP/out'"
+t_check "List: np-a is stored alone" stored_is_item np-a np-b
+t_check "List: np-b is stored alone" stored_is_item np-b np-a
+run "apply the List again" 0 "$MSEG" apply -f "$T_TMP/list.yaml" && t_check "List again: both unchanged" \
+	bash -c "grep -q '^policy lists/np-a unchanged' '$T_TMP/out' && grep -q '^policy lists/np-b unchanged' '$T_TMP/out'"
+run "apply a NetworkPolicyList" 0 "$MSEG" apply -f "$T_TMP/list.json" && t_check "NetworkPolicyList: each item created" \
+	bash -c "grep -q '^policy lists/np-c created' '$T_TMP/out' && grep -q '^policy lists/np-d created' '$T_TMP/out'"
+t_check "NetworkPolicyList: np-c is stored alone, with its kind" stored_is_item np-c np-d
+t_check "NetworkPolicyList: np-d is stored alone, with its kind" stored_is_item np-d np-c
+for n in np-a np-b np-c np-d; do run "delete $n" 0 "$MSEG" delete policy "lists/$n"; done
 
 # ---- delete
 run "delete policy --dry-run" 0 "$MSEG" delete policy shop/extra --dry-run && t_check "delete dry run" out_has "would delete"

@@ -346,6 +346,59 @@ static void test_node_addrs(void)
 	world_free(&w);
 }
 
+/* Each item of a List knows its own bytes (mseg apply sends them as a
+ * document), also after non-ASCII text: libyaml counts characters. */
+#define FLOW_B \
+	"{apiVersion: networking.k8s.io/v1, kind: NetworkPolicy, metadata: {name: b},\n" \
+	"   spec: {podSelector: {}}}"
+
+static void test_list_item_spans(void)
+{
+	static const char buf[] =
+		"# caf\xc3\xa9 \xe2\x9c\x93\n"
+		"apiVersion: v1\nkind: List\nitems:\n"
+		"- apiVersion: networking.k8s.io/v1\n  kind: NetworkPolicy\n"
+		"  metadata: {name: a, namespace: shop}  # \xc3\xa9\n  spec: {podSelector: {}}\n"
+		"- " FLOW_B "\n"
+		"---\n"
+		"apiVersion: networking.k8s.io/v1\nkind: NetworkPolicyList\nitems:\n"
+		"- metadata: {name: c}\n  spec: {egress: [{}]}\n"
+		"---\n"
+		"apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: d}\n"
+		"spec: {podSelector: {}}\n";
+	struct mseg_policy_set set;
+	struct mseg_err err;
+	int r;
+
+	policy_set_init(&set);
+	r = policy_parse_buffer(&set, "l.yaml", buf, strlen(buf), &err);
+	T_CHECK(r == 0 && set.n == 4, "parse: %s (n %zu)", r ? fmt(&err) : "", set.n);
+	if (set.n == 4) {
+		const struct mseg_policy *a = set.items[0], *b = set.items[1], *c = set.items[2],
+					 *d = set.items[3];
+
+		T_CHECK(a->doc_col == 3 && !a->doc_bare &&
+				!strncmp(buf + a->doc_start,
+					 "apiVersion: networking.k8s.io/v1\n  kind: NetworkPolicy\n", 55) &&
+				!strncmp(buf + a->doc_start + a->doc_len - 24,
+					 "spec: {podSelector: {}}\n- {", 27),
+			"a: the item's block, up to the next item");
+		T_CHECK(b->doc_col == 3 && b->doc_len == strlen(FLOW_B) &&
+				!strncmp(buf + b->doc_start, FLOW_B, b->doc_len),
+			"b: the flow mapping");
+		T_CHECK(c->doc_bare && c->doc_col == 3 &&
+				!strncmp(buf + c->doc_start, "metadata: {name: c}\n  spec:", 27),
+			"c: a bare NetworkPolicyList item");
+		T_CHECK(d->doc_col == 1 && !d->doc_bare &&
+				d->doc_start + d->doc_len == strlen(buf) &&
+				!strcmp(buf + d->doc_start, "---\napiVersion: networking.k8s.io/v1\nkind: "
+							    "NetworkPolicy\nmetadata: {name: d}\n"
+							    "spec: {podSelector: {}}\n"),
+			"d: a whole document after non-ASCII text");
+	}
+	policy_set_release(&set);
+}
+
 static void test_lists_and_json(void)
 {
 	static const char list[] =
@@ -488,6 +541,7 @@ int main(void)
 	T_RUN(test_union_with_allowlist);
 	T_RUN(test_node_addrs);
 	T_RUN(test_lists_and_json);
+	T_RUN(test_list_item_spans);
 	T_RUN(test_inventory_namespaces);
 	return t_exit();
 }

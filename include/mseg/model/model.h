@@ -142,7 +142,12 @@ struct mseg_policy {
 	struct mseg_rule *rules;
 	size_t n_rules;
 	struct mseg_pos pos;          /* the document start */
-	size_t doc_start, doc_len;    /* the document's bytes in the buffer it came from */
+	size_t doc_start, doc_len;    /* the document's bytes in the buffer it came from;
+	                               * an item of a List: the item's */
+	unsigned doc_col;             /* where those bytes start (1-based column); the
+	                               * lines after the first are indented as far */
+	bool doc_bare;                /* a NetworkPolicyList item without apiVersion and
+	                               * kind (the API server leaves them out) */
 };
 
 struct mseg_label {

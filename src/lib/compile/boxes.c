@@ -12,10 +12,13 @@
  *     them by address and merge, per address range, the chains of touching
  *     port intervals (unless every member is a single port: see the merging
  *     rule in boxes.h).
+ * Every sort is box_sort(), a natural merge sort: what is already sorted
+ * runs is merged, not sorted again (the active lists of step 2 are each
+ * sorted; step 3 has one sorted run per elementary interval).
  * Cost: O(n log n) for the sort and group unions, plus, per elementary
  * interval (at most 2K of them), the union of the active lists:
- * O(sum over intervals of A log A), A = addresses active there, and the
- * final sort of those M = sum(A) boxes, O(M log M). For the usual inputs
+ * O(sum over intervals of A log k), A = addresses and k = groups active
+ * there, and the final merge of those M = sum(A) boxes, O(M log 2K). For the usual inputs
  * (many single addresses on a few ports) K and the interval count are small.
  * Worst case (K port ranges all overlapping, each with its own addresses):
  * O(K * n log n) time, O(K * n) output. */
@@ -33,6 +36,10 @@ struct port_group {
 struct box_ws {
 	struct box *out;
 	size_t n_out, cap_out;
+	struct box *tmp;        /* box_sort()'s other half */
+	size_t cap_tmp;
+	size_t *runs;           /* box_sort()'s run ends */
+	size_t cap_runs;
 	struct port_group *groups;
 	size_t cap_groups;
 	struct port_group *elems;
@@ -55,6 +62,8 @@ struct box_ws *box_ws_free(struct box_ws *ws)
 	if (!ws)
 		return NULL;
 	free(ws->out);
+	free(ws->tmp);
+	free(ws->runs);
 	free(ws->groups);
 	free(ws->elems);
 	free(ws->eaddr);
@@ -77,9 +86,8 @@ static int box_cmp_range(const struct box *a, const struct box *b)
 	return c ? c : cmp_u128(a->hi, b->hi);
 }
 
-static int box_cmp_addr(const void *pa, const void *pb)
+static int box_cmp_addr(const struct box *a, const struct box *b)
 {
-	const struct box *a = pa, *b = pb;
 	int c = box_cmp_range(a, b);
 
 	if (c)
@@ -87,15 +95,114 @@ static int box_cmp_addr(const void *pa, const void *pb)
 	return a->prov < b->prov ? -1 : a->prov > b->prov;
 }
 
-static int box_cmp_port_addr(const void *pa, const void *pb)
+static int box_qsort_cmp_addr(const void *pa, const void *pb)
 {
-	const struct box *a = pa, *b = pb;
+	return box_cmp_addr(pa, pb);
+}
 
+static int box_cmp_port_addr(const struct box *a, const struct box *b)
+{
 	if (a->plo != b->plo)
 		return a->plo < b->plo ? -1 : 1;
 	if (a->phi != b->phi)
 		return a->phi < b->phi ? -1 : 1;
-	return box_cmp_addr(pa, pb);
+	return box_cmp_addr(a, b);
+}
+
+static int box_cmp_addr_port(const struct box *a, const struct box *b)
+{
+	int c = box_cmp_range(a, b);
+
+	if (c)
+		return c;
+	return a->plo < b->plo ? -1 : a->plo > b->plo;
+}
+
+/* The order of plan entries (addr_entry_cmp): family, address range,
+ * protocol, port range. */
+static int box_cmp_entry(const struct box *a, const struct box *b)
+{
+	int c;
+
+	if (a->fam != b->fam)
+		return a->fam < b->fam ? -1 : 1;
+	c = box_cmp_range(a, b);
+	if (c)
+		return c;
+	if (a->proto != b->proto)
+		return a->proto < b->proto ? -1 : 1;
+	if (a->plo != b->plo)
+		return a->plo < b->plo ? -1 : 1;
+	return a->phi < b->phi ? -1 : a->phi > b->phi;
+}
+
+typedef int (*box_cmp_fn)(const struct box *a, const struct box *b);
+
+/* Stable merge of the sorted @a and @b into @out. */
+static void box_merge(const struct box *a, size_t na, const struct box *b, size_t nb,
+		      struct box *out, box_cmp_fn cmp)
+{
+	size_t i = 0, j = 0, k = 0;
+
+	while (i < na && j < nb) {
+		if (cmp(&b[j], &a[i]) < 0)
+			out[k++] = b[j++];
+		else
+			out[k++] = a[i++];
+	}
+	memcpy(out + k, a + i, (na - i) * sizeof(*a));
+	k += na - i;
+	memcpy(out + k, b + j, (nb - j) * sizeof(*b));
+}
+
+/* Stable natural merge sort: the ascending runs already in @v are merged
+ * pairwise, through ws->tmp, so that the concatenation of k sorted lists
+ * costs O(n log k) and a sorted input O(n). 0 or -ENOMEM. */
+static int box_sort(struct box_ws *ws, struct box *v, size_t n, box_cmp_fn cmp)
+{
+	struct box *src = v, *dst;
+	size_t n_runs = 0;
+	int r;
+
+	if (n < 2)
+		return 0;
+	r = VEC_RESERVE(ws->runs, ws->cap_runs, n);
+	if (r < 0)
+		return r;
+	for (size_t i = 1; i < n; i++)
+		if (cmp(&v[i - 1], &v[i]) > 0)
+			ws->runs[n_runs++] = i;
+	ws->runs[n_runs++] = n;
+	if (n_runs == 1)
+		return 0;
+	r = VEC_RESERVE(ws->tmp, ws->cap_tmp, n);
+	if (r < 0)
+		return r;
+	dst = ws->tmp;
+	while (n_runs > 1) {
+		size_t start = 0, w = 0;
+		struct box *t;
+
+		for (size_t k = 0; k < n_runs; k += 2) {
+			size_t mid = ws->runs[k], end = k + 1 < n_runs ? ws->runs[k + 1] : mid;
+
+			box_merge(src + start, mid - start, src + mid, end - mid, dst + start, cmp);
+			ws->runs[w++] = end;
+			start = end;
+		}
+		n_runs = w;
+		t = src;
+		src = dst;
+		dst = t;
+	}
+	if (src != v)
+		memcpy(v, src, n * sizeof(*v));
+	return 0;
+}
+
+int box_sort_entries(struct box_ws *ws, struct box *v, size_t n)
+{
+	return box_sort(ws, v, n, box_cmp_entry);
 }
 
 static int cmp_u32(const void *pa, const void *pb)
@@ -185,7 +292,7 @@ static size_t addr_union_sorted(struct box *v, size_t n)
 size_t box_addr_union(struct box *v, size_t n)
 {
 	if (n > 1)
-		qsort(v, n, sizeof(*v), box_cmp_addr);
+		qsort(v, n, sizeof(*v), box_qsort_cmp_addr);
 	return addr_union_sorted(v, n);
 }
 
@@ -252,7 +359,11 @@ static int sweep_ports(struct box_ws *ws, const struct box *gaddr, size_t ng, si
 			memcpy(ws->eaddr + n_eaddr, gaddr + g->off, g->n * sizeof(*gaddr));
 			n_eaddr += g->n;
 		}
-		n_eaddr = start + box_addr_union(ws->eaddr + start, n_eaddr - start);
+		/* the active lists are sorted: merging them is O(A log active) */
+		r = box_sort(ws, ws->eaddr + start, n_eaddr - start, box_cmp_addr);
+		if (r < 0)
+			return r;
+		n_eaddr = start + addr_union_sorted(ws->eaddr + start, n_eaddr - start);
 
 		r = VEC_RESERVE(ws->elems, ws->cap_elems, ne + 1);
 		if (r < 0)
@@ -262,16 +373,6 @@ static int sweep_ports(struct box_ws *ws, const struct box *gaddr, size_t ng, si
 	}
 	*ret_ne = ne;
 	return 0;
-}
-
-static int box_cmp_addr_port(const void *pa, const void *pb)
-{
-	const struct box *a = pa, *b = pb;
-	int c = box_cmp_range(a, b);
-
-	if (c)
-		return c;
-	return a->plo < b->plo ? -1 : a->plo > b->plo;
 }
 
 /* Step 3: every (elementary interval, address range) box, then per address
@@ -292,7 +393,10 @@ static int merge_ports_and_emit(struct box_ws *ws, size_t ne)
 				return r;
 		}
 	}
-	qsort(ws->out, ws->n_out, sizeof(*ws->out), box_cmp_addr_port);
+	/* one sorted run per elementary interval: merged, not sorted anew */
+	r = box_sort(ws, ws->out, ws->n_out, box_cmp_addr_port);
+	if (r < 0)
+		return r;
 	ws->n_out = merge_chains(ws->out, ws->n_out, AXIS_PORT);
 	return 0;
 }
@@ -316,7 +420,10 @@ int box_normalize(struct box_ws *ws, struct box *in, size_t n, bool ports,
 		if (r < 0)
 			return r;
 		memcpy(ws->out, in, n * sizeof(*in));
-		m = box_addr_union(ws->out, n);
+		r = box_sort(ws, ws->out, n, box_cmp_addr);
+		if (r < 0)
+			return r;
+		m = addr_union_sorted(ws->out, n);
 		for (size_t k = 0; k < m; k++)
 			ws->out[k].plo = ws->out[k].phi = 0;
 		ws->n_out = m;
@@ -324,7 +431,9 @@ int box_normalize(struct box_ws *ws, struct box *in, size_t n, bool ports,
 	}
 
 	/* 1. port groups, each with its address union, compacted inside @in */
-	qsort(in, n, sizeof(*in), box_cmp_port_addr);
+	r = box_sort(ws, in, n, box_cmp_port_addr);
+	if (r < 0)
+		return r;
 	for (size_t i = 0; i < n;) {
 		size_t j = i, m;
 

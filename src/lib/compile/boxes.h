@@ -23,6 +23,8 @@ struct box {
 	box_u128 lo, hi;     /* address range, inclusive; IPv4 in the low 32 bits */
 	uint64_t prov;       /* provenance, (policy << 32) | rule: the lowest wins */
 	uint16_t plo, phi;   /* port range, inclusive; 0..0 for port-less classes */
+	uint8_t fam, proto;  /* the class (0 IPv4, 1 IPv6; protocol, 0 = every one):
+	                      * box_normalize() keeps it, box_sort_entries() orders by it */
 };
 
 #define BOX_PROV(policy, rule) (((uint64_t)(policy) << 32) | (uint32_t)(rule))
@@ -46,6 +48,11 @@ size_t box_addr_union(struct box *v, size_t n);
  * call with @ws. 0 or -ENOMEM. */
 int box_normalize(struct box_ws *ws, struct box *in, size_t n, bool ports,
 		  const struct box **ret, size_t *ret_n);
+
+/* Sort @n boxes of any classes into the order of plan entries: family,
+ * address range, protocol, port range. Sorted runs already in @v are
+ * merged, not sorted anew. 0 or -ENOMEM. */
+int box_sort_entries(struct box_ws *ws, struct box *v, size_t n);
 
 /* True when @b is one address and one port (already exact). */
 static inline bool box_is_point(const struct box *b)

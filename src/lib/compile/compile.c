@@ -18,8 +18,11 @@
  *     protocol), normalized into disjoint boxes (boxes.c), boxes covered by
  *     an every-protocol range dropped, boxes of at most expand_max points
  *     expanded into exact entries (hash sets instead of interval sets, whose
- *     elements cost the kernel far more memory: docs/compile.md), converted
- *     to entries and sorted.
+ *     elements cost the kernel far more memory: docs/compile.md), sorted
+ *     (the classes come out sorted: a merge) and converted to entries. The
+ *     peer addresses of a selection are gathered once and read by every
+ *     group (only named ports are resolved per group); every group's
+ *     entries go into one block, the plan's (ctx_out_reserve()).
  * Cost: O(S * E) selector evaluations (S distinct selections, E endpoints),
  * O(E * R / 64) for the rule sets, and per group the normalization of its
  * raw boxes (boxes.c), instead of per endpoint. */
@@ -27,6 +30,7 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 
 #include "mseg/model/addr.h"
@@ -39,6 +43,13 @@
 #define SEL_NONE UINT32_MAX
 #define N_BUCKETS (2 * 256)
 
+/* An address of a selected endpoint. */
+struct sel_addr {
+	box_u128 v;
+	uint32_t ep;                    /* the endpoint (egress named ports resolve there) */
+	uint8_t fam;
+};
+
 /* A distinct endpoint selection, evaluated against every endpoint. */
 struct sel {
 	const struct mseg_peer *peer;   /* the first peer with this selection */
@@ -46,7 +57,16 @@ struct sel {
 	uint64_t *bits;                 /* over the sorted endpoints */
 	uint32_t *eps;                  /* matching endpoints, ascending */
 	size_t n_eps;
+	/* as a peer: the addresses of those endpoints, in that order, made on
+	 * first use and kept while the cache has room (sel_addrs()) */
+	bool kept;
+	struct sel_addr *addrs;
+	size_t n_addrs;
 };
+
+/* Bytes of peer addresses kept (sel.addrs) at most; beyond that a
+ * selection's addresses are gathered again for each group that needs them. */
+#define SEL_ADDRS_MAX ((size_t)16 << 20)
 
 struct cpeer {
 	uint32_t sel;                   /* ENDPOINTS peers; SEL_NONE for ADDRS */
@@ -67,8 +87,7 @@ struct group {
 	uint32_t rep;                   /* the first endpoint of the group */
 	uint64_t *rules;                /* bitset over rules */
 	bool named;                     /* entries depend on rep's named ports */
-	struct mseg_entry *entries;
-	size_t n_entries;
+	size_t off, n_entries;          /* the entries in compile_ctx.out */
 };
 
 struct bucket {
@@ -104,8 +123,14 @@ struct compile_ctx {
 	size_t n_touched;
 	struct box *any[2];                    /* normalized every-protocol ranges */
 	size_t n_any[2], cap_any[2];
-	struct mseg_entry *ents;
+	struct box *ents;                      /* a group's entries, as boxes of any class */
 	size_t n_ents, cap_ents;
+	struct mseg_entry *out;                /* every group's entries, the plan's block */
+	size_t n_out, cap_out, out_bytes;      /* out_bytes: allocated (ctx_out_reserve()) */
+	bool out_mapped;                       /* out is a mapping, not from malloc */
+	struct sel_addr *addrs;                /* a selection's addresses not kept */
+	size_t cap_addrs;
+	size_t kept_bytes;                     /* of every sel.addrs kept */
 	size_t expand_max;                     /* compile_opts.expand_max, resolved */
 	const struct mseg_addr *node_addrs;    /* compile_opts.node_addrs */
 	size_t n_node_addrs;
@@ -114,8 +139,10 @@ struct compile_ctx {
 /* The plan with what it owns; plans come only from compile_plan(). */
 struct plan_owner {
 	struct mseg_plan plan;                 /* first: plan_free() casts back */
-	struct mseg_entry **arrays;            /* entry arrays, each shared by a group */
-	size_t n_arrays;
+	struct mseg_entry *entries;            /* every entry array (one per group,
+	                                        * shared by its endpoints): one mapping */
+	size_t entries_bytes;
+	bool entries_mapped;                   /* a mapping (munmap), else malloc'ed */
 };
 
 static const struct mseg_port port_any = { .proto = 0 };
@@ -162,9 +189,10 @@ struct mseg_plan *plan_free(struct mseg_plan *plan)
 
 	if (!plan)
 		return NULL;
-	for (size_t i = 0; i < o->n_arrays; i++)
-		free(o->arrays[i]);
-	free(o->arrays);
+	if (o->entries && o->entries_mapped)
+		munmap(o->entries, o->entries_bytes);
+	else
+		free(o->entries);
 	free(plan->eps);
 	free(o);
 	return NULL;
@@ -244,6 +272,19 @@ static uint64_t hash_bytes(uint64_t h, const void *p, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		h ^= s[i];
 		h *= 0x100000001b3ULL;
+	}
+	return h;
+}
+
+/* A rule set: a word at a time (there are as many as isolated directions). */
+static uint64_t hash_words(const uint64_t *w, size_t n)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	for (size_t i = 0; i < n; i++) {
+		h ^= w[i];
+		h *= 0x9e3779b97f4a7c15ULL;
+		h ^= h >> 29;
 	}
 	return h;
 }
@@ -565,7 +606,8 @@ static int ctx_box_add(struct compile_ctx *c, int fam, uint8_t proto, box_u128 l
 	r = VEC_RESERVE(b->v, b->cap, b->n + 1);
 	if (r < 0)
 		return r;
-	b->v[b->n++] = (struct box){ .lo = lo, .hi = hi, .plo = plo, .phi = phi, .prov = prov };
+	b->v[b->n++] = (struct box){ .lo = lo, .hi = hi, .plo = plo, .phi = phi, .prov = prov,
+				     .fam = (uint8_t)fam, .proto = proto };
 	return 0;
 }
 
@@ -651,6 +693,48 @@ static int group_add_node_addrs(struct compile_ctx *c)
 	return 0;
 }
 
+/* The addresses of the endpoints of selection @s, in endpoint order: made
+ * once and kept in @s while c->kept_bytes allows (every group with a rule
+ * towards @s then reads one array instead of each peer endpoint), otherwise
+ * made into c->addrs for this call only. */
+static int sel_addrs(struct compile_ctx *c, struct sel *s)
+{
+	size_t n = 0, bytes;
+	int r;
+
+	if (s->kept)
+		return 0;
+	for (size_t i = 0; i < s->n_eps; i++) {
+		const struct mseg_endpoint *ep = c->eps[s->eps[i]];
+
+		r = VEC_RESERVE(c->addrs, c->cap_addrs, n + ep->n_ips);
+		if (r < 0)
+			return r;
+		for (size_t a = 0; a < ep->n_ips; a++) {
+			int fam = fam_index(ep->ips[a].family);
+
+			if (fam < 0)
+				continue;
+			c->addrs[n++] = (struct sel_addr){ .v = addr_u128(&ep->ips[a]),
+							   .ep = s->eps[i],
+							   .fam = (uint8_t)fam };
+		}
+	}
+	s->addrs = c->addrs;
+	s->n_addrs = n;
+	bytes = (n + 1) * sizeof(*s->addrs);
+	if (c->kept_bytes + bytes > SEL_ADDRS_MAX)
+		return 0;
+	s->addrs = arena_calloc(&c->arena, n + 1, sizeof(*s->addrs));
+	if (!s->addrs)
+		return -ENOMEM;
+	if (n)
+		memcpy(s->addrs, c->addrs, n * sizeof(*s->addrs));
+	c->kept_bytes += bytes;
+	s->kept = true;
+	return 0;
+}
+
 static int group_add_rule(struct compile_ctx *c, const struct crule *cr,
 			  const struct mseg_endpoint *local)
 {
@@ -666,26 +750,28 @@ static int group_add_rule(struct compile_ctx *c, const struct crule *cr,
 		const struct cpeer *cp = &cr->peers[k];
 
 		if (cp->sel != SEL_NONE) {
-			const struct sel *s = &c->sels[cp->sel];
+			struct sel *s = &c->sels[cp->sel];
 
-			for (size_t i = 0; i < s->n_eps; i++) {
-				const struct mseg_endpoint *peer = c->eps[s->eps[i]];
+			r = sel_addrs(c, s);
+			if (r < 0)
+				return r;
+			for (size_t q = 0; q < n_ports; q++) {
+				/* a named port resolves at the destination: for
+				 * ingress @local, once; for egress each peer */
+				bool per_peer = ports[q].name && !ingress;
 
-				for (size_t q = 0; q < n_ports; q++) {
-					if (!port_resolve(&ports[q], ingress ? local : peer, &proto,
-							  &lo, &hi))
+				if (!per_peer && !port_resolve(&ports[q], local, &proto, &lo, &hi))
+					continue;
+				for (size_t i = 0; i < s->n_addrs; i++) {
+					const struct sel_addr *a = &s->addrs[i];
+
+					if (per_peer && !port_resolve(&ports[q], c->eps[a->ep], &proto,
+								      &lo, &hi))
 						continue;
-					for (size_t a = 0; a < peer->n_ips; a++) {
-						int fam = fam_index(peer->ips[a].family);
-						box_u128 v;
-
-						if (fam < 0)
-							continue;
-						v = addr_u128(&peer->ips[a]);
-						r = ctx_box_add(c, fam, proto, v, v, lo, hi, cr->prov);
-						if (r < 0)
-							return r;
-					}
+					r = ctx_box_add(c, a->fam, proto, a->v, a->v, lo, hi,
+							cr->prov);
+					if (r < 0)
+						return r;
 				}
 			}
 		} else if (rule->peers[k].kind == MSEG_PEER_ADDRS) {
@@ -716,23 +802,31 @@ static int group_add_rule(struct compile_ctx *c, const struct crule *cr,
 
 static int ctx_ent_push(struct compile_ctx *c, int fam, uint8_t proto, const struct box *b)
 {
-	struct mseg_entry *e;
+	struct box *e;
 	int r = VEC_RESERVE(c->ents, c->cap_ents, c->n_ents + 1);
 
 	if (r < 0)
 		return r;
 	e = &c->ents[c->n_ents++];
-	memset(e, 0, sizeof(*e));
-	addr_from_value(&e->lo, fam, b->lo);
-	addr_from_value(&e->hi, fam, b->hi);
+	*e = *b;
+	e->fam = (uint8_t)fam;
 	e->proto = proto;
-	if (proto_has_ports(proto)) {
-		e->port_lo = b->plo;
-		e->port_hi = b->phi;
-	}
+	if (!proto_has_ports(proto))
+		e->plo = e->phi = 0;
+	return 0;
+}
+
+/* The plan entry of @b (a box of c->ents). */
+static void entry_from_box(struct mseg_entry *e, const struct box *b)
+{
+	memset(e, 0, sizeof(*e));
+	addr_from_value(&e->lo, b->fam, b->lo);
+	addr_from_value(&e->hi, b->fam, b->hi);
+	e->proto = b->proto;
+	e->port_lo = b->plo;
+	e->port_hi = b->phi;
 	e->policy = (uint32_t)(b->prov >> 32);
 	e->rule = (uint32_t)b->prov;
-	return 0;
 }
 
 /* Every point of @b (a normalized box of at most expand_max points) as an
@@ -773,9 +867,52 @@ static int cmp_u16(const void *pa, const void *pb)
 	return a < b ? -1 : a > b;
 }
 
-static int cmp_entry(const void *pa, const void *pb)
+/* Room for @need entries in c->out. Up to OUT_HUGE_MIN bytes the block is
+ * malloc'ed (the heap reuses what the last plan freed); beyond, it is an
+ * anonymous mapping grown with mremap(), which moves pages instead of
+ * copying them (the entries of a large plan are tens of MiB), advised for
+ * huge pages: such a block is written once, page by page, and on this
+ * project's VMs the page faults of 4 KiB pages cost more than computing
+ * the entries (transparent huge pages in "madvise" mode; elsewhere the
+ * advice changes nothing). */
+#define OUT_MIN_BYTES ((size_t)16 << 10)
+#define OUT_HUGE_MIN ((size_t)4 << 20)
+
+static int ctx_out_reserve(struct compile_ctx *c, size_t need)
 {
-	return addr_entry_cmp(pa, pb);
+	size_t bytes = c->out_bytes ? c->out_bytes : OUT_MIN_BYTES;
+	void *p;
+
+	if (need <= c->cap_out)
+		return 0;
+	while (bytes / sizeof(*c->out) < need) {
+		if (bytes > SIZE_MAX / 2)
+			return -ENOMEM;
+		bytes *= 2;
+	}
+	if (bytes < OUT_HUGE_MIN) {
+		p = realloc(c->out, bytes);
+		if (!p)
+			return -ENOMEM;
+	} else if (c->out_mapped) {
+		p = mremap(c->out, c->out_bytes, bytes, MREMAP_MAYMOVE);
+		if (p == MAP_FAILED)
+			return -ENOMEM;
+	} else {
+		p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (p == MAP_FAILED)
+			return -ENOMEM;
+		if (c->n_out)
+			memcpy(p, c->out, c->n_out * sizeof(*c->out));
+		free(c->out);
+		c->out_mapped = true;
+	}
+	if (c->out_mapped)
+		(void)madvise(p, bytes, MADV_HUGEPAGE);   /* advice only */
+	c->out = p;
+	c->out_bytes = bytes;
+	c->cap_out = bytes / sizeof(*c->out);
+	return 0;
 }
 
 static int group_compute(struct compile_ctx *c, struct group *g)
@@ -789,12 +926,14 @@ static int group_compute(struct compile_ctx *c, struct group *g)
 	r = group_add_node_addrs(c);
 	if (r < 0)
 		goto out_reset;
-	for (size_t i = 0; i < c->n_rules; i++) {
-		if (!bit_test(g->rules, i))
-			continue;
-		r = group_add_rule(c, &c->rules[i], local);
-		if (r < 0)
-			goto out_reset;
+	for (size_t w = 0; w < c->rwords; w++) {
+		for (uint64_t bits = g->rules[w]; bits; bits &= bits - 1) {
+			size_t i = w * 64 + (size_t)__builtin_ctzll(bits);
+
+			r = group_add_rule(c, &c->rules[i], local);
+			if (r < 0)
+				goto out_reset;
+		}
 	}
 
 	/* every-protocol buckets (index fam * 256) sort first in their family */
@@ -832,14 +971,17 @@ static int group_compute(struct compile_ctx *c, struct group *g)
 	}
 
 	if (c->n_ents) {
-		qsort(c->ents, c->n_ents, sizeof(*c->ents), cmp_entry);
-		g->entries = malloc(c->n_ents * sizeof(*c->ents));
-		if (!g->entries) {
-			r = -ENOMEM;
+		/* each class came out sorted: this merges the classes */
+		r = box_sort_entries(c->ws, c->ents, c->n_ents);
+		if (r < 0)
 			goto out_reset;
-		}
-		memcpy(g->entries, c->ents, c->n_ents * sizeof(*c->ents));
+		r = ctx_out_reserve(c, c->n_out + c->n_ents);
+		if (r < 0)
+			goto out_reset;
+		g->off = c->n_out;
 		g->n_entries = c->n_ents;
+		for (size_t i = 0; i < c->n_ents; i++)
+			entry_from_box(&c->out[c->n_out++], &c->ents[i]);
 	}
 	r = 0;
 out_reset:
@@ -866,7 +1008,7 @@ static bool named_ports_equal(const struct mseg_endpoint *a, const struct mseg_e
 static int ctx_group_get(struct compile_ctx *c, uint32_t e, const uint64_t *rules, bool named,
 			 uint32_t *ret)
 {
-	uint64_t h = hash_bytes(0xcbf29ce484222325ULL, rules, c->rwords * sizeof(*rules));
+	uint64_t h = hash_words(rules, c->rwords);
 	const struct mseg_endpoint *ep = c->eps[e];
 	struct group *g;
 	size_t slot;
@@ -900,8 +1042,10 @@ static int ctx_group_get(struct compile_ctx *c, uint32_t e, const uint64_t *rule
 
 static void ctx_release(struct compile_ctx *c)
 {
-	for (size_t i = 0; i < c->n_groups; i++)
-		free(c->groups[i].entries);
+	if (c->out && c->out_mapped)
+		munmap(c->out, c->out_bytes);
+	else
+		free(c->out);
 	free(c->groups);
 	free(c->group_table);
 	free(c->sels);
@@ -911,6 +1055,7 @@ static void ctx_release(struct compile_ctx *c)
 	free(c->any[0]);
 	free(c->any[1]);
 	free(c->ents);
+	free(c->addrs);
 	free(c->eps);
 	c->ws = box_ws_free(c->ws);
 	arena_release(&c->arena);
@@ -1077,31 +1222,25 @@ int compile_plan(const struct mseg_policy *const *pols, size_t n_pols,
 	if (r < 0)
 		goto out_release;
 
-	o->arrays = calloc(c->n_groups + 1, sizeof(*o->arrays));
-	if (!o->arrays) {
-		r = -ENOMEM;
-		goto out_release;
-	}
 	for (size_t i = 0; i < c->n_groups; i++) {
 		r = group_compute(c, &c->groups[i]);
 		if (r < 0)
 			goto out_release;
 	}
+	/* hand the block over to the plan */
+	o->entries = c->out;
+	o->entries_bytes = c->out_bytes;
+	o->entries_mapped = c->out_mapped;
+	c->out = NULL;
 	for (size_t e = 0; e < n_eps; e++) {
 		for (int d = 0; d < MSEG_DIR_COUNT; d++) {
 			uint32_t gi = ep_group[e * MSEG_DIR_COUNT + d];
 
-			if (gi == UINT32_MAX)
+			if (gi == UINT32_MAX || c->groups[gi].n_entries == 0)
 				continue;
-			o->plan.eps[e].dir[d].entries = c->groups[gi].entries;
+			o->plan.eps[e].dir[d].entries = o->entries + c->groups[gi].off;
 			o->plan.eps[e].dir[d].n_entries = c->groups[gi].n_entries;
 		}
-	}
-	/* hand the entry arrays over to the plan */
-	for (size_t i = 0; i < c->n_groups; i++) {
-		if (c->groups[i].entries)
-			o->arrays[o->n_arrays++] = c->groups[i].entries;
-		c->groups[i].entries = NULL;
 	}
 
 	*ret_plan = &o->plan;

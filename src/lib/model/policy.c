@@ -861,8 +861,18 @@ static int policy_from_node(const char *file, const struct ydoc *doc, const stru
 	c.p->pos.file = f;
 	c.p->pos.line = root == doc->root ? doc->line : root->line;
 	c.p->pos.col = root == doc->root ? doc->col : root->col;
-	c.p->doc_start = doc->start;
-	c.p->doc_len = doc->end - doc->start;
+	if (root == doc->root) {
+		c.p->doc_start = doc->start;
+		c.p->doc_len = doc->end - doc->start;
+		c.p->doc_col = 1;
+	} else {
+		/* an item of a List: its own bytes, to be sent as a document */
+		c.p->doc_start = root->start;
+		c.p->doc_len = root->end - root->start;
+		c.p->doc_col = root->col;
+		c.p->doc_bare = np_item && !ynode_map_get(root, "kind") &&
+				!ynode_map_get(root, "apiVersion");
+	}
 
 	r = header_parse(&c, root, np_item);
 	if (r < 0)
@@ -1062,7 +1072,7 @@ static int policy_list_items(const struct ycheck *ck, const struct ynode *root,
 }
 
 /* Parse @buf and append its policies to @tmp; names must be new in @tmp and @dst.
- * A List's items share the list document's span (doc_start, doc_len). */
+ * A List's items carry their own span (doc_start, doc_len, doc_col). */
 static int policy_buffer_collect(struct mseg_policy_set *tmp, const struct mseg_policy_set *dst,
 				 const char *name, const char *buf, size_t len,
 				 struct mseg_err *err)

@@ -147,7 +147,27 @@ struct builder {
 	unsigned depth;
 	size_t nodes;
 	struct ydoc *doc;           /* the open document */
+	size_t mark_char, mark_byte; /* the last mark turned into a byte offset */
+	size_t bom;                 /* bytes of a UTF-8 byte order mark (libyaml skips it) */
 };
+
+/* The byte offset in the buffer of libyaml's mark @m, whose index counts
+ * characters (a CR LF counts two): walked forward from the last mark asked
+ * for, so that the marks of a whole parse cost one pass. */
+static size_t builder_offset(struct builder *b, const yaml_mark_t *m)
+{
+	if (m->index < b->mark_char) {
+		b->mark_char = 0;
+		b->mark_byte = b->bom;
+	}
+	while (b->mark_char < m->index && b->mark_byte < b->len) {
+		b->mark_byte++;
+		while (b->mark_byte < b->len && ((unsigned char)b->buf[b->mark_byte] & 0xc0) == 0x80)
+			b->mark_byte++;
+		b->mark_char++;
+	}
+	return b->mark_byte;
+}
 
 static int builder_fail(struct builder *b, const yaml_mark_t *m, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -181,8 +201,8 @@ static int builder_doc_start(struct builder *b, const yaml_event_t *ev)
 	memset(d, 0, sizeof(*d));
 	d->line = (unsigned)ev->start_mark.line + 1;
 	d->col = (unsigned)ev->start_mark.column + 1;
-	d->start = ev->start_mark.index;
-	d->end = ev->start_mark.index;
+	d->start = builder_offset(b, &ev->start_mark);
+	d->end = d->start;
 	b->doc = d;
 	return 0;
 }
@@ -219,6 +239,8 @@ static int builder_node(struct builder *b, const yaml_event_t *ev, enum ynode_ki
 	n->kind = kind;
 	n->line = (unsigned)ev->start_mark.line + 1;
 	n->col = (unsigned)ev->start_mark.column + 1;
+	n->start = builder_offset(b, &ev->start_mark);
+	n->end = n->start;
 
 	if (b->depth > 0) {
 		struct frame *f = &b->stack[b->depth - 1];
@@ -260,6 +282,7 @@ static int builder_scalar(struct builder *b, const yaml_event_t *ev)
 		return err_setf(b->err, ENOMEM, "out of memory");
 	n->len = len;
 	n->plain = ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
+	n->end = builder_offset(b, &ev->end_mark);
 	return 0;
 }
 
@@ -342,12 +365,13 @@ static int builder_map_check(struct builder *b, const struct ynode *map)
 	return 0;
 }
 
-static int builder_pop(struct builder *b)
+static int builder_pop(struct builder *b, const yaml_event_t *ev)
 {
 	struct frame *f = &b->stack[--b->depth];
 	struct ynode *n = f->node, *c;
 	size_t i;
 
+	n->end = builder_offset(b, &ev->end_mark);
 	if (n->kind == YNODE_MAP) {
 		n->n = f->count / 2;
 		n->keys = arena_calloc(&b->t->arena, n->n ? n->n : 1, sizeof(*n->keys));
@@ -417,7 +441,7 @@ static int builder_event(struct builder *b, const yaml_event_t *ev)
 		return builder_doc_start(b, ev);
 	case YAML_DOCUMENT_END_EVENT:
 		if (b->doc)
-			b->doc->end = ev->end_mark.index;
+			b->doc->end = builder_offset(b, &ev->end_mark);
 		b->doc = NULL;
 		return 0;
 	case YAML_ALIAS_EVENT:
@@ -430,7 +454,7 @@ static int builder_event(struct builder *b, const yaml_event_t *ev)
 		return builder_push(b, ev, YNODE_MAP);
 	case YAML_SEQUENCE_END_EVENT:
 	case YAML_MAPPING_END_EVENT:
-		return builder_pop(b);
+		return builder_pop(b, ev);
 	default:
 		return 0;
 	}
@@ -441,6 +465,7 @@ int ytree_parse(struct ytree *t, const char *name, const char *buf, size_t len,
 {
 	struct builder b = {
 		.t = t, .name = name, .buf = buf, .len = len, .lim = lim, .err = err,
+		.bom = len >= 3 && !memcmp(buf, "\xef\xbb\xbf", 3) ? 3 : 0,
 	};
 	yaml_parser_t parser;
 	const char *nul;
@@ -460,6 +485,7 @@ int ytree_parse(struct ytree *t, const char *name, const char *buf, size_t len,
 		buf_pos(buf, len, (size_t)(nul - buf), &line, &col);
 		return ytree_fail(name, line, col, err, "NUL byte in input");
 	}
+	b.mark_byte = b.bom;
 	b.stack = arena_calloc(&t->arena, lim->max_depth ? lim->max_depth : 1, sizeof(*b.stack));
 	if (!b.stack)
 		return err_setf(err, ENOMEM, "out of memory");

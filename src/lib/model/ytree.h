@@ -21,6 +21,8 @@ struct ynode {
 	enum ynode_kind kind;
 	bool plain;              /* SCALAR: plain style (80, true, null), not quoted */
 	unsigned line, col;      /* 1-based, where the node starts */
+	size_t start, end;       /* its bytes in the buffer: [start, end) (a block
+	                          * collection ends where the next token starts) */
 	const char *str;         /* SCALAR: the text, NUL-terminated, no NUL inside */
 	size_t len;
 	size_t n;                /* MAP: pairs; SEQ: items */
