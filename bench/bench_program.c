@@ -5,7 +5,10 @@
  *  2. fan-out: 100 namespaces x 1,000 elements;
  *  3. one element update in a namespace holding 100,000 elements, 1,000
  *     times: latency of the kernel's acks (sendmsg() to the last ack) and
- *     of the whole ep_table_update() call.
+ *     of the whole ep_table_update() call, whose diff looks only at what
+ *     changed (EP_DIFF_FAST), side by side with the full diff of both
+ *     plans it replaced (EP_DIFF_FULL, the baseline): the two alternate
+ *     update by update, each adding and deleting as often.
  * The text for `nft -f` comes from the text renderer (render_text.c) for
  * the same plan, with the NFLOG queue step so that both sides load on
  * kernels without the native queue expression. `nft -f` runs as a child
@@ -35,6 +38,8 @@
 #include "mseg/util/clock.h"
 #include "mseg/kernel/nft.h"
 #include "mseg/compile/render_text.h"
+#include "mseg/model/addr.h"
+#include "kernel/ep_diff.h"
 
 static int cmp_u64(const void *a, const void *b)
 {
@@ -87,6 +92,11 @@ static void ns_path(int fd, char *buf, size_t size)
 
 /* ---- plans ---- */
 
+static int entry_cmp(const void *a, const void *b)
+{
+	return addr_entry_cmp(a, b);
+}
+
 struct plan_buf {
 	struct mseg_ep_plan plan;
 	struct mseg_entry *ents;
@@ -100,7 +110,7 @@ static int plan_make(struct plan_buf *pb, size_t first, size_t n)
 	size_t extra = 4, k = 0;
 
 	memset(pb, 0, sizeof(*pb));
-	pb->ents = calloc(n + extra, sizeof(*pb->ents));
+	pb->ents = calloc(n + 2 * extra, sizeof(*pb->ents));
 	if (!pb->ents)
 		return -ENOMEM;
 	for (size_t i = first; i < first + n; i++) {
@@ -146,9 +156,13 @@ static int plan_make(struct plan_buf *pb, size_t first, size_t n)
 		pb->plan.dir[d].isolated = true;
 		pb->plan.dir[d].mode = MSEG_MODE_ENFORCE;
 	}
+	/* egress: the extras only; both in the compiler's order */
+	memcpy(pb->ents + k, pb->ents + n, extra * sizeof(*pb->ents));
+	qsort(pb->ents, k, sizeof(*pb->ents), entry_cmp);
+	qsort(pb->ents + k, extra, sizeof(*pb->ents), entry_cmp);
 	pb->plan.dir[MSEG_DIR_INGRESS].entries = pb->ents;
 	pb->plan.dir[MSEG_DIR_INGRESS].n_entries = k;
-	pb->plan.dir[MSEG_DIR_EGRESS].entries = pb->ents + n;   /* the extras only */
+	pb->plan.dir[MSEG_DIR_EGRESS].entries = pb->ents + k;
 	pb->plan.dir[MSEG_DIR_EGRESS].n_entries = extra;
 	return 0;
 }
@@ -389,34 +403,54 @@ int main(int argc, char **argv)
 		       n_ns, n_small, runs, a, b, b / a, b / a >= 5 ? "met" : "NOT met", k, a - k);
 	}
 
-	/* 3. one element at a time into a namespace holding n_big */
+	/* 3. one element at a time into a namespace holding n_big, by the
+	 * fast diff and by the full one (the baseline), alternating */
 	{
+		static const char *const method_name[] = { "fast diff", "full diff (baseline)" };
 		struct mseg_err err = { 0 };
 		struct ep_table_report rep;
 		struct netns *ns;
 		char path[64], msg[600];
-		uint64_t msgs = 0;
+		uint64_t msgs = 0, *t_call[2], *t_ack[2], p50[2], p99[2];
+		size_t n_m[2] = { 0, 0 };
 
+		t_call[0] = t_mseg;
+		t_call[1] = t_nft;
+		t_ack[0] = calloc(n_upd, sizeof(uint64_t));
+		t_ack[1] = calloc(n_upd, sizeof(uint64_t));
+		if (!t_ack[0] || !t_ack[1]) {
+			free(t_ack[0]);
+			free(t_ack[1]);
+			goto out;
+		}
 		ns_path(big_fd, path, sizeof(path));
 		r = netns_open(path, &ns);
-		if (r < 0)
+		if (r < 0) {
+			free(t_ack[0]);
+			free(t_ack[1]);
 			goto out;
+		}
 		r = ep_table_replace(ns, &big.plan, &opts, NULL, 0, &err);
-		for (size_t i = 0; r == 0 && i < n_upd; i++) {
+		/* updates 4k, 4k+1 fast (add, delete); 4k+2, 4k+3 full */
+		for (size_t i = 0; r == 0 && i < 2 * n_upd; i++) {
 			const struct mseg_ep_plan *from = i % 2 ? &big2.plan : &big.plan;
 			const struct mseg_ep_plan *to = i % 2 ? &big.plan : &big2.plan;
-			uint64_t m0 = netns_stats(ns)->msgs;
+			int m = i % 4 < 2 ? 0 : 1;
+			uint64_t m0 = netns_stats(ns)->msgs, t;
 
 			t0 = clock_mono_ns();
-			r = ep_table_update(ns, from, to, &opts, NULL, 0, &err);
-			t_nft[i] = clock_mono_ns() - t0;                  /* the whole call */
-			t_mseg[i] = netns_stats(ns)->last_batch_ns;  /* the kernel's part */
+			r = ep_table_update_with(ns, from, to, &opts, NULL, 0,
+						 m == 0 ? EP_DIFF_FAST : EP_DIFF_FULL, &err);
+			t = clock_mono_ns() - t0;
+			if (n_m[m] < n_upd) {
+				t_call[m][n_m[m]] = t;                          /* the whole call */
+				t_ack[m][n_m[m]++] = netns_stats(ns)->last_batch_ns; /* the kernel's part */
+			}
 			msgs += netns_stats(ns)->msgs - m0;
 		}
 		if (r == 0) {
-			const struct mseg_ep_plan *last = n_upd % 2 ? &big2.plan : &big.plan;
-
-			r = ep_table_verify(ns, last, &opts, &rep, &err);
+			/* 2 * n_upd updates: back at big */
+			r = ep_table_verify(ns, &big.plan, &opts, &rep, &err);
 			if (r == 0 && !rep.in_sync) {
 				fprintf(stderr, "bench_program: drift after updates:\n%s", rep.text);
 				r = -EIO;
@@ -427,16 +461,28 @@ int main(int argc, char **argv)
 		if (r < 0) {
 			fprintf(stderr, "bench_program: %s\n", err_format(&err, msg, sizeof(msg)));
 			netns_free(ns);
+			free(t_ack[0]);
+			free(t_ack[1]);
 			goto out;
 		}
 		netns_free(ns);
-		printf("1-element update at %zu elements (%zu updates, %.1f messages each): "
-		       "kernel ack p50 %.0f us p99 %.0f us (target p99 < 1 ms: %s); "
-		       "whole call p50 %.0f us p99 %.0f us\n",
-		       n_big, n_upd, (double)msgs / (double)n_upd, pct(t_mseg, n_upd, 0.5) / 1e3,
-		       pct(t_mseg, n_upd, 0.99) / 1e3,
-		       pct(t_mseg, n_upd, 0.99) < 1000000 ? "met" : "NOT met",
-		       pct(t_nft, n_upd, 0.5) / 1e3, pct(t_nft, n_upd, 0.99) / 1e3);
+		printf("1-element update at %zu elements (%zu updates per method, alternating; "
+		       "%.1f messages each):\n",
+		       n_big, n_upd, (double)msgs / (double)(2 * n_upd));
+		for (int m = 0; m < 2; m++) {
+			p50[m] = pct(t_call[m], n_m[m], 0.5);
+			p99[m] = pct(t_call[m], n_m[m], 0.99);
+			printf("    %-21s whole call p50 %5.0f us p99 %5.0f us; kernel ack p50 %4.0f us "
+			       "p99 %5.0f us\n",
+			       method_name[m], p50[m] / 1e3, p99[m] / 1e3,
+			       pct(t_ack[m], n_m[m], 0.5) / 1e3, pct(t_ack[m], n_m[m], 0.99) / 1e3);
+		}
+		printf("    baseline/fast: p50 %.1fx p99 %.1fx; fast whole call p99 %.0f us "
+		       "(target < 1 ms: %s)\n",
+		       (double)p50[1] / (double)p50[0], (double)p99[1] / (double)p99[0],
+		       p99[0] / 1e3, p99[0] < 1000000 ? "met" : "NOT met");
+		free(t_ack[0]);
+		free(t_ack[1]);
 	}
 	rc = 0;
 out:
