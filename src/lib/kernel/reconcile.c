@@ -659,6 +659,13 @@ static int ep_state_program(struct reconciler *r, struct ep_state *s,
 		rec_event(r, "endpoint '%s': programming failed: %s", s->id, msg);
 		return ret;
 	}
+	if (after.batches_failed != before.batches_failed) {
+		/* ep_table_apply() repaired it with a replace: the element
+		 * diff did not fit what the kernel held */
+		r->stats.updates_refused++;
+		rec_event(r, "endpoint '%s': the kernel refused the element update (its table "
+			  "was not what was programmed); replacing it", s->id);
+	}
 	if (after.table_msgs != before.table_msgs) {
 		r->stats.replaces++;
 		rec_event(r, "endpoint '%s': replace (%llu elements, %.2f ms)", s->id,
