@@ -18,7 +18,9 @@ STEPS=60
 SOCK="$T_TMP/api.sock"
 RANDOM=${INCR_SEED:-4242}
 echo "# seed ${INCR_SEED:-4242}"
-api() { curl -s -o /dev/null -w '%{http_code}' --unix-socket "$SOCK" "$@"; }
+# api ARGS...: the HTTP status in $c (no subshell around the callers:
+# $RANDOM stays one reproducible sequence, and they keep their state)
+api() { c=$(curl -s -o /dev/null -w '%{http_code}' --unix-socket "$SOCK" "$@"); }
 get() { curl -s --unix-socket "$SOCK" "$@"; }
 
 for i in $(seq 1 $N); do
@@ -115,16 +117,18 @@ EOF2
 pol_ns=("" "" "" "")
 put_policy() { # k
 	local k=$1 v=$((RANDOM % 4)) ns
-	ns=$(policy_yaml "$k" "$v" | sed -n 's/^metadata: {name: p[0-9], namespace: \(ns[0-9]\)}/\1/p')
+	policy_yaml "$k" "$v" >"$T_TMP/p.yaml"
+	ns=$(sed -n 's/^metadata: {name: p[0-9], namespace: \(ns[0-9]\)}/\1/p' "$T_TMP/p.yaml")
 	if [ -n "${pol_ns[k]}" ] && [ "${pol_ns[k]}" != "$ns" ]; then
-		api -X DELETE "http://l/v1/policies/${pol_ns[k]}/p$k" >/dev/null
+		api -X DELETE "http://l/v1/policies/${pol_ns[k]}/p$k"
+		[ "$c" = 200 ] || [ "$c" = 204 ] || return
 	fi
 	pol_ns[k]=$ns
-	policy_yaml "$k" "$v" | api -X PUT "http://l/v1/policies/$ns/p$k" --data-binary @-
+	api -X PUT "http://l/v1/policies/$ns/p$k" --data-binary @"$T_TMP/p.yaml"
 }
 delete_policy() { # k
 	local k=$1
-	[ -n "${pol_ns[k]}" ] || { echo 404; return; }
+	[ -n "${pol_ns[k]}" ] || { c=404; return; }
 	api -X DELETE "http://l/v1/policies/${pol_ns[k]}/p$k"
 	pol_ns[k]=""
 }
@@ -133,19 +137,19 @@ t_msegd_start --resync 0 --log-level info
 t_check "msegd ready" t_wait_log "msegd ready"
 
 ok=true
-for k in 0 1; do c=$(put_namespace $k); [ "$c" = 200 ] || [ "$c" = 201 ] || { ok=false; echo "  ns$k: $c"; }; done
-for i in $(seq 1 $N); do c=$(put_endpoint "$i"); [ "$c" = 201 ] || { ok=false; echo "  e$i: $c"; }; done
-for k in 0 1 2 3; do c=$(put_policy $k); [ "$c" = 201 ] || { ok=false; echo "  p$k: $c"; }; done
+for k in 0 1; do put_namespace $k; [ "$c" = 200 ] || [ "$c" = 201 ] || { ok=false; echo "  ns$k: $c"; }; done
+for i in $(seq 1 $N); do put_endpoint "$i"; [ "$c" = 201 ] || { ok=false; echo "  e$i: $c"; }; done
+for k in 0 1 2 3; do put_policy $k; [ "$c" = 201 ] || { ok=false; echo "  p$k: $c"; }; done
 t_check "start: namespaces, endpoints and policies accepted" $ok
 log0=$(t_log_lines)
 
 ok=true
 for s in $(seq 1 $STEPS); do
 	case $((RANDOM % 7)) in
-	0 | 1 | 2) what="endpoint"; c=$(put_endpoint $((RANDOM % N + 1))) ;;
-	3) what="namespace"; c=$(put_namespace $((RANDOM % 2))) ;;
-	4 | 5) what="policy put"; c=$(put_policy $((RANDOM % 4))) ;;
-	6) what="policy delete"; c=$(delete_policy $((RANDOM % 4))) ;;
+	0 | 1 | 2) what="endpoint"; put_endpoint $((RANDOM % N + 1)) ;;
+	3) what="namespace"; put_namespace $((RANDOM % 2)) ;;
+	4 | 5) what="policy put"; put_policy $((RANDOM % 4)) ;;
+	6) what="policy delete"; delete_policy $((RANDOM % 4)) ;;
 	esac
 	case $c in 200 | 201 | 204 | 404) ;; *) ok=false; echo "  step $s ($what): $c" ;; esac
 done
