@@ -395,7 +395,7 @@ static void run_sequence(uint64_t seed, int steps, size_t *ret_changed, size_t *
 			break;
 		}
 		for (int i = 0; i < N_EPS && failures == 0; i++) {
-			char id[8];
+			char id[16];
 			const struct mseg_ep_plan *o, *n;
 
 			snprintf(id, sizeof(id), "ep%02d", i);
