@@ -9,6 +9,10 @@
  *     changed (EP_DIFF_FAST), side by side with the full diff of both
  *     plans it replaced (EP_DIFF_FULL, the baseline): the two alternate
  *     update by update, each adding and deleting as often.
+ *  4. msegd's whole path for one event at that size: reconciler_apply()
+ *     (compile of the whole state, then the update) after one peer of
+ *     100,000 changes its address, against compile_plan() alone on the
+ *     same state: what is left once the update is cheap.
  * The text for `nft -f` comes from the text renderer (render_text.c) for
  * the same plan, with the NFLOG queue step so that both sides load on
  * kernels without the native queue expression. `nft -f` runs as a child
@@ -19,6 +23,7 @@
  * leaves its namespace open); they vanish when it exits.
  *
  *   bench_program [--elements N] [--namespaces N] [--small N] [--updates N] [--runs N]
+ *                 [--events N]
  * Needs root; prints a note and exits 0 otherwise. */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -39,6 +44,9 @@
 #include "mseg/kernel/nft.h"
 #include "mseg/compile/render_text.h"
 #include "mseg/model/addr.h"
+#include "mseg/model/inventory.h"
+#include "mseg/model/policy.h"
+#include "mseg/kernel/reconcile.h"
 #include "kernel/ep_diff.h"
 
 static int cmp_u64(const void *a, const void *b)
@@ -255,9 +263,114 @@ static double ms(uint64_t ns)
 	return (double)ns / 1e6;
 }
 
+/* 4. one event through the reconciler: a local endpoint admits tcp/443
+ * from @n_peers peers (pods of other nodes: no netns); one peer's address
+ * flips between two values, @n_ev times. */
+static int reconcile_events(int nsfd, size_t n_peers, size_t n_ev)
+{
+	static const char pol_text[] =
+		"apiVersion: mseg.io/v1\nkind: AllowList\nmetadata: {name: web}\n"
+		"spec:\n  groups:\n    web: {selector: {app: web}}\n"
+		"    peers: {selector: {app: peer}}\n"
+		"  allow:\n    - {from: peers, to: web, ports: [tcp/443]}\n";
+	const struct compile_opts copts = { .default_mode = MSEG_MODE_ENFORCE };
+	struct mseg_policy_set pols;
+	struct mseg_inventory inv;
+	struct reconciler *rec = NULL;
+	struct mseg_err err = { 0 };
+	char path[64], msg[600], *text = NULL;
+	size_t len = 0;
+	uint64_t *t_apply = calloc(n_ev ? n_ev : 1, sizeof(uint64_t));
+	uint64_t *t_comp = calloc(n_ev ? n_ev : 1, sizeof(uint64_t));
+	FILE *f;
+	int r = -ENOMEM;
+
+	policy_set_init(&pols);
+	inventory_init(&inv);
+	ns_path(nsfd, path, sizeof(path));
+	if (!t_apply || !t_comp)
+		goto out;
+	r = policy_parse_buffer(&pols, "bench.yaml", pol_text, sizeof(pol_text) - 1, &err);
+	/* in parts: a document has at most INVENTORY_MAX_NODES nodes */
+	for (size_t first = 0; r == 0 && (first == 0 || first < n_peers); first += 20000) {
+		f = open_memstream(&text, &len);
+		if (!f) {
+			r = -ENOMEM;
+			break;
+		}
+		fprintf(f, "endpoints:\n");
+		if (first == 0)
+			fprintf(f, "  - {id: web, labels: {app: web}, netns: %s, ips: [10.127.255.1]}\n",
+				path);
+		for (size_t i = first; i < n_peers && i < first + 20000; i++) {
+			uint32_t a = (10u << 24 | 128u << 16) + (uint32_t)i;
+
+			fprintf(f, "  - {id: p%06zu, labels: {app: peer}, ips: [%u.%u.%u.%u]}\n", i,
+				a >> 24, a >> 16 & 255, a >> 8 & 255, a & 255);
+		}
+		r = fclose(f) == 0 ? inventory_parse_buffer(&inv, "bench-endpoints.yaml", text, len,
+							    &err)
+				   : -ENOMEM;
+		free(text);
+		text = NULL;
+	}
+	if (r < 0) {
+		fprintf(stderr, "bench_program: %s\n", err_format(&err, msg, sizeof(msg)));
+		goto out;
+	}
+	rec = reconciler_new(&opts, &copts);
+	r = rec ? reconciler_apply(rec, &pols, &inv) : -ENOMEM;
+	for (size_t i = 0; r == 0 && i < n_ev; i++) {
+		struct mseg_endpoint *ep = NULL;
+		struct mseg_plan *plan = NULL;
+		char body[128];
+		uint64_t t0;
+
+		/* peer 0 moves to 10.126.0.1 and back: a delete and an add */
+		snprintf(body, sizeof(body), "{labels: {app: peer}, ips: [%s]}",
+			 i % 2 ? "10.128.0.0" : "10.126.0.1");
+		r = endpoint_parse_buffer("p000000", "event", body, strlen(body), &ep, &err);
+		if (r == 0) {
+			r = inventory_put(&inv, ep);
+			if (r < 0)
+				endpoint_free(ep);
+		}
+		if (r < 0)
+			break;
+		t0 = clock_mono_ns();
+		r = reconciler_apply(rec, &pols, &inv);
+		t_apply[i] = clock_mono_ns() - t0;
+		if (r < 0)
+			break;
+		t0 = clock_mono_ns();
+		r = compile_plan((const struct mseg_policy *const *)pols.items, pols.n,
+				 (const struct mseg_endpoint *const *)inv.eps, inv.n, &copts, &plan);
+		t_comp[i] = clock_mono_ns() - t0;
+		plan_free(plan);
+	}
+	if (r < 0) {
+		fprintf(stderr, "bench_program: reconcile: %s\n", strerror(-r));
+		goto out;
+	}
+	printf("one event through the reconciler, %zu peers (%zu events): reconciler_apply() "
+	       "p50 %.1f ms p99 %.1f ms; of which compile_plan() alone p50 %.1f ms p99 %.1f ms; "
+	       "updates sent %llu\n",
+	       n_peers, n_ev, ms(pct(t_apply, n_ev, 0.5)), ms(pct(t_apply, n_ev, 0.99)),
+	       ms(pct(t_comp, n_ev, 0.5)), ms(pct(t_comp, n_ev, 0.99)),
+	       (unsigned long long)reconciler_stats(rec)->updates);
+out:
+	reconciler_free(rec);
+	policy_set_release(&pols);
+	inventory_release(&inv);
+	free(text);
+	free(t_apply);
+	free(t_comp);
+	return r;
+}
+
 int main(int argc, char **argv)
 {
-	size_t n_big = 100000, n_ns = 100, n_small = 1000, n_upd = 1000, runs = 3;
+	size_t n_big = 100000, n_ns = 100, n_small = 1000, n_upd = 1000, runs = 3, n_ev = 20;
 	char dir[] = "/tmp/mseg-bench-XXXXXX", big_txt[64], small_txt[64], empty_txt[64];
 	struct plan_buf big, big2, small;
 	uint64_t *t_mseg, *t_nft, *t_kern, t_start, t0;
@@ -279,6 +392,8 @@ int main(int argc, char **argv)
 			n_upd = v;
 		else if (strcmp(argv[i], "--runs") == 0)
 			runs = v ? v : 1;
+		else if (strcmp(argv[i], "--events") == 0)
+			n_ev = v;
 	}
 	if (geteuid() != 0) {
 		printf("bench_program: needs root (network namespaces, nf_tables); skipped\n");
@@ -491,6 +606,14 @@ int main(int argc, char **argv)
 			free(t_own[m]);
 		}
 	}
+	/* 4. the whole path of one event */
+	r = table_clear(big_fd);
+	if (r < 0) {
+		fprintf(stderr, "bench_program: removing the table: %s\n", strerror(-r));
+		goto out;
+	}
+	if (reconcile_events(big_fd, n_big, n_ev) < 0)
+		goto out;
 	rc = 0;
 out:
 	unlink(big_txt);
