@@ -326,14 +326,23 @@ static ssize_t rec_find(const struct reconciler *r, const char *id, size_t *ret_
 	return -1;
 }
 
-static struct ep_state *rec_get(struct reconciler *r, const char *id)
+/* The state of endpoint @id, created when new. *@hint is where the
+ * previous endpoint in id order was plus one: a plan's endpoints come in
+ * id order, so one compare usually finds it without a search. */
+static struct ep_state *rec_get(struct reconciler *r, const char *id, size_t *hint)
 {
 	size_t pos = 0;
-	ssize_t i = rec_find(r, id, &pos);
+	ssize_t i;
 	struct ep_state *s;
 
-	if (i >= 0)
+	if (*hint < r->n && strcmp(r->eps[*hint]->id, id) == 0)
+		return r->eps[(*hint)++];
+	i = rec_find(r, id, &pos);
+	if (i >= 0) {
+		*hint = (size_t)i + 1;
 		return r->eps[i];
+	}
+	*hint = pos + 1;
 	if (r->n == r->cap) {
 		size_t cap = r->cap ? r->cap * 2 : 16;
 		struct ep_state **v = realloc(r->eps, cap * sizeof(*v));
@@ -738,9 +747,9 @@ int reconciler_apply(struct reconciler *r, const struct mseg_policy_set *pols,
 
 	for (size_t i = 0; i < r->n; i++)
 		r->eps[i]->seen = false;
-	for (size_t i = 0; i < plan->n_eps; i++) {
+	for (size_t i = 0, hint = 0; i < plan->n_eps; i++) {
 		const struct mseg_ep_plan *p = &plan->eps[i];
-		struct ep_state *s = rec_get(r, p->ep->id);
+		struct ep_state *s = rec_get(r, p->ep->id, &hint);
 		struct mseg_err err;
 		char msg[1024];
 		bool fresh;
