@@ -5,7 +5,14 @@
  *  2. fan-out: 100 namespaces x 1,000 elements;
  *  3. one element update in a namespace holding 100,000 elements, 1,000
  *     times: latency of the kernel's acks (sendmsg() to the last ack) and
- *     of the whole ep_table_update() call.
+ *     of the whole ep_table_update() call, whose diff looks only at what
+ *     changed (EP_DIFF_FAST), side by side with the full diff of both
+ *     plans it replaced (EP_DIFF_FULL, the baseline): the two alternate
+ *     update by update, each adding and deleting as often.
+ *  4. msegd's whole path for one event at that size: reconciler_apply()
+ *     (compile of the whole state, then the update) after one peer of
+ *     100,000 changes its address, against compile_plan() alone on the
+ *     same state: what is left once the update is cheap.
  * The text for `nft -f` comes from the text renderer (render_text.c) for
  * the same plan, with the NFLOG queue step so that both sides load on
  * kernels without the native queue expression. `nft -f` runs as a child
@@ -16,6 +23,7 @@
  * leaves its namespace open); they vanish when it exits.
  *
  *   bench_program [--elements N] [--namespaces N] [--small N] [--updates N] [--runs N]
+ *                 [--events N]
  * Needs root; prints a note and exits 0 otherwise. */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -35,6 +43,11 @@
 #include "mseg/util/clock.h"
 #include "mseg/kernel/nft.h"
 #include "mseg/compile/render_text.h"
+#include "mseg/model/addr.h"
+#include "mseg/model/inventory.h"
+#include "mseg/model/policy.h"
+#include "mseg/kernel/reconcile.h"
+#include "kernel/ep_diff.h"
 
 static int cmp_u64(const void *a, const void *b)
 {
@@ -87,6 +100,11 @@ static void ns_path(int fd, char *buf, size_t size)
 
 /* ---- plans ---- */
 
+static int entry_cmp(const void *a, const void *b)
+{
+	return addr_entry_cmp(a, b);
+}
+
 struct plan_buf {
 	struct mseg_ep_plan plan;
 	struct mseg_entry *ents;
@@ -100,7 +118,7 @@ static int plan_make(struct plan_buf *pb, size_t first, size_t n)
 	size_t extra = 4, k = 0;
 
 	memset(pb, 0, sizeof(*pb));
-	pb->ents = calloc(n + extra, sizeof(*pb->ents));
+	pb->ents = calloc(n + 2 * extra, sizeof(*pb->ents));
 	if (!pb->ents)
 		return -ENOMEM;
 	for (size_t i = first; i < first + n; i++) {
@@ -146,9 +164,13 @@ static int plan_make(struct plan_buf *pb, size_t first, size_t n)
 		pb->plan.dir[d].isolated = true;
 		pb->plan.dir[d].mode = MSEG_MODE_ENFORCE;
 	}
+	/* egress: the extras only; both in the compiler's order */
+	memcpy(pb->ents + k, pb->ents + n, extra * sizeof(*pb->ents));
+	qsort(pb->ents, k, sizeof(*pb->ents), entry_cmp);
+	qsort(pb->ents + k, extra, sizeof(*pb->ents), entry_cmp);
 	pb->plan.dir[MSEG_DIR_INGRESS].entries = pb->ents;
 	pb->plan.dir[MSEG_DIR_INGRESS].n_entries = k;
-	pb->plan.dir[MSEG_DIR_EGRESS].entries = pb->ents + n;   /* the extras only */
+	pb->plan.dir[MSEG_DIR_EGRESS].entries = pb->ents + k;
 	pb->plan.dir[MSEG_DIR_EGRESS].n_entries = extra;
 	return 0;
 }
@@ -241,9 +263,114 @@ static double ms(uint64_t ns)
 	return (double)ns / 1e6;
 }
 
+/* 4. one event through the reconciler: a local endpoint admits tcp/443
+ * from @n_peers peers (pods of other nodes: no netns); one peer's address
+ * flips between two values, @n_ev times. */
+static int reconcile_events(int nsfd, size_t n_peers, size_t n_ev)
+{
+	static const char pol_text[] =
+		"apiVersion: mseg.io/v1\nkind: AllowList\nmetadata: {name: web}\n"
+		"spec:\n  groups:\n    web: {selector: {app: web}}\n"
+		"    peers: {selector: {app: peer}}\n"
+		"  allow:\n    - {from: peers, to: web, ports: [tcp/443]}\n";
+	const struct compile_opts copts = { .default_mode = MSEG_MODE_ENFORCE };
+	struct mseg_policy_set pols;
+	struct mseg_inventory inv;
+	struct reconciler *rec = NULL;
+	struct mseg_err err = { 0 };
+	char path[64], msg[600], *text = NULL;
+	size_t len = 0;
+	uint64_t *t_apply = calloc(n_ev ? n_ev : 1, sizeof(uint64_t));
+	uint64_t *t_comp = calloc(n_ev ? n_ev : 1, sizeof(uint64_t));
+	FILE *f;
+	int r = -ENOMEM;
+
+	policy_set_init(&pols);
+	inventory_init(&inv);
+	ns_path(nsfd, path, sizeof(path));
+	if (!t_apply || !t_comp)
+		goto out;
+	r = policy_parse_buffer(&pols, "bench.yaml", pol_text, sizeof(pol_text) - 1, &err);
+	/* in parts: a document has at most INVENTORY_MAX_NODES nodes */
+	for (size_t first = 0; r == 0 && (first == 0 || first < n_peers); first += 20000) {
+		f = open_memstream(&text, &len);
+		if (!f) {
+			r = -ENOMEM;
+			break;
+		}
+		fprintf(f, "endpoints:\n");
+		if (first == 0)
+			fprintf(f, "  - {id: web, labels: {app: web}, netns: %s, ips: [10.127.255.1]}\n",
+				path);
+		for (size_t i = first; i < n_peers && i < first + 20000; i++) {
+			uint32_t a = (10u << 24 | 128u << 16) + (uint32_t)i;
+
+			fprintf(f, "  - {id: p%06zu, labels: {app: peer}, ips: [%u.%u.%u.%u]}\n", i,
+				a >> 24, a >> 16 & 255, a >> 8 & 255, a & 255);
+		}
+		r = fclose(f) == 0 ? inventory_parse_buffer(&inv, "bench-endpoints.yaml", text, len,
+							    &err)
+				   : -ENOMEM;
+		free(text);
+		text = NULL;
+	}
+	if (r < 0) {
+		fprintf(stderr, "bench_program: %s\n", err_format(&err, msg, sizeof(msg)));
+		goto out;
+	}
+	rec = reconciler_new(&opts, &copts);
+	r = rec ? reconciler_apply(rec, &pols, &inv) : -ENOMEM;
+	for (size_t i = 0; r == 0 && i < n_ev; i++) {
+		struct mseg_endpoint *ep = NULL;
+		struct mseg_plan *plan = NULL;
+		char body[128];
+		uint64_t t0;
+
+		/* peer 0 moves to 10.126.0.1 and back: a delete and an add */
+		snprintf(body, sizeof(body), "{labels: {app: peer}, ips: [%s]}",
+			 i % 2 ? "10.128.0.0" : "10.126.0.1");
+		r = endpoint_parse_buffer("p000000", "event", body, strlen(body), &ep, &err);
+		if (r == 0) {
+			r = inventory_put(&inv, ep);
+			if (r < 0)
+				endpoint_free(ep);
+		}
+		if (r < 0)
+			break;
+		t0 = clock_mono_ns();
+		r = reconciler_apply(rec, &pols, &inv);
+		t_apply[i] = clock_mono_ns() - t0;
+		if (r < 0)
+			break;
+		t0 = clock_mono_ns();
+		r = compile_plan((const struct mseg_policy *const *)pols.items, pols.n,
+				 (const struct mseg_endpoint *const *)inv.eps, inv.n, &copts, &plan);
+		t_comp[i] = clock_mono_ns() - t0;
+		plan_free(plan);
+	}
+	if (r < 0) {
+		fprintf(stderr, "bench_program: reconcile: %s\n", strerror(-r));
+		goto out;
+	}
+	printf("one event through the reconciler, %zu peers (%zu events): reconciler_apply() "
+	       "p50 %.1f ms p99 %.1f ms; of which compile_plan() alone p50 %.1f ms p99 %.1f ms; "
+	       "updates sent %llu\n",
+	       n_peers, n_ev, ms(pct(t_apply, n_ev, 0.5)), ms(pct(t_apply, n_ev, 0.99)),
+	       ms(pct(t_comp, n_ev, 0.5)), ms(pct(t_comp, n_ev, 0.99)),
+	       (unsigned long long)reconciler_stats(rec)->updates);
+out:
+	reconciler_free(rec);
+	policy_set_release(&pols);
+	inventory_release(&inv);
+	free(text);
+	free(t_apply);
+	free(t_comp);
+	return r;
+}
+
 int main(int argc, char **argv)
 {
-	size_t n_big = 100000, n_ns = 100, n_small = 1000, n_upd = 1000, runs = 3;
+	size_t n_big = 100000, n_ns = 100, n_small = 1000, n_upd = 1000, runs = 3, n_ev = 20;
 	char dir[] = "/tmp/mseg-bench-XXXXXX", big_txt[64], small_txt[64], empty_txt[64];
 	struct plan_buf big, big2, small;
 	uint64_t *t_mseg, *t_nft, *t_kern, t_start, t0;
@@ -265,6 +392,8 @@ int main(int argc, char **argv)
 			n_upd = v;
 		else if (strcmp(argv[i], "--runs") == 0)
 			runs = v ? v : 1;
+		else if (strcmp(argv[i], "--events") == 0)
+			n_ev = v;
 	}
 	if (geteuid() != 0) {
 		printf("bench_program: needs root (network namespaces, nf_tables); skipped\n");
@@ -389,34 +518,56 @@ int main(int argc, char **argv)
 		       n_ns, n_small, runs, a, b, b / a, b / a >= 5 ? "met" : "NOT met", k, a - k);
 	}
 
-	/* 3. one element at a time into a namespace holding n_big */
+	/* 3. one element at a time into a namespace holding n_big, by the
+	 * fast diff and by the full one (the baseline), alternating */
 	{
+		static const char *const method_name[] = { "fast diff", "full diff (baseline)" };
 		struct mseg_err err = { 0 };
 		struct ep_table_report rep;
 		struct netns *ns;
 		char path[64], msg[600];
-		uint64_t msgs = 0;
+		uint64_t msgs = 0, *t_call[2], *t_ack[2], *t_own[2], p50[2], p99[2];
+		size_t n_m[2] = { 0, 0 };
 
+		t_call[0] = t_mseg;
+		t_call[1] = t_nft;
+		for (int m = 0; m < 2; m++) {
+			t_ack[m] = calloc(n_upd, sizeof(uint64_t));
+			t_own[m] = calloc(n_upd, sizeof(uint64_t));
+		}
 		ns_path(big_fd, path, sizeof(path));
-		r = netns_open(path, &ns);
-		if (r < 0)
+		r = !t_ack[0] || !t_ack[1] || !t_own[0] || !t_own[1] ? -ENOMEM : netns_open(path, &ns);
+		if (r < 0) {
+			for (int m = 0; m < 2; m++) {
+				free(t_ack[m]);
+				free(t_own[m]);
+			}
 			goto out;
+		}
 		r = ep_table_replace(ns, &big.plan, &opts, NULL, 0, &err);
-		for (size_t i = 0; r == 0 && i < n_upd; i++) {
+		/* updates 4k, 4k+1 fast (add, delete); 4k+2, 4k+3 full */
+		for (size_t i = 0; r == 0 && i < 2 * n_upd; i++) {
 			const struct mseg_ep_plan *from = i % 2 ? &big2.plan : &big.plan;
 			const struct mseg_ep_plan *to = i % 2 ? &big.plan : &big2.plan;
-			uint64_t m0 = netns_stats(ns)->msgs;
+			int m = i % 4 < 2 ? 0 : 1;
+			uint64_t m0 = netns_stats(ns)->msgs, t;
 
 			t0 = clock_mono_ns();
-			r = ep_table_update(ns, from, to, &opts, NULL, 0, &err);
-			t_nft[i] = clock_mono_ns() - t0;                  /* the whole call */
-			t_mseg[i] = netns_stats(ns)->last_batch_ns;  /* the kernel's part */
+			r = ep_table_update_with(ns, from, to, &opts, NULL, 0,
+						 m == 0 ? EP_DIFF_FAST : EP_DIFF_FULL, &err);
+			t = clock_mono_ns() - t0;
+			if (n_m[m] < n_upd) {
+				uint64_t k = netns_stats(ns)->last_batch_ns;
+
+				t_call[m][n_m[m]] = t;           /* the whole call */
+				t_ack[m][n_m[m]] = k;            /* the kernel's part */
+				t_own[m][n_m[m]++] = t > k ? t - k : 0;   /* ours */
+			}
 			msgs += netns_stats(ns)->msgs - m0;
 		}
 		if (r == 0) {
-			const struct mseg_ep_plan *last = n_upd % 2 ? &big2.plan : &big.plan;
-
-			r = ep_table_verify(ns, last, &opts, &rep, &err);
+			/* 2 * n_upd updates: back at big */
+			r = ep_table_verify(ns, &big.plan, &opts, &rep, &err);
 			if (r == 0 && !rep.in_sync) {
 				fprintf(stderr, "bench_program: drift after updates:\n%s", rep.text);
 				r = -EIO;
@@ -427,17 +578,42 @@ int main(int argc, char **argv)
 		if (r < 0) {
 			fprintf(stderr, "bench_program: %s\n", err_format(&err, msg, sizeof(msg)));
 			netns_free(ns);
+			for (int m = 0; m < 2; m++) {
+				free(t_ack[m]);
+				free(t_own[m]);
+			}
 			goto out;
 		}
 		netns_free(ns);
-		printf("1-element update at %zu elements (%zu updates, %.1f messages each): "
-		       "kernel ack p50 %.0f us p99 %.0f us (target p99 < 1 ms: %s); "
-		       "whole call p50 %.0f us p99 %.0f us\n",
-		       n_big, n_upd, (double)msgs / (double)n_upd, pct(t_mseg, n_upd, 0.5) / 1e3,
-		       pct(t_mseg, n_upd, 0.99) / 1e3,
-		       pct(t_mseg, n_upd, 0.99) < 1000000 ? "met" : "NOT met",
-		       pct(t_nft, n_upd, 0.5) / 1e3, pct(t_nft, n_upd, 0.99) / 1e3);
+		printf("1-element update at %zu elements (%zu updates per method, alternating; "
+		       "%.1f messages each):\n",
+		       n_big, n_upd, (double)msgs / (double)(2 * n_upd));
+		for (int m = 0; m < 2; m++) {
+			p50[m] = pct(t_call[m], n_m[m], 0.5);
+			p99[m] = pct(t_call[m], n_m[m], 0.99);
+			printf("    %-21s whole call p50 %5.0f us p99 %5.0f us; kernel ack p50 %4.0f us "
+			       "p99 %5.0f us; the rest (ours) p50 %5.0f us p99 %5.0f us\n",
+			       method_name[m], p50[m] / 1e3, p99[m] / 1e3,
+			       pct(t_ack[m], n_m[m], 0.5) / 1e3, pct(t_ack[m], n_m[m], 0.99) / 1e3,
+			       pct(t_own[m], n_m[m], 0.5) / 1e3, pct(t_own[m], n_m[m], 0.99) / 1e3);
+		}
+		printf("    baseline/fast: p50 %.1fx p99 %.1fx; fast whole call p99 %.0f us "
+		       "(target < 1 ms: %s)\n",
+		       (double)p50[1] / (double)p50[0], (double)p99[1] / (double)p99[0],
+		       p99[0] / 1e3, p99[0] < 1000000 ? "met" : "NOT met");
+		for (int m = 0; m < 2; m++) {
+			free(t_ack[m]);
+			free(t_own[m]);
+		}
 	}
+	/* 4. the whole path of one event */
+	r = table_clear(big_fd);
+	if (r < 0) {
+		fprintf(stderr, "bench_program: removing the table: %s\n", strerror(-r));
+		goto out;
+	}
+	if (reconcile_events(big_fd, n_big, n_ev) < 0)
+		goto out;
 	rc = 0;
 out:
 	unlink(big_txt);

@@ -18,6 +18,7 @@ struct reconciler;
 struct reconcile_stats {
 	uint64_t replaces;        /* atomic table replaces sent */
 	uint64_t updates;         /* element-only batches sent */
+	uint64_t updates_refused; /* element updates the kernel refused (then replaced) */
 	uint64_t deletes;         /* tables removed */
 	uint64_t adopted;         /* tables found in sync at start, left alone */
 	uint64_t failures;        /* batches the kernel refused or namespaces not reachable */

@@ -1,11 +1,16 @@
 /* ep_table: program an endpoint's table: replace (one batch for the whole
- * table), update (one batch of element deletes and adds), delete. */
+ * table), update (one batch of element deletes and adds, worked out from
+ * what changed only: ep_diff.h), delete. */
 #include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "mseg/kernel/nft.h"
+#include "mseg/model/addr.h"
 #include "kernel/batch.h"
+#include "kernel/ep_diff.h"
 #include "kernel/ep_shape.h"
 #include "kernel/netns.h"
 #include "kernel/render_nl.h"
@@ -85,46 +90,229 @@ int ep_table_delete(struct netns *ns, struct mseg_err *err)
 	return ep_table_replace(ns, NULL, NULL, NULL, 0, err);
 }
 
-/* What changes in one set: entries only in old (delete) and only in new
- * (add), by a merge of the sorted groups. */
-struct set_diff {
-	const struct mseg_entry **del, **add;
-	size_t n_del, n_add;
-};
+/* ---- element diffs ---- */
 
-static int set_diff_compute(struct set_diff *sd, const struct mseg_entry *const *old,
-			    size_t n_old, const struct mseg_entry *const *new, size_t n_new)
+void ep_dir_diff_release(struct ep_dir_diff *dd)
 {
-	size_t i = 0, j = 0;
+	free(dd->del);
+	free(dd->add);
+	memset(dd, 0, sizeof(*dd));
+}
 
-	sd->del = malloc((n_old ? n_old : 1) * sizeof(*sd->del));
-	sd->add = malloc((n_new ? n_new : 1) * sizeof(*sd->add));
-	if (!sd->del || !sd->add)
+/* The reference: group both plans' entries by set, sort each group, merge. */
+static int dir_diff_full(struct ep_dir_diff *dd, const struct mseg_dir_plan *old_dir,
+			 const struct mseg_dir_plan *new_dir)
+{
+	struct nl_parts po = { 0 }, pn = { 0 };
+	size_t n_del = 0, n_add = 0;
+	int r;
+
+	r = nl_parts_build(&po, old_dir);
+	if (r == 0)
+		r = nl_parts_build(&pn, new_dir);
+	if (r < 0)
+		goto out_release;
+	nl_parts_sort(&po);
+	nl_parts_sort(&pn);
+	dd->del = malloc((old_dir->n_entries ? old_dir->n_entries : 1) * sizeof(*dd->del));
+	dd->add = malloc((new_dir->n_entries ? new_dir->n_entries : 1) * sizeof(*dd->add));
+	if (!dd->del || !dd->add) {
+		r = -ENOMEM;
+		goto out_release;
+	}
+	for (size_t k = 0; k < NL_SETS_PER_DIR; k++) {
+		const struct mseg_entry *const *o = po.v + po.off[k], *const *n = pn.v + pn.off[k];
+		size_t no = po.off[k + 1] - po.off[k], nn = pn.off[k + 1] - pn.off[k];
+		size_t i = 0, j = 0;
+
+		dd->del_off[k] = n_del;
+		dd->add_off[k] = n_add;
+		while (i < no || j < nn) {
+			int c = i == no ? 1 : j == nn ? -1 : addr_entry_cmp(o[i], n[j]);
+
+			if (c < 0)
+				dd->del[n_del++] = o[i++];
+			else if (c > 0)
+				dd->add[n_add++] = n[j++];
+			else {
+				i++;
+				j++;
+			}
+		}
+	}
+	dd->del_off[NL_SETS_PER_DIR] = n_del;
+	dd->add_off[NL_SETS_PER_DIR] = n_add;
+out_release:
+	nl_parts_release(&po);
+	nl_parts_release(&pn);
+	return r;
+}
+
+/* Entries compared a block at a time first: provenance is nearly always
+ * the same as well, and one memcmp() of a block is much cheaper than a
+ * compare per entry. */
+#define DIFF_BLOCK 64
+
+/* Same box (provenance ignored). The memcmp() covers every box field;
+ * bytes it sees that the box does not use (padding, an IPv4 address's
+ * unused bytes) may differ, which addr_entry_cmp() then settles. */
+static bool entry_same(const struct mseg_entry *a, const struct mseg_entry *b)
+{
+	return memcmp(a, b, offsetof(struct mseg_entry, policy)) == 0 || addr_entry_cmp(a, b) == 0;
+}
+
+/* How many entries @a and @b have in common from the start (at most @n). */
+static size_t common_head(const struct mseg_entry *a, const struct mseg_entry *b, size_t n)
+{
+	size_t i = 0;
+
+	while (n - i >= DIFF_BLOCK && memcmp(a + i, b + i, DIFF_BLOCK * sizeof(*a)) == 0)
+		i += DIFF_BLOCK;
+	while (i < n && entry_same(&a[i], &b[i]))
+		i++;
+	return i;
+}
+
+/* ... and from the end: a[na - k ..] against b[nb - k ..] (at most @n). */
+static size_t common_tail(const struct mseg_entry *a, size_t na, const struct mseg_entry *b,
+			  size_t nb, size_t n)
+{
+	size_t k = 0;
+
+	while (n - k >= DIFF_BLOCK && memcmp(a + na - k - DIFF_BLOCK, b + nb - k - DIFF_BLOCK,
+					     DIFF_BLOCK * sizeof(*a)) == 0)
+		k += DIFF_BLOCK;
+	while (k < n && entry_same(&a[na - 1 - k], &b[nb - 1 - k]))
+		k++;
+	return k;
+}
+
+static bool run_ascending(const struct mseg_entry *v, size_t n)
+{
+	for (size_t i = 1; i < n; i++)
+		if (addr_entry_cmp(&v[i - 1], &v[i]) >= 0)
+			return false;
+	return true;
+}
+
+/* @v[0..n) grouped by set into *ret (malloc'd), offsets into @off;
+ * the order within a set is kept. */
+static int diff_group(const struct mseg_entry **v, size_t n, const struct mseg_entry ***ret,
+		      size_t *off)
+{
+	size_t count[NL_SETS_PER_DIR] = { 0 }, pos[NL_SETS_PER_DIR];
+	const struct mseg_entry **out = malloc((n ? n : 1) * sizeof(*out));
+	int8_t *k = malloc(n ? n : 1);
+
+	if (!out || !k) {
+		free(out);
+		free(k);
 		return -ENOMEM;
-	while (i < n_old || j < n_new) {
-		int c = i == n_old ? 1 : j == n_new ? -1 : addr_entry_cmp(old[i], new[j]);
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct mseg_entry *e = v[i];
+		int s = e->hi.family == e->lo.family ? nl_set_index(e->lo.family, entry_shape(e)) : -1;
+
+		if (s < 0) {
+			free(out);
+			free(k);
+			return -EINVAL;
+		}
+		k[i] = (int8_t)s;
+		count[s]++;
+	}
+	off[0] = 0;
+	for (size_t s = 0; s < NL_SETS_PER_DIR; s++) {
+		off[s + 1] = off[s] + count[s];
+		pos[s] = off[s];
+	}
+	for (size_t i = 0; i < n; i++)
+		out[pos[k[i]]++] = v[i];
+	free(k);
+	*ret = out;
+	return 0;
+}
+
+/* Only the span between the common head and tail is looked at entry by
+ * entry. Distinct entries make this exact: an entry of the old span that
+ * is not in the new span cannot be in the new head or tail either (they
+ * are the old head and tail, which hold it at most once: in the span).
+ * -EAGAIN when a span is not in order. */
+static int dir_diff_fast(struct ep_dir_diff *dd, const struct mseg_dir_plan *old_dir,
+			 const struct mseg_dir_plan *new_dir)
+{
+	const struct mseg_entry *o = old_dir->entries, *n = new_dir->entries;
+	size_t no = old_dir->n_entries, nn = new_dir->n_entries;
+	size_t least = no < nn ? no : nn, head, tail, i = 0, j = 0, n_del = 0, n_add = 0;
+	const struct mseg_entry **del = NULL, **add = NULL;
+	int r;
+
+	if (o == n && no == nn)
+		return 0;   /* the array the kernel holds: untouched */
+	head = common_head(o, n, least);
+	tail = common_tail(o, no, n, nn, least - head);
+	o += head;
+	n += head;
+	no -= head + tail;
+	nn -= head + tail;
+	if (!run_ascending(o, no) || !run_ascending(n, nn))
+		return -EAGAIN;
+	del = malloc((no ? no : 1) * sizeof(*del));
+	add = malloc((nn ? nn : 1) * sizeof(*add));
+	if (!del || !add) {
+		r = -ENOMEM;
+		goto out_free;
+	}
+	while (i < no || j < nn) {
+		int c = i == no ? 1 : j == nn ? -1 : addr_entry_cmp(&o[i], &n[j]);
 
 		if (c < 0)
-			sd->del[sd->n_del++] = old[i++];
+			del[n_del++] = &o[i++];
 		else if (c > 0)
-			sd->add[sd->n_add++] = new[j++];
+			add[n_add++] = &n[j++];
 		else {
 			i++;
 			j++;
 		}
 	}
-	return 0;
+	r = diff_group(del, n_del, &dd->del, dd->del_off);
+	if (r == 0)
+		r = diff_group(add, n_add, &dd->add, dd->add_off);
+out_free:
+	free(del);
+	free(add);
+	return r;
 }
 
-int ep_table_update(struct netns *ns, const struct mseg_ep_plan *old_plan,
-		    const struct mseg_ep_plan *new_plan, const struct table_opts *opts,
-		    const char *const *policy_names, size_t n_policy_names,
-		    struct mseg_err *err)
+int ep_dir_diff_compute(struct ep_dir_diff *dd, const struct mseg_dir_plan *old_dir,
+			const struct mseg_dir_plan *new_dir, enum ep_diff_method method)
 {
-	struct set_diff sd[MSEG_DIR_COUNT][NL_SETS_PER_DIR] = { 0 };
-	struct nl_parts po[MSEG_DIR_COUNT] = { 0 }, pn[MSEG_DIR_COUNT] = { 0 };
+	int r = -EAGAIN;
+
+	memset(dd, 0, sizeof(*dd));
+	if (method == EP_DIFF_FAST)
+		r = dir_diff_fast(dd, old_dir, new_dir);
+	if (r == -EAGAIN)
+		r = dir_diff_full(dd, old_dir, new_dir);
+	if (r < 0)
+		ep_dir_diff_release(dd);
+	return r;
+}
+
+static bool dir_diff_empty(const struct ep_dir_diff *dd)
+{
+	return dd->del_off[NL_SETS_PER_DIR] == 0 && dd->add_off[NL_SETS_PER_DIR] == 0;
+}
+
+int ep_table_update_with(struct netns *ns, const struct mseg_ep_plan *old_plan,
+			 const struct mseg_ep_plan *new_plan, const struct table_opts *opts,
+			 const char *const *policy_names, size_t n_policy_names,
+			 enum ep_diff_method method, struct mseg_err *err)
+{
+	struct ep_dir_diff dd[MSEG_DIR_COUNT] = { 0 };
 	struct ep_shape want, have;
 	struct nl_batch *b = NULL;
+	bool any = false;
 	int r = 0;
 
 	ep_shape_of(&want, new_plan, opts);
@@ -143,23 +331,16 @@ int ep_table_update(struct netns *ns, const struct mseg_ep_plan *old_plan,
 	for (int d = 0; d < MSEG_DIR_COUNT && r == 0; d++) {
 		if (!want.isolated[d])
 			continue;
-		r = nl_parts_build(&po[d], &old_plan->dir[d]);
-		if (r == 0)
-			r = nl_parts_build(&pn[d], &new_plan->dir[d]);
-		if (r < 0)
-			break;
-		nl_parts_sort(&po[d]);
-		nl_parts_sort(&pn[d]);
-		for (size_t i = 0; i < NL_SETS_PER_DIR && r == 0; i++)
-			r = set_diff_compute(&sd[d][i], po[d].v + po[d].off[i],
-					     po[d].off[i + 1] - po[d].off[i], pn[d].v + pn[d].off[i],
-					     pn[d].off[i + 1] - pn[d].off[i]);
+		r = ep_dir_diff_compute(&dd[d], &old_plan->dir[d], &new_plan->dir[d], method);
+		any |= r == 0 && !dir_diff_empty(&dd[d]);
 	}
 	if (r < 0) {
 		err_setf(err, -r, "netns %s: computing the update: %s", netns_path(ns),
 			 strerror(-r));
 		goto out_release;
 	}
+	if (!any)
+		goto out_release;   /* the same entries: nothing to send */
 	b = nl_batch_new(ns);
 	if (!b) {
 		r = err_setf(err, ENOMEM, "out of memory");
@@ -172,14 +353,16 @@ int ep_table_update(struct netns *ns, const struct mseg_ep_plan *old_plan,
 			if (!want.isolated[d])
 				continue;
 			for (size_t i = 0; i < NL_SETS_PER_DIR && r == 0; i++) {
-				struct set_diff *x = &sd[d][i];
+				const struct ep_dir_diff *x = &dd[d];
 				struct nl_set_spec s;
 
 				nl_set_spec_get((enum mseg_dir)d, i, &s);
 				if (pass == 0)
-					r = render_nl_elems(b, &s, 0, x->del, x->n_del, true);
+					r = render_nl_elems(b, &s, 0, x->del + x->del_off[i],
+							    x->del_off[i + 1] - x->del_off[i], true);
 				else
-					r = render_nl_elems(b, &s, 0, x->add, x->n_add, false);
+					r = render_nl_elems(b, &s, 0, x->add + x->add_off[i],
+							    x->add_off[i + 1] - x->add_off[i], false);
 			}
 		}
 	if (r < 0) {
@@ -193,15 +376,18 @@ int ep_table_update(struct netns *ns, const struct mseg_ep_plan *old_plan,
 		ns->programmed.known = false;
 out_release:
 	nl_batch_free(b);
-	for (int d = 0; d < MSEG_DIR_COUNT; d++) {
-		nl_parts_release(&po[d]);
-		nl_parts_release(&pn[d]);
-		for (size_t i = 0; i < NL_SETS_PER_DIR; i++) {
-			free(sd[d][i].del);
-			free(sd[d][i].add);
-		}
-	}
+	for (int d = 0; d < MSEG_DIR_COUNT; d++)
+		ep_dir_diff_release(&dd[d]);
 	return r;
+}
+
+int ep_table_update(struct netns *ns, const struct mseg_ep_plan *old_plan,
+		    const struct mseg_ep_plan *new_plan, const struct table_opts *opts,
+		    const char *const *policy_names, size_t n_policy_names,
+		    struct mseg_err *err)
+{
+	return ep_table_update_with(ns, old_plan, new_plan, opts, policy_names, n_policy_names,
+				    EP_DIFF_FAST, err);
 }
 
 int ep_table_apply(struct netns *ns, const struct mseg_ep_plan *old_plan,

@@ -18,6 +18,7 @@
 #include "mseg/model/addr.h"
 #include "mseg/model/selector.h"
 #include "mseg/compile/render_text.h"
+#include "kernel/ep_diff.h"
 
 #define RECONCILE_MAX_EVENTS 256
 
@@ -150,9 +151,13 @@ static void entries_map_release(struct entries_map *m)
 }
 
 /* Our copy of @src (@n > 0 entries), made on first sight; not referenced
- * for the caller. NULL: out of memory. */
+ * for the caller. NULL: out of memory. When @prev (@n_prev entries, ours:
+ * what the endpoint that first sees @src had before) holds exactly the
+ * same entries, provenance included, it is @prev itself: a direction the
+ * change did not touch keeps the very array the kernel was programmed
+ * from, and the element update skips it without comparing an entry. */
 static struct mseg_entry *entries_map_get(struct entries_map *m, const struct mseg_entry *src,
-					  size_t n)
+					  size_t n, struct mseg_entry *prev, size_t n_prev)
 {
 	size_t i = ((uintptr_t)src / sizeof(*src) * 0x9E3779B97F4A7C15ull) & (m->cap - 1);
 	struct entries_buf *b;
@@ -161,6 +166,11 @@ static struct mseg_entry *entries_map_get(struct entries_map *m, const struct ms
 		i = (i + 1) & (m->cap - 1);
 	if (m->from[i])
 		return m->to[i];
+	if (prev && n_prev == n && memcmp(prev, src, n * sizeof(*src)) == 0) {
+		m->from[i] = src;
+		m->to[i] = entries_ref(prev);
+		return prev;
+	}
 	b = malloc(sizeof(*b) + n * sizeof(*src));
 	if (!b)
 		return NULL;
@@ -207,7 +217,8 @@ static int ep_plan_from_compiled(struct mseg_ep_plan *dst, const struct mseg_ep_
 		c.dir[d].entries = NULL;
 		if (src->dir[d].n_entries) {
 			c.dir[d].entries = entries_map_get(m, src->dir[d].entries,
-							   src->dir[d].n_entries);
+							   src->dir[d].n_entries, dst->dir[d].entries,
+							   dst->dir[d].n_entries);
 			if (!c.dir[d].entries) {
 				dir_plan_release(&c);
 				return -ENOMEM;
@@ -339,14 +350,23 @@ static ssize_t rec_find(const struct reconciler *r, const char *id, size_t *ret_
 	return -1;
 }
 
-static struct ep_state *rec_get(struct reconciler *r, const char *id)
+/* The state of endpoint @id, created when new. *@hint is where the
+ * previous endpoint in id order was plus one: a plan's endpoints come in
+ * id order, so one compare usually finds it without a search. */
+static struct ep_state *rec_get(struct reconciler *r, const char *id, size_t *hint)
 {
 	size_t pos = 0;
-	ssize_t i = rec_find(r, id, &pos);
+	ssize_t i;
 	struct ep_state *s;
 
-	if (i >= 0)
+	if (*hint < r->n && strcmp(r->eps[*hint]->id, id) == 0)
+		return r->eps[(*hint)++];
+	i = rec_find(r, id, &pos);
+	if (i >= 0) {
+		*hint = (size_t)i + 1;
 		return r->eps[i];
+	}
+	*hint = pos + 1;
 	if (r->n == r->cap) {
 		size_t cap = r->cap ? r->cap * 2 : 16;
 		struct ep_state **v = realloc(r->eps, cap * sizeof(*v));
@@ -464,19 +484,17 @@ static int rec_old_revoke_build(struct reconciler *r, const struct mseg_policy_s
 	return 0;
 }
 
-static int entry_box_cmp(const void *a, const void *b)
-{
-	return addr_entry_cmp(a, b);   /* the box; provenance is ignored */
-}
-
 /* Did the change from @old to @new take something away in this direction:
  * an allow entry gone, or the direction newly restricting (isolated in
  * enforce mode where it was open or audited)? An audited direction
- * refuses nothing, so it never revokes. -ENOMEM. */
+ * refuses nothing, so it never revokes. An entry gone is a delete in the
+ * element diff (the one the update used: an untouched direction costs
+ * nothing). -ENOMEM. */
 static int dir_plan_lost(const struct mseg_dir_plan *old, const struct mseg_dir_plan *new,
 			 bool *ret_lost)
 {
-	struct mseg_entry *sorted;
+	struct ep_dir_diff dd;
+	int r;
 
 	*ret_lost = false;
 	if (!new->isolated || new->mode == MSEG_MODE_AUDIT)
@@ -491,16 +509,11 @@ static int dir_plan_lost(const struct mseg_dir_plan *old, const struct mseg_dir_
 		*ret_lost = true;
 		return 0;
 	}
-	sorted = malloc(new->n_entries * sizeof(*sorted));
-	if (!sorted)
-		return -ENOMEM;
-	memcpy(sorted, new->entries, new->n_entries * sizeof(*sorted));
-	qsort(sorted, new->n_entries, sizeof(*sorted), entry_box_cmp);
-	for (size_t i = 0; i < old->n_entries && !*ret_lost; i++)
-		if (!bsearch(&old->entries[i], sorted, new->n_entries, sizeof(*sorted),
-			     entry_box_cmp))
-			*ret_lost = true;
-	free(sorted);
+	r = ep_dir_diff_compute(&dd, old, new, EP_DIFF_FAST);
+	if (r < 0)
+		return r;
+	*ret_lost = dd.del_off[NL_SETS_PER_DIR] > 0;
+	ep_dir_diff_release(&dd);
 	return 0;
 }
 
@@ -607,7 +620,8 @@ static void ep_state_revoke(struct reconciler *r, struct ep_state *s,
 		/* out of memory to compare: walk, the selection is exact anyway */
 		if (dir_plan_lost(&s->kernel.dir[d], &s->desired.dir[d], &c.lost[d]) < 0)
 			c.lost[d] = true;
-		c.dir_default[d] = rec_dir_default(r, ep, (enum mseg_dir)d);
+		if (c.lost[d])
+			c.dir_default[d] = rec_dir_default(r, ep, (enum mseg_dir)d);
 		any |= c.lost[d];
 	}
 	if (!any || (!ep->n_ips && !s->n_ips))
@@ -691,6 +705,13 @@ static int ep_state_program(struct reconciler *r, struct ep_state *s,
 		rec_event(r, "endpoint '%s': programming failed: %s", s->id, msg);
 		return ret;
 	}
+	if (after.batches_failed != before.batches_failed) {
+		/* ep_table_apply() repaired it with a replace: the element
+		 * diff did not fit what the kernel held */
+		r->stats.updates_refused++;
+		rec_event(r, "endpoint '%s': the kernel refused the element update (its table "
+			  "was not what was programmed); replacing it", s->id);
+	}
 	if (after.table_msgs != before.table_msgs) {
 		r->stats.replaces++;
 		rec_event(r, "endpoint '%s': replace (%llu elements, %.2f ms)", s->id,
@@ -765,9 +786,9 @@ int reconciler_apply(struct reconciler *r, const struct mseg_policy_set *pols,
 
 	for (size_t i = 0; i < r->n; i++)
 		r->eps[i]->seen = false;
-	for (size_t i = 0; i < plan->n_eps; i++) {
+	for (size_t i = 0, hint = 0; i < plan->n_eps; i++) {
 		const struct mseg_ep_plan *p = &plan->eps[i];
-		struct ep_state *s = rec_get(r, p->ep->id);
+		struct ep_state *s = rec_get(r, p->ep->id, &hint);
 		struct mseg_err err;
 		char msg[1024];
 		bool fresh;

@@ -1,0 +1,574 @@
+/* Unit tests of the element diff an update sends (kernel/ep_diff.h): the
+ * fast diff (only what changed) against the full diff of both plans, on
+ * random sequences of changes to a few dozen endpoints and a handful of
+ * AllowLists and NetworkPolicies (labels, addresses, named ports, namespace
+ * labels, policies added, changed and removed), each step a full
+ * compile_plan(). A simulated kernel (the boxes of every endpoint's
+ * direction) takes each step's fast diff the way nf_tables would (a delete
+ * must find its element, an add must not) and must end with exactly the
+ * new plan's entries. No kernel involved. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "mseg/model/addr.h"
+#include "mseg/model/inventory.h"
+#include "mseg/model/plan.h"
+#include "mseg/model/policy.h"
+#include "kernel/ep_diff.h"
+#include "t.h"
+
+/* ---- a random world ---- */
+
+#define N_EPS 36
+#define N_NSS 3
+#define N_POLS 6
+
+static uint64_t rng_state;
+
+static uint32_t rnd(uint32_t n)
+{
+	rng_state ^= rng_state << 13;
+	rng_state ^= rng_state >> 7;
+	rng_state ^= rng_state << 17;
+	return (uint32_t)(rng_state % n);
+}
+
+struct wep {
+	bool present;
+	int ns, app, tier;       /* tier -1: no tier label */
+	int a4, a6;              /* 10.60.a4/… ; a6 -1: no IPv6 address */
+	int http;                /* named port http: -1 none, else 8080 + http */
+};
+
+struct world {
+	struct wep eps[N_EPS];
+	int team[N_NSS];         /* namespace label team=t<team> */
+	int pol[N_POLS];         /* -1 absent, else the variant */
+};
+
+static const char *const apps[] = { "a", "b", "c", "d" };
+
+static void world_init(struct world *w)
+{
+	memset(w, 0, sizeof(*w));
+	for (int i = 0; i < N_EPS; i++) {
+		struct wep *e = &w->eps[i];
+
+		e->present = rnd(5) != 0;
+		e->ns = (int)rnd(N_NSS);
+		e->app = (int)rnd(4);
+		e->tier = (int)rnd(3) - 1;
+		e->a4 = i;
+		e->a6 = rnd(2) ? i : -1;
+		e->http = (int)rnd(3) - 1;
+	}
+	for (int i = 0; i < N_NSS; i++)
+		w->team[i] = (int)rnd(2);
+	for (int i = 0; i < N_POLS; i++)
+		w->pol[i] = (int)rnd(4) - 1;
+}
+
+/* One random change; returns what it was, for failure messages. */
+static const char *world_change(struct world *w)
+{
+	struct wep *e = &w->eps[rnd(N_EPS)];
+
+	switch (rnd(9)) {
+	case 0:
+		e->app = (int)rnd(4);
+		return "endpoint app label";
+	case 1:
+		e->tier = (int)rnd(3) - 1;
+		return "endpoint tier label";
+	case 2:
+		/* an address of an endpoint that is gone, or a fresh one */
+		e->a4 = rnd(2) ? (int)rnd(N_EPS) + N_EPS : (int)rnd(2 * N_EPS);
+		return "endpoint IPv4 address";
+	case 3:
+		e->a6 = rnd(3) ? (int)rnd(2 * N_EPS) : -1;
+		return "endpoint IPv6 address";
+	case 4:
+		e->present = !e->present;
+		return "endpoint added or removed";
+	case 5:
+		e->http = (int)rnd(3) - 1;
+		return "endpoint named port";
+	case 6:
+		w->team[rnd(N_NSS)] ^= 1;
+		return "namespace label";
+	case 7:
+		e->ns = (int)rnd(N_NSS);
+		return "endpoint namespace";
+	default:
+		w->pol[rnd(N_POLS)] = (int)rnd(4) - 1;
+		return "policy added, changed or removed";
+	}
+}
+
+struct buf {
+	char *p;
+	size_t len, cap;
+};
+
+static void bput(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void bput(struct buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	for (;;) {
+		va_start(ap, fmt);
+		n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+		va_end(ap);
+		if ((size_t)n < b->cap - b->len)
+			break;
+		b->cap = b->cap * 2 + (size_t)n + 64;
+		b->p = realloc(b->p, b->cap);
+		if (!b->p)
+			abort();
+	}
+	b->len += (size_t)n;
+}
+
+static void world_inventory(const struct world *w, struct buf *b)
+{
+	bput(b, "namespaces:\n");
+	for (int i = 0; i < N_NSS; i++)
+		bput(b, "  - {name: ns%d, labels: {team: t%d}}\n", i, w->team[i]);
+	bput(b, "endpoints:\n");
+	for (int i = 0; i < N_EPS; i++) {
+		const struct wep *e = &w->eps[i];
+
+		if (!e->present)
+			continue;
+		bput(b, "  - {id: ep%02d, name: ep%02d, namespace: ns%d, netns: /run/netns/t%02d,\n",
+		     i, i, e->ns, i);
+		bput(b, "     labels: {app: %s", apps[e->app]);
+		if (e->tier >= 0)
+			bput(b, ", tier: t%d", e->tier);
+		bput(b, "},\n     ips: [10.60.%d.%d", e->a4 / 8, 10 + e->a4 % 8);
+		if (e->a6 >= 0)
+			bput(b, ", \"fd60::%x\"", 0x100 + e->a6);
+		bput(b, "]");
+		if (e->http >= 0)
+			bput(b, ",\n     ports: [{name: http, port: %d}, {name: dns, port: 53, protocol: UDP}]",
+			     8080 + e->http);
+		bput(b, "}\n");
+	}
+}
+
+/* Six policies, each absent or in one of four variants. */
+static void world_policies(const struct world *w, struct buf *b)
+{
+	static const char *const ports[] = { "tcp/80", "tcp/80-90", "udp/53", "tcp" };
+	int v;
+
+	if ((v = w->pol[0]) >= 0)
+		bput(b, "apiVersion: mseg.io/v1\nkind: AllowList\n"
+			"metadata: {name: p0, namespace: ns0}\n"
+			"spec:\n  groups:\n    a: {selector: {app: a}}\n    b: {selector: {app: %s}}\n"
+			"    office: {cidrs: [10.60.0.0/22], except: [10.60.1.%d/30]}\n"
+			"  allow:\n    - {from: b, to: a, ports: [%s]}\n"
+			"    - {from: office, to: a, ports: [tcp/443-450]}\n"
+			"    - {from: a, to: world, ports: [udp/53]}\n---\n",
+			v % 2 ? "b" : "c", 8 + 4 * v, ports[v]);
+	if ((v = w->pol[1]) >= 0)
+		bput(b, "apiVersion: mseg.io/v1\nkind: AllowList\n"
+			"metadata: {name: p1, namespace: ns1}\n"
+			"spec:\n  mode: %s\n  isolation: %s\n  groups:\n"
+			"    c: {selector: {app: c}}\n    d: {selector: {app: d%s}}\n"
+			"  allow:\n    - {from: c, to: d, ports: [%s, icmp]}\n"
+			"    - {from: world, to: c, ports: [icmp]}\n---\n",
+			v == 3 ? "audit" : "enforce", v == 2 ? "ingress" : "both",
+			v == 1 ? ", tier: t0" : "", ports[(v + 1) % 4]);
+	if ((v = w->pol[2]) >= 0)
+		bput(b, "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n"
+			"metadata: {name: p2, namespace: ns%d}\n"
+			"spec:\n  podSelector: {matchLabels: {app: a}}\n"
+			"  ingress:\n    - from: [{podSelector: {matchLabels: {app: b}}, "
+			"namespaceSelector: {}}]\n      ports: [{port: http}%s]\n"
+			"  egress:\n    - to: [{ipBlock: {cidr: 10.60.0.0/16}}]\n"
+			"      ports: [{port: http}, {port: dns, protocol: UDP}]\n---\n",
+			v % N_NSS, v == 1 ? ", {port: 9000, endPort: 9010}" : "");
+	if ((v = w->pol[3]) >= 0)
+		bput(b, "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n"
+			"metadata: {name: p3, namespace: ns%d}\n"
+			"spec:\n  podSelector: {matchExpressions: [{key: tier, operator: %s}]}\n"
+			"  policyTypes: [Ingress]\n"
+			"  ingress:\n    - from: [{namespaceSelector: {matchLabels: {team: t%d}}}]\n"
+			"      ports: [{port: 5432}]\n---\n",
+			v % 2, v < 2 ? "Exists" : "DoesNotExist", v % 2);
+	if ((v = w->pol[4]) >= 0)
+		bput(b, "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n"
+			"metadata: {name: p4, namespace: ns2}\n"
+			"spec:\n  podSelector: {}\n  policyTypes: [Egress]\n"
+			"  egress:\n    - to: [{podSelector: {matchLabels: {app: %s}}}]\n"
+			"      ports: [{port: http}]\n"
+			"    - to: [{ipBlock: {cidr: \"fd60::/112\", except: [\"fd60::100/%d\"]}}]\n---\n",
+			apps[v], 120 + v);
+	if ((v = w->pol[5]) >= 0)
+		bput(b, "apiVersion: mseg.io/v1\nkind: AllowList\n"
+			"metadata: {name: p5, namespace: ns%d}\n"
+			"spec:\n  groups:\n    all: {selector: {}}\n    t: {selector: {tier: t%d}}\n"
+			"  allow:\n    - {from: t, to: all, ports: [%s]}\n---\n",
+			v % N_NSS, v % 2, ports[v]);
+}
+
+struct compiled {
+	struct mseg_policy_set pols;
+	struct mseg_inventory inv;
+	struct mseg_plan *plan;
+};
+
+static int world_compile(const struct world *w, struct compiled *c)
+{
+	const struct compile_opts opts = { .default_mode = MSEG_MODE_ENFORCE };
+	struct buf pb = { 0 }, ib = { 0 };
+	struct mseg_err err;
+	char msg[600];
+	int r;
+
+	memset(c, 0, sizeof(*c));
+	policy_set_init(&c->pols);
+	inventory_init(&c->inv);
+	bput(&pb, "%s", "");
+	bput(&ib, "%s", "");
+	world_policies(w, &pb);
+	world_inventory(w, &ib);
+	err_clear(&err);
+	r = policy_parse_buffer(&c->pols, "policies", pb.p, pb.len, &err);
+	if (r == 0)
+		r = inventory_parse_buffer(&c->inv, "inventory", ib.p, ib.len, &err);
+	if (r < 0)
+		printf("  %s\n--\n%s--\n%s", err_format(&err, msg, sizeof(msg)), pb.p, ib.p);
+	else
+		r = compile_plan((const struct mseg_policy *const *)c->pols.items, c->pols.n,
+				 (const struct mseg_endpoint *const *)c->inv.eps, c->inv.n, &opts,
+				 &c->plan);
+	free(pb.p);
+	free(ib.p);
+	return r;
+}
+
+static void compiled_release(struct compiled *c)
+{
+	plan_free(c->plan);
+	policy_set_release(&c->pols);
+	inventory_release(&c->inv);
+	memset(c, 0, sizeof(*c));
+}
+
+static const struct mseg_ep_plan *plan_find(const struct mseg_plan *p, const char *id)
+{
+	for (size_t i = 0; p && i < p->n_eps; i++)
+		if (strcmp(p->eps[i].ep->id, id) == 0)
+			return &p->eps[i];
+	return NULL;
+}
+
+/* ---- the simulated kernel: sorted boxes per endpoint and direction ---- */
+
+struct kset {
+	struct mseg_entry *v;
+	size_t n, cap;
+};
+
+static struct kset kernel[N_EPS][MSEG_DIR_COUNT];
+
+static ssize_t kset_find(const struct kset *k, const struct mseg_entry *e, size_t *ret_pos)
+{
+	size_t lo = 0, hi = k->n;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		int c = addr_entry_cmp(&k->v[mid], e);
+
+		if (c == 0)
+			return (ssize_t)mid;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*ret_pos = lo;
+	return -1;
+}
+
+/* Apply @dd as nf_tables would: false on a delete of something absent or
+ * an add of something present (the kernel refuses the batch). */
+static bool kset_apply(struct kset *k, const struct ep_dir_diff *dd)
+{
+	size_t pos = 0;
+
+	for (size_t i = 0; i < dd->del_off[NL_SETS_PER_DIR]; i++) {
+		ssize_t at = kset_find(k, dd->del[i], &pos);
+
+		if (at < 0)
+			return false;
+		memmove(k->v + at, k->v + at + 1, (k->n - (size_t)at - 1) * sizeof(*k->v));
+		k->n--;
+	}
+	for (size_t i = 0; i < dd->add_off[NL_SETS_PER_DIR]; i++) {
+		if (kset_find(k, dd->add[i], &pos) >= 0)
+			return false;
+		if (k->n == k->cap) {
+			k->cap = k->cap * 2 + 16;
+			k->v = realloc(k->v, k->cap * sizeof(*k->v));
+			if (!k->v)
+				abort();
+		}
+		memmove(k->v + pos + 1, k->v + pos, (k->n - pos) * sizeof(*k->v));
+		k->v[pos] = *dd->add[i];
+		k->n++;
+	}
+	return true;
+}
+
+static int entry_cmp(const void *a, const void *b)
+{
+	return addr_entry_cmp(a, b);
+}
+
+static bool kset_equals(const struct kset *k, const struct mseg_dir_plan *dp)
+{
+	struct mseg_entry *s;
+	bool same;
+
+	if (k->n != dp->n_entries)
+		return false;
+	if (!k->n)
+		return true;
+	s = malloc(k->n * sizeof(*s));
+	if (!s)
+		abort();
+	memcpy(s, dp->entries, k->n * sizeof(*s));
+	qsort(s, k->n, sizeof(*s), entry_cmp);
+	same = true;
+	for (size_t i = 0; i < k->n && same; i++)
+		same = addr_entry_cmp(&s[i], &k->v[i]) == 0;
+	free(s);
+	return same;
+}
+
+/* Same sets, same entries (by box, in the same order) in each. */
+static bool diff_equal(const struct ep_dir_diff *a, const struct ep_dir_diff *b)
+{
+	for (size_t i = 0; i <= NL_SETS_PER_DIR; i++)
+		if (a->del_off[i] != b->del_off[i] || a->add_off[i] != b->add_off[i])
+			return false;
+	for (size_t i = 0; i < a->del_off[NL_SETS_PER_DIR]; i++)
+		if (addr_entry_cmp(a->del[i], b->del[i]) != 0)
+			return false;
+	for (size_t i = 0; i < a->add_off[NL_SETS_PER_DIR]; i++)
+		if (addr_entry_cmp(a->add[i], b->add[i]) != 0)
+			return false;
+	return true;
+}
+
+static const struct mseg_dir_plan no_dir = { .isolated = false };
+
+/* One random run: @steps changes from a random start. */
+static void run_sequence(uint64_t seed, int steps, size_t *ret_changed, size_t *ret_elems)
+{
+	struct compiled cur = { 0 }, next;
+	struct world w;
+	int failures = 0;
+
+	rng_state = seed;
+	world_init(&w);
+	memset(kernel, 0, sizeof(kernel));
+	T_CHECK(world_compile(&w, &cur) == 0, "seed %llu: the start does not compile",
+		(unsigned long long)seed);
+	for (int step = 0; step <= steps && failures == 0; step++) {
+		const char *what = step ? world_change(&w) : "start";
+
+		if (world_compile(&w, &next) < 0) {
+			T_CHECK(0, "seed %llu step %d (%s): does not compile",
+				(unsigned long long)seed, step, what);
+			break;
+		}
+		for (int i = 0; i < N_EPS && failures == 0; i++) {
+			char id[16];
+			const struct mseg_ep_plan *o, *n;
+
+			snprintf(id, sizeof(id), "ep%02d", i);
+			o = step ? plan_find(cur.plan, id) : NULL;
+			n = plan_find(next.plan, id);
+			for (int d = 0; d < MSEG_DIR_COUNT && failures == 0; d++) {
+				const struct mseg_dir_plan *od = o ? &o->dir[d] : &no_dir;
+				const struct mseg_dir_plan *nd = n ? &n->dir[d] : &no_dir;
+				struct ep_dir_diff fast, full;
+				int r1 = ep_dir_diff_compute(&fast, od, nd, EP_DIFF_FAST);
+				int r2 = ep_dir_diff_compute(&full, od, nd, EP_DIFF_FULL);
+
+				T_CHECK(r1 == 0 && r2 == 0, "diff failed: %d %d", r1, r2);
+				if (r1 == 0 && r2 == 0) {
+					if (!diff_equal(&fast, &full)) {
+						T_CHECK(0, "seed %llu step %d (%s): %s %s: fast diff "
+							"(-%zu +%zu) != full diff (-%zu +%zu)",
+							(unsigned long long)seed, step, what, id,
+							d ? "egress" : "ingress",
+							fast.del_off[NL_SETS_PER_DIR],
+							fast.add_off[NL_SETS_PER_DIR],
+							full.del_off[NL_SETS_PER_DIR],
+							full.add_off[NL_SETS_PER_DIR]);
+						failures++;
+					}
+					if (!kset_apply(&kernel[i][d], &fast) ||
+					    !kset_equals(&kernel[i][d], nd)) {
+						T_CHECK(0, "seed %llu step %d (%s): %s %s: the kernel "
+							"does not end with the new plan's entries",
+							(unsigned long long)seed, step, what, id,
+							d ? "egress" : "ingress");
+						failures++;
+					}
+					if (step && od->n_entries != nd->n_entries)
+						(*ret_changed)++;
+					*ret_elems += nd->n_entries;
+				}
+				ep_dir_diff_release(&fast);
+				ep_dir_diff_release(&full);
+			}
+		}
+		compiled_release(&cur);
+		cur = next;
+	}
+	compiled_release(&cur);
+	for (int i = 0; i < N_EPS; i++)
+		for (int d = 0; d < MSEG_DIR_COUNT; d++)
+			free(kernel[i][d].v);
+	memset(kernel, 0, sizeof(kernel));
+}
+
+/* Random sequences of changes: the fast diff is the full diff, and the
+ * simulated kernel always ends with the new plan's entries. */
+static void random_changes_fast_equals_full(void)
+{
+	size_t changed = 0, elems = 0;
+
+	for (uint64_t seed = 1; seed <= 12; seed++)
+		run_sequence(seed * 0x9E3779B97F4A7C15ull, 60, &changed, &elems);
+	/* the sequences really moved entries around */
+	T_CHECK(changed > 200, "only %zu directions changed size", changed);
+	T_CHECK(elems > 10000, "only %zu entries seen", elems);
+}
+
+/* ---- hand-made cases ---- */
+
+static struct mseg_entry ent4(uint32_t a, uint8_t proto, uint16_t port)
+{
+	struct mseg_entry e;
+
+	memset(&e, 0, sizeof(e));
+	e.lo.family = AF_INET;
+	e.lo.bytes[0] = (uint8_t)(a >> 24);
+	e.lo.bytes[1] = (uint8_t)(a >> 16);
+	e.lo.bytes[2] = (uint8_t)(a >> 8);
+	e.lo.bytes[3] = (uint8_t)a;
+	e.hi = e.lo;
+	e.proto = proto;
+	e.port_lo = e.port_hi = port;
+	return e;
+}
+
+static size_t n_del(const struct ep_dir_diff *dd)
+{
+	return dd->del_off[NL_SETS_PER_DIR];
+}
+
+static size_t n_add(const struct ep_dir_diff *dd)
+{
+	return dd->add_off[NL_SETS_PER_DIR];
+}
+
+/* One entry in and one out in the middle of 1,000; the same array; new
+ * provenance only; bytes a box does not use that differ. */
+static void fast_diff_cases(void)
+{
+	enum { N = 1000 };
+	struct mseg_entry *a = calloc(N, sizeof(*a)), *b = calloc(N, sizeof(*b));
+	struct mseg_dir_plan da = { .isolated = true, .entries = a, .n_entries = N };
+	struct mseg_dir_plan db = { .isolated = true, .entries = b, .n_entries = N };
+	struct ep_dir_diff dd, full;
+
+	/* b: a without 10.0.1.244 (i = 250), with 10.0.3.31 (odd: new) */
+	for (uint32_t i = 0, k = 0; i < N; i++) {
+		a[i] = ent4(0x0a000000 + 2 * i, IPPROTO_TCP, 443);
+		if (i == 400)
+			b[k++] = ent4(0x0a000000 + 2 * 400 - 1, IPPROTO_TCP, 443);
+		if (i != 250)
+			b[k++] = a[i];
+	}
+	T_CHECK(ep_dir_diff_compute(&dd, &da, &db, EP_DIFF_FAST) == 0, "fast");
+	T_CHECK(ep_dir_diff_compute(&full, &da, &db, EP_DIFF_FULL) == 0, "full");
+	T_CHECK(diff_equal(&dd, &full), "fast -%zu +%zu, full -%zu +%zu", n_del(&dd), n_add(&dd),
+		n_del(&full), n_add(&full));
+	T_CHECK(n_del(&dd) == 1 && n_add(&dd) == 1, "-%zu +%zu", n_del(&dd), n_add(&dd));
+	ep_dir_diff_release(&dd);
+	ep_dir_diff_release(&full);
+
+	/* the array the kernel holds: nothing, without a look */
+	T_CHECK(ep_dir_diff_compute(&dd, &da, &da, EP_DIFF_FAST) == 0 && n_del(&dd) == 0 &&
+			n_add(&dd) == 0 && !dd.del && !dd.add,
+		"same array");
+	ep_dir_diff_release(&dd);
+
+	/* new provenance and unused address bytes: the same boxes */
+	memcpy(b, a, N * sizeof(*a));
+	for (size_t i = 0; i < N; i += 7) {
+		b[i].policy = 3;
+		b[i].rule = 9;
+		b[i].lo.bytes[9] = 0x55;
+	}
+	T_CHECK(ep_dir_diff_compute(&dd, &da, &db, EP_DIFF_FAST) == 0 && n_del(&dd) == 0 &&
+			n_add(&dd) == 0,
+		"provenance only: -%zu +%zu", n_del(&dd), n_add(&dd));
+	ep_dir_diff_release(&dd);
+
+	/* out of order (not from the compiler): the full diff decides */
+	memcpy(b, a, N * sizeof(*a));
+	b[500] = a[10];
+	b[10] = a[500];
+	b[600] = ent4(0x0b000000, IPPROTO_UDP, 53);
+	T_CHECK(ep_dir_diff_compute(&dd, &da, &db, EP_DIFF_FAST) == 0, "fast, unsorted");
+	T_CHECK(ep_dir_diff_compute(&full, &da, &db, EP_DIFF_FULL) == 0, "full, unsorted");
+	T_CHECK(diff_equal(&dd, &full) && n_del(&dd) == 1 && n_add(&dd) == 1,
+		"unsorted: fast -%zu +%zu, full -%zu +%zu", n_del(&dd), n_add(&dd), n_del(&full),
+		n_add(&full));
+	/* the add goes to the udp entry's set, not to the tcp one */
+	{
+		int k = nl_set_index(AF_INET, SHAPE_PORT);
+
+		T_CHECK(k >= 0 && dd.add_off[k + 1] - dd.add_off[k] == 1 &&
+				dd.add[dd.add_off[k]]->proto == IPPROTO_UDP,
+			"add in set %d", k);
+	}
+	ep_dir_diff_release(&dd);
+	ep_dir_diff_release(&full);
+
+	/* everything from nothing, and back */
+	T_CHECK(ep_dir_diff_compute(&dd, &no_dir, &da, EP_DIFF_FAST) == 0 && n_add(&dd) == N &&
+			n_del(&dd) == 0,
+		"from empty");
+	ep_dir_diff_release(&dd);
+	T_CHECK(ep_dir_diff_compute(&dd, &da, &no_dir, EP_DIFF_FAST) == 0 && n_del(&dd) == N &&
+			n_add(&dd) == 0,
+		"to empty");
+	ep_dir_diff_release(&dd);
+	free(a);
+	free(b);
+}
+
+int main(void)
+{
+	T_RUN(fast_diff_cases);
+	T_RUN(random_changes_fast_equals_full);
+	return t_exit();
+}
