@@ -601,8 +601,13 @@ static int kstate_read(struct netns *ns, struct kstate *k, uint32_t *ret_gen)
 			r = req_objs(ns, k, 0);
 			if (r == 0)
 				r = req_sets(ns, k, NULL);
-			for (size_t i = 0; r == 0 && i < k->n_sets; i++)
+			for (size_t i = 0; r == 0 && i < k->n_sets; i++) {
+				struct nl_set_spec seen;
+
+				if (nl_seen_spec_find(k->sets[i].name, &seen))
+					continue;   /* the kernel's, not compared */
 				r = req_sets(ns, k, &k->sets[i]);
+			}
 			if (r == 0)
 				r = req_chains(ns, k);
 			if (r == 0)
@@ -904,6 +909,22 @@ static void compare(struct report *rep, struct kstate *k, const struct mseg_ep_p
 				      parts.off[i + 1] - parts.off[i]);
 		}
 		nl_parts_release(&parts);
+		/* the seen sets: their elements are the kernel's own */
+		for (size_t i = 0; i < NL_SEEN_SETS_PER_DIR; i++) {
+			struct nl_set_spec s;
+			struct kset *x;
+
+			nl_seen_spec_get((enum mseg_dir)d, i, &s);
+			x = kset_find(k, s.name);
+			if (!x)
+				diff(rep, "set %s is missing", s.name);
+			else if ((x->flags & ~(uint32_t)NFT_SET_EVAL) != (s.flags & ~(uint32_t)NFT_SET_EVAL) ||
+				 x->key_type != s.key_type || x->key_len != s.key_len)
+				diff(rep, "set %s has flags 0x%x type 0x%x length %u, expected flags "
+					  "0x%x type 0x%x length %u",
+				     s.name, x->flags, x->key_type, x->key_len, s.flags, s.key_type,
+				     s.key_len);
+		}
 	}
 	for (size_t i = 0; i < k->n_sets; i++) {
 		struct nl_set_spec s;
@@ -911,7 +932,8 @@ static void compare(struct report *rep, struct kstate *k, const struct mseg_ep_p
 
 		if (strncmp(name, "__set", 5) == 0)
 			continue;   /* the anonymous sets of rules */
-		if (!nl_set_spec_find(name, &s) || !plan->dir[s.dir].isolated)
+		if ((!nl_set_spec_find(name, &s) && !nl_seen_spec_find(name, &s)) ||
+		    !plan->dir[s.dir].isolated)
 			diff(rep, "unexpected set %s", name);
 	}
 
@@ -956,11 +978,50 @@ static void compare(struct report *rep, struct kstate *k, const struct mseg_ep_p
 		for (size_t i = NL_RULES_PER_CHAIN; i < c->n_rules; i++)
 			diff(rep, "chain %s: unexpected rule %zu: %s", cname, i + 1, c->rules[i]);
 	}
+	/* the seen chains the lookups go to */
+	for (int d = 0; d < MSEG_DIR_COUNT && text; d++) {
+		if (!plan->dir[d].isolated)
+			continue;
+		for (int fi = 0; fi < 2; fi++) {
+			struct nftnl_rule *seen[NL_RULES_PER_SEEN_CHAIN];
+			const char *cname = nl_seen_chain_name((enum mseg_dir)d, fi ? AF_INET6 : AF_INET);
+			struct kchain *c = kchain_find(k, cname);
+			int r;
+
+			if (!c) {
+				diff(rep, "chain %s is missing", cname);
+				continue;
+			}
+			if (c->base)
+				diff(rep, "chain %s has a hook (expected a regular chain)", cname);
+			r = render_nl_seen_chain_rules((enum mseg_dir)d, fi ? AF_INET6 : AF_INET, seen);
+			if (r < 0) {
+				rep->error = r;
+				break;
+			}
+			for (size_t i = 0; i < NL_RULES_PER_SEEN_CHAIN; i++) {
+				render_nl_rule_text(seen[i], text, RULE_TEXT_MAX);
+				if (i >= c->n_rules)
+					diff(rep, "chain %s: rule %zu is missing: %s", cname, i + 1, text);
+				else if (strcmp(text, c->rules[i]) != 0)
+					diff(rep, "chain %s: rule %zu is %s, expected %s", cname, i + 1,
+					     c->rules[i], text);
+				nftnl_rule_free(seen[i]);
+			}
+			for (size_t i = NL_RULES_PER_SEEN_CHAIN; i < c->n_rules; i++)
+				diff(rep, "chain %s: unexpected rule %zu: %s", cname, i + 1, c->rules[i]);
+		}
+	}
 	free(text);
 	for (size_t i = 0; i < k->n_chains; i++) {
 		const char *name = k->chains[i].name;
 		bool known = (strcmp(name, "ingress") == 0 && plan->dir[MSEG_DIR_INGRESS].isolated) ||
 			     (strcmp(name, "egress") == 0 && plan->dir[MSEG_DIR_EGRESS].isolated);
+
+		for (int d = 0; d < MSEG_DIR_COUNT && !known; d++)
+			known = plan->dir[d].isolated &&
+				(strcmp(name, nl_seen_chain_name((enum mseg_dir)d, AF_INET)) == 0 ||
+				 strcmp(name, nl_seen_chain_name((enum mseg_dir)d, AF_INET6)) == 0);
 
 		if (!known)
 			diff(rep, "unexpected chain %s", name);
