@@ -121,6 +121,7 @@ void print_json_line(const json_t *j);
 void print_yaml(const json_t *j);
 void print_status(const json_t *j);
 void print_dry_run(const json_t *j);
+void print_replay(const json_t *rp);
 void print_policies(const json_t *arr);
 void print_endpoints(const json_t *arr);
 void print_namespaces(const json_t *arr);

@@ -159,6 +159,37 @@ void print_dry_run(const json_t *j)
 				printf("      - %s\n", json_string_value(v));
 		}
 	}
+	print_replay(json_object_get(j, "replay"));
+}
+
+/* The replay of a dry run: one line per endpoint, direction, peer,
+ * protocol and port whose verdict would change. */
+void print_replay(const json_t *rp)
+{
+	json_t *g;
+	size_t i;
+
+	if (!rp)
+		return;
+	printf("  replay: %lld flow record(s), %lld accepted-connection summaries; "
+	       "%lld group(s) would change\n",
+	       jint(rp, "records"), jint(rp, "summaries"), jint(rp, "groups_total"));
+	if (!json_array_size(json_object_get(rp, "groups")))
+		return;
+	printf("    %-20s %-8s %-40s %-10s %5s  %-8s    %-8s %s\n", "ENDPOINT", "DIR", "PEER",
+	       "PROTO", "PORT", "FROM", "TO", "COUNT");
+	json_array_foreach(json_object_get(rp, "groups"), i, g) {
+		char port[8] = "-";
+		bool acc = json_object_get(g, "connections") != NULL;
+
+		if (json_object_get(g, "port"))
+			snprintf(port, sizeof(port), "%lld", jint(g, "port"));
+		printf("    %-20s %-8s %-40s %-10s %5s  %-8s -> %-8s %lld %s\n", jstr(g, "endpoint"),
+		       jstr(g, "direction"), jstr(g, "peer"), jstr(g, "proto"), port,
+		       jstr(g, "from"), jstr(g, "to"),
+		       acc ? jint(g, "connections") : jint(g, "records"),
+		       acc ? "connections" : "flow records");
+	}
 }
 
 void print_policies(const json_t *arr)

@@ -253,12 +253,16 @@ static void mutation_error(struct api_ctx *x, int r, const char *what, const str
 #define REPLAY_MAX_GROUPS 1000
 
 struct replay_item {
-	const char *ep;               /* the ring's endpoint id (valid for the request) */
-	uint8_t dir, proto, from, to; /* from: recorded verdict; to: REPLAY_* */
+	const char *ep;               /* the ring's or the plan's endpoint id (valid for
+					 the request) */
+	uint8_t dir, proto, from, to; /* from: recorded verdict (REPLAY_ALLOWED: an
+					 accepted-connection summary); to: REPLAY_* */
 	uint16_t port;
 	bool has_port;
 	struct mseg_addr peer;
-	uint64_t records, packets;
+	uint64_t records, packets;    /* flow records */
+	uint64_t connections;         /* accepted-connection summaries */
+	uint64_t idle_ms;             /* the group's most recent connection */
 };
 
 enum { REPLAY_DROPPED = FLOW_DROPPED, REPLAY_AUDITED = FLOW_AUDITED, REPLAY_ALLOWED };
@@ -268,7 +272,28 @@ struct replay_ctx {
 	struct replay_item *v;
 	size_t n, cap;
 	uint64_t examined;
+	/* the accepted-connection summaries of one endpoint */
+	const struct mseg_ep_plan *now_ep, *after_ep;
+	uint64_t summaries;
 };
+
+static struct replay_item *replay_item_new(struct replay_ctx *rc)
+{
+	struct replay_item *it;
+
+	if (rc->n == rc->cap) {
+		size_t cap = rc->cap ? rc->cap * 2 : 64;
+		struct replay_item *v = realloc(rc->v, cap * sizeof(*v));
+
+		if (!v)
+			return NULL;
+		rc->v = v;
+		rc->cap = cap;
+	}
+	it = &rc->v[rc->n++];
+	memset(it, 0, sizeof(*it));
+	return it;
+}
 
 static const struct mseg_ep_plan *plan_ep_find(const struct mseg_plan *plan, const char *id)
 {
@@ -312,17 +337,9 @@ static int replay_cb(const struct flow_record *rec, void *data)
 		to = dp->mode == MSEG_MODE_AUDIT ? REPLAY_AUDITED : REPLAY_DROPPED;
 	if (to == rec->verdict)
 		return 0;
-	if (rc->n == rc->cap) {
-		size_t cap = rc->cap ? rc->cap * 2 : 64;
-		struct replay_item *v = realloc(rc->v, cap * sizeof(*v));
-
-		if (!v)
-			return -ENOMEM;
-		rc->v = v;
-		rc->cap = cap;
-	}
-	it = &rc->v[rc->n++];
-	memset(it, 0, sizeof(*it));
+	it = replay_item_new(rc);
+	if (!it)
+		return -ENOMEM;
 	it->ep = rec->ep->id;
 	it->dir = rec->dir;
 	it->proto = rec->proto;
@@ -334,6 +351,65 @@ static int replay_cb(const struct flow_record *rec, void *data)
 	memcpy(it->peer.bytes, peer->bytes, peer->family == AF_INET ? 4 : 16);
 	it->records = 1;
 	it->packets = rec->count;
+	return 0;
+}
+
+/* An accepted-connection summary the current plan admits (one it does not
+ * is from before a change, when another plan admitted it): the verdict
+ * the would-be plan gives its connections. */
+static int replay_seen_cb(const struct ep_seen *s, void *data)
+{
+	struct replay_ctx *rc = data;
+	const struct mseg_dir_plan *now = &rc->now_ep->dir[s->dir], *after;
+	struct replay_item *it;
+	uint8_t to;
+
+	rc->summaries++;
+	if (!check_dir_admits(now, &s->peer, s->proto, s->port, NULL))
+		return 0;
+	if (!rc->after_ep)
+		return 0;   /* the endpoint would be gone: no verdict */
+	after = &rc->after_ep->dir[s->dir];
+	if (check_dir_admits(after, &s->peer, s->proto, s->port, NULL))
+		return 0;
+	to = after->mode == MSEG_MODE_AUDIT ? REPLAY_AUDITED : REPLAY_DROPPED;
+	it = replay_item_new(rc);
+	if (!it)
+		return -ENOMEM;
+	it->ep = rc->now_ep->ep->id;
+	it->dir = (uint8_t)s->dir;
+	it->proto = s->proto;
+	it->from = REPLAY_ALLOWED;
+	it->to = to;
+	it->has_port = s->has_port;
+	it->port = s->port;
+	it->peer = s->peer;
+	it->connections = s->connections;
+	it->idle_ms = s->idle_ms;
+	return 0;
+}
+
+/* The accepted-connection summaries of every endpoint with a table now,
+ * read from the kernel (docs/ruleset.md, seen sets). An endpoint whose
+ * namespace cannot be read is left out. */
+static int replay_seen(struct api_ctx *x, const struct mseg_plan *now, struct replay_ctx *rc)
+{
+	struct reconciler *rec = x->be->rec;
+
+	for (size_t i = 0; rec && i < now->n_eps; i++) {
+		const struct mseg_ep_plan *ep = &now->eps[i];
+		ssize_t k = reconciler_ep_index(rec, ep->ep->id);
+		struct netns *ns = k >= 0 ? reconciler_ep_netns(rec, (size_t)k) : NULL;
+		int r;
+
+		if (!ns || !ep_plan_has_table(ep))
+			continue;
+		rc->now_ep = ep;
+		rc->after_ep = plan_ep_find(rc->plan, ep->ep->id);
+		r = ep_table_seen_read(ns, replay_seen_cb, rc, NULL);
+		if (r == -ENOMEM)
+			return r;
+	}
 	return 0;
 }
 
@@ -364,10 +440,13 @@ static const char *replay_verdict_name(uint8_t v)
 	return v == REPLAY_ALLOWED ? "allowed" : flow_verdict_name((enum flow_verdict)v);
 }
 
-/* {"records": examined, "changed": N, "groups": [{endpoint, direction,
- * peer, proto, port, from, to, records, packets}]}: per endpoint, peer and
- * port, the recorded flows whose verdict the would-be state changes. */
-static json_t *replay_json(struct api_ctx *x, const struct mseg_plan *after)
+/* {"records": examined, "summaries": examined, "changed": N, "groups":
+ * [{endpoint, direction, peer, proto, port, from, to, records, packets |
+ * connections, last_seen}]}: per endpoint, peer and port, the recorded
+ * flows and the accepted-connection summaries whose verdict the would-be
+ * state changes. */
+static json_t *replay_json(struct api_ctx *x, const struct mseg_plan *now,
+			   const struct mseg_plan *after)
 {
 	struct replay_ctx rc = { .plan = after };
 	struct flow_filter f;
@@ -375,11 +454,12 @@ static json_t *replay_json(struct api_ctx *x, const struct mseg_plan *after)
 	uint64_t changed = 0;
 	size_t k = 0;
 
-	if (!x->a->flows)
-		return json_pack("{sI,sI,s[]}", "records", (json_int_t)0, "changed", (json_int_t)0,
-				 "groups");
 	flow_filter_init(&f);
-	if (flow_ring_query(x->a->flows, &f, replay_cb, &rc) < 0) {
+	if (x->a->flows && flow_ring_query(x->a->flows, &f, replay_cb, &rc) < 0) {
+		free(rc.v);
+		return NULL;
+	}
+	if (now && replay_seen(x, now, &rc) < 0) {
 		free(rc.v);
 		return NULL;
 	}
@@ -387,8 +467,11 @@ static json_t *replay_json(struct api_ctx *x, const struct mseg_plan *after)
 	for (size_t i = 0; i < rc.n; i++) {
 		changed++;
 		if (k && replay_item_cmp(&rc.v[k - 1], &rc.v[i]) == 0) {
-			rc.v[k - 1].records++;
+			rc.v[k - 1].records += rc.v[i].records;
 			rc.v[k - 1].packets += rc.v[i].packets;
+			rc.v[k - 1].connections += rc.v[i].connections;
+			if (rc.v[i].idle_ms < rc.v[k - 1].idle_ms)
+				rc.v[k - 1].idle_ms = rc.v[i].idle_ms;
 			continue;
 		}
 		rc.v[k++] = rc.v[i];
@@ -402,16 +485,28 @@ static json_t *replay_json(struct api_ctx *x, const struct mseg_plan *after)
 		addr_format(&it->peer, a, sizeof(a));
 		if (!render_text_proto(it->proto, proto, sizeof(proto)))
 			snprintf(proto, sizeof(proto), "%u", it->proto);
-		g = json_pack("{ss,ss,ss,ss,ss,ss,sI,sI}", "endpoint", it->ep, "direction",
+		g = json_pack("{ss,ss,ss,ss,ss,ss}", "endpoint", it->ep, "direction",
 			      flow_dir_name((enum mseg_dir)it->dir), "peer", a, "proto", proto, "from",
-			      replay_verdict_name(it->from), "to", replay_verdict_name(it->to),
-			      "records", (json_int_t)it->records, "packets", (json_int_t)it->packets);
+			      replay_verdict_name(it->from), "to", replay_verdict_name(it->to));
+		if (g && it->from == REPLAY_ALLOWED) {
+			json_object_set_new(g, "connections", json_integer((json_int_t)it->connections));
+			char ts[64];
+
+			json_object_set_new(g, "last_seen",
+					    json_string(flow_time_format(clock_real_ns() -
+									 it->idle_ms * 1000000ull,
+									 ts, sizeof(ts))));
+		} else if (g) {
+			json_object_set_new(g, "records", json_integer((json_int_t)it->records));
+			json_object_set_new(g, "packets", json_integer((json_int_t)it->packets));
+		}
 		if (g && it->has_port)
 			json_object_set_new(g, "port", json_integer(it->port));
 		json_array_append_new(groups, g);
 	}
-	o = json_pack("{sI,sI,sI,so}", "records", (json_int_t)rc.examined, "changed",
-		      (json_int_t)changed, "groups_total", (json_int_t)k, "groups", groups);
+	o = json_pack("{sI,sI,sI,sI,so}", "records", (json_int_t)rc.examined, "summaries",
+		      (json_int_t)rc.summaries, "changed", (json_int_t)changed, "groups_total",
+		      (json_int_t)k, "groups", groups);
 	free(rc.v);
 	return o;
 }
@@ -440,7 +535,7 @@ static void dry_run_answer(struct api_ctx *x, const struct desired_change *ch, c
 	json_object_set_new(o, "changes", changes ? changes : json_array());
 	json_object_set_new(o, "warnings", change_warnings(x, ch));
 	if (query_flag(x, "replay")) {
-		json_t *rp = replay_json(x, after.plan);
+		json_t *rp = replay_json(x, before.plan, after.plan);
 
 		if (!rp) {
 			json_decref(o);

@@ -22,6 +22,7 @@
 #include <libmnl/libmnl.h>
 #include <libnftnl/chain.h>
 #include <libnftnl/common.h>
+#include <libnftnl/expr.h>
 #include <libnftnl/gen.h>
 #include <libnftnl/object.h>
 #include <libnftnl/rule.h>
@@ -1135,6 +1136,118 @@ int ep_table_counters_read(struct netns *ns, struct ep_table_counters *ret, stru
 			ret->invalid_packets[d] = inv->pkts;
 	}
 	kstate_release(&k);
+	return 0;
+}
+
+/* ---- the seen sets ---- */
+
+struct seen_ctx {
+	const struct nl_set_spec *spec;
+	struct ep_seen *v;
+	size_t n, cap;
+	int error;
+};
+
+static int seen_counter_cb(struct nftnl_expr *e, void *data)
+{
+	uint64_t *pkts = data;
+	const char *name = nftnl_expr_get_str(e, NFTNL_EXPR_NAME);
+
+	if (name && strcmp(name, "counter") == 0)
+		*pkts = nftnl_expr_get_u64(e, NFTNL_EXPR_CTR_PACKETS);
+	return 0;
+}
+
+static int seen_elem_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct seen_ctx *c = data;
+	const struct nl_set_spec *sp = c->spec;
+	struct nftnl_set *s = nftnl_set_alloc();
+	struct nftnl_set_elems_iter *it;
+	struct nftnl_set_elem *e;
+
+	if (!s)
+		return MNL_CB_ERROR;
+	if (!NAMES_TERMINATED(nlh, NFTA_SET_ELEM_LIST_TABLE, NFTA_SET_ELEM_LIST_SET) ||
+	    !elems_reply_ok(nlh) || nftnl_set_elems_nlmsg_parse(nlh, s) < 0) {
+		nftnl_set_free(s);
+		return MNL_CB_OK;
+	}
+	it = nftnl_set_elems_iter_create(s);
+	if (!it) {
+		nftnl_set_free(s);
+		return MNL_CB_ERROR;
+	}
+	while ((e = nftnl_set_elems_iter_next(it)) != NULL) {
+		uint32_t len = 0;
+		const uint8_t *key = nftnl_set_elem_get(e, NFTNL_SET_ELEM_KEY, &len);
+		uint8_t alen = sp->field_len[0];
+		uint64_t timeout = SEEN_SET_TIMEOUT_S * 1000ull, left = 0;
+		struct ep_seen *x;
+
+		if (!key || len != sp->key_len)
+			continue;
+		if (VEC_RESERVE(c->v, c->cap, c->n + 1) < 0) {
+			c->error = -ENOMEM;
+			break;
+		}
+		x = &c->v[c->n++];
+		memset(x, 0, sizeof(*x));
+		x->dir = sp->dir;
+		x->peer.family = (uint8_t)sp->family;
+		memcpy(x->peer.bytes, key, alen);
+		x->proto = key[alen];
+		if (sp->n_fields >= 3) {
+			x->has_port = true;
+			x->port = (uint16_t)(key[alen + 4] << 8 | key[alen + 5]);
+		}
+		nftnl_set_elem_expr_foreach(e, seen_counter_cb, &x->connections);
+		if (nftnl_set_elem_is_set(e, NFTNL_SET_ELEM_TIMEOUT))
+			timeout = nftnl_set_elem_get_u64(e, NFTNL_SET_ELEM_TIMEOUT);
+		if (nftnl_set_elem_is_set(e, NFTNL_SET_ELEM_EXPIRATION))
+			left = nftnl_set_elem_get_u64(e, NFTNL_SET_ELEM_EXPIRATION);
+		x->idle_ms = timeout > left ? timeout - left : 0;
+	}
+	nftnl_set_elems_iter_destroy(it);
+	nftnl_set_free(s);
+	return c->error ? MNL_CB_ERROR : MNL_CB_OK;
+}
+
+int ep_table_seen_read(struct netns *ns, ep_seen_fn fn, void *data, struct mseg_err *err)
+{
+	struct seen_ctx c = { 0 };
+	int r = 0;
+
+	for (int d = 0; d < MSEG_DIR_COUNT && r == 0; d++)
+		for (size_t i = 0; i < NL_SEEN_SETS_PER_DIR && r == 0; i++) {
+			char buf[REQ_BUF_SIZE] = { 0 };
+			struct nftnl_set *s = nftnl_set_alloc();
+			struct nl_set_spec spec;
+			struct nlmsghdr *nlh;
+
+			if (!s) {
+				r = -ENOMEM;
+				break;
+			}
+			nl_seen_spec_get((enum mseg_dir)d, i, &spec);
+			nftnl_set_set_str(s, NFTNL_SET_TABLE, TABLE_NAME);
+			nftnl_set_set_str(s, NFTNL_SET_NAME, spec.name);
+			nlh = req_start(ns, buf, NFT_MSG_GETSETELEM, NLM_F_DUMP);
+			nftnl_set_elems_nlmsg_build_payload(nlh, s);
+			nftnl_set_free(s);
+			c.spec = &spec;
+			r = nl_request(ns, nlh, seen_elem_cb, &c);
+			if (c.error)
+				r = c.error;
+			if (r == -ENOENT)
+				r = 0;   /* no table, or the direction is not isolated */
+		}
+	for (size_t i = 0; i < c.n && r == 0; i++)
+		r = fn(&c.v[i], data);
+	free(c.v);
+	if (r < 0)
+		return err_setf(err, -r, "netns %s: reading the seen sets: %s", netns_path(ns),
+				strerror(-r));
 	return 0;
 }
 
