@@ -595,6 +595,96 @@ static void unchanged_answer(struct api_ctx *x, const struct desired_change *ch,
 	api_resp_json(x, 200, o);
 }
 
+/* PUT /v1/policies/{ns}/{name}/mode {"mode": "learn", "learnFor": "12h"}:
+ * the policy's mode from now on, over its document's ("spec": the
+ * document's again); kept in the state dir across restarts. */
+void api_handle_policy_mode(struct api_ctx *x, const char *ns, const char *name)
+{
+	static const char *const names[] = { "enforce", "audit", "learn", "spec" };
+	static const enum stage_mode modes[] = { STAGE_ENFORCE, STAGE_AUDIT, STAGE_LEARN,
+						 STAGE_SPEC };
+	json_t *body, *v;
+	json_error_t je;
+	const char *key, *mode;
+	uint32_t learn_for = 0;
+	struct mseg_err err;
+	int m = -1, r;
+
+	body = json_loadb(x->rq->body ? x->rq->body : "", x->rq->len, JSON_REJECT_DUPLICATES, &je);
+	if (!body) {
+		api_resp_json(x, 400, api_json_error(je.text, (unsigned)je.line, (unsigned)je.column));
+		return;
+	}
+	if (!json_is_object(body)) {
+		api_resp_error(x, 400, "expected a JSON object like {\"mode\": \"learn\", "
+			       "\"learnFor\": \"12h\"}");
+		goto out_free;
+	}
+	json_object_foreach(body, key, v) {
+		if (strcmp(key, "mode") != 0 && strcmp(key, "learnFor") != 0) {
+			api_resp_error(x, 400, "unknown key '%.64s': only mode and learnFor", key);
+			goto out_free;
+		}
+	}
+	mode = json_string_value(json_object_get(body, "mode"));
+	for (int i = 0; mode && i < 4; i++)
+		if (strcmp(mode, names[i]) == 0)
+			m = i;
+	if (m < 0) {
+		api_resp_error(x, 400, "mode: expected enforce, audit, learn or spec (the document's)");
+		goto out_free;
+	}
+	v = json_object_get(body, "learnFor");
+	if (v) {
+		const char *d = json_string_value(v);
+
+		if (modes[m] != STAGE_LEARN) {
+			api_resp_error(x, 400, "learnFor: only with mode learn");
+			goto out_free;
+		}
+		r = d ? policy_duration_parse(d, &learn_for) : -EINVAL;
+		if (r == -ERANGE) {
+			api_resp_error(x, 400, "learnFor: '%.32s' is out of range (1m to 90d)", d);
+			goto out_free;
+		}
+		if (r < 0) {
+			api_resp_error(x, 400, "learnFor: expected a duration like \"12h\" (a number "
+				       "and s, m, h or d)");
+			goto out_free;
+		}
+	}
+	err_clear(&err);
+	r = desired_stage_set(x->be->desired, ns, name, modes[m], learn_for,
+			      clock_real_ns() / 1000000000ull, &err);
+	if (r == -ENOENT) {
+		api_resp_error(x, 404, "no policy '%s/%s'", ns, name);
+		goto out_free;
+	}
+	if (r < 0) {
+		mutation_error(x, r, "mode", &err);
+		goto out_free;
+	}
+	{
+		const struct stage_entry *st = desired_stage_find(x->be->desired, ns, name);
+		char full[160];
+		json_t *o;
+
+		snprintf(full, sizeof(full), "%s/%s", ns, name);
+		o = mutation_result(x, NULL, "mode set", "policy", full);
+		json_object_set_new(o, "mode", json_string(names[m]));
+		if (st && st->until_s) {
+			char ts[64];
+
+			json_object_set_new(o, "learn_until",
+					    json_string(flow_time_format(st->until_s * 1000000000ull,
+									 ts, sizeof(ts))));
+		}
+		api_resp_json(x, 200, o);
+	}
+out_free:
+	json_decref(body);
+}
+
 void api_handle_policy_put(struct api_ctx *x, const char *ns, const char *name)
 {
 	const struct api_backend *be = x->be;
@@ -1175,7 +1265,49 @@ void api_handle_policy_get(struct api_ctx *x, const char *ns, const char *name)
 		desired_view_release(&v);
 }
 
-static json_t *endpoint_entry(struct api_ctx *x, const struct mseg_endpoint *ep, bool from_file)
+/* The effective mode of each direction of endpoint @id (with its status
+ * @st): null when not isolated, "audit", "enforce", or "learn" when it is
+ * enforced and a policy in its learning stage isolates it in that
+ * direction; "learn_until", the latest end of those stages. @v: the
+ * merged view (NULL: no learn shown). */
+static void endpoint_modes(json_t *o, const struct desired_view *v, const char *id,
+			   const struct reconcile_ep_status *st)
+{
+	const struct mseg_endpoint *vep = v ? inventory_find(&v->inv, id) : NULL;
+	uint64_t now = clock_real_ns() / 1000000000ull, until = 0;
+	json_t *m = json_object();
+
+	for (int d = 0; d < MSEG_DIR_COUNT; d++) {
+		const char *name = NULL;
+
+		if (st->isolated[d])
+			name = st->mode[d] == MSEG_MODE_AUDIT ? "audit" : "enforce";
+		for (size_t i = 0; name && st->mode[d] == MSEG_MODE_ENFORCE && vep && i < v->pols.n;
+		     i++) {
+			const struct mseg_policy *p = v->pols.items[i];
+			unsigned want = d == MSEG_DIR_INGRESS ? MSEG_ISO_INGRESS : MSEG_ISO_EGRESS;
+
+			if (p->mode != MSEG_MODE_ENFORCE || !(p->isolation & want) ||
+			    !desired_policy_learning(p, now) || !selector_policy_covers(p, vep))
+				continue;
+			name = "learn";
+			if (p->learn_until_s > until)
+				until = p->learn_until_s;
+		}
+		json_object_set_new(m, flow_dir_name((enum mseg_dir)d),
+				    name ? json_string(name) : json_null());
+	}
+	json_object_set_new(o, "mode", m);
+	if (until) {
+		char ts[64];
+
+		json_object_set_new(o, "learn_until",
+				    json_string(flow_time_format(until * 1000000000ull, ts, sizeof(ts))));
+	}
+}
+
+static json_t *endpoint_entry(struct api_ctx *x, const struct mseg_endpoint *ep, bool from_file,
+			      const struct desired_view *v)
 {
 	char src[PATH_MAX + 8];
 	ssize_t i;
@@ -1204,6 +1336,7 @@ static json_t *endpoint_entry(struct api_ctx *x, const struct mseg_endpoint *ep,
 		json_object_set_new(o, "programmed", json_boolean(st.programmed));
 		if (st.error)
 			json_object_set_new(o, "error", json_string(st.error));
+		endpoint_modes(o, v, ep->id, &st);
 	}
 	return o;
 }
@@ -1211,28 +1344,38 @@ static json_t *endpoint_entry(struct api_ctx *x, const struct mseg_endpoint *ep,
 void api_handle_endpoints_list(struct api_ctx *x)
 {
 	json_t *arr = json_array();
+	struct desired_view v;
+	bool have_view = desired_view_build(x->be->desired, NULL, &v) == 0;
+	const struct desired_view *vp = have_view ? &v : NULL;
 
 	for (size_t i = 0; i < x->be->desired->inv[DESIRED_FILE].n; i++)
-		json_array_append_new(arr, endpoint_entry(x, x->be->desired->inv[DESIRED_FILE].eps[i], true));
+		json_array_append_new(arr, endpoint_entry(x, x->be->desired->inv[DESIRED_FILE].eps[i],
+							  true, vp));
 	for (size_t i = 0; i < x->be->desired->inv[DESIRED_API].n; i++)
-		json_array_append_new(arr, endpoint_entry(x, x->be->desired->inv[DESIRED_API].eps[i], false));
+		json_array_append_new(arr, endpoint_entry(x, x->be->desired->inv[DESIRED_API].eps[i],
+							  false, vp));
+	if (have_view)
+		desired_view_release(&v);
 	api_resp_json(x, 200, json_pack("{so}", "endpoints", arr));
 }
 
 void api_handle_endpoint_get(struct api_ctx *x, const char *id)
 {
 	const struct mseg_endpoint *ep = inventory_find(&x->be->desired->inv[DESIRED_FILE], id);
+	bool from_file = ep != NULL;
+	struct desired_view v;
+	bool have_view;
 
-	if (ep) {
-		api_resp_json(x, 200, endpoint_entry(x, ep, true));
+	if (!ep)
+		ep = inventory_find(&x->be->desired->inv[DESIRED_API], id);
+	if (!ep) {
+		api_resp_error(x, 404, "no endpoint '%s'", id);
 		return;
 	}
-	ep = inventory_find(&x->be->desired->inv[DESIRED_API], id);
-	if (ep) {
-		api_resp_json(x, 200, endpoint_entry(x, ep, false));
-		return;
-	}
-	api_resp_error(x, 404, "no endpoint '%s'", id);
+	have_view = desired_view_build(x->be->desired, NULL, &v) == 0;
+	api_resp_json(x, 200, endpoint_entry(x, ep, from_file, have_view ? &v : NULL));
+	if (have_view)
+		desired_view_release(&v);
 }
 
 static json_t *rules_entry(struct api_ctx *x, size_t i, bool with_table)
