@@ -90,6 +90,7 @@ int cmd_mode(int argc, char **argv)
 		status = 0;
 	}
 out_free:
+	free(resp.data);
 	free(body);
 	free(path);
 	free(ns);
