@@ -66,6 +66,12 @@ t_check "get endpoints: when learning ends" grep -q "^  learning until $until1" 
 # switched through the CLI: audit, then learn again for 30m
 t_check "mseg mode default/pair audit" "$MSEG" mode default/pair audit
 t_check "audit: server's ingress says audit" [ "$(ep_json server mode.ingress)" = audit ]
+t_check "get policies: MODE audit" bash -c "'$MSEG' get policies | grep -Eq '^default +pair +AllowList +audit '"
+t_check "GET /v1/policies/default/pair: mode audit, set through the API" python3 -c '
+import json, subprocess, sys
+p = json.loads(subprocess.run(sys.argv[1:], capture_output=True).stdout)
+sys.exit(0 if p["mode"] == "audit" and p["mode_set"] == "api" and "learn_until" not in p else 1)' \
+	"$MSEG" get policies default/pair -o json
 t_check "audit: tcp/9090 passes" t_tcp client 10.201.0.2 9090
 t_check "... recorded as audited" t_flow_has "$LOG" endpoint=client direction=egress dport=9090 \
 	verdict=audited

@@ -1201,6 +1201,24 @@ static json_t *policy_entry(struct api_ctx *x, const struct mseg_policy *p, bool
 	else
 		snprintf(src, sizeof(src), "api");
 	o = api_json_policy(p, src);
+	if (o) {
+		/* the stage: a mode set through the API, the end of learning */
+		static const char *const names[] = { "enforce", "audit", "learn" };
+		const struct stage_entry *st = desired_stage_find(x->be->desired, p->ns, p->name);
+		bool learning = st && (st->mode == STAGE_LEARN || (st->mode == STAGE_SPEC && p->learn));
+
+		if (st && st->mode != STAGE_SPEC) {
+			json_object_set_new(o, "mode", json_string(names[st->mode]));
+			json_object_set_new(o, "mode_set", json_string("api"));
+		}
+		if (learning && st->until_s) {
+			char ts[64];
+
+			json_object_set_new(o, "learn_until",
+					    json_string(flow_time_format(st->until_s * 1000000000ull,
+									 ts, sizeof(ts))));
+		}
+	}
 	if (o && v) {
 		json_object_set_new(o, "covers", json_integer((json_int_t)policy_covers(p, v)));
 		if (with_doc) {
