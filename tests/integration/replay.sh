@@ -7,7 +7,8 @@
 # accepted-connection summaries; a dry run of a loosening (9090 added)
 # reports the recorded drop it would allow. Neither dry run changes the
 # kernel: same table handle, same generation, 8081 still passes, 9090
-# still refused.
+# still refused. A full seen set (4096 elements) stops the recording, not
+# the traffic.
 . "$(dirname "$0")/../lib.sh"
 t_require_root
 t_require_cmds socat python3
@@ -99,6 +100,22 @@ t_check "loosening: the recorded 9090 drop would be allowed, nothing would be re
 t_check "the dry runs changed nothing: same table handles and generation" [ "$(state)" = "$before" ]
 t_check "tcp/8081 still passes" t_tcp client 10.201.0.2 8081
 t_check_not "tcp/9090 still refused" t_tcp client 10.201.0.2 9090
+
+# a full seen set stops the recording, never the traffic
+{
+	echo "flush set inet mseg in4_seen_port"
+	printf 'add element inet mseg in4_seen_port { '
+	for ((i = 0; i < 4096; i++)); do
+		printf '%s10.99.%d.%d . tcp . 1' "${i:+, }" $((i / 256)) $((i % 256))
+	done
+	echo ' }'
+} | sed 's/{ , /{ /' >"$T_TMP/fill.nft"
+t_check "server's in4_seen_port filled to its 4096 elements" \
+	ip netns exec "$(t_ns server)" nft -f "$T_TMP/fill.nft"
+t_check "with the seen set full, an allowed new connection still passes" \
+	t_tcp client 10.201.0.2 8080
+t_check_not "... and is not recorded (the set had no room)" \
+	bash -c "ip netns exec $(t_ns server) nft list set inet mseg in4_seen_port 2>/dev/null | grep -q '10.201.0.1 . tcp . 8080'"
 
 out=$("$MSEG" apply --replay -f "$T_TMP/tight.yaml" 2>&1); rc=$?
 t_check "--replay without --dry-run: usage error (exit 2)" [ "$rc" -eq 2 ]
