@@ -17,7 +17,7 @@ static const struct command commands[] = {
 	  compile_options, false, cmd_compile },
 	{ "status", "", "show msegd's version, uptime, generation, counts, kernel features and mode",
 	  status_options, true, cmd_status },
-	{ "apply", "-f FILE|DIR [--dry-run]",
+	{ "apply", "-f FILE|DIR [--dry-run [--replay]]",
 	  "create or replace the policies of a file or directory through msegd",
 	  apply_options, true, cmd_apply },
 	{ "delete", "policy NS/NAME [--dry-run]", "remove a policy stored through the API",
