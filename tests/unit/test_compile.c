@@ -1278,12 +1278,20 @@ static void test_render_text(void)
 		T_CHECK(!strstr(text, "10.0.0.5 . ipv6-icmp"), "no icmpv6 over IPv4");
 		T_CHECK(strstr(text, "\tset in6_any_iv {\n\t\ttype ipv6_addr\n\t\tflags interval\n\t}\n"),
 			"empty sets exist");
-		T_CHECK(strstr(text, "\t\tip6 saddr . meta l4proto @in6_proto_iv accept\n"), "lookup");
+		T_CHECK(strstr(text, "\t\tip6 saddr . meta l4proto @in6_proto_iv goto in6_seen\n"),
+			"lookup");
+		T_CHECK(strstr(text, "\tchain in6_seen {\n\t\tmeta l4proto { tcp, udp, sctp, udplite } "
+				     "update @in6_seen_port { ip6 saddr . meta l4proto . th dport }\n"),
+			"seen chain");
+		T_CHECK(strstr(text, "\tset in4_seen_port {\n\t\ttype ipv4_addr . inet_proto . "
+				     "inet_service\n\t\tsize 4096\n\t\tflags dynamic,timeout\n"
+				     "\t\tcounter\n"),
+			"seen set");
 		T_CHECK(strstr(text, "\t\tlimit name \"flood\" counter name \"in_overlimit\" drop\n"
 				     "\t\tqueue num 3\n\t}\n}\n"),
 			"enforce tail");
 		T_CHECK(strstr(text, "\t\toif \"lo\" accept\n"), "egress loopback");
-		T_CHECK(strstr(text, "\t\tip daddr @out4_any_iv accept\n"), "egress lookup");
+		T_CHECK(strstr(text, "\t\tip daddr @out4_any_iv goto out4_seen\n"), "egress lookup");
 		T_CHECK(strstr(text, "\t\tlimit name \"flood\" counter name \"out_overlimit\" accept\n"
 				     "\t\tqueue num 3 bypass\n"),
 			"audit tail");

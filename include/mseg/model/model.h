@@ -134,7 +134,11 @@ struct mseg_policy {
 	const char *name;
 	const char *ns;               /* "default" when the document gives none */
 	bool ns_defaulted;            /* ... which it did not */
-	enum mseg_mode mode;
+	enum mseg_mode mode;          /* what the compiler enforces (learn: enforce) */
+	bool learn;                   /* spec.mode: learn (enforce + a learning stage) */
+	uint32_t learn_for_s;         /* spec.learnFor (POLICY_LEARN_FOR_DEFAULT_S) */
+	uint64_t learn_until_s;       /* set in a merged view: the stage's end (Unix
+					 seconds); 0: not known */
 	unsigned isolation;           /* MSEG_ISO_* */
 	enum mseg_revoke revoke;      /* spec.revoke; INHERIT when not given */
 	struct mseg_peer *subjects;   /* covered = matched by any subject */

@@ -122,6 +122,12 @@ struct table_opts {
 #define TABLE_NAME "mseg"
 #define TABLE_DEFAULT_RATE 100
 #define TABLE_DEFAULT_BURST 200
+/* The "seen" sets of an isolated direction (docs/ruleset.md): the kernel
+ * aggregates every new connection that reaches the allow sets, per peer
+ * address, protocol and port, in at most SEEN_SET_SIZE elements each, an
+ * element dropping out SEEN_SET_TIMEOUT_S after its last connection. */
+#define SEEN_SET_SIZE 4096
+#define SEEN_SET_TIMEOUT_S 86400
 
 /* Table options with defaults filled in (NULL = defaults; a zero rate or
  * burst = its default), for the text and the netlink rendering alike. */

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "mseg/daemon/daemon.h"
+#include "mseg/util/clock.h"
 #include "mseg/daemon/desired.h"
 #include "mseg/util/evloop.h"
 #include "mseg/model/inventory.h"
@@ -254,6 +255,14 @@ int daemon_reconcile(struct daemon *d)
 			log_error("kubernetes: out of memory; keeping the previous state");
 			return r;
 		}
+	}
+	{
+		struct mseg_err serr;
+		char smsg[512];
+
+		err_clear(&serr);
+		if (desired_stages_sync(&d->desired, clock_real_ns() / 1000000000ull, &serr) < 0)
+			log_error("stages: %s", err_format(&serr, smsg, sizeof(smsg)));
 	}
 	r = desired_view_build(&d->desired, NULL, &v);
 	if (r < 0) {
@@ -539,6 +548,11 @@ static int daemon_setup(struct daemon *d)
 		log_error("state dir: %s", err_format(&err, msg, sizeof(msg)));
 		return r;
 	}
+	/* a bad stages file loses the stages (modes set through the API, the
+	 * ends of learning), not the policies: they run as their documents say */
+	if (desired_stages_load(&d->desired, &err) < 0)
+		log_error("state dir: %s; the lines after it are ignored",
+			  err_format(&err, msg, sizeof(msg)));
 	log_info("state dir '%s': %zu policies and %zu endpoints from the API",
 		 d->cfg->state_dir, d->desired.pols[DESIRED_API].n, d->desired.inv[DESIRED_API].n);
 	for (size_t i = 0; i < desired_store_quarantined_count(&d->desired); i++)
