@@ -665,6 +665,24 @@ static void __attribute__((format(printf, 2, 3))) diff(struct report *rep, const
 	rep->text[rep->len] = '\0';
 }
 
+/* Compare chain @c's rules in the kernel with the @n rules rendered for it
+ * (freed here); @text: a RULE_TEXT_MAX scratch buffer. */
+static void chain_rules_compare(struct report *rep, const struct kchain *c,
+				struct nftnl_rule **rules, size_t n, char *text)
+{
+	for (size_t i = 0; i < n; i++) {
+		render_nl_rule_text(rules[i], text, RULE_TEXT_MAX);
+		if (i >= c->n_rules)
+			diff(rep, "chain %s: rule %zu is missing: %s", c->name, i + 1, text);
+		else if (strcmp(text, c->rules[i]) != 0)
+			diff(rep, "chain %s: rule %zu is %s, expected %s", c->name, i + 1,
+			     c->rules[i], text);
+		nftnl_rule_free(rules[i]);
+	}
+	for (size_t i = n; i < c->n_rules; i++)
+		diff(rep, "chain %s: unexpected rule %zu: %s", c->name, i + 1, c->rules[i]);
+}
+
 static struct kset *kset_find(struct kstate *k, const char *name)
 {
 	for (size_t i = 0; i < k->n_sets; i++)
@@ -967,17 +985,7 @@ static void compare(struct report *rep, struct kstate *k, const struct mseg_ep_p
 			rep->error = r;
 			break;
 		}
-		for (size_t i = 0; i < NL_RULES_PER_CHAIN; i++) {
-			render_nl_rule_text(rules[i], text, RULE_TEXT_MAX);
-			if (i >= c->n_rules)
-				diff(rep, "chain %s: rule %zu is missing: %s", cname, i + 1, text);
-			else if (strcmp(text, c->rules[i]) != 0)
-				diff(rep, "chain %s: rule %zu is %s, expected %s", cname, i + 1,
-				     c->rules[i], text);
-			nftnl_rule_free(rules[i]);
-		}
-		for (size_t i = NL_RULES_PER_CHAIN; i < c->n_rules; i++)
-			diff(rep, "chain %s: unexpected rule %zu: %s", cname, i + 1, c->rules[i]);
+		chain_rules_compare(rep, c, rules, NL_RULES_PER_CHAIN, text);
 	}
 	/* the seen chains the lookups go to */
 	for (int d = 0; d < MSEG_DIR_COUNT && text; d++) {
@@ -1000,17 +1008,7 @@ static void compare(struct report *rep, struct kstate *k, const struct mseg_ep_p
 				rep->error = r;
 				break;
 			}
-			for (size_t i = 0; i < NL_RULES_PER_SEEN_CHAIN; i++) {
-				render_nl_rule_text(seen[i], text, RULE_TEXT_MAX);
-				if (i >= c->n_rules)
-					diff(rep, "chain %s: rule %zu is missing: %s", cname, i + 1, text);
-				else if (strcmp(text, c->rules[i]) != 0)
-					diff(rep, "chain %s: rule %zu is %s, expected %s", cname, i + 1,
-					     c->rules[i], text);
-				nftnl_rule_free(seen[i]);
-			}
-			for (size_t i = NL_RULES_PER_SEEN_CHAIN; i < c->n_rules; i++)
-				diff(rep, "chain %s: unexpected rule %zu: %s", cname, i + 1, c->rules[i]);
+			chain_rules_compare(rep, c, seen, NL_RULES_PER_SEEN_CHAIN, text);
 		}
 	}
 	free(text);
