@@ -219,16 +219,31 @@ async function control(req, res, url) {
 	res.end(JSON.stringify({ resourceVersion: String(rv), objects: out }) + '\n');
 }
 
-function listOf(r, ns) {
+// fieldSelector "metadata.name=N,metadata.namespace=NS" ('=' or '==') ->
+// a predicate on objects; throws on another field, as the API server
+// answers 400 for a field label it does not support
+function fieldSelector(text) {
+	const reqs = [];
+	for (const part of (text || '').split(',').filter((p) => p !== '')) {
+		const m = part.match(/^([^=!]+)==?(.*)$/);
+		if (!m || !['metadata.name', 'metadata.namespace'].includes(m[1]))
+			throw new Error(`field label not supported: ${m ? m[1] : part}`);
+		reqs.push([m[1].slice('metadata.'.length), m[2]]);
+	}
+	return (o) => reqs.every(([f, v]) => o.metadata && o.metadata[f] === v);
+}
+
+function listOf(r, ns, match) {
 	const items = [];
 	for (const [k, o] of objects)
-		if (k.startsWith(r.path + '\0') && (!ns || o.metadata.namespace === ns))
+		if (k.startsWith(r.path + '\0') && (!ns || o.metadata.namespace === ns) &&
+		    (!match || match(o)))
 			items.push(o);
 	items.sort((a, b) => key(r, a) < key(r, b) ? -1 : 1);
 	return items;
 }
 
-function watch(req, res, r, ns, params) {
+function watch(req, res, r, ns, params, match) {
 	const from = params.get('resourceVersion');
 	const bookmarks = params.get('allowWatchBookmarks') === 'true' ||
 		params.get('allowWatchBookmarks') === '1';
@@ -239,8 +254,9 @@ function watch(req, res, r, ns, params) {
 		path: r.path,
 		closed: false,
 		send(type, object) {
-			if (this.closed || (ns && object.metadata && object.metadata.namespace !== ns &&
-					    type !== 'BOOKMARK' && type !== 'ERROR'))
+			if (this.closed || (type !== 'BOOKMARK' && type !== 'ERROR' &&
+					    ((ns && object.metadata && object.metadata.namespace !== ns) ||
+					     !match(object))))
 				return;
 			if (faults.stall)
 				return;   // the connection stays open, silent
@@ -285,7 +301,7 @@ function watch(req, res, r, ns, params) {
 			metadata: { resourceVersion: String(rv) } }), bookmarkMs);
 	if (!from || from === '0') {
 		// no resourceVersion: the current state as ADDED events, then changes
-		for (const o of listOf(r, ns))
+		for (const o of listOf(r, ns, match))
 			w.send('ADDED', o);
 	} else {
 		const n = Number(from);
@@ -340,13 +356,19 @@ async function handle(req, res) {
 	const r = RESOURCES[path];
 	if (!r)
 		return status(res, 404, 'NotFound', 'the server could not find the requested resource');
+	let match;
+	try {
+		match = fieldSelector(url.searchParams.get('fieldSelector'));
+	} catch (e) {
+		return status(res, 400, 'BadRequest', e.message);
+	}
 	const w = url.searchParams.get('watch');
 	if (w === '1' || w === 'true')
-		return watch(req, res, r, ns, url.searchParams);
+		return watch(req, res, r, ns, url.searchParams, match);
 	stats.lists[r.path] = (stats.lists[r.path] || 0) + 1;
 	res.writeHead(200, { 'Content-Type': 'application/json' });
 	res.end(JSON.stringify({ kind: r.kind + 'List', apiVersion: r.apiVersion,
-		metadata: { resourceVersion: String(rv) }, items: listOf(r, ns) }));
+		metadata: { resourceVersion: String(rv) }, items: listOf(r, ns, match) }));
 }
 
 // objects of an earlier run (same objects, new resourceVersion history)

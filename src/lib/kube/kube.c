@@ -12,13 +12,16 @@
 #include "mseg/model/policy.h"
 #include "util/vec.h"
 
-enum { R_PODS, R_NAMESPACES, R_ALLOWLISTS, R_NETPOLS };
+enum { R_PODS, R_NAMESPACES, R_ALLOWLISTS, R_NETPOLS, R_NODES, R_SERVICES, R_SLICES };
 
 static const char *const resource_paths[KUBE_N_RESOURCES] = {
 	[R_PODS] = "/api/v1/pods",
 	[R_NAMESPACES] = "/api/v1/namespaces",
 	[R_ALLOWLISTS] = "/apis/mseg.io/v1/allowlists",
 	[R_NETPOLS] = "/apis/networking.k8s.io/v1/networkpolicies",
+	[R_NODES] = "/api/v1/nodes",   /* this node's only: a field selector */
+	[R_SERVICES] = "/api/v1/services",
+	[R_SLICES] = "/apis/discovery.k8s.io/v1/endpointslices",
 };
 
 struct kube_watcher {
@@ -29,6 +32,7 @@ struct kube_watcher {
 	char *node_name;
 	char **said;                 /* build errors already logged */
 	size_t n_said, cap_said;
+	struct kube_build_errs said_cluster;   /* the same for kube_watcher_cluster() */
 };
 
 /* ---- trims: what msegd keeps of each object ---- */
@@ -328,7 +332,27 @@ static const struct kube_reflector_ops ops[KUBE_N_RESOURCES] = {
 	[R_NAMESPACES] = { kube_namespace_trim, on_upsert, on_upsert, on_listed, on_log },
 	[R_ALLOWLISTS] = { kube_policy_trim, on_upsert, on_upsert, on_listed, on_log },
 	[R_NETPOLS] = { kube_policy_trim, on_upsert, on_upsert, on_listed, on_log },
+	[R_NODES] = { kube_node_trim, on_upsert, on_upsert, on_listed, on_log },
+	[R_SERVICES] = { kube_service_trim, on_upsert, on_upsert, on_listed, on_log },
+	[R_SLICES] = { kube_slice_trim, on_upsert, on_upsert, on_listed, on_log },
 };
+
+/* "fieldSelector=metadata.name%3DNAME", NAME percent-encoded. */
+static void node_selector(const char *name, char *buf, size_t size)
+{
+	size_t n = (size_t)snprintf(buf, size, "fieldSelector=metadata.name%%3D");
+
+	for (const char *p = name ? name : ""; *p && n + 4 < size; p++) {
+		unsigned char ch = (unsigned char)*p;
+
+		if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+		    ch == '-' || ch == '.' || ch == '_')
+			buf[n++] = (char)ch;
+		else
+			n += (size_t)snprintf(buf + n, size - n, "%%%02X", ch);
+	}
+	buf[n] = '\0';
+}
 
 int kube_watcher_new(struct evloop *loop, struct kube_config *cfg,
 		     const struct kube_watcher_opts *o, const struct kube_watcher_cbs *cbs,
@@ -358,7 +382,15 @@ int kube_watcher_new(struct evloop *loop, struct kube_config *cfg,
 		return err_setf(err, -r, "kubernetes: %s", strerror(-r));
 	}
 	for (int i = 0; i < KUBE_N_RESOURCES; i++) {
-		kw->rf[i] = kube_reflector_new(kw->http, resource_paths[i], &ro, &ops[i], kw);
+		struct kube_reflector_opts rop = ro;
+		char query[512];
+
+		if (i == R_NODES) {
+			/* only this node's Node object, not every node's */
+			node_selector(kw->node_name, query, sizeof(query));
+			rop.query = query;
+		}
+		kw->rf[i] = kube_reflector_new(kw->http, resource_paths[i], &rop, &ops[i], kw);
 		if (!kw->rf[i]) {
 			kube_watcher_free(kw);
 			return err_setf(err, ENOMEM, "out of memory");
@@ -379,6 +411,7 @@ struct kube_watcher *kube_watcher_free(struct kube_watcher *kw)
 	for (size_t i = 0; i < kw->n_said; i++)
 		free(kw->said[i]);
 	free(kw->said);
+	kube_build_errs_release(&kw->said_cluster);
 	free(kw->node_name);
 	free(kw);
 	return NULL;
@@ -453,6 +486,35 @@ int kube_watcher_build(struct kube_watcher *kw, const struct mseg_inventory *reg
 			      registered, pols, inv, &errs);
 	json_decref(policies);
 	watcher_say(kw, &errs);
+	kube_build_errs_release(&errs);
+	return r;
+}
+
+/* Log each error of the cluster part once while it lasts. */
+static void cluster_say(struct kube_watcher *kw, struct kube_build_errs *e)
+{
+	for (size_t i = 0; i < e->n; i++) {
+		bool old = false;
+
+		for (size_t j = 0; j < kw->said_cluster.n && !old; j++)
+			old = strcmp(kw->said_cluster.lines[j], e->lines[i]) == 0;
+		if (!old)
+			on_log(kw, LOG_LVL_ERROR, e->lines[i]);
+	}
+	kube_build_errs_release(&kw->said_cluster);
+	kw->said_cluster = *e;
+	memset(e, 0, sizeof(*e));
+}
+
+int kube_watcher_cluster(struct kube_watcher *kw, struct kube_cluster *ret)
+{
+	struct kube_build_errs errs = { 0 };
+	int r;
+
+	r = kube_cluster_build(kube_reflector_store(kw->rf[R_NODES]),
+			       kube_reflector_store(kw->rf[R_SERVICES]),
+			       kube_reflector_store(kw->rf[R_SLICES]), kw->node_name, ret, &errs);
+	cluster_say(kw, &errs);
 	kube_build_errs_release(&errs);
 	return r;
 }

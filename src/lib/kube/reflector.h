@@ -39,6 +39,9 @@ struct kube_reflector_opts {
 	unsigned idle_timeout_s;    /* no byte for this long: reconnect */
 	unsigned watch_timeout_s;   /* timeoutSeconds of each watch */
 	unsigned backoff_min_ms, backoff_max_ms;
+	/* added to every list and watch URL ("fieldSelector=..."), copied;
+	 * NULL: none */
+	const char *query;
 };
 
 /* Start listing @path ("/api/v1/pods") at once. */
