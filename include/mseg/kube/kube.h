@@ -37,6 +37,7 @@ struct kube_resource_status {
 	bool synced;                 /* listed at least once */
 	uint64_t stale_since_ns;     /* CLOCK_REALTIME; 0: the watch is live */
 	uint64_t lists, relists, watches, restarts, errors, events;
+	size_t objects;              /* held now (Services, EndpointSlices, ...) */
 	char rv[32];                 /* the last resourceVersion seen */
 	char last_error[512];
 };

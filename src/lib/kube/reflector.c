@@ -677,4 +677,5 @@ json_t *kube_reflector_store(const struct kube_reflector *rf)
 void kube_reflector_status(const struct kube_reflector *rf, struct kube_resource_status *ret)
 {
 	*ret = rf->st;
+	ret->objects = json_object_size(rf->store);
 }
