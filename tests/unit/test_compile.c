@@ -1278,7 +1278,7 @@ static void test_services(void)
 	pol_allow(pols[0], peer_eps("shop", "app=client"), peer_eps("shop", "app=db"), &pg, 1);
 	pols[1] = pol_new("net", MSEG_MODE_ENFORCE, MSEG_ISO_EGRESS);
 	pol_rule(pols[1], MSEG_DIR_EGRESS, peer_eps("shop", "app=client"),
-		 peer_cidrs("10.9.0.0/16", NULL), NULL, 0);
+		 peer_cidrs("10.9.0.0/16", NULL), &p5432, 0);   /* no ports: every protocol */
 
 	plan = compile(pols, 2, eps, 4, &opts);
 	bare = compile(pols, 2, eps, 4, NULL);
