@@ -762,6 +762,10 @@ static int group_add_services(struct compile_ctx *c)
 				if (proto && (s->proto != proto || s->backend_port < x->plo ||
 					      s->backend_port > x->phi))
 					continue;
+				/* the box admits the VIP itself already (world) */
+				if (s->vip >= x->lo && s->vip <= x->hi &&
+				    (!proto || (s->port >= x->plo && s->port <= x->phi)))
+					continue;
 				r = VEC_RESERVE(c->hits, c->cap_hits, c->n_hits + 1);
 				if (r < 0)
 					return r;
