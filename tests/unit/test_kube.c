@@ -484,6 +484,12 @@ static void test_cluster_build(void)
 		  "{\"kubernetes.io/service-name\":\"db\"}},\"addressType\":\"IPv4\","
 		  "\"endpoints\":[{\"addresses\":[\"10.0.9.9\"]}],"
 		  "\"ports\":[{\"name\":\"pg\",\"port\":5432}]}");
+	/* an FQDN slice: names, no route and no error */
+	store_put(slices, "shop/db-fqdn", kube_slice_trim,
+		  "{\"metadata\":{\"name\":\"db-fqdn\",\"namespace\":\"shop\",\"labels\":"
+		  "{\"kubernetes.io/service-name\":\"db\"}},\"addressType\":\"FQDN\","
+		  "\"endpoints\":[{\"addresses\":[\"db.example.com\"]}],"
+		  "\"ports\":[{\"name\":\"pg\",\"port\":5432,\"protocol\":\"TCP\"}]}");
 	store_put(slices, "shop/dns-1", kube_slice_trim,
 		  "{\"metadata\":{\"name\":\"dns-1\",\"namespace\":\"shop\",\"labels\":"
 		  "{\"kubernetes.io/service-name\":\"dns\"}},\"addressType\":\"IPv4\","

@@ -200,6 +200,11 @@ static const char *str_or_empty(const json_t *v)
 	return s ? s : "";
 }
 
+static bool str_is(const json_t *v, const char *s)
+{
+	return json_is_string(v) && strcmp(json_string_value(v), s) == 0;
+}
+
 static bool port_number(const json_t *v, uint16_t *ret)
 {
 	json_int_t n = json_integer_value(v);
@@ -215,13 +220,15 @@ struct routes {
 	size_t n, cap;
 };
 
-/* The Service's virtual addresses: clusterIPs (or clusterIP), externalIPs. */
-static int svc_vips(const char *key, json_t *svc, struct mseg_addr *vips, size_t max,
-		    size_t *ret_n, struct kube_build_errs *errs)
+/* The Service's virtual addresses: clusterIPs (or clusterIP), externalIPs
+ * (*ret_vips allocated). 0 or -ENOMEM. */
+static int svc_vips(const char *key, json_t *svc, struct mseg_addr **ret_vips, size_t *ret_n,
+		    struct kube_build_errs *errs)
 {
 	static const char *const fields[] = { "clusterIPs", "externalIPs" };
 	json_t *one = json_object_get(svc, "clusterIP"), *v;
-	size_t n = 0, i;
+	struct mseg_addr *vips = NULL;
+	size_t n = 0, cap = 0, i;
 
 	for (size_t f = 0; f < 2; f++) {
 		json_t *list = json_object_get(svc, fields[f]), *tmp = NULL;
@@ -240,11 +247,16 @@ static int svc_vips(const char *key, json_t *svc, struct mseg_addr *vips, size_t
 					 s ? s : "");
 				continue;
 			}
-			if (n < max)
-				vips[n++] = a;
+			if (VEC_RESERVE(vips, cap, n + 1) < 0) {
+				json_decref(tmp);
+				free(vips);
+				return -ENOMEM;
+			}
+			vips[n++] = a;
 		}
 		json_decref(tmp);
 	}
+	*ret_vips = vips;
 	*ret_n = n;
 	return 0;
 }
@@ -276,6 +288,9 @@ static int slice_routes(const char *key, json_t *sp, json_t *slice, const struct
 	}
 	if (!found || !bport)
 		return 0;
+	if (!str_is(json_object_get(slice, "addressType"), "IPv4") &&
+	    !str_is(json_object_get(slice, "addressType"), "IPv6"))
+		return 0;   /* FQDN: names, nothing the node translates to */
 	json_array_foreach(json_object_get(slice, "endpoints"), i, e) {
 		json_t *ready = json_object_get(e, "ready");
 
@@ -325,8 +340,6 @@ static int cmp_route(const void *pa, const void *pb)
 	return (a->backend_port > b->backend_port) - (a->backend_port < b->backend_port);
 }
 
-#define MAX_VIPS 16
-
 static int routes_build(const json_t *services, const json_t *slices, struct kube_cluster *c,
 			struct kube_build_errs *errs)
 {
@@ -357,10 +370,12 @@ static int routes_build(const json_t *services, const json_t *slices, struct kub
 			goto out_free;
 	}
 	json_object_foreach((json_t *)services, key, v) {
-		struct mseg_addr vips[MAX_VIPS];
+		struct mseg_addr *vips;
 		size_t n_vips;
 
-		svc_vips(key, v, vips, MAX_VIPS, &n_vips, errs);
+		r = svc_vips(key, v, &vips, &n_vips, errs);
+		if (r < 0)
+			goto out_free;
 		if (!n_vips)
 			continue;
 		list = json_object_get(by_svc, key);
@@ -373,10 +388,13 @@ static int routes_build(const json_t *services, const json_t *slices, struct kub
 					 str_or_empty(json_object_get(md, "namespace")),
 					 str_or_empty(json_object_get(md, "name")));
 				r = slice_routes(skey, sp, sl, vips, n_vips, &out, errs);
-				if (r < 0)
+				if (r < 0) {
+					free(vips);
 					goto out_free;
+				}
 			}
 		}
+		free(vips);
 	}
 	/* the same backend through several slices or ports: once */
 	if (out.n)
