@@ -138,6 +138,13 @@ static void errs_add(struct kube_build_errs *e, const char *fmt, ...)
 	va_end(ap);
 	if (r < 0)
 		return;
+	/* a slice is read once per Service port: say each line once */
+	for (size_t i = 0; i < e->n; i++) {
+		if (strcmp(e->lines[i], s) == 0) {
+			free(s);
+			return;
+		}
+	}
 	if (VEC_RESERVE(e->lines, e->cap, e->n + 1) < 0) {
 		free(s);
 		return;
