@@ -8,7 +8,9 @@
 # test's namespaces) and DNATs each VIP:port to the backend as kube-proxy
 # does, with masquerade for the hairpin (pods share one bridge). The pods
 # are registered as mseg-cni does, their labels come from the Pod
-# objects. A NetworkPolicy lets client reach db:5432 only.
+# objects. A NetworkPolicy lets client reach db:5432 only. When the
+# EndpointSlice leads elsewhere, new connections to the VIP are refused and
+# an established one through it is revoked (msegd's default --revoke).
 . "$(dirname "$0")/../lib.sh"
 t_require_root
 t_require_cmds node npm curl jq socat nft
@@ -109,14 +111,25 @@ t_check "status: 2 service routes; 2 services and 2 slices held" \
 t_check "metrics: mseg_service_routes 2, mseg_kube_objects for services" \
 	bash -c "[ \"\$(curl -s --unix-socket '$T_TMP/api.sock' http://mseg/metrics | awk '\$1 == \"mseg_service_routes\" || \$1 == \"mseg_kube_objects{resource=\\\"services\\\"}\" {print \$2}' | tr '\n' ' ')\" = '2 2 ' ]"
 
-# db's backend replaced by other-0 (kube-proxy follows): the VIP path closes
+# db's backend replaced by other-0 (kube-proxy follows): the VIP path closes,
+# for new connections (a probe) and for an established one (a stream of
+# lines through the VIP, echoed by db)
 ( while :; do t_tcp client 10.96.0.10 80 && echo ok || echo no; sleep 0.2; done ) >"$T_TMP/probe" 2>/dev/null &
 PROBE=$!
 T_PIDS+=("$PROBE")
+t_bg "$(t_ns client)" bash -c "while sleep 0.1; do echo line; done |
+	socat -T30 - TCP:10.96.0.10:80 >'$T_TMP/stream'"
+stream_size() { stat -c %s "$T_TMP/stream" 2>/dev/null || echo 0; }
+grows() { local a; a=$(stream_size); sleep 0.5; [ "$(stream_size)" -gt "$a" ]; }
+t_check "an established stream through db's VIP flows" eventually grows
+mark=$(t_log_lines)
 t_check "db's EndpointSlice now leads to other-0" kube_apply "$(kube_slice db-1 db 10.201.0.4 true 5432)"
 kube_proxy 10.96.0.10:80=10.201.0.4:5432 10.96.0.11:80=10.201.0.4:5432
 t_check "client -> db's VIP refused (its backend is not allowed)" eventually not vip_in_set
 t_check_not "... with real traffic" t_tcp client 10.96.0.10 80
+t_check "the established stream through the VIP is revoked (logged)" \
+	t_wait_log "endpoint 'c-client': [1-9][0-9]* established connections revoked" "$mark"
+t_check_not "... and no longer flows" grows
 t_check "the running probe saw it open, then closed" \
 	eventually bash -c "grep -q ok '$T_TMP/probe' && tail -n 2 '$T_TMP/probe' | grep -qv ok"
 kill "$PROBE" 2>/dev/null; wait "$PROBE" 2>/dev/null
