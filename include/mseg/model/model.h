@@ -212,6 +212,20 @@ struct mseg_namespace {
 
 #define NS_NAME_LABEL "kubernetes.io/metadata.name"
 
+/* One way through a Service (Kubernetes: a ClusterIP or external IP and a
+ * port of a Service, and one ready backend of its EndpointSlices): a packet
+ * a pod sends to vip:port/proto leaves the pod's namespace with that
+ * destination and is translated to backend:backend_port on the node
+ * (kube-proxy), after the pod's egress rules saw it. vip and backend are
+ * of the same family. */
+struct mseg_svc_route {
+	struct mseg_addr vip;
+	struct mseg_addr backend;
+	uint8_t proto;                /* TCP, UDP or SCTP */
+	uint16_t port;                /* the Service's port */
+	uint16_t backend_port;        /* the backend's (target) port */
+};
+
 /* An endpoint inventory: owns its endpoints, kept sorted by id, and its
  * declared namespaces, kept sorted by name. */
 struct mseg_inventory {

@@ -82,6 +82,12 @@ struct compile_opts {
 	 * ENTRY_POLICY_NODE. Not owned; may be NULL when n_node_addrs is 0. */
 	const struct mseg_addr *node_addrs;
 	size_t n_node_addrs;
+	/* Service routes (Kubernetes ClusterIPs and external IPs): an
+	 * isolated egress direction that admits a route's backend:backend_port
+	 * also admits its vip:port, with the provenance of the entry that
+	 * admitted the backend. Not owned; may be NULL when n_svc_routes is 0. */
+	const struct mseg_svc_route *svc_routes;
+	size_t n_svc_routes;
 };
 
 /* Pure and deterministic. @pols[i] is what entry.policy indexes. */

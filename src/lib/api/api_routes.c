@@ -1796,11 +1796,11 @@ static json_t *kube_status_json(const struct api_backend *be, bool full)
 				"seconds", (int)((clock_real_ns() - st.stale_since_ns) / 1000000000ull)));
 		if (!full)
 			continue;
-		r = json_pack("{sssbsIsIsIsIsIsIss}", "resource", st.resource, "synced", st.synced,
+		r = json_pack("{sssbsIsIsIsIsIsIsssI}", "resource", st.resource, "synced", st.synced,
 			      "lists", (json_int_t)st.lists, "relists", (json_int_t)st.relists,
 			      "watches", (json_int_t)st.watches, "restarts", (json_int_t)st.restarts,
 			      "errors", (json_int_t)st.errors, "events", (json_int_t)st.events,
-			      "resource_version", st.rv);
+			      "resource_version", st.rv, "objects", (json_int_t)st.objects);
 		json_object_set_new(r, "stale_since", st.stale_since_ns ?
 				    json_string(time_format(st.stale_since_ns, ts, sizeof(ts))) :
 				    json_null());
@@ -1811,10 +1811,21 @@ static json_t *kube_status_json(const struct api_backend *be, bool full)
 	json_object_set_new(o, "server", json_string(kube_watcher_server(be->kube)));
 	json_object_set_new(o, "synced", json_boolean(kube_watcher_synced(be->kube)));
 	json_object_set_new(o, "stale", stale);
-	if (full)
+	if (full) {
+		const struct compile_opts *co = reconciler_compile_opts(be->rec);
+		json_t *addrs = json_array();
+		char buf[64];
+
 		json_object_set_new(o, "resources", res);
-	else
+		/* what the compiler uses: --node-addr and the Node object's */
+		for (size_t i = 0; i < co->n_node_addrs; i++)
+			json_array_append_new(addrs, json_string(addr_format(&co->node_addrs[i], buf,
+									    sizeof(buf))));
+		json_object_set_new(o, "node_addresses", addrs);
+		json_object_set_new(o, "service_routes", json_integer((json_int_t)co->n_svc_routes));
+	} else {
 		json_decref(res);
+	}
 	return o;
 }
 
@@ -1999,6 +2010,15 @@ void api_handle_metrics(struct api_ctx *x)
 			kube_watcher_status(be->kube, i, &ks);
 			fprintf(f, "mseg_kube_errors_total{resource=\"%s\"} %llu\n", ks.resource, (unsigned long long)ks.errors);
 		}
+		m_head(f, "mseg_kube_objects", "gauge", "Kubernetes objects held (after the watcher's filters), by resource.");
+		for (size_t i = 0; i < KUBE_N_RESOURCES; i++) {
+			struct kube_resource_status ks;
+
+			kube_watcher_status(be->kube, i, &ks);
+			fprintf(f, "mseg_kube_objects{resource=\"%s\"} %zu\n", ks.resource, ks.objects);
+		}
+		m_head(f, "mseg_service_routes", "gauge", "Service routes (VIP:port to a ready backend) the compiler adds to egress allows.");
+		fprintf(f, "mseg_service_routes %zu\n", reconciler_compile_opts(be->rec)->n_svc_routes);
 		m_head(f, "mseg_kube_stale", "gauge", "1 while the watch of a resource is down (the last known state is enforced).");
 		for (size_t i = 0; i < KUBE_N_RESOURCES; i++) {
 			struct kube_resource_status ks;
