@@ -72,8 +72,11 @@ replaces=$(metric 'mseg_batches_total{kind="replace"}')
 updates=$(metric 'mseg_batches_total{kind="update"}')
 t_check "an element update, no table replace" \
 	test "$replaces" = "$replaces0" -a "$updates" -gt "$updates0"
-t_check "the table holds the new address, not the old" bash -c \
-	"ip netns exec $(t_ns db) nft list table inet mseg >'$T_TMP/nft' 2>/dev/null && grep -q 10.201.0.253 '$T_TMP/nft' && ! grep -q 10.201.0.254 '$T_TMP/nft'"
+holds_new_not_old() {
+	t_nft_rules db >"$T_TMP/nft" && grep -q 10.201.0.253 "$T_TMP/nft" &&
+		! grep -q 10.201.0.254 "$T_TMP/nft"
+}
+t_check "the allow sets hold the new address, not the old" holds_new_not_old
 
 # --node-addr always applies, next to the Node's addresses
 t_msegd_stop

@@ -61,7 +61,7 @@ kube_slice() {
 }
 not() { ! "$@"; }
 metric() { mseg_api /metrics | awk -v m="$1" '$1 == m {print $2}'; }
-client_nft() { ip netns exec "$(t_ns client)" nft list table inet mseg 2>/dev/null; }
+client_nft() { t_nft_rules client; }
 vip_in_set() { client_nft | grep -q "10.96.0.10 . tcp . 80"; }
 
 t_check "stand-in starts" kube_standin_start
