@@ -1,7 +1,9 @@
 # Helpers for integration tests that run msegd against the API stand-in
-# (standin.js) over plain HTTP on loopback, without a token (kube_watch.sh
-# covers TLS and tokens). Source it after tests/lib.sh; it sets KUBE_DIR,
-# K (a directory in $T_TMP) and PORT.
+# (standin.js) on loopback: over plain HTTP without a token by default; a
+# test that serves TLS sets KUBE_SCHEME=https and KUBE_CURL_OPTS (e.g.
+# --cacert) and passes standin.js its TLS flags. Source it after
+# tests/lib.sh; it sets KUBE_DIR, K (a directory in $T_TMP), PORT and
+# STANDIN_PID.
 
 KUBE_DIR="$MSEG_ROOT/tests/kube"
 if [ ! -d "$KUBE_DIR/node_modules/kubernetes-models" ]; then
@@ -12,14 +14,19 @@ fi
 K="$T_TMP/kube"
 mkdir -p "$K"
 PORT=
+STANDIN_PID=
+KUBE_SCHEME=${KUBE_SCHEME:-http}
+KUBE_CURL_OPTS=()
 
-# kube_standin_start [ARGS...]: start it, remembered for cleanup; sets PORT
+# kube_standin_start [ARGS...]: start it (on PORT again when set), remembered
+# for cleanup; sets PORT and STANDIN_PID
 kube_standin_start() {
 	local i
 	rm -f "$K/port"
 	node "$KUBE_DIR/standin.js" --port-file "$K/port" --port "${PORT:-0}" \
 		--bookmark-ms 500 "$@" >>"$K/standin.log" 2>&1 &
-	T_PIDS+=("$!")
+	STANDIN_PID=$!
+	T_PIDS+=("$STANDIN_PID")
 	for i in $(seq 1 100); do
 		[ -s "$K/port" ] && { PORT=$(cat "$K/port"); return 0; }
 		sleep 0.1
@@ -44,9 +51,11 @@ users:
 EOF
 }
 # kc METHOD PATH [BODY]: the stand-in's control, object and API endpoints
+# (KC_MAX_TIME seconds at most, 10 unless set)
 kc() {
-	curl -s --max-time 5 -X "$1" "http://127.0.0.1:$PORT$2" \
-		${3:+-H 'Content-Type: application/json' -d "$3"}
+	curl -s --max-time "${KC_MAX_TIME:-10}" "${KUBE_CURL_OPTS[@]}" -X "$1" \
+		"$KUBE_SCHEME://127.0.0.1:$PORT$2" \
+		${3:+-H 'Content-Type: application/json' --data-binary "$3"}
 }
 # kube_apply OBJECT / kube_delete OBJECT: through POST /_objects (validated)
 kube_apply() { kc POST /_objects "{\"op\":\"apply\",\"object\":$1}" | jq -e '.objects' >/dev/null; }
