@@ -176,4 +176,13 @@ t_check_not "an unused port (tcp/8081) is refused" t_tcp web 10.201.0.2 8081
 t_check "... and recorded dropped at web's egress" t_flow_has "$LOG" endpoint=web direction=egress dport=8081 \
 	verdict=dropped
 t_check "no drop before the learned list either ($d0)" [ "$d0" = 0 ]
+
+# bad input names what is wrong
+out=$("$MSEG" get accepted nope 2>&1); rc=$?
+t_check "get accepted of an unknown endpoint: exit 1 naming it ($out)" \
+	bash -c "[ $rc = 1 ] && grep -q \"no endpoint 'nope'\" <<<\"\$1\"" _ "$out"
+out=$(timeout 5 "$MSEGD" --seen-interval 10s --state-dir "$T_TMP/x" \
+	--listen "unix:$T_TMP/x.sock" 2>&1); rc=$?
+t_check "msegd --seen-interval 10s: refused (exit 2) naming the flag" \
+	bash -c "[ $rc = 2 ] && grep -q -- \"--seen-interval '10s'\" <<<\"\$1\"" _ "$out"
 t_done
