@@ -94,6 +94,10 @@ t_check "get accepted (table): a row per endpoint, direction, peer and port" \
 	grep -qE '^web +egress +10\.201\.0\.2 +tcp/8080 +2 +20' "$T_TMP/table"
 first=$(acc web egress 10.201.0.2 8080 first_seen)
 t_check "the summaries are in the state dir" grep -q '^ep web ' "$T_TMP/state/accepted"
+curl -s --unix-socket "$T_TMP/api.sock" http://x/metrics >"$T_TMP/metrics"
+t_check "/metrics: 8 summaries kept (web 2, api 4, db 2), none dropped" bash -c \
+	"grep -q '^mseg_accepted_summaries 8$' '$T_TMP/metrics' &&
+	 grep -q '^mseg_accepted_dropped_total 0$' '$T_TMP/metrics'"
 
 # kill -9 keeps them: the same first_seen, and they go on counting
 kill -9 "$T_MSEGD_PID"; wait "$T_MSEGD_PID" 2>/dev/null

@@ -2066,6 +2066,23 @@ void api_handle_metrics(struct api_ctx *x)
 	fprintf(f, "mseg_conntrack_walks_total %llu\n", (unsigned long long)st->conntrack_walks);
 	m_head(f, "mseg_conntrack_failures_total", "counter", "Conntrack walks or deletes that failed.");
 	fprintf(f, "mseg_conntrack_failures_total %llu\n", (unsigned long long)st->conntrack_failures);
+	if (x->be->accepted) {
+		const struct accepted *acc = x->be->accepted;
+
+		m_head(f, "mseg_accepted_summaries", "gauge",
+		       "Accepted-connection summaries kept (learning endpoints).");
+		fprintf(f, "mseg_accepted_summaries %zu\n", acc->n_entries);
+		m_head(f, "mseg_accepted_dropped_total", "counter",
+		       "Accepted-connection summaries not kept: the bound was reached.");
+		fprintf(f, "mseg_accepted_dropped_total %llu\n", (unsigned long long)acc->dropped);
+		m_head(f, "mseg_seen_reads_total", "counter",
+		       "Reads of a learning endpoint's seen sets.");
+		fprintf(f, "mseg_seen_reads_total %llu\n", (unsigned long long)acc->reads);
+		m_head(f, "mseg_seen_read_failures_total", "counter",
+		       "Reads of a learning endpoint's seen sets that failed.");
+		fprintf(f, "mseg_seen_read_failures_total %llu\n",
+			(unsigned long long)acc->read_failures);
+	}
 
 	/* per endpoint: the background reads' latest (on_counters_timer) */
 	x->a->metrics_wanted_ns = clock_mono_ns();
