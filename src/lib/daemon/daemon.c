@@ -15,6 +15,7 @@
 #include "mseg/daemon/accepted.h"
 #include "mseg/daemon/daemon.h"
 #include "mseg/util/clock.h"
+#include "util/vec.h"
 #include "mseg/daemon/desired.h"
 #include "mseg/util/evloop.h"
 #include "mseg/model/inventory.h"
@@ -58,7 +59,7 @@ struct daemon {
 	struct accepted *accepted;
 	struct evloop_source *seen_timer;
 	struct seen_job { char *id; unsigned dirs; } *seen_round;
-	size_t seen_n, seen_next;
+	size_t seen_n, seen_cap, seen_next;
 };
 
 #define SEEN_EPS_PER_STEP 1
@@ -250,7 +251,7 @@ static void seen_round_clear(struct daemon *d)
 		free(d->seen_round[i].id);
 	free(d->seen_round);
 	d->seen_round = NULL;
-	d->seen_n = d->seen_next = 0;
+	d->seen_n = d->seen_cap = d->seen_next = 0;
 }
 
 /* The endpoints with a table whose directions are learning now, into
@@ -281,16 +282,9 @@ static int seen_round_plan(struct daemon *d)
 				dirs &= ~(1u << dir);
 		if (!dirs)
 			continue;
-		if (!(d->seen_n & (d->seen_n + 1))) {
-			/* grow at 0, 1, 3, 7, ...: powers of two */
-			struct seen_job *nv = realloc(d->seen_round,
-						      (d->seen_n + 1) * 2 * sizeof(*nv));
-
-			if (!nv) {
-				r = -ENOMEM;
-				break;
-			}
-			d->seen_round = nv;
+		if (VEC_RESERVE(d->seen_round, d->seen_cap, d->seen_n + 1) < 0) {
+			r = -ENOMEM;
+			break;
 		}
 		d->seen_round[d->seen_n].id = strdup(ep->id);
 		if (!d->seen_round[d->seen_n].id) {
