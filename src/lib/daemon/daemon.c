@@ -306,6 +306,8 @@ static int daemon_kube_cluster(struct daemon *d)
 	d->n_node_addrs = n;
 	d->cluster = cl;
 	return 0;
+}
+
 /* ---- accepted-connection summaries ---- */
 
 static void seen_round_clear(struct daemon *d)
