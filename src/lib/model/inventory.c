@@ -1123,3 +1123,137 @@ out_release:
 	ytree_release(&t);
 	return r;
 }
+
+/* ---- an endpoint from fields in memory ---- */
+
+/* The nodes endpoint_build() gives the parser: what the YAML reader makes
+ * of the same JSON text (a string is a quoted scalar; a number, true or
+ * false a plain one; null a plain "null"), with no position. */
+struct ybuild {
+	struct arena *a;
+	bool oom;
+};
+
+static struct ynode *ybuild_node(struct ybuild *b, enum ynode_kind kind, size_t n)
+{
+	struct ynode *y = arena_alloc(b->a, sizeof(*y));
+
+	if (!y) {
+		b->oom = true;
+		return NULL;
+	}
+	y->kind = kind;
+	if (kind != YNODE_SCALAR) {
+		y->keys = kind == YNODE_MAP ? arena_calloc(b->a, n ? n : 1, sizeof(*y->keys)) : NULL;
+		y->vals = arena_calloc(b->a, n ? n : 1, sizeof(*y->vals));
+		if (!y->vals || (kind == YNODE_MAP && !y->keys)) {
+			b->oom = true;
+			return NULL;
+		}
+	}
+	return y;
+}
+
+static struct ynode *ybuild_scalar(struct ybuild *b, const char *s, bool plain)
+{
+	struct ynode *y = ybuild_node(b, YNODE_SCALAR, 0);
+
+	if (!y)
+		return NULL;
+	y->str = s;
+	y->len = strlen(s);
+	y->plain = plain;
+	return y;
+}
+
+static struct ynode *ybuild_value(struct ybuild *b, const struct endpoint_value *v)
+{
+	switch (v->kind) {
+	case EPV_STRING:
+		return ybuild_scalar(b, v->text ? v->text : "", false);
+	case EPV_LITERAL:
+		return ybuild_scalar(b, v->text ? v->text : "", true);
+	case EPV_OBJECT:
+		return ybuild_node(b, YNODE_MAP, 0);
+	case EPV_ARRAY:
+		return ybuild_node(b, YNODE_SEQ, 0);
+	default:
+		return ybuild_scalar(b, "null", true);
+	}
+}
+
+/* Append @key: @val to @map (room was made by ybuild_node). */
+static void ybuild_put(struct ybuild *b, struct ynode *map, const char *key, struct ynode *val)
+{
+	struct ynode *k = ybuild_scalar(b, key, true);
+
+	if (!k || !val)
+		return;
+	map->keys[map->n] = k;
+	map->vals[map->n++] = val;
+}
+
+static void ybuild_str(struct ybuild *b, struct ynode *map, const char *key, const char *s)
+{
+	if (s)
+		ybuild_put(b, map, key, ybuild_scalar(b, s, false));
+}
+
+int endpoint_build(const char *name, const struct endpoint_fields *f,
+		   struct mseg_endpoint **ret_ep, struct mseg_err *err)
+{
+	struct arena a;
+	struct ybuild b = { .a = &a };
+	const struct ynode *id_node;
+	struct ynode *root, *labels, *ips, *ports = NULL;
+	int r;
+
+	arena_init(&a);
+	root = ybuild_node(&b, YNODE_MAP, 8);
+	labels = ybuild_node(&b, YNODE_MAP, f->n_labels);
+	ips = ybuild_node(&b, YNODE_SEQ, f->n_ips);
+	if (f->n_ports)
+		ports = ybuild_node(&b, YNODE_SEQ, f->n_ports);
+	if (b.oom)
+		goto out_oom;
+	ybuild_str(&b, root, "id", f->id);
+	ybuild_str(&b, root, "name", f->name);
+	ybuild_str(&b, root, "namespace", f->ns);
+	for (size_t i = 0; i < f->n_labels; i++)
+		ybuild_put(&b, labels, f->labels[i].key, ybuild_value(&b, &f->labels[i].value));
+	ybuild_put(&b, root, "labels", labels);
+	for (size_t i = 0; i < f->n_ips; i++) {
+		struct ynode *y = ybuild_scalar(&b, f->ips[i], false);
+
+		if (y)
+			ips->vals[ips->n++] = y;
+	}
+	ybuild_put(&b, root, "ips", ips);
+	ybuild_str(&b, root, "netns", f->netns);
+	ybuild_str(&b, root, "pod_uid", f->pod_uid);
+	for (size_t i = 0; ports && i < f->n_ports; i++) {
+		const struct endpoint_field_port *p = &f->ports[i];
+		struct ynode *y = ybuild_node(&b, YNODE_MAP, 3);
+
+		if (!y)
+			break;
+		if (p->name.kind)
+			ybuild_put(&b, y, "name", ybuild_value(&b, &p->name));
+		if (p->port.kind)
+			ybuild_put(&b, y, "port", ybuild_value(&b, &p->port));
+		if (p->protocol.kind)
+			ybuild_put(&b, y, "protocol", ybuild_value(&b, &p->protocol));
+		ports->vals[ports->n++] = y;
+	}
+	if (ports)
+		ybuild_put(&b, root, "ports", ports);
+	if (b.oom)
+		goto out_oom;
+	r = endpoint_from_node(name, err, root, "endpoint", NULL, ret_ep, &id_node);
+	arena_release(&a);
+	return r;
+
+out_oom:
+	arena_release(&a);
+	return err_setf(err, ENOMEM, "out of memory");
+}
