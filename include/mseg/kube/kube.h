@@ -96,6 +96,7 @@ struct kube_source {
 	json_t *local;                  /* keys of this node's pods */
 	json_t *policies[KUBE_POLICY_KINDS];   /* key -> trimmed object */
 	json_t *errors;                 /* object -> its error line, said once */
+	json_t *in_set;                 /* "NS/NAME" of each policy it put in @pols */
 	bool local_dirty;               /* a pod of this node changed since the sync */
 	void (*log)(void *data, enum log_level lvl, const char *msg);
 	void *log_data;

@@ -32,11 +32,13 @@ int kube_source_init(struct kube_source *src, const char *node_name,
 	src->pod_ids = json_object();
 	src->local = json_object();
 	src->errors = json_object();
+	src->in_set = json_object();
 	for (int k = 0; k < KUBE_POLICY_KINDS; k++)
 		src->policies[k] = json_object();
 	if (node_name)
 		src->node_name = strdup(node_name);
-	if (!src->pods || !src->pod_ids || !src->local || !src->errors || !src->policies[0] ||
+	if (!src->pods || !src->pod_ids || !src->local || !src->errors || !src->in_set ||
+	    !src->policies[0] ||
 	    !src->policies[1] || (node_name && !src->node_name)) {
 		kube_source_release(src);
 		return -ENOMEM;
@@ -50,6 +52,7 @@ void kube_source_release(struct kube_source *src)
 	json_decref(src->pod_ids);
 	json_decref(src->local);
 	json_decref(src->errors);
+	json_decref(src->in_set);
 	for (int k = 0; k < KUBE_POLICY_KINDS; k++)
 		json_decref(src->policies[k]);
 	free(src->node_name);
@@ -124,6 +127,37 @@ static int policy_of(struct kube_source *src, enum kube_policy_kind kind, const 
 	return 0;
 }
 
+/* The set is searched (a linear search) only for a policy this source has
+ * put there (@src->in_set): a first list of 10,000 policies does not
+ * compare each with all the others. */
+static void pols_remove(struct kube_source *src, const char *ns, const char *name)
+{
+	char k[600];
+
+	snprintf(k, sizeof(k), "%s/%s", ns, name);
+	if (!json_object_get(src->in_set, k))
+		return;
+	policy_set_remove(src->pols, ns, name);
+	json_object_del(src->in_set, k);
+}
+
+static int pols_put(struct kube_source *src, struct mseg_policy *p)
+{
+	struct mseg_policy_set one = { &p, 1, 1 };
+	char k[600];
+	int r;
+
+	snprintf(k, sizeof(k), "%s/%s", p->ns, p->name);
+	if (json_object_get(src->in_set, k))
+		return policy_set_put(src->pols, p);
+	if (json_object_set_new(src->in_set, k, json_true()) < 0)
+		return -ENOMEM;
+	r = policy_set_take(src->pols, &one);
+	if (r < 0)
+		json_object_del(src->in_set, k);
+	return r;
+}
+
 /* Put the policy of store key @key into the set, from whichever kind has
  * it: an AllowList and a NetworkPolicy of one namespace/name share the
  * name, the AllowList keeps it and the other is left out, said once. */
@@ -153,14 +187,14 @@ static int policy_refresh(struct kube_source *src, const char *key)
 	}
 	if (!p) {
 		if (slash)
-			policy_set_remove(src->pols, ns, slash + 1);
+			pols_remove(src, ns, slash + 1);
 		return 0;
 	}
 	/* a document's own namespace/name might differ from the key: the set
 	 * holds what the key had */
 	if (slash && (strcmp(p->ns, ns) != 0 || strcmp(p->name, slash + 1) != 0))
-		policy_set_remove(src->pols, ns, slash + 1);
-	r = policy_set_put(src->pols, p);
+		pols_remove(src, ns, slash + 1);
+	r = pols_put(src, p);
 	if (r < 0)
 		policy_free(p);
 	return r;
