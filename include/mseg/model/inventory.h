@@ -38,7 +38,8 @@ int endpoint_parse_buffer(const char *id, const char *name, const char *buf, siz
 /* An endpoint from fields already in memory (the Kubernetes watcher's
  * pods, read from JSON): the same checks, the same endpoint and the same
  * error texts as endpoint_parse_buffer() of the document with these keys,
- * without the text (errors name @name and the field, no line:col). */
+ * without the text (errors name @name and the field, no line:col). Its
+ * memory is one block of the size it needs. */
 enum endpoint_value_kind {
 	EPV_ABSENT = 0,   /* the key is not there */
 	EPV_STRING,       /* a JSON string */
@@ -70,6 +71,9 @@ struct endpoint_fields {
 	size_t n_ips;
 	const struct endpoint_field_port *ports;        /* n_ports 0: no "ports" */
 	size_t n_ports;
+	/* its namespace, when declared: its labels are filled in at once
+	 * (endpoint_ns_labels_fill()) */
+	const struct mseg_namespace *namespace;
 };
 
 int endpoint_build(const char *name, const struct endpoint_fields *f,

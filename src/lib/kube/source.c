@@ -499,6 +499,7 @@ static int pod_set(struct kube_source *src, const char *key, json_t *pod,
 		return 0;
 	}
 	snprintf(name, sizeof(name), "kubernetes:pods/%s", key);
+	pf.f.namespace = inventory_ns_find(src->inv, pf.f.ns);
 	err_clear(&err);
 	r = endpoint_build(name, &pf.f, &ep, &err);
 	pod_fields_release(&pf);
