@@ -47,9 +47,11 @@ struct kube_reflector {
 	bool got_event;                /* on this watch connection */
 	bool listed_once;
 	/* a list in pages: the continue token of the next page, and the keys
-	 * every page so far had (what is not in any page is gone) */
+	 * every page so far had (what is not in any page is gone); a list
+	 * into an empty store (the first) has nothing to remove: no keys */
 	char *cont;
 	json_t *seen;
+	bool list_into_empty;
 	unsigned attempts;             /* failures in a row: the backoff */
 	struct evloop_source *retry;   /* backoff timer */
 	enum rf_phase retry_phase;
@@ -614,7 +616,9 @@ static int rf_list_apply(struct kube_reflector *rf)
 		json_decref(list);
 		return -EINVAL;
 	}
-	if (!rf->seen && !(rf->seen = json_object())) {
+	if (!rf->cont)   /* the first page */
+		rf->list_into_empty = json_object_size(rf->store) == 0;
+	if (!rf->list_into_empty && !rf->seen && !(rf->seen = json_object())) {
 		json_decref(list);
 		return -ENOMEM;
 	}
@@ -623,6 +627,8 @@ static int rf_list_apply(struct kube_reflector *rf)
 		if (!json_is_object(item))
 			continue;
 		rf_apply(rf, item);
+		if (!seen)
+			continue;
 		key_of(item, k, sizeof(k));
 		json_object_set_new(seen, k, json_true());
 	}
@@ -640,7 +646,7 @@ static int rf_list_apply(struct kube_reflector *rf)
 	}
 	rf->st.pages++;
 	/* gone while we were not watching */
-	json_object_foreach_safe(rf->store, tmp, key, v) {
+	json_object_foreach_safe(seen ? rf->store : NULL, tmp, key, v) {
 		if (!json_object_get(seen, key)) {
 			json_incref(v);
 			snprintf(k, sizeof(k), "%s", key);
