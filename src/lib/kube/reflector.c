@@ -591,13 +591,14 @@ static void rf_list_reset(struct kube_reflector *rf)
 
 /* A page of the list arrived (or the whole list): apply its objects; at
  * the last page, make the store equal to the list, reporting only the
- * differences. 1: more pages follow (rf->cont). */
+ * differences. 1: more pages follow (rf->cont), the next one is asked for. */
 static int rf_list_apply(struct kube_reflector *rf)
 {
 	json_error_t jerr;
 	json_t *list, *items, *item, *seen, *v;
 	const char *rv, *key, *cont;
 	char k[512];
+	bool more;
 	size_t i;
 	void *tmp;
 
@@ -623,6 +624,22 @@ static int rf_list_apply(struct kube_reflector *rf)
 		return -ENOMEM;
 	}
 	seen = rf->seen;
+	cont = json_string_value(json_object_get(json_object_get(list, "metadata"), "continue"));
+	more = rf->o.page_size && cont && *cont;
+	if (more) {
+		char *c = strdup(cont);
+
+		if (!c) {
+			json_decref(list);
+			return -ENOMEM;
+		}
+		free(rf->cont);
+		rf->cont = c;
+		rf->st.pages++;
+		/* the next page is asked for first: the server makes it while
+		 * this one is applied */
+		rf_start(rf, RF_LIST);
+	}
 	json_array_foreach(items, i, item) {
 		if (!json_is_object(item))
 			continue;
@@ -632,16 +649,8 @@ static int rf_list_apply(struct kube_reflector *rf)
 		key_of(item, k, sizeof(k));
 		json_object_set_new(seen, k, json_true());
 	}
-	cont = json_string_value(json_object_get(json_object_get(list, "metadata"), "continue"));
-	if (rf->o.page_size && cont && *cont) {
-		char *c = strdup(cont);
-
+	if (more) {
 		json_decref(list);
-		if (!c)
-			return -ENOMEM;
-		free(rf->cont);
-		rf->cont = c;
-		rf->st.pages++;
 		return 1;
 	}
 	rf->st.pages++;
@@ -698,10 +707,8 @@ static void rf_done(struct kube_reflector *rf, CURLcode res, long code)
 	if (phase == RF_LIST) {
 		int r = res == CURLE_OK && code == 200 ? rf_list_apply(rf) : -EIO;
 
-		if (r == 1) {
-			rf_start(rf, RF_LIST);   /* the next page */
-			return;
-		}
+		if (r == 1)
+			return;   /* the next page is on its way */
 		if (r == 0) {
 			rf->st.lists++;
 			if (rf->listed_once)
