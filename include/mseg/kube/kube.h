@@ -96,7 +96,8 @@ struct kube_source {
 	json_t *pod_ids;                /* this node's pods: key -> the id of its
 	                                 * endpoint in @inv (a peer's is k8s.NS.NAME) */
 	json_t *local;                  /* keys of this node's pods */
-	json_t *policies[KUBE_POLICY_KINDS];   /* key -> trimmed object */
+	json_t *policies[KUBE_POLICY_KINDS];   /* key -> the trimmed object as compact
+	                                        * JSON text (a JSON string) */
 	json_t *errors;                 /* object -> its error line, said once */
 	json_t *in_set;                 /* "NS/NAME" of each policy it put in @pols */
 	bool local_dirty;               /* a pod of this node changed since the sync */
