@@ -84,7 +84,8 @@ int kube_watcher_sync(struct kube_watcher *kw, const struct mseg_inventory *regi
  * registered ones) and named ports. Of two pods with one address, the one
  * seen last has it. A bad object is left out, and said once through @log.
  * Keys are the store keys "NS/NAME" (namespaces: "NAME"); objects are
- * trimmed (kube_*_trim) and borrowed with a new reference. */
+ * trimmed (kube_*_trim); a pod of this node is kept with a new reference,
+ * a policy as its text, nothing else of an object. */
 enum kube_policy_kind { KUBE_ALLOWLIST, KUBE_NETWORKPOLICY, KUBE_POLICY_KINDS };
 
 struct kube_source {
