@@ -375,9 +375,11 @@ static int set_cb(const struct nlmsghdr *nlh, void *data)
 	return kstate_cb_end(k, r);
 }
 
-static int elem_cb(const struct nlmsghdr *nlh, void *data)
+/* Call @fn for each element of a set-elements reply @nlh (a reply that is
+ * not one is skipped). @fn returns 0 or an MNL_CB_ERROR to stop. */
+static int elems_foreach(const struct nlmsghdr *nlh,
+			 int (*fn)(struct nftnl_set_elem *e, void *data), void *data)
 {
-	struct kset *x = data;
 	struct nftnl_set *s = nftnl_set_alloc();
 	struct nftnl_set_elems_iter *it;
 	struct nftnl_set_elem *e;
@@ -395,32 +397,42 @@ static int elem_cb(const struct nlmsghdr *nlh, void *data)
 		nftnl_set_free(s);
 		return MNL_CB_ERROR;
 	}
-	while ((e = nftnl_set_elems_iter_next(it)) != NULL) {
-		struct kelem *ke;
-		uint32_t len = 0;
-		const void *key;
-
-		if (VEC_RESERVE(x->elems, x->cap_elems, x->n_elems + 1) < 0) {
+	while (r == MNL_CB_OK && (e = nftnl_set_elems_iter_next(it)) != NULL)
+		if (fn(e, data) != 0)
 			r = MNL_CB_ERROR;
-			break;
-		}
-		ke = &x->elems[x->n_elems];
-		memset(ke, 0, sizeof(*ke));
-		key = nftnl_set_elem_get(e, NFTNL_SET_ELEM_KEY, &len);
-		if (key)
-			memcpy(ke->key, key, len < NL_KEY_MAX ? len : NL_KEY_MAX);
-		key = nftnl_set_elem_get(e, NFTNL_SET_ELEM_KEY_END, &len);
-		if (key) {
-			memcpy(ke->key_end, key, len < NL_KEY_MAX ? len : NL_KEY_MAX);
-			ke->has_end = true;
-		}
-		if (nftnl_set_elem_is_set(e, NFTNL_SET_ELEM_FLAGS))
-			ke->flags = nftnl_set_elem_get_u32(e, NFTNL_SET_ELEM_FLAGS);
-		x->n_elems++;
-	}
 	nftnl_set_elems_iter_destroy(it);
 	nftnl_set_free(s);
 	return r;
+}
+
+static int kelem_add(struct nftnl_set_elem *e, void *data)
+{
+	struct kset *x = data;
+	struct kelem *ke;
+	uint32_t len = 0;
+	const void *key;
+
+	if (VEC_RESERVE(x->elems, x->cap_elems, x->n_elems + 1) < 0)
+		return MNL_CB_ERROR;
+	ke = &x->elems[x->n_elems];
+	memset(ke, 0, sizeof(*ke));
+	key = nftnl_set_elem_get(e, NFTNL_SET_ELEM_KEY, &len);
+	if (key)
+		memcpy(ke->key, key, len < NL_KEY_MAX ? len : NL_KEY_MAX);
+	key = nftnl_set_elem_get(e, NFTNL_SET_ELEM_KEY_END, &len);
+	if (key) {
+		memcpy(ke->key_end, key, len < NL_KEY_MAX ? len : NL_KEY_MAX);
+		ke->has_end = true;
+	}
+	if (nftnl_set_elem_is_set(e, NFTNL_SET_ELEM_FLAGS))
+		ke->flags = nftnl_set_elem_get_u32(e, NFTNL_SET_ELEM_FLAGS);
+	x->n_elems++;
+	return 0;
+}
+
+static int elem_cb(const struct nlmsghdr *nlh, void *data)
+{
+	return elems_foreach(nlh, kelem_add, data);
 }
 
 static int kchain_add(struct kstate *k, struct nftnl_chain *c)
@@ -1156,59 +1168,44 @@ static int seen_counter_cb(struct nftnl_expr *e, void *data)
 	return 0;
 }
 
-static int seen_elem_cb(const struct nlmsghdr *nlh, void *data)
+static int seen_add(struct nftnl_set_elem *e, void *data)
 {
 	struct seen_ctx *c = data;
 	const struct nl_set_spec *sp = c->spec;
-	struct nftnl_set *s = nftnl_set_alloc();
-	struct nftnl_set_elems_iter *it;
-	struct nftnl_set_elem *e;
+	uint32_t len = 0;
+	const uint8_t *key = nftnl_set_elem_get(e, NFTNL_SET_ELEM_KEY, &len);
+	uint8_t alen = sp->field_len[0];
+	uint64_t timeout = SEEN_SET_TIMEOUT_S * 1000ull, left = 0;
+	struct ep_seen *x;
 
-	if (!s)
-		return MNL_CB_ERROR;
-	if (!NAMES_TERMINATED(nlh, NFTA_SET_ELEM_LIST_TABLE, NFTA_SET_ELEM_LIST_SET) ||
-	    !elems_reply_ok(nlh) || nftnl_set_elems_nlmsg_parse(nlh, s) < 0) {
-		nftnl_set_free(s);
-		return MNL_CB_OK;
-	}
-	it = nftnl_set_elems_iter_create(s);
-	if (!it) {
-		nftnl_set_free(s);
+	if (!key || len != sp->key_len)
+		return 0;
+	if (VEC_RESERVE(c->v, c->cap, c->n + 1) < 0) {
+		c->error = -ENOMEM;
 		return MNL_CB_ERROR;
 	}
-	while ((e = nftnl_set_elems_iter_next(it)) != NULL) {
-		uint32_t len = 0;
-		const uint8_t *key = nftnl_set_elem_get(e, NFTNL_SET_ELEM_KEY, &len);
-		uint8_t alen = sp->field_len[0];
-		uint64_t timeout = SEEN_SET_TIMEOUT_S * 1000ull, left = 0;
-		struct ep_seen *x;
-
-		if (!key || len != sp->key_len)
-			continue;
-		if (VEC_RESERVE(c->v, c->cap, c->n + 1) < 0) {
-			c->error = -ENOMEM;
-			break;
-		}
-		x = &c->v[c->n++];
-		memset(x, 0, sizeof(*x));
-		x->dir = sp->dir;
-		x->peer.family = (uint8_t)sp->family;
-		memcpy(x->peer.bytes, key, alen);
-		x->proto = key[alen];
-		if (sp->n_fields >= 3) {
-			x->has_port = true;
-			x->port = (uint16_t)(key[alen + 4] << 8 | key[alen + 5]);
-		}
-		nftnl_set_elem_expr_foreach(e, seen_counter_cb, &x->connections);
-		if (nftnl_set_elem_is_set(e, NFTNL_SET_ELEM_TIMEOUT))
-			timeout = nftnl_set_elem_get_u64(e, NFTNL_SET_ELEM_TIMEOUT);
-		if (nftnl_set_elem_is_set(e, NFTNL_SET_ELEM_EXPIRATION))
-			left = nftnl_set_elem_get_u64(e, NFTNL_SET_ELEM_EXPIRATION);
-		x->idle_ms = timeout > left ? timeout - left : 0;
+	x = &c->v[c->n++];
+	memset(x, 0, sizeof(*x));
+	x->dir = sp->dir;
+	x->peer.family = (uint8_t)sp->family;
+	memcpy(x->peer.bytes, key, alen);
+	x->proto = key[alen];
+	if (sp->n_fields >= 3) {
+		x->has_port = true;
+		x->port = (uint16_t)(key[alen + 4] << 8 | key[alen + 5]);
 	}
-	nftnl_set_elems_iter_destroy(it);
-	nftnl_set_free(s);
-	return c->error ? MNL_CB_ERROR : MNL_CB_OK;
+	nftnl_set_elem_expr_foreach(e, seen_counter_cb, &x->connections);
+	if (nftnl_set_elem_is_set(e, NFTNL_SET_ELEM_TIMEOUT))
+		timeout = nftnl_set_elem_get_u64(e, NFTNL_SET_ELEM_TIMEOUT);
+	if (nftnl_set_elem_is_set(e, NFTNL_SET_ELEM_EXPIRATION))
+		left = nftnl_set_elem_get_u64(e, NFTNL_SET_ELEM_EXPIRATION);
+	x->idle_ms = timeout > left ? timeout - left : 0;
+	return 0;
+}
+
+static int seen_elem_cb(const struct nlmsghdr *nlh, void *data)
+{
+	return elems_foreach(nlh, seen_add, data);
 }
 
 int ep_table_seen_read(struct netns *ns, ep_seen_fn fn, void *data, struct mseg_err *err)
