@@ -36,7 +36,6 @@ struct reconcile_ep_status {
 	const char *id;
 	const char *netns;
 	bool programmed;          /* the kernel holds the desired table */
-	bool peer;                /* no netns: a peer only, nothing to program */
 	const char *name, *ns;    /* the endpoint's name and namespace */
 	bool isolated[MSEG_DIR_COUNT];
 	enum mseg_mode mode[MSEG_DIR_COUNT];

@@ -82,6 +82,11 @@ struct compile_opts {
 	 * ENTRY_POLICY_NODE. Not owned; may be NULL when n_node_addrs is 0. */
 	const struct mseg_addr *node_addrs;
 	size_t n_node_addrs;
+	/* Entries only for endpoints with a netns: an endpoint without one (a
+	 * pod of another node) is a peer of the others' rules and is never
+	 * programmed, so its own directions get isolation and mode but no
+	 * entries (msegd's reconciler; a plan to show or check keeps them). */
+	bool local_only;
 };
 
 /* Pure and deterministic. @pols[i] is what entry.policy indexes. */

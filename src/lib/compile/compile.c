@@ -1134,7 +1134,7 @@ static int ctx_assign(struct compile_ctx *c, const struct compile_opts *opts,
 			if (opts->force_audit)
 				dp->mode = MSEG_MODE_AUDIT;
 			ep_group[slot] = UINT32_MAX;
-			if (!dp->isolated)
+			if (!dp->isolated || (opts->local_only && !c->eps[e]->netns))
 				continue;
 			r = ctx_group_get(c, e, &rules[slot * c->rwords], named[slot],
 					  &ep_group[slot]);

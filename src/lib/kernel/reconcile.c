@@ -35,7 +35,6 @@ struct ep_state {
 	struct mseg_addr *ips;
 	size_t n_ips;
 	bool in_kernel;
-	bool peer;            /* no netns: only a peer of others' rules */
 	bool seen;                    /* in the current apply's plan */
 	char *error;
 };
@@ -765,12 +764,15 @@ int reconciler_apply(struct reconciler *r, const struct mseg_policy_set *pols,
 {
 	struct mseg_plan *plan = NULL;
 	struct entries_map map = { 0 };
+	struct compile_opts copts;
 	bool failed = false;
 	int ret;
 
 	rec_events_clear(r);
+	copts = r->copts;
+	copts.local_only = true;        /* peers are not programmed (below) */
 	ret = compile_plan((const struct mseg_policy *const *)pols->items, pols->n,
-			   (const struct mseg_endpoint *const *)inv->eps, inv->n, &r->copts, &plan);
+			   (const struct mseg_endpoint *const *)inv->eps, inv->n, &copts, &plan);
 	if (ret < 0)
 		return ret;
 	ret = rec_old_revoke_build(r, pols);
@@ -788,11 +790,21 @@ int reconciler_apply(struct reconciler *r, const struct mseg_policy_set *pols,
 		r->eps[i]->seen = false;
 	for (size_t i = 0, hint = 0; i < plan->n_eps; i++) {
 		const struct mseg_ep_plan *p = &plan->eps[i];
-		struct ep_state *s = rec_get(r, p->ep->id, &hint);
+		struct ep_state *s;
 		struct mseg_err err;
 		char msg[1024];
 		bool fresh;
 
+		/* no netns (a pod of another node): a peer that other
+		 * endpoints' rules select, never programmed itself. It has
+		 * no state here: at 150,000 pods a state, a plan copy and a
+		 * log line per peer and reconcile were most of an event's
+		 * cost. Its address changes reach the kernel through the
+		 * entries of the local endpoints that admit it, and the
+		 * revocation walk of those (their old plan against the new). */
+		if (!p->ep->netns)
+			continue;
+		s = rec_get(r, p->ep->id, &hint);
 		if (!s) {
 			ret = -ENOMEM;
 			goto out_free_plan;
@@ -804,13 +816,6 @@ int reconciler_apply(struct reconciler *r, const struct mseg_policy_set *pols,
 		ret = ep_plan_from_compiled(&s->desired, p, &map);
 		if (ret < 0)
 			goto out_free_plan;
-		/* no netns (a pod of another node): a peer that other
-		 * endpoints' rules select, never programmed itself */
-		s->peer = !p->ep->netns;
-		if (s->peer) {
-			ep_state_set_error(s, NULL);
-			continue;
-		}
 		err_clear(&err);
 		fresh = !s->ns || strcmp(s->netns_path, p->ep->netns) != 0;
 		ret = ep_state_open(r, s, p->ep->netns, &err);
@@ -893,7 +898,7 @@ int reconciler_resync(struct reconciler *r, unsigned *ret_repaired)
 bool reconciler_ready(const struct reconciler *r)
 {
 	for (size_t i = 0; i < r->n; i++)
-		if (!r->eps[i]->in_kernel && !r->eps[i]->peer)
+		if (!r->eps[i]->in_kernel)
 			return false;
 	return true;
 }
@@ -928,7 +933,6 @@ int reconciler_ep_status(const struct reconciler *r, size_t i, struct reconcile_
 	ret->name = s->name;
 	ret->ns = s->nsname;
 	ret->programmed = s->in_kernel;
-	ret->peer = s->peer;
 	for (int d = 0; d < MSEG_DIR_COUNT; d++) {
 		ret->isolated[d] = s->desired.dir[d].isolated;
 		ret->mode[d] = s->desired.dir[d].mode;
