@@ -11,6 +11,7 @@
 
 #include "mseg/util/err.h"
 #include "mseg/model/model.h"
+#include "mseg/compile/cache.h"
 #include "mseg/model/plan.h"
 
 struct reconciler;
@@ -60,6 +61,11 @@ void reconciler_set_revoke(struct reconciler *r, enum mseg_revoke revoke);
  * -errno on a compile failure (nothing programmed). */
 int reconciler_apply(struct reconciler *r, const struct mseg_policy_set *pols,
 		     const struct mseg_inventory *inv);
+
+/* The next reconciler_apply() compiles everything (without this, it
+ * computes only the groups whose content changed: compile/cache.h). */
+void reconciler_cache_clear(struct reconciler *r);
+const struct compile_cache_stats *reconciler_cache_stats(const struct reconciler *r);
 
 /* Read every table back; re-program the ones that drifted. *ret_repaired
  * counts those. */

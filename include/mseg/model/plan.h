@@ -47,6 +47,10 @@ struct mseg_dir_plan {
 	enum mseg_mode mode;
 	struct mseg_entry *entries;
 	size_t n_entries;
+	/* Nonzero: the entries are a compile cache's array (compile/cache.h);
+	 * two directions with the same nonzero id hold the same entries, so a
+	 * diff of one against the other has nothing to compare. */
+	uint64_t entries_id;
 };
 
 struct mseg_ep_plan {

@@ -376,6 +376,9 @@ static void on_resync_timer(struct evloop_source *src, uint32_t events, void *da
 	unsigned repaired = 0;
 	int r;
 
+	/* the next compile is a full one: the reference the compile cache's
+	 * incremental ones must equal (compile/cache.h) */
+	reconciler_cache_clear(d->rec);
 	/* a namespace that went away since: reconcile without it */
 	daemon_check_gone(d);
 	if (gen != d->desired.generation || gone != d->desired.n_gone)

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "mseg/util/clock.h"
+#include "mseg/compile/cache.h"
 #include "mseg/compile/check.h"
 #include "mseg/kernel/conntrack.h"
 #include "mseg/kernel/nft.h"
@@ -42,6 +43,7 @@ struct ep_state {
 struct reconciler {
 	struct table_opts topts;
 	struct compile_opts copts;
+	struct compile_cache *cache;  /* groups of the last compile (compile/cache.h) */
 	struct ep_state **eps;        /* sorted by id */
 	size_t n, cap;
 	char **names;                 /* "ns/name" per policy of the last compile */
@@ -154,9 +156,11 @@ static void entries_map_release(struct entries_map *m)
  * what the endpoint that first sees @src had before) holds exactly the
  * same entries, provenance included, it is @prev itself: a direction the
  * change did not touch keeps the very array the kernel was programmed
- * from, and the element update skips it without comparing an entry. */
+ * from, and the element update skips it without comparing an entry. Equal
+ * nonzero compile cache ids (@src_id, @prev_id) say so without comparing. */
 static struct mseg_entry *entries_map_get(struct entries_map *m, const struct mseg_entry *src,
-					  size_t n, struct mseg_entry *prev, size_t n_prev)
+					  size_t n, uint64_t src_id, struct mseg_entry *prev,
+					  size_t n_prev, uint64_t prev_id)
 {
 	size_t i = ((uintptr_t)src / sizeof(*src) * 0x9E3779B97F4A7C15ull) & (m->cap - 1);
 	struct entries_buf *b;
@@ -165,7 +169,8 @@ static struct mseg_entry *entries_map_get(struct entries_map *m, const struct ms
 		i = (i + 1) & (m->cap - 1);
 	if (m->from[i])
 		return m->to[i];
-	if (prev && n_prev == n && memcmp(prev, src, n * sizeof(*src)) == 0) {
+	if (prev && n_prev == n &&
+	    ((src_id && src_id == prev_id) || memcmp(prev, src, n * sizeof(*src)) == 0)) {
 		m->from[i] = src;
 		m->to[i] = entries_ref(prev);
 		return prev;
@@ -216,8 +221,11 @@ static int ep_plan_from_compiled(struct mseg_ep_plan *dst, const struct mseg_ep_
 		c.dir[d].entries = NULL;
 		if (src->dir[d].n_entries) {
 			c.dir[d].entries = entries_map_get(m, src->dir[d].entries,
-							   src->dir[d].n_entries, dst->dir[d].entries,
-							   dst->dir[d].n_entries);
+							   src->dir[d].n_entries,
+							   src->dir[d].entries_id,
+							   dst->dir[d].entries,
+							   dst->dir[d].n_entries,
+							   dst->dir[d].entries_id);
 			if (!c.dir[d].entries) {
 				dir_plan_release(&c);
 				return -ENOMEM;
@@ -297,7 +305,22 @@ struct reconciler *reconciler_new(const struct table_opts *topts,
 	r->topts = *topts;
 	r->copts = *copts;
 	r->revoke = MSEG_REVOKE_ESTABLISHED;
+	r->cache = compile_cache_new();
+	if (!r->cache) {
+		free(r);
+		return NULL;
+	}
 	return r;
+}
+
+void reconciler_cache_clear(struct reconciler *r)
+{
+	compile_cache_clear(r->cache);
+}
+
+const struct compile_cache_stats *reconciler_cache_stats(const struct reconciler *r)
+{
+	return compile_cache_stats(r->cache);
 }
 
 void reconciler_set_revoke(struct reconciler *r, enum mseg_revoke revoke)
@@ -326,6 +349,7 @@ struct reconciler *reconciler_free(struct reconciler *r)
 	rec_names_release(r);
 	rec_events_clear(r);
 	free(r->old_revoke);
+	compile_cache_free(r->cache);
 	free(r);
 	return NULL;
 }
@@ -771,8 +795,12 @@ int reconciler_apply(struct reconciler *r, const struct mseg_policy_set *pols,
 	rec_events_clear(r);
 	copts = r->copts;
 	copts.local_only = true;        /* peers are not programmed (below) */
-	ret = compile_plan((const struct mseg_policy *const *)pols->items, pols->n,
-			   (const struct mseg_endpoint *const *)inv->eps, inv->n, &copts, &plan);
+	/* only the groups this change touched are computed; the others keep
+	 * their arrays (and ids), which ep_plan_from_compiled() then keeps
+	 * without comparing an entry */
+	ret = compile_plan_cached((const struct mseg_policy *const *)pols->items, pols->n,
+				  (const struct mseg_endpoint *const *)inv->eps, inv->n, &copts,
+				  r->cache, &plan);
 	if (ret < 0)
 		return ret;
 	ret = rec_old_revoke_build(r, pols);
