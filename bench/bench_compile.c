@@ -1,7 +1,7 @@
 /* bench_compile: compile_plan() on a synthetic host of 1,000 endpoints and
  * 200 allow rules. Targets: under 100 ms and 64 MiB peak RSS.
  *
- *   bench_compile [--endpoints N] [--rules N] [--runs N] [--named] [--check]
+ *   bench_compile [--endpoints N] [--rules N] [--runs N] [--named] [--services N] [--check]
  *
  * The model is built directly (no YAML): 50 apps of 20 replicas in 5
  * namespaces, each endpoint with an IPv4 and (every other one) an IPv6
@@ -10,8 +10,12 @@
  * address groups (world, an office CIDR with holes). --named adds the worst
  * case for sharing work: every endpoint has its own number for the named
  * port "metrics", and every list admits its apps' peers on it, so no two
- * endpoints have the same ingress entries. --check exits 1 when a target is
- * missed. */
+ * endpoints have the same ingress entries. --services N adds N Kubernetes
+ * Services (compile_opts.svc_routes), each a ClusterIP in 10.96.0.0/16 on
+ * port 80 in front of one app's replicas on one of the rules' common ports,
+ * and compiles with and without them side by side in the same run (the
+ * baseline: the same model without routes), printing the ratio. --check
+ * exits 1 when a target is missed. */
 #include <errno.h>
 #include <getopt.h>
 #include <malloc.h>
@@ -254,6 +258,27 @@ static void build(size_t n_eps, size_t n_rules, bool named, struct mseg_endpoint
 	*ret_np = n_pols;
 }
 
+/* @n_svc Services, each fronting every replica of one app. */
+static struct mseg_svc_route *build_routes(struct mseg_endpoint **eps, size_t n_eps,
+					   size_t n_svc, size_t *ret_n)
+{
+	static const uint16_t common[] = { 80, 443, 8080, 9000, 5432, 6379, 3306, 9090 };
+	size_t n_apps = n_eps / 20 ? n_eps / 20 : 1, n = 0;
+	struct mseg_svc_route *v = xcalloc(n_svc * (n_eps / n_apps + 1) + 1, sizeof(*v));
+
+	for (size_t k = 0; k < n_svc; k++) {
+		struct mseg_addr vip = v4cidr(0x0a600000 + (uint32_t)k + 1, 32).addr;
+		size_t app = k % n_apps;
+
+		for (size_t i = app; i < n_eps; i += n_apps)
+			v[n++] = (struct mseg_svc_route){ .vip = vip, .backend = eps[i]->ips[0],
+							  .proto = IPPROTO_TCP, .port = 80,
+							  .backend_port = common[k % 8] };
+	}
+	*ret_n = n;
+	return v;
+}
+
 static double now_ms(void)
 {
 	return (double)clock_mono_ns() / 1e6;
@@ -310,10 +335,13 @@ int main(int argc, char **argv)
 		{ "runs", required_argument, NULL, 'n' },
 		{ "check", no_argument, NULL, 'c' },
 		{ "named", no_argument, NULL, 'N' },
+		{ "services", required_argument, NULL, 'S' },
 		{ NULL, 0, NULL, 0 },
 	};
 	size_t n_eps = 1000, n_rules = 200, n_pols, model_rules = 0, entries = 0, max_entries = 0;
-	size_t iso_dirs = 0;
+	size_t iso_dirs = 0, n_svc = 0, n_routes = 0, base_entries = 0;
+	struct compile_opts copts = { 0 };
+	double *base_times = NULL;
 	int runs = 7, opt;
 	bool check = false, named = false;
 	struct mseg_endpoint **eps;
@@ -340,9 +368,12 @@ int main(int argc, char **argv)
 		case 'N':
 			named = true;
 			break;
+		case 'S':
+			n_svc = strtoul(optarg, NULL, 10);
+			break;
 		default:
 			fprintf(stderr, "usage: bench_compile [--endpoints N] [--rules N] [--runs N] [--named] "
-					"[--check]\n");
+					"[--services N] [--check]\n");
 			return 2;
 		}
 	}
@@ -355,16 +386,37 @@ int main(int argc, char **argv)
 		model_rules += pols[p]->n_rules;
 	rss_before = peak_rss_mib();
 
+	if (n_svc) {
+		copts.svc_routes = build_routes(eps, n_eps, n_svc, &n_routes);
+		copts.n_svc_routes = n_routes;
+	}
 	times = calloc((size_t)runs, sizeof(*times));
-	if (!times)
+	base_times = calloc((size_t)runs, sizeof(*base_times));
+	if (!times || !base_times)
 		return 1;
 	for (int i = 0; i < runs; i++) {
 		double t0;
 
+		if (n_svc) {
+			/* the baseline, side by side: the same model without routes */
+			plan = plan_free(plan);
+			t0 = now_ms();
+			r = compile_plan((const struct mseg_policy *const *)pols, n_pols,
+					 (const struct mseg_endpoint *const *)eps, n_eps, NULL, &plan);
+			base_times[i] = now_ms() - t0;
+			if (r < 0) {
+				fprintf(stderr, "bench_compile: compile_plan: %s\n", strerror(-r));
+				return 1;
+			}
+			for (size_t e = 0; i == 0 && e < plan->n_eps; e++)
+				for (int d = 0; d < MSEG_DIR_COUNT; d++)
+					base_entries += plan->eps[e].dir[d].n_entries;
+		}
 		plan = plan_free(plan);
 		t0 = now_ms();
 		r = compile_plan((const struct mseg_policy *const *)pols, n_pols,
-				 (const struct mseg_endpoint *const *)eps, n_eps, NULL, &plan);
+				 (const struct mseg_endpoint *const *)eps, n_eps, n_svc ? &copts : NULL,
+				 &plan);
 		times[i] = now_ms() - t0;
 		if (r < 0) {
 			fprintf(stderr, "bench_compile: compile_plan: %s\n", strerror(-r));
@@ -387,6 +439,7 @@ int main(int argc, char **argv)
 		}
 	}
 	qsort(times, (size_t)runs, sizeof(*times), cmp_double);
+	qsort(base_times, (size_t)runs, sizeof(*base_times), cmp_double);
 
 	printf("bench_compile%s: %zu endpoints, %zu allow rules (%zu model rules) in %zu lists\n",
 	       named ? " --named (no shared entries)" : "", n_eps, n_rules, model_rules, n_pols);
@@ -400,11 +453,17 @@ int main(int argc, char **argv)
 	printf("  heap in use with the plan: %.2f MiB; model arena %.2f MiB; the plan's entry "
 	       "arrays (a mapping of their own, not in the heap) %.2f MiB\n",
 	       heap_mib, (double)model.used / (1024.0 * 1024.0), plan_entries_mib(plan));
+	if (n_svc)
+		printf("  with %zu Services (%zu routes): median %.2f ms vs %.2f ms without (same run), "
+		       "ratio %.2f; entries %zu vs %zu\n", n_svc, n_routes, times[runs / 2],
+		       base_times[runs / 2], times[runs / 2] / base_times[runs / 2], entries,
+		       base_entries);
 	printf("  result: %s\n", times[runs / 2] <= TARGET_MS && rss <= TARGET_MIB ? "within target"
 										   : "OVER TARGET");
 	r = check && !(times[runs / 2] <= TARGET_MS && rss <= TARGET_MIB) ? 1 : 0;
 	plan_free(plan);
 	free(times);
+	free(base_times);
 	arena_release(&model);
 	return r;
 }

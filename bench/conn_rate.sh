@@ -2,7 +2,9 @@
 # New TCP connections per second between two namespaces, server side
 # isolated by mseg's table with 1, 1k and 100k allow elements (the client's
 # own plus fillers), against no firewall and against an iptables-nft chain of
-# 10k linear rules (the classic design mseg replaces), all in the same run.
+# 10k linear rules (the classic design mseg replaces), and against the same
+# table without the seen chain (what counting accepted connections costs),
+# all in the same run.
 # Target: at 100k elements, at least 0.95 of the no-firewall rate.
 set -u
 cd "$(dirname "$0")/.."
@@ -33,9 +35,13 @@ SRV=$!
 sleep 0.3
 
 # a table following docs/ruleset.md (ingress only) with N elements in
-# in4_port: the client's address plus N-1 fillers from 10.64.0.0/10
-mseg_table() { # N
-	local n=$1
+# in4_port: the client's address plus N-1 fillers from 10.64.0.0/10; with
+# "seen", the lookups go to the seen chain that counts each admitted new
+# connection in the kernel (the current layout), else they accept directly
+# (the layout before the seen sets: the baseline of their cost)
+mseg_table() { # N [seen]
+	local n=$1 seen=${2:-} verdict=accept
+	[ -n "$seen" ] && verdict="goto in4_seen"
 	{
 		echo "table inet mseg {"
 		echo "  limit flood { rate over 100/second burst 200 packets }"
@@ -56,14 +62,23 @@ PY
 		echo "  set in4_port_iv { type ipv4_addr . inet_proto . inet_service; flags interval; }"
 		echo "  set in4_proto { type ipv4_addr . inet_proto; }"
 		echo "  set in4_any { type ipv4_addr; }"
+		if [ -n "$seen" ]; then
+			echo "  set in4_seen_port { type ipv4_addr . inet_proto . inet_service; size 4096; flags dynamic,timeout; counter; timeout 86400s; }"
+			echo "  set in4_seen_proto { type ipv4_addr . inet_proto; size 4096; flags dynamic,timeout; counter; timeout 86400s; }"
+			echo "  chain in4_seen {"
+			echo "    meta l4proto { tcp, udp, sctp, udplite } update @in4_seen_port { ip saddr . meta l4proto . th dport }"
+			echo "    meta l4proto != { tcp, udp, sctp, udplite } update @in4_seen_proto { ip saddr . meta l4proto }"
+			echo "    accept"
+			echo "  }"
+		fi
 		echo "  chain ingress { type filter hook input priority filter; policy accept;"
 		echo "    ct state established,related accept"
 		echo "    ct state invalid drop"
 		echo "    iif \"lo\" accept"
-		echo "    ip saddr . meta l4proto . th dport @in4_port accept"
-		echo "    ip saddr . meta l4proto . th dport @in4_port_iv accept"
-		echo "    ip saddr . meta l4proto @in4_proto accept"
-		echo "    ip saddr @in4_any accept"
+		echo "    ip saddr . meta l4proto . th dport @in4_port $verdict"
+		echo "    ip saddr . meta l4proto . th dport @in4_port_iv $verdict"
+		echo "    ip saddr . meta l4proto @in4_proto $verdict"
+		echo "    ip saddr @in4_any $verdict"
 		echo "    limit name \"flood\" counter name \"in_overlimit\" drop"
 		echo "    log group 0 drop"
 		echo "  }"
@@ -102,13 +117,14 @@ setup() { # configuration name
 	none) ;;
 	ct-only) ct_only ;;
 	mseg-*) mseg_table "${1#mseg-}" ;;
+	seen-*) mseg_table "${1#seen-}" seen ;;
 	ipt-*) iptables_linear "${1#ipt-}" ;;
 	esac
 }
 
 # Interleaved: every repetition runs every configuration once, so drift in
 # the machine's load hits all of them alike; the median of REPS is reported.
-configs=(none ct-only mseg-1 mseg-1000 mseg-100000 ipt-10000)
+configs=(none ct-only mseg-1 mseg-1000 mseg-100000 seen-1 seen-1000 seen-100000 ipt-10000)
 declare -A results
 for ((r = 0; r < REPS; r++)); do
 	for c in "${configs[@]}"; do
@@ -124,12 +140,18 @@ for c in "${configs[@]}"; do
 	case $c in
 	none) label="no firewall" ;;
 	ct-only) label="conntrack only (ct state rule)" ;;
-	mseg-*) label="mseg table, ${c#mseg-} elements" ;;
+	mseg-*) label="no seen chain, ${c#mseg-} elements" ;;
+	seen-*) label="mseg table, ${c#seen-} elements" ;;
 	ipt-*) label="iptables-nft, ${c#ipt-} linear rules" ;;
 	esac
 	printf '%-34s %10s %8s\n' "$label" "$v" "$(echo "scale=3; $v / $base" | bc)"
 done
 ct=$(echo ${results[ct-only]} | tr ' ' '\n' | median)
-m=$(echo ${results[mseg-100000]} | tr ' ' '\n' | median)
+m=$(echo ${results[seen-100000]} | tr ' ' '\n' | median)
 echo "mseg at 100000 elements / conntrack only: $(echo "scale=3; $m / $ct" | bc)"
+for n in 1 1000 100000; do
+	a=$(echo ${results[seen-$n]} | tr ' ' '\n' | median)
+	b=$(echo ${results[mseg-$n]} | tr ' ' '\n' | median)
+	echo "seen chain cost at $n elements: with / without = $(echo "scale=3; $a / $b" | bc)"
+done
 echo "target: mseg at 100000 elements >= 0.95 of no firewall"

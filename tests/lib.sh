@@ -137,6 +137,12 @@ t_ping() { # FROM ADDR
 
 # The ruleset of endpoint NAME's namespace.
 t_nft() { local n=$1; shift; ip netns exec "$(t_ns "$n")" nft "$@"; }
+# NAME's table without its seen sets: those count the connections the table
+# admitted (by peer address), so they still name a peer after its allow went
+t_nft_rules() {
+	t_nft "$1" list table inet mseg 2>/dev/null |
+		awk '/^\tset [a-z0-9]+_seen_/ {skip = 1} !skip {print} skip && /^\t}/ {skip = 0}'
+}
 
 # Start msegd with ARGS; its log goes to $T_TMP/msegd.log. Sets T_MSEGD_PID.
 t_msegd_start() {

@@ -11,12 +11,14 @@
 #include "mseg/util/err.h"
 #include "mseg.h"
 
-enum { OPT_DRY = 256 };
+enum { OPT_DRY = 256, OPT_REPLAY };
 
 const struct cli_option apply_options[] = {
 	{ "file", 'f', required_argument, "FILE|DIR",
 	  "policy file, or directory of *.yaml, *.yml, *.json" },
 	{ "dry-run", OPT_DRY, no_argument, NULL, "show what would change per endpoint; apply nothing" },
+	{ "replay", OPT_REPLAY, no_argument, NULL,
+	  "with --dry-run: which recorded flows and accepted connections would change verdict" },
 	{ "output", 'o', required_argument, "table|json", "output format (default table)" },
 	CLI_OPTION_END,
 };
@@ -31,6 +33,11 @@ struct doc_piece {
 	unsigned extra_lines;    /* lines before the file's text (apiVersion, kind) */
 	unsigned col_shift;      /* columns the file's text was moved left by */
 	char *owned;             /* text, when it is not the file's bytes */
+};
+
+struct apply_opts {
+	bool dry_run, replay;
+	enum out_fmt fmt;
 };
 
 /* The piece for policy @p of @buf. An item of a List becomes a document of
@@ -89,9 +96,10 @@ static int piece_make(const char *buf, const struct mseg_policy *p, struct doc_p
 
 /* Send one document of @file. Returns 0 or 1. */
 static int apply_one(const char *file, const struct doc_piece *pc, const struct mseg_policy *p,
-		     bool dry_run, enum out_fmt fmt)
+		     const struct apply_opts *o)
 {
-	char *path = api_path_new("/v1/policies", p->ns, p->name, dry_run ? "?dry_run=1" : NULL);
+	char *path = api_path_new("/v1/policies", p->ns, p->name,
+				  o->replay ? "?dry_run=1&replay=1" : o->dry_run ? "?dry_run=1" : NULL);
 	struct client_buf resp = { 0 };
 	long code;
 	int status = 1;
@@ -133,7 +141,7 @@ static int apply_one(const char *file, const struct doc_piece *pc, const struct 
 			fprintf(stderr, "mseg: out of memory\n");
 			goto out_free;
 		}
-		status = mutation_print(what, NULL, code, &resp, dry_run, fmt);
+		status = mutation_print(what, NULL, code, &resp, o->dry_run, o->fmt);
 		free(what);
 	}
 out_free:
@@ -142,7 +150,7 @@ out_free:
 	return status;
 }
 
-static int apply_file(const char *file, bool dry_run, enum out_fmt fmt)
+static int apply_file(const char *file, const struct apply_opts *o)
 {
 	struct mseg_policy_set whole;
 	struct mseg_err err;
@@ -190,7 +198,7 @@ static int apply_file(const char *file, bool dry_run, enum out_fmt fmt)
 			status = 1;
 			break;
 		}
-		if (apply_one(file, &pc, p, dry_run, fmt) != 0)
+		if (apply_one(file, &pc, p, o) != 0)
 			status = 1;
 		free(pc.owned);
 	}
@@ -209,7 +217,7 @@ static bool policy_file_name(const char *nm)
 				(l > 5 && !strcmp(nm + l - 5, ".json")));
 }
 
-static int apply_dir(const char *path, bool dry_run, enum out_fmt fmt)
+static int apply_dir(const char *path, const struct apply_opts *o)
 {
 	struct mseg_policy_set all;
 	struct mseg_err err;
@@ -238,7 +246,7 @@ static int apply_dir(const char *path, bool dry_run, enum out_fmt fmt)
 				status = 1;
 			} else {
 				if (stat(full, &st) == 0 && S_ISREG(st.st_mode) &&
-				    apply_file(full, dry_run, fmt) != 0)
+				    apply_file(full, o) != 0)
 					status = 1;
 				free(full);
 			}
@@ -252,8 +260,7 @@ static int apply_dir(const char *path, bool dry_run, enum out_fmt fmt)
 int cmd_apply(int argc, char **argv)
 {
 	const char *path = NULL;
-	bool dry_run = false;
-	enum out_fmt fmt = OUT_TABLE;
+	struct apply_opts o = { .fmt = OUT_TABLE };
 	struct cli_parse p;
 	struct stat st;
 	int opt, usage;
@@ -267,10 +274,13 @@ int cmd_apply(int argc, char **argv)
 			path = optarg;
 			break;
 		case OPT_DRY:
-			dry_run = true;
+			o.dry_run = true;
+			break;
+		case OPT_REPLAY:
+			o.replay = true;
 			break;
 		default:
-			usage = opt_output("apply", opt, argv, &fmt);
+			usage = opt_output("apply", opt, argv, &o.fmt);
 			if (usage)
 				return usage;
 		}
@@ -280,11 +290,13 @@ int cmd_apply(int argc, char **argv)
 		return usage;
 	if (!path)
 		return usage_error("apply", "-f FILE|DIR is required");
+	if (o.replay && !o.dry_run)
+		return usage_error("apply", "--replay needs --dry-run (a replay applies nothing)");
 	if (stat(path, &st) < 0) {
 		fprintf(stderr, "mseg apply: %s: %s\n", path, strerror(errno));
 		return 1;
 	}
 	if (S_ISDIR(st.st_mode))
-		return apply_dir(path, dry_run, fmt);
-	return apply_file(path, dry_run, fmt);
+		return apply_dir(path, &o);
+	return apply_file(path, &o);
 }

@@ -121,6 +121,7 @@ void print_json_line(const json_t *j);
 void print_yaml(const json_t *j);
 void print_status(const json_t *j);
 void print_dry_run(const json_t *j);
+void print_replay(const json_t *rp);
 void print_policies(const json_t *arr);
 void print_endpoints(const json_t *arr);
 void print_namespaces(const json_t *arr);
@@ -134,13 +135,14 @@ void print_check(const json_t *j, const char *from, const char *to, const char *
 
 /* cmd_*.c */
 extern const struct cli_option compile_options[], status_options[], apply_options[],
-	delete_options[], get_options[], endpoint_options[], flows_options[], check_options[];
+	delete_options[], mode_options[], get_options[], endpoint_options[], flows_options[], check_options[];
 
 int cmd_help(int argc, char **argv);
 int cmd_compile(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_apply(int argc, char **argv);
 int cmd_delete(int argc, char **argv);
+int cmd_mode(int argc, char **argv);
 int cmd_get(int argc, char **argv);
 int cmd_endpoint(int argc, char **argv);
 int cmd_flows(int argc, char **argv);

@@ -159,6 +159,37 @@ void print_dry_run(const json_t *j)
 				printf("      - %s\n", json_string_value(v));
 		}
 	}
+	print_replay(json_object_get(j, "replay"));
+}
+
+/* The replay of a dry run: one line per endpoint, direction, peer,
+ * protocol and port whose verdict would change. */
+void print_replay(const json_t *rp)
+{
+	json_t *g;
+	size_t i;
+
+	if (!rp)
+		return;
+	printf("  replay: %lld flow record(s), %lld accepted-connection summaries; "
+	       "%lld group(s) would change\n",
+	       jint(rp, "records"), jint(rp, "summaries"), jint(rp, "groups_total"));
+	if (!json_array_size(json_object_get(rp, "groups")))
+		return;
+	printf("    %-20s %-8s %-40s %-10s %5s  %-8s    %-8s %s\n", "ENDPOINT", "DIR", "PEER",
+	       "PROTO", "PORT", "FROM", "TO", "COUNT");
+	json_array_foreach(json_object_get(rp, "groups"), i, g) {
+		char port[8] = "-";
+		bool acc = json_object_get(g, "connections") != NULL;
+
+		if (json_object_get(g, "port"))
+			snprintf(port, sizeof(port), "%lld", jint(g, "port"));
+		printf("    %-20s %-8s %-40s %-10s %5s  %-8s -> %-8s %lld %s\n", jstr(g, "endpoint"),
+		       jstr(g, "direction"), jstr(g, "peer"), jstr(g, "proto"), port,
+		       jstr(g, "from"), jstr(g, "to"),
+		       acc ? jint(g, "connections") : jint(g, "records"),
+		       acc ? "connections" : "flow records");
+	}
 }
 
 void print_policies(const json_t *arr)
@@ -202,20 +233,40 @@ void print_policy_detail(const json_t *p)
 		printf("warning: %s\n", json_string_value(w));
 }
 
+/* "enforce" when both directions say it, "in:learn,out:-" otherwise, "-"
+ * when neither is isolated. */
+static const char *endpoint_mode_text(const json_t *e, char *buf, size_t size)
+{
+	const json_t *m = json_object_get(e, "mode");
+	const char *in = json_string_value(json_object_get(m, "ingress"));
+	const char *out = json_string_value(json_object_get(m, "egress"));
+
+	if (!in && !out)
+		snprintf(buf, size, "-");
+	else if (in && out && strcmp(in, out) == 0)
+		snprintf(buf, size, "%s", in);
+	else
+		snprintf(buf, size, "in:%s,out:%s", in ? in : "-", out ? out : "-");
+	return buf;
+}
+
 void print_endpoints(const json_t *arr)
 {
 	size_t i;
 	json_t *e;
 
-	printf("%-20s %-14s %-16s %-32s %-10s %s\n", "ID", "NAMESPACE", "NAME", "IPS", "PROGRAMMED",
-	       "SOURCE");
+	printf("%-20s %-14s %-16s %-32s %-10s %-14s %s\n", "ID", "NAMESPACE", "NAME", "IPS",
+	       "PROGRAMMED", "MODE", "SOURCE");
 	json_array_foreach(arr, i, e) {
 		char *ips = strlist_new(json_object_get(e, "ips"));
 		const json_t *pr = json_object_get(e, "programmed");
+		char mode[64];
 
-		printf("%-20s %-14s %-16s %-32s %-10s %s\n", jstr(e, "id"), jstr(e, "namespace"),
+		printf("%-20s %-14s %-16s %-32s %-10s %-14s %s\n", jstr(e, "id"), jstr(e, "namespace"),
 		       jstr(e, "name"), ips ? ips : "?", !pr ? "-" : json_is_true(pr) ? "yes" : "NO",
-		       jstr(e, "source"));
+		       endpoint_mode_text(e, mode, sizeof(mode)), jstr(e, "source"));
+		if (json_object_get(e, "learn_until"))
+			printf("  learning until %s\n", jstr(e, "learn_until"));
 		free(ips);
 		if (json_object_get(e, "error"))
 			printf("  error: %s\n", jstr(e, "error"));

@@ -49,7 +49,7 @@ run "endpoint add db" 0 "$MSEG" endpoint add db --netns "$(t_netns_path db)" --i
 	--namespace shop --label app=db && t_check "endpoint add says created" out_has "endpoint db created"
 run "endpoint add web" 0 "$MSEG" endpoint add web --netns "$(t_netns_path web)" --ip 10.201.0.1 --namespace shop --label app=web
 run "endpoint add tmp" 0 "$MSEG" endpoint add tmp --netns "$(t_netns_path attacker)" --ip 10.201.0.99
-run "get endpoints" 0 "$MSEG" get endpoints && t_check "endpoints table" bash -c "grep -q '^db  *shop  *db  *10.201.0.3,fd00:201::3  *yes  *api' '$T_TMP/out'"
+run "get endpoints" 0 "$MSEG" get endpoints && t_check "endpoints table" bash -c "grep -Eq '^db +shop +db +10.201.0.3,fd00:201::3 +yes +[a-z:,-]+ +api' '$T_TMP/out'"
 run "get endpoints -o json" 0 "$MSEG" get endpoints -o json && t_check "endpoints json" \
 	python3 -c "import json; d=json.load(open('$T_TMP/out')); assert sorted(e['id'] for e in d['endpoints']) == ['db','tmp','web']"
 run "endpoint del" 0 "$MSEG" endpoint del tmp

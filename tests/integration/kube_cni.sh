@@ -17,19 +17,12 @@ CNI_BIN=${CNI_BIN:-/usr/lib/cni}
 for p in bridge host-local; do
 	[ -x "$CNI_BIN/$p" ] || { echo "SKIP: $CNI_BIN/$p missing (containernetworking-plugins)"; exit 77; }
 done
-KUBE_DIR="$MSEG_ROOT/tests/kube"
-if [ ! -d "$KUBE_DIR/node_modules/kubernetes-models" ]; then
-	(cd "$KUBE_DIR" && { npm ci --offline --no-audit --no-fund >/dev/null 2>&1 ||
-		npm ci --no-audit --no-fund >/dev/null 2>&1; }) ||
-		{ echo "SKIP: cannot install the stand-in's npm packages"; exit 77; }
-fi
+. "$MSEG_ROOT/tests/kube/standin.sh"
 printf '#!/bin/sh\nexec %s --tombstone-dir %s "$@"\n' "$MSEG_ROOT/$BUILD/mseg-cni" \
 	"$T_TMP/state/tombstones" >"$T_TMP/mseg-cni"
 chmod 0755 "$T_TMP/mseg-cni"
 MSEG_CNI="$T_TMP/mseg-cni"
 SOCK="$T_TMP/api.sock"
-K="$T_TMP/kube"
-mkdir -p "$K"
 BR="mk$$"
 BR=${BR:0:15}
 
@@ -40,13 +33,8 @@ for n in api db attacker ghost web; do
 	T_NS+=("$(t_ns $n)")
 done
 
-node "$KUBE_DIR/standin.js" --port-file "$K/port" >>"$K/standin.log" 2>&1 &
-T_PIDS+=("$!")
-for i in $(seq 1 100); do [ -s "$K/port" ] && break; sleep 0.1; done
-PORT=$(cat "$K/port")
-kc() { curl -s --max-time 10 -X "$1" "http://127.0.0.1:$PORT$2" \
-	${3:+-H 'Content-Type: application/json' -d "$3"}; }
-apply() { kc POST /_objects "{\"op\":\"apply\",\"object\":$1}" | jq -e '.objects' >/dev/null; }
+kube_standin_start || { t_fail "stand-in"; exit 1; }
+apply() { kube_apply "$1"; }
 pod() { # NAME UID APP: a pod of this node (n1); its podIPs do not matter here
 	printf '{"apiVersion":"v1","kind":"Pod","metadata":{"name":"%s","namespace":"shop","uid":"%s","labels":{"app":"%s"}},"spec":{"nodeName":"n1","containers":[{"name":"c","image":"x"}]},"status":{"phase":"Running","podIPs":[{"ip":"10.203.0.250"}]}}' \
 		"$1" "$2" "$3"
@@ -56,20 +44,7 @@ apply '{"apiVersion":"mseg.io/v1","kind":"AllowList","metadata":{"name":"shop","
 apply "$(pod api-0 11111111-0000-4000-8000-000000000001 api)"
 apply "$(pod web-0 11111111-0000-4000-8000-000000000005 db)"
 
-cat >"$K/kubeconfig" <<EOF
-apiVersion: v1
-kind: Config
-current-context: test
-clusters:
-- name: standin
-  cluster: {server: "http://127.0.0.1:$PORT"}
-contexts:
-- name: test
-  context: {cluster: standin, user: msegd}
-users:
-- name: msegd
-  user: {}
-EOF
+kube_kubeconfig
 
 plugin_conf() { # TYPE [TIMEOUT]
 	case $1 in

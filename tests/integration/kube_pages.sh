@@ -10,23 +10,10 @@
 t_require_root
 t_require_cmds node npm curl jq nft
 
-KUBE_DIR="$MSEG_ROOT/tests/kube"
-if [ ! -d "$KUBE_DIR/node_modules/kubernetes-models" ]; then
-	(cd "$KUBE_DIR" && { npm ci --offline --no-audit --no-fund >/dev/null 2>&1 ||
-		npm ci --no-audit --no-fund >/dev/null 2>&1; }) ||
-		{ echo "SKIP: cannot install the stand-in's npm packages"; exit 77; }
-fi
+. "$MSEG_ROOT/tests/kube/standin.sh"
 SOCK="$T_TMP/api.sock"
-K="$T_TMP/kube"
-mkdir -p "$K"
-
-node "$KUBE_DIR/standin.js" --port-file "$K/port" --history 100000 \
-	>>"$K/standin.log" 2>&1 &
-T_PIDS+=("$!")
-for i in $(seq 1 100); do [ -s "$K/port" ] && break; sleep 0.1; done
-PORT=$(cat "$K/port")
-kc() { curl -s --max-time 30 -X "$1" "http://127.0.0.1:$PORT$2" \
-	${3:+-H 'Content-Type: application/json' --data-binary "$3"}; }
+KC_MAX_TIME=30
+kube_standin_start --history 100000 || { t_fail "stand-in"; exit 1; }
 api() { curl -s --max-time 10 --unix-socket "$SOCK" "http://mseg$1"; }
 api_put() { curl -s -o /dev/null -w '%{http_code}' --max-time 10 --unix-socket "$SOCK" -X PUT \
 	-H 'Content-Type: application/json' -d "$2" "http://mseg$1"; }
@@ -73,23 +60,10 @@ t_check "stand-in: 2,500 pods, 26 namespaces, a NetworkPolicy created" \
 t_check "stand-in: a page of 500 has a continue token and the remaining count" \
 	bash -c "curl -s 'http://127.0.0.1:$PORT/api/v1/pods?limit=500' | jq -e '(.items | length) == 500 and .metadata.remainingItemCount == 2001 and (.metadata.continue | length) > 0' >/dev/null"
 
-cat >"$K/kubeconfig" <<EOF
-apiVersion: v1
-kind: Config
-current-context: test
-clusters:
-- name: standin
-  cluster: {server: "http://127.0.0.1:$PORT"}
-contexts:
-- name: test
-  context: {cluster: standin, user: msegd}
-users:
-- name: msegd
-  user: {}
-EOF
+kube_kubeconfig
 
 # the rules db-0's table holds: the addresses of its allow set, sorted
-db_set() { t_nft db list table inet mseg 2>/dev/null | grep -oE '10\.2[0-9]+\.[0-9]+\.[0-9]+' | sort -u; }
+db_set() { t_nft_rules db | grep -oE '10\.2[0-9]+\.[0-9]+\.[0-9]+' | sort -u; }
 synced() {
 	api /v1/status | jq -e '.kubernetes.synced and .endpoints.kubernetes == 2501' >/dev/null &&
 		[ "$(db_set | wc -l)" = 1250 ]

@@ -13,15 +13,11 @@
 t_require_root
 t_require_cmds node npm openssl curl jq socat
 
-KUBE_DIR="$MSEG_ROOT/tests/kube"
-if [ ! -d "$KUBE_DIR/node_modules/kubernetes-models" ]; then
-	(cd "$KUBE_DIR" && { npm ci --offline --no-audit --no-fund >/dev/null 2>&1 ||
-		npm ci --no-audit --no-fund >/dev/null 2>&1; }) ||
-		{ echo "SKIP: cannot install the stand-in's npm packages"; exit 77; }
-fi
+. "$MSEG_ROOT/tests/kube/standin.sh"
 SOCK="$T_TMP/api.sock"
-K="$T_TMP/kube"
-mkdir -p "$K"
+KUBE_SCHEME=https
+KUBE_CURL_OPTS=(--cacert "$K/ca.crt")
+KC_MAX_TIME=5
 
 # ---- the stand-in's TLS (a CA made here) and token ----
 openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "/CN=mseg test CA" \
@@ -35,27 +31,12 @@ head -c 24 /dev/urandom | base64 | tr -d '/+=' >"$K/server-token"
 cp "$K/server-token" "$K/msegd-token"
 chmod 600 "$K"/*
 
-STANDIN_PID=
 standin_start() { # extra args...
-	rm -f "$K/port"
-	node "$KUBE_DIR/standin.js" --port-file "$K/port" --port "${PORT:-0}" \
-		--tls-cert "$K/srv.crt" --tls-key "$K/srv.key" --token-file "$K/server-token" \
-		--state "$K/state.json" --bookmark-ms 500 "$@" >>"$K/standin.log" 2>&1 &
-	STANDIN_PID=$!
-	T_PIDS+=("$STANDIN_PID")
-	local i
-	for i in $(seq 1 100); do
-		[ -s "$K/port" ] && { PORT=$(cat "$K/port"); return 0; }
-		sleep 0.1
-	done
-	return 1
+	kube_standin_start --tls-cert "$K/srv.crt" --tls-key "$K/srv.key" \
+		--token-file "$K/server-token" --state "$K/state.json" "$@"
 }
-kc() { # METHOD PATH [BODY]: the stand-in's control and object endpoints
-	curl -s --max-time 5 --cacert "$K/ca.crt" -X "$1" "https://127.0.0.1:$PORT$2" \
-		${3:+-H 'Content-Type: application/json' -d "$3"}
-}
-apply() { kc POST /_objects "{\"op\":\"apply\",\"object\":$1}" | jq -e '.objects' >/dev/null; }
-delete() { kc POST /_objects "{\"op\":\"delete\",\"object\":$1}" | jq -e '.objects' >/dev/null; }
+apply() { kube_apply "$1"; }
+delete() { kube_delete "$1"; }
 pod() { # NAME NODE IP APP
 	printf '{"apiVersion":"v1","kind":"Pod","metadata":{"name":"%s","namespace":"shop","labels":{"app":"%s"}},"spec":{"nodeName":"%s","containers":[{"name":"c","image":"busybox","ports":[{"name":"pg","containerPort":5432}]}]},"status":{"phase":"Running","podIPs":[{"ip":"%s"}]}}' \
 		"$1" "$4" "$2" "$3"

@@ -146,7 +146,7 @@ done
 # ---- enforce ----
 out=$("$P" replace $NSA basic --queue "$Q")
 check "replace basic (enforce): one batch" test "$(stat_of "$out" batches)" = 1
-check "nft lists the concatenated lookup" listed $A "ip saddr . meta l4proto . th dport @in4_port accept"
+check "nft lists the concatenated lookup" listed $A "ip saddr . meta l4proto . th dport @in4_port goto in4_seen"
 check "nft lists an exact element" listed $A "elements = { 10.200.0.2 . tcp . 8080 }"
 check "nft lists a concatenated interval" listed $A "elements = { 10.200.0.0/24 . udp . 5353-5360 }"
 check "nft lists plain intervals (one open to the top)" listed $A "elements = { 10.97.0.0-10.97.0.9, 240.0.0.0/4 }"

@@ -233,16 +233,31 @@ async function control(req, res, url) {
 	res.end(JSON.stringify({ resourceVersion: String(rv), objects: out }) + '\n');
 }
 
-function listOf(r, ns) {
+// fieldSelector "metadata.name=N,metadata.namespace=NS" ('=' or '==') ->
+// a predicate on objects; throws on another field, as the API server
+// answers 400 for a field label it does not support
+function fieldSelector(text) {
+	const reqs = [];
+	for (const part of (text || '').split(',').filter((p) => p !== '')) {
+		const m = part.match(/^([^=!]+)==?(.*)$/);
+		if (!m || !['metadata.name', 'metadata.namespace'].includes(m[1]))
+			throw new Error(`field label not supported: ${m ? m[1] : part}`);
+		reqs.push([m[1].slice('metadata.'.length), m[2]]);
+	}
+	return (o) => reqs.every(([f, v]) => o.metadata && o.metadata[f] === v);
+}
+
+function listOf(r, ns, match) {
 	const items = [];
 	for (const [k, o] of objects)
-		if (k.startsWith(r.path + '\0') && (!ns || o.metadata.namespace === ns))
+		if (k.startsWith(r.path + '\0') && (!ns || o.metadata.namespace === ns) &&
+		    (!match || match(o)))
 			items.push(o);
 	items.sort((a, b) => key(r, a) < key(r, b) ? -1 : 1);
 	return items;
 }
 
-function watch(req, res, r, ns, params) {
+function watch(req, res, r, ns, params, match) {
 	const from = params.get('resourceVersion');
 	const bookmarks = params.get('allowWatchBookmarks') === 'true' ||
 		params.get('allowWatchBookmarks') === '1';
@@ -253,8 +268,9 @@ function watch(req, res, r, ns, params) {
 		path: r.path,
 		closed: false,
 		send(type, object) {
-			if (this.closed || (ns && object.metadata && object.metadata.namespace !== ns &&
-					    type !== 'BOOKMARK' && type !== 'ERROR'))
+			if (this.closed || (type !== 'BOOKMARK' && type !== 'ERROR' &&
+					    ((ns && object.metadata && object.metadata.namespace !== ns) ||
+					     !match(object))))
 				return;
 			if (faults.stall)
 				return;   // the connection stays open, silent
@@ -299,7 +315,7 @@ function watch(req, res, r, ns, params) {
 			metadata: { resourceVersion: String(rv) } }), bookmarkMs);
 	if (!from || from === '0') {
 		// no resourceVersion: the current state as ADDED events, then changes
-		for (const o of listOf(r, ns))
+		for (const o of listOf(r, ns, match))
 			w.send('ADDED', o);
 	} else {
 		const n = Number(from);
@@ -354,17 +370,24 @@ async function handle(req, res) {
 	const r = RESOURCES[path];
 	if (!r)
 		return status(res, 404, 'NotFound', 'the server could not find the requested resource');
+	let match;
+	try {
+		match = fieldSelector(url.searchParams.get('fieldSelector'));
+	} catch (e) {
+		return status(res, 400, 'BadRequest', e.message);
+	}
 	const w = url.searchParams.get('watch');
 	if (w === '1' || w === 'true')
-		return watch(req, res, r, ns, url.searchParams);
-	return list(res, r, ns, url.searchParams);
+		return watch(req, res, r, ns, url.searchParams, match);
+	return list(res, r, ns, url.searchParams, match);
 }
 
 // GET of a list: whole, or a page of at most limit=N objects with a
 // metadata.continue token for the rest (all pages from the snapshot of the
-// first). A token older than the retained history (expireAll, or
-// expireContinue from /_control) gets the real server's 410.
-function list(res, r, ns, params) {
+// first; a fieldSelector applies to every page). A token older than the
+// retained history (expireAll, or expireContinue from /_control) gets the
+// real server's 410.
+function list(res, r, ns, params, match) {
 	const limit = Number(params.get('limit') || '0');
 	const cont = params.get('continue');
 	let snap, start = 0;
@@ -392,7 +415,7 @@ function list(res, r, ns, params) {
 		start = tok.start;
 	} else {
 		stats.lists[r.path] = (stats.lists[r.path] || 0) + 1;
-		snap = { id: crypto.randomUUID(), rv, path: r.path, items: listOf(r, ns) };
+		snap = { id: crypto.randomUUID(), rv, path: r.path, items: listOf(r, ns, match) };
 	}
 	const items = limit > 0 ? snap.items.slice(start, start + limit) : snap.items;
 	const md = { resourceVersion: String(snap.rv) };

@@ -1232,6 +1232,113 @@ static char *render(const struct mseg_plan *plan, const struct table_opts *opts)
 	return buf;
 }
 
+/* ---- Services: an egress allow to a backend also admits the VIPs -------- */
+
+static struct mseg_svc_route route(const char *vip, uint16_t port, const char *backend,
+				   uint16_t bport)
+{
+	return (struct mseg_svc_route){ .vip = ip(vip), .backend = ip(backend),
+					.proto = IPPROTO_TCP, .port = port, .backend_port = bport };
+}
+
+static void test_services(void)
+{
+	struct mseg_endpoint *eps[4];
+	struct mseg_policy *pols[2];
+	struct mseg_plan *plan, *bare;
+	struct mseg_port p5432 = TCP(5432, 5432), pg = named("pg", IPPROTO_TCP);
+	const struct mseg_svc_route routes[] = {
+		route("10.96.0.10", 80, "10.0.0.3", 5432),      /* db: allowed */
+		route("fd00:96::10", 80, "fd00::3", 5432),      /* db over IPv6 */
+		route("10.96.0.11", 80, "10.0.0.4", 5432),      /* other: not allowed */
+		route("10.96.0.12", 81, "10.0.0.3", 6000),      /* db, another port */
+		route("10.96.0.13", 443, "10.0.0.4", 5432),     /* two backends, one allowed */
+		route("10.96.0.13", 443, "10.0.0.3", 5432),
+		route("192.0.2.50", 8443, "10.0.0.3", 5432),    /* an external IP */
+		route("10.96.0.14", 9000, "10.9.1.1", 9000),    /* behind the CIDR rule */
+		route("10.96.0.15", 7000, "10.0.0.3", 7000),    /* the named port (7000) */
+	};
+	struct compile_opts opts = { .svc_routes = routes,
+				     .n_svc_routes = sizeof(routes) / sizeof(routes[0]) };
+	const struct mseg_dir_plan *dp;
+	char want[1024];
+
+	t_setup();
+	eps[0] = ep_new("client", "shop", "app=client", "10.0.0.2,fd00::2");
+	eps[1] = ep_new("db", "shop", "app=db", "10.0.0.3,fd00::3");
+	eps[2] = ep_new("other", "shop", "app=other", "10.0.0.4");
+	eps[3] = ep_new("idle", "shop", "app=idle", "10.0.0.5");
+	ep_port(eps[1], "pg", IPPROTO_TCP, 7000);
+	pols[0] = pol_new("shop", MSEG_MODE_ENFORCE, MSEG_ISO_BOTH);
+	pol_subject(pols[0], peer_eps("shop", "app=client"));
+	pol_subject(pols[0], peer_eps("shop", "app=db"));
+	pol_subject(pols[0], peer_eps("shop", "app=idle"));
+	/* AllowList semantics: {from: client, to: db, ports: [tcp/5432]} */
+	pol_allow(pols[0], peer_eps("shop", "app=client"), peer_eps("shop", "app=db"), &p5432, 1);
+	pol_allow(pols[0], peer_eps("shop", "app=client"), peer_eps("shop", "app=db"), &pg, 1);
+	pols[1] = pol_new("net", MSEG_MODE_ENFORCE, MSEG_ISO_EGRESS);
+	pol_rule(pols[1], MSEG_DIR_EGRESS, peer_eps("shop", "app=client"),
+		 peer_cidrs("10.9.0.0/16", NULL), &p5432, 0);   /* no ports: every protocol */
+
+	plan = compile(pols, 2, eps, 4, &opts);
+	bare = compile(pols, 2, eps, 4, NULL);
+	if (!plan || !bare)
+		goto out;
+	/* the VIP entries next to the backend's, nothing for other's or 6000 */
+	snprintf(want, sizeof(want), "%s",
+		 "10.0.0.3 . tcp . 5432;10.0.0.3 . tcp . 7000;10.9.0.0/16;"
+		 "10.96.0.10 . tcp . 80;10.96.0.13 . tcp . 443;10.96.0.14 . tcp . 9000;"
+		 "10.96.0.15 . tcp . 7000;192.0.2.50 . tcp . 8443;"
+		 "fd00::3 . tcp . 5432;fd00::3 . tcp . 7000;fd00:96::10 . tcp . 80");
+	T_STREQ(dir_text(plan, "client", MSEG_DIR_EGRESS), want);
+	T_STREQ(dir_text(bare, "client", MSEG_DIR_EGRESS),
+		"10.0.0.3 . tcp . 5432;10.0.0.3 . tcp . 7000;10.9.0.0/16;"
+		"fd00::3 . tcp . 5432;fd00::3 . tcp . 7000");
+	/* ingress sees the pod address after the node's translation: no VIPs */
+	T_STREQ(dir_text(plan, "db", MSEG_DIR_INGRESS), dir_text(bare, "db", MSEG_DIR_INGRESS));
+	/* an isolated egress with no rule admits no VIP */
+	T_STREQ(dir_text(plan, "idle", MSEG_DIR_EGRESS), "");
+	T_STREQ(dir_text(plan, "db", MSEG_DIR_EGRESS), "");
+	/* provenance: the rule that admitted the backend */
+	dp = &plan_ep(plan, "client")->dir[MSEG_DIR_EGRESS];
+	for (size_t i = 0; i < dp->n_entries; i++) {
+		char el[RENDER_TEXT_ENTRY_MAX];
+
+		render_text_entry(&dp->entries[i], el, sizeof(el));
+		if (strcmp(el, "10.96.0.10 . tcp . 80") == 0)
+			T_CHECK(dp->entries[i].policy == 0 && dp->entries[i].rule == 1,
+				"VIP from shop's egress rule: %u/%u", dp->entries[i].policy,
+				dp->entries[i].rule);
+		if (strcmp(el, "10.96.0.14 . tcp . 9000") == 0)
+			T_CHECK(dp->entries[i].policy == 1 && dp->entries[i].rule == 0,
+				"VIP from the CIDR rule: %u/%u", dp->entries[i].policy,
+				dp->entries[i].rule);
+	}
+	check_disjoint(dp);
+	plan = plan_free(plan);
+	bare = plan_free(bare);
+
+	/* a backend on the node (its addresses admitted everywhere): the VIP
+	 * too, also for an egress without rules */
+	{
+		struct mseg_addr node = ip("10.0.0.3");
+
+		opts.node_addrs = &node;
+		opts.n_node_addrs = 1;
+		plan = compile(pols, 2, eps, 4, &opts);
+		if (plan)
+			T_STREQ(dir_text(plan, "idle", MSEG_DIR_EGRESS),
+				"10.0.0.3;10.96.0.10 . tcp . 80;10.96.0.12 . tcp . 81;"
+				"10.96.0.13 . tcp . 443;10.96.0.15 . tcp . 7000;"
+				"192.0.2.50 . tcp . 8443");
+		plan = plan_free(plan);
+	}
+out:
+	plan_free(plan);
+	plan_free(bare);
+	t_teardown();
+}
+
 static void test_render_text(void)
 {
 	struct mseg_endpoint *eps[3];
@@ -1278,12 +1385,20 @@ static void test_render_text(void)
 		T_CHECK(!strstr(text, "10.0.0.5 . ipv6-icmp"), "no icmpv6 over IPv4");
 		T_CHECK(strstr(text, "\tset in6_any_iv {\n\t\ttype ipv6_addr\n\t\tflags interval\n\t}\n"),
 			"empty sets exist");
-		T_CHECK(strstr(text, "\t\tip6 saddr . meta l4proto @in6_proto_iv accept\n"), "lookup");
+		T_CHECK(strstr(text, "\t\tip6 saddr . meta l4proto @in6_proto_iv goto in6_seen\n"),
+			"lookup");
+		T_CHECK(strstr(text, "\tchain in6_seen {\n\t\tmeta l4proto { tcp, udp, sctp, udplite } "
+				     "update @in6_seen_port { ip6 saddr . meta l4proto . th dport }\n"),
+			"seen chain");
+		T_CHECK(strstr(text, "\tset in4_seen_port {\n\t\ttype ipv4_addr . inet_proto . "
+				     "inet_service\n\t\tsize 4096\n\t\tflags dynamic,timeout\n"
+				     "\t\tcounter\n"),
+			"seen set");
 		T_CHECK(strstr(text, "\t\tlimit name \"flood\" counter name \"in_overlimit\" drop\n"
 				     "\t\tqueue num 3\n\t}\n}\n"),
 			"enforce tail");
 		T_CHECK(strstr(text, "\t\toif \"lo\" accept\n"), "egress loopback");
-		T_CHECK(strstr(text, "\t\tip daddr @out4_any_iv accept\n"), "egress lookup");
+		T_CHECK(strstr(text, "\t\tip daddr @out4_any_iv goto out4_seen\n"), "egress lookup");
 		T_CHECK(strstr(text, "\t\tlimit name \"flood\" counter name \"out_overlimit\" accept\n"
 				     "\t\tqueue num 3 bypass\n"),
 			"audit tail");
@@ -1356,6 +1471,7 @@ int main(void)
 	T_RUN(test_random_disjoint);
 	T_RUN(test_boxes_direct);
 	T_RUN(test_determinism);
+	T_RUN(test_services);
 	T_RUN(test_render_text);
 	T_RUN(test_entry_text);
 	return t_exit();

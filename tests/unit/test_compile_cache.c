@@ -1,7 +1,7 @@
 /* Unit tests of the compile cache (mseg/compile/cache.h): random sequences
  * of changes (endpoint labels, addresses, named ports, namespaces and
  * namespace labels, endpoints added and removed, policies added, changed
- * and removed), each step compiled incrementally through one cache and in
+ * and removed, Service routes), each step compiled incrementally through one cache and in
  * full without it: the two plans must be byte-identical (isolation, mode,
  * every entry with its provenance). And what an incremental compile is for:
  * a direction the change did not touch keeps the previous plan's array
@@ -50,6 +50,31 @@ static bool plans_equal(const struct mseg_plan *inc, const struct mseg_plan *ful
 	return true;
 }
 
+/* Service routes towards addresses of the random world (10.60.A/8.10+A%8,
+ * port 8080 + http): two sets, to switch between. */
+static struct mseg_svc_route routes[2][3];
+
+static void routes_init(void)
+{
+	static const int backend[2][3] = { { 0, 3, 9 }, { 3, 12, 20 } };
+
+	for (int v = 0; v < 2; v++) {
+		for (int i = 0; i < 3; i++) {
+			struct mseg_svc_route *rt = &routes[v][i];
+			int a = backend[v][i];
+
+			memset(rt, 0, sizeof(*rt));
+			rt->vip.family = rt->backend.family = 2;   /* AF_INET */
+			memcpy(rt->vip.bytes, (uint8_t[]){ 10, 96, 0, (uint8_t)(1 + i + 3 * v) }, 4);
+			memcpy(rt->backend.bytes, (uint8_t[]){ 10, 60, (uint8_t)(a / 8),
+							      (uint8_t)(10 + a % 8) }, 4);
+			rt->proto = i == 2 ? 17 : 6;
+			rt->port = i == 2 ? 53 : 80;
+			rt->backend_port = i == 2 ? 53 : (uint16_t)(8080 + i);
+		}
+	}
+}
+
 static void random_changes_incremental_equals_full(void)
 {
 	static const struct mseg_addr node = { .family = 2 /* AF_INET */,
@@ -73,6 +98,10 @@ static void random_changes_incremental_equals_full(void)
 			opts.node_addrs = &node;
 			opts.n_node_addrs = 1;
 		}
+		if (rnd(2)) {
+			opts.svc_routes = routes[0];
+			opts.n_svc_routes = 3;
+		}
 		T_CHECK(cc != NULL, "out of memory");
 		for (int step = 0; step <= 40 && cc && failures == 0; step++) {
 			const char *what = step ? world_change(&w) : "start";
@@ -83,6 +112,10 @@ static void random_changes_incremental_equals_full(void)
 			if (step && rnd(20) == 0) {
 				compile_cache_clear(cc);
 				what = "cache cleared (a resync)";
+			} else if (step && rnd(15) == 0) {
+				opts.svc_routes = opts.svc_routes == routes[0] ? routes[1] : routes[0];
+				opts.n_svc_routes = 3;
+				what = "Service routes changed";
 			}
 			if (world_compile_with(&w, &inc, &opts, cc) < 0) {
 				T_CHECK(0, "seed %llu step %d (%s): does not compile",
@@ -184,6 +217,7 @@ static void untouched_directions_keep_their_arrays(void)
 
 int main(void)
 {
+	routes_init();
 	T_RUN(random_changes_incremental_equals_full);
 	T_RUN(untouched_directions_keep_their_arrays);
 	return t_exit();

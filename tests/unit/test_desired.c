@@ -4,6 +4,7 @@
  * durable before they show, and a refused change leaves everything as it
  * was. */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -301,6 +302,77 @@ static void test_reopen(void)
 	desired_release(&again);
 }
 
+static const struct mseg_policy *view_pol(const struct desired_view *v, const char *name)
+{
+	for (size_t i = 0; i < v->pols.n; i++)
+		if (strcmp(v->pols.items[i]->name, name) == 0)
+			return v->pols.items[i];
+	return NULL;
+}
+
+/* A mode set through the API shows in every view (compile sees it), over
+ * the document's; it and a learning stage's end survive a reopen; a
+ * refused write changes nothing; a policy that goes takes its stage. */
+static void test_stages(void)
+{
+	struct desired ds, again;
+	struct desired_view v;
+	const struct mseg_policy *p;
+	struct mseg_err err;
+	char sub[256];
+	uint64_t gen;
+
+	setup(&ds);
+	err_clear(&err);
+	T_CHECK(desired_stage_set(&ds, "shop", "a1", STAGE_AUDIT, 0, 1000, &err) == 0, "%s", err.msg);
+	T_CHECK(desired_stage_set(&ds, "shop", "f1", STAGE_LEARN, 3600, 1000, &err) == 0, "%s",
+		err.msg);
+	T_CHECK(desired_stage_set(&ds, "shop", "nope", STAGE_AUDIT, 0, 1000, &err) == -ENOENT,
+		"no such policy");
+	T_CHECK(desired_view_build(&ds, NULL, &v) == 0, "build");
+	p = view_pol(&v, "a1");
+	T_CHECK(p && p->mode == MSEG_MODE_AUDIT && !p->learn, "a1 audited in the view");
+	p = view_pol(&v, "f1");
+	T_CHECK(p && p->mode == MSEG_MODE_ENFORCE && p->learn && p->learn_until_s == 4600,
+		"f1 learning until 4600: %" PRIu64, p ? p->learn_until_s : 0);
+	T_CHECK(p && desired_policy_learning(p, 4599) && !desired_policy_learning(p, 4600),
+		"learning ends at 4600");
+	desired_view_release(&v);
+	T_CHECK(desired_policy_find(&ds, DESIRED_API, "shop", "a1")->mode == MSEG_MODE_ENFORCE,
+		"the source policy is untouched");
+
+	/* a refused write: nothing changes */
+	gen = ds.generation;
+	snprintf(sub, sizeof(sub), "rm -f '%s/stages' && mkdir '%s/stages'", dir, dir);
+	T_CHECK(system(sub) == 0, "block the file");
+	T_CHECK(desired_stage_set(&ds, "shop", "a1", STAGE_SPEC, 0, 2000, &err) < 0, "refused");
+	T_CHECK(ds.generation == gen, "generation unchanged");
+	T_CHECK(desired_stage_find(&ds, "shop", "a1")->mode == STAGE_AUDIT, "still audit");
+	snprintf(sub, sizeof(sub), "rmdir '%s/stages'", dir);
+	T_CHECK(system(sub) == 0, "unblock");
+	T_CHECK(desired_stage_set(&ds, "shop", "a1", STAGE_AUDIT, 0, 1000, &err) == 0, "%s", err.msg);
+	desired_release(&ds);
+
+	desired_init(&again);
+	T_CHECK(desired_store_open(&again, dir, &err) == 0, "reopen: %s", err.msg);
+	T_CHECK(desired_stages_load(&again, &err) == 0, "load: %s", err.msg);
+	T_CHECK(desired_view_build(&again, NULL, &v) == 0, "build");
+	p = view_pol(&v, "a1");
+	T_CHECK(p && p->mode == MSEG_MODE_AUDIT, "a1 still audited after the reopen");
+	p = view_pol(&v, "f1");
+	T_CHECK(p && p->learn && p->learn_until_s == 4600, "f1's stage ends at 4600 still");
+	desired_view_release(&v);
+	/* the API's f1 goes, a1 back to its document: both stages go */
+	T_CHECK(desired_api_policy_delete(&again, "shop", "f1", &err) == 0, "%s", err.msg);
+	T_CHECK(desired_stage_set(&again, "shop", "a1", STAGE_SPEC, 0, 5000, &err) == 0, "%s",
+		err.msg);
+	T_CHECK(desired_stages_sync(&again, 5000, &err) == 0, "%s", err.msg);
+	T_CHECK(!desired_stage_find(&again, "shop", "a1"), "a1: its document again");
+	T_CHECK(!desired_stage_find(&again, "shop", "f1") || desired_policy_find(&again, DESIRED_FILE, "shop", "f1"),
+		"f1's stage only while some f1 exists");
+	desired_release(&again);
+}
+
 int main(void)
 {
 	snprintf(dir, sizeof(dir), "/tmp/mseg-desired-%d", (int)getpid());
@@ -308,6 +380,7 @@ int main(void)
 	T_RUN(test_change_equals_commit);
 	T_RUN(test_refused_write_changes_nothing);
 	T_RUN(test_reopen);
+	T_RUN(test_stages);
 	fresh_dir();
 	return t_exit();
 }

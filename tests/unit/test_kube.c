@@ -535,6 +535,152 @@ static void test_source_uid(void)
 	inventory_release(&reg);
 }
 
+/* Put the trim of @doc under @key in @store. */
+static void store_put(json_t *store, const char *key, json_t *(*trim)(json_t *), const char *doc)
+{
+	json_error_t jerr;
+	json_t *o = json_loads(doc, 0, &jerr);
+
+	T_CHECK(o != NULL, "%s: %s", key, jerr.text);
+	json_object_set_new(store, key, trim(o));
+	json_decref(o);
+}
+
+static const char *route_text(const struct mseg_svc_route *r, char *buf, size_t size)
+{
+	char v[64], b[64];
+
+	snprintf(buf, size, "%s:%u/%u>%s:%u", addr_format(&r->vip, v, sizeof(v)), r->port,
+		 r->proto, addr_format(&r->backend, b, sizeof(b)), r->backend_port);
+	return buf;
+}
+
+/* This node's addresses from its Node object (InternalIP, ExternalIP, both
+ * families; no Hostname), and the Service routes: clusterIPs (dual stack)
+ * and externalIPs to the ready backends of the Service's EndpointSlices,
+ * ports matched by name and protocol, the backend's port from the slice. */
+static void test_cluster_build(void)
+{
+	json_t *nodes = json_object(), *svcs = json_object(), *slices = json_object();
+	struct kube_build_errs errs = { 0 };
+	struct kube_cluster cl;
+	char buf[128], all[2048] = "";
+	size_t off = 0;
+	int r;
+
+	store_put(nodes, "n1", kube_node_trim,
+		  "{\"metadata\":{\"name\":\"n1\",\"uid\":\"u\"},\"status\":{\"addresses\":["
+		  "{\"type\":\"Hostname\",\"address\":\"n1\"},"
+		  "{\"type\":\"InternalIP\",\"address\":\"192.168.1.10\"},"
+		  "{\"type\":\"InternalIP\",\"address\":\"fd00:1::10\"},"
+		  "{\"type\":\"ExternalIP\",\"address\":\"203.0.113.7\"},"
+		  "{\"type\":\"InternalDNS\",\"address\":\"n1.internal\"},"
+		  "{\"type\":\"ExternalIP\",\"address\":\"bogus\"}],"
+		  "\"capacity\":{\"cpu\":\"2\"}}}");
+	store_put(nodes, "n2", kube_node_trim,
+		  "{\"metadata\":{\"name\":\"n2\"},\"status\":{\"addresses\":["
+		  "{\"type\":\"InternalIP\",\"address\":\"192.168.1.11\"}]}}");
+	store_put(svcs, "shop/db", kube_service_trim,
+		  "{\"metadata\":{\"name\":\"db\",\"namespace\":\"shop\"},\"spec\":{"
+		  "\"clusterIP\":\"10.96.0.10\",\"clusterIPs\":[\"10.96.0.10\",\"fd00:96::10\"],"
+		  "\"externalIPs\":[\"198.51.100.5\"],\"selector\":{\"app\":\"db\"},\"ports\":["
+		  "{\"name\":\"pg\",\"port\":80,\"targetPort\":\"pg\",\"protocol\":\"TCP\"},"
+		  "{\"name\":\"metrics\",\"port\":9187,\"targetPort\":9187}]}}");
+	store_put(svcs, "shop/headless", kube_service_trim,
+		  "{\"metadata\":{\"name\":\"headless\",\"namespace\":\"shop\"},\"spec\":{"
+		  "\"clusterIP\":\"None\",\"ports\":[{\"port\":80}]}}");
+	store_put(svcs, "shop/dns", kube_service_trim,
+		  "{\"metadata\":{\"name\":\"dns\",\"namespace\":\"shop\"},\"spec\":{"
+		  "\"clusterIP\":\"10.96.0.53\",\"ports\":[{\"port\":53,\"protocol\":\"UDP\"}]}}");
+	store_put(slices, "shop/db-abc", kube_slice_trim,
+		  "{\"metadata\":{\"name\":\"db-abc\",\"namespace\":\"shop\",\"labels\":"
+		  "{\"kubernetes.io/service-name\":\"db\",\"x\":\"y\"}},\"addressType\":\"IPv4\","
+		  "\"endpoints\":[{\"addresses\":[\"10.0.0.3\"],\"conditions\":{\"ready\":true}},"
+		  "{\"addresses\":[\"10.0.0.4\"],\"conditions\":{\"ready\":false}},"
+		  "{\"addresses\":[\"10.0.0.5\"]}],"
+		  "\"ports\":[{\"name\":\"pg\",\"port\":5432,\"protocol\":\"TCP\"},"
+		  "{\"name\":\"metrics\",\"port\":9187,\"protocol\":\"TCP\"}]}");
+	store_put(slices, "shop/db-v6", kube_slice_trim,
+		  "{\"metadata\":{\"name\":\"db-v6\",\"namespace\":\"shop\",\"labels\":"
+		  "{\"kubernetes.io/service-name\":\"db\"}},\"addressType\":\"IPv6\","
+		  "\"endpoints\":[{\"addresses\":[\"fd00::3\"]},{\"addresses\":[\"fd00::zz\"]}],"
+		  "\"ports\":[{\"name\":\"pg\",\"port\":5432,\"protocol\":\"TCP\"},"
+		  "{\"name\":\"metrics\",\"port\":9187,\"protocol\":\"TCP\"}]}");
+	/* a slice of a Service in another namespace, and one of no Service */
+	store_put(slices, "other/db-x", kube_slice_trim,
+		  "{\"metadata\":{\"name\":\"db-x\",\"namespace\":\"other\",\"labels\":"
+		  "{\"kubernetes.io/service-name\":\"db\"}},\"addressType\":\"IPv4\","
+		  "\"endpoints\":[{\"addresses\":[\"10.0.9.9\"]}],"
+		  "\"ports\":[{\"name\":\"pg\",\"port\":5432}]}");
+	/* an FQDN slice: names, no route and no error */
+	store_put(slices, "shop/db-fqdn", kube_slice_trim,
+		  "{\"metadata\":{\"name\":\"db-fqdn\",\"namespace\":\"shop\",\"labels\":"
+		  "{\"kubernetes.io/service-name\":\"db\"}},\"addressType\":\"FQDN\","
+		  "\"endpoints\":[{\"addresses\":[\"db.example.com\"]}],"
+		  "\"ports\":[{\"name\":\"pg\",\"port\":5432,\"protocol\":\"TCP\"}]}");
+	store_put(slices, "shop/dns-1", kube_slice_trim,
+		  "{\"metadata\":{\"name\":\"dns-1\",\"namespace\":\"shop\",\"labels\":"
+		  "{\"kubernetes.io/service-name\":\"dns\"}},\"addressType\":\"IPv4\","
+		  "\"endpoints\":[{\"addresses\":[\"10.0.0.53\"]}],"
+		  "\"ports\":[{\"port\":5353,\"protocol\":\"UDP\"}]}");
+
+	r = kube_cluster_build(nodes, svcs, slices, "n1", &cl, &errs);
+	T_CHECK(r == 0, "%d", r);
+	T_CHECK(cl.n_node_addrs == 3, "%zu node addresses", cl.n_node_addrs);
+	if (cl.n_node_addrs == 3) {
+		T_STREQ(addr_format(&cl.node_addrs[0], buf, sizeof(buf)), "192.168.1.10");
+		T_STREQ(addr_format(&cl.node_addrs[1], buf, sizeof(buf)), "fd00:1::10");
+		T_STREQ(addr_format(&cl.node_addrs[2], buf, sizeof(buf)), "203.0.113.7");
+	}
+	/* each bad address said once (db-v6 is read for both of db's ports) */
+	T_CHECK(errs.n == 2 && strstr(errs.lines[0], "kubernetes:nodes/n1: status.addresses: "
+					"'bogus' (ExternalIP) is not an IPv4 or IPv6 address") &&
+			strstr(errs.lines[1], "kubernetes:endpointslices/shop/db-v6: "
+					      "endpoints[1].addresses: 'fd00::zz'"),
+		"%zu errors: %s", errs.n, errs.n ? errs.lines[errs.n - 1] : "");
+	for (size_t i = 0; i < cl.n_routes; i++)
+		off += (size_t)snprintf(all + off, sizeof(all) - off, "%s%s", i ? " " : "",
+					route_text(&cl.routes[i], buf, sizeof(buf)));
+	T_STREQ(all, "10.96.0.10:80/6>10.0.0.3:5432 10.96.0.10:80/6>10.0.0.5:5432 "
+		"10.96.0.10:9187/6>10.0.0.3:9187 10.96.0.10:9187/6>10.0.0.5:9187 "
+		"10.96.0.53:53/17>10.0.0.53:5353 "
+		"198.51.100.5:80/6>10.0.0.3:5432 198.51.100.5:80/6>10.0.0.5:5432 "
+		"198.51.100.5:9187/6>10.0.0.3:9187 198.51.100.5:9187/6>10.0.0.5:9187 "
+		"fd00:96::10:80/6>fd00::3:5432 fd00:96::10:9187/6>fd00::3:9187");
+	kube_cluster_release(&cl);
+	kube_build_errs_release(&errs);
+
+	/* another node's name: none of n1's addresses; a bad VIP is said */
+	store_put(svcs, "shop/bad", kube_service_trim,
+		  "{\"metadata\":{\"name\":\"bad\",\"namespace\":\"shop\"},\"spec\":{"
+		  "\"clusterIPs\":[\"10.96.0.300\"],\"ports\":[{\"port\":80}]}}");
+	r = kube_cluster_build(nodes, svcs, slices, "n2", &cl, &errs);
+	T_CHECK(r == 0 && cl.n_node_addrs == 1, "n2: %zu addresses", cl.n_node_addrs);
+	T_CHECK(errs.n == 2 && (strstr(errs.lines[0], "kubernetes:services/shop/bad: "
+						  "spec.clusterIPs[0]: '10.96.0.300'") ||
+				strstr(errs.lines[1], "kubernetes:services/shop/bad: "
+						      "spec.clusterIPs[0]: '10.96.0.300'")),
+		"%zu errors: %s", errs.n, errs.n ? errs.lines[0] : "");
+	kube_cluster_release(&cl);
+	kube_build_errs_release(&errs);
+	/* what is kept of a slice */
+	{
+		char *dump = json_dumps(json_object_get(slices, "shop/db-abc"),
+					JSON_SORT_KEYS | JSON_COMPACT);
+
+		T_STREQ(dump, "{\"addressType\":\"IPv4\",\"endpoints\":[{\"addresses\":"
+			"[\"10.0.0.3\"],\"ready\":true},{\"addresses\":[\"10.0.0.4\"],\"ready\":false},"
+			"{\"addresses\":[\"10.0.0.5\"]}],\"metadata\":{\"name\":\"db-abc\","
+			"\"namespace\":\"shop\",\"service\":\"db\"},\"ports\":[{\"name\":\"pg\","
+			"\"port\":5432,\"protocol\":\"TCP\"},{\"name\":\"metrics\",\"port\":9187,"
+			"\"protocol\":\"TCP\"}]}");
+		free(dump);
+	}
+	json_decref(nodes);
+	json_decref(svcs);
+	json_decref(slices);
+}
+
 static struct mseg_endpoint *ep_of(const char *doc)
 {
 	struct mseg_endpoint *ep = NULL;
@@ -752,6 +898,7 @@ int main(void)
 	T_RUN(test_source_build);
 	T_RUN(test_source_uid);
 	T_RUN(test_desired_waiting);
+	T_RUN(test_cluster_build);
 	T_RUN(test_desired_merge);
 	T_RUN(test_desired_programmable);
 	T_RUN(test_base64);

@@ -312,6 +312,68 @@ static void test_revoke(void)
 		     "r.yaml:5:11: spec.revoke: unknown revoke 'sometimes' (established or new-only)");
 }
 
+/* spec.mode: learn enforces (mode enforce for the compiler) and carries its
+ * stage's length; spec.learnFor only with learn, a duration, named when bad */
+static void test_learn(void)
+{
+	static const char *const docs[] = {
+		"spec: {mode: learn, groups: {a: {selector: {x: y}}}}\n",
+		"spec: {mode: learn, learnFor: 90m, groups: {a: {selector: {x: y}}}}\n",
+		"spec: {mode: audit, groups: {a: {selector: {x: y}}}}\n",
+	};
+	static const bool learn[] = { true, true, false };
+	static const uint32_t secs[] = { 24 * 3600, 90 * 60, 24 * 3600 };
+	static const char head[] = "apiVersion: mseg.io/v1\nkind: AllowList\nmetadata: {name: l}\n";
+	static const struct {
+		const char *spec, *msg;
+	} bad[] = {
+		{ "spec:\n  mode: enforce\n  learnFor: 1h\n  groups: {a: {selector: {x: y}}}\n",
+		  "l.yaml:6:13: spec.learnFor: only with mode: learn" },
+		{ "spec:\n  mode: learn\n  learnFor: 1 hour\n  groups: {a: {selector: {x: y}}}\n",
+		  "l.yaml:6:13: spec.learnFor: '1 hour' is not a duration (a number and s, m, h or d: 24h)" },
+		{ "spec:\n  mode: learn\n  learnFor: 30s\n  groups: {a: {selector: {x: y}}}\n",
+		  "l.yaml:6:13: spec.learnFor: '30s' is out of range (1m to 90d)" },
+		{ "spec:\n  mode: learning\n  groups: {a: {selector: {x: y}}}\n",
+		  "l.yaml:5:9: spec.mode: unknown mode 'learning' (enforce, audit or learn)" },
+	};
+	uint32_t d = 0;
+
+	for (size_t k = 0; k < 3; k++) {
+		struct mseg_policy_set set;
+		const struct mseg_policy *p;
+		char *y;
+
+		if (asprintf(&y, "%s%s", head, docs[k]) < 0)
+			abort();
+		p = parse_one(&set, y);
+		T_CHECK(p != NULL, "case %zu parses", k);
+		if (p) {
+			T_CHECK(p->learn == learn[k], "case %zu learn %d", k, p->learn);
+			T_CHECK(p->learn_for_s == secs[k], "case %zu learnFor %u", k, p->learn_for_s);
+			T_CHECK(p->mode == (k == 2 ? MSEG_MODE_AUDIT : MSEG_MODE_ENFORCE),
+				"case %zu mode %d", k, p->mode);
+		}
+		policy_set_release(&set);
+		free(y);
+	}
+	for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+		char *y;
+
+		if (asprintf(&y, "%s%s", head, bad[k].spec) < 0)
+			abort();
+		expect_error("l.yaml", y, strlen(y), bad[k].msg);
+		free(y);
+	}
+	T_CHECK(policy_duration_parse("7d", &d) == 0 && d == 7 * 86400, "7d: %u", d);
+	T_CHECK(policy_duration_parse("1m", &d) == 0 && d == 60, "1m: %u", d);
+	T_CHECK(policy_duration_parse("91d", &d) == -ERANGE, "91d out of range");
+	T_CHECK(policy_duration_parse("99999999999999h", &d) == -ERANGE, "no overflow");
+	T_CHECK(policy_duration_parse("h", &d) == -EINVAL, "no number");
+	T_CHECK(policy_duration_parse("12", &d) == -EINVAL, "no unit");
+	T_CHECK(policy_duration_parse("12hh", &d) == -EINVAL, "junk after the unit");
+	T_CHECK(policy_duration_parse("-1h", &d) == -EINVAL, "negative");
+}
+
 static void test_ports_syntax(void)
 {
 	struct mseg_policy_set set;
@@ -1138,6 +1200,7 @@ int main(void)
 	T_RUN(test_defaults);
 	T_RUN(test_mode_isolation);
 	T_RUN(test_revoke);
+	T_RUN(test_learn);
 	T_RUN(test_ports_syntax);
 	T_RUN(test_port_parse);
 	T_RUN(test_address_groups);

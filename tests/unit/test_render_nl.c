@@ -207,18 +207,18 @@ static void test_rules(void)
 	T_CHECK(strstr(t[1], "0x00000001") && strstr(t[1], "drop"), "%s", t[1]);
 	T_CHECK(strstr(t[2], "meta load iif") != NULL, "%s", t[2]);
 	T_CHECK(strstr(t[3], "set __set%d") && strstr(t[3], "0x0000003a"), "%s", t[3]);
-	/* ip saddr . meta l4proto . th dport @in4_port accept */
+	/* ip saddr . meta l4proto . th dport @in4_port goto in4_seen */
 	T_STREQ(t[4], "[ meta load nfproto => reg 1 ] [ cmp eq reg 1 0x00000002 ] "
 		      "[ payload load 4b @ network header + 12 => reg 1 ] "
 		      "[ meta load l4proto => reg 9 ] "
 		      "[ payload load 2b @ transport header + 2 => reg 10 ] "
-		      "[ lookup reg 1 set in4_port 0x0 ] [ immediate reg 0 accept ]");
+		      "[ lookup reg 1 set in4_port 0x0 ] [ immediate reg 0 goto -> in4_seen ]");
 	/* ip6 saddr . meta l4proto . th dport @in6_port: registers 1, 2, 13 */
 	T_STREQ(t[10], "[ meta load nfproto => reg 1 ] [ cmp eq reg 1 0x0000000a ] "
 		       "[ payload load 16b @ network header + 8 => reg 1 ] "
 		       "[ meta load l4proto => reg 2 ] "
 		       "[ payload load 2b @ transport header + 2 => reg 13 ] "
-		       "[ lookup reg 1 set in6_port 0x0 ] [ immediate reg 0 accept ]");
+		       "[ lookup reg 1 set in6_port 0x0 ] [ immediate reg 0 goto -> in6_seen ]");
 	T_CHECK(strstr(t[16], "name flood") && strstr(t[16], "name in_overlimit") &&
 			strstr(t[16], "drop"),
 		"%s", t[16]);
@@ -238,6 +238,54 @@ static void test_rules(void)
 	o.queue = QUEUE_NATIVE;
 	rule_texts(MSEG_DIR_INGRESS, MSEG_MODE_AUDIT, &o, t);
 	T_CHECK(strstr(t[17], "[ queue num 3") && strstr(t[17], "bypass"), "%s", t[17]);
+}
+
+/* The chain the lookups go to: record the new connection, then accept
+ * (also when the seen set is full and the update fails). */
+static void test_seen_chain(void)
+{
+	struct nftnl_rule *rules[NL_RULES_PER_SEEN_CHAIN];
+	char t[NL_RULES_PER_SEEN_CHAIN][1024];
+	int r;
+
+	r = render_nl_seen_chain_rules(MSEG_DIR_INGRESS, AF_INET, rules);
+	T_CHECK(r == 0, "render: %d", r);
+	if (r)
+		return;
+	for (size_t i = 0; i < NL_RULES_PER_SEEN_CHAIN; i++) {
+		render_nl_rule_text(rules[i], t[i], sizeof(t[i]));
+		nftnl_rule_free(rules[i]);
+	}
+	/* meta l4proto { tcp, udp, sctp, udplite } update @in4_seen_port
+	 *	{ ip saddr . meta l4proto . th dport } */
+	T_STREQ(t[0], "[ meta load nfproto => reg 1 ] [ cmp eq reg 1 0x00000002 ] "
+		      "[ meta load l4proto => reg 1 ] [ lookup reg 1 set __set%d 0x0 ] "
+		      "[ payload load 4b @ network header + 12 => reg 1 ] "
+		      "[ meta load l4proto => reg 9 ] "
+		      "[ payload load 2b @ transport header + 2 => reg 10 ] "
+		      "[ dynset update reg_key 1 set in4_seen_port timeout 0ms ]");
+	/* meta l4proto != { ... } update @in4_seen_proto { ip saddr . meta l4proto } */
+	T_STREQ(t[1], "[ meta load nfproto => reg 1 ] [ cmp eq reg 1 0x00000002 ] "
+		      "[ meta load l4proto => reg 1 ] [ lookup reg 1 set __set%d 0x1 ] "
+		      "[ payload load 4b @ network header + 12 => reg 1 ] "
+		      "[ meta load l4proto => reg 9 ] "
+		      "[ dynset update reg_key 1 set in4_seen_proto timeout 0ms ]");
+	T_STREQ(t[2], "[ immediate reg 0 accept ]");
+
+	r = render_nl_seen_chain_rules(MSEG_DIR_EGRESS, AF_INET6, rules);
+	T_CHECK(r == 0, "render: %d", r);
+	if (r)
+		return;
+	for (size_t i = 0; i < NL_RULES_PER_SEEN_CHAIN; i++) {
+		render_nl_rule_text(rules[i], t[i], sizeof(t[i]));
+		nftnl_rule_free(rules[i]);
+	}
+	/* egress IPv6: ip6 daddr at 24, fields in registers 1, 2, 13 */
+	T_CHECK(strstr(t[0], "16b @ network header + 24 => reg 1") &&
+			strstr(t[0], "reg 13") && strstr(t[0], "set out6_seen_port"),
+		"%s", t[0]);
+	T_CHECK(strstr(t[1], "set out6_seen_proto"), "%s", t[1]);
+	T_STREQ(nl_seen_chain_name(MSEG_DIR_EGRESS, AF_INET6), "out6_seen");
 }
 
 static void test_opts_and_structure(void)
@@ -341,6 +389,7 @@ int main(void)
 	T_RUN(test_key_layout);
 	T_RUN(test_elems);
 	T_RUN(test_rules);
+	T_RUN(test_seen_chain);
 	T_RUN(test_opts_and_structure);
 	T_RUN(test_origin_text);
 	T_RUN(test_batch_counts);

@@ -28,6 +28,18 @@ enum desired_source {
 
 struct store;
 
+/* A policy's stage (stage.c): the mode set through the API (`mseg mode`),
+ * overriding the document's, and the end of a learning stage, both kept in
+ * the state dir's `stages` file so that a restart keeps them. */
+enum stage_mode { STAGE_SPEC = -1, STAGE_ENFORCE, STAGE_AUDIT, STAGE_LEARN };
+
+struct stage_entry {
+	char *key;                     /* "ns/name" */
+	enum stage_mode mode;          /* STAGE_SPEC: the document's mode */
+	uint32_t learn_for_s;          /* the override's period (STAGE_LEARN) */
+	uint64_t until_s;              /* learning ends (Unix seconds); 0: none */
+};
+
 struct desired {
 	struct mseg_policy_set pols[DESIRED_N_SOURCES];
 	struct mseg_inventory inv[DESIRED_N_SOURCES];
@@ -39,6 +51,8 @@ struct desired {
 	 * pod (with a pod_uid) is in a view only as that Pod's endpoint from
 	 * the cluster (with its labels), never without them */
 	bool kube_pods;
+	struct stage_entry *stages;    /* sorted by key */
+	size_t n_stages, cap_stages;
 };
 
 /* One change not yet made: at most one policy put or delete and one
@@ -71,6 +85,9 @@ struct desired_view {
 	size_t n_conflicts;
 	struct mseg_endpoint **copies;        /* owned */
 	size_t n_copies;
+	struct mseg_policy **pol_copies;      /* owned (shallow: they borrow the
+						 original's arena): a stage applied */
+	size_t n_pol_copies, cap_pol_copies;
 };
 
 void desired_init(struct desired *ds);
@@ -187,6 +204,34 @@ const char *desired_store_quarantined(const struct desired *ds, size_t i);
  * strings and array, the caller frees). */
 int desired_tombstones_apply(struct desired *ds, char ***ret_ids, size_t *ret_n,
 			     struct mseg_err *err);
+
+/* ---- stages (stage.c) ---- */
+
+/* Load the stages file of the state dir (after desired_store_open()); a
+ * missing file is no stage. A bad line is an error naming it. */
+int desired_stages_load(struct desired *ds, struct mseg_err *err);
+
+/* Set the mode of policy @ns/@name from now on (@now_s: Unix seconds):
+ * STAGE_LEARN starts a learning stage of @learn_for_s (0: the policy's
+ * spec.learnFor), STAGE_SPEC goes back to the document's mode. Written
+ * durably first; nothing changes on error. The generation moves. */
+int desired_stage_set(struct desired *ds, const char *ns, const char *name,
+		      enum stage_mode mode, uint32_t learn_for_s, uint64_t now_s,
+		      struct mseg_err *err);
+
+/* Start the learning stage of every policy whose document says mode: learn
+ * and that has none yet (its end is now + spec.learnFor), and forget the
+ * stages of policies that are gone or no longer learn by document. Writes
+ * the file when something changed; -errno when that failed (memory keeps
+ * the change; the next call writes again). */
+int desired_stages_sync(struct desired *ds, uint64_t now_s, struct mseg_err *err);
+
+/* The stage of @ns/@name, or NULL. */
+const struct stage_entry *desired_stage_find(const struct desired *ds, const char *ns,
+					     const char *name);
+
+/* Is @p (a policy of a view) in its learning stage at @now_s? */
+bool desired_policy_learning(const struct mseg_policy *p, uint64_t now_s);
 
 /* The state dir, or NULL before desired_store_open(). */
 const char *desired_state_dir(const struct desired *ds);

@@ -180,4 +180,24 @@ struct ep_table_counters {
 int ep_table_counters_read(struct netns *ns, struct ep_table_counters *ret,
 			   struct mseg_err *err);
 
+/* One element of a seen set (docs/ruleset.md): the new connections the
+ * table admitted from or to one peer on one protocol and port, aggregated
+ * by the kernel. */
+struct ep_seen {
+	enum mseg_dir dir;
+	struct mseg_addr peer;       /* the remote side */
+	uint8_t proto;
+	bool has_port;               /* false: a port-less protocol (icmp, ...) */
+	uint16_t port;               /* destination port, host order */
+	uint64_t connections;        /* first packets counted */
+	uint64_t idle_ms;            /* since the last one (the timeout restarts on each) */
+};
+
+/* Called for each element; a negative return ends the read with it. */
+typedef int (*ep_seen_fn)(const struct ep_seen *s, void *data);
+
+/* Read the seen sets of @ns's table (those of the directions it has) and
+ * call @fn for each element. No table: nothing is called, 0. */
+int ep_table_seen_read(struct netns *ns, ep_seen_fn fn, void *data, struct mseg_err *err);
+
 #endif

@@ -55,6 +55,13 @@ struct reconciler *reconciler_free(struct reconciler *r);
  * leaves them running. */
 void reconciler_set_revoke(struct reconciler *r, enum mseg_revoke revoke);
 
+/* Replace compile_opts.node_addrs and svc_routes (not copied: they must
+ * stay valid until the next call or reconciler_free()); the next apply
+ * compiles with them, and a change of either is an element update. */
+void reconciler_set_cluster(struct reconciler *r, const struct mseg_addr *node_addrs,
+			    size_t n_node_addrs, const struct mseg_svc_route *routes,
+			    size_t n_routes);
+
 /* Compile and program everything. Endpoints that fail stay as they were in
  * the kernel and are retried on the next call or resync; returns 0 when all
  * were programmed, -EIO when some failed (their errors are in the status),

@@ -1,5 +1,6 @@
-/* msegd's Kubernetes watcher: Pods, Namespaces, AllowLists (mseg.io/v1)
- * and NetworkPolicies from the API server, listed and watched from the
+/* msegd's Kubernetes watcher: Pods, Namespaces, AllowLists (mseg.io/v1),
+ * NetworkPolicies, this node's Node object, Services and EndpointSlices
+ * from the API server, listed and watched from the
  * daemon's event loop, turned into a desired-state source (policies and
  * endpoints). Nothing here logs: lines worth logging go to a callback. */
 #ifndef MSEG_KUBE_H
@@ -44,11 +45,12 @@ struct kube_resource_status {
 	uint64_t lists, relists, watches, restarts, errors, events;
 	uint64_t pages;              /* list pages received (limit/continue) */
 	uint64_t list_restarts;      /* lists started again: continue token expired */
+	size_t objects;              /* held now (Services, EndpointSlices, ...) */
 	char rv[32];                 /* the last resourceVersion seen */
 	char last_error[512];
 };
 
-#define KUBE_N_RESOURCES 4
+#define KUBE_N_RESOURCES 7
 
 /* Start watching; takes @cfg's contents (it ends empty). */
 int kube_watcher_new(struct evloop *loop, struct kube_config *cfg,
@@ -121,5 +123,43 @@ size_t kube_source_error_count(const struct kube_source *src);
 json_t *kube_pod_trim(json_t *pod);
 json_t *kube_namespace_trim(json_t *ns);
 json_t *kube_policy_trim(json_t *obj);
+
+/* What the cluster says besides policies and endpoints: this node's
+ * addresses (its Node object's status.addresses of type InternalIP and
+ * ExternalIP; traffic to and from them is never isolated) and the Service
+ * routes (each ClusterIP and external IP with a Service port, to each ready
+ * backend of the Service's EndpointSlices: compile_opts.svc_routes). */
+struct kube_cluster {
+	struct mseg_addr *node_addrs;
+	size_t n_node_addrs;
+	struct mseg_svc_route *routes;     /* sorted, unique */
+	size_t n_routes;
+};
+
+/* The cluster part as the watcher knows it now (@ret filled, to be
+ * released). Bad addresses are left out, said once through the log
+ * callback. -ENOMEM. */
+int kube_watcher_cluster(struct kube_watcher *kw, struct kube_cluster *ret);
+
+/* A Node, Service or EndpointSlice changed (or was listed) since the last
+ * successful kube_watcher_cluster(): the cluster part is to be read again. */
+bool kube_watcher_cluster_changed(const struct kube_watcher *kw);
+
+/* The error lines of a build, one per object left out. */
+struct kube_build_errs {
+	char **lines;
+	size_t n, cap;
+};
+void kube_build_errs_release(struct kube_build_errs *e);
+
+/* The pure part, for tests: the watcher's stores of Nodes, Services and
+ * EndpointSlices (trimmed objects by key). */
+int kube_cluster_build(const json_t *nodes, const json_t *services, const json_t *slices,
+		       const char *node_name, struct kube_cluster *ret, struct kube_build_errs *errs);
+void kube_cluster_release(struct kube_cluster *c);
+
+json_t *kube_node_trim(json_t *node);
+json_t *kube_service_trim(json_t *svc);
+json_t *kube_slice_trim(json_t *slice);
 
 #endif

@@ -134,7 +134,11 @@ struct mseg_policy {
 	const char *name;
 	const char *ns;               /* "default" when the document gives none */
 	bool ns_defaulted;            /* ... which it did not */
-	enum mseg_mode mode;
+	enum mseg_mode mode;          /* what the compiler enforces (learn: enforce) */
+	bool learn;                   /* spec.mode: learn (enforce + a learning stage) */
+	uint32_t learn_for_s;         /* spec.learnFor (POLICY_LEARN_FOR_DEFAULT_S) */
+	uint64_t learn_until_s;       /* set in a merged view: the stage's end (Unix
+					 seconds); 0: not known */
 	unsigned isolation;           /* MSEG_ISO_* */
 	enum mseg_revoke revoke;      /* spec.revoke; INHERIT when not given */
 	struct mseg_peer *subjects;   /* covered = matched by any subject */
@@ -207,6 +211,20 @@ struct mseg_namespace {
 };
 
 #define NS_NAME_LABEL "kubernetes.io/metadata.name"
+
+/* One way through a Service (Kubernetes: a ClusterIP or external IP and a
+ * port of a Service, and one ready backend of its EndpointSlices): a packet
+ * a pod sends to vip:port/proto leaves the pod's namespace with that
+ * destination and is translated to backend:backend_port on the node
+ * (kube-proxy), after the pod's egress rules saw it. vip and backend are
+ * of the same family. */
+struct mseg_svc_route {
+	struct mseg_addr vip;
+	struct mseg_addr backend;
+	uint8_t proto;                /* TCP, UDP or SCTP */
+	uint16_t port;                /* the Service's port */
+	uint16_t backend_port;        /* the backend's (target) port */
+};
 
 /* An endpoint inventory: owns its endpoints, kept sorted by id, and its
  * declared namespaces, kept sorted by name. */

@@ -86,6 +86,12 @@ struct compile_opts {
 	 * ENTRY_POLICY_NODE. Not owned; may be NULL when n_node_addrs is 0. */
 	const struct mseg_addr *node_addrs;
 	size_t n_node_addrs;
+	/* Service routes (Kubernetes ClusterIPs and external IPs): an
+	 * isolated egress direction that admits a route's backend:backend_port
+	 * also admits its vip:port, with the provenance of the entry that
+	 * admitted the backend. Not owned; may be NULL when n_svc_routes is 0. */
+	const struct mseg_svc_route *svc_routes;
+	size_t n_svc_routes;
 	/* Entries only for endpoints with a netns: an endpoint without one (a
 	 * pod of another node) is a peer of the others' rules and is never
 	 * programmed, so its own directions get isolation and mode but no
@@ -131,6 +137,12 @@ struct table_opts {
 #define TABLE_NAME "mseg"
 #define TABLE_DEFAULT_RATE 100
 #define TABLE_DEFAULT_BURST 200
+/* The "seen" sets of an isolated direction (docs/ruleset.md): the kernel
+ * aggregates every new connection that reaches the allow sets, per peer
+ * address, protocol and port, in at most SEEN_SET_SIZE elements each, an
+ * element dropping out SEEN_SET_TIMEOUT_S after its last connection. */
+#define SEEN_SET_SIZE 4096
+#define SEEN_SET_TIMEOUT_S 86400
 
 /* Table options with defaults filled in (NULL = defaults; a zero rate or
  * burst = its default), for the text and the netlink rendering alike. */

@@ -12,6 +12,17 @@
 #define POLICY_MAX_DEPTH 32               /* nesting of maps and sequences */
 #define POLICY_MAX_NODES 200000           /* YAML nodes per file */
 
+/* spec.learnFor: how long a list in mode learn stays in its learning
+ * stage before it is plain enforce (docs/policy.md). */
+#define POLICY_LEARN_FOR_DEFAULT_S (24u * 3600u)
+#define POLICY_LEARN_FOR_MIN_S 60u
+#define POLICY_LEARN_FOR_MAX_S (90u * 24u * 3600u)
+
+/* A duration: a whole number and one unit, s, m, h or d ("90m", "24h",
+ * "7d"), within [POLICY_LEARN_FOR_MIN_S, POLICY_LEARN_FOR_MAX_S]; -EINVAL
+ * (not a duration) or -ERANGE. */
+int policy_duration_parse(const char *s, uint32_t *ret_s);
+
 void policy_set_init(struct mseg_policy_set *set);
 void policy_set_release(struct mseg_policy_set *set);
 

@@ -262,6 +262,7 @@ static void r_policy_delete(struct api_ctx *x)
 {
 	api_handle_policy_delete(x, x->segs[2], x->segs[3]);
 }
+static void r_policy_mode(struct api_ctx *x) { api_handle_policy_mode(x, x->segs[2], x->segs[3]); }
 static void r_endpoint_get(struct api_ctx *x) { api_handle_endpoint_get(x, x->segs[2]); }
 static void r_endpoint_put(struct api_ctx *x) { api_handle_endpoint_put(x, x->segs[2]); }
 static void r_endpoint_patch(struct api_ctx *x) { api_handle_endpoint_patch(x, x->segs[2]); }
@@ -290,6 +291,7 @@ static const struct route {
 	{ "/v1/policies/*/*", M_GET, r_policy_get },
 	{ "/v1/policies/*/*", M_PUT, r_policy_put },
 	{ "/v1/policies/*/*", M_DELETE, r_policy_delete },
+	{ "/v1/policies/*/*/mode", M_PUT, r_policy_mode },
 	{ "/v1/endpoints", M_GET, api_handle_endpoints_list },
 	{ "/v1/endpoints/*", M_GET, r_endpoint_get },
 	{ "/v1/endpoints/*", M_PUT, r_endpoint_put },

@@ -201,7 +201,7 @@ json_t *api_json_policy(const struct mseg_policy *p, const char *source)
 	json_object_set_new(o, "name", json_string(p->name));
 	json_object_set_new(o, "kind", json_string(p->kind == MSEG_KIND_ALLOWLIST ?
 							   "AllowList" : "NetworkPolicy"));
-	json_object_set_new(o, "mode", json_string(p->mode == MSEG_MODE_AUDIT ? "audit" : "enforce"));
+	json_object_set_new(o, "mode", json_string(p->learn ? "learn" : p->mode == MSEG_MODE_AUDIT ? "audit" : "enforce"));
 	for (int d = 0; d < MSEG_DIR_COUNT; d++)
 		if (p->isolation & (1u << d))
 			json_array_append_new(iso, json_string(dir_name(d)));

@@ -202,6 +202,7 @@ void api_handle_rules(struct api_ctx *x, const char *id);
 void api_handle_policies_list(struct api_ctx *x);
 void api_handle_policy_get(struct api_ctx *x, const char *ns, const char *name);
 void api_handle_policy_put(struct api_ctx *x, const char *ns, const char *name);
+void api_handle_policy_mode(struct api_ctx *x, const char *ns, const char *name);
 void api_handle_policy_delete(struct api_ctx *x, const char *ns, const char *name);
 void api_handle_endpoints_list(struct api_ctx *x);
 void api_handle_endpoint_get(struct api_ctx *x, const char *id);

@@ -253,12 +253,16 @@ static void mutation_error(struct api_ctx *x, int r, const char *what, const str
 #define REPLAY_MAX_GROUPS 1000
 
 struct replay_item {
-	const char *ep;               /* the ring's endpoint id (valid for the request) */
-	uint8_t dir, proto, from, to; /* from: recorded verdict; to: REPLAY_* */
+	const char *ep;               /* the ring's or the plan's endpoint id (valid for
+					 the request) */
+	uint8_t dir, proto, from, to; /* from: recorded verdict (REPLAY_ALLOWED: an
+					 accepted-connection summary); to: REPLAY_* */
 	uint16_t port;
 	bool has_port;
 	struct mseg_addr peer;
-	uint64_t records, packets;
+	uint64_t records, packets;    /* flow records */
+	uint64_t connections;         /* accepted-connection summaries */
+	uint64_t idle_ms;             /* the group's most recent connection */
 };
 
 enum { REPLAY_DROPPED = FLOW_DROPPED, REPLAY_AUDITED = FLOW_AUDITED, REPLAY_ALLOWED };
@@ -268,7 +272,28 @@ struct replay_ctx {
 	struct replay_item *v;
 	size_t n, cap;
 	uint64_t examined;
+	/* the accepted-connection summaries of one endpoint */
+	const struct mseg_ep_plan *now_ep, *after_ep;
+	uint64_t summaries;
 };
+
+static struct replay_item *replay_item_new(struct replay_ctx *rc)
+{
+	struct replay_item *it;
+
+	if (rc->n == rc->cap) {
+		size_t cap = rc->cap ? rc->cap * 2 : 64;
+		struct replay_item *v = realloc(rc->v, cap * sizeof(*v));
+
+		if (!v)
+			return NULL;
+		rc->v = v;
+		rc->cap = cap;
+	}
+	it = &rc->v[rc->n++];
+	memset(it, 0, sizeof(*it));
+	return it;
+}
 
 static const struct mseg_ep_plan *plan_ep_find(const struct mseg_plan *plan, const char *id)
 {
@@ -312,17 +337,9 @@ static int replay_cb(const struct flow_record *rec, void *data)
 		to = dp->mode == MSEG_MODE_AUDIT ? REPLAY_AUDITED : REPLAY_DROPPED;
 	if (to == rec->verdict)
 		return 0;
-	if (rc->n == rc->cap) {
-		size_t cap = rc->cap ? rc->cap * 2 : 64;
-		struct replay_item *v = realloc(rc->v, cap * sizeof(*v));
-
-		if (!v)
-			return -ENOMEM;
-		rc->v = v;
-		rc->cap = cap;
-	}
-	it = &rc->v[rc->n++];
-	memset(it, 0, sizeof(*it));
+	it = replay_item_new(rc);
+	if (!it)
+		return -ENOMEM;
 	it->ep = rec->ep->id;
 	it->dir = rec->dir;
 	it->proto = rec->proto;
@@ -334,6 +351,65 @@ static int replay_cb(const struct flow_record *rec, void *data)
 	memcpy(it->peer.bytes, peer->bytes, peer->family == AF_INET ? 4 : 16);
 	it->records = 1;
 	it->packets = rec->count;
+	return 0;
+}
+
+/* An accepted-connection summary the current plan admits (one it does not
+ * is from before a change, when another plan admitted it): the verdict
+ * the would-be plan gives its connections. */
+static int replay_seen_cb(const struct ep_seen *s, void *data)
+{
+	struct replay_ctx *rc = data;
+	const struct mseg_dir_plan *now = &rc->now_ep->dir[s->dir], *after;
+	struct replay_item *it;
+	uint8_t to;
+
+	rc->summaries++;
+	if (!check_dir_admits(now, &s->peer, s->proto, s->port, NULL))
+		return 0;
+	if (!rc->after_ep)
+		return 0;   /* the endpoint would be gone: no verdict */
+	after = &rc->after_ep->dir[s->dir];
+	if (check_dir_admits(after, &s->peer, s->proto, s->port, NULL))
+		return 0;
+	to = after->mode == MSEG_MODE_AUDIT ? REPLAY_AUDITED : REPLAY_DROPPED;
+	it = replay_item_new(rc);
+	if (!it)
+		return -ENOMEM;
+	it->ep = rc->now_ep->ep->id;
+	it->dir = (uint8_t)s->dir;
+	it->proto = s->proto;
+	it->from = REPLAY_ALLOWED;
+	it->to = to;
+	it->has_port = s->has_port;
+	it->port = s->port;
+	it->peer = s->peer;
+	it->connections = s->connections;
+	it->idle_ms = s->idle_ms;
+	return 0;
+}
+
+/* The accepted-connection summaries of every endpoint with a table now,
+ * read from the kernel (docs/ruleset.md, seen sets). An endpoint whose
+ * namespace cannot be read is left out. */
+static int replay_seen(struct api_ctx *x, const struct mseg_plan *now, struct replay_ctx *rc)
+{
+	struct reconciler *rec = x->be->rec;
+
+	for (size_t i = 0; rec && i < now->n_eps; i++) {
+		const struct mseg_ep_plan *ep = &now->eps[i];
+		ssize_t k = reconciler_ep_index(rec, ep->ep->id);
+		struct netns *ns = k >= 0 ? reconciler_ep_netns(rec, (size_t)k) : NULL;
+		int r;
+
+		if (!ns || !ep_plan_has_table(ep))
+			continue;
+		rc->now_ep = ep;
+		rc->after_ep = plan_ep_find(rc->plan, ep->ep->id);
+		r = ep_table_seen_read(ns, replay_seen_cb, rc, NULL);
+		if (r == -ENOMEM)
+			return r;
+	}
 	return 0;
 }
 
@@ -364,10 +440,13 @@ static const char *replay_verdict_name(uint8_t v)
 	return v == REPLAY_ALLOWED ? "allowed" : flow_verdict_name((enum flow_verdict)v);
 }
 
-/* {"records": examined, "changed": N, "groups": [{endpoint, direction,
- * peer, proto, port, from, to, records, packets}]}: per endpoint, peer and
- * port, the recorded flows whose verdict the would-be state changes. */
-static json_t *replay_json(struct api_ctx *x, const struct mseg_plan *after)
+/* {"records": examined, "summaries": examined, "changed": N, "groups":
+ * [{endpoint, direction, peer, proto, port, from, to, records, packets |
+ * connections, last_seen}]}: per endpoint, peer and port, the recorded
+ * flows and the accepted-connection summaries whose verdict the would-be
+ * state changes. */
+static json_t *replay_json(struct api_ctx *x, const struct mseg_plan *now,
+			   const struct mseg_plan *after)
 {
 	struct replay_ctx rc = { .plan = after };
 	struct flow_filter f;
@@ -375,11 +454,12 @@ static json_t *replay_json(struct api_ctx *x, const struct mseg_plan *after)
 	uint64_t changed = 0;
 	size_t k = 0;
 
-	if (!x->a->flows)
-		return json_pack("{sI,sI,s[]}", "records", (json_int_t)0, "changed", (json_int_t)0,
-				 "groups");
 	flow_filter_init(&f);
-	if (flow_ring_query(x->a->flows, &f, replay_cb, &rc) < 0) {
+	if (x->a->flows && flow_ring_query(x->a->flows, &f, replay_cb, &rc) < 0) {
+		free(rc.v);
+		return NULL;
+	}
+	if (now && replay_seen(x, now, &rc) < 0) {
 		free(rc.v);
 		return NULL;
 	}
@@ -387,8 +467,11 @@ static json_t *replay_json(struct api_ctx *x, const struct mseg_plan *after)
 	for (size_t i = 0; i < rc.n; i++) {
 		changed++;
 		if (k && replay_item_cmp(&rc.v[k - 1], &rc.v[i]) == 0) {
-			rc.v[k - 1].records++;
+			rc.v[k - 1].records += rc.v[i].records;
 			rc.v[k - 1].packets += rc.v[i].packets;
+			rc.v[k - 1].connections += rc.v[i].connections;
+			if (rc.v[i].idle_ms < rc.v[k - 1].idle_ms)
+				rc.v[k - 1].idle_ms = rc.v[i].idle_ms;
 			continue;
 		}
 		rc.v[k++] = rc.v[i];
@@ -402,16 +485,28 @@ static json_t *replay_json(struct api_ctx *x, const struct mseg_plan *after)
 		addr_format(&it->peer, a, sizeof(a));
 		if (!render_text_proto(it->proto, proto, sizeof(proto)))
 			snprintf(proto, sizeof(proto), "%u", it->proto);
-		g = json_pack("{ss,ss,ss,ss,ss,ss,sI,sI}", "endpoint", it->ep, "direction",
+		g = json_pack("{ss,ss,ss,ss,ss,ss}", "endpoint", it->ep, "direction",
 			      flow_dir_name((enum mseg_dir)it->dir), "peer", a, "proto", proto, "from",
-			      replay_verdict_name(it->from), "to", replay_verdict_name(it->to),
-			      "records", (json_int_t)it->records, "packets", (json_int_t)it->packets);
+			      replay_verdict_name(it->from), "to", replay_verdict_name(it->to));
+		if (g && it->from == REPLAY_ALLOWED) {
+			json_object_set_new(g, "connections", json_integer((json_int_t)it->connections));
+			char ts[64];
+
+			json_object_set_new(g, "last_seen",
+					    json_string(flow_time_format(clock_real_ns() -
+									 it->idle_ms * 1000000ull,
+									 ts, sizeof(ts))));
+		} else if (g) {
+			json_object_set_new(g, "records", json_integer((json_int_t)it->records));
+			json_object_set_new(g, "packets", json_integer((json_int_t)it->packets));
+		}
 		if (g && it->has_port)
 			json_object_set_new(g, "port", json_integer(it->port));
 		json_array_append_new(groups, g);
 	}
-	o = json_pack("{sI,sI,sI,so}", "records", (json_int_t)rc.examined, "changed",
-		      (json_int_t)changed, "groups_total", (json_int_t)k, "groups", groups);
+	o = json_pack("{sI,sI,sI,sI,so}", "records", (json_int_t)rc.examined, "summaries",
+		      (json_int_t)rc.summaries, "changed", (json_int_t)changed, "groups_total",
+		      (json_int_t)k, "groups", groups);
 	free(rc.v);
 	return o;
 }
@@ -440,7 +535,7 @@ static void dry_run_answer(struct api_ctx *x, const struct desired_change *ch, c
 	json_object_set_new(o, "changes", changes ? changes : json_array());
 	json_object_set_new(o, "warnings", change_warnings(x, ch));
 	if (query_flag(x, "replay")) {
-		json_t *rp = replay_json(x, after.plan);
+		json_t *rp = replay_json(x, before.plan, after.plan);
 
 		if (!rp) {
 			json_decref(o);
@@ -498,6 +593,96 @@ static void unchanged_answer(struct api_ctx *x, const struct desired_change *ch,
 	}
 	json_object_set_new(o, "warnings", change_warnings(x, ch));
 	api_resp_json(x, 200, o);
+}
+
+/* PUT /v1/policies/{ns}/{name}/mode {"mode": "learn", "learnFor": "12h"}:
+ * the policy's mode from now on, over its document's ("spec": the
+ * document's again); kept in the state dir across restarts. */
+void api_handle_policy_mode(struct api_ctx *x, const char *ns, const char *name)
+{
+	static const char *const names[] = { "enforce", "audit", "learn", "spec" };
+	static const enum stage_mode modes[] = { STAGE_ENFORCE, STAGE_AUDIT, STAGE_LEARN,
+						 STAGE_SPEC };
+	json_t *body, *v;
+	json_error_t je;
+	const char *key, *mode;
+	uint32_t learn_for = 0;
+	struct mseg_err err;
+	int m = -1, r;
+
+	body = json_loadb(x->rq->body ? x->rq->body : "", x->rq->len, JSON_REJECT_DUPLICATES, &je);
+	if (!body) {
+		api_resp_json(x, 400, api_json_error(je.text, (unsigned)je.line, (unsigned)je.column));
+		return;
+	}
+	if (!json_is_object(body)) {
+		api_resp_error(x, 400, "expected a JSON object like {\"mode\": \"learn\", "
+			       "\"learnFor\": \"12h\"}");
+		goto out_free;
+	}
+	json_object_foreach(body, key, v) {
+		if (strcmp(key, "mode") != 0 && strcmp(key, "learnFor") != 0) {
+			api_resp_error(x, 400, "unknown key '%.64s': only mode and learnFor", key);
+			goto out_free;
+		}
+	}
+	mode = json_string_value(json_object_get(body, "mode"));
+	for (int i = 0; mode && i < 4; i++)
+		if (strcmp(mode, names[i]) == 0)
+			m = i;
+	if (m < 0) {
+		api_resp_error(x, 400, "mode: expected enforce, audit, learn or spec (the document's)");
+		goto out_free;
+	}
+	v = json_object_get(body, "learnFor");
+	if (v) {
+		const char *d = json_string_value(v);
+
+		if (modes[m] != STAGE_LEARN) {
+			api_resp_error(x, 400, "learnFor: only with mode learn");
+			goto out_free;
+		}
+		r = d ? policy_duration_parse(d, &learn_for) : -EINVAL;
+		if (r == -ERANGE) {
+			api_resp_error(x, 400, "learnFor: '%.32s' is out of range (1m to 90d)", d);
+			goto out_free;
+		}
+		if (r < 0) {
+			api_resp_error(x, 400, "learnFor: expected a duration like \"12h\" (a number "
+				       "and s, m, h or d)");
+			goto out_free;
+		}
+	}
+	err_clear(&err);
+	r = desired_stage_set(x->be->desired, ns, name, modes[m], learn_for,
+			      clock_real_ns() / 1000000000ull, &err);
+	if (r == -ENOENT) {
+		api_resp_error(x, 404, "no policy '%s/%s'", ns, name);
+		goto out_free;
+	}
+	if (r < 0) {
+		mutation_error(x, r, "mode", &err);
+		goto out_free;
+	}
+	{
+		const struct stage_entry *st = desired_stage_find(x->be->desired, ns, name);
+		char full[160];
+		json_t *o;
+
+		snprintf(full, sizeof(full), "%s/%s", ns, name);
+		o = mutation_result(x, NULL, "mode set", "policy", full);
+		json_object_set_new(o, "mode", json_string(names[m]));
+		if (st && st->until_s) {
+			char ts[64];
+
+			json_object_set_new(o, "learn_until",
+					    json_string(flow_time_format(st->until_s * 1000000000ull,
+									 ts, sizeof(ts))));
+		}
+		api_resp_json(x, 200, o);
+	}
+out_free:
+	json_decref(body);
 }
 
 void api_handle_policy_put(struct api_ctx *x, const char *ns, const char *name)
@@ -1016,6 +1201,24 @@ static json_t *policy_entry(struct api_ctx *x, const struct mseg_policy *p, bool
 	else
 		snprintf(src, sizeof(src), "api");
 	o = api_json_policy(p, src);
+	if (o) {
+		/* the stage: a mode set through the API, the end of learning */
+		static const char *const names[] = { "enforce", "audit", "learn" };
+		const struct stage_entry *st = desired_stage_find(x->be->desired, p->ns, p->name);
+		bool learning = st && (st->mode == STAGE_LEARN || (st->mode == STAGE_SPEC && p->learn));
+
+		if (st && st->mode != STAGE_SPEC) {
+			json_object_set_new(o, "mode", json_string(names[st->mode]));
+			json_object_set_new(o, "mode_set", json_string("api"));
+		}
+		if (learning && st->until_s) {
+			char ts[64];
+
+			json_object_set_new(o, "learn_until",
+					    json_string(flow_time_format(st->until_s * 1000000000ull,
+									 ts, sizeof(ts))));
+		}
+	}
 	if (o && v) {
 		json_object_set_new(o, "covers", json_integer((json_int_t)policy_covers(p, v)));
 		if (with_doc) {
@@ -1080,7 +1283,49 @@ void api_handle_policy_get(struct api_ctx *x, const char *ns, const char *name)
 		desired_view_release(&v);
 }
 
-static json_t *endpoint_entry(struct api_ctx *x, const struct mseg_endpoint *ep, bool from_file)
+/* The effective mode of each direction of endpoint @id (with its status
+ * @st): null when not isolated, "audit", "enforce", or "learn" when it is
+ * enforced and a policy in its learning stage isolates it in that
+ * direction; "learn_until", the latest end of those stages. @v: the
+ * merged view (NULL: no learn shown). */
+static void endpoint_modes(json_t *o, const struct desired_view *v, const char *id,
+			   const struct reconcile_ep_status *st)
+{
+	const struct mseg_endpoint *vep = v ? inventory_find(&v->inv, id) : NULL;
+	uint64_t now = clock_real_ns() / 1000000000ull, until = 0;
+	json_t *m = json_object();
+
+	for (int d = 0; d < MSEG_DIR_COUNT; d++) {
+		const char *name = NULL;
+
+		if (st->isolated[d])
+			name = st->mode[d] == MSEG_MODE_AUDIT ? "audit" : "enforce";
+		for (size_t i = 0; name && st->mode[d] == MSEG_MODE_ENFORCE && vep && i < v->pols.n;
+		     i++) {
+			const struct mseg_policy *p = v->pols.items[i];
+			unsigned want = d == MSEG_DIR_INGRESS ? MSEG_ISO_INGRESS : MSEG_ISO_EGRESS;
+
+			if (p->mode != MSEG_MODE_ENFORCE || !(p->isolation & want) ||
+			    !desired_policy_learning(p, now) || !selector_policy_covers(p, vep))
+				continue;
+			name = "learn";
+			if (p->learn_until_s > until)
+				until = p->learn_until_s;
+		}
+		json_object_set_new(m, flow_dir_name((enum mseg_dir)d),
+				    name ? json_string(name) : json_null());
+	}
+	json_object_set_new(o, "mode", m);
+	if (until) {
+		char ts[64];
+
+		json_object_set_new(o, "learn_until",
+				    json_string(flow_time_format(until * 1000000000ull, ts, sizeof(ts))));
+	}
+}
+
+static json_t *endpoint_entry(struct api_ctx *x, const struct mseg_endpoint *ep, bool from_file,
+			      const struct desired_view *v)
 {
 	char src[PATH_MAX + 8];
 	ssize_t i;
@@ -1109,6 +1354,7 @@ static json_t *endpoint_entry(struct api_ctx *x, const struct mseg_endpoint *ep,
 		json_object_set_new(o, "programmed", json_boolean(st.programmed));
 		if (st.error)
 			json_object_set_new(o, "error", json_string(st.error));
+		endpoint_modes(o, v, ep->id, &st);
 	}
 	return o;
 }
@@ -1116,28 +1362,38 @@ static json_t *endpoint_entry(struct api_ctx *x, const struct mseg_endpoint *ep,
 void api_handle_endpoints_list(struct api_ctx *x)
 {
 	json_t *arr = json_array();
+	struct desired_view v;
+	bool have_view = desired_view_build(x->be->desired, NULL, &v) == 0;
+	const struct desired_view *vp = have_view ? &v : NULL;
 
 	for (size_t i = 0; i < x->be->desired->inv[DESIRED_FILE].n; i++)
-		json_array_append_new(arr, endpoint_entry(x, x->be->desired->inv[DESIRED_FILE].eps[i], true));
+		json_array_append_new(arr, endpoint_entry(x, x->be->desired->inv[DESIRED_FILE].eps[i],
+							  true, vp));
 	for (size_t i = 0; i < x->be->desired->inv[DESIRED_API].n; i++)
-		json_array_append_new(arr, endpoint_entry(x, x->be->desired->inv[DESIRED_API].eps[i], false));
+		json_array_append_new(arr, endpoint_entry(x, x->be->desired->inv[DESIRED_API].eps[i],
+							  false, vp));
+	if (have_view)
+		desired_view_release(&v);
 	api_resp_json(x, 200, json_pack("{so}", "endpoints", arr));
 }
 
 void api_handle_endpoint_get(struct api_ctx *x, const char *id)
 {
 	const struct mseg_endpoint *ep = inventory_find(&x->be->desired->inv[DESIRED_FILE], id);
+	bool from_file = ep != NULL;
+	struct desired_view v;
+	bool have_view;
 
-	if (ep) {
-		api_resp_json(x, 200, endpoint_entry(x, ep, true));
+	if (!ep)
+		ep = inventory_find(&x->be->desired->inv[DESIRED_API], id);
+	if (!ep) {
+		api_resp_error(x, 404, "no endpoint '%s'", id);
 		return;
 	}
-	ep = inventory_find(&x->be->desired->inv[DESIRED_API], id);
-	if (ep) {
-		api_resp_json(x, 200, endpoint_entry(x, ep, false));
-		return;
-	}
-	api_resp_error(x, 404, "no endpoint '%s'", id);
+	have_view = desired_view_build(x->be->desired, NULL, &v) == 0;
+	api_resp_json(x, 200, endpoint_entry(x, ep, from_file, have_view ? &v : NULL));
+	if (have_view)
+		desired_view_release(&v);
 }
 
 static json_t *rules_entry(struct api_ctx *x, size_t i, bool with_table)
@@ -1540,11 +1796,11 @@ static json_t *kube_status_json(const struct api_backend *be, bool full)
 				"seconds", (int)((clock_real_ns() - st.stale_since_ns) / 1000000000ull)));
 		if (!full)
 			continue;
-		r = json_pack("{sssbsIsIsIsIsIsIss}", "resource", st.resource, "synced", st.synced,
+		r = json_pack("{sssbsIsIsIsIsIsIsssI}", "resource", st.resource, "synced", st.synced,
 			      "lists", (json_int_t)st.lists, "relists", (json_int_t)st.relists,
 			      "watches", (json_int_t)st.watches, "restarts", (json_int_t)st.restarts,
 			      "errors", (json_int_t)st.errors, "events", (json_int_t)st.events,
-			      "resource_version", st.rv);
+			      "resource_version", st.rv, "objects", (json_int_t)st.objects);
 		json_object_set_new(r, "stale_since", st.stale_since_ns ?
 				    json_string(time_format(st.stale_since_ns, ts, sizeof(ts))) :
 				    json_null());
@@ -1555,10 +1811,21 @@ static json_t *kube_status_json(const struct api_backend *be, bool full)
 	json_object_set_new(o, "server", json_string(kube_watcher_server(be->kube)));
 	json_object_set_new(o, "synced", json_boolean(kube_watcher_synced(be->kube)));
 	json_object_set_new(o, "stale", stale);
-	if (full)
+	if (full) {
+		const struct compile_opts *co = reconciler_compile_opts(be->rec);
+		json_t *addrs = json_array();
+		char buf[64];
+
 		json_object_set_new(o, "resources", res);
-	else
+		/* what the compiler uses: --node-addr and the Node object's */
+		for (size_t i = 0; i < co->n_node_addrs; i++)
+			json_array_append_new(addrs, json_string(addr_format(&co->node_addrs[i], buf,
+									    sizeof(buf))));
+		json_object_set_new(o, "node_addresses", addrs);
+		json_object_set_new(o, "service_routes", json_integer((json_int_t)co->n_svc_routes));
+	} else {
 		json_decref(res);
+	}
 	return o;
 }
 
@@ -1743,6 +2010,15 @@ void api_handle_metrics(struct api_ctx *x)
 			kube_watcher_status(be->kube, i, &ks);
 			fprintf(f, "mseg_kube_errors_total{resource=\"%s\"} %llu\n", ks.resource, (unsigned long long)ks.errors);
 		}
+		m_head(f, "mseg_kube_objects", "gauge", "Kubernetes objects held (after the watcher's filters), by resource.");
+		for (size_t i = 0; i < KUBE_N_RESOURCES; i++) {
+			struct kube_resource_status ks;
+
+			kube_watcher_status(be->kube, i, &ks);
+			fprintf(f, "mseg_kube_objects{resource=\"%s\"} %zu\n", ks.resource, ks.objects);
+		}
+		m_head(f, "mseg_service_routes", "gauge", "Service routes (VIP:port to a ready backend) the compiler adds to egress allows.");
+		fprintf(f, "mseg_service_routes %zu\n", reconciler_compile_opts(be->rec)->n_svc_routes);
 		m_head(f, "mseg_kube_stale", "gauge", "1 while the watch of a resource is down (the last known state is enforced).");
 		for (size_t i = 0; i < KUBE_N_RESOURCES; i++) {
 			struct kube_resource_status ks;

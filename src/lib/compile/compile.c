@@ -15,7 +15,9 @@
  *     ports) have the same entries: they form one group, computed once; its
  *     entry array is shared by the group's endpoints (read-only).
  *  5. Per group: raw boxes (peer addresses x ports) bucketed by (family,
- *     protocol), normalized into disjoint boxes (boxes.c), boxes covered by
+ *     protocol); in an egress group, each Service route whose backend a box
+ *     admits adds the route's VIP and port with that box's provenance
+ *     (compile_opts.svc_routes); then normalized into disjoint boxes (boxes.c), boxes covered by
  *     an every-protocol range dropped, boxes of at most expand_max points
  *     expanded into exact entries (hash sets instead of interval sets, whose
  *     elements cost the kernel far more memory: docs/compile.md), sorted
@@ -98,6 +100,7 @@ struct crule {
 struct group {
 	uint64_t hash;
 	uint32_t rep;                   /* the first endpoint of the group */
+	uint8_t dir;                    /* enum mseg_dir: egress adds Service VIPs */
 	uint64_t *rules;                /* bitset over rules */
 	bool named;                     /* entries depend on rep's named ports */
 	size_t off, n_entries;          /* the entries in compile_ctx.out */
@@ -107,6 +110,20 @@ struct group {
 struct bucket {
 	struct box *v;
 	size_t n, cap;
+};
+
+/* A Service route by its backend: the index of the egress VIP lookups,
+ * sorted by (family, backend, protocol, backend port, VIP, port). */
+struct svc_ref {
+	box_u128 backend, vip;
+	uint8_t fam, proto;
+	uint16_t backend_port, port;
+};
+
+/* A VIP box found for the group being computed, added after the scan. */
+struct svc_hit {
+	struct box b;
+	uint8_t fam, proto;
 };
 
 struct compile_ctx {
@@ -148,10 +165,16 @@ struct compile_ctx {
 	size_t expand_max;                     /* compile_opts.expand_max, resolved */
 	const struct mseg_addr *node_addrs;    /* compile_opts.node_addrs */
 	size_t n_node_addrs;
+	struct svc_ref *svc;                   /* compile_opts.svc_routes, indexed */
+	size_t n_svc;
+	struct svc_hit *hits;
+	size_t n_hits, cap_hits;
 	/* compile cache: the key of every endpoint's content (egress named
 	 * ports towards address groups read every endpoint) */
 	bool all_digested;
 	struct h128 all_digest;
+	bool svc_digested;                     /* ... and of c->svc */
+	struct h128 svc_digest;
 };
 
 /* The plan with what it owns; plans come only from compile_plan(). */
@@ -635,6 +658,52 @@ static int ctx_prepare_rules(struct compile_ctx *c)
 	return 0;
 }
 
+static int cmp_svc_ref(const void *pa, const void *pb)
+{
+	const struct svc_ref *a = pa, *b = pb;
+
+	if (a->fam != b->fam)
+		return a->fam < b->fam ? -1 : 1;
+	if (a->backend != b->backend)
+		return a->backend < b->backend ? -1 : 1;
+	if (a->proto != b->proto)
+		return a->proto < b->proto ? -1 : 1;
+	if (a->backend_port != b->backend_port)
+		return a->backend_port < b->backend_port ? -1 : 1;
+	if (a->vip != b->vip)
+		return a->vip < b->vip ? -1 : 1;
+	return (a->port > b->port) - (a->port < b->port);
+}
+
+/* c->svc: the usable routes of compile_opts.svc_routes by backend. */
+static int ctx_prepare_services(struct compile_ctx *c, const struct compile_opts *opts)
+{
+	size_t n = opts->svc_routes ? opts->n_svc_routes : 0;
+
+	if (!n)
+		return 0;
+	c->svc = arena_calloc(&c->arena, n, sizeof(*c->svc));
+	if (!c->svc)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		const struct mseg_svc_route *rt = &opts->svc_routes[i];
+		int fam = fam_index(rt->vip.family);
+
+		if (fam < 0 || fam != fam_index(rt->backend.family) || !proto_has_ports(rt->proto))
+			continue;
+		c->svc[c->n_svc++] = (struct svc_ref){
+			.backend = addr_u128(&rt->backend),
+			.vip = addr_u128(&rt->vip),
+			.fam = (uint8_t)fam,
+			.proto = rt->proto,
+			.backend_port = rt->backend_port,
+			.port = rt->port,
+		};
+	}
+	qsort(c->svc, c->n_svc, sizeof(*c->svc), cmp_svc_ref);
+	return 0;
+}
+
 /* ---- entries of a group ------------------------------------------------- */
 
 static int ctx_box_add(struct compile_ctx *c, int fam, uint8_t proto, box_u128 lo, box_u128 hi,
@@ -780,6 +849,77 @@ static int sel_addrs(struct compile_ctx *c, struct sel *s)
 		memcpy(s->addrs, c->addrs, n * sizeof(*s->addrs));
 	c->kept_bytes += bytes;
 	s->kept = true;
+	return 0;
+}
+
+/* The first route of family @fam whose backend is at least @lo. */
+static size_t svc_lower_bound(const struct compile_ctx *c, int fam, box_u128 lo)
+{
+	size_t a = 0, b = c->n_svc;
+
+	while (a < b) {
+		size_t m = a + (b - a) / 2;
+		const struct svc_ref *s = &c->svc[m];
+
+		if (s->fam < fam || (s->fam == fam && s->backend < lo))
+			a = m + 1;
+		else
+			b = m;
+	}
+	return a;
+}
+
+/* Egress: every Service route whose backend (address, protocol, port) a
+ * raw box of this group admits adds a box for its VIP and port, with that
+ * box's provenance: the pod's packet still has the VIP as its destination
+ * when the egress chain sees it (the node translates it later). */
+static int group_add_services(struct compile_ctx *c)
+{
+	size_t n_touched = c->n_touched;
+	int r;
+
+	c->n_hits = 0;
+	for (size_t t = 0; t < n_touched; t++) {
+		unsigned idx = c->touched[t];
+		int fam = (int)(idx / 256);
+		uint8_t proto = (uint8_t)(idx % 256);
+		const struct bucket *b = &c->buckets[idx];
+
+		for (size_t i = 0; i < b->n; i++) {
+			const struct box *x = &b->v[i];
+
+			for (size_t k = svc_lower_bound(c, fam, x->lo);
+			     k < c->n_svc && c->svc[k].fam == fam && c->svc[k].backend <= x->hi; k++) {
+				const struct svc_ref *s = &c->svc[k];
+
+				/* proto 0: every protocol and port */
+				if (proto && (s->proto != proto || s->backend_port < x->plo ||
+					      s->backend_port > x->phi))
+					continue;
+				/* the box admits the VIP itself already (world) */
+				if (s->vip >= x->lo && s->vip <= x->hi &&
+				    (!proto || (s->port >= x->plo && s->port <= x->phi)))
+					continue;
+				r = VEC_RESERVE(c->hits, c->cap_hits, c->n_hits + 1);
+				if (r < 0)
+					return r;
+				c->hits[c->n_hits++] = (struct svc_hit){
+					.b = { .lo = s->vip, .hi = s->vip, .plo = s->port,
+					       .phi = s->port, .prov = x->prov },
+					.fam = (uint8_t)fam,
+					.proto = s->proto,
+				};
+			}
+		}
+	}
+	/* added after the scan: ctx_box_add() moves the buckets */
+	for (size_t i = 0; i < c->n_hits; i++) {
+		const struct svc_hit *h = &c->hits[i];
+
+		r = ctx_box_add(c, h->fam, h->proto, h->b.lo, h->b.hi, h->b.plo, h->b.phi, h->b.prov);
+		if (r < 0)
+			return r;
+	}
 	return 0;
 }
 
@@ -983,6 +1123,11 @@ static int group_compute(struct compile_ctx *c, struct group *g)
 				goto out_reset;
 		}
 	}
+	if (g->dir == MSEG_DIR_EGRESS && c->n_svc) {
+		r = group_add_services(c);
+		if (r < 0)
+			goto out_reset;
+	}
 
 	/* every-protocol buckets (index fam * 256) sort first in their family */
 	qsort(c->touched, c->n_touched, sizeof(*c->touched), cmp_u16);
@@ -1052,9 +1197,11 @@ static bool named_ports_equal(const struct mseg_endpoint *a, const struct mseg_e
 	return true;
 }
 
-/* The group of endpoint @e with rule set @rules; created when new. */
-static int ctx_group_get(struct compile_ctx *c, uint32_t e, const uint64_t *rules, bool named,
-			 uint32_t *ret)
+/* The group of endpoint @e in direction @dir with rule set @rules; created
+ * when new. The direction matters even for equal (empty) rule sets: only
+ * egress adds Service VIPs. */
+static int ctx_group_get(struct compile_ctx *c, uint32_t e, uint8_t dir, const uint64_t *rules,
+			 bool named, uint32_t *ret)
 {
 	uint64_t h = hash_words(rules, c->rwords);
 	const struct mseg_endpoint *ep = c->eps[e];
@@ -1062,10 +1209,11 @@ static int ctx_group_get(struct compile_ctx *c, uint32_t e, const uint64_t *rule
 	size_t slot;
 
 	h = hash_bytes(h, &named, sizeof(named));
+	h = hash_bytes(h, &dir, sizeof(dir));
 	for (slot = h & c->group_mask; c->group_table[slot];
 	     slot = (slot + 1) & c->group_mask) {
 		g = &c->groups[c->group_table[slot] - 1];
-		if (g->hash != h || g->named != named ||
+		if (g->hash != h || g->named != named || g->dir != dir ||
 		    memcmp(g->rules, rules, c->rwords * sizeof(*rules)) != 0)
 			continue;
 		if (named && !named_ports_equal(c->eps[g->rep], ep))
@@ -1076,6 +1224,7 @@ static int ctx_group_get(struct compile_ctx *c, uint32_t e, const uint64_t *rule
 	g = &c->groups[c->n_groups];
 	g->hash = h;
 	g->rep = e;
+	g->dir = dir;
 	g->named = named;
 	g->rules = arena_calloc(&c->arena, c->rwords, sizeof(*g->rules));
 	if (!g->rules)
@@ -1181,6 +1330,24 @@ static const struct h128 *ctx_all_digest(struct compile_ctx *c)
 	return &c->all_digest;
 }
 
+static const struct h128 *ctx_svc_digest(struct compile_ctx *c)
+{
+	if (!c->svc_digested) {
+		c->svc_digest = h128_seed(5);
+		h128_u64(&c->svc_digest, c->n_svc);
+		for (size_t i = 0; i < c->n_svc; i++) {
+			const struct svc_ref *sv = &c->svc[i];
+
+			h128_box(&c->svc_digest, sv->backend);
+			h128_box(&c->svc_digest, sv->vip);
+			h128_u64(&c->svc_digest, (uint64_t)sv->fam << 48 | (uint64_t)sv->proto << 32 |
+							 (uint64_t)sv->backend_port << 16 | sv->port);
+		}
+		c->svc_digested = true;
+	}
+	return &c->svc_digest;
+}
+
 /* Everything group_add_rule() reads for @cr, other than the local
  * endpoint's named ports (the group's key has those). */
 static const struct h128 *rule_key(struct compile_ctx *c, struct crule *cr)
@@ -1241,6 +1408,14 @@ static struct h128 group_key(struct compile_ctx *c, const struct group *g)
 	for (size_t i = 0; i < c->n_node_addrs; i++) {
 		h128_u64(&h, c->node_addrs[i].family);
 		h128_bytes(&h, c->node_addrs[i].bytes, sizeof(c->node_addrs[i].bytes));
+	}
+	/* egress: the Service routes add VIPs (group_add_services()) */
+	h128_u64(&h, g->dir);
+	if (g->dir == MSEG_DIR_EGRESS) {
+		const struct h128 *d = ctx_svc_digest(c);
+
+		h128_u64(&h, d->a);
+		h128_u64(&h, d->b);
 	}
 	h128_u64(&h, g->named);
 	if (g->named) {
@@ -1416,6 +1591,7 @@ static void ctx_release(struct compile_ctx *c)
 	free(c->any[1]);
 	free(c->ents);
 	free(c->addrs);
+	free(c->hits);
 	free(c->eps);
 	c->ws = box_ws_free(c->ws);
 	arena_release(&c->arena);
@@ -1496,7 +1672,7 @@ static int ctx_assign(struct compile_ctx *c, const struct compile_opts *opts,
 			ep_group[slot] = UINT32_MAX;
 			if (!dp->isolated || (opts->local_only && !c->eps[e]->netns))
 				continue;
-			r = ctx_group_get(c, e, &rules[slot * c->rwords], named[slot],
+			r = ctx_group_get(c, e, (uint8_t)d, &rules[slot * c->rwords], named[slot],
 					  &ep_group[slot]);
 			if (r < 0)
 				goto out_free;
@@ -1584,6 +1760,9 @@ int compile_plan_cached(const struct mseg_policy *const *pols, size_t n_pols,
 	if (r < 0)
 		goto out_release;
 	r = ctx_prepare_rules(c);
+	if (r < 0)
+		goto out_release;
+	r = ctx_prepare_services(c, opts);
 	if (r < 0)
 		goto out_release;
 	r = ctx_assign(c, opts, o->plan.eps, ep_group);

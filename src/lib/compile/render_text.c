@@ -170,6 +170,18 @@ static void print_set(FILE *f, const struct mseg_dir_plan *dp, enum mseg_dir dir
 	fprintf(f, "\t}\n\n");
 }
 
+/* set in4_seen_port { type ...; size 4096; flags dynamic,timeout; counter;
+ * timeout 86400s; }: the new connections the kernel saw, filled by the chain */
+static void print_seen_set(FILE *f, enum mseg_dir dir, int family, bool port)
+{
+	fprintf(f, "\tset %s%d_seen_%s {\n", dir == MSEG_DIR_INGRESS ? "in" : "out",
+		family == AF_INET6 ? 6 : 4, port ? "port" : "proto");
+	fprintf(f, "\t\ttype %s . inet_proto%s\n", family == AF_INET6 ? "ipv6_addr" : "ipv4_addr",
+		port ? " . inet_service" : "");
+	fprintf(f, "\t\tsize %u\n\t\tflags dynamic,timeout\n\t\tcounter\n\t\ttimeout %us\n\t}\n\n",
+		SEEN_SET_SIZE, SEEN_SET_TIMEOUT_S);
+}
+
 /* The unmatched tail of a chain: rate limit, then the queue step. */
 static void print_queue(FILE *f, const struct mseg_dir_plan *dp, enum mseg_dir dir,
 			const struct table_opts *opts)
@@ -192,6 +204,23 @@ static void print_queue(FILE *f, const struct mseg_dir_plan *dp, enum mseg_dir d
 	}
 }
 
+/* chain in4_seen { ... }: where the allow lookups go; every new
+ * connection admitted is aggregated in the kernel, then accepted */
+static void print_seen_chain(FILE *f, enum mseg_dir dir, int family)
+{
+	bool in = dir == MSEG_DIR_INGRESS;
+	const char *d = in ? "in" : "out", *addr = in ? "saddr" : "daddr";
+	const char *l3 = family == AF_INET6 ? "ip6" : "ip";
+	int v = family == AF_INET6 ? 6 : 4;
+
+	fprintf(f, "\tchain %s%d_seen {\n", d, v);
+	fprintf(f, "\t\tmeta l4proto { tcp, udp, sctp, udplite } update @%s%d_seen_port "
+		   "{ %s %s . meta l4proto . th dport }\n", d, v, l3, addr);
+	fprintf(f, "\t\tmeta l4proto != { tcp, udp, sctp, udplite } update @%s%d_seen_proto "
+		   "{ %s %s . meta l4proto }\n", d, v, l3, addr);
+	fprintf(f, "\t\taccept\n\t}\n\n");
+}
+
 static void print_chain(FILE *f, const struct mseg_dir_plan *dp, enum mseg_dir dir,
 			const struct table_opts *opts)
 {
@@ -210,6 +239,8 @@ static void print_chain(FILE *f, const struct mseg_dir_plan *dp, enum mseg_dir d
 		   "nd-redirect, mld2-listener-report } accept\n");
 	for (int fi = 0; fi < 2; fi++) {
 		const char *l3 = family_order[fi] == AF_INET6 ? "ip6" : "ip";
+		const char *d = in ? "in" : "out";
+		int v = family_order[fi] == AF_INET6 ? 6 : 4;
 
 		for (int si = 0; si < SHAPE_COUNT; si++) {
 			enum entry_shape s = (enum entry_shape)si;
@@ -218,16 +249,17 @@ static void print_chain(FILE *f, const struct mseg_dir_plan *dp, enum mseg_dir d
 			switch (s) {
 			case SHAPE_PORT:
 			case SHAPE_PORT_IV:
-				fprintf(f, "\t\t%s %s . meta l4proto . th dport @%s accept\n", l3,
-					addr, name);
+				fprintf(f, "\t\t%s %s . meta l4proto . th dport @%s goto %s%d_seen\n",
+					l3, addr, name, d, v);
 				break;
 			case SHAPE_PROTO:
 			case SHAPE_PROTO_IV:
-				fprintf(f, "\t\t%s %s . meta l4proto @%s accept\n", l3, addr, name);
+				fprintf(f, "\t\t%s %s . meta l4proto @%s goto %s%d_seen\n", l3, addr,
+					name, d, v);
 				break;
 			case SHAPE_ANY:
 			case SHAPE_ANY_IV:
-				fprintf(f, "\t\t%s %s @%s accept\n", l3, addr, name);
+				fprintf(f, "\t\t%s %s @%s goto %s%d_seen\n", l3, addr, name, d, v);
 				break;
 			}
 		}
@@ -268,12 +300,18 @@ int render_text_table(FILE *f, const struct mseg_ep_plan *ep, const struct table
 			for (int si = 0; si < SHAPE_COUNT; si++)
 				print_set(f, &ep->dir[d], (enum mseg_dir)d, family_order[fi],
 					  (enum entry_shape)si);
+		for (int fi = 0; fi < 2; fi++) {
+			print_seen_set(f, (enum mseg_dir)d, family_order[fi], true);
+			print_seen_set(f, (enum mseg_dir)d, family_order[fi], false);
+		}
 	}
 	for (int d = 0; d < MSEG_DIR_COUNT; d++) {
 		if (!ep->dir[d].isolated)
 			continue;
 		if (!first_chain)
 			fprintf(f, "\n");
+		print_seen_chain(f, (enum mseg_dir)d, AF_INET);
+		print_seen_chain(f, (enum mseg_dir)d, AF_INET6);
 		print_chain(f, &ep->dir[d], (enum mseg_dir)d, opts);
 		first_chain = false;
 	}

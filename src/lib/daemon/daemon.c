@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "mseg/daemon/daemon.h"
+#include "mseg/util/clock.h"
 #include "mseg/daemon/desired.h"
 #include "mseg/util/evloop.h"
 #include "mseg/model/inventory.h"
@@ -50,6 +51,11 @@ struct daemon {
 	struct evloop_source *kube_timer;   /* debounces the watcher's changes */
 	bool kube_waiting_said;
 	bool kube_pending;            /* kube_timer armed */
+	/* what the reconciler compiles with (reconciler_set_cluster): the
+	 * --node-addr flags and the Node object's addresses, the Services */
+	struct mseg_addr *node_addrs;
+	size_t n_node_addrs;
+	struct kube_cluster cluster;
 };
 
 static void daemon_log_events(struct daemon *d)
@@ -230,6 +236,66 @@ static unsigned long long daemon_kube_pods_rv(const struct daemon *d)
 	return 0;
 }
 
+static bool addrs_equal(const struct mseg_addr *a, size_t na, const struct mseg_addr *b,
+			size_t nb)
+{
+	if (na != nb)
+		return false;
+	for (size_t i = 0; i < na; i++)
+		if (!addr_eq(&a[i], &b[i]))
+			return false;
+	return true;
+}
+
+/* The cluster's node addresses (merged with --node-addr, which always
+ * apply) and Service routes, handed to the reconciler. */
+static int daemon_kube_cluster(struct daemon *d)
+{
+	struct kube_cluster cl;
+	struct mseg_addr *addrs;
+	size_t n = 0;
+	char buf[64], line[1024];
+	int r;
+
+	r = kube_watcher_cluster(d->kube, &cl);
+	if (r < 0)
+		return r;
+	addrs = calloc(d->cfg->n_node_addrs + cl.n_node_addrs + 1, sizeof(*addrs));
+	if (!addrs) {
+		kube_cluster_release(&cl);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < d->cfg->n_node_addrs; i++)
+		addrs[n++] = d->cfg->node_addrs[i];
+	for (size_t i = 0; i < cl.n_node_addrs; i++) {
+		bool dup = false;
+
+		for (size_t k = 0; k < d->cfg->n_node_addrs && !dup; k++)
+			dup = addr_eq(&d->cfg->node_addrs[k], &cl.node_addrs[i]);
+		if (!dup)
+			addrs[n++] = cl.node_addrs[i];
+	}
+	if (!addrs_equal(addrs, n, d->node_addrs, d->n_node_addrs)) {
+		size_t len = 0;
+
+		line[0] = '\0';
+		for (size_t i = 0; i < n && len < sizeof(line); i++)
+			len += (size_t)snprintf(line + len, sizeof(line) - len, "%s%s", i ? ", " : "",
+						addr_format(&addrs[i], buf, sizeof(buf)));
+		log_info("kubernetes: node '%s': addresses never isolated: %s", d->cfg->node_name,
+			 n ? line : "none");
+	}
+	if (cl.n_routes != d->cluster.n_routes)
+		log_debug("kubernetes: %zu service routes (VIP:port -> backend)", cl.n_routes);
+	reconciler_set_cluster(d->rec, addrs, n, cl.routes, cl.n_routes);
+	free(d->node_addrs);
+	kube_cluster_release(&d->cluster);
+	d->node_addrs = addrs;
+	d->n_node_addrs = n;
+	d->cluster = cl;
+	return 0;
+}
+
 int daemon_reconcile(struct daemon *d)
 {
 	unsigned long long kube_rv = 0;
@@ -250,10 +316,22 @@ int daemon_reconcile(struct daemon *d)
 		kube_rv = daemon_kube_pods_rv(d);
 		/* the rest of the source is kept up to date as events come */
 		r = kube_watcher_sync(d->kube, &d->desired.inv[DESIRED_API]);
+		/* Node, Service, EndpointSlice events: node addresses and
+		 * Service routes read again */
+		if (r == 0 && kube_watcher_cluster_changed(d->kube))
+			r = daemon_kube_cluster(d);
 		if (r < 0) {
 			log_error("kubernetes: out of memory; keeping the previous state");
 			return r;
 		}
+	}
+	{
+		struct mseg_err serr;
+		char smsg[512];
+
+		err_clear(&serr);
+		if (desired_stages_sync(&d->desired, clock_real_ns() / 1000000000ull, &serr) < 0)
+			log_error("stages: %s", err_format(&serr, smsg, sizeof(smsg)));
 	}
 	r = desired_view_build(&d->desired, NULL, &v);
 	if (r < 0) {
@@ -542,6 +620,11 @@ static int daemon_setup(struct daemon *d)
 		log_error("state dir: %s", err_format(&err, msg, sizeof(msg)));
 		return r;
 	}
+	/* a bad stages file loses the stages (modes set through the API, the
+	 * ends of learning), not the policies: they run as their documents say */
+	if (desired_stages_load(&d->desired, &err) < 0)
+		log_error("state dir: %s; the lines after it are ignored",
+			  err_format(&err, msg, sizeof(msg)));
 	log_info("state dir '%s': %zu policies and %zu endpoints from the API",
 		 d->cfg->state_dir, d->desired.pols[DESIRED_API].n, d->desired.inv[DESIRED_API].n);
 	for (size_t i = 0; i < desired_store_quarantined_count(&d->desired); i++)
@@ -672,6 +755,8 @@ struct daemon *daemon_free(struct daemon *d)
 	evloop_source_remove(d->kube_timer);
 	d->flows = flowpipe_free(d->flows);
 	d->rec = reconciler_free(d->rec);
+	free(d->node_addrs);
+	kube_cluster_release(&d->cluster);
 	desired_release(&d->desired);
 	/* the loop does not free sources still registered */
 	evloop_source_remove(d->sig_src);

@@ -33,6 +33,11 @@ void desired_release(struct desired *ds)
 	free(ds->gone);
 	ds->gone = NULL;
 	ds->n_gone = ds->cap_gone = 0;
+	for (size_t i = 0; i < ds->n_stages; i++)
+		free(ds->stages[i].key);
+	free(ds->stages);
+	ds->stages = NULL;
+	ds->n_stages = ds->cap_stages = 0;
 }
 
 static ssize_t gone_index(const struct desired *ds, const char *id)
@@ -409,6 +414,44 @@ int desired_view_build(const struct desired *ds, const struct desired_change *ch
 			ret->inv.eps[ret->inv.n++] = take;
 	}
 	free(api_eps);
+	/* each policy's stage: the mode set through the API, the end of its
+	 * learning; a policy with one is a copy, owned by the view */
+	for (size_t i = 0; i < ret->pols.n; i++) {
+		struct mseg_policy *p = ret->pols.items[i], *c;
+		const struct stage_entry *st = desired_stage_find(ds, p->ns, p->name);
+
+		if (!st)
+			continue;
+		c = malloc(sizeof(*c));
+		if (!c || VEC_RESERVE(ret->pol_copies, ret->cap_pol_copies, ret->n_pol_copies + 1) < 0) {
+			free(c);
+			desired_view_release(ret);
+			return -ENOMEM;
+		}
+		*c = *p;   /* shallow: everything stays in p's arena */
+		memset(&c->arena, 0, sizeof(c->arena));
+		ret->pol_copies[ret->n_pol_copies++] = c;
+		switch (st->mode) {
+		case STAGE_SPEC:
+			break;
+		case STAGE_ENFORCE:
+			c->mode = MSEG_MODE_ENFORCE;
+			c->learn = false;
+			break;
+		case STAGE_AUDIT:
+			c->mode = MSEG_MODE_AUDIT;
+			c->learn = false;
+			break;
+		case STAGE_LEARN:
+			c->mode = MSEG_MODE_ENFORCE;
+			c->learn = true;
+			c->learn_for_s = st->learn_for_s;
+			break;
+		}
+		c->learn_until_s = c->learn ? st->until_s : 0;
+		ret->pols.items[i] = c;
+	}
+
 	/* each endpoint's namespace labels, from the namespace objects (before
 	 * any copy is made: the labels live in the original's arena) */
 	for (size_t i = 0; i < ret->inv.n; i++) {
@@ -479,6 +522,9 @@ void desired_view_release(struct desired_view *v)
 		free(v->copies[i]);
 	}
 	free(v->copies);
+	for (size_t i = 0; i < v->n_pol_copies; i++)
+		free(v->pol_copies[i]);
+	free(v->pol_copies);
 	free(v->conflicts);
 	free(v->pols.items);
 	free(v->inv.eps);

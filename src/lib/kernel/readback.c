@@ -22,6 +22,7 @@
 #include <libmnl/libmnl.h>
 #include <libnftnl/chain.h>
 #include <libnftnl/common.h>
+#include <libnftnl/expr.h>
 #include <libnftnl/gen.h>
 #include <libnftnl/object.h>
 #include <libnftnl/rule.h>
@@ -601,8 +602,13 @@ static int kstate_read(struct netns *ns, struct kstate *k, uint32_t *ret_gen)
 			r = req_objs(ns, k, 0);
 			if (r == 0)
 				r = req_sets(ns, k, NULL);
-			for (size_t i = 0; r == 0 && i < k->n_sets; i++)
+			for (size_t i = 0; r == 0 && i < k->n_sets; i++) {
+				struct nl_set_spec seen;
+
+				if (nl_seen_spec_find(k->sets[i].name, &seen))
+					continue;   /* the kernel's, not compared */
 				r = req_sets(ns, k, &k->sets[i]);
+			}
 			if (r == 0)
 				r = req_chains(ns, k);
 			if (r == 0)
@@ -657,6 +663,24 @@ static void __attribute__((format(printf, 2, 3))) diff(struct report *rep, const
 	rep->len += (size_t)n;
 	rep->text[rep->len++] = '\n';
 	rep->text[rep->len] = '\0';
+}
+
+/* Compare chain @c's rules in the kernel with the @n rules rendered for it
+ * (freed here); @text: a RULE_TEXT_MAX scratch buffer. */
+static void chain_rules_compare(struct report *rep, const struct kchain *c,
+				struct nftnl_rule **rules, size_t n, char *text)
+{
+	for (size_t i = 0; i < n; i++) {
+		render_nl_rule_text(rules[i], text, RULE_TEXT_MAX);
+		if (i >= c->n_rules)
+			diff(rep, "chain %s: rule %zu is missing: %s", c->name, i + 1, text);
+		else if (strcmp(text, c->rules[i]) != 0)
+			diff(rep, "chain %s: rule %zu is %s, expected %s", c->name, i + 1,
+			     c->rules[i], text);
+		nftnl_rule_free(rules[i]);
+	}
+	for (size_t i = n; i < c->n_rules; i++)
+		diff(rep, "chain %s: unexpected rule %zu: %s", c->name, i + 1, c->rules[i]);
 }
 
 static struct kset *kset_find(struct kstate *k, const char *name)
@@ -904,6 +928,22 @@ static void compare(struct report *rep, struct kstate *k, const struct mseg_ep_p
 				      parts.off[i + 1] - parts.off[i]);
 		}
 		nl_parts_release(&parts);
+		/* the seen sets: their elements are the kernel's own */
+		for (size_t i = 0; i < NL_SEEN_SETS_PER_DIR; i++) {
+			struct nl_set_spec s;
+			struct kset *x;
+
+			nl_seen_spec_get((enum mseg_dir)d, i, &s);
+			x = kset_find(k, s.name);
+			if (!x)
+				diff(rep, "set %s is missing", s.name);
+			else if ((x->flags & ~(uint32_t)NFT_SET_EVAL) != (s.flags & ~(uint32_t)NFT_SET_EVAL) ||
+				 x->key_type != s.key_type || x->key_len != s.key_len)
+				diff(rep, "set %s has flags 0x%x type 0x%x length %u, expected flags "
+					  "0x%x type 0x%x length %u",
+				     s.name, x->flags, x->key_type, x->key_len, s.flags, s.key_type,
+				     s.key_len);
+		}
 	}
 	for (size_t i = 0; i < k->n_sets; i++) {
 		struct nl_set_spec s;
@@ -911,7 +951,8 @@ static void compare(struct report *rep, struct kstate *k, const struct mseg_ep_p
 
 		if (strncmp(name, "__set", 5) == 0)
 			continue;   /* the anonymous sets of rules */
-		if (!nl_set_spec_find(name, &s) || !plan->dir[s.dir].isolated)
+		if ((!nl_set_spec_find(name, &s) && !nl_seen_spec_find(name, &s)) ||
+		    !plan->dir[s.dir].isolated)
 			diff(rep, "unexpected set %s", name);
 	}
 
@@ -944,23 +985,42 @@ static void compare(struct report *rep, struct kstate *k, const struct mseg_ep_p
 			rep->error = r;
 			break;
 		}
-		for (size_t i = 0; i < NL_RULES_PER_CHAIN; i++) {
-			render_nl_rule_text(rules[i], text, RULE_TEXT_MAX);
-			if (i >= c->n_rules)
-				diff(rep, "chain %s: rule %zu is missing: %s", cname, i + 1, text);
-			else if (strcmp(text, c->rules[i]) != 0)
-				diff(rep, "chain %s: rule %zu is %s, expected %s", cname, i + 1,
-				     c->rules[i], text);
-			nftnl_rule_free(rules[i]);
+		chain_rules_compare(rep, c, rules, NL_RULES_PER_CHAIN, text);
+	}
+	/* the seen chains the lookups go to */
+	for (int d = 0; d < MSEG_DIR_COUNT && text; d++) {
+		if (!plan->dir[d].isolated)
+			continue;
+		for (int fi = 0; fi < 2; fi++) {
+			struct nftnl_rule *seen[NL_RULES_PER_SEEN_CHAIN];
+			const char *cname = nl_seen_chain_name((enum mseg_dir)d, fi ? AF_INET6 : AF_INET);
+			struct kchain *c = kchain_find(k, cname);
+			int r;
+
+			if (!c) {
+				diff(rep, "chain %s is missing", cname);
+				continue;
+			}
+			if (c->base)
+				diff(rep, "chain %s has a hook (expected a regular chain)", cname);
+			r = render_nl_seen_chain_rules((enum mseg_dir)d, fi ? AF_INET6 : AF_INET, seen);
+			if (r < 0) {
+				rep->error = r;
+				break;
+			}
+			chain_rules_compare(rep, c, seen, NL_RULES_PER_SEEN_CHAIN, text);
 		}
-		for (size_t i = NL_RULES_PER_CHAIN; i < c->n_rules; i++)
-			diff(rep, "chain %s: unexpected rule %zu: %s", cname, i + 1, c->rules[i]);
 	}
 	free(text);
 	for (size_t i = 0; i < k->n_chains; i++) {
 		const char *name = k->chains[i].name;
 		bool known = (strcmp(name, "ingress") == 0 && plan->dir[MSEG_DIR_INGRESS].isolated) ||
 			     (strcmp(name, "egress") == 0 && plan->dir[MSEG_DIR_EGRESS].isolated);
+
+		for (int d = 0; d < MSEG_DIR_COUNT && !known; d++)
+			known = plan->dir[d].isolated &&
+				(strcmp(name, nl_seen_chain_name((enum mseg_dir)d, AF_INET)) == 0 ||
+				 strcmp(name, nl_seen_chain_name((enum mseg_dir)d, AF_INET6)) == 0);
 
 		if (!known)
 			diff(rep, "unexpected chain %s", name);
@@ -1074,6 +1134,118 @@ int ep_table_counters_read(struct netns *ns, struct ep_table_counters *ret, stru
 			ret->invalid_packets[d] = inv->pkts;
 	}
 	kstate_release(&k);
+	return 0;
+}
+
+/* ---- the seen sets ---- */
+
+struct seen_ctx {
+	const struct nl_set_spec *spec;
+	struct ep_seen *v;
+	size_t n, cap;
+	int error;
+};
+
+static int seen_counter_cb(struct nftnl_expr *e, void *data)
+{
+	uint64_t *pkts = data;
+	const char *name = nftnl_expr_get_str(e, NFTNL_EXPR_NAME);
+
+	if (name && strcmp(name, "counter") == 0)
+		*pkts = nftnl_expr_get_u64(e, NFTNL_EXPR_CTR_PACKETS);
+	return 0;
+}
+
+static int seen_elem_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct seen_ctx *c = data;
+	const struct nl_set_spec *sp = c->spec;
+	struct nftnl_set *s = nftnl_set_alloc();
+	struct nftnl_set_elems_iter *it;
+	struct nftnl_set_elem *e;
+
+	if (!s)
+		return MNL_CB_ERROR;
+	if (!NAMES_TERMINATED(nlh, NFTA_SET_ELEM_LIST_TABLE, NFTA_SET_ELEM_LIST_SET) ||
+	    !elems_reply_ok(nlh) || nftnl_set_elems_nlmsg_parse(nlh, s) < 0) {
+		nftnl_set_free(s);
+		return MNL_CB_OK;
+	}
+	it = nftnl_set_elems_iter_create(s);
+	if (!it) {
+		nftnl_set_free(s);
+		return MNL_CB_ERROR;
+	}
+	while ((e = nftnl_set_elems_iter_next(it)) != NULL) {
+		uint32_t len = 0;
+		const uint8_t *key = nftnl_set_elem_get(e, NFTNL_SET_ELEM_KEY, &len);
+		uint8_t alen = sp->field_len[0];
+		uint64_t timeout = SEEN_SET_TIMEOUT_S * 1000ull, left = 0;
+		struct ep_seen *x;
+
+		if (!key || len != sp->key_len)
+			continue;
+		if (VEC_RESERVE(c->v, c->cap, c->n + 1) < 0) {
+			c->error = -ENOMEM;
+			break;
+		}
+		x = &c->v[c->n++];
+		memset(x, 0, sizeof(*x));
+		x->dir = sp->dir;
+		x->peer.family = (uint8_t)sp->family;
+		memcpy(x->peer.bytes, key, alen);
+		x->proto = key[alen];
+		if (sp->n_fields >= 3) {
+			x->has_port = true;
+			x->port = (uint16_t)(key[alen + 4] << 8 | key[alen + 5]);
+		}
+		nftnl_set_elem_expr_foreach(e, seen_counter_cb, &x->connections);
+		if (nftnl_set_elem_is_set(e, NFTNL_SET_ELEM_TIMEOUT))
+			timeout = nftnl_set_elem_get_u64(e, NFTNL_SET_ELEM_TIMEOUT);
+		if (nftnl_set_elem_is_set(e, NFTNL_SET_ELEM_EXPIRATION))
+			left = nftnl_set_elem_get_u64(e, NFTNL_SET_ELEM_EXPIRATION);
+		x->idle_ms = timeout > left ? timeout - left : 0;
+	}
+	nftnl_set_elems_iter_destroy(it);
+	nftnl_set_free(s);
+	return c->error ? MNL_CB_ERROR : MNL_CB_OK;
+}
+
+int ep_table_seen_read(struct netns *ns, ep_seen_fn fn, void *data, struct mseg_err *err)
+{
+	struct seen_ctx c = { 0 };
+	int r = 0;
+
+	for (int d = 0; d < MSEG_DIR_COUNT && r == 0; d++)
+		for (size_t i = 0; i < NL_SEEN_SETS_PER_DIR && r == 0; i++) {
+			char buf[REQ_BUF_SIZE] = { 0 };
+			struct nftnl_set *s = nftnl_set_alloc();
+			struct nl_set_spec spec;
+			struct nlmsghdr *nlh;
+
+			if (!s) {
+				r = -ENOMEM;
+				break;
+			}
+			nl_seen_spec_get((enum mseg_dir)d, i, &spec);
+			nftnl_set_set_str(s, NFTNL_SET_TABLE, TABLE_NAME);
+			nftnl_set_set_str(s, NFTNL_SET_NAME, spec.name);
+			nlh = req_start(ns, buf, NFT_MSG_GETSETELEM, NLM_F_DUMP);
+			nftnl_set_elems_nlmsg_build_payload(nlh, s);
+			nftnl_set_free(s);
+			c.spec = &spec;
+			r = nl_request(ns, nlh, seen_elem_cb, &c);
+			if (c.error)
+				r = c.error;
+			if (r == -ENOENT)
+				r = 0;   /* no table, or the direction is not isolated */
+		}
+	for (size_t i = 0; i < c.n && r == 0; i++)
+		r = fn(&c.v[i], data);
+	free(c.v);
+	if (r < 0)
+		return err_setf(err, -r, "netns %s: reading the seen sets: %s", netns_path(ns),
+				strerror(-r));
 	return 0;
 }
 

@@ -323,6 +323,16 @@ const struct compile_cache_stats *reconciler_cache_stats(const struct reconciler
 	return compile_cache_stats(r->cache);
 }
 
+void reconciler_set_cluster(struct reconciler *r, const struct mseg_addr *node_addrs,
+			    size_t n_node_addrs, const struct mseg_svc_route *routes,
+			    size_t n_routes)
+{
+	r->copts.node_addrs = node_addrs;
+	r->copts.n_node_addrs = n_node_addrs;
+	r->copts.svc_routes = routes;
+	r->copts.n_svc_routes = n_routes;
+}
+
 void reconciler_set_revoke(struct reconciler *r, enum mseg_revoke revoke)
 {
 	r->revoke = revoke == MSEG_REVOKE_NEW_ONLY ? MSEG_REVOKE_NEW_ONLY : MSEG_REVOKE_ESTABLISHED;

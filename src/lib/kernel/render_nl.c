@@ -110,6 +110,33 @@ void nl_set_spec_get(enum mseg_dir dir, size_t i, struct nl_set_spec *ret)
 	}
 }
 
+static const char *const seen_names[MSEG_DIR_COUNT][NL_SEEN_SETS_PER_DIR] = {
+	{ "in4_seen_port", "in4_seen_proto", "in6_seen_port", "in6_seen_proto" },
+	{ "out4_seen_port", "out4_seen_proto", "out6_seen_port", "out6_seen_proto" },
+};
+
+void nl_seen_spec_get(enum mseg_dir dir, size_t i, struct nl_set_spec *ret)
+{
+	int family = i >= 2 ? AF_INET6 : AF_INET;
+	enum entry_shape shape = i % 2 ? SHAPE_PROTO : SHAPE_PORT;
+
+	nl_set_spec_get(dir, (size_t)nl_set_index(family, shape), ret);
+	ret->name = seen_names[dir][i];
+	ret->flags = NFT_SET_TIMEOUT | NFT_SET_EVAL;
+	ret->seen = true;
+}
+
+bool nl_seen_spec_find(const char *name, struct nl_set_spec *ret)
+{
+	for (int d = 0; d < MSEG_DIR_COUNT; d++)
+		for (size_t i = 0; i < NL_SEEN_SETS_PER_DIR; i++)
+			if (strcmp(seen_names[d][i], name) == 0) {
+				nl_seen_spec_get((enum mseg_dir)d, i, ret);
+				return true;
+			}
+	return false;
+}
+
 int nl_set_index(int family, enum entry_shape shape)
 {
 	if ((unsigned)shape >= SHAPE_COUNT)
@@ -289,7 +316,17 @@ static void x_bitwise_and(struct rb *rb, uint32_t reg, uint32_t mask)
 }
 
 /* lookup reg SREG set NAME       (@NAME; by id within the same batch) */
+static void x_lookup_flags(struct rb *rb, uint32_t sreg, const char *set, uint32_t set_id,
+			   uint32_t flags);
+
 static void x_lookup(struct rb *rb, uint32_t sreg, const char *set, uint32_t set_id)
+{
+	x_lookup_flags(rb, sreg, set, set_id, 0);
+}
+
+/* lookup reg SREG set NAME [0x1]  (!= @NAME with NFT_LOOKUP_F_INV) */
+static void x_lookup_flags(struct rb *rb, uint32_t sreg, const char *set, uint32_t set_id,
+			   uint32_t flags)
 {
 	struct nftnl_expr *e = rb_expr(rb, "lookup");
 
@@ -303,7 +340,28 @@ static void x_lookup(struct rb *rb, uint32_t sreg, const char *set, uint32_t set
 	}
 	if (set_id)
 		nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SET_ID, set_id);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_FLAGS, 0);   /* the kernel dumps it */
+	nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_FLAGS, flags);   /* the kernel dumps it */
+	rb_add(rb, e);
+}
+
+/* dynset update reg_key SREG set NAME   (update @NAME { key }: the set's own
+ * timeout and counter apply) */
+static void x_dynset_update(struct rb *rb, uint32_t sreg, const char *set, uint32_t set_id)
+{
+	struct nftnl_expr *e = rb_expr(rb, "dynset");
+
+	if (!e)
+		return;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_DYNSET_SREG_KEY, sreg);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_DYNSET_OP, NFT_DYNSET_OP_UPDATE);
+	nftnl_expr_set_u64(e, NFTNL_EXPR_DYNSET_TIMEOUT, 0);   /* the set's; the kernel dumps it */
+	if (nftnl_expr_set_str(e, NFTNL_EXPR_DYNSET_SET_NAME, set) < 0) {
+		nftnl_expr_free(e);
+		rb->error = -ENOMEM;
+		return;
+	}
+	if (set_id)
+		nftnl_expr_set_u32(e, NFTNL_EXPR_DYNSET_SET_ID, set_id);
 	rb_add(rb, e);
 }
 
@@ -316,6 +374,23 @@ static void x_verdict(struct rb *rb, int verdict)
 		return;
 	nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG, NFT_REG_VERDICT);
 	nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_VERDICT, (uint32_t)verdict);
+	rb_add(rb, e);
+}
+
+/* goto CHAIN                    (immediate reg 0 goto CHAIN) */
+static void x_goto(struct rb *rb, const char *chain)
+{
+	struct nftnl_expr *e = rb_expr(rb, "immediate");
+
+	if (!e)
+		return;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG, NFT_REG_VERDICT);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_VERDICT, (uint32_t)NFT_GOTO);
+	if (nftnl_expr_set_str(e, NFTNL_EXPR_IMM_CHAIN, chain) < 0) {
+		nftnl_expr_free(e);
+		rb->error = -ENOMEM;
+		return;
+	}
 	rb_add(rb, e);
 }
 
@@ -467,10 +542,10 @@ static void rule_nd(struct rb *rb, uint32_t nd_set_id)
 	x_verdict(rb, NF_ACCEPT);
 }
 
-/* ip saddr . meta l4proto . th dport @in4_port accept
- * ip saddr . meta l4proto @in4_proto accept
- * ip saddr @in4_any accept
- * (ip6, daddr and the out* sets alike) */
+/* ip saddr . meta l4proto . th dport @in4_port goto in4_seen
+ * ip saddr . meta l4proto @in4_proto goto in4_seen
+ * ip saddr @in4_any goto in4_seen
+ * (ip6, daddr and the out* sets alike; the seen chain accepts) */
 static void rule_set_lookup(struct rb *rb, const struct nl_set_spec *s)
 {
 	bool v6 = s->family == AF_INET6;
@@ -486,7 +561,30 @@ static void rule_set_lookup(struct rb *rb, const struct nl_set_spec *s)
 	if (s->n_fields >= 3)
 		x_payload(rb, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, reg_word(alen / 4 + 1));
 	x_lookup(rb, reg_word(0), s->name, 0);
-	x_verdict(rb, NF_ACCEPT);
+	x_goto(rb, nl_seen_chain_name(s->dir, s->family));
+}
+
+/* meta l4proto { tcp, udp, sctp, udplite } update @in4_seen_port { ip saddr . meta l4proto . th dport }
+ * meta l4proto != { tcp, udp, sctp, udplite } update @in4_seen_proto { ip saddr . meta l4proto }
+ * (ip6, daddr and the out* sets alike), in the seen chain. No verdict: a
+ * full set makes the update fail, which only ends this rule; the chain's
+ * last rule accepts the packet all the same. */
+static void rule_seen(struct rb *rb, const struct nl_set_spec *s, uint32_t l4_set_id)
+{
+	bool v6 = s->family == AF_INET6;
+	bool in = s->dir == MSEG_DIR_INGRESS;
+	uint32_t alen = s->field_len[0];
+	uint32_t off = v6 ? (in ? 8 : 24) : (in ? 12 : 16);
+
+	match_nfproto(rb, v6 ? NFPROTO_IPV6 : NFPROTO_IPV4);
+	x_meta_load(rb, NFT_META_L4PROTO, NFT_REG_1);
+	x_lookup_flags(rb, NFT_REG_1, ND_SET_NAME, l4_set_id,
+		       s->n_fields >= 3 ? 0 : NFT_LOOKUP_F_INV);
+	x_payload(rb, NFT_PAYLOAD_NETWORK_HEADER, off, alen, reg_word(0));
+	x_meta_load(rb, NFT_META_L4PROTO, reg_word(alen / 4));
+	if (s->n_fields >= 3)
+		x_payload(rb, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, reg_word(alen / 4 + 1));
+	x_dynset_update(rb, reg_word(0), s->name, 0);
 }
 
 /* limit name "flood" counter name "in_overlimit" drop|accept */
@@ -566,6 +664,56 @@ int render_nl_chain_rules(enum mseg_dir dir, enum mseg_mode mode, const struct t
 
 	table_opts_normalize(&o, opts);
 	return chain_rules(dir, mode, &o, 0, ret_rules);
+}
+
+const char *nl_seen_chain_name(enum mseg_dir dir, int family)
+{
+	static const char *const names[MSEG_DIR_COUNT][2] = {
+		{ "in4_seen", "in6_seen" },
+		{ "out4_seen", "out6_seen" },
+	};
+
+	return names[dir][family == AF_INET6];
+}
+
+/* @port_set_id, @proto_set_id: the protocol sets of the two update rules
+ * (0 when not in a batch) */
+static int seen_chain_rules(enum mseg_dir dir, int family, uint32_t port_set_id,
+			    uint32_t proto_set_id, struct nftnl_rule **rules)
+{
+	const char *chain = nl_seen_chain_name(dir, family);
+	size_t base = family == AF_INET6 ? 2 : 0, n = 0;
+	struct nl_set_spec spec;
+	struct rb rb;
+	int r = 0;
+
+	for (size_t i = 0; i < NL_RULES_PER_SEEN_CHAIN; i++) {
+		r = rb_init(&rb, TABLE_NAME, chain);
+		if (r < 0)
+			goto out_free;
+		rules[n++] = rb.r;
+		if (i < 2) {
+			nl_seen_spec_get(dir, base + i, &spec);
+			rule_seen(&rb, &spec, i == 0 ? port_set_id : proto_set_id);
+		} else {
+			x_verdict(&rb, NF_ACCEPT);
+		}
+		if (rb.error) {
+			r = rb.error;
+			goto out_free;
+		}
+	}
+	return 0;
+
+out_free:
+	while (n)
+		nftnl_rule_free(rules[--n]);
+	return r;
+}
+
+int render_nl_seen_chain_rules(enum mseg_dir dir, int family, struct nftnl_rule **ret_rules)
+{
+	return seen_chain_rules(dir, family, 0, 0, ret_rules);
 }
 
 /* ---- messages ---- */
@@ -713,11 +861,10 @@ static int msg_allow_set(struct nl_batch *b, const struct nl_set_spec *s, uint32
 static const uint8_t icmpv6_control_types[] = { 130, 131, 132, 133, 134, 135, 136, 137, 143 };
 #define N_ICMPV6_CONTROL (sizeof(icmpv6_control_types) / sizeof(icmpv6_control_types[0]))
 
-/* The anonymous constant set of the IPv6 control rule:
- * { mld-listener-query, mld-listener-report, mld-listener-done,
- *   nd-router-solicit, nd-router-advert, nd-neighbor-solicit,
- *   nd-neighbor-advert, nd-redirect, mld2-listener-report } */
-static int msg_nd_set(struct nl_batch *b, uint32_t set_id)
+/* An anonymous constant set of one-byte keys of nft type @key_type, for
+ * the lookup of one rule (bound to it by @set_id within the batch). */
+static int msg_anon_set(struct nl_batch *b, uint32_t set_id, uint32_t key_type,
+			const uint8_t *keys, size_t n)
 {
 	struct nftnl_set *set = set_def(ND_SET_NAME, set_id);
 	struct nftnl_set_elem *el;
@@ -728,9 +875,9 @@ static int msg_nd_set(struct nl_batch *b, uint32_t set_id)
 	if (!set)
 		return -ENOMEM;
 	nftnl_set_set_u32(set, NFTNL_SET_FLAGS, NFT_SET_ANONYMOUS | NFT_SET_CONSTANT);
-	nftnl_set_set_u32(set, NFTNL_SET_KEY_TYPE, NFT_TYPE_ICMP6_TYPE);
+	nftnl_set_set_u32(set, NFTNL_SET_KEY_TYPE, key_type);
 	nftnl_set_set_u32(set, NFTNL_SET_KEY_LEN, 1);
-	nftnl_set_set_u32(set, NFTNL_SET_DESC_SIZE, N_ICMPV6_CONTROL);
+	nftnl_set_set_u32(set, NFTNL_SET_DESC_SIZE, (uint32_t)n);
 	r = set_udata(set, NFT_BYTEORDER_BIG_ENDIAN);
 	if (!r)
 		r = msg_set(b, set, ND_SET_NAME);
@@ -747,8 +894,8 @@ static int msg_nd_set(struct nl_batch *b, uint32_t set_id)
 	if (nlh) {
 		nftnl_set_elems_nlmsg_build_payload(nlh, set);   /* table, set, id */
 		nest = mnl_attr_nest_start(nlh, NFTA_SET_ELEM_LIST_ELEMENTS);
-		for (size_t i = 0; i < N_ICMPV6_CONTROL; i++) {
-			nftnl_set_elem_set(el, NFTNL_SET_ELEM_KEY, &icmpv6_control_types[i], 1);
+		for (size_t i = 0; i < n; i++) {
+			nftnl_set_elem_set(el, NFTNL_SET_ELEM_KEY, &keys[i], 1);
 			en = mnl_attr_nest_start(nlh, (uint16_t)(i + 1));
 			nftnl_set_elem_nlmsg_build_payload(nlh, el);
 			mnl_attr_nest_end(nlh, en);
@@ -761,6 +908,53 @@ static int msg_nd_set(struct nl_batch *b, uint32_t set_id)
 	r = nl_batch_msg_end(b, NL_MSG_ELEM, "add elements", ND_SET_NAME);
 	nftnl_set_elem_free(el);
 out_free_set:
+	nftnl_set_free(set);
+	return r;
+}
+
+/* The anonymous constant set of the IPv6 control rule:
+ * { mld-listener-query, mld-listener-report, mld-listener-done,
+ *   nd-router-solicit, nd-router-advert, nd-neighbor-solicit,
+ *   nd-neighbor-advert, nd-redirect, mld2-listener-report } */
+static int msg_nd_set(struct nl_batch *b, uint32_t set_id)
+{
+	return msg_anon_set(b, set_id, NFT_TYPE_ICMP6_TYPE, icmpv6_control_types,
+			    N_ICMPV6_CONTROL);
+}
+
+/* The protocols that have ports: { tcp, udp, sctp, udplite } */
+static const uint8_t port_protos[] = { IPPROTO_TCP, IPPROTO_UDP, IPPROTO_SCTP, IPPROTO_UDPLITE };
+
+static int msg_port_protos_set(struct nl_batch *b, uint32_t set_id)
+{
+	return msg_anon_set(b, set_id, NFT_TYPE_INET_PROTOCOL, port_protos,
+			    sizeof(port_protos));
+}
+
+/* set in4_seen_port { type ipv4_addr . inet_proto . inet_service; size 4096;
+ *                     flags dynamic,timeout; counter; timeout 86400s; } */
+static int msg_seen_set(struct nl_batch *b, const struct nl_set_spec *s, uint32_t set_id)
+{
+	struct nftnl_set *set = set_def(s->name, set_id);
+	struct nftnl_expr *ctr;
+	int r;
+
+	if (!set)
+		return -ENOMEM;
+	nftnl_set_set_u32(set, NFTNL_SET_FLAGS, s->flags);
+	nftnl_set_set_u32(set, NFTNL_SET_KEY_TYPE, s->key_type);
+	nftnl_set_set_u32(set, NFTNL_SET_KEY_LEN, s->key_len);
+	nftnl_set_set_u64(set, NFTNL_SET_TIMEOUT, (uint64_t)SEEN_SET_TIMEOUT_S * 1000u);
+	nftnl_set_set_u32(set, NFTNL_SET_DESC_SIZE, SEEN_SET_SIZE);
+	ctr = nftnl_expr_alloc("counter");
+	if (!ctr) {
+		nftnl_set_free(set);
+		return -ENOMEM;
+	}
+	nftnl_set_add_expr(set, ctr);   /* the set takes it */
+	r = set_udata(set, s->key_byteorder);
+	if (!r)
+		r = msg_set(b, set, s->name);
 	nftnl_set_free(set);
 	return r;
 }
@@ -891,6 +1085,27 @@ static int msg_chain(struct nl_batch *b, const char *table, const char *name, ui
 	return nl_batch_msg_end(b, NL_MSG_CHAIN, "add chain", name);
 }
 
+/* chain in4_seen { }   (a regular chain: no hook) */
+static int msg_regular_chain(struct nl_batch *b, const char *name)
+{
+	struct nftnl_chain *c = nftnl_chain_alloc();
+	struct nlmsghdr *nlh;
+
+	if (!c)
+		return -ENOMEM;
+	nftnl_chain_set_u32(c, NFTNL_CHAIN_FAMILY, NFPROTO_INET);
+	if (nftnl_chain_set_str(c, NFTNL_CHAIN_TABLE, TABLE_NAME) < 0 ||
+	    nftnl_chain_set_str(c, NFTNL_CHAIN_NAME, name) < 0) {
+		nftnl_chain_free(c);
+		return -ENOMEM;
+	}
+	nlh = nl_batch_msg_start(b, NFT_MSG_NEWCHAIN, NFPROTO_INET, NLM_F_CREATE);
+	if (nlh)
+		nftnl_chain_nlmsg_build_payload(nlh, c);
+	nftnl_chain_free(c);
+	return nl_batch_msg_end(b, NL_MSG_CHAIN, "add chain", name);
+}
+
 static int msg_rule(struct nl_batch *b, struct nftnl_rule *rule, const char *name)
 {
 	struct nlmsghdr *nlh;
@@ -986,11 +1201,21 @@ static int msgs_dir_sets(struct nl_batch *b, enum mseg_dir d, const struct nl_pa
 		if (r < 0)
 			return r;
 	}
+	for (size_t i = 0; i < NL_SEEN_SETS_PER_DIR; i++) {
+		struct nl_set_spec s;
+		int r;
+
+		nl_seen_spec_get(d, i, &s);
+		r = msg_seen_set(b, &s, ++*set_id);
+		if (r < 0)
+			return r;
+	}
 	return 0;
 }
 
-/* The chain of direction @d, the anonymous set of its neighbour discovery
- * rule, and its rules. */
+/* The seen chains of direction @d (each with the protocol sets of its two
+ * rules), then the direction's chain, the anonymous set of its neighbour
+ * discovery rule, and its rules. */
 static int msgs_dir_chain(struct nl_batch *b, enum mseg_dir d, enum mseg_mode mode,
 			  const struct table_opts *o, uint32_t *set_id)
 {
@@ -998,6 +1223,29 @@ static int msgs_dir_chain(struct nl_batch *b, enum mseg_dir d, enum mseg_mode mo
 	uint32_t nd_id = ++*set_id;
 	int r;
 
+	/* the seen chains first: the lookups go to them */
+	for (int fi = 0; fi < 2; fi++) {
+		int family = fi ? AF_INET6 : AF_INET;
+		struct nftnl_rule *seen[NL_RULES_PER_SEEN_CHAIN];
+		uint32_t port_id = ++*set_id, proto_id = ++*set_id;
+
+		r = msg_regular_chain(b, nl_seen_chain_name(d, family));
+		if (r == 0)
+			r = msg_port_protos_set(b, port_id);
+		if (r == 0)
+			r = msg_port_protos_set(b, proto_id);
+		if (r == 0)
+			r = seen_chain_rules(d, family, port_id, proto_id, seen);
+		if (r < 0)
+			return r;
+		for (size_t i = 0; i < NL_RULES_PER_SEEN_CHAIN; i++) {
+			if (r == 0)
+				r = msg_rule(b, seen[i], nl_seen_chain_name(d, family));
+			nftnl_rule_free(seen[i]);
+		}
+		if (r < 0)
+			return r;
+	}
 	r = msg_chain(b, TABLE_NAME, chain_name(d),
 		      d == MSEG_DIR_INGRESS ? NF_INET_LOCAL_IN : NF_INET_LOCAL_OUT);
 	if (r == 0)

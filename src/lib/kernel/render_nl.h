@@ -28,7 +28,9 @@ struct nftnl_rule;
 /* ipv6 16 + protocol 4 + port 4 */
 #define NL_KEY_MAX 24
 #define NL_SETS_PER_DIR 12           /* 2 families x 6 shapes */
+#define NL_SEEN_SETS_PER_DIR 4       /* 2 families x (port, proto) */
 #define NL_RULES_PER_CHAIN 18        /* 4 + 12 lookups + limit + queue step */
+#define NL_RULES_PER_SEEN_CHAIN 3    /* seen port, seen proto, accept */
 
 /* One of the twelve sets of an isolated direction. */
 struct nl_set_spec {
@@ -44,6 +46,7 @@ struct nl_set_spec {
 	uint8_t n_fields;
 	bool rbtree;                 /* interval without concatenation: an interval is
 					a start element and an end element (hi + 1) */
+	bool seen;                   /* a "seen" set: dynamic, timeout, counter */
 };
 
 /* Set @i (0..NL_SETS_PER_DIR-1) of direction @dir, in table order: ip
@@ -53,6 +56,12 @@ void nl_set_spec_get(enum mseg_dir dir, size_t i, struct nl_set_spec *ret);
 int nl_set_index(int family, enum entry_shape shape);
 /* By name; false when no set has it. */
 bool nl_set_spec_find(const char *name, struct nl_set_spec *ret);
+/* Seen set @i (0..NL_SEEN_SETS_PER_DIR-1) of direction @dir: ip port, ip
+ * proto, ip6 port, ip6 proto ("in4_seen_port": shape SHAPE_PORT or
+ * SHAPE_PROTO keys, flags dynamic|timeout). */
+void nl_seen_spec_get(enum mseg_dir dir, size_t i, struct nl_set_spec *ret);
+/* By name; false when no seen set has it. */
+bool nl_seen_spec_find(const char *name, struct nl_set_spec *ret);
 
 /* One kernel set element. */
 struct nl_elem {
@@ -109,6 +118,17 @@ int render_nl_elems(struct nl_batch *b, const struct nl_set_spec *s, uint32_t se
  * nftnl_rule_free(). */
 int render_nl_chain_rules(enum mseg_dir dir, enum mseg_mode mode, const struct table_opts *opts,
 			  struct nftnl_rule **ret_rules);
+
+/* The name of the chain the allow lookups of (@dir, @family) go to:
+ * "in4_seen", "out6_seen". */
+const char *nl_seen_chain_name(enum mseg_dir dir, int family);
+
+/* The rules of that chain (NL_RULES_PER_SEEN_CHAIN, the protocol sets
+ * named "__set%d"):
+ *   meta l4proto { tcp, udp, sctp, udplite } update @in4_seen_port { ip saddr . meta l4proto . th dport }
+ *   meta l4proto != { tcp, udp, sctp, udplite } update @in4_seen_proto { ip saddr . meta l4proto }
+ *   accept */
+int render_nl_seen_chain_rules(enum mseg_dir dir, int family, struct nftnl_rule **ret_rules);
 
 /* For the probe (in a throwaway namespace): the table, a base chain on
  * input, and a rule holding just the queue step of @opts (mode @audit). */

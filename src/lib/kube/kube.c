@@ -8,13 +8,16 @@
 #include "kube/reflector.h"
 #include "mseg/kube/kube.h"
 
-enum { R_PODS, R_NAMESPACES, R_ALLOWLISTS, R_NETPOLS };
+enum { R_PODS, R_NAMESPACES, R_ALLOWLISTS, R_NETPOLS, R_NODES, R_SERVICES, R_SLICES };
 
 static const char *const resource_paths[KUBE_N_RESOURCES] = {
 	[R_PODS] = "/api/v1/pods",
 	[R_NAMESPACES] = "/api/v1/namespaces",
 	[R_ALLOWLISTS] = "/apis/mseg.io/v1/allowlists",
 	[R_NETPOLS] = "/apis/networking.k8s.io/v1/networkpolicies",
+	[R_NODES] = "/api/v1/nodes",   /* this node's only: a field selector */
+	[R_SERVICES] = "/api/v1/services",
+	[R_SLICES] = "/apis/discovery.k8s.io/v1/endpointslices",
 };
 
 struct kube_watcher {
@@ -23,6 +26,8 @@ struct kube_watcher {
 	struct kube_reflector *rf[KUBE_N_RESOURCES];
 	struct kube_watcher_cbs cbs;
 	struct kube_source src;      /* in the owner's sets */
+	struct kube_build_errs said_cluster;   /* what kube_watcher_cluster() said */
+	bool cluster_dirty;          /* a Node, Service or EndpointSlice changed */
 };
 
 /* ---- trims: what msegd keeps of each object ---- */
@@ -175,6 +180,26 @@ static void on_listed(void *data)
 	watcher_changed(data, 0);
 }
 
+/* Nodes, Services, EndpointSlices: the reflectors' stores hold the trimmed
+ * objects; kube_watcher_cluster() reads them when one changed. */
+static void on_cluster(void *data, const char *key, json_t *obj)
+{
+	struct kube_watcher *kw = data;
+
+	(void)key;
+	(void)obj;
+	kw->cluster_dirty = true;
+	watcher_changed(kw, 0);
+}
+
+static void on_cluster_listed(void *data)
+{
+	struct kube_watcher *kw = data;
+
+	kw->cluster_dirty = true;
+	watcher_changed(kw, 0);
+}
+
 static void on_log(void *data, enum log_level lvl, const char *msg)
 {
 	struct kube_watcher *kw = data;
@@ -189,7 +214,27 @@ static const struct kube_reflector_ops ops[KUBE_N_RESOURCES] = {
 			   on_log },
 	[R_ALLOWLISTS] = { kube_policy_trim, on_allowlist, on_allowlist_gone, on_listed, on_log },
 	[R_NETPOLS] = { kube_policy_trim, on_netpol, on_netpol_gone, on_listed, on_log },
+	[R_NODES] = { kube_node_trim, on_cluster, on_cluster, on_cluster_listed, on_log },
+	[R_SERVICES] = { kube_service_trim, on_cluster, on_cluster, on_cluster_listed, on_log },
+	[R_SLICES] = { kube_slice_trim, on_cluster, on_cluster, on_cluster_listed, on_log },
 };
+
+/* "fieldSelector=metadata.name%3DNAME", NAME percent-encoded. */
+static void node_selector(const char *name, char *buf, size_t size)
+{
+	size_t n = (size_t)snprintf(buf, size, "fieldSelector=metadata.name%%3D");
+
+	for (const char *p = name ? name : ""; *p && n + 4 < size; p++) {
+		unsigned char ch = (unsigned char)*p;
+
+		if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+		    ch == '-' || ch == '.' || ch == '_')
+			buf[n++] = (char)ch;
+		else
+			n += (size_t)snprintf(buf + n, size - n, "%%%02X", ch);
+	}
+	buf[n] = '\0';
+}
 
 int kube_watcher_new(struct evloop *loop, struct kube_config *cfg,
 		     const struct kube_watcher_opts *o, const struct kube_watcher_cbs *cbs,
@@ -210,6 +255,7 @@ int kube_watcher_new(struct evloop *loop, struct kube_config *cfg,
 	kw->cfg = *cfg;
 	memset(cfg, 0, sizeof(*cfg));
 	kw->cbs = *cbs;
+	kw->cluster_dirty = true;   /* the first list makes it */
 	if (kube_source_init(&kw->src, o->node_name, o->pols, o->inv) < 0) {
 		kube_watcher_free(kw);
 		return err_setf(err, ENOMEM, "out of memory");
@@ -222,10 +268,18 @@ int kube_watcher_new(struct evloop *loop, struct kube_config *cfg,
 		return err_setf(err, -r, "kubernetes: %s", strerror(-r));
 	}
 	for (int i = 0; i < KUBE_N_RESOURCES; i++) {
+		struct kube_reflector_opts rop = ro;
+		char query[512];
+
 		/* of a pod, the source keeps what it made of it: the
 		 * reflector needs only to tell a change from a repeat */
-		ro.store_digest = i == R_PODS;
-		kw->rf[i] = kube_reflector_new(kw->http, resource_paths[i], &ro, &ops[i], kw);
+		rop.store_digest = i == R_PODS;
+		if (i == R_NODES) {
+			/* only this node's Node object, not every node's */
+			node_selector(o->node_name, query, sizeof(query));
+			rop.query = query;
+		}
+		kw->rf[i] = kube_reflector_new(kw->http, resource_paths[i], &rop, &ops[i], kw);
 		if (!kw->rf[i]) {
 			kube_watcher_free(kw);
 			return err_setf(err, ENOMEM, "out of memory");
@@ -244,6 +298,7 @@ struct kube_watcher *kube_watcher_free(struct kube_watcher *kw)
 	kw->http = kube_http_free(kw->http);
 	kube_config_release(&kw->cfg);
 	kube_source_release(&kw->src);
+	kube_build_errs_release(&kw->said_cluster);
 	free(kw);
 	return NULL;
 }
@@ -274,4 +329,40 @@ const char *kube_watcher_server(const struct kube_watcher *kw)
 int kube_watcher_sync(struct kube_watcher *kw, const struct mseg_inventory *registered)
 {
 	return kube_source_sync(&kw->src, registered);
+}
+
+/* Log each error of the cluster part once while it lasts. */
+static void cluster_say(struct kube_watcher *kw, struct kube_build_errs *e)
+{
+	for (size_t i = 0; i < e->n; i++) {
+		bool old = false;
+
+		for (size_t j = 0; j < kw->said_cluster.n && !old; j++)
+			old = strcmp(kw->said_cluster.lines[j], e->lines[i]) == 0;
+		if (!old)
+			on_log(kw, LOG_LVL_ERROR, e->lines[i]);
+	}
+	kube_build_errs_release(&kw->said_cluster);
+	kw->said_cluster = *e;
+	memset(e, 0, sizeof(*e));
+}
+
+int kube_watcher_cluster(struct kube_watcher *kw, struct kube_cluster *ret)
+{
+	struct kube_build_errs errs = { 0 };
+	int r;
+
+	r = kube_cluster_build(kube_reflector_store(kw->rf[R_NODES]),
+			       kube_reflector_store(kw->rf[R_SERVICES]),
+			       kube_reflector_store(kw->rf[R_SLICES]), kw->src.node_name, ret, &errs);
+	cluster_say(kw, &errs);
+	kube_build_errs_release(&errs);
+	if (r == 0)
+		kw->cluster_dirty = false;
+	return r;
+}
+
+bool kube_watcher_cluster_changed(const struct kube_watcher *kw)
+{
+	return kw->cluster_dirty;
 }

@@ -30,6 +30,7 @@ enum rf_phase { RF_IDLE, RF_LIST, RF_WATCH };
 struct kube_reflector {
 	struct kube_http *h;
 	char *path;
+	char *query;                   /* opts.query ("" when none), without "?" */
 	struct kube_reflector_opts o;
 	const struct kube_reflector_ops *ops;
 	void *data;
@@ -454,15 +455,18 @@ static void rf_start(struct kube_reflector *rf, enum rf_phase phase)
 			rf_backoff(rf, phase);
 			return;
 		}
-		snprintf(url, sizeof(url), "%s%s?limit=%u%s%s", cfg->server, rf->path,
-			 rf->o.page_size, cont ? "&continue=" : "", cont ? cont : "");
+		snprintf(url, sizeof(url), "%s%s?limit=%u%s%s%s%s", cfg->server, rf->path,
+			 rf->o.page_size, cont ? "&continue=" : "", cont ? cont : "",
+			 rf->query[0] ? "&" : "", rf->query);
 		curl_free(cont);
 	} else if (phase == RF_LIST)
-		snprintf(url, sizeof(url), "%s%s", cfg->server, rf->path);
+		snprintf(url, sizeof(url), "%s%s%s%s", cfg->server, rf->path,
+			 rf->query[0] ? "?" : "", rf->query);
 	else
 		snprintf(url, sizeof(url),
-			 "%s%s?watch=1&resourceVersion=%s&allowWatchBookmarks=true&timeoutSeconds=%u",
-			 cfg->server, rf->path, rf->st.rv, rf->o.watch_timeout_s);
+			 "%s%s?watch=1&resourceVersion=%s&allowWatchBookmarks=true&timeoutSeconds=%u"
+			 "%s%s", cfg->server, rf->path, rf->st.rv, rf->o.watch_timeout_s,
+			 rf->query[0] ? "&" : "", rf->query);
 	err_clear(&err);
 	if (kube_config_token(cfg, &token, &err) < 0)
 		rf_log(rf, LOG_LVL_WARN, "%s (using the last token read)",
@@ -718,11 +722,13 @@ struct kube_reflector *kube_reflector_new(struct kube_http *h, const char *path,
 	rf->ops = ops;
 	rf->data = data;
 	rf->path = strdup(path);
+	rf->query = strdup(o->query ? o->query : "");
+	rf->o.query = NULL;
 	rf->store = json_object();
 	rf->st.resource = slash ? slash + 1 : path;
 	kube_watch_parser_init(&rf->parser, 0);
 	rf->retry = evloop_add_timer(h->loop, 0, 0, on_retry, rf, NULL);
-	if (!rf->path || !rf->store || !rf->retry)
+	if (!rf->path || !rf->query || !rf->store || !rf->retry)
 		return kube_reflector_free(rf);
 	rf->st.resource = strrchr(rf->path, '/') + 1;
 	rf_mark_stale(rf);   /* nothing listed yet */
@@ -745,6 +751,7 @@ struct kube_reflector *kube_reflector_free(struct kube_reflector *rf)
 	json_decref(rf->store);
 	free(rf->body);
 	free(rf->path);
+	free(rf->query);
 	free(rf);
 	return NULL;
 }
@@ -757,4 +764,5 @@ json_t *kube_reflector_store(const struct kube_reflector *rf)
 void kube_reflector_status(const struct kube_reflector *rf, struct kube_resource_status *ret)
 {
 	*ret = rf->st;
+	ret->objects = json_object_size(rf->store);
 }

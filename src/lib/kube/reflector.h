@@ -44,6 +44,9 @@ struct kube_reflector_opts {
 	/* keep only a digest of each trimmed object (what tells a change from
 	 * a repeat), not the object: the owner keeps what it needs of it */
 	bool store_digest;
+	/* added to every list and watch URL ("fieldSelector=..."), copied;
+	 * NULL: none */
+	const char *query;
 };
 
 /* Start listing @path ("/api/v1/pods") at once. */

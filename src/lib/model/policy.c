@@ -726,12 +726,50 @@ static int metadata_parse(struct pctx *c, const struct ynode *root)
 	return pctx_strdup(c, s, &c->p->ns);
 }
 
+int policy_duration_parse(const char *s, uint32_t *ret_s)
+{
+	unsigned long long n = 0, mul;
+	const char *p = s;
+
+	if (!s || *p < '0' || *p > '9')
+		return -EINVAL;
+	while (*p >= '0' && *p <= '9') {
+		n = n * 10 + (unsigned)(*p++ - '0');
+		if (n > POLICY_LEARN_FOR_MAX_S)
+			return -ERANGE;
+	}
+	switch (*p++) {
+	case 's':
+		mul = 1;
+		break;
+	case 'm':
+		mul = 60;
+		break;
+	case 'h':
+		mul = 3600;
+		break;
+	case 'd':
+		mul = 86400;
+		break;
+	default:
+		return -EINVAL;
+	}
+	if (*p)
+		return -EINVAL;
+	n *= mul;
+	if (n < POLICY_LEARN_FOR_MIN_S || n > POLICY_LEARN_FOR_MAX_S)
+		return -ERANGE;
+	*ret_s = (uint32_t)n;
+	return 0;
+}
+
 static int spec_parse(struct pctx *c, const struct ynode *root)
 {
-	static const char *const keys[] = { "mode", "isolation", "revoke", "groups", "allow",
-					    NULL };
-	static const char *const mode_names[] = { "enforce", "audit", NULL };
-	static const enum mseg_mode modes[] = { MSEG_MODE_ENFORCE, MSEG_MODE_AUDIT };
+	static const char *const keys[] = { "mode", "learnFor", "isolation", "revoke", "groups",
+					    "allow", NULL };
+	static const char *const mode_names[] = { "enforce", "audit", "learn", NULL };
+	static const enum mseg_mode modes[] = { MSEG_MODE_ENFORCE, MSEG_MODE_AUDIT,
+						MSEG_MODE_ENFORCE };
 	static const char *const isolation_names[] = { "both", "ingress", "egress", NULL };
 	static const unsigned isolations[] = { MSEG_ISO_BOTH, MSEG_ISO_INGRESS, MSEG_ISO_EGRESS };
 	static const char *const revoke_names[] = { "established", "new-only", NULL };
@@ -754,6 +792,25 @@ static int spec_parse(struct pctx *c, const struct ynode *root)
 		if (r < 0)
 			return r;
 		c->p->mode = modes[i];
+		c->p->learn = i == 2;
+	}
+	c->p->learn_for_s = POLICY_LEARN_FOR_DEFAULT_S;
+	v = ynode_map_get(spec, "learnFor");
+	if (v) {
+		const char *d;
+
+		r = ycheck_string(&c->ck, v, "spec.learnFor", true, &d);
+		if (r < 0)
+			return r;
+		if (!c->p->learn)
+			return ycheck_fail(&c->ck, v, "spec.learnFor: only with mode: learn");
+		r = policy_duration_parse(d, &c->p->learn_for_s);
+		if (r == -ERANGE)
+			return ycheck_fail(&c->ck, v, "spec.learnFor: '%s' is out of range (1m to 90d)",
+					   d);
+		if (r < 0)
+			return ycheck_fail(&c->ck, v, "spec.learnFor: '%s' is not a duration "
+					   "(a number and s, m, h or d: 24h)", d);
 	}
 
 	c->p->isolation = MSEG_ISO_BOTH;
