@@ -1754,7 +1754,14 @@ int compile_plan_cached(const struct mseg_policy *const *pols, size_t n_pols,
 
 	for (size_t i = 0; i < n_eps; i++)
 		c->eps[i] = eps[i];
-	qsort(c->eps, n_eps, sizeof(*c->eps), cmp_ep_id);
+	/* an inventory keeps its endpoints in id order already: a check of
+	 * n - 1 pairs instead of a sort (150,000 endpoints per event) */
+	for (size_t i = 1; i < n_eps; i++) {
+		if (cmp_ep_id(&c->eps[i - 1], &c->eps[i]) > 0) {
+			qsort(c->eps, n_eps, sizeof(*c->eps), cmp_ep_id);
+			break;
+		}
+	}
 
 	r = ctx_ns_index(c);
 	if (r < 0)

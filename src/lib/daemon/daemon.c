@@ -299,7 +299,7 @@ static int daemon_kube_cluster(struct daemon *d)
 int daemon_reconcile(struct daemon *d)
 {
 	unsigned long long kube_rv = 0;
-	uint64_t t0 = clock_mono_ns();
+	uint64_t t0 = clock_mono_ns(), t_apply = 0;
 	struct desired_view v;
 	int r;
 
@@ -353,7 +353,9 @@ int daemon_reconcile(struct daemon *d)
 			return r;
 		}
 		prog.cap = prog.n;
+		t_apply = clock_mono_ns();
 		r = reconciler_apply(d->rec, &prog, &v.inv);
+		t_apply = clock_mono_ns() - t_apply;
 		free(prog.items);
 	}
 	daemon_log_events(d);
@@ -365,9 +367,10 @@ int daemon_reconcile(struct daemon *d)
 	 * resourceVersion is in the kernel (acknowledged) at this time */
 	if (kube_rv)
 		log_debug("kubernetes: pods resourceVersion %llu applied at %llu ms (reconcile %.1f ms, "
-			  "%zu endpoints, %zu policies)", kube_rv,
+			  "%zu endpoints, %zu policies; reconciler %.1f ms)", kube_rv,
 			  (unsigned long long)(clock_real_ns() / 1000000),
-			  (double)(clock_mono_ns() - t0) / 1e6, v.inv.n, v.pols.n);
+			  (double)(clock_mono_ns() - t0) / 1e6, v.inv.n, v.pols.n,
+			  (double)t_apply / 1e6);
 	desired_view_release(&v);
 	return r;
 }
