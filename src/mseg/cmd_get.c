@@ -1,5 +1,6 @@
-/* mseg get policies|endpoints|namespaces|rules [ID]: what msegd holds, and the rules
- * the kernel holds read back per endpoint. */
+/* mseg get policies|endpoints|namespaces|rules|accepted [ID]: what msegd holds, the
+ * rules the kernel holds read back per endpoint, and the accepted-connection
+ * summaries of learning endpoints. */
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,7 +15,7 @@ const struct cli_option get_options[] = {
 	{ "fresh", OPT_FRESH, no_argument, NULL,
 	  "rules: read every namespace back now (not msegd's\nbackground read-back, which may be STALE)" },
 	{ "all", OPT_ALL, no_argument, NULL, "rules ID: show empty sets too" },
-	{ NULL, 0, 0, "ID", "policies: NS/NAME; endpoints and rules: endpoint id; namespaces: name" },
+	{ NULL, 0, 0, "ID", "policies: NS/NAME; endpoints, rules and accepted: endpoint id;\nnamespaces: name" },
 	CLI_OPTION_END,
 };
 
@@ -39,6 +40,8 @@ static char *get_path_new(const char *what, const char *id, bool fresh, int *ret
 		} else {
 			path = strdup("/v1/policies");
 		}
+	} else if (strcmp(what, "accepted") == 0) {
+		path = id ? api_path_new("/v1/endpoints", id, "accepted", NULL) : strdup("/v1/accepted");
 	} else if (strcmp(what, "namespaces") == 0 || strcmp(what, "namespace") == 0) {
 		path = api_path_new("/v1/namespaces", id, NULL, NULL);
 	} else if (strcmp(what, "endpoints") == 0 || strcmp(what, "endpoint") == 0 ||
@@ -46,8 +49,8 @@ static char *get_path_new(const char *what, const char *id, bool fresh, int *ret
 		path = api_path_new(what[0] == 'r' ? "/v1/rules" : "/v1/endpoints", id, NULL,
 				    what[0] == 'r' && fresh && !id ? "?fresh=1" : NULL);
 	} else {
-		*ret_status = usage_error("get", "'%s': expected policies, endpoints, namespaces or "
-					  "rules", what);
+		*ret_status = usage_error("get", "'%s': expected policies, endpoints, namespaces, "
+					  "rules or accepted", what);
 		return NULL;
 	}
 	if (!path)
@@ -88,7 +91,7 @@ int cmd_get(int argc, char **argv)
 		return usage_error("get", "bad option '%s'", argv[optind - 1]);
 	}
 	if (argc - optind < 1 || argc - optind > 2)
-		return usage_error("get", "expected policies, endpoints, namespaces or rules");
+		return usage_error("get", "expected policies, endpoints, namespaces, rules or accepted");
 	what = argv[optind];
 	if (argc - optind == 2)
 		id = argv[optind + 1];
@@ -110,6 +113,15 @@ int cmd_get(int argc, char **argv)
 			fputs(jstr(j, "document"), stdout);
 		else
 			print_yaml(j);
+	} else if (what[0] == 'a') {
+		if (id)
+			print_one(print_accepted, j);
+		else
+			print_accepted(json_object_get(j, "endpoints"));
+		if (!id && json_integer_value(json_object_get(j, "dropped")))
+			printf("%lld summaries not kept (the bound of %lld was reached)\n",
+			       (long long)json_integer_value(json_object_get(j, "dropped")),
+			       (long long)json_integer_value(json_object_get(j, "max_entries")));
 	} else if (what[0] == 'p') {
 		if (id)
 			print_policy_detail(j);

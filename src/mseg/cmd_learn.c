@@ -1,5 +1,6 @@
 /* mseg learn: an AllowList (or NetworkPolicies) learned from the audited
- * flow records of a namespace (GET /v1/recommendations), as YAML that
+ * flow records of a namespace and the accepted-connection summaries of its
+ * learning endpoints (GET /v1/recommendations), as YAML that
  * `mseg apply` takes,
  * each rule with a comment giving its flow count and first and last time
  * seen. */
@@ -118,9 +119,10 @@ int cmd_learn(int argc, char **argv)
 		/* what the list cannot say by itself goes to stderr */
 		json_array_foreach(json_object_get(j, "warnings"), i, w)
 			fprintf(stderr, "mseg learn: warning: %s\n", json_string_value(w));
-		if (json_integer_value(json_object_get(j, "flows")) == 0)
-			fprintf(stderr, "mseg learn: no audited flow records for this namespace: the list "
-				"admits nothing\n");
+		if (json_integer_value(json_object_get(j, "flows")) == 0 &&
+		    json_integer_value(json_object_get(j, "accepted_connections")) == 0)
+			fprintf(stderr, "mseg learn: no audited flow records and no accepted connections "
+				"of learning endpoints for this namespace: the list admits nothing\n");
 	}
 	json_decref(j);
 	free(path);

@@ -25,8 +25,8 @@ static const struct command commands[] = {
 	{ "mode", "NS/NAME enforce|audit|learn|spec [--for DURATION]",
 	  "set a policy's mode from now on (learn: a learning stage, then enforce)", mode_options,
 	  true, cmd_mode },
-	{ "get", "policies|endpoints|namespaces|rules [ID] [--fresh] [--all] [-o table|json|yaml]",
-	  "list policies, endpoints, namespaces, or the kernel's rules read back per endpoint",
+	{ "get", "policies|endpoints|namespaces|rules|accepted [ID] [--fresh] [--all] [-o table|json|yaml]",
+	  "list policies, endpoints, namespaces, the kernel's rules per endpoint, or accepted connections",
 	  get_options, true, cmd_get },
 	{ "endpoint", "add ID --netns PATH --ip ADDR... [--name N] [--namespace NS] [--label K=V]... | "
 	  "del ID | label ID K=V|K-... [--dry-run]",
@@ -40,7 +40,7 @@ static const struct command commands[] = {
 	  check_options, true, cmd_check },
 	{ "ui", "[--port N]", "open the flow map in a local browser (a 127.0.0.1 listener with a one-time secret)",
 	  ui_options, true, cmd_ui },
-	{ "learn", "[--namespace NS] [--since T] [--aggregate /N] [--format allowlist|networkpolicy] [-o yaml|json]", "an AllowList (or NetworkPolicies) learned from the audited flows of a namespace, ready to apply", learn_options, true, cmd_learn },
+	{ "learn", "[--namespace NS] [--since T] [--aggregate /N] [--format allowlist|networkpolicy] [-o yaml|json]", "an AllowList (or NetworkPolicies) learned from a namespace's audited flows and learning endpoints, ready to apply", learn_options, true, cmd_learn },
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))

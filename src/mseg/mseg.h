@@ -126,6 +126,7 @@ void print_policies(const json_t *arr);
 void print_endpoints(const json_t *arr);
 void print_namespaces(const json_t *arr);
 void print_rules(const json_t *arr);
+void print_accepted(const json_t *arr);
 void print_rules_detail(const json_t *e, bool all);
 void print_policy_detail(const json_t *p);
 /* With @updates, rows begin with a mark: "  " new, "~ " an update. */

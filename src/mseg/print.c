@@ -273,6 +273,35 @@ void print_endpoints(const json_t *arr)
 	}
 }
 
+/* The accepted-connection summaries, one row per endpoint, direction, peer
+ * and port. */
+void print_accepted(const json_t *arr)
+{
+	size_t i, k;
+	json_t *e, *a;
+
+	printf("%-20s %-8s %-40s %-12s %11s %-24s %s\n", "ENDPOINT", "DIR", "PEER", "PORT",
+	       "CONNECTIONS", "FIRST SEEN", "LAST SEEN");
+	json_array_foreach(arr, i, e) {
+		json_array_foreach(json_object_get(e, "accepted"), k, a) {
+			char port[32];
+
+			if (json_object_get(a, "port"))
+				snprintf(port, sizeof(port), "%s/%lld", jstr(a, "proto"),
+					 (long long)json_integer_value(json_object_get(a, "port")));
+			else
+				snprintf(port, sizeof(port), "%s", jstr(a, "proto"));
+			printf("%-20s %-8s %-40s %-12s %11lld %-24s %s\n", jstr(e, "endpoint"),
+			       jstr(a, "direction"), jstr(a, "peer"), port,
+			       (long long)json_integer_value(json_object_get(a, "connections")),
+			       jstr(a, "first_seen"), jstr(a, "last_seen"));
+		}
+		if (json_array_size(json_object_get(e, "learning")) &&
+		    json_is_string(json_object_get(e, "learn_until")))
+			printf("  %s: learning until %s\n", jstr(e, "endpoint"), jstr(e, "learn_until"));
+	}
+}
+
 void print_namespaces(const json_t *arr)
 {
 	size_t i;

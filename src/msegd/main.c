@@ -44,6 +44,7 @@ int main(int argc, char **argv)
 			.features = daemon_features(d),
 			.flows = daemon_flowpipe(d),
 			.kube = daemon_kube(d),
+			.accepted = daemon_accepted(d),
 			.reconcile = api_reconcile,
 			.ctx = d,
 		};

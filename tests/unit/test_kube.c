@@ -19,6 +19,7 @@
 #include "mseg/kube/watch.h"
 #include "mseg/model/addr.h"
 #include "mseg/model/inventory.h"
+#include "mseg/model/names.h"
 #include "mseg/model/policy.h"
 #include "t.h"
 
@@ -873,6 +874,181 @@ static void test_desired_programmable(void)
 	desired_release(&ds);
 }
 
+/* The endpoint document of a trimmed pod, as the watcher once wrote it
+ * and had the endpoint parser read back (@r: its registration): the
+ * reference the direct build must equal. */
+static char *pod_doc(json_t *pod, const struct mseg_endpoint *r)
+{
+	json_t *md = json_object_get(pod, "metadata"), *labels = json_object(), *ips = json_array();
+	const char *ns = json_string_value(json_object_get(md, "namespace"));
+	const char *name = json_string_value(json_object_get(md, "name"));
+	const char *uid = json_string_value(json_object_get(md, "uid"));
+	json_t *ep, *ip;
+	char id[300], buf[64];
+	size_t i;
+	char *text;
+
+	for (i = 0; r && i < r->n_labels; i++)
+		json_object_set_new(labels, r->labels[i].key, json_string(r->labels[i].value));
+	json_object_update(labels, json_object_get(md, "labels"));
+	if (r) {
+		for (i = 0; i < r->n_ips; i++)
+			json_array_append_new(ips, json_string(addr_format(&r->ips[i], buf,
+									 sizeof(buf))));
+		snprintf(id, sizeof(id), "%s", r->id);
+	} else {
+		json_array_foreach(json_object_get(pod, "podIPs"), i, ip)
+			if (json_is_string(json_object_get(ip, "ip")))
+				json_array_append(ips, json_object_get(ip, "ip"));
+		snprintf(id, sizeof(id), "k8s.%s.%s", ns, name);
+	}
+	ep = json_pack("{sssssssoso}", "id", id, "name", name, "namespace", ns, "labels", labels,
+		       "ips", ips);
+	if (r && r->netns)
+		json_object_set_new(ep, "netns", json_string(r->netns));
+	if (uid && name_is_endpoint_id(uid))
+		json_object_set_new(ep, "pod_uid", json_string(uid));
+	if (json_array_size(json_object_get(pod, "ports")))
+		json_object_set(ep, "ports", json_object_get(pod, "ports"));
+	text = json_dumps(ep, JSON_COMPACT);
+	json_decref(ep);
+	return text;
+}
+
+/* Everything an endpoint carries, as one line, to compare two. */
+static void ep_text(const struct mseg_endpoint *ep, char *buf, size_t size)
+{
+	size_t n = 0;
+	char a[64];
+
+	n += (size_t)snprintf(buf + n, size - n, "id=%s name=%s ns=%s netns=%s uid=%s labels=",
+			      ep->id, ep->name, ep->ns, ep->netns ?: "-", ep->pod_uid ?: "-");
+	for (size_t i = 0; i < ep->n_labels && n < size; i++)
+		n += (size_t)snprintf(buf + n, size - n, "%s:%s,", ep->labels[i].key,
+				      ep->labels[i].value);
+	for (size_t i = 0; i < ep->n_ns_labels && n < size; i++)
+		n += (size_t)snprintf(buf + n, size - n, " ns:%s:%s", ep->ns_labels[i].key,
+				      ep->ns_labels[i].value);
+	for (size_t i = 0; i < ep->n_ips && n < size; i++)
+		n += (size_t)snprintf(buf + n, size - n, " ip:%s", addr_format(&ep->ips[i], a,
+									       sizeof(a)));
+	for (size_t i = 0; i < ep->n_ports && n < size; i++)
+		n += (size_t)snprintf(buf + n, size - n, " port:%s/%u/%u", ep->ports[i].name,
+				      ep->ports[i].proto, ep->ports[i].port);
+}
+
+/* A pod's endpoint is built straight from its JSON object: the same
+ * endpoint, and for a bad pod the same error (naming the pod and the
+ * field), as the endpoint document through the endpoint parser. */
+static void test_source_direct_build(void)
+{
+	static const struct {
+		const char *ns, *name, *node, *labels, *status, *ports;
+		bool bad;
+	} pods[] = {
+		{ "shop", "web-1", "n1", "{\"app\":\"web\",\"example.com/tier\":\"front\"}",
+		  "\"podIPs\":[{\"ip\":\"10.0.0.99\"}]", NULL, false },
+		{ "shop", "db-0", "n2", "{\"app\":\"db\",\"tier\":\"\"}",
+		  "\"podIPs\":[{\"ip\":\"10.1.0.5\"},{\"ip\":\"fd00::5\"}]",
+		  "[{\"name\":\"pg\",\"containerPort\":5432},{\"name\":\"dns\",\"containerPort\":53,"
+		  "\"protocol\":\"UDP\"},{\"containerPort\":9}]", false },
+		{ "shop", "bare", "n2", "{}", "\"podIPs\":[{\"ip\":\"fd00::6\"}]", "[]", false },
+		{ "web", "bad-ip", "n2", "{\"app\":\"x\"}", "\"podIPs\":[{\"ip\":\"10.0.0.300\"}]",
+		  NULL, true },
+		{ "web", "bad-label", "n2", "{\"app\":\"not ok\"}", "\"podIPs\":[{\"ip\":\"10.2.0.1\"}]",
+		  NULL, true },
+		{ "web", "bad-key", "n2", "{\"-app\":\"x\"}", "\"podIPs\":[{\"ip\":\"10.2.0.2\"}]",
+		  NULL, true },
+		{ "web", "bad-port", "n2", "{}", "\"podIPs\":[{\"ip\":\"10.2.0.3\"}]",
+		  "[{\"name\":\"Http_1\",\"containerPort\":80}]", true },
+		{ "web", "big-port", "n2", "{}", "\"podIPs\":[{\"ip\":\"10.2.0.4\"}]",
+		  "[{\"name\":\"http\",\"containerPort\":70000}]", true },
+		{ "web", "dup-ip", "n2", "{}",
+		  "\"podIPs\":[{\"ip\":\"10.2.0.5\"},{\"ip\":\"10.2.0.5\"}]", NULL, true },
+		{ "web", "ok", "n2", "{\"app\":\"y\"}", "\"podIPs\":[{\"ip\":\"10.2.0.6\"}]", NULL,
+		  false },
+	};
+	struct mseg_inventory reg, inv;
+	struct mseg_policy_set pols;
+	struct kube_source src;
+	struct mseg_err err;
+	size_t n_bad = 0;
+	int r;
+
+	inventory_init(&reg);
+	inventory_init(&inv);
+	policy_set_init(&pols);
+	err_clear(&err);
+	r = inventory_parse_buffer(&reg, "reg", reg_text, strlen(reg_text), &err);
+	T_CHECK(r == 0, "registrations: %s", err.msg);
+	T_CHECK(kube_source_init(&src, "n1", &pols, &inv) == 0, "init");
+	src.log = log_cb;
+	n_logged = 0;
+	for (size_t i = 0; i < sizeof(pods) / sizeof(pods[0]); i++) {
+		char text[2048], key[300], fname[320], want[1200], got[1200];
+		struct mseg_endpoint *ref = NULL;
+		const struct mseg_endpoint *have, *r0 = NULL;
+		json_t *full, *t;
+		char *doc;
+
+		snprintf(text, sizeof(text),
+			 "{\"metadata\":{\"namespace\":\"%s\",\"name\":\"%s\",\"uid\":\"u-%s\","
+			 "\"labels\":%s},\"spec\":{\"nodeName\":\"%s\",\"containers\":[{\"name\":\"c\","
+			 "\"ports\":%s}]},\"status\":{\"phase\":\"Running\",%s}}",
+			 pods[i].ns, pods[i].name, pods[i].name, pods[i].labels, pods[i].node,
+			 pods[i].ports ? pods[i].ports : "[]", pods[i].status);
+		full = json_loads(text, 0, NULL);
+		T_CHECK(full != NULL, "pod %zu is JSON", i);
+		if (!full)
+			continue;
+		t = kube_pod_trim(full);
+		json_decref(full);
+		snprintf(key, sizeof(key), "%s/%s", pods[i].ns, pods[i].name);
+		snprintf(fname, sizeof(fname), "kubernetes:pods/%s", key);
+		if (strcmp(pods[i].node, "n1") == 0)
+			r0 = reg.eps[0];
+		doc = pod_doc(t, r0);
+		err_clear(&err);
+		r = endpoint_parse_buffer(NULL, fname, doc, strlen(doc), &ref, &err);
+		free(doc);
+		T_CHECK((r < 0) == pods[i].bad, "%s: the parser %s it", key,
+			r < 0 ? "refuses" : "takes");
+		n_logged = 0;
+		kube_source_pod_put(&src, key, t);
+		json_decref(t);
+		if (r0)
+			kube_source_sync(&src, &reg);
+		if (r == 0) {
+			have = inventory_find(&inv, ref->id);
+			T_CHECK(have != NULL, "%s: applied", key);
+			if (have) {
+				ep_text(ref, want, sizeof(want));
+				ep_text(have, got, sizeof(got));
+				T_CHECK(strcmp(want, got) == 0, "%s: the same endpoint\n    direct: %s\n"
+					"    parsed: %s", key, got, want);
+			}
+			endpoint_free(ref);
+			continue;
+		}
+		/* the parser's message without its line:col is the direct one */
+		n_bad++;
+		snprintf(want, sizeof(want), "%s: %s (left out)", fname, err.msg);
+		T_CHECK(n_logged == 1, "%s: said once", key);
+		if (n_logged == 1)
+			T_STREQ(logged[0], want);
+		snprintf(want, sizeof(want), "k8s.%s.%s", pods[i].ns, pods[i].name);
+		T_CHECK(!inventory_find(&inv, want), "%s: left out", key);
+	}
+	T_CHECK(kube_source_error_count(&src) == n_bad, "%zu pods left out, %zu errors", n_bad,
+		kube_source_error_count(&src));
+	T_CHECK(inventory_find(&inv, "k8s.web.ok") && inventory_find(&inv, "c0ffee"),
+		"the rest applies");
+	kube_source_release(&src);
+	inventory_release(&inv);
+	inventory_release(&reg);
+	policy_set_release(&pols);
+}
+
 static void test_base64(void)
 {
 	char *out;
@@ -897,6 +1073,7 @@ int main(void)
 	T_RUN(test_watch_errors);
 	T_RUN(test_source_build);
 	T_RUN(test_source_uid);
+	T_RUN(test_source_direct_build);
 	T_RUN(test_desired_waiting);
 	T_RUN(test_cluster_build);
 	T_RUN(test_desired_merge);

@@ -126,6 +126,50 @@ static void test_app(void)
 	learn_result_free(r);
 }
 
+/* accepted-connection summaries (learn mode) next to audited flows: the
+ * counts stay apart, in the header and in each rule's comment */
+static void test_accepted(void)
+{
+	struct learn_flow flows[] = {
+		fl("web-1", MSEG_DIR_EGRESS, "10.0.0.1", "10.0.0.2", 6, 8080, 12, 0, 30),
+		fl("api-1", MSEG_DIR_EGRESS, "10.0.0.2", "10.0.0.3", 6, 5432, 4, 5, 50),
+		fl("api-1", MSEG_DIR_EGRESS, "10.0.0.2", "10.0.0.3", 6, 5432, 2, 1, 60),
+	};
+	static const char want[] =
+		"# learned by mseg from 1 recorded flows and 16 accepted connections\n"
+		"apiVersion: mseg.io/v1\n"
+		"kind: AllowList\n"
+		"metadata:\n"
+		"  name: \"learned\"\n"
+		"  namespace: \"shop\"\n"
+		"spec:\n"
+		"  mode: enforce\n"
+		"  groups:\n"
+		"    web: {selector: {\"app\": \"web\"}}\n"
+		"    api: {selector: {\"app\": \"api\"}}\n"
+		"    db: {selector: {\"app\": \"db\"}}\n"
+		"  allow:\n"
+		"    # 12 accepted connections, first 2026-12-06T05:00:00.000Z, last 2026-12-06T05:00:30.000Z\n"
+		"    - {from: web, to: api, ports: [tcp/8080]}\n"
+		"    # 2 flows, 4 accepted connections, first 2026-12-06T05:00:01.000Z, last 2026-12-06T05:01:00.000Z\n"
+		"    - {from: api, to: db, ports: [tcp/5432]}\n";
+	struct learn_opts o = { .ns = "shop" };
+	struct learn_result *r = NULL;
+	char *yaml;
+
+	flows[0].accepted = true;
+	flows[1].accepted = true;
+	T_CHECK(learn_run(flows, 3, eps(), inv.n, &o, &r) == 0, "learn");
+	if (!r)
+		return;
+	T_CHECK(r->flows_used == 1 && r->accepted_used == 16, "flows %zu accepted %llu",
+		r->flows_used, (unsigned long long)r->accepted_used);
+	yaml = render(r, &o);
+	T_STREQ(yaml, want);
+	free(yaml);
+	learn_result_free(r);
+}
+
 /* --format networkpolicy: the same allows as the AllowList. Both are
  * parsed by the policy parser and asked "would A reach B on P?" for every
  * pair of endpoints and outside addresses and every port seen (and one
@@ -356,6 +400,7 @@ int main(void)
 		return 1;
 	}
 	T_RUN(test_app);
+	T_RUN(test_accepted);
 	T_RUN(test_netpol);
 	T_RUN(test_labels_and_warnings);
 	T_RUN(test_aggregate);

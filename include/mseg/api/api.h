@@ -36,6 +36,7 @@ struct api_backend {
 	const struct nft_features *features;
 	struct flowpipe *flows;              /* NULL: no flows (503) */
 	struct kube_watcher *kube;           /* NULL: no Kubernetes API server */
+	struct accepted *accepted;           /* accepted-connection summaries; NULL: none */
 	/* program the kernel after a change of @desired: 0, -EIO when some
 	 * endpoints failed (their errors are in the reconciler), or -errno */
 	int (*reconcile)(void *ctx);

@@ -18,8 +18,12 @@
  *   request.
  * - Ports are destination ports (a client's ephemeral source port never
  *   becomes a rule); port-less protocols (ICMP) by protocol.
+ * - Observations are flow records (audit mode: what passed unmatched) or
+ *   accepted-connection summaries (learn mode: what the allow sets
+ *   admitted, counted by the kernel, @accepted).
  * - Each rule carries the number of recorded flows (packets aggregated by
- *   the flow ring count once per record) and the first and last time seen. */
+ *   the flow ring count once per record), of accepted connections, and the
+ *   first and last time seen. */
 #ifndef MSEG_LEARN_H
 #define MSEG_LEARN_H
 
@@ -36,7 +40,10 @@ struct learn_flow {
 	uint8_t proto;
 	bool has_port;               /* TCP, UDP, UDPLITE, SCTP */
 	uint16_t dport;
-	uint64_t count;              /* records this stands for (>= 1) */
+	uint64_t count;              /* records this stands for (>= 1), or with
+				      * @accepted the connections it stands for */
+	bool accepted;               /* an accepted-connection summary of a
+				      * learning endpoint, not a flow record */
 	uint64_t first_ns, last_ns;
 };
 
@@ -79,7 +86,8 @@ struct learn_rule {
 	uint32_t from, to;           /* group indexes */
 	struct learn_port *ports;
 	size_t n_ports;
-	uint64_t flows;
+	uint64_t flows;              /* flow records */
+	uint64_t connections;        /* accepted connections (summaries) */
 	uint64_t first_ns, last_ns;
 };
 
@@ -88,7 +96,8 @@ struct learn_result {
 	size_t n_groups;
 	struct learn_rule *rules;
 	size_t n_rules;
-	size_t flows_used;           /* observations that went into rules */
+	size_t flows_used;           /* flow records that went into rules */
+	uint64_t accepted_used;      /* accepted connections that went into rules */
 	size_t flows_skipped;        /* of another namespace, unknown endpoint, ... */
 	char **warnings;
 	size_t n_warnings;

@@ -24,6 +24,7 @@ struct daemon_config {
 	bool default_deny;
 	enum mseg_revoke revoke;  /* established (default) | new-only */
 	unsigned resync_sec;    /* 0 = off */
+	unsigned seen_interval_sec;  /* accepted-connection summaries; 0 = off */
 	enum log_level log_level;
 	uint16_t queue_num;
 	uint32_t queue_rate, queue_burst;
@@ -51,6 +52,7 @@ int daemon_config_parse(struct daemon_config *c, int argc, char **argv, struct m
 /* Usage text for --help. */
 const char *daemon_usage(void);
 
+struct accepted;
 struct daemon;
 struct desired;
 struct evloop;
@@ -80,6 +82,8 @@ struct desired *daemon_desired(struct daemon *d);
 struct reconciler *daemon_reconciler(struct daemon *d);
 const struct nft_features *daemon_features(const struct daemon *d);
 struct flowpipe *daemon_flowpipe(struct daemon *d);
+/* The accepted-connection summaries (include/mseg/daemon/accepted.h). */
+struct accepted *daemon_accepted(struct daemon *d);
 /* The Kubernetes watcher; NULL without --kubeconfig / --kubernetes. */
 struct kube_watcher *daemon_kube(struct daemon *d);
 

@@ -233,6 +233,15 @@ const struct stage_entry *desired_stage_find(const struct desired *ds, const cha
 /* Is @p (a policy of a view) in its learning stage at @now_s? */
 bool desired_policy_learning(const struct mseg_policy *p, uint64_t now_s);
 
+/* The directions (1 << dir) in which a policy of @v in its learning stage
+ * at @now_s isolates @ep in enforce mode; the latest end of those stages
+ * into *ret_until_s (may be NULL). */
+unsigned desired_ep_learning_dirs(const struct desired_view *v, const struct mseg_endpoint *ep,
+				  uint64_t now_s, uint64_t *ret_until_s);
+
+/* Is a learning stage running at @now_s (cheap: the stages only)? */
+bool desired_any_learning(const struct desired *ds, uint64_t now_s);
+
 /* The state dir, or NULL before desired_store_open(). */
 const char *desired_state_dir(const struct desired *ds);
 

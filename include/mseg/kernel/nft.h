@@ -200,4 +200,9 @@ typedef int (*ep_seen_fn)(const struct ep_seen *s, void *data);
  * call @fn for each element. No table: nothing is called, 0. */
 int ep_table_seen_read(struct netns *ns, ep_seen_fn fn, void *data, struct mseg_err *err);
 
+/* The kernel's handle of @ns's table (0: no table). A replace deletes and
+ * re-creates the table, so a new handle means new seen sets whose counters
+ * started again from zero. */
+int ep_table_handle_read(struct netns *ns, uint64_t *ret_handle, struct mseg_err *err);
+
 #endif

@@ -84,7 +84,8 @@ int kube_watcher_sync(struct kube_watcher *kw, const struct mseg_inventory *regi
  * registered ones) and named ports. Of two pods with one address, the one
  * seen last has it. A bad object is left out, and said once through @log.
  * Keys are the store keys "NS/NAME" (namespaces: "NAME"); objects are
- * trimmed (kube_*_trim) and borrowed with a new reference. */
+ * trimmed (kube_*_trim); a pod of this node is kept with a new reference,
+ * a policy as its text, nothing else of an object. */
 enum kube_policy_kind { KUBE_ALLOWLIST, KUBE_NETWORKPOLICY, KUBE_POLICY_KINDS };
 
 struct kube_source {
@@ -96,8 +97,10 @@ struct kube_source {
 	json_t *pod_ids;                /* this node's pods: key -> the id of its
 	                                 * endpoint in @inv (a peer's is k8s.NS.NAME) */
 	json_t *local;                  /* keys of this node's pods */
-	json_t *policies[KUBE_POLICY_KINDS];   /* key -> trimmed object */
+	json_t *policies[KUBE_POLICY_KINDS];   /* key -> the trimmed object as compact
+	                                        * JSON text (a JSON string) */
 	json_t *errors;                 /* object -> its error line, said once */
+	json_t *in_set;                 /* "NS/NAME" of each policy it put in @pols */
 	bool local_dirty;               /* a pod of this node changed since the sync */
 	void (*log)(void *data, enum log_level lvl, const char *msg);
 	void *log_data;

@@ -35,6 +35,50 @@ int inventory_load_file(struct mseg_inventory *inv, const char *path, struct mse
 int endpoint_parse_buffer(const char *id, const char *name, const char *buf, size_t len,
 			  struct mseg_endpoint **ret_ep, struct mseg_err *err);
 
+/* An endpoint from fields already in memory (the Kubernetes watcher's
+ * pods, read from JSON): the same checks, the same endpoint and the same
+ * error texts as endpoint_parse_buffer() of the document with these keys,
+ * without the text (errors name @name and the field, no line:col). Its
+ * memory is one block of the size it needs. */
+enum endpoint_value_kind {
+	EPV_ABSENT = 0,   /* the key is not there */
+	EPV_STRING,       /* a JSON string */
+	EPV_LITERAL,      /* a number, true or false: its text */
+	EPV_NULL,
+	EPV_OBJECT,
+	EPV_ARRAY,
+};
+
+struct endpoint_value {
+	enum endpoint_value_kind kind;
+	const char *text;            /* EPV_STRING, EPV_LITERAL */
+};
+
+struct endpoint_field_label {
+	const char *key;
+	struct endpoint_value value;
+};
+
+struct endpoint_field_port {
+	struct endpoint_value name, port, protocol;
+};
+
+struct endpoint_fields {
+	const char *id, *name, *ns, *netns, *pod_uid;   /* NULL: left out */
+	const struct endpoint_field_label *labels;      /* in document order */
+	size_t n_labels;
+	const char *const *ips;
+	size_t n_ips;
+	const struct endpoint_field_port *ports;        /* n_ports 0: no "ports" */
+	size_t n_ports;
+	/* its namespace, when declared: its labels are filled in at once
+	 * (endpoint_ns_labels_fill()) */
+	const struct mseg_namespace *namespace;
+};
+
+int endpoint_build(const char *name, const struct endpoint_fields *f,
+		   struct mseg_endpoint **ret_ep, struct mseg_err *err);
+
 /* Insert (replacing and freeing the endpoint with the same id). Takes @ep
  * on success; on error (-EINVAL without an id, -ENOMEM) the caller keeps it. */
 int inventory_put(struct mseg_inventory *inv, struct mseg_endpoint *ep);

@@ -15,6 +15,13 @@ struct arena {
 void arena_init(struct arena *a);
 void arena_release(struct arena *a);
 
+/* Room for @size bytes of allocations (their arena_size() summed) in one
+ * chunk of that size: an object whose size is known beforehand (an
+ * endpoint) does not keep the slack of doubling chunks. 0 or -ENOMEM. */
+int arena_reserve(struct arena *a, size_t size);
+/* What an allocation of @size bytes takes in an arena (aligned). */
+size_t arena_size(size_t size);
+
 /* Zeroed memory, aligned for any type; NULL when out of memory. */
 void *arena_alloc(struct arena *a, size_t size);
 void *arena_calloc(struct arena *a, size_t n, size_t size);

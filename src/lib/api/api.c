@@ -267,6 +267,8 @@ static void r_endpoint_get(struct api_ctx *x) { api_handle_endpoint_get(x, x->se
 static void r_endpoint_put(struct api_ctx *x) { api_handle_endpoint_put(x, x->segs[2]); }
 static void r_endpoint_patch(struct api_ctx *x) { api_handle_endpoint_patch(x, x->segs[2]); }
 static void r_endpoint_delete(struct api_ctx *x) { api_handle_endpoint_delete(x, x->segs[2]); }
+static void r_accepted_all(struct api_ctx *x) { api_handle_accepted(x, NULL); }
+static void r_accepted_one(struct api_ctx *x) { api_handle_accepted(x, x->segs[2]); }
 static void r_namespace_get(struct api_ctx *x) { api_handle_namespace_get(x, x->segs[2]); }
 static void r_namespace_put(struct api_ctx *x) { api_handle_namespace_put(x, x->segs[2]); }
 static void r_namespace_delete(struct api_ctx *x) { api_handle_namespace_delete(x, x->segs[2]); }
@@ -285,6 +287,7 @@ static const struct route {
 	{ "/v1/flows", M_GET, api_handle_flows },
 	{ "/v1/graph", M_GET, api_handle_graph },
 	{ "/v1/recommendations", M_GET, api_handle_recommendations },
+	{ "/v1/accepted", M_GET, r_accepted_all },
 	{ "/v1/rules", M_GET, r_rules_all },
 	{ "/v1/rules/*", M_GET, r_rules_one },
 	{ "/v1/policies", M_GET, api_handle_policies_list },
@@ -297,6 +300,7 @@ static const struct route {
 	{ "/v1/endpoints/*", M_PUT, r_endpoint_put },
 	{ "/v1/endpoints/*", M_PATCH, r_endpoint_patch },
 	{ "/v1/endpoints/*", M_DELETE, r_endpoint_delete },
+	{ "/v1/endpoints/*/accepted", M_GET, r_accepted_one },
 	{ "/v1/namespaces", M_GET, api_handle_namespaces_list },
 	{ "/v1/namespaces/*", M_GET, r_namespace_get },
 	{ "/v1/namespaces/*", M_PUT, r_namespace_put },

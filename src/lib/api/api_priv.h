@@ -198,6 +198,7 @@ void api_handle_status(struct api_ctx *x);
 void api_handle_check(struct api_ctx *x);
 void api_handle_flows(struct api_ctx *x);
 void api_handle_recommendations(struct api_ctx *x);
+void api_handle_accepted(struct api_ctx *x, const char *id);
 void api_handle_rules(struct api_ctx *x, const char *id);
 void api_handle_policies_list(struct api_ctx *x);
 void api_handle_policy_get(struct api_ctx *x, const char *ns, const char *name);

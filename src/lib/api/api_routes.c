@@ -30,10 +30,12 @@
 #include "mseg/model/policy.h"
 #include "mseg/model/selector.h"
 #include "mseg/kernel/reconcile.h"
+#include "mseg/daemon/accepted.h"
 #include "mseg/daemon/daemon.h"
 #include "mseg/daemon/desired.h"
 #include "mseg/daemon/flowpipe.h"
 #include "mseg/kube/kube.h"
+#include "util/vec.h"
 #include "api/api_json.h"
 #include "api/api_priv.h"
 
@@ -274,6 +276,7 @@ struct replay_ctx {
 	uint64_t examined;
 	/* the accepted-connection summaries of one endpoint */
 	const struct mseg_ep_plan *now_ep, *after_ep;
+	const struct accepted_ep *acc;   /* msegd's summaries of now_ep */
 	uint64_t summaries;
 };
 
@@ -389,12 +392,27 @@ static int replay_seen_cb(const struct ep_seen *s, void *data)
 	return 0;
 }
 
-/* The accepted-connection summaries of every endpoint with a table now,
- * read from the kernel (docs/ruleset.md, seen sets). An endpoint whose
- * namespace cannot be read is left out. */
+/* A kernel element of a direction msegd summarizes: the summary stands
+ * for it (and for what the kernel forgot: a replace, a timeout). */
+static int replay_kernel_cb(const struct ep_seen *s, void *data)
+{
+	struct replay_ctx *rc = data;
+
+	if (rc->acc && (rc->acc->dirs & (1u << s->dir)) &&
+	    accepted_entry_find(rc->acc, (uint8_t)s->dir, &s->peer, s->proto,
+				s->has_port ? s->port : 0))
+		return 0;
+	return replay_seen_cb(s, data);
+}
+
+/* The accepted connections of every endpoint with a table now: msegd's
+ * summaries (learning directions, include/mseg/daemon/accepted.h) and
+ * what the kernel's seen sets hold beyond them (docs/ruleset.md). An
+ * endpoint whose namespace cannot be read has its summaries only. */
 static int replay_seen(struct api_ctx *x, const struct mseg_plan *now, struct replay_ctx *rc)
 {
 	struct reconciler *rec = x->be->rec;
+	uint64_t now_ns = clock_real_ns();
 
 	for (size_t i = 0; rec && i < now->n_eps; i++) {
 		const struct mseg_ep_plan *ep = &now->eps[i];
@@ -402,11 +420,27 @@ static int replay_seen(struct api_ctx *x, const struct mseg_plan *now, struct re
 		struct netns *ns = k >= 0 ? reconciler_ep_netns(rec, (size_t)k) : NULL;
 		int r;
 
-		if (!ns || !ep_plan_has_table(ep))
+		if (!ep_plan_has_table(ep))
 			continue;
 		rc->now_ep = ep;
 		rc->after_ep = plan_ep_find(rc->plan, ep->ep->id);
-		r = ep_table_seen_read(ns, replay_seen_cb, rc, NULL);
+		rc->acc = accepted_ep_find(x->be->accepted, ep->ep->id);
+		for (size_t e = 0; rc->acc && e < rc->acc->n; e++) {
+			const struct accepted_entry *a = &rc->acc->v[e];
+			struct ep_seen s = {
+				.dir = (enum mseg_dir)a->dir, .peer = a->peer, .proto = a->proto,
+				.has_port = a->has_port, .port = a->port,
+				.connections = a->connections,
+				.idle_ms = now_ns > a->last_ns ? (now_ns - a->last_ns) / 1000000 : 0,
+			};
+
+			r = replay_seen_cb(&s, rc);
+			if (r < 0)
+				return r;
+		}
+		if (!ns)
+			continue;
+		r = ep_table_seen_read(ns, replay_kernel_cb, rc, NULL);
 		if (r == -ENOMEM)
 			return r;
 	}
@@ -1293,6 +1327,8 @@ static void endpoint_modes(json_t *o, const struct desired_view *v, const char *
 {
 	const struct mseg_endpoint *vep = v ? inventory_find(&v->inv, id) : NULL;
 	uint64_t now = clock_real_ns() / 1000000000ull, until = 0;
+	unsigned learning = vep ? desired_ep_learning_dirs(v, vep, now, &until) : 0;
+	bool shown = false;
 	json_t *m = json_object();
 
 	for (int d = 0; d < MSEG_DIR_COUNT; d++) {
@@ -1300,23 +1336,15 @@ static void endpoint_modes(json_t *o, const struct desired_view *v, const char *
 
 		if (st->isolated[d])
 			name = st->mode[d] == MSEG_MODE_AUDIT ? "audit" : "enforce";
-		for (size_t i = 0; name && st->mode[d] == MSEG_MODE_ENFORCE && vep && i < v->pols.n;
-		     i++) {
-			const struct mseg_policy *p = v->pols.items[i];
-			unsigned want = d == MSEG_DIR_INGRESS ? MSEG_ISO_INGRESS : MSEG_ISO_EGRESS;
-
-			if (p->mode != MSEG_MODE_ENFORCE || !(p->isolation & want) ||
-			    !desired_policy_learning(p, now) || !selector_policy_covers(p, vep))
-				continue;
+		if (name && st->mode[d] == MSEG_MODE_ENFORCE && (learning & (1u << d))) {
 			name = "learn";
-			if (p->learn_until_s > until)
-				until = p->learn_until_s;
+			shown = true;
 		}
 		json_object_set_new(m, flow_dir_name((enum mseg_dir)d),
 				    name ? json_string(name) : json_null());
 	}
 	json_object_set_new(o, "mode", m);
-	if (until) {
+	if (shown && until) {
 		char ts[64];
 
 		json_object_set_new(o, "learn_until",
@@ -2058,6 +2086,23 @@ void api_handle_metrics(struct api_ctx *x)
 	fprintf(f, "mseg_conntrack_walks_total %llu\n", (unsigned long long)st->conntrack_walks);
 	m_head(f, "mseg_conntrack_failures_total", "counter", "Conntrack walks or deletes that failed.");
 	fprintf(f, "mseg_conntrack_failures_total %llu\n", (unsigned long long)st->conntrack_failures);
+	if (x->be->accepted) {
+		const struct accepted *acc = x->be->accepted;
+
+		m_head(f, "mseg_accepted_summaries", "gauge",
+		       "Accepted-connection summaries kept (learning endpoints).");
+		fprintf(f, "mseg_accepted_summaries %zu\n", acc->n_entries);
+		m_head(f, "mseg_accepted_dropped_total", "counter",
+		       "Accepted-connection summaries not kept: the bound was reached.");
+		fprintf(f, "mseg_accepted_dropped_total %llu\n", (unsigned long long)acc->dropped);
+		m_head(f, "mseg_seen_reads_total", "counter",
+		       "Reads of a learning endpoint's seen sets.");
+		fprintf(f, "mseg_seen_reads_total %llu\n", (unsigned long long)acc->reads);
+		m_head(f, "mseg_seen_read_failures_total", "counter",
+		       "Reads of a learning endpoint's seen sets that failed.");
+		fprintf(f, "mseg_seen_read_failures_total %llu\n",
+			(unsigned long long)acc->read_failures);
+	}
 
 	/* per endpoint: the background reads' latest (on_counters_timer) */
 	x->a->metrics_wanted_ns = clock_mono_ns();
@@ -2601,6 +2646,50 @@ static int learn_collect_cb(const struct flow_record *rec, void *data)
 	return 0;
 }
 
+/* The accepted-connection summaries of the endpoints of namespace @ns
+ * (learning directions, include/mseg/daemon/accepted.h), last seen since
+ * @since_ns: each stands for its connections. */
+static int learn_collect_accepted(struct learn_in *in, const struct accepted *acc,
+				  const struct desired_view *v, const char *ns, uint64_t since_ns)
+{
+	for (size_t i = 0; acc && i < acc->n_eps; i++) {
+		const struct accepted_ep *aep = &acc->eps[i];
+		const struct mseg_endpoint *ep = inventory_find(&v->inv, aep->id);
+
+		if (!ep || strcmp(ep->ns, ns) != 0)
+			continue;
+		for (size_t k = 0; k < aep->n; k++) {
+			const struct accepted_entry *e = &aep->v[k];
+			const struct mseg_addr *own = NULL;
+			struct learn_flow *f;
+
+			if (e->last_ns < since_ns || !e->connections)
+				continue;
+			for (size_t a = 0; a < ep->n_ips && !own; a++)
+				if (ep->ips[a].family == e->peer.family)
+					own = &ep->ips[a];
+			if (!own)
+				continue;   /* no address of the peer's family: nothing to pair */
+			if (VEC_RESERVE(in->v, in->cap, in->n + 1) < 0)
+				return -ENOMEM;
+			f = &in->v[in->n++];
+			memset(f, 0, sizeof(*f));
+			f->ep_id = aep->id;
+			f->dir = (enum mseg_dir)e->dir;
+			f->src = e->dir == MSEG_DIR_INGRESS ? e->peer : *own;
+			f->dst = e->dir == MSEG_DIR_INGRESS ? *own : e->peer;
+			f->proto = e->proto;
+			f->has_port = e->has_port;
+			f->dport = e->port;
+			f->count = e->connections;
+			f->accepted = true;
+			f->first_ns = e->first_ns;
+			f->last_ns = e->last_ns;
+		}
+	}
+	return 0;
+}
+
 /* "24" or "/24" within 1..@max; 0 when absent */
 static bool prefix_param(struct api_ctx *x, const char *key, unsigned max, uint8_t *ret)
 {
@@ -2649,17 +2738,19 @@ static json_t *learn_json(const struct learn_result *r, const char *format, cons
 		for (size_t k = 0; k < ru->n_ports; k++)
 			json_array_append_new(ports, json_string(learn_port_format(&ru->ports[k], buf,
 										  sizeof(buf))));
-		json_array_append_new(rules, json_pack("{ss,ss,so,sI,ss,ss}", "from",
+		json_array_append_new(rules, json_pack("{ss,ss,so,sI,sI,ss,ss}", "from",
 						       r->groups[ru->from].name, "to",
 						       r->groups[ru->to].name, "ports", ports, "flows",
-						       (json_int_t)ru->flows, "first_seen",
+						       (json_int_t)ru->flows, "accepted_connections",
+						       (json_int_t)ru->connections, "first_seen",
 						       flow_time_format(ru->first_ns, t1, sizeof(t1)),
 						       "last_seen",
 						       flow_time_format(ru->last_ns, t2, sizeof(t2))));
 	}
 	for (size_t i = 0; i < r->n_warnings; i++)
 		json_array_append_new(warns, json_string(r->warnings[i]));
-	return json_pack("{sI,sI,so,so,so,ss,ss}", "flows", (json_int_t)r->flows_used, "skipped",
+	return json_pack("{sI,sI,sI,so,so,so,ss,ss}", "flows", (json_int_t)r->flows_used,
+			 "accepted_connections", (json_int_t)r->accepted_used, "skipped",
 			 (json_int_t)r->flows_skipped, "groups", groups, "rules", rules, "warnings",
 			 warns, "format", format, "yaml", yaml);
 }
@@ -2667,7 +2758,8 @@ static json_t *learn_json(const struct learn_result *r, const char *format, cons
 /* GET /v1/recommendations?namespace=&since=&aggregate=&aggregate6=&name=&format=:
  * an AllowList (or, with format=networkpolicy, the same allows as
  * NetworkPolicies) learned from the audited flow records of the
- * namespace's endpoints (docs/lifecycle.md). */
+ * namespace's endpoints and the accepted-connection summaries of its
+ * learning endpoints (docs/lifecycle.md). */
 void api_handle_recommendations(struct api_ctx *x)
 {
 	struct learn_opts o = { 0 };
@@ -2717,7 +2809,11 @@ void api_handle_recommendations(struct api_ctx *x)
 		api_resp_error(x, 503, "out of memory");
 		goto out_free;
 	}
-	r = learn_run(in.v, in.n, (const struct mseg_endpoint *const *)v.inv.eps, v.inv.n, &o, &res);
+	/* what learn mode admitted: the traffic the list already allows */
+	r = learn_collect_accepted(&in, x->be->accepted, &v, o.ns, f.since_ns);
+	if (r == 0)
+		r = learn_run(in.v, in.n, (const struct mseg_endpoint *const *)v.inv.eps, v.inv.n,
+			      &o, &res);
 	if (r == 0) {
 		mf = open_memstream(&yaml, &yaml_len);
 		if (!mf || (strcmp(format, "networkpolicy") == 0 ? learn_render_netpol(mf, res, &o) :
@@ -2735,4 +2831,86 @@ out_free:
 	free(yaml);
 	learn_result_free(res);
 	free(in.v);
+}
+
+/* ---- accepted-connection summaries ---- */
+
+static json_t *accepted_ep_json(const struct accepted_ep *aep, const char *id,
+				const struct desired_view *v)
+{
+	const struct mseg_endpoint *ep = v ? inventory_find(&v->inv, id) : NULL;
+	uint64_t until = 0;
+	unsigned learning = ep ? desired_ep_learning_dirs(v, ep, clock_real_ns() / 1000000000ull,
+							  &until) : 0;
+	json_t *o = json_object(), *list = json_array(), *dirs = json_array();
+	char ts[FLOW_TIME_MAX];
+
+	json_object_set_new(o, "endpoint", json_string(id));
+	for (int d = 0; d < MSEG_DIR_COUNT; d++)
+		if (learning & (1u << d))
+			json_array_append_new(dirs, json_string(flow_dir_name((enum mseg_dir)d)));
+	json_object_set_new(o, "learning", dirs);
+	json_object_set_new(o, "learn_until",
+			    learning && until ? json_string(flow_time_format(until * 1000000000ull,
+									     ts, sizeof(ts)))
+					      : json_null());
+	json_object_set_new(o, "last_read",
+			    aep && aep->read_ns ? json_string(flow_time_format(aep->read_ns, ts,
+									       sizeof(ts)))
+						: json_null());
+	for (size_t i = 0; aep && i < aep->n; i++) {
+		const struct accepted_entry *e = &aep->v[i];
+		char a[64], proto[16], t1[FLOW_TIME_MAX], t2[FLOW_TIME_MAX];
+		json_t *g;
+
+		addr_format(&e->peer, a, sizeof(a));
+		if (!render_text_proto(e->proto, proto, sizeof(proto)))
+			snprintf(proto, sizeof(proto), "%u", e->proto);
+		g = json_pack("{ss,ss,ss,sI,ss,ss}", "direction", flow_dir_name((enum mseg_dir)e->dir),
+			      "peer", a, "proto", proto, "connections", (json_int_t)e->connections,
+			      "first_seen", flow_time_format(e->first_ns, t1, sizeof(t1)), "last_seen",
+			      flow_time_format(e->last_ns, t2, sizeof(t2)));
+		if (g && e->has_port)
+			json_object_set_new(g, "port", json_integer(e->port));
+		json_array_append_new(list, g);
+	}
+	json_object_set_new(o, "accepted", list);
+	return o;
+}
+
+/* GET /v1/accepted, GET /v1/endpoints/{id}/accepted: the accepted-connection
+ * summaries msegd keeps (of endpoints that were learning), per endpoint. */
+void api_handle_accepted(struct api_ctx *x, const char *id)
+{
+	const struct accepted *acc = x->be->accepted;
+	struct desired_view v;
+	bool have_view;
+	json_t *o;
+
+	if (!acc) {
+		api_resp_error(x, 503, "accepted-connection summaries are not available");
+		return;
+	}
+	have_view = desired_view_build(x->be->desired, NULL, &v) == 0;
+	if (id) {
+		const struct accepted_ep *aep = accepted_ep_find(acc, id);
+
+		if (!aep && !(have_view && inventory_find(&v.inv, id)))
+			api_resp_error(x, 404, "no endpoint '%s'", id);
+		else
+			api_resp_json(x, 200, accepted_ep_json(aep, id, have_view ? &v : NULL));
+	} else {
+		json_t *eps = json_array();
+
+		for (size_t i = 0; i < acc->n_eps; i++)
+			if (acc->eps[i].n)
+				json_array_append_new(eps, accepted_ep_json(&acc->eps[i], acc->eps[i].id,
+									    have_view ? &v : NULL));
+		o = json_pack("{so,sI,sI,sI}", "endpoints", eps, "entries",
+			      (json_int_t)acc->n_entries, "max_entries", (json_int_t)acc->max_entries,
+			      "dropped", (json_int_t)acc->dropped);
+		api_resp_json(x, 200, o);
+	}
+	if (have_view)
+		desired_view_release(&v);
 }

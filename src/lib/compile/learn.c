@@ -38,8 +38,8 @@ struct edge_key {
 
 struct edge {
 	struct edge_key k;
-	/* the sums */
-	uint64_t count, first, last;
+	/* the sums: flow records, accepted connections (summaries) */
+	uint64_t count, accepted, first, last;
 };
 
 struct edge_slot {
@@ -605,6 +605,7 @@ static int rule_add(struct learn_ctx *c, uint32_t from, uint32_t to, const struc
 		if (!rule->n_ports || memcmp(&rule->ports[rule->n_ports - 1], &p, sizeof(p)) != 0)
 			rule->ports[rule->n_ports++] = p;
 		rule->flows += e[i].count;
+		rule->connections += e[i].accepted;
 		if (e[i].first < rule->first_ns)
 			rule->first_ns = e[i].first;
 		if (e[i].last > rule->last_ns)
@@ -848,7 +849,10 @@ static int learn_build(struct learn_ctx *c, const struct learn_flow *flows, size
 		k.proto = f->proto;
 		k.has_port = f->has_port;
 		k.port = f->has_port ? f->dport : 0;
-		c->r->flows_used++;
+		if (f->accepted)
+			c->r->accepted_used += f->count;
+		else
+			c->r->flows_used++;
 		for (h = edge_key_hash(&k) & (n_slots - 1);
 		     slots[h].idx != UINT32_MAX && memcmp(&slots[h].k, &k, sizeof(k)) != 0;
 		     h = (h + 1) & (n_slots - 1))
@@ -856,7 +860,10 @@ static int learn_build(struct learn_ctx *c, const struct learn_flow *flows, size
 		if (slots[h].idx != UINT32_MAX) {
 			struct edge *o = &edges[slots[h].idx];
 
-			o->count += f->count ? f->count : 1;
+			if (f->accepted)
+				o->accepted += f->count;
+			else
+				o->count += f->count ? f->count : 1;
 			if (f->first_ns < o->first)
 				o->first = f->first_ns;
 			if (f->last_ns > o->last)
@@ -869,7 +876,8 @@ static int learn_build(struct learn_ctx *c, const struct learn_flow *flows, size
 			struct edge *e = &edges[n++];
 
 			e->k = k;
-			e->count = f->count ? f->count : 1;
+			e->count = f->accepted ? 0 : f->count ? f->count : 1;
+			e->accepted = f->accepted ? f->count : 0;
 			e->first = f->first_ns;
 			e->last = f->last_ns;
 		}
@@ -1063,11 +1071,36 @@ static const char *time_fmt(uint64_t ns, char *buf, size_t size)
 	return buf;
 }
 
+/* "12 flows", "30 accepted connections" or both: what a rule was learned
+ * from (audited flow records, accepted-connection summaries) */
+static const char *rule_counts(const struct learn_rule *ru, char *buf, size_t size)
+{
+	if (ru->flows && ru->connections)
+		snprintf(buf, size, "%llu flow%s, %llu accepted connection%s",
+			 (unsigned long long)ru->flows, ru->flows == 1 ? "" : "s",
+			 (unsigned long long)ru->connections, ru->connections == 1 ? "" : "s");
+	else if (ru->connections)
+		snprintf(buf, size, "%llu accepted connection%s", (unsigned long long)ru->connections,
+			 ru->connections == 1 ? "" : "s");
+	else
+		snprintf(buf, size, "%llu flow%s", (unsigned long long)ru->flows,
+			 ru->flows == 1 ? "" : "s");
+	return buf;
+}
+
+/* The first line: what the list was learned from. */
+static void learn_source_print(FILE *f, const struct learn_result *r)
+{
+	fprintf(f, "# learned by mseg from %zu recorded flows", r->flows_used);
+	if (r->accepted_used)
+		fprintf(f, " and %llu accepted connections", (unsigned long long)r->accepted_used);
+}
+
 int learn_render_yaml(FILE *f, const struct learn_result *r, const struct learn_opts *o)
 {
-	char a[64], t1[40], t2[40], p[32];
+	char a[64], t1[40], t2[40], p[32], c[96];
 
-	fprintf(f, "# learned by mseg from %zu recorded flows", r->flows_used);
+	learn_source_print(f, r);
 	if (o->aggregate4 || o->aggregate6)
 		fprintf(f, " (outside peers widened to /%u and /%u)", o->aggregate4 ? o->aggregate4 : 32,
 			o->aggregate6 ? o->aggregate6 : 128);
@@ -1106,8 +1139,8 @@ int learn_render_yaml(FILE *f, const struct learn_result *r, const struct learn_
 	for (size_t i = 0; i < r->n_rules; i++) {
 		const struct learn_rule *ru = &r->rules[i];
 
-		fprintf(f, "    # %llu flow%s, first %s, last %s\n", (unsigned long long)ru->flows,
-			ru->flows == 1 ? "" : "s", time_fmt(ru->first_ns, t1, sizeof(t1)),
+		fprintf(f, "    # %s, first %s, last %s\n", rule_counts(ru, c, sizeof(c)),
+			time_fmt(ru->first_ns, t1, sizeof(t1)),
 			time_fmt(ru->last_ns, t2, sizeof(t2)));
 		fprintf(f, "    - {from: %s, to: %s, ports: [", r->groups[ru->from].name,
 			r->groups[ru->to].name);
@@ -1145,10 +1178,10 @@ static bool netpol_rule_ok(const struct learn_rule *ru)
 
 static void rule_comment(FILE *f, const struct learn_rule *ru, const char *indent)
 {
-	char t1[40], t2[40];
+	char t1[40], t2[40], c[96];
 
-	fprintf(f, "%s# %llu flow%s, first %s, last %s\n", indent, (unsigned long long)ru->flows,
-		ru->flows == 1 ? "" : "s", time_fmt(ru->first_ns, t1, sizeof(t1)),
+	fprintf(f, "%s# %s, first %s, last %s\n", indent, rule_counts(ru, c, sizeof(c)),
+		time_fmt(ru->first_ns, t1, sizeof(t1)),
 		time_fmt(ru->last_ns, t2, sizeof(t2)));
 }
 
@@ -1258,7 +1291,7 @@ int learn_render_netpol(FILE *f, const struct learn_result *r, const struct lear
 
 	if (!given)
 		return -ENOMEM;
-	fprintf(f, "# learned by mseg from %zu recorded flows", r->flows_used);
+	learn_source_print(f, r);
 	if (o->aggregate4 || o->aggregate6)
 		fprintf(f, " (outside peers widened to /%u and /%u)", o->aggregate4 ? o->aggregate4 : 32,
 			o->aggregate6 ? o->aggregate6 : 128);

@@ -20,6 +20,7 @@ void daemon_config_init(struct daemon_config *c)
 	c->mode = MSEG_MODE_ENFORCE;
 	c->revoke = MSEG_REVOKE_ESTABLISHED;
 	c->resync_sec = 30;
+	c->seen_interval_sec = 10;
 	c->kube_page_size = 500;
 	c->log_level = LOG_LVL_INFO;
 	c->queue_num = 0;
@@ -62,6 +63,8 @@ const char *daemon_usage(void)
 	       "  --revoke established|new-only   a removed allow cuts the connections it\n"
 	       "                         admitted (default) or only refuses new ones\n"
 	       "  --resync SECONDS       kernel read-back period, 0 = off (default 30)\n"
+	       "  --seen-interval SECONDS  fold the accepted connections of learning endpoints\n"
+	       "                         into their summaries this often, 0 = off (default 10)\n"
 	       "  --flow-log FILE|none   JSON-lines flow log, reloaded at start\n"
 	       "                         (default STATE_DIR/flows.jsonl; none: no file)\n"
 	       "  --log-level L          error|warn|info|debug (default info)\n"
@@ -87,7 +90,7 @@ const char *daemon_usage(void)
 enum {
 	OPT_CONFIG = 1000, OPT_STATE_DIR, OPT_POLICY_DIR, OPT_ENDPOINTS, OPT_LISTEN,
 	OPT_LISTEN_TCP, OPT_TOKEN_FILE, OPT_TLS_CERT, OPT_TLS_KEY, OPT_MODE,
-	OPT_DEFAULT_DENY, OPT_RESYNC, OPT_FLOW_LOG, OPT_LOG_LEVEL, OPT_QUEUE_NUM,
+	OPT_DEFAULT_DENY, OPT_RESYNC, OPT_SEEN_INTERVAL, OPT_FLOW_LOG, OPT_LOG_LEVEL, OPT_QUEUE_NUM,
 	OPT_QUEUE_RATE, OPT_QUEUE_BURST, OPT_FLOW_RING, OPT_FLOW_WINDOW, OPT_FLOW_LOG_SIZE,
 	OPT_FLOW_LOG_FILES, OPT_NODE_ADDR, OPT_REVOKE, OPT_KUBECONFIG, OPT_KUBERNETES,
 	OPT_NODE_NAME, OPT_KUBE_IDLE, OPT_KUBE_PAGE, OPT_HELP, OPT_VERSION,
@@ -107,6 +110,7 @@ static const struct option long_opts[] = {
 	{ "default-deny", no_argument, NULL, OPT_DEFAULT_DENY },
 	{ "revoke", required_argument, NULL, OPT_REVOKE },
 	{ "resync", required_argument, NULL, OPT_RESYNC },
+	{ "seen-interval", required_argument, NULL, OPT_SEEN_INTERVAL },
 	{ "flow-log", required_argument, NULL, OPT_FLOW_LOG },
 	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
 	{ "queue-num", required_argument, NULL, OPT_QUEUE_NUM },
@@ -231,6 +235,12 @@ static int config_apply(struct daemon_config *c, int opt, const char *name, cons
 		if (parse_uint(v, 86400, &n) < 0)
 			return err_setf(err, EINVAL, "--resync '%s': expected seconds 0..86400", v);
 		c->resync_sec = (unsigned)n;
+		return 0;
+	case OPT_SEEN_INTERVAL:
+		if (parse_uint(v, 86400, &n) < 0)
+			return err_setf(err, EINVAL, "--seen-interval '%s': expected seconds 0..86400",
+					v);
+		c->seen_interval_sec = (unsigned)n;
 		return 0;
 	case OPT_LOG_LEVEL:
 		if (log_level_parse(v, &c->log_level) < 0)

@@ -12,8 +12,10 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "mseg/daemon/accepted.h"
 #include "mseg/daemon/daemon.h"
 #include "mseg/util/clock.h"
+#include "util/vec.h"
 #include "mseg/daemon/desired.h"
 #include "mseg/util/evloop.h"
 #include "mseg/model/inventory.h"
@@ -56,7 +58,17 @@ struct daemon {
 	struct mseg_addr *node_addrs;
 	size_t n_node_addrs;
 	struct kube_cluster cluster;
+	/* accepted-connection summaries of learning endpoints: a round every
+	 * --seen-interval reads one endpoint per step, 10 ms apart (bench_seen:
+	 * up to ~6 ms for a full seen set) */
+	struct accepted *accepted;
+	struct evloop_source *seen_timer;
+	struct seen_job { char *id; unsigned dirs; } *seen_round;
+	size_t seen_n, seen_cap, seen_next;
 };
+
+#define SEEN_EPS_PER_STEP 1
+#define SEEN_STEP_MS 10
 
 static void daemon_log_events(struct daemon *d)
 {
@@ -296,6 +308,123 @@ static int daemon_kube_cluster(struct daemon *d)
 	return 0;
 }
 
+/* ---- accepted-connection summaries ---- */
+
+static void seen_round_clear(struct daemon *d)
+{
+	for (size_t i = 0; i < d->seen_n; i++)
+		free(d->seen_round[i].id);
+	free(d->seen_round);
+	d->seen_round = NULL;
+	d->seen_n = d->seen_cap = d->seen_next = 0;
+}
+
+/* The endpoints with a table whose directions are learning now, into
+ * d->seen_round. */
+static int seen_round_plan(struct daemon *d)
+{
+	uint64_t now_s = clock_real_ns() / 1000000000ull;
+	struct desired_view v;
+	int r;
+
+	seen_round_clear(d);
+	if (!desired_any_learning(&d->desired, now_s))
+		return 0;
+	r = desired_view_build(&d->desired, NULL, &v);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < v.inv.n && r == 0; i++) {
+		const struct mseg_endpoint *ep = v.inv.eps[i];
+		ssize_t k = reconciler_ep_index(d->rec, ep->id);
+		struct reconcile_ep_status st;
+		unsigned dirs;
+
+		if (k < 0 || reconciler_ep_status(d->rec, (size_t)k, &st) < 0)
+			continue;
+		dirs = desired_ep_learning_dirs(&v, ep, now_s, NULL);
+		for (int dir = 0; dir < MSEG_DIR_COUNT; dir++)
+			if (!st.isolated[dir] || st.mode[dir] != MSEG_MODE_ENFORCE)
+				dirs &= ~(1u << dir);
+		if (!dirs)
+			continue;
+		if (VEC_RESERVE(d->seen_round, d->seen_cap, d->seen_n + 1) < 0) {
+			r = -ENOMEM;
+			break;
+		}
+		d->seen_round[d->seen_n].id = strdup(ep->id);
+		if (!d->seen_round[d->seen_n].id) {
+			r = -ENOMEM;
+			break;
+		}
+		d->seen_round[d->seen_n++].dirs = dirs;
+	}
+	desired_view_release(&v);
+	return r;
+}
+
+/* Read up to @max endpoints of the round (SIZE_MAX: all). */
+static void seen_round_step(struct daemon *d, size_t max)
+{
+	for (size_t done = 0; d->seen_next < d->seen_n && done < max; done++) {
+		const struct seen_job *j = &d->seen_round[d->seen_next++];
+		ssize_t k = reconciler_ep_index(d->rec, j->id);
+		struct netns *ns = k >= 0 ? reconciler_ep_netns(d->rec, (size_t)k) : NULL;
+		struct mseg_err err;
+		char msg[512];
+
+		if (!ns)
+			continue;   /* gone since the round began */
+		err_clear(&err);
+		if (accepted_read(d->accepted, ns, j->id, j->dirs, &err) < 0)
+			log_debug("endpoint '%s': accepted connections: %s", j->id,
+				  err_format(&err, msg, sizeof(msg)));
+	}
+}
+
+static void seen_save(struct daemon *d)
+{
+	struct mseg_err err;
+	char msg[512];
+
+	err_clear(&err);
+	if (accepted_save(d->accepted, &err) < 0)
+		log_error("state dir: accepted connections: %s", err_format(&err, msg, sizeof(msg)));
+}
+
+/* Every learning endpoint now, before a reconcile: a replace starts the
+ * kernel's counters again, and what it counted must be in first. */
+static void seen_read_all(struct daemon *d)
+{
+	if (!d->accepted || !d->cfg->seen_interval_sec)
+		return;
+	if (seen_round_plan(d) < 0) {
+		log_error("accepted connections: out of memory");
+		return;
+	}
+	seen_round_step(d, SIZE_MAX);
+	seen_round_clear(d);
+	seen_save(d);
+}
+
+static void on_seen_timer(struct evloop_source *src, uint32_t events, void *data)
+{
+	struct daemon *d = data;
+	uint64_t interval = (uint64_t)d->cfg->seen_interval_sec * 1000;
+
+	(void)src;
+	(void)events;
+	if (d->seen_next >= d->seen_n && seen_round_plan(d) < 0)
+		log_error("accepted connections: out of memory");
+	seen_round_step(d, SEEN_EPS_PER_STEP);
+	if (d->seen_next < d->seen_n) {
+		evloop_timer_arm(d->seen_timer, SEEN_STEP_MS, 0);   /* the rest of the round */
+		return;
+	}
+	seen_round_clear(d);
+	seen_save(d);
+	evloop_timer_arm(d->seen_timer, interval, 0);
+}
+
 int daemon_reconcile(struct daemon *d)
 {
 	unsigned long long kube_rv = 0;
@@ -333,6 +462,7 @@ int daemon_reconcile(struct daemon *d)
 		if (desired_stages_sync(&d->desired, clock_real_ns() / 1000000000ull, &serr) < 0)
 			log_error("stages: %s", err_format(&serr, smsg, sizeof(smsg)));
 	}
+	seen_read_all(d);
 	r = desired_view_build(&d->desired, NULL, &v);
 	if (r < 0) {
 		log_error("reconcile: out of memory");
@@ -628,6 +758,12 @@ static int daemon_setup(struct daemon *d)
 	if (desired_stages_load(&d->desired, &err) < 0)
 		log_error("state dir: %s; the lines after it are ignored",
 			  err_format(&err, msg, sizeof(msg)));
+	d->accepted = accepted_new(d->cfg->state_dir);
+	if (!d->accepted)
+		return setup_failed("accepted connections", -ENOMEM);
+	if (accepted_load(d->accepted, &err) < 0)
+		log_error("state dir: %s; the lines after it are ignored",
+			  err_format(&err, msg, sizeof(msg)));
 	log_info("state dir '%s': %zu policies and %zu endpoints from the API",
 		 d->cfg->state_dir, d->desired.pols[DESIRED_API].n, d->desired.inv[DESIRED_API].n);
 	for (size_t i = 0; i < desired_store_quarantined_count(&d->desired); i++)
@@ -698,6 +834,13 @@ static int daemon_setup(struct daemon *d)
 		if (!d->resync_timer)
 			return setup_failed("timer", r);
 	}
+	if (d->cfg->seen_interval_sec) {
+		uint64_t ms = (uint64_t)d->cfg->seen_interval_sec * 1000;
+
+		d->seen_timer = evloop_add_timer(d->loop, ms, 0, on_seen_timer, d, &r);
+		if (!d->seen_timer)
+			return setup_failed("timer", r);
+	}
 	return 0;
 }
 
@@ -766,6 +909,11 @@ struct daemon *daemon_free(struct daemon *d)
 	evloop_source_remove(d->ino_src);
 	evloop_source_remove(d->reload_timer);
 	evloop_source_remove(d->resync_timer);
+	evloop_source_remove(d->seen_timer);
+	seen_round_clear(d);
+	if (d->accepted)
+		seen_save(d);
+	d->accepted = accepted_free(d->accepted);
 	d->loop = evloop_free(d->loop);
 	if (d->sigfd >= 0)
 		close(d->sigfd);
@@ -800,6 +948,11 @@ const struct nft_features *daemon_features(const struct daemon *d)
 struct flowpipe *daemon_flowpipe(struct daemon *d)
 {
 	return d->flows;
+}
+
+struct accepted *daemon_accepted(struct daemon *d)
+{
+	return d->accepted;
 }
 
 struct kube_watcher *daemon_kube(struct daemon *d)

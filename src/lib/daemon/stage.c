@@ -11,6 +11,7 @@
 #include "mseg/daemon/desired.h"
 #include "mseg/daemon/store.h"
 #include "mseg/model/policy.h"
+#include "mseg/model/selector.h"
 #include "util/vec.h"
 
 #define STAGES_FILE "stages"
@@ -65,6 +66,46 @@ const struct stage_entry *desired_stage_find(const struct desired *ds, const cha
 bool desired_policy_learning(const struct mseg_policy *p, uint64_t now_s)
 {
 	return p->learn && (p->learn_until_s == 0 || now_s < p->learn_until_s);
+}
+
+unsigned desired_ep_learning_dirs(const struct desired_view *v, const struct mseg_endpoint *ep,
+				  uint64_t now_s, uint64_t *ret_until_s)
+{
+	uint64_t until = 0;
+	unsigned dirs = 0;
+
+	for (size_t i = 0; i < v->pols.n; i++) {
+		const struct mseg_policy *p = v->pols.items[i];
+		unsigned d = 0;
+
+		if (p->mode != MSEG_MODE_ENFORCE || !desired_policy_learning(p, now_s) ||
+		    !selector_policy_covers(p, ep))
+			continue;
+		if (p->isolation & MSEG_ISO_INGRESS)
+			d |= 1u << MSEG_DIR_INGRESS;
+		if (p->isolation & MSEG_ISO_EGRESS)
+			d |= 1u << MSEG_DIR_EGRESS;
+		if (!d)
+			continue;
+		dirs |= d;
+		if (p->learn_until_s > until)
+			until = p->learn_until_s;
+	}
+	if (ret_until_s)
+		*ret_until_s = until;
+	return dirs;
+}
+
+bool desired_any_learning(const struct desired *ds, uint64_t now_s)
+{
+	for (size_t i = 0; i < ds->n_stages; i++) {
+		const struct stage_entry *e = &ds->stages[i];
+
+		if ((e->mode == STAGE_LEARN || e->mode == STAGE_SPEC) &&
+		    (e->until_s == 0 || now_s < e->until_s))
+			return true;
+	}
+	return false;
 }
 
 /* The stages as the file holds them (malloc'd text). */

@@ -1249,6 +1249,44 @@ int ep_table_seen_read(struct netns *ns, ep_seen_fn fn, void *data, struct mseg_
 	return 0;
 }
 
+static int table_handle_cb(const struct nlmsghdr *nlh, void *data)
+{
+	uint64_t *handle = data;
+	struct nftnl_table *t = nftnl_table_alloc();
+
+	if (!t)
+		return MNL_CB_ERROR;
+	if (NAMES_TERMINATED(nlh, NFTA_TABLE_NAME) && nftnl_table_nlmsg_parse(nlh, t) >= 0 &&
+	    in_our_table(nftnl_table_get_str(t, NFTNL_TABLE_NAME)) &&
+	    nftnl_table_is_set(t, NFTNL_TABLE_HANDLE))
+		*handle = nftnl_table_get_u64(t, NFTNL_TABLE_HANDLE);
+	nftnl_table_free(t);
+	return MNL_CB_OK;
+}
+
+int ep_table_handle_read(struct netns *ns, uint64_t *ret_handle, struct mseg_err *err)
+{
+	char buf[REQ_BUF_SIZE] = { 0 };
+	struct nftnl_table *t = nftnl_table_alloc();
+	struct nlmsghdr *nlh;
+	int r;
+
+	*ret_handle = 0;
+	if (!t)
+		return err_setf(err, ENOMEM, "out of memory");
+	nftnl_table_set_str(t, NFTNL_TABLE_NAME, TABLE_NAME);
+	nlh = req_start(ns, buf, NFT_MSG_GETTABLE, 0);
+	nftnl_table_nlmsg_build_payload(nlh, t);
+	nftnl_table_free(t);
+	r = nl_request(ns, nlh, table_handle_cb, ret_handle);
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return err_setf(err, -r, "netns %s: reading the table: %s", netns_path(ns),
+				strerror(-r));
+	return 0;
+}
+
 /* ---- without a socket (tests, fuzzing) ---- */
 
 int readback_parse_for_fuzz(const struct readback_msg *msgs, size_t n_msgs,

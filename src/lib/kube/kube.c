@@ -271,9 +271,9 @@ int kube_watcher_new(struct evloop *loop, struct kube_config *cfg,
 		struct kube_reflector_opts rop = ro;
 		char query[512];
 
-		/* of a pod, the source keeps what it made of it: the
-		 * reflector needs only to tell a change from a repeat */
-		rop.store_digest = i == R_PODS;
+		/* of a pod or a policy, the source keeps what it made of
+		 * it: the reflector needs only to tell a change from a repeat */
+		rop.store_digest = i == R_PODS || i == R_ALLOWLISTS || i == R_NETPOLS;
 		if (i == R_NODES) {
 			/* only this node's Node object, not every node's */
 			node_selector(o->node_name, query, sizeof(query));

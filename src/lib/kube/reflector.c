@@ -36,7 +36,8 @@ struct kube_reflector {
 	void *data;
 	json_t *store;                 /* key -> trimmed object */
 	enum rf_phase phase;
-	CURL *easy;
+	CURL *easy;                    /* kept from request to request (reset) */
+	bool in_multi;                 /* a request of @easy is running */
 	struct curl_slist *headers;
 	char *body;                    /* list answer */
 	size_t body_len, body_cap;
@@ -47,9 +48,11 @@ struct kube_reflector {
 	bool got_event;                /* on this watch connection */
 	bool listed_once;
 	/* a list in pages: the continue token of the next page, and the keys
-	 * every page so far had (what is not in any page is gone) */
+	 * every page so far had (what is not in any page is gone); a list
+	 * into an empty store (the first) has nothing to remove: no keys */
 	char *cont;
 	json_t *seen;
+	bool list_into_empty;
 	unsigned attempts;             /* failures in a row: the backoff */
 	struct evloop_source *retry;   /* backoff timer */
 	enum rf_phase retry_phase;
@@ -206,8 +209,7 @@ static void http_drain(struct kube_http *h)
 		curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&rf);
 		curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
 		curl_multi_remove_handle(h->multi, e);
-		curl_easy_cleanup(e);
-		rf->easy = NULL;
+		rf->in_multi = false;
 		rf_done(rf, res, code);
 	}
 }
@@ -297,18 +299,63 @@ static void rf_set_rv(struct kube_reflector *rf, json_t *obj)
 		snprintf(rf->st.rv, sizeof(rf->st.rv), "%s", rv);
 }
 
-/* FNV-1a of the object's canonical text; 0: out of memory. */
+static uint64_t mix64(uint64_t x)
+{
+	x ^= x >> 30;
+	x *= 0xbf58476d1ce4e5b9ull;
+	x ^= x >> 27;
+	x *= 0x94d049bb133111ebull;
+	return x ^ (x >> 31);
+}
+
+static uint64_t fnv(uint64_t h, const void *p, size_t n)
+{
+	const unsigned char *b = p;
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ b[i]) * 1099511628211ull;
+	return h;
+}
+
+/* A hash of the value itself, walked in place (no text): a member's
+ * place in an object does not count, an item's in an array does. */
+static uint64_t rf_hash(json_t *t)
+{
+	uint64_t h = 1469598103934665603ull ^ (uint64_t)json_typeof(t), sum = 0;
+	const char *k;
+	json_int_t i;
+	double d;
+	json_t *v;
+	size_t n;
+
+	switch (json_typeof(t)) {
+	case JSON_OBJECT:
+		json_object_foreach(t, k, v)
+			sum += mix64(fnv(h, k, strlen(k) + 1) ^ (rf_hash(v) * 0x9e3779b97f4a7c15ull));
+		return mix64(h ^ sum ^ json_object_size(t));
+	case JSON_ARRAY:
+		json_array_foreach(t, n, v)
+			h = mix64(h ^ rf_hash(v)) + n;
+		return h;
+	case JSON_STRING:
+		return mix64(fnv(h, json_string_value(t), json_string_length(t)) ^
+			     json_string_length(t));
+	case JSON_INTEGER:
+		i = json_integer_value(t);
+		return mix64(fnv(h, &i, sizeof(i)));
+	case JSON_REAL:
+		d = json_real_value(t);
+		return mix64(fnv(h, &d, sizeof(d)));
+	default:
+		return mix64(h);
+	}
+}
+
+/* What the store keeps of a pod: a positive number that changes when the
+ * trimmed object does. */
 static json_int_t rf_digest(json_t *t)
 {
-	char *text = json_dumps(t, JSON_SORT_KEYS | JSON_COMPACT);
-	uint64_t h = 1469598103934665603ull;
-
-	if (!text)
-		return 0;
-	for (const char *p = text; *p; p++)
-		h = (h ^ (unsigned char)*p) * 1099511628211ull;
-	free(text);
-	return (json_int_t)(h >> 1) + 1;
+	return (json_int_t)(rf_hash(t) >> 1) + 1;
 }
 
 /* Put @obj (the full object) into the store; tell the owner if it changed. */
@@ -324,11 +371,14 @@ static void rf_apply(struct kube_reflector *rf, json_t *obj)
 	if (rf->o.store_digest) {
 		json_int_t h = rf_digest(t);
 
-		if (old && h && json_integer_value(old) == h) {
+		if (old && json_integer_value(old) == h) {
 			json_decref(t);
 			return;
 		}
-		json_object_set_new(rf->store, key, json_integer(h));
+		if (old)
+			json_integer_set(old, h);
+		else
+			json_object_set_new(rf->store, key, json_integer(h));
 		rf->ops->upsert(rf->data, key, t);
 		json_decref(t);
 		return;
@@ -478,16 +528,19 @@ static void rf_start(struct kube_reflector *rf, enum rf_phase phase)
 		rf->headers = curl_slist_append(rf->headers, hdr);
 		explicit_bzero(hdr, sizeof(hdr));
 	}
-	e = curl_easy_init();
+	/* one handle for every page, watch and relist: a handle is tens of
+	 * KiB that a fragmented heap pays for at each new one */
+	if (rf->easy)
+		curl_easy_reset(rf->easy);
+	else
+		rf->easy = curl_easy_init();
+	e = rf->easy;
 	if (!e || !rf->headers) {
-		if (e)
-			curl_easy_cleanup(e);
 		rf->st.errors++;
 		rf_log(rf, LOG_LVL_ERROR, "%s: out of memory", rf->path);
 		rf_backoff(rf, phase);
 		return;
 	}
-	rf->easy = e;
 	curl_easy_setopt(e, CURLOPT_URL, url);
 	curl_easy_setopt(e, CURLOPT_PRIVATE, rf);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, rf->headers);
@@ -525,11 +578,11 @@ static void rf_start(struct kube_reflector *rf, enum rf_phase phase)
 	if (phase == RF_WATCH)
 		rf->st.watches++;
 	if (curl_multi_add_handle(rf->h->multi, e) != CURLM_OK) {
-		curl_easy_cleanup(e);
-		rf->easy = NULL;
 		rf->st.errors++;
 		rf_backoff(rf, phase);
+		return;
 	}
+	rf->in_multi = true;
 }
 
 static void rf_list_reset(struct kube_reflector *rf)
@@ -542,13 +595,14 @@ static void rf_list_reset(struct kube_reflector *rf)
 
 /* A page of the list arrived (or the whole list): apply its objects; at
  * the last page, make the store equal to the list, reporting only the
- * differences. 1: more pages follow (rf->cont). */
+ * differences. 1: more pages follow (rf->cont), the next one is asked for. */
 static int rf_list_apply(struct kube_reflector *rf)
 {
 	json_error_t jerr;
 	json_t *list, *items, *item, *seen, *v;
 	const char *rv, *key, *cont;
 	char k[512];
+	bool more;
 	size_t i;
 	void *tmp;
 
@@ -567,33 +621,45 @@ static int rf_list_apply(struct kube_reflector *rf)
 		json_decref(list);
 		return -EINVAL;
 	}
-	if (!rf->seen && !(rf->seen = json_object())) {
+	if (!rf->cont)   /* the first page */
+		rf->list_into_empty = json_object_size(rf->store) == 0;
+	if (!rf->list_into_empty && !rf->seen && !(rf->seen = json_object())) {
 		json_decref(list);
 		return -ENOMEM;
 	}
 	seen = rf->seen;
+	cont = json_string_value(json_object_get(json_object_get(list, "metadata"), "continue"));
+	more = rf->o.page_size && cont && *cont;
+	if (more) {
+		char *c = strdup(cont);
+
+		if (!c) {
+			json_decref(list);
+			return -ENOMEM;
+		}
+		free(rf->cont);
+		rf->cont = c;
+		rf->st.pages++;
+		/* the next page is asked for first: the server makes it while
+		 * this one is applied */
+		rf_start(rf, RF_LIST);
+	}
 	json_array_foreach(items, i, item) {
 		if (!json_is_object(item))
 			continue;
 		rf_apply(rf, item);
+		if (!seen)
+			continue;
 		key_of(item, k, sizeof(k));
 		json_object_set_new(seen, k, json_true());
 	}
-	cont = json_string_value(json_object_get(json_object_get(list, "metadata"), "continue"));
-	if (rf->o.page_size && cont && *cont) {
-		char *c = strdup(cont);
-
+	if (more) {
 		json_decref(list);
-		if (!c)
-			return -ENOMEM;
-		free(rf->cont);
-		rf->cont = c;
-		rf->st.pages++;
 		return 1;
 	}
 	rf->st.pages++;
 	/* gone while we were not watching */
-	json_object_foreach_safe(rf->store, tmp, key, v) {
+	json_object_foreach_safe(seen ? rf->store : NULL, tmp, key, v) {
 		if (!json_object_get(seen, key)) {
 			json_incref(v);
 			snprintf(k, sizeof(k), "%s", key);
@@ -645,10 +711,8 @@ static void rf_done(struct kube_reflector *rf, CURLcode res, long code)
 	if (phase == RF_LIST) {
 		int r = res == CURLE_OK && code == 200 ? rf_list_apply(rf) : -EIO;
 
-		if (r == 1) {
-			rf_start(rf, RF_LIST);   /* the next page */
-			return;
-		}
+		if (r == 1)
+			return;   /* the next page is on its way */
 		if (r == 0) {
 			rf->st.lists++;
 			if (rf->listed_once)
@@ -740,10 +804,10 @@ struct kube_reflector *kube_reflector_free(struct kube_reflector *rf)
 {
 	if (!rf)
 		return NULL;
-	if (rf->easy) {
+	if (rf->in_multi)
 		curl_multi_remove_handle(rf->h->multi, rf->easy);
+	if (rf->easy)
 		curl_easy_cleanup(rf->easy);
-	}
 	curl_slist_free_all(rf->headers);
 	evloop_source_remove(rf->retry);
 	kube_watch_parser_release(&rf->parser);

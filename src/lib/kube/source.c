@@ -32,11 +32,13 @@ int kube_source_init(struct kube_source *src, const char *node_name,
 	src->pod_ids = json_object();
 	src->local = json_object();
 	src->errors = json_object();
+	src->in_set = json_object();
 	for (int k = 0; k < KUBE_POLICY_KINDS; k++)
 		src->policies[k] = json_object();
 	if (node_name)
 		src->node_name = strdup(node_name);
-	if (!src->pods || !src->pod_ids || !src->local || !src->errors || !src->policies[0] ||
+	if (!src->pods || !src->pod_ids || !src->local || !src->errors || !src->in_set ||
+	    !src->policies[0] ||
 	    !src->policies[1] || (node_name && !src->node_name)) {
 		kube_source_release(src);
 		return -ENOMEM;
@@ -50,6 +52,7 @@ void kube_source_release(struct kube_source *src)
 	json_decref(src->pod_ids);
 	json_decref(src->local);
 	json_decref(src->errors);
+	json_decref(src->in_set);
 	for (int k = 0; k < KUBE_POLICY_KINDS; k++)
 		json_decref(src->policies[k]);
 	free(src->node_name);
@@ -88,25 +91,22 @@ size_t kube_source_error_count(const struct kube_source *src)
 
 /* ---- policies ---- */
 
-/* Parse @obj (a trimmed policy object) into its own policy. */
+/* Parse @text (a trimmed policy object as JSON text) into its own policy. */
 static int policy_of(struct kube_source *src, enum kube_policy_kind kind, const char *key,
-		     json_t *obj, struct mseg_policy **ret)
+		     json_t *text, struct mseg_policy **ret)
 {
 	struct mseg_policy_set one;
 	struct mseg_err err;
 	char name[600], msg[1024], ekey[600];
-	char *doc = json_dumps(obj, JSON_COMPACT);
+	const char *doc = json_string_value(text);
 	int r;
 
 	*ret = NULL;
-	if (!doc)
-		return -ENOMEM;
 	snprintf(name, sizeof(name), "kubernetes:%s/%s", kind_names[kind], key);
 	snprintf(ekey, sizeof(ekey), "%s/%s", kind_names[kind], key);
 	policy_set_init(&one);
 	err_clear(&err);
-	r = policy_parse_buffer(&one, name, doc, strlen(doc), &err);
-	free(doc);
+	r = policy_parse_buffer(&one, name, doc, json_string_length(text), &err);
 	if (r == -ENOMEM)
 		return r;
 	if (r < 0 || one.n != 1) {
@@ -122,6 +122,37 @@ static int policy_of(struct kube_source *src, enum kube_policy_kind kind, const 
 	policy_set_release(&one);
 	source_error(src, ekey, NULL);
 	return 0;
+}
+
+/* The set is searched (a linear search) only for a policy this source has
+ * put there (@src->in_set): a first list of 10,000 policies does not
+ * compare each with all the others. */
+static void pols_remove(struct kube_source *src, const char *ns, const char *name)
+{
+	char k[600];
+
+	snprintf(k, sizeof(k), "%s/%s", ns, name);
+	if (!json_object_get(src->in_set, k))
+		return;
+	policy_set_remove(src->pols, ns, name);
+	json_object_del(src->in_set, k);
+}
+
+static int pols_put(struct kube_source *src, struct mseg_policy *p)
+{
+	struct mseg_policy_set one = { &p, 1, 1 };
+	char k[600];
+	int r;
+
+	snprintf(k, sizeof(k), "%s/%s", p->ns, p->name);
+	if (json_object_get(src->in_set, k))
+		return policy_set_put(src->pols, p);
+	if (json_object_set_new(src->in_set, k, json_true()) < 0)
+		return -ENOMEM;
+	r = policy_set_take(src->pols, &one);
+	if (r < 0)
+		json_object_del(src->in_set, k);
+	return r;
 }
 
 /* Put the policy of store key @key into the set, from whichever kind has
@@ -153,14 +184,14 @@ static int policy_refresh(struct kube_source *src, const char *key)
 	}
 	if (!p) {
 		if (slash)
-			policy_set_remove(src->pols, ns, slash + 1);
+			pols_remove(src, ns, slash + 1);
 		return 0;
 	}
 	/* a document's own namespace/name might differ from the key: the set
 	 * holds what the key had */
 	if (slash && (strcmp(p->ns, ns) != 0 || strcmp(p->name, slash + 1) != 0))
-		policy_set_remove(src->pols, ns, slash + 1);
-	r = policy_set_put(src->pols, p);
+		pols_remove(src, ns, slash + 1);
+	r = pols_put(src, p);
 	if (r < 0)
 		policy_free(p);
 	return r;
@@ -169,7 +200,14 @@ static int policy_refresh(struct kube_source *src, const char *key)
 int kube_source_policy_put(struct kube_source *src, enum kube_policy_kind kind, const char *key,
 			   json_t *obj)
 {
-	json_object_set(src->policies[kind], key, obj);
+	/* kept as its text: what a parse needs, a tenth of the object's
+	 * memory (a NetworkPolicy's tree is several KiB) */
+	char *doc = json_dumps(obj, JSON_COMPACT);
+	json_t *text = doc ? json_stringn_nocheck(doc, strlen(doc)) : NULL;
+
+	free(doc);
+	if (!text || json_object_set_new(src->policies[kind], key, text) < 0)
+		return -ENOMEM;
 	return policy_refresh(src, key);
 }
 
@@ -253,64 +291,159 @@ static const struct mseg_endpoint *registered_find(const struct mseg_inventory *
 	return NULL;
 }
 
-/* One pod as an endpoint document: @r its registration (this node's pods;
- * NULL for another node's). NULL: not an endpoint (no address, finished,
- * host network). */
-static json_t *pod_endpoint(json_t *pod, const struct mseg_endpoint *r)
+/* A JSON value as endpoint_build() takes it; numbers and true/false as
+ * their text (@buf), as a YAML reader sees them. */
+static struct endpoint_value pod_value(json_t *v, char *buf, size_t size)
+{
+	switch (json_typeof(v)) {
+	case JSON_STRING:
+		return (struct endpoint_value){ EPV_STRING, json_string_value(v) };
+	case JSON_INTEGER:
+		snprintf(buf, size, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+		return (struct endpoint_value){ EPV_LITERAL, buf };
+	case JSON_REAL:
+		/* as jansson writes it: 8080.0 stays a real */
+		snprintf(buf, size, "%.17g", json_real_value(v));
+		if (!strpbrk(buf, ".eEn") && strlen(buf) + 2 < size)
+			strcat(buf, ".0");
+		return (struct endpoint_value){ EPV_LITERAL, buf };
+	case JSON_TRUE:
+		return (struct endpoint_value){ EPV_LITERAL, "true" };
+	case JSON_FALSE:
+		return (struct endpoint_value){ EPV_LITERAL, "false" };
+	case JSON_OBJECT:
+		return (struct endpoint_value){ EPV_OBJECT, NULL };
+	case JSON_ARRAY:
+		return (struct endpoint_value){ EPV_ARRAY, NULL };
+	default:
+		return (struct endpoint_value){ EPV_NULL, NULL };
+	}
+}
+
+#define POD_LITERAL 32   /* the text of a number */
+
+/* The fields of one pod's endpoint, read from the trimmed pod (no copy of
+ * its strings: they live as long as @pod). */
+struct pod_fields {
+	struct endpoint_fields f;
+	struct endpoint_field_label *labels;
+	const char **ips;
+	struct endpoint_field_port *ports;
+	char (*lit)[POD_LITERAL];   /* texts of numbers: one per label, 3 per port */
+	char (*addr)[64];           /* a registration's addresses as text */
+	char id[600];
+};
+
+static void pod_fields_release(struct pod_fields *pf)
+{
+	free(pf->labels);
+	free(pf->ips);
+	free(pf->ports);
+	free(pf->lit);
+	free(pf->addr);
+}
+
+/* One pod as endpoint fields: @r its registration (this node's pods; NULL
+ * for another node's). 1: not an endpoint (no address, finished, host
+ * network); 0; -ENOMEM. */
+static int pod_fields(json_t *pod, const struct mseg_endpoint *r, struct pod_fields *pf)
 {
 	json_t *md = json_object_get(pod, "metadata");
 	const char *ns = json_string_value(json_object_get(md, "namespace"));
 	const char *name = json_string_value(json_object_get(md, "name"));
 	const char *uid = json_string_value(json_object_get(md, "uid"));
 	const char *phase = json_string_value(json_object_get(pod, "phase"));
-	json_t *labels, *ips, *ep, *ip, *ports;
-	char id[600], buf[64];
-	size_t i;
+	json_t *labels = json_object_get(md, "labels"), *ips, *ports, *v;
+	size_t n_reg = r ? r->n_labels : 0, n_lab, n_ips, n_ports, nl = 0, i;
+	const char *k;
 
+	memset(pf, 0, sizeof(*pf));
 	if (!ns || !name)
-		return NULL;
+		return 1;
 	if (phase && (strcmp(phase, "Succeeded") == 0 || strcmp(phase, "Failed") == 0))
-		return NULL;   /* its addresses may belong to another pod already */
+		return 1;   /* its addresses may belong to another pod already */
 	if (json_is_true(json_object_get(pod, "hostNetwork")))
-		return NULL;   /* the node's addresses: never an endpoint */
-	labels = json_object();
+		return 1;   /* the node's addresses: never an endpoint */
+	ips = json_object_get(pod, "podIPs");
+	ports = json_object_get(pod, "ports");
+	n_lab = n_reg + json_object_size(labels);
+	n_ips = r ? r->n_ips : json_array_size(ips);
+	n_ports = json_array_size(ports);
+	pf->labels = calloc(n_lab ? n_lab : 1, sizeof(*pf->labels));
+	pf->ips = calloc(n_ips ? n_ips : 1, sizeof(*pf->ips));
+	pf->ports = calloc(n_ports ? n_ports : 1, sizeof(*pf->ports));
+	pf->lit = calloc(n_lab + 3 * n_ports + 1, sizeof(*pf->lit));
 	if (r)
-		for (size_t k = 0; k < r->n_labels; k++)
-			json_object_set_new(labels, r->labels[k].key,
-					    json_string(r->labels[k].value));
-	/* the pod's labels win */
-	json_object_update(labels, json_object_get(md, "labels"));
-	ips = json_array();
+		pf->addr = calloc(n_ips ? n_ips : 1, sizeof(*pf->addr));
+	if (!pf->labels || !pf->ips || !pf->ports || !pf->lit || (r && !pf->addr)) {
+		pod_fields_release(pf);
+		return -ENOMEM;
+	}
+	/* the registration's labels, then the pod's: the pod's win (a key of
+	 * both keeps the registration's place, as a JSON merge does) */
+	for (i = 0; i < n_reg; i++) {
+		json_t *pv = json_object_get(labels, r->labels[i].key);
+
+		pf->labels[nl].key = r->labels[i].key;
+		pf->labels[nl].value = pv ? pod_value(pv, pf->lit[nl], POD_LITERAL) :
+				       (struct endpoint_value){ EPV_STRING, r->labels[i].value };
+		nl++;
+	}
+	json_object_foreach(labels, k, v) {
+		bool dup = false;
+
+		for (i = 0; i < n_reg && !dup; i++)
+			dup = strcmp(r->labels[i].key, k) == 0;
+		if (dup)
+			continue;
+		pf->labels[nl].key = k;
+		pf->labels[nl].value = pod_value(v, pf->lit[nl], POD_LITERAL);
+		nl++;
+	}
+	pf->f.n_ips = 0;
 	if (r) {
 		for (i = 0; i < r->n_ips; i++)
-			json_array_append_new(ips, json_string(addr_format(&r->ips[i], buf,
-									 sizeof(buf))));
+			pf->ips[pf->f.n_ips++] = addr_format(&r->ips[i], pf->addr[i],
+							     sizeof(pf->addr[i]));
 	} else {
-		json_array_foreach(json_object_get(pod, "podIPs"), i, ip)
-			if (json_is_string(json_object_get(ip, "ip")))
-				json_array_append(ips, json_object_get(ip, "ip"));
+		json_array_foreach(ips, i, v) {
+			const char *s = json_string_value(json_object_get(v, "ip"));
+
+			if (s)
+				pf->ips[pf->f.n_ips++] = s;
+		}
 	}
-	if (!json_array_size(ips)) {
-		json_decref(labels);
-		json_decref(ips);
-		return NULL;
+	if (!pf->f.n_ips) {
+		pod_fields_release(pf);
+		return 1;
+	}
+	json_array_foreach(ports, i, v) {
+		char (*lit)[POD_LITERAL] = &pf->lit[n_lab + 3 * i];
+		json_t *x;
+
+		/* a port that is not an object: as the parser would say */
+		if ((x = json_object_get(v, "name")))
+			pf->ports[i].name = pod_value(x, lit[0], POD_LITERAL);
+		if ((x = json_object_get(v, "port")))
+			pf->ports[i].port = pod_value(x, lit[1], POD_LITERAL);
+		if ((x = json_object_get(v, "protocol")))
+			pf->ports[i].protocol = pod_value(x, lit[2], POD_LITERAL);
 	}
 	if (r)
-		snprintf(id, sizeof(id), "%s", r->id);
+		snprintf(pf->id, sizeof(pf->id), "%s", r->id);
 	else
-		snprintf(id, sizeof(id), "k8s.%s.%s", ns, name);
-	ep = json_pack("{sssssssoso}", "id", id, "name", name, "namespace", ns, "labels", labels,
-		       "ips", ips);
-	if (!ep)
-		return NULL;
-	if (r && r->netns)
-		json_object_set_new(ep, "netns", json_string(r->netns));
-	if (uid && name_is_endpoint_id(uid))
-		json_object_set_new(ep, "pod_uid", json_string(uid));
-	ports = json_object_get(pod, "ports");
-	if (json_array_size(ports))
-		json_object_set(ep, "ports", ports);
-	return ep;
+		snprintf(pf->id, sizeof(pf->id), "k8s.%s.%s", ns, name);
+	pf->f.id = pf->id;
+	pf->f.name = name;
+	pf->f.ns = ns;
+	pf->f.labels = pf->labels;
+	pf->f.n_labels = nl;
+	pf->f.ips = pf->ips;
+	pf->f.netns = r ? r->netns : NULL;
+	pf->f.pod_uid = uid && name_is_endpoint_id(uid) ? uid : NULL;
+	pf->f.ports = pf->ports;
+	pf->f.n_ports = n_ports;
+	return 0;
 }
 
 /* The id of pod @key's peer endpoint, "k8s.NS.NAME" (namespaces have no
@@ -358,24 +491,22 @@ static int pod_set(struct kube_source *src, const char *key, json_t *pod,
 	char name[600], msg[1024], idbuf[600];
 	const char *old_id = pod_id(src, key, idbuf, sizeof(idbuf));
 	struct mseg_endpoint *ep, *old;
+	struct pod_fields pf;
 	struct mseg_err err;
-	json_t *doc = pod_endpoint(pod, reg);
-	char *text;
-	int r;
+	int r = pod_fields(pod, reg, &pf);
 
-	if (!doc) {
+	if (r < 0)
+		return r;
+	if (r > 0) {
 		source_error(src, key, NULL);
 		*ret_changed |= pod_unset(src, key);
 		return 0;
 	}
-	text = json_dumps(doc, JSON_COMPACT);
-	json_decref(doc);
-	if (!text)
-		return -ENOMEM;
 	snprintf(name, sizeof(name), "kubernetes:pods/%s", key);
+	pf.f.namespace = inventory_ns_find(src->inv, pf.f.ns);
 	err_clear(&err);
-	r = endpoint_parse_buffer(NULL, name, text, strlen(text), &ep, &err);
-	free(text);
+	r = endpoint_build(name, &pf.f, &ep, &err);
+	pod_fields_release(&pf);
 	if (r == -ENOMEM)
 		return r;
 	if (r < 0) {

@@ -378,9 +378,11 @@ static int endpoint_fill(struct ectx *c, const struct ynode *map, const char *wh
 	return 0;
 }
 
+/* @size: what the endpoint's arena will hold, when known (0: not). */
 static int endpoint_from_node(const char *file, struct mseg_err *err, const struct ynode *map,
-			      const char *what, const char *fixed_id,
-			      struct mseg_endpoint **ret, const struct ynode **ret_id_node)
+			      const char *what, const char *fixed_id, size_t size,
+			      const struct mseg_namespace *ns, struct mseg_endpoint **ret,
+			      const struct ynode **ret_id_node)
 {
 	struct ectx c = { .ck = { .file = file, .err = err } };
 	char *f;
@@ -389,7 +391,8 @@ static int endpoint_from_node(const char *file, struct mseg_err *err, const stru
 	c.ep = endpoint_new();
 	if (!c.ep)
 		return err_setf(err, ENOMEM, "out of memory");
-	f = arena_strdup(&c.ep->arena, file);
+	f = size && arena_reserve(&c.ep->arena, size) < 0 ? NULL :
+	    arena_strdup(&c.ep->arena, file);
 	if (!f) {
 		r = ycheck_oom(&c.ck);
 		goto out_free;
@@ -398,7 +401,7 @@ static int endpoint_from_node(const char *file, struct mseg_err *err, const stru
 	r = endpoint_fill(&c, map, what, fixed_id, ret_id_node);
 	if (r < 0)
 		goto out_free;
-	if (endpoint_ns_labels_fill(c.ep, NULL) < 0) {
+	if (endpoint_ns_labels_fill(c.ep, ns) < 0) {
 		r = ycheck_oom(&c.ck);
 		goto out_free;
 	}
@@ -1023,8 +1026,8 @@ static int inventory_doc_collect(const struct ycheck *ck, const struct ynode *ro
 		}
 		p = &l->v[l->n];
 		ycheck_whatf(what, sizeof(what), "endpoints[%zu]", i);
-		r = endpoint_from_node(ck->file, ck->err, eps->vals[i], what, NULL, &p->ep,
-				       &p->id_node);
+		r = endpoint_from_node(ck->file, ck->err, eps->vals[i], what, NULL, 0, NULL,
+				       &p->ep, &p->id_node);
 		if (r < 0)
 			return r;
 		p->map = eps->vals[i];
@@ -1117,9 +1120,179 @@ int endpoint_parse_buffer(const char *id, const char *name, const char *buf, siz
 		r = err_set(err, name, 0, 0, EINVAL, "empty document");
 		goto out_release;
 	}
-	r = endpoint_from_node(name, err, t.docs[0].root, "endpoint", id, ret_ep, &id_node);
+	r = endpoint_from_node(name, err, t.docs[0].root, "endpoint", id, 0, NULL, ret_ep,
+			       &id_node);
 
 out_release:
 	ytree_release(&t);
 	return r;
+}
+
+/* ---- an endpoint from fields in memory ---- */
+
+/* The nodes endpoint_build() gives the parser: what the YAML reader makes
+ * of the same JSON text (a string is a quoted scalar; a number, true or
+ * false a plain one; null a plain "null"), with no position. */
+struct ybuild {
+	struct arena *a;
+	bool oom;
+};
+
+static struct ynode *ybuild_node(struct ybuild *b, enum ynode_kind kind, size_t n)
+{
+	struct ynode *y = arena_alloc(b->a, sizeof(*y));
+
+	if (!y) {
+		b->oom = true;
+		return NULL;
+	}
+	y->kind = kind;
+	if (kind != YNODE_SCALAR) {
+		y->keys = kind == YNODE_MAP ? arena_calloc(b->a, n ? n : 1, sizeof(*y->keys)) : NULL;
+		y->vals = arena_calloc(b->a, n ? n : 1, sizeof(*y->vals));
+		if (!y->vals || (kind == YNODE_MAP && !y->keys)) {
+			b->oom = true;
+			return NULL;
+		}
+	}
+	return y;
+}
+
+static struct ynode *ybuild_scalar(struct ybuild *b, const char *s, bool plain)
+{
+	struct ynode *y = ybuild_node(b, YNODE_SCALAR, 0);
+
+	if (!y)
+		return NULL;
+	y->str = s;
+	y->len = strlen(s);
+	y->plain = plain;
+	return y;
+}
+
+static struct ynode *ybuild_value(struct ybuild *b, const struct endpoint_value *v)
+{
+	switch (v->kind) {
+	case EPV_STRING:
+		return ybuild_scalar(b, v->text ? v->text : "", false);
+	case EPV_LITERAL:
+		return ybuild_scalar(b, v->text ? v->text : "", true);
+	case EPV_OBJECT:
+		return ybuild_node(b, YNODE_MAP, 0);
+	case EPV_ARRAY:
+		return ybuild_node(b, YNODE_SEQ, 0);
+	default:
+		return ybuild_scalar(b, "null", true);
+	}
+}
+
+/* Append @key: @val to @map (room was made by ybuild_node). */
+static void ybuild_put(struct ybuild *b, struct ynode *map, const char *key, struct ynode *val)
+{
+	struct ynode *k = ybuild_scalar(b, key, true);
+
+	if (!k || !val)
+		return;
+	map->keys[map->n] = k;
+	map->vals[map->n++] = val;
+}
+
+static void ybuild_str(struct ybuild *b, struct ynode *map, const char *key, const char *s)
+{
+	if (s)
+		ybuild_put(b, map, key, ybuild_scalar(b, s, false));
+}
+
+static size_t str_size(const char *s)
+{
+	return s ? arena_size(strlen(s) + 1) : 0;
+}
+
+/* What endpoint_from_node() puts in the arena for @f (a good endpoint):
+ * one chunk of this size, no slack. */
+static size_t endpoint_fields_size(const char *name, const struct endpoint_fields *f)
+{
+	size_t n = str_size(name) + str_size(f->id) + str_size(f->name) + str_size(f->ns) +
+		   str_size(f->netns) + str_size(f->pod_uid);
+	const struct mseg_namespace *ns = f->namespace;
+
+	n += arena_size((f->n_labels ? f->n_labels : 1) * sizeof(struct mseg_label));
+	for (size_t i = 0; i < f->n_labels; i++)
+		n += str_size(f->labels[i].key) + str_size(f->labels[i].value.text);
+	n += arena_size(f->n_ips * sizeof(struct mseg_addr));
+	if (f->n_ports)
+		n += arena_size(f->n_ports * sizeof(struct mseg_named_port));
+	for (size_t i = 0; i < f->n_ports; i++)
+		n += str_size(f->ports[i].name.text);
+	/* its namespace labels (labels_with_name()) */
+	n += arena_size(((ns ? ns->n_labels : 0) + 1) * sizeof(struct mseg_label)) +
+	     str_size(f->ns ? f->ns : "default");
+	for (size_t i = 0; ns && i < ns->n_labels; i++)
+		if (strcmp(ns->labels[i].key, NS_NAME_LABEL) != 0)
+			n += str_size(ns->labels[i].key) + str_size(ns->labels[i].value);
+	return n;
+}
+
+int endpoint_build(const char *name, const struct endpoint_fields *f,
+		   struct mseg_endpoint **ret_ep, struct mseg_err *err)
+{
+	struct arena a;
+	struct ybuild b = { .a = &a };
+	const struct ynode *id_node;
+	struct ynode *root, *labels, *ips, *ports = NULL;
+	int r;
+
+	arena_init(&a);
+	/* the nodes in one block: a scalar node and its key per field */
+	if (arena_reserve(&a, (16 + 2 * (f->n_labels + f->n_ips) + 8 * f->n_ports) *
+			       (arena_size(sizeof(struct ynode)) + 2 * sizeof(void *))) < 0)
+		goto out_oom;
+	root = ybuild_node(&b, YNODE_MAP, 8);
+	labels = ybuild_node(&b, YNODE_MAP, f->n_labels);
+	ips = ybuild_node(&b, YNODE_SEQ, f->n_ips);
+	if (f->n_ports)
+		ports = ybuild_node(&b, YNODE_SEQ, f->n_ports);
+	if (b.oom)
+		goto out_oom;
+	ybuild_str(&b, root, "id", f->id);
+	ybuild_str(&b, root, "name", f->name);
+	ybuild_str(&b, root, "namespace", f->ns);
+	for (size_t i = 0; i < f->n_labels; i++)
+		ybuild_put(&b, labels, f->labels[i].key, ybuild_value(&b, &f->labels[i].value));
+	ybuild_put(&b, root, "labels", labels);
+	for (size_t i = 0; i < f->n_ips; i++) {
+		struct ynode *y = ybuild_scalar(&b, f->ips[i], false);
+
+		if (y)
+			ips->vals[ips->n++] = y;
+	}
+	ybuild_put(&b, root, "ips", ips);
+	ybuild_str(&b, root, "netns", f->netns);
+	ybuild_str(&b, root, "pod_uid", f->pod_uid);
+	for (size_t i = 0; ports && i < f->n_ports; i++) {
+		const struct endpoint_field_port *p = &f->ports[i];
+		struct ynode *y = ybuild_node(&b, YNODE_MAP, 3);
+
+		if (!y)
+			break;
+		if (p->name.kind)
+			ybuild_put(&b, y, "name", ybuild_value(&b, &p->name));
+		if (p->port.kind)
+			ybuild_put(&b, y, "port", ybuild_value(&b, &p->port));
+		if (p->protocol.kind)
+			ybuild_put(&b, y, "protocol", ybuild_value(&b, &p->protocol));
+		ports->vals[ports->n++] = y;
+	}
+	if (ports)
+		ybuild_put(&b, root, "ports", ports);
+	if (b.oom)
+		goto out_oom;
+	r = endpoint_from_node(name, err, root, "endpoint", NULL, endpoint_fields_size(name, f),
+			       f->namespace, ret_ep, &id_node);
+	arena_release(&a);
+	return r;
+
+out_oom:
+	arena_release(&a);
+	return err_setf(err, ENOMEM, "out of memory");
 }

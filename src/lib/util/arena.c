@@ -1,3 +1,4 @@
+#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,37 @@ void arena_release(struct arena *a)
 	a->used = 0;
 }
 
+/* A new chunk of @csize bytes at the head. */
+static struct arena_chunk *arena_chunk_add(struct arena *a, size_t csize)
+{
+	struct arena_chunk *c;
+
+	if (csize > SIZE_MAX - sizeof(*c))
+		return NULL;
+	c = malloc(sizeof(*c) + csize);
+	if (!c)
+		return NULL;
+	c->size = csize;
+	c->off = 0;
+	c->next = a->head;
+	a->head = c;
+	return c;
+}
+
+size_t arena_size(size_t size)
+{
+	return size ? (size + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1) : ARENA_ALIGN;
+}
+
+int arena_reserve(struct arena *a, size_t size)
+{
+	struct arena_chunk *c = a->head;
+
+	if (c && c->size - c->off >= size)
+		return 0;
+	return arena_chunk_add(a, arena_size(size)) ? 0 : -ENOMEM;
+}
+
 void *arena_alloc(struct arena *a, size_t size)
 {
 	struct arena_chunk *c = a->head;
@@ -53,15 +85,9 @@ void *arena_alloc(struct arena *a, size_t size)
 
 		if (csize < need)
 			csize = need;
-		if (csize > SIZE_MAX - sizeof(*c))
-			return NULL;
-		c = malloc(sizeof(*c) + csize);
+		c = arena_chunk_add(a, csize);
 		if (!c)
 			return NULL;
-		c->size = csize;
-		c->off = 0;
-		c->next = a->head;
-		a->head = c;
 	}
 	p = c->data + c->off;
 	c->off += need;
