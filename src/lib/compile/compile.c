@@ -25,9 +25,13 @@
  *     peer addresses of a selection are gathered once and read by every
  *     group (only named ports are resolved per group); every group's
  *     entries go into one block, the plan's (ctx_out_reserve()).
+ *  6. With a compile cache (compile_plan_cached(), mseg/compile/cache.h):
+ *     before step 5, each group's content key; a group the cache holds
+ *     takes its array, only the others are computed.
  * Cost: O(S * E) selector evaluations (S distinct selections, E endpoints),
  * O(E * R / 64) for the rule sets, and per group the normalization of its
- * raw boxes (boxes.c), instead of per endpoint. */
+ * raw boxes (boxes.c), instead of per endpoint; with a cache, per group
+ * only when its key changed. */
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdlib.h>
