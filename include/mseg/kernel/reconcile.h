@@ -11,6 +11,7 @@
 
 #include "mseg/util/err.h"
 #include "mseg/model/model.h"
+#include "mseg/compile/cache.h"
 #include "mseg/model/plan.h"
 
 struct reconciler;
@@ -36,7 +37,6 @@ struct reconcile_ep_status {
 	const char *id;
 	const char *netns;
 	bool programmed;          /* the kernel holds the desired table */
-	bool peer;                /* no netns: a peer only, nothing to program */
 	const char *name, *ns;    /* the endpoint's name and namespace */
 	bool isolated[MSEG_DIR_COUNT];
 	enum mseg_mode mode[MSEG_DIR_COUNT];
@@ -68,6 +68,11 @@ void reconciler_set_cluster(struct reconciler *r, const struct mseg_addr *node_a
  * -errno on a compile failure (nothing programmed). */
 int reconciler_apply(struct reconciler *r, const struct mseg_policy_set *pols,
 		     const struct mseg_inventory *inv);
+
+/* The next reconciler_apply() compiles everything (without this, it
+ * computes only the groups whose content changed: compile/cache.h). */
+void reconciler_cache_clear(struct reconciler *r);
+const struct compile_cache_stats *reconciler_cache_stats(const struct reconciler *r);
 
 /* Read every table back; re-program the ones that drifted. *ret_repaired
  * counts those. */

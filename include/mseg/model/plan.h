@@ -47,6 +47,10 @@ struct mseg_dir_plan {
 	enum mseg_mode mode;
 	struct mseg_entry *entries;
 	size_t n_entries;
+	/* Nonzero: the entries are a compile cache's array (compile/cache.h);
+	 * two directions with the same nonzero id hold the same entries, so a
+	 * diff of one against the other has nothing to compare. */
+	uint64_t entries_id;
 };
 
 struct mseg_ep_plan {
@@ -88,6 +92,11 @@ struct compile_opts {
 	 * admitted the backend. Not owned; may be NULL when n_svc_routes is 0. */
 	const struct mseg_svc_route *svc_routes;
 	size_t n_svc_routes;
+	/* Entries only for endpoints with a netns: an endpoint without one (a
+	 * pod of another node) is a peer of the others' rules and is never
+	 * programmed, so its own directions get isolation and mode but no
+	 * entries (msegd's reconciler; a plan to show or check keeps them). */
+	bool local_only;
 };
 
 /* Pure and deterministic. @pols[i] is what entry.policy indexes. */

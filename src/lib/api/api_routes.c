@@ -1921,7 +1921,7 @@ void api_handle_readyz(struct api_ctx *x)
 		struct reconcile_ep_status s;
 
 		reconciler_ep_status(x->be->rec, i, &s);
-		if (!s.programmed && !s.peer)
+		if (!s.programmed)
 			json_array_append_new(missing, json_string(s.id));
 	}
 	if (x->be->kube) {

@@ -25,9 +25,13 @@
  *     peer addresses of a selection are gathered once and read by every
  *     group (only named ports are resolved per group); every group's
  *     entries go into one block, the plan's (ctx_out_reserve()).
+ *  6. With a compile cache (compile_plan_cached(), mseg/compile/cache.h):
+ *     before step 5, each group's content key; a group the cache holds
+ *     takes its array, only the others are computed.
  * Cost: O(S * E) selector evaluations (S distinct selections, E endpoints),
  * O(E * R / 64) for the rule sets, and per group the normalization of its
- * raw boxes (boxes.c), instead of per endpoint. */
+ * raw boxes (boxes.c), instead of per endpoint; with a cache, per group
+ * only when its key changed. */
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -35,6 +39,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 
+#include "mseg/compile/cache.h"
 #include "mseg/model/addr.h"
 #include "mseg/model/plan.h"
 #include "mseg/model/policy.h"
@@ -43,6 +48,11 @@
 #include "util/vec.h"
 
 #define SEL_NONE UINT32_MAX
+
+/* A 128-bit content key (compile cache): two independent 64-bit hashes. */
+struct h128 {
+	uint64_t a, b;
+};
 #define N_BUCKETS (2 * 256)
 
 /* An address of a selected endpoint. */
@@ -64,6 +74,11 @@ struct sel {
 	bool kept;
 	struct sel_addr *addrs;
 	size_t n_addrs;
+	/* with a compile cache: the content the selection hands its groups
+	 * (every picked endpoint's addresses and named ports), made on first
+	 * use (sel_digest()) */
+	bool digested;
+	struct h128 digest;
 };
 
 /* Bytes of peer addresses kept (sel.addrs) at most; beyond that a
@@ -82,6 +97,8 @@ struct crule {
 	uint32_t local;                 /* selection of the local side, or SEL_NONE */
 	struct cpeer *peers;
 	bool named;                     /* has a named port */
+	bool keyed;                     /* key made (compile cache, rule_key()) */
+	struct h128 key;
 };
 
 struct group {
@@ -91,6 +108,7 @@ struct group {
 	uint64_t *rules;                /* bitset over rules */
 	bool named;                     /* entries depend on rep's named ports */
 	size_t off, n_entries;          /* the entries in compile_ctx.out */
+	struct cc_entry *ce;            /* with a compile cache: the entries there */
 };
 
 struct bucket {
@@ -155,6 +173,12 @@ struct compile_ctx {
 	size_t n_svc;
 	struct svc_hit *hits;
 	size_t n_hits, cap_hits;
+	/* compile cache: the key of every endpoint's content (egress named
+	 * ports towards address groups read every endpoint) */
+	bool all_digested;
+	struct h128 all_digest;
+	bool svc_digested;                     /* ... and of c->svc */
+	struct h128 svc_digest;
 };
 
 /* The plan with what it owns; plans come only from compile_plan(). */
@@ -164,7 +188,34 @@ struct plan_owner {
 	                                        * shared by its endpoints): one mapping */
 	size_t entries_bytes;
 	bool entries_mapped;                   /* a mapping (munmap), else malloc'ed */
+	struct cc_entry **refs;                /* compile cache: the groups' arrays it
+	                                        * holds a reference to (instead) */
+	size_t n_refs;
 };
+
+/* A group's entries in a compile cache, counted: the cache holds one
+ * reference while the group is current, each plan that uses it one. */
+struct cc_entry {
+	size_t refs;
+	struct h128 key;
+	uint64_t id;                           /* mseg_dir_plan.entries_id */
+	uint64_t used;                         /* compile_cache.gen when last used */
+	size_t n;
+	struct mseg_entry e[];
+};
+
+struct compile_cache {
+	struct cc_entry **table;               /* open addressing by key.a */
+	size_t mask, n;
+	uint64_t gen, next_id;
+	struct compile_cache_stats stats;
+};
+
+static void cc_entry_unref(struct cc_entry *ce)
+{
+	if (ce && --ce->refs == 0)
+		free(ce);
+}
 
 static const struct mseg_port port_any = { .proto = 0 };
 
@@ -210,6 +261,9 @@ struct mseg_plan *plan_free(struct mseg_plan *plan)
 
 	if (!plan)
 		return NULL;
+	for (size_t i = 0; i < o->n_refs; i++)
+		cc_entry_unref(o->refs[i]);
+	free(o->refs);
 	if (o->entries && o->entries_mapped)
 		munmap(o->entries, o->entries_bytes);
 	else
@@ -1185,6 +1239,344 @@ static int ctx_group_get(struct compile_ctx *c, uint32_t e, uint8_t dir, const u
 	return 0;
 }
 
+/* ---- the compile cache (mseg/compile/cache.h) --------------------------- */
+
+static void h128_u64(struct h128 *h, uint64_t v)
+{
+	h->a = (h->a ^ v) * 0x100000001b3ULL;
+	h->a ^= h->a >> 29;
+	h->b = (h->b + v) * 0x9e3779b97f4a7c15ULL;
+	h->b ^= h->b >> 31;
+}
+
+static void h128_bytes(struct h128 *h, const void *p, size_t n)
+{
+	const unsigned char *s = p;
+	uint64_t w;
+
+	h128_u64(h, n);
+	for (; n >= 8; s += 8, n -= 8) {
+		memcpy(&w, s, 8);
+		h128_u64(h, w);
+	}
+	if (n) {
+		w = 0;
+		memcpy(&w, s, n);
+		h128_u64(h, w);
+	}
+}
+
+static void h128_str(struct h128 *h, const char *s)
+{
+	if (s)
+		h128_bytes(h, s, strlen(s));
+	else
+		h128_u64(h, UINT64_MAX);
+}
+
+static void h128_box(struct h128 *h, box_u128 v)
+{
+	h128_u64(h, (uint64_t)v);
+	h128_u64(h, (uint64_t)(v >> 64));
+}
+
+static struct h128 h128_seed(uint64_t tag)
+{
+	struct h128 h = { 0xcbf29ce484222325ULL, 0x84222325cbf29ce4ULL };
+
+	h128_u64(&h, tag);
+	return h;
+}
+
+static bool h128_eq(struct h128 x, struct h128 y)
+{
+	return x.a == y.a && x.b == y.b;
+}
+
+/* What a group can read of an endpoint it does not belong to: its
+ * addresses (peer entries) and named ports (egress named ports resolve at
+ * the destination). */
+static void h128_ep_content(struct h128 *h, const struct mseg_endpoint *ep)
+{
+	h128_u64(h, ep->n_ips);
+	for (size_t i = 0; i < ep->n_ips; i++) {
+		h128_u64(h, ep->ips[i].family);
+		h128_bytes(h, ep->ips[i].bytes, sizeof(ep->ips[i].bytes));
+	}
+	h128_u64(h, ep->n_ports);
+	for (size_t i = 0; i < ep->n_ports; i++) {
+		h128_str(h, ep->ports[i].name);
+		h128_u64(h, (uint64_t)ep->ports[i].proto << 16 | ep->ports[i].port);
+	}
+}
+
+static const struct h128 *sel_digest(struct sel *s, const struct compile_ctx *c)
+{
+	if (!s->digested) {
+		s->digest = h128_seed(1);
+		h128_u64(&s->digest, s->n_eps);
+		for (size_t i = 0; i < s->n_eps; i++)
+			h128_ep_content(&s->digest, c->eps[s->eps[i]]);
+		s->digested = true;
+	}
+	return &s->digest;
+}
+
+static const struct h128 *ctx_all_digest(struct compile_ctx *c)
+{
+	if (!c->all_digested) {
+		c->all_digest = h128_seed(2);
+		h128_u64(&c->all_digest, c->n_eps);
+		for (size_t e = 0; e < c->n_eps; e++)
+			h128_ep_content(&c->all_digest, c->eps[e]);
+		c->all_digested = true;
+	}
+	return &c->all_digest;
+}
+
+static const struct h128 *ctx_svc_digest(struct compile_ctx *c)
+{
+	if (!c->svc_digested) {
+		c->svc_digest = h128_seed(5);
+		h128_u64(&c->svc_digest, c->n_svc);
+		for (size_t i = 0; i < c->n_svc; i++) {
+			const struct svc_ref *sv = &c->svc[i];
+
+			h128_box(&c->svc_digest, sv->backend);
+			h128_box(&c->svc_digest, sv->vip);
+			h128_u64(&c->svc_digest, (uint64_t)sv->fam << 48 | (uint64_t)sv->proto << 32 |
+							 (uint64_t)sv->backend_port << 16 | sv->port);
+		}
+		c->svc_digested = true;
+	}
+	return &c->svc_digest;
+}
+
+/* Everything group_add_rule() reads for @cr, other than the local
+ * endpoint's named ports (the group's key has those). */
+static const struct h128 *rule_key(struct compile_ctx *c, struct crule *cr)
+{
+	const struct mseg_rule *rule = cr->rule;
+	bool named_egress = cr->named && rule->dir != MSEG_DIR_INGRESS;
+	struct h128 *h = &cr->key;
+
+	if (cr->keyed)
+		return h;
+	*h = h128_seed(3);
+	h128_u64(h, cr->prov);
+	h128_u64(h, (uint64_t)rule->dir);
+	h128_u64(h, rule->n_ports);
+	for (size_t q = 0; q < rule->n_ports; q++) {
+		const struct mseg_port *pt = &rule->ports[q];
+
+		h128_str(h, pt->name);
+		h128_u64(h, (uint64_t)pt->proto << 32 | (uint64_t)pt->lo << 16 | pt->hi);
+	}
+	h128_u64(h, rule->n_peers);
+	for (size_t k = 0; k < rule->n_peers; k++) {
+		const struct cpeer *cp = &cr->peers[k];
+		const struct h128 *d;
+
+		h128_u64(h, (uint64_t)rule->peers[k].kind);
+		if (cp->sel != SEL_NONE) {
+			d = sel_digest(&c->sels[cp->sel], c);
+			h128_u64(h, d->a);
+			h128_u64(h, d->b);
+		} else if (rule->peers[k].kind == MSEG_PEER_ADDRS) {
+			for (int fam = 0; fam < 2; fam++) {
+				h128_u64(h, cp->n_ranges[fam]);
+				for (size_t a = 0; a < cp->n_ranges[fam]; a++) {
+					h128_box(h, cp->ranges[fam][a].lo);
+					h128_box(h, cp->ranges[fam][a].hi);
+				}
+			}
+			if (named_egress) {
+				d = ctx_all_digest(c);
+				h128_u64(h, d->a);
+				h128_u64(h, d->b);
+			}
+		}
+	}
+	cr->keyed = true;
+	return h;
+}
+
+/* The content key of group @g: the compile options that shape entries,
+ * the named ports of its endpoints (when they matter), its rules. */
+static struct h128 group_key(struct compile_ctx *c, const struct group *g)
+{
+	struct h128 h = h128_seed(4);
+
+	h128_u64(&h, c->expand_max);
+	h128_u64(&h, c->n_node_addrs);
+	for (size_t i = 0; i < c->n_node_addrs; i++) {
+		h128_u64(&h, c->node_addrs[i].family);
+		h128_bytes(&h, c->node_addrs[i].bytes, sizeof(c->node_addrs[i].bytes));
+	}
+	/* egress: the Service routes add VIPs (group_add_services()) */
+	h128_u64(&h, g->dir);
+	if (g->dir == MSEG_DIR_EGRESS) {
+		const struct h128 *d = ctx_svc_digest(c);
+
+		h128_u64(&h, d->a);
+		h128_u64(&h, d->b);
+	}
+	h128_u64(&h, g->named);
+	if (g->named) {
+		const struct mseg_endpoint *rep = c->eps[g->rep];
+
+		h128_u64(&h, rep->n_ports);
+		for (size_t i = 0; i < rep->n_ports; i++) {
+			h128_str(&h, rep->ports[i].name);
+			h128_u64(&h, (uint64_t)rep->ports[i].proto << 16 | rep->ports[i].port);
+		}
+	}
+	for (size_t w = 0; w < c->rwords; w++) {
+		for (uint64_t bits = g->rules[w]; bits; bits &= bits - 1) {
+			const struct h128 *k = rule_key(c, &c->rules[w * 64 +
+							      (size_t)__builtin_ctzll(bits)]);
+
+			h128_u64(&h, k->a);
+			h128_u64(&h, k->b);
+		}
+	}
+	return h;
+}
+
+struct compile_cache *compile_cache_new(void)
+{
+	struct compile_cache *cc = calloc(1, sizeof(*cc));
+
+	if (cc)
+		cc->next_id = 1;
+	return cc;
+}
+
+void compile_cache_clear(struct compile_cache *cc)
+{
+	if (!cc)
+		return;
+	for (size_t i = 0; cc->table && i <= cc->mask; i++)
+		cc_entry_unref(cc->table[i]);
+	free(cc->table);
+	cc->table = NULL;
+	cc->mask = 0;
+	cc->n = 0;
+	cc->stats.groups_kept = 0;
+	cc->stats.entries_kept = 0;
+}
+
+struct compile_cache *compile_cache_free(struct compile_cache *cc)
+{
+	compile_cache_clear(cc);
+	free(cc);
+	return NULL;
+}
+
+const struct compile_cache_stats *compile_cache_stats(const struct compile_cache *cc)
+{
+	return &cc->stats;
+}
+
+static struct cc_entry *cc_find(const struct compile_cache *cc, struct h128 key)
+{
+	if (!cc->table)
+		return NULL;
+	for (size_t slot = key.a & cc->mask; cc->table[slot]; slot = (slot + 1) & cc->mask)
+		if (h128_eq(cc->table[slot]->key, key))
+			return cc->table[slot];
+	return NULL;
+}
+
+/* The groups' entries through @cc: a group whose key the cache holds takes
+ * that array; any other is computed and copied into a new one. Each array
+ * used is in @ret_refs once, with a reference for the plan. Afterwards the
+ * cache holds exactly these arrays. */
+static int ctx_groups_cached(struct compile_ctx *c, struct compile_cache *cc,
+			     struct cc_entry ***ret_refs, size_t *ret_n)
+{
+	struct cc_entry **refs, **table;
+	size_t n = 0, mask;
+	uint64_t gen = ++cc->gen;
+	uint64_t reused = 0, computed = 0;
+	int r;
+
+	refs = calloc(c->n_groups + 1, sizeof(*refs));
+	if (!refs)
+		return -ENOMEM;
+	for (size_t i = 0; i < c->n_groups; i++) {
+		struct group *g = &c->groups[i];
+		struct h128 key = group_key(c, g);
+		struct cc_entry *ce = cc_find(cc, key);
+
+		if (ce) {
+			reused++;
+			g->ce = ce;
+			if (ce->used != gen) {
+				ce->used = gen;
+				ce->refs++;
+				refs[n++] = ce;
+			}
+			continue;
+		}
+		r = group_compute(c, g);
+		if (r < 0)
+			goto out_unref;
+		ce = malloc(sizeof(*ce) + g->n_entries * sizeof(ce->e[0]));
+		if (!ce) {
+			r = -ENOMEM;
+			goto out_unref;
+		}
+		ce->refs = 1;
+		ce->key = key;
+		ce->id = cc->next_id++;
+		ce->used = gen;
+		ce->n = g->n_entries;
+		if (g->n_entries)
+			memcpy(ce->e, c->out + g->off, g->n_entries * sizeof(ce->e[0]));
+		c->n_out = g->off;      /* the block is scratch here */
+		g->ce = ce;
+		refs[n++] = ce;
+		computed++;
+	}
+
+	/* the cache now holds this compile's arrays, and only those */
+	mask = table_size(n) - 1;
+	table = calloc(mask + 1, sizeof(*table));
+	if (!table) {
+		r = -ENOMEM;
+		goto out_unref;
+	}
+	compile_cache_clear(cc);
+	for (size_t i = 0; i < n; i++) {
+		size_t slot = refs[i]->key.a & mask;
+
+		while (table[slot])
+			slot = (slot + 1) & mask;
+		table[slot] = refs[i];
+		refs[i]->refs++;
+		cc->stats.entries_kept += refs[i]->n;
+	}
+	cc->table = table;
+	cc->mask = mask;
+	cc->n = n;
+	cc->stats.groups_kept = n;
+	cc->stats.groups_reused += reused;
+	cc->stats.groups_computed += computed;
+	cc->stats.compiles++;
+	*ret_refs = refs;
+	*ret_n = n;
+	return 0;
+
+out_unref:
+	for (size_t i = 0; i < n; i++)
+		cc_entry_unref(refs[i]);
+	free(refs);
+	for (size_t i = 0; i < c->n_groups; i++)
+		c->groups[i].ce = NULL;
+	return r;
+}
+
 /* ---- the whole ---------------------------------------------------------- */
 
 static void ctx_release(struct compile_ctx *c)
@@ -1282,7 +1674,7 @@ static int ctx_assign(struct compile_ctx *c, const struct compile_opts *opts,
 			if (opts->force_audit)
 				dp->mode = MSEG_MODE_AUDIT;
 			ep_group[slot] = UINT32_MAX;
-			if (!dp->isolated)
+			if (!dp->isolated || (opts->local_only && !c->eps[e]->netns))
 				continue;
 			r = ctx_group_get(c, e, (uint8_t)d, &rules[slot * c->rwords], named[slot],
 					  &ep_group[slot]);
@@ -1311,6 +1703,14 @@ static size_t count_peer_refs(const struct mseg_policy *const *pols, size_t n_po
 int compile_plan(const struct mseg_policy *const *pols, size_t n_pols,
 		 const struct mseg_endpoint *const *eps, size_t n_eps,
 		 const struct compile_opts *opts, struct mseg_plan **ret_plan)
+{
+	return compile_plan_cached(pols, n_pols, eps, n_eps, opts, NULL, ret_plan);
+}
+
+int compile_plan_cached(const struct mseg_policy *const *pols, size_t n_pols,
+			const struct mseg_endpoint *const *eps, size_t n_eps,
+			const struct compile_opts *opts, struct compile_cache *cc,
+			struct mseg_plan **ret_plan)
 {
 	static const struct compile_opts no_opts = { .default_mode = MSEG_MODE_ENFORCE };
 	struct compile_ctx *c;
@@ -1358,7 +1758,14 @@ int compile_plan(const struct mseg_policy *const *pols, size_t n_pols,
 
 	for (size_t i = 0; i < n_eps; i++)
 		c->eps[i] = eps[i];
-	qsort(c->eps, n_eps, sizeof(*c->eps), cmp_ep_id);
+	/* an inventory keeps its endpoints in id order already: a check of
+	 * n - 1 pairs instead of a sort (150,000 endpoints per event) */
+	for (size_t i = 1; i < n_eps; i++) {
+		if (cmp_ep_id(&c->eps[i - 1], &c->eps[i]) > 0) {
+			qsort(c->eps, n_eps, sizeof(*c->eps), cmp_ep_id);
+			break;
+		}
+	}
 
 	r = ctx_ns_index(c);
 	if (r < 0)
@@ -1373,7 +1780,12 @@ int compile_plan(const struct mseg_policy *const *pols, size_t n_pols,
 	if (r < 0)
 		goto out_release;
 
-	for (size_t i = 0; i < c->n_groups; i++) {
+	if (cc) {
+		r = ctx_groups_cached(c, cc, &o->refs, &o->n_refs);
+		if (r < 0)
+			goto out_release;
+	}
+	for (size_t i = 0; !cc && i < c->n_groups; i++) {
 		r = group_compute(c, &c->groups[i]);
 		if (r < 0)
 			goto out_release;
@@ -1386,8 +1798,20 @@ int compile_plan(const struct mseg_policy *const *pols, size_t n_pols,
 	for (size_t e = 0; e < n_eps; e++) {
 		for (int d = 0; d < MSEG_DIR_COUNT; d++) {
 			uint32_t gi = ep_group[e * MSEG_DIR_COUNT + d];
+			const struct cc_entry *ce;
 
-			if (gi == UINT32_MAX || c->groups[gi].n_entries == 0)
+			if (gi == UINT32_MAX)
+				continue;
+			ce = c->groups[gi].ce;
+			if (ce) {
+				if (ce->n) {
+					o->plan.eps[e].dir[d].entries = (struct mseg_entry *)ce->e;
+					o->plan.eps[e].dir[d].n_entries = ce->n;
+					o->plan.eps[e].dir[d].entries_id = ce->id;
+				}
+				continue;
+			}
+			if (c->groups[gi].n_entries == 0)
 				continue;
 			o->plan.eps[e].dir[d].entries = o->entries + c->groups[gi].off;
 			o->plan.eps[e].dir[d].n_entries = c->groups[gi].n_entries;

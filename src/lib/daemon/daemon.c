@@ -428,7 +428,7 @@ static void on_seen_timer(struct evloop_source *src, uint32_t events, void *data
 int daemon_reconcile(struct daemon *d)
 {
 	unsigned long long kube_rv = 0;
-	uint64_t t0 = clock_mono_ns();
+	uint64_t t0 = clock_mono_ns(), t_apply = 0;
 	struct desired_view v;
 	int r;
 
@@ -483,7 +483,9 @@ int daemon_reconcile(struct daemon *d)
 			return r;
 		}
 		prog.cap = prog.n;
+		t_apply = clock_mono_ns();
 		r = reconciler_apply(d->rec, &prog, &v.inv);
+		t_apply = clock_mono_ns() - t_apply;
 		free(prog.items);
 	}
 	daemon_log_events(d);
@@ -495,9 +497,10 @@ int daemon_reconcile(struct daemon *d)
 	 * resourceVersion is in the kernel (acknowledged) at this time */
 	if (kube_rv)
 		log_debug("kubernetes: pods resourceVersion %llu applied at %llu ms (reconcile %.1f ms, "
-			  "%zu endpoints, %zu policies)", kube_rv,
+			  "%zu endpoints, %zu policies; reconciler %.1f ms)", kube_rv,
 			  (unsigned long long)(clock_real_ns() / 1000000),
-			  (double)(clock_mono_ns() - t0) / 1e6, v.inv.n, v.pols.n);
+			  (double)(clock_mono_ns() - t0) / 1e6, v.inv.n, v.pols.n,
+			  (double)t_apply / 1e6);
 	desired_view_release(&v);
 	return r;
 }
@@ -584,6 +587,9 @@ static void on_resync_timer(struct evloop_source *src, uint32_t events, void *da
 	unsigned repaired = 0;
 	int r;
 
+	/* the next compile is a full one: the reference the compile cache's
+	 * incremental ones must equal (compile/cache.h) */
+	reconciler_cache_clear(d->rec);
 	/* a namespace that went away since: reconcile without it */
 	daemon_check_gone(d);
 	if (gen != d->desired.generation || gone != d->desired.n_gone)

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "mseg/util/clock.h"
+#include "mseg/compile/cache.h"
 #include "mseg/compile/check.h"
 #include "mseg/kernel/conntrack.h"
 #include "mseg/kernel/nft.h"
@@ -35,7 +36,6 @@ struct ep_state {
 	struct mseg_addr *ips;
 	size_t n_ips;
 	bool in_kernel;
-	bool peer;            /* no netns: only a peer of others' rules */
 	bool seen;                    /* in the current apply's plan */
 	char *error;
 };
@@ -43,6 +43,7 @@ struct ep_state {
 struct reconciler {
 	struct table_opts topts;
 	struct compile_opts copts;
+	struct compile_cache *cache;  /* groups of the last compile (compile/cache.h) */
 	struct ep_state **eps;        /* sorted by id */
 	size_t n, cap;
 	char **names;                 /* "ns/name" per policy of the last compile */
@@ -155,9 +156,11 @@ static void entries_map_release(struct entries_map *m)
  * what the endpoint that first sees @src had before) holds exactly the
  * same entries, provenance included, it is @prev itself: a direction the
  * change did not touch keeps the very array the kernel was programmed
- * from, and the element update skips it without comparing an entry. */
+ * from, and the element update skips it without comparing an entry. Equal
+ * nonzero compile cache ids (@src_id, @prev_id) say so without comparing. */
 static struct mseg_entry *entries_map_get(struct entries_map *m, const struct mseg_entry *src,
-					  size_t n, struct mseg_entry *prev, size_t n_prev)
+					  size_t n, uint64_t src_id, struct mseg_entry *prev,
+					  size_t n_prev, uint64_t prev_id)
 {
 	size_t i = ((uintptr_t)src / sizeof(*src) * 0x9E3779B97F4A7C15ull) & (m->cap - 1);
 	struct entries_buf *b;
@@ -166,7 +169,8 @@ static struct mseg_entry *entries_map_get(struct entries_map *m, const struct ms
 		i = (i + 1) & (m->cap - 1);
 	if (m->from[i])
 		return m->to[i];
-	if (prev && n_prev == n && memcmp(prev, src, n * sizeof(*src)) == 0) {
+	if (prev && n_prev == n &&
+	    ((src_id && src_id == prev_id) || memcmp(prev, src, n * sizeof(*src)) == 0)) {
 		m->from[i] = src;
 		m->to[i] = entries_ref(prev);
 		return prev;
@@ -217,8 +221,11 @@ static int ep_plan_from_compiled(struct mseg_ep_plan *dst, const struct mseg_ep_
 		c.dir[d].entries = NULL;
 		if (src->dir[d].n_entries) {
 			c.dir[d].entries = entries_map_get(m, src->dir[d].entries,
-							   src->dir[d].n_entries, dst->dir[d].entries,
-							   dst->dir[d].n_entries);
+							   src->dir[d].n_entries,
+							   src->dir[d].entries_id,
+							   dst->dir[d].entries,
+							   dst->dir[d].n_entries,
+							   dst->dir[d].entries_id);
 			if (!c.dir[d].entries) {
 				dir_plan_release(&c);
 				return -ENOMEM;
@@ -298,7 +305,22 @@ struct reconciler *reconciler_new(const struct table_opts *topts,
 	r->topts = *topts;
 	r->copts = *copts;
 	r->revoke = MSEG_REVOKE_ESTABLISHED;
+	r->cache = compile_cache_new();
+	if (!r->cache) {
+		free(r);
+		return NULL;
+	}
 	return r;
+}
+
+void reconciler_cache_clear(struct reconciler *r)
+{
+	compile_cache_clear(r->cache);
+}
+
+const struct compile_cache_stats *reconciler_cache_stats(const struct reconciler *r)
+{
+	return compile_cache_stats(r->cache);
 }
 
 void reconciler_set_cluster(struct reconciler *r, const struct mseg_addr *node_addrs,
@@ -337,6 +359,7 @@ struct reconciler *reconciler_free(struct reconciler *r)
 	rec_names_release(r);
 	rec_events_clear(r);
 	free(r->old_revoke);
+	compile_cache_free(r->cache);
 	free(r);
 	return NULL;
 }
@@ -775,12 +798,19 @@ int reconciler_apply(struct reconciler *r, const struct mseg_policy_set *pols,
 {
 	struct mseg_plan *plan = NULL;
 	struct entries_map map = { 0 };
+	struct compile_opts copts;
 	bool failed = false;
 	int ret;
 
 	rec_events_clear(r);
-	ret = compile_plan((const struct mseg_policy *const *)pols->items, pols->n,
-			   (const struct mseg_endpoint *const *)inv->eps, inv->n, &r->copts, &plan);
+	copts = r->copts;
+	copts.local_only = true;        /* peers are not programmed (below) */
+	/* only the groups this change touched are computed; the others keep
+	 * their arrays (and ids), which ep_plan_from_compiled() then keeps
+	 * without comparing an entry */
+	ret = compile_plan_cached((const struct mseg_policy *const *)pols->items, pols->n,
+				  (const struct mseg_endpoint *const *)inv->eps, inv->n, &copts,
+				  r->cache, &plan);
 	if (ret < 0)
 		return ret;
 	ret = rec_old_revoke_build(r, pols);
@@ -798,11 +828,21 @@ int reconciler_apply(struct reconciler *r, const struct mseg_policy_set *pols,
 		r->eps[i]->seen = false;
 	for (size_t i = 0, hint = 0; i < plan->n_eps; i++) {
 		const struct mseg_ep_plan *p = &plan->eps[i];
-		struct ep_state *s = rec_get(r, p->ep->id, &hint);
+		struct ep_state *s;
 		struct mseg_err err;
 		char msg[1024];
 		bool fresh;
 
+		/* no netns (a pod of another node): a peer that other
+		 * endpoints' rules select, never programmed itself. It has
+		 * no state here: at 150,000 pods a state, a plan copy and a
+		 * log line per peer and reconcile were most of an event's
+		 * cost. Its address changes reach the kernel through the
+		 * entries of the local endpoints that admit it, and the
+		 * revocation walk of those (their old plan against the new). */
+		if (!p->ep->netns)
+			continue;
+		s = rec_get(r, p->ep->id, &hint);
 		if (!s) {
 			ret = -ENOMEM;
 			goto out_free_plan;
@@ -814,13 +854,6 @@ int reconciler_apply(struct reconciler *r, const struct mseg_policy_set *pols,
 		ret = ep_plan_from_compiled(&s->desired, p, &map);
 		if (ret < 0)
 			goto out_free_plan;
-		/* no netns (a pod of another node): a peer that other
-		 * endpoints' rules select, never programmed itself */
-		s->peer = !p->ep->netns;
-		if (s->peer) {
-			ep_state_set_error(s, NULL);
-			continue;
-		}
 		err_clear(&err);
 		fresh = !s->ns || strcmp(s->netns_path, p->ep->netns) != 0;
 		ret = ep_state_open(r, s, p->ep->netns, &err);
@@ -903,7 +936,7 @@ int reconciler_resync(struct reconciler *r, unsigned *ret_repaired)
 bool reconciler_ready(const struct reconciler *r)
 {
 	for (size_t i = 0; i < r->n; i++)
-		if (!r->eps[i]->in_kernel && !r->eps[i]->peer)
+		if (!r->eps[i]->in_kernel)
 			return false;
 	return true;
 }
@@ -938,7 +971,6 @@ int reconciler_ep_status(const struct reconciler *r, size_t i, struct reconcile_
 	ret->name = s->name;
 	ret->ns = s->nsname;
 	ret->programmed = s->in_kernel;
-	ret->peer = s->peer;
 	for (int d = 0; d < MSEG_DIR_COUNT; d++) {
 		ret->isolated[d] = s->desired.dir[d].isolated;
 		ret->mode[d] = s->desired.dir[d].mode;

@@ -1,0 +1,224 @@
+/* Unit tests of the compile cache (mseg/compile/cache.h): random sequences
+ * of changes (endpoint labels, addresses, named ports, namespaces and
+ * namespace labels, endpoints added and removed, policies added, changed
+ * and removed, Service routes), each step compiled incrementally through one cache and in
+ * full without it: the two plans must be byte-identical (isolation, mode,
+ * every entry with its provenance). And what an incremental compile is for:
+ * a direction the change did not touch keeps the previous plan's array
+ * (same pointer, same id), so the reconciler compares nothing there. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mseg/compile/cache.h"
+#include "rand_world.h"
+#include "t.h"
+
+/* Both plans of the same inputs: the same, byte for byte. */
+static bool plans_equal(const struct mseg_plan *inc, const struct mseg_plan *full, char *why,
+			size_t n_why)
+{
+	if (inc->n_eps != full->n_eps) {
+		snprintf(why, n_why, "%zu endpoints, full compile %zu", inc->n_eps, full->n_eps);
+		return false;
+	}
+	for (size_t i = 0; i < inc->n_eps; i++) {
+		const struct mseg_ep_plan *a = &inc->eps[i], *b = &full->eps[i];
+
+		if (strcmp(a->ep->id, b->ep->id) != 0) {
+			snprintf(why, n_why, "endpoint %zu is '%s', full compile '%s'", i, a->ep->id,
+				 b->ep->id);
+			return false;
+		}
+		for (int d = 0; d < MSEG_DIR_COUNT; d++) {
+			const struct mseg_dir_plan *x = &a->dir[d], *y = &b->dir[d];
+
+			if (x->isolated != y->isolated || x->mode != y->mode ||
+			    x->n_entries != y->n_entries ||
+			    (x->n_entries &&
+			     memcmp(x->entries, y->entries, x->n_entries * sizeof(*x->entries)))) {
+				snprintf(why, n_why,
+					 "endpoint '%s' %s: isolated %d/%d mode %d/%d, %zu/%zu entries "
+					 "(incremental/full)",
+					 a->ep->id, d ? "egress" : "ingress", x->isolated, y->isolated,
+					 x->mode, y->mode, x->n_entries, y->n_entries);
+				return false;
+			}
+		}
+	}
+	return true;
+}
+
+/* Service routes towards addresses of the random world (10.60.A/8.10+A%8,
+ * port 8080 + http): two sets, to switch between. */
+static struct mseg_svc_route routes[2][3];
+
+static void routes_init(void)
+{
+	static const int backend[2][3] = { { 0, 3, 9 }, { 3, 12, 20 } };
+
+	for (int v = 0; v < 2; v++) {
+		for (int i = 0; i < 3; i++) {
+			struct mseg_svc_route *rt = &routes[v][i];
+			int a = backend[v][i];
+
+			memset(rt, 0, sizeof(*rt));
+			rt->vip.family = rt->backend.family = 2;   /* AF_INET */
+			memcpy(rt->vip.bytes, (uint8_t[]){ 10, 96, 0, (uint8_t)(1 + i + 3 * v) }, 4);
+			memcpy(rt->backend.bytes, (uint8_t[]){ 10, 60, (uint8_t)(a / 8),
+							      (uint8_t)(10 + a % 8) }, 4);
+			rt->proto = i == 2 ? 17 : 6;
+			rt->port = i == 2 ? 53 : 80;
+			rt->backend_port = i == 2 ? 53 : (uint16_t)(8080 + i);
+		}
+	}
+}
+
+static void random_changes_incremental_equals_full(void)
+{
+	static const struct mseg_addr node = { .family = 2 /* AF_INET */,
+					       .bytes = { 10, 60, 0, 11 } };
+	int failures = 0;
+	uint64_t reused = 0, computed = 0;
+
+	for (uint64_t seed = 1; seed <= 120 && failures == 0; seed++) {
+		struct compile_opts opts = { .default_mode = MSEG_MODE_ENFORCE };
+		struct compile_cache *cc = compile_cache_new();
+		struct compiled prev = { 0 };
+		struct world w;
+
+		rng_state = seed * 0x9e3779b97f4a7c15ULL;
+		world_init(&w);
+		/* the options msegd's reconciler and others use */
+		opts.local_only = rnd(2);
+		opts.default_deny = rnd(4) == 0;
+		opts.expand_max = rnd(3) == 0 ? COMPILE_EXPAND_OFF : rnd(2) ? 0 : 4;
+		if (rnd(2)) {
+			opts.node_addrs = &node;
+			opts.n_node_addrs = 1;
+		}
+		if (rnd(2)) {
+			opts.svc_routes = routes[0];
+			opts.n_svc_routes = 3;
+		}
+		T_CHECK(cc != NULL, "out of memory");
+		for (int step = 0; step <= 40 && cc && failures == 0; step++) {
+			const char *what = step ? world_change(&w) : "start";
+			struct compiled inc;
+			struct mseg_plan *full = NULL;
+			char why[400];
+
+			if (step && rnd(20) == 0) {
+				compile_cache_clear(cc);
+				what = "cache cleared (a resync)";
+			} else if (step && rnd(15) == 0) {
+				opts.svc_routes = opts.svc_routes == routes[0] ? routes[1] : routes[0];
+				opts.n_svc_routes = 3;
+				what = "Service routes changed";
+			}
+			if (world_compile_with(&w, &inc, &opts, cc) < 0) {
+				T_CHECK(0, "seed %llu step %d (%s): does not compile",
+					(unsigned long long)seed, step, what);
+				failures++;
+				break;
+			}
+			T_CHECK(compile_plan((const struct mseg_policy *const *)inc.pols.items,
+					     inc.pols.n,
+					     (const struct mseg_endpoint *const *)inc.inv.eps,
+					     inc.inv.n, &opts, &full) == 0,
+				"full compile failed");
+			if (full && !plans_equal(inc.plan, full, why, sizeof(why))) {
+				T_CHECK(0, "seed %llu step %d (%s): %s", (unsigned long long)seed,
+					step, what, why);
+				failures++;
+			}
+			plan_free(full);
+			/* the previous plan outlives the cache's next compile, as
+			 * in the reconciler */
+			compiled_release(&prev);
+			prev = inc;
+		}
+		reused += compile_cache_stats(cc)->groups_reused;
+		computed += compile_cache_stats(cc)->groups_computed;
+		compiled_release(&prev);
+		compile_cache_free(cc);
+	}
+	/* the sequences did exercise the cache both ways */
+	T_CHECK(reused > 0 && computed > 0, "%llu groups reused, %llu computed",
+		(unsigned long long)reused, (unsigned long long)computed);
+	printf("  %llu groups reused, %llu computed\n", (unsigned long long)reused,
+	       (unsigned long long)computed);
+}
+
+/* The same inputs again: nothing computed, every array the same pointer
+ * and id; a change to one peer's address: only the groups that admit it. */
+static void untouched_directions_keep_their_arrays(void)
+{
+	const struct compile_opts opts = { .default_mode = MSEG_MODE_ENFORCE };
+	struct compile_cache *cc = compile_cache_new();
+	struct compiled a = { 0 }, b = { 0 }, c = { 0 };
+	struct world w;
+	uint64_t computed;
+	size_t same = 0, changed = 0;
+	int victim = -1;
+
+	T_CHECK(cc != NULL, "out of memory");
+	if (!cc)
+		return;
+	rng_state = 77;
+	world_init(&w);
+	for (int i = 0; i < N_POLS; i++)
+		w.pol[i] = i % 4;       /* every policy present */
+	T_CHECK(world_compile_with(&w, &a, &opts, cc) == 0, "compile");
+	computed = compile_cache_stats(cc)->groups_computed;
+	T_CHECK(world_compile_with(&w, &b, &opts, cc) == 0, "compile again");
+	T_CHECK(compile_cache_stats(cc)->groups_computed == computed,
+		"%llu groups computed again for unchanged inputs",
+		(unsigned long long)(compile_cache_stats(cc)->groups_computed - computed));
+	for (size_t i = 0; i < a.plan->n_eps && i < b.plan->n_eps; i++)
+		for (int d = 0; d < MSEG_DIR_COUNT; d++)
+			T_CHECK(a.plan->eps[i].dir[d].entries == b.plan->eps[i].dir[d].entries &&
+					a.plan->eps[i].dir[d].entries_id ==
+						b.plan->eps[i].dir[d].entries_id,
+				"endpoint '%s': a new array for the same inputs",
+				a.plan->eps[i].ep->id);
+
+	/* one present endpoint's IPv4 address moves */
+	for (int i = 0; i < N_EPS && victim < 0; i++)
+		if (w.eps[i].present)
+			victim = i;
+	w.eps[victim].a4 = 2 * N_EPS + 1;
+	T_CHECK(world_compile_with(&w, &c, &opts, cc) == 0, "compile after the change");
+	for (size_t i = 0; i < b.plan->n_eps && i < c.plan->n_eps; i++) {
+		for (int d = 0; d < MSEG_DIR_COUNT; d++) {
+			const struct mseg_dir_plan *x = &b.plan->eps[i].dir[d];
+			const struct mseg_dir_plan *y = &c.plan->eps[i].dir[d];
+			bool eq = x->n_entries == y->n_entries &&
+				  (!x->n_entries ||
+				   memcmp(x->entries, y->entries, x->n_entries * sizeof(*x->entries)) == 0);
+
+			if (x->entries == y->entries && x->entries_id == y->entries_id) {
+				same++;
+				T_CHECK(eq, "endpoint '%s': the same array for changed entries",
+					b.plan->eps[i].ep->id);
+			} else if (!eq) {
+				changed++;
+			}
+		}
+	}
+	T_CHECK(same > 0 && changed > 0, "%zu directions kept their array, %zu changed", same,
+		changed);
+	compiled_release(&a);
+	compiled_release(&b);
+	compile_cache_free(cc);
+	compiled_release(&c);   /* after the cache: a plan may outlive it */
+}
+
+int main(void)
+{
+	routes_init();
+	T_RUN(random_changes_incremental_equals_full);
+	T_RUN(untouched_directions_keep_their_arrays);
+	return t_exit();
+}
