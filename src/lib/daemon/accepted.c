@@ -50,23 +50,7 @@ struct accepted *accepted_free(struct accepted *a)
 
 static size_t ep_index(const struct accepted *a, const char *id, bool *ret_found)
 {
-	size_t lo = 0, hi = a->n_eps;
-
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		int c = strcmp(a->eps[mid].id, id);
-
-		if (c == 0) {
-			*ret_found = true;
-			return mid;
-		}
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	*ret_found = false;
-	return lo;
+	return VEC_STR_INDEX(a->eps, a->n_eps, id, id, ret_found);
 }
 
 const struct accepted_ep *accepted_ep_find(const struct accepted *a, const char *id)

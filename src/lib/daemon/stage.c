@@ -32,23 +32,7 @@ static void stage_key(char *buf, size_t size, const char *ns, const char *name)
 /* Index of @key, or where it would go (*ret_found false). */
 static size_t stage_index(const struct desired *ds, const char *key, bool *ret_found)
 {
-	size_t lo = 0, hi = ds->n_stages;
-
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		int c = strcmp(ds->stages[mid].key, key);
-
-		if (c == 0) {
-			*ret_found = true;
-			return mid;
-		}
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	*ret_found = false;
-	return lo;
+	return VEC_STR_INDEX(ds->stages, ds->n_stages, key, key, ret_found);
 }
 
 const struct stage_entry *desired_stage_find(const struct desired *ds, const char *ns,
