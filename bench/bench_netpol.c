@@ -56,6 +56,7 @@
 #include "mseg/model/policy.h"
 #include "mseg/util/clock.h"
 #include "mseg/util/memtune.h"
+#include "bench_util.h"
 
 #define TARGET_MS 200.0
 #define TARGET_MIB 128.0
@@ -300,39 +301,6 @@ static int run_child(const struct buf *inv_text, const struct buf *pol_text, int
 }
 
 /* ---- the label change (root) ---- */
-
-static void *ns_thread(void *arg)
-{
-	int *fd = arg;
-
-	if (unshare(CLONE_NEWNET) < 0) {
-		*fd = -errno;
-		return NULL;
-	}
-	*fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-	if (*fd < 0)
-		*fd = -errno;
-	return NULL;
-}
-
-/* A new network namespace, private to this process, kept by the fd. */
-static int ns_create(void)
-{
-	pthread_t t;
-	int fd = -EIO;
-
-	if (pthread_create(&t, NULL, ns_thread, &fd))
-		return -EAGAIN;
-	pthread_join(t, NULL);
-	return fd;
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
 
 static double pct_ms(uint64_t *v, size_t n, double p)
 {

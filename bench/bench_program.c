@@ -48,13 +48,7 @@
 #include "mseg/model/policy.h"
 #include "mseg/kernel/reconcile.h"
 #include "kernel/ep_diff.h"
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
+#include "bench_util.h"
 
 static uint64_t pct(uint64_t *v, size_t n, double p)
 {
@@ -66,32 +60,6 @@ static uint64_t pct(uint64_t *v, size_t n, double p)
 }
 
 /* ---- private namespaces ---- */
-
-static void *ns_thread(void *arg)
-{
-	int *fd = arg;
-
-	if (unshare(CLONE_NEWNET) < 0) {
-		*fd = -errno;
-		return NULL;
-	}
-	*fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-	if (*fd < 0)
-		*fd = -errno;
-	return NULL;
-}
-
-/* A new network namespace, kept alive by the returned fd. */
-static int ns_create(void)
-{
-	pthread_t t;
-	int fd = -EIO;
-
-	if (pthread_create(&t, NULL, ns_thread, &fd))
-		return -EAGAIN;
-	pthread_join(t, NULL);
-	return fd;
-}
 
 static void ns_path(int fd, char *buf, size_t size)
 {

@@ -40,45 +40,14 @@
 #include "mseg/kernel/conntrack.h"
 #include "mseg/kernel/nft.h"
 #include "mseg/util/clock.h"
+#include "bench_util.h"
 
 #define PLAN_ENTRIES 1000
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
 
 static uint64_t median(uint64_t *v, size_t n)
 {
 	qsort(v, n, sizeof(*v), cmp_u64);
 	return v[n / 2];
-}
-
-static void *ns_thread(void *arg)
-{
-	int *fd = arg;
-
-	if (unshare(CLONE_NEWNET) < 0) {
-		*fd = -errno;
-		return NULL;
-	}
-	*fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-	if (*fd < 0)
-		*fd = -errno;
-	return NULL;
-}
-
-static int ns_create(void)
-{
-	pthread_t t;
-	int fd = -EIO;
-
-	if (pthread_create(&t, NULL, ns_thread, &fd))
-		return -EAGAIN;
-	pthread_join(t, NULL);
-	return fd;
 }
 
 /* ---- injecting entries over ctnetlink ---- */

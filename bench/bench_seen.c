@@ -28,6 +28,7 @@
 #include "mseg/model/plan.h"
 #include "mseg/model/policy.h"
 #include "mseg/util/clock.h"
+#include "bench_util.h"
 
 static const char pol_text[] =
 	"apiVersion: mseg.io/v1\n"
@@ -41,38 +42,6 @@ static const char pol_text[] =
 	"  allow:\n"
 	"    - {from: peers, to: web, ports: [tcp/80]}\n"
 	"    - {from: web, to: peers, ports: [tcp/443]}\n";
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static void *ns_thread(void *arg)
-{
-	int *fd = arg;
-
-	if (unshare(CLONE_NEWNET) < 0) {
-		*fd = -errno;
-		return NULL;
-	}
-	*fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-	if (*fd < 0)
-		*fd = -errno;
-	return NULL;
-}
-
-static int ns_create(void)
-{
-	pthread_t t;
-	int fd = -EIO;
-
-	if (pthread_create(&t, NULL, ns_thread, &fd))
-		return -EAGAIN;
-	pthread_join(t, NULL);
-	return fd;
-}
 
 /* nft -f @file inside the namespace @nsfd */
 static int nft_load(int nsfd, const char *file)
