@@ -25,6 +25,11 @@
 #   MSEGD_BASELINE=path   another msegd build, measured the same way in the
 #                         same run (ratios printed)
 set -u
+case ${1:-} in
+-h | --help) sed -n '2,/^set -u/{/^#/s/^# \{0,1\}//p}' "$0"; exit 0 ;;
+"") ;;
+*) echo "kube_scale: no arguments (sizes come from the environment; --help)" >&2; exit 2 ;;
+esac
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 PODS=${KUBE_PODS:-150000}
