@@ -1,11 +1,7 @@
 /* libFuzzer target for mseg-cni's input parsers: the network config on
  * stdin (for ADD, CHECK and DEL), CNI_ARGS, prevResult's addresses and
- * version conversion, and msegd's GET /v1/rules answer. Not built by default:
- *
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE \
- *     -Iinclude -Isrc/lib tests/fuzz/fuzz_cni.c src/lib/cni/cni.c src/lib/util/err.c \
- *     -ljansson -o fuzz_cni
- *   ./fuzz_cni -max_len=4096 -max_total_time=60
+ * version conversion, and msegd's GET /v1/rules answer.
+ * Built and run by `make fuzz` (tests/fuzz/run.sh).
  *
  * A crashing input becomes a case in tests/unit/test_cni.c. */
 #include <stddef.h>

@@ -5,13 +5,8 @@
  * copy range), then the packet from the IP header on. The captured part is
  * copied to an exact-size heap buffer, so ASan catches any read past it.
  *
- * Not built by default:
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -std=gnu11 -D_GNU_SOURCE \
- *     -Iinclude tests/fuzz/fuzz_pkt.c src/lib/packet/pkt.c src/lib/packet/flow.c \
- *     $(pkg-config --cflags --libs jansson) -o fuzz_pkt
- *   ./fuzz_pkt -max_len=512 tests/fuzz/corpus_pkt/
- * Regression run of saved inputs without libFuzzer (any C compiler):
- *   cc -DFUZZ_STANDALONE ... -o fuzz_pkt && ./fuzz_pkt FILE...
+ * Built and run by `make fuzz` (tests/fuzz/run.sh), which also replays
+ * the corpus_pkt/ and regress_pkt/ inputs.
  * Crashing inputs go into tests/fuzz/corpus_pkt/ as regression files. */
 #include <stdint.h>
 #include <stdio.h>
@@ -67,23 +62,3 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	free(copy);
 	return 0;
 }
-
-#ifdef FUZZ_STANDALONE
-int main(int argc, char **argv)
-{
-	for (int i = 1; i < argc; i++) {
-		FILE *f = fopen(argv[i], "rb");
-		uint8_t buf[65536];
-		size_t n;
-
-		if (!f) {
-			perror(argv[i]);
-			return 1;
-		}
-		n = fread(buf, 1, sizeof(buf), f);
-		fclose(f);
-		LLVMFuzzerTestOneInput(buf, n);
-	}
-	return 0;
-}
-#endif

@@ -1,12 +1,6 @@
 /* libFuzzer target for the document parsers: policies (YAML and JSON),
- * inventories and endpoint bodies. Not built by default:
- *
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE \
- *     -Iinclude -Isrc/lib tests/fuzz/fuzz_policy.c src/lib/model/ytree.c \
- *     src/lib/model/policy.c src/lib/model/inventory.c src/lib/model/names.c \
- *     src/lib/util/err.c src/lib/util/arena.c \
- *     -lyaml -o fuzz_policy
- *   ./fuzz_policy -max_len=4096 tests/bad
+ * inventories and endpoint bodies.
+ * Built and run by `make fuzz` (tests/fuzz/run.sh).
  *
  * Crashing inputs become regression files in tests/bad/ (with a .err). */
 #include <stddef.h>

@@ -5,13 +5,8 @@
  * Input: one byte choosing the chunk size (1-256) and one the line limit
  * (64 << (b % 8) bytes), then the stream.
  *
- * Not built by default:
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -std=gnu11 -D_GNU_SOURCE \
- *     -Iinclude -Isrc/lib tests/fuzz/fuzz_watch.c src/lib/kube/watch.c src/lib/util/err.c \
- *     $(pkg-config --cflags --libs jansson) -o fuzz_watch
- *   ./fuzz_watch -max_len=4096 tests/fuzz/corpus_watch/
- * Regression run of saved inputs without libFuzzer (any C compiler):
- *   cc -DFUZZ_STANDALONE ... -o fuzz_watch && ./fuzz_watch FILE...
+ * Built and run by `make fuzz` (tests/fuzz/run.sh), which also replays
+ * the corpus_watch/ and regress_watch/ inputs.
  * Crashing inputs go into tests/fuzz/corpus_watch/ as regression files. */
 #include <errno.h>
 #include <stdint.h>
@@ -70,23 +65,3 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	kube_watch_parser_release(&p);
 	return 0;
 }
-
-#ifdef FUZZ_STANDALONE
-int main(int argc, char **argv)
-{
-	for (int i = 1; i < argc; i++) {
-		FILE *f = fopen(argv[i], "rb");
-		uint8_t buf[65536];
-		size_t n;
-
-		if (!f) {
-			perror(argv[i]);
-			return 1;
-		}
-		n = fread(buf, 1, sizeof(buf), f);
-		fclose(f);
-		LLVMFuzzerTestOneInput(buf, n);
-	}
-	return 0;
-}
-#endif
