@@ -63,6 +63,7 @@ not() { ! "$@"; }
 metric() { mseg_api /metrics | awk -v m="$1" '$1 == m {print $2}'; }
 client_nft() { t_nft_rules client; }
 vip_in_set() { client_nft | grep -q "10.96.0.10 . tcp . 80"; }
+kube_routes_are() { [ "$(mseg_api /v1/status | jq '.kubernetes.service_routes')" = "$1" ]; }
 
 t_check "stand-in starts" kube_standin_start
 t_check "stand-in refuses an invalid EndpointSlice (422)" \
@@ -140,6 +141,22 @@ t_check "only element updates, no table replace" \
 t_check "back to db-0" kube_apply "$(kube_slice db-1 db 10.201.0.3 true 5432)"
 kube_proxy 10.96.0.10:80=10.201.0.3:5432 10.96.0.11:80=10.201.0.4:5432
 t_check "client -> db's VIP allowed again" eventually t_tcp client 10.96.0.10 80
+# a LoadBalancer's ingress address: kube-proxy translates it on the node as
+# it does the ClusterIP (ipMode VIP, the default), so it is a VIP too; with
+# ipMode Proxy the balancer forwards, and the node does not translate it
+kube_proxy 10.96.0.10:80=10.201.0.3:5432 10.96.0.11:80=10.201.0.4:5432 10.96.9.9:80=10.201.0.3:5432
+kube_lb() { # MODE: Service db, type LoadBalancer, ingress 10.96.9.9 (MODE "" = no ipMode)
+	local m=
+	[ -n "$1" ] && m=",\"ipMode\":\"$1\""
+	printf '{"apiVersion":"v1","kind":"Service","metadata":{"name":"db","namespace":"shop"},"spec":{"type":"LoadBalancer","clusterIP":"10.96.0.10","clusterIPs":["10.96.0.10"],"ports":[{"name":"pg","port":80,"targetPort":5432,"protocol":"TCP"}]},"status":{"loadBalancer":{"ingress":[{"ip":"10.96.9.9"%s},{"hostname":"lb.example.com"}]}}}' "$m"
+}
+t_check_not "client -> 10.96.9.9:80 refused before it is db's balancer address" t_tcp client 10.96.9.9 80
+t_check "Service db becomes a LoadBalancer with ingress 10.96.9.9" kube_apply "$(kube_lb "")"
+t_check "client -> 10.96.9.9:80 (the balancer's address) allowed" eventually t_tcp client 10.96.9.9 80
+t_check "status: 3 service routes" eventually kube_routes_are 3
+t_check "ipMode Proxy: the balancer forwards" kube_apply "$(kube_lb Proxy)"
+t_check "client -> 10.96.9.9:80 refused (not a VIP any more)" eventually not t_tcp client 10.96.9.9 80
+t_check "client -> db's ClusterIP still allowed" t_tcp client 10.96.0.10 80
 t_check "Service db deleted" kube_delete "$(kube_svc db 10.96.0.10 80 5432)"
 t_check "client -> db's VIP refused (the node still translates it)" eventually not t_tcp client 10.96.0.10 80
 t_check "msegd exits cleanly on SIGTERM (sanitizers: no leak)" t_msegd_stop

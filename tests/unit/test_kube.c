@@ -592,7 +592,11 @@ static void test_cluster_build(void)
 		  "\"clusterIP\":\"None\",\"ports\":[{\"port\":80}]}}");
 	store_put(svcs, "shop/dns", kube_service_trim,
 		  "{\"metadata\":{\"name\":\"dns\",\"namespace\":\"shop\"},\"spec\":{"
-		  "\"clusterIP\":\"10.96.0.53\",\"ports\":[{\"port\":53,\"protocol\":\"UDP\"}]}}");
+		  "\"clusterIP\":\"10.96.0.53\",\"type\":\"LoadBalancer\",\"ports\":[{\"port\":53,"
+		  "\"protocol\":\"UDP\"}]},\"status\":{\"loadBalancer\":{\"ingress\":["
+		  "{\"ip\":\"203.0.113.53\"},{\"ip\":\"203.0.113.54\",\"ipMode\":\"Proxy\"},"
+		  "{\"hostname\":\"lb.example.com\"},{\"ip\":\"203.0.113.55\",\"ipMode\":\"VIP\"},"
+		  "{\"ip\":\"10.96.0.53\"}]}}}");
 	store_put(slices, "shop/db-abc", kube_slice_trim,
 		  "{\"metadata\":{\"name\":\"db-abc\",\"namespace\":\"shop\",\"labels\":"
 		  "{\"kubernetes.io/service-name\":\"db\",\"x\":\"y\"}},\"addressType\":\"IPv4\","
@@ -647,6 +651,7 @@ static void test_cluster_build(void)
 		"10.96.0.53:53/17>10.0.0.53:5353 "
 		"198.51.100.5:80/6>10.0.0.3:5432 198.51.100.5:80/6>10.0.0.5:5432 "
 		"198.51.100.5:9187/6>10.0.0.3:9187 198.51.100.5:9187/6>10.0.0.5:9187 "
+		"203.0.113.53:53/17>10.0.0.53:5353 203.0.113.55:53/17>10.0.0.53:5353 "
 		"fd00:96::10:80/6>fd00::3:5432 fd00:96::10:9187/6>fd00::3:9187");
 	kube_cluster_release(&cl);
 	kube_build_errs_release(&errs);
@@ -654,14 +659,23 @@ static void test_cluster_build(void)
 	/* another node's name: none of n1's addresses; a bad VIP is said */
 	store_put(svcs, "shop/bad", kube_service_trim,
 		  "{\"metadata\":{\"name\":\"bad\",\"namespace\":\"shop\"},\"spec\":{"
-		  "\"clusterIPs\":[\"10.96.0.300\"],\"ports\":[{\"port\":80}]}}");
+		  "\"clusterIPs\":[\"10.96.0.300\"],\"ports\":[{\"port\":80}]},"
+		  "\"status\":{\"loadBalancer\":{\"ingress\":[{\"hostname\":\"h\"},{\"ip\":\"lb\"}]}}}");
 	r = kube_cluster_build(nodes, svcs, slices, "n2", &cl, &errs);
 	T_CHECK(r == 0 && cl.n_node_addrs == 1, "n2: %zu addresses", cl.n_node_addrs);
-	T_CHECK(errs.n == 2 && (strstr(errs.lines[0], "kubernetes:services/shop/bad: "
-						  "spec.clusterIPs[0]: '10.96.0.300'") ||
-				strstr(errs.lines[1], "kubernetes:services/shop/bad: "
-						      "spec.clusterIPs[0]: '10.96.0.300'")),
-		"%zu errors: %s", errs.n, errs.n ? errs.lines[0] : "");
+	{
+		bool vip_said = false, lb_said = false;
+
+		for (size_t i = 0; i < errs.n; i++) {
+			vip_said |= strstr(errs.lines[i], "kubernetes:services/shop/bad: "
+					   "spec.clusterIPs[0]: '10.96.0.300'") != NULL;
+			lb_said |= strstr(errs.lines[i], "kubernetes:services/shop/bad: "
+					  "status.loadBalancer.ingress[1].ip: 'lb' is not an IPv4 "
+					  "or IPv6 address") != NULL;
+		}
+		T_CHECK(errs.n == 3 && vip_said && lb_said, "%zu errors: %s", errs.n,
+			errs.n ? errs.lines[0] : "");
+	}
 	kube_cluster_release(&cl);
 	kube_build_errs_release(&errs);
 	/* what is kept of a slice */

@@ -65,6 +65,24 @@ json_t *kube_service_trim(json_t *svc)
 	copy_key(t, spec, "clusterIP");
 	copy_key(t, spec, "clusterIPs");
 	copy_key(t, spec, "externalIPs");
+	/* a LoadBalancer's addresses (status.loadBalancer.ingress): the ip
+	 * and its ipMode; a hostname-only ingress has no address to keep */
+	{
+		json_t *lb = json_array(), *in;
+
+		json_array_foreach(json_object_get(json_object_get(json_object_get(svc, "status"),
+								   "loadBalancer"), "ingress"), i, in) {
+			json_t *q = json_object();
+
+			copy_key(q, in, "ip");
+			copy_key(q, in, "ipMode");
+			json_array_append_new(lb, q);
+		}
+		if (json_array_size(lb))
+			json_object_set_new(t, "loadBalancerIngress", lb);
+		else
+			json_decref(lb);
+	}
 	ports = json_array();
 	json_array_foreach(json_object_get(spec, "ports"), i, p) {
 		json_t *q = json_object();
@@ -235,7 +253,21 @@ struct routes {
 	size_t n, cap;
 };
 
-/* The Service's virtual addresses: clusterIPs (or clusterIP), externalIPs
+static int vips_add(struct mseg_addr **vips, size_t *n, size_t *cap, const struct mseg_addr *a)
+{
+	for (size_t i = 0; i < *n; i++)
+		if (addr_eq(&(*vips)[i], a))
+			return 0;   /* an external IP that is also the balancer's */
+	if (VEC_RESERVE(*vips, *cap, *n + 1) < 0)
+		return -ENOMEM;
+	(*vips)[(*n)++] = *a;
+	return 0;
+}
+
+/* The Service's virtual addresses: clusterIPs (or clusterIP), externalIPs,
+ * and the LoadBalancer ingress addresses that kube-proxy translates on the
+ * node (ipMode VIP, the default; with ipMode Proxy, traffic goes to the
+ * balancer itself and leaves the node with its address)
  * (*ret_vips allocated). 0 or -ENOMEM. */
 static int svc_vips(const char *key, json_t *svc, struct mseg_addr **ret_vips, size_t *ret_n,
 		    struct kube_build_errs *errs)
@@ -262,14 +294,31 @@ static int svc_vips(const char *key, json_t *svc, struct mseg_addr **ret_vips, s
 					 s ? s : "");
 				continue;
 			}
-			if (VEC_RESERVE(vips, cap, n + 1) < 0) {
+			if (vips_add(&vips, &n, &cap, &a) < 0) {
 				json_decref(tmp);
 				free(vips);
 				return -ENOMEM;
 			}
-			vips[n++] = a;
 		}
 		json_decref(tmp);
+	}
+	json_array_foreach(json_object_get(svc, "loadBalancerIngress"), i, v) {
+		const char *s = json_string_value(json_object_get(v, "ip"));
+		const char *mode = json_string_value(json_object_get(v, "ipMode"));
+		struct mseg_addr a;
+
+		if (!json_object_get(v, "ip") || (mode && strcmp(mode, "VIP") != 0))
+			continue;   /* a hostname; or the balancer proxies (ipMode Proxy) */
+		if (!s || addr_parse(s, &a) < 0) {
+			errs_add(errs, "kubernetes:services/%s: status.loadBalancer.ingress[%zu].ip: "
+				 "'%.100s' is not an IPv4 or IPv6 address (left out)", key, i,
+				 s ? s : "");
+			continue;
+		}
+		if (vips_add(&vips, &n, &cap, &a) < 0) {
+			free(vips);
+			return -ENOMEM;
+		}
 	}
 	*ret_vips = vips;
 	*ret_n = n;
