@@ -224,8 +224,30 @@ static void test_config_file_errors(void)
 	}
 }
 
+/* The Kubernetes reconcile pace: a burst waits the debounce; after a long
+ * reconcile, the next starts KUBE_PACE_FACTOR durations after its end. */
+static void test_kube_pace(void)
+{
+	const uint64_t ms = 1000000;
+
+	T_CHECK(daemon_kube_delay_ms(0, 0, 5 * ms, 10) == 10, "no reconcile yet: the debounce");
+	T_CHECK(daemon_kube_delay_ms(100 * ms, 1 * ms, 101 * ms, 10) == 10,
+		"a 1 ms reconcile: the debounce");
+	T_CHECK(daemon_kube_delay_ms(100 * ms, 50 * ms, 100 * ms, 10) == 4 * 50,
+		"right after a 50 ms reconcile: %llu ms",
+		(unsigned long long)daemon_kube_delay_ms(100 * ms, 50 * ms, 100 * ms, 10));
+	T_CHECK(daemon_kube_delay_ms(100 * ms, 50 * ms, 250 * ms, 10) == 50,
+		"150 ms after it: the rest, 50 ms");
+	T_CHECK(daemon_kube_delay_ms(100 * ms, 50 * ms, 299 * ms, 10) == 10,
+		"1 ms left: still the debounce");
+	T_CHECK(daemon_kube_delay_ms(100 * ms, 50 * ms, 400 * ms, 10) == 10, "long after: debounce");
+	T_CHECK(daemon_kube_delay_ms(100 * ms, 2000 * ms, 100 * ms, 10) == KUBE_PACE_MAX_MS,
+		"never more than KUBE_PACE_MAX_MS");
+}
+
 int main(void)
 {
+	T_RUN(test_kube_pace);
 	T_RUN(test_defaults_and_flags);
 	T_RUN(test_flow_log_default);
 	T_RUN(test_bad_flags);

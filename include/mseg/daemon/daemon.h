@@ -76,6 +76,18 @@ int daemon_run(struct daemon *d);
  * some endpoints failed (see the reconciler's status), or -errno. */
 int daemon_reconcile(struct daemon *d);
 
+/* How long the Kubernetes watcher's changes wait before their reconcile
+ * (pure): @debounce_ms, so that a burst of events is one reconcile; under
+ * a steady stream, until the loop has spent KUBE_PACE_FACTOR times the
+ * last reconcile's duration (@last_cost_ns, ended at @last_end_ns; 0: none
+ * yet) on other work since it ended, so that reconciles take at most
+ * 1 / (1 + KUBE_PACE_FACTOR) of a core whatever the cluster's size; never
+ * more than KUBE_PACE_MAX_MS. */
+#define KUBE_PACE_FACTOR 4
+#define KUBE_PACE_MAX_MS 1000
+uint64_t daemon_kube_delay_ms(uint64_t last_end_ns, uint64_t last_cost_ns, uint64_t now_ns,
+			      uint64_t debounce_ms);
+
 /* The parts other modules (the REST API) are given. */
 struct evloop *daemon_loop(struct daemon *d);
 struct desired *daemon_desired(struct daemon *d);

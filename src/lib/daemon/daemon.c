@@ -53,6 +53,7 @@ struct daemon {
 	struct evloop_source *kube_timer;   /* debounces the watcher's changes */
 	bool kube_waiting_said;
 	bool kube_pending;            /* kube_timer armed */
+	uint64_t rec_end_ns, rec_cost_ns;   /* the last reconcile: its end and duration */
 	/* what the reconciler compiles with (reconciler_set_cluster): the
 	 * --node-addr flags and the Node object's addresses, the Services */
 	struct mseg_addr *node_addrs;
@@ -502,6 +503,8 @@ int daemon_reconcile(struct daemon *d)
 			  (double)(clock_mono_ns() - t0) / 1e6, v.inv.n, v.pols.n,
 			  (double)t_apply / 1e6);
 	desired_view_release(&v);
+	d->rec_end_ns = clock_mono_ns();
+	d->rec_cost_ns = d->rec_end_ns - t0;
 	return r;
 }
 
@@ -645,6 +648,19 @@ static int daemon_split_endpoints_path(struct daemon *d)
 	return 0;
 }
 
+uint64_t daemon_kube_delay_ms(uint64_t last_end_ns, uint64_t last_cost_ns, uint64_t now_ns,
+			      uint64_t debounce_ms)
+{
+	uint64_t ready = last_end_ns + KUBE_PACE_FACTOR * last_cost_ns, ms;
+
+	if (!last_end_ns || ready <= now_ns)
+		return debounce_ms;
+	ms = (ready - now_ns + 999999) / 1000000;
+	if (ms < debounce_ms)
+		return debounce_ms;
+	return ms > KUBE_PACE_MAX_MS ? KUBE_PACE_MAX_MS : ms;
+}
+
 static void on_kube_timer(struct evloop_source *src, uint32_t events, void *data)
 {
 	struct daemon *d = data;
@@ -659,10 +675,14 @@ static void on_kube_changed(void *data)
 	int r;
 
 	/* armed once per batch, not pushed back by each event: a steady
-	 * stream of events still reconciles every KUBE_DEBOUNCE_MS */
+	 * stream of events still reconciles every KUBE_DEBOUNCE_MS, or, when
+	 * reconciles are long, at the pace that keeps them to their share */
 	if (d->kube_pending)
 		return;
-	r = evloop_timer_arm(d->kube_timer, KUBE_DEBOUNCE_MS, 0);
+	r = evloop_timer_arm(d->kube_timer,
+				 daemon_kube_delay_ms(d->rec_end_ns, d->rec_cost_ns,
+						      clock_mono_ns(), KUBE_DEBOUNCE_MS),
+				 0);
 	if (r < 0)
 		log_error("cannot arm the kubernetes timer: %s", strerror(-r));
 	else
