@@ -130,16 +130,56 @@ struct entries_map {
 	const struct mseg_entry **from;
 	struct mseg_entry **to;
 	size_t cap;                   /* a power of two */
+	size_t n;
 };
 
+/* Sized for @n_arrays, and grown as arrays come: a plan of 150,000
+ * endpoints of which 110 have a table has a few hundred arrays. */
 static int entries_map_init(struct entries_map *m, size_t n_arrays)
 {
 	m->cap = 16;
 	while (m->cap < 2 * n_arrays)
 		m->cap *= 2;
+	m->n = 0;
 	m->from = calloc(m->cap, sizeof(*m->from));
 	m->to = calloc(m->cap, sizeof(*m->to));
 	return m->from && m->to ? 0 : -ENOMEM;
+}
+
+static size_t entries_map_slot(const struct entries_map *m, const struct mseg_entry *src)
+{
+	size_t i = ((uintptr_t)src / sizeof(*src) * 0x9E3779B97F4A7C15ull) & (m->cap - 1);
+
+	while (m->from[i] && m->from[i] != src)
+		i = (i + 1) & (m->cap - 1);
+	return i;
+}
+
+/* Twice the room, the pairs moved over. -ENOMEM (the map unchanged). */
+static int entries_map_grow(struct entries_map *m)
+{
+	struct entries_map g = { .cap = m->cap * 2, .n = m->n };
+
+	g.from = calloc(g.cap, sizeof(*g.from));
+	g.to = calloc(g.cap, sizeof(*g.to));
+	if (!g.from || !g.to) {
+		free(g.from);
+		free(g.to);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < m->cap; i++) {
+		size_t k;
+
+		if (!m->from[i])
+			continue;
+		k = entries_map_slot(&g, m->from[i]);
+		g.from[k] = m->from[i];
+		g.to[k] = m->to[i];
+	}
+	free(m->from);
+	free(m->to);
+	*m = g;
+	return 0;
 }
 
 static void entries_map_release(struct entries_map *m)
@@ -162,13 +202,17 @@ static struct mseg_entry *entries_map_get(struct entries_map *m, const struct ms
 					  size_t n, uint64_t src_id, struct mseg_entry *prev,
 					  size_t n_prev, uint64_t prev_id)
 {
-	size_t i = ((uintptr_t)src / sizeof(*src) * 0x9E3779B97F4A7C15ull) & (m->cap - 1);
 	struct entries_buf *b;
+	size_t i = entries_map_slot(m, src);
 
-	while (m->from[i] && m->from[i] != src)
-		i = (i + 1) & (m->cap - 1);
 	if (m->from[i])
 		return m->to[i];
+	if (2 * (m->n + 1) > m->cap) {
+		if (entries_map_grow(m) < 0)
+			return NULL;
+		i = entries_map_slot(m, src);
+	}
+	m->n++;
 	if (prev && n_prev == n &&
 	    ((src_id && src_id == prev_id) || memcmp(prev, src, n * sizeof(*src)) == 0)) {
 		m->from[i] = src;
@@ -819,7 +863,7 @@ int reconciler_apply(struct reconciler *r, const struct mseg_policy_set *pols,
 	ret = rec_names_build(r, pols);
 	if (ret < 0)
 		goto out_free_plan;
-	ret = entries_map_init(&map, plan->n_eps * MSEG_DIR_COUNT);
+	ret = entries_map_init(&map, (r->n + 1) * MSEG_DIR_COUNT);
 	if (ret < 0)
 		goto out_free_plan;
 	r->pols = pols;
