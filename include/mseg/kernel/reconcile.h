@@ -30,6 +30,11 @@ struct reconcile_stats {
 	uint64_t conntrack_revoked;   /* established connections cut (entries deleted) */
 	uint64_t conntrack_failures;  /* walks or deletes that failed */
 	uint64_t conntrack_walk_ns;   /* time spent walking and deleting */
+	/* The last reconciler_apply(), from its call: to its return, and to
+	 * the kernel's ack of its last batch (every namespace then has its
+	 * rules; 0 when it sent none). */
+	uint64_t last_apply_ns;
+	uint64_t last_apply_ack_ns;
 };
 
 /* Per-endpoint status for the API and readiness. */
