@@ -28,7 +28,7 @@
  * pods (500; 10 of the local ones) get new entries. Timed, --label-reps
  * times, alternating: reconciler_apply() with the relabelled inventory
  * (compile, diff, one element batch per changed namespace, then the
- * conntrack walk of each namespace that lost allows), from its call to the
+ * conntrack walks of the namespaces that lost allows), from its call to the
  * kernel's ack of its last batch (reconcile_stats.last_apply_ack_ns: every
  * namespace has its new rules) and to its return. Baseline side by side, each repetition:
  * the same change as a full replace (compile, then ep_table_replace() of

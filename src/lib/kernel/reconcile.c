@@ -38,7 +38,8 @@ struct ep_state {
 	bool in_kernel;
 	bool seen;                    /* in the current apply's plan */
 	char *error;
-	/* between the endpoint's batch and its conntrack walk: the plan the
+	/* between the endpoint's batch and its conntrack walk, which comes
+	 * after every namespace's batch (reconciler_apply): the plan the
 	 * kernel held before (s->ips are still the addresses of then), which
 	 * directions lost allows, and the endpoint in the plan being applied */
 	bool revoke_pending;
@@ -656,7 +657,8 @@ static enum mseg_revoke rec_dir_default(const struct reconciler *r,
 
 /* Right after s->kernel (the old plan) was replaced in the kernel by
  * s->desired: did a direction lose allows? Then keep the old plan (and the
- * addresses of then, s->ips) for the walk. */
+ * addresses of then, s->ips) for the walk, which reconciler_apply() makes
+ * once every namespace has its batch. */
 static void ep_state_revoke_prepare(struct ep_state *s, const struct mseg_endpoint *ep)
 {
 	bool any = false;
@@ -731,8 +733,8 @@ out_release:
 }
 
 /* Bring one endpoint's namespace to s->desired. When @ep is given and the
- * kernel held an older plan, connections that lost their allow are
- * revoked. */
+ * kernel held an older plan, connections that lost their allow are to be
+ * revoked: ep_state_revoke() walks them later (s->revoke_pending). */
 static int ep_state_program(struct reconciler *r, struct ep_state *s,
 			    const struct mseg_endpoint *ep, bool verify_first)
 {
@@ -800,7 +802,6 @@ static int ep_state_program(struct reconciler *r, struct ep_state *s,
 	}
 	if (ep && s->in_kernel)
 		ep_state_revoke_prepare(s, ep);
-	ep_state_revoke(r, s);
 	if (ep && !s->revoke_pending)
 		ep_state_set_ips(s, ep);
 	ep_plan_share(&s->kernel, &s->desired);
@@ -925,6 +926,9 @@ int reconciler_apply(struct reconciler *r, const struct mseg_policy_set *pols,
 	ret = failed ? -EIO : 0;
 
 out_free_plan:
+	/* Every namespace has its batch (or failed, or an error stopped us
+	 * midway): only now the conntrack walks of the endpoints that lost
+	 * allows, so that no namespace's rules wait for another's walk. */
 	r->stats.last_apply_ack_ns = r->last_ack_ns ? r->last_ack_ns - t_start : 0;
 	for (size_t i = 0; i < r->n; i++)
 		ep_state_revoke(r, r->eps[i]);
