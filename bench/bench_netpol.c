@@ -362,8 +362,9 @@ static int label_bench(const struct buf *pol_text, int reps)
 	struct reconciler *rc = NULL;
 	struct reconcile_stats st0;
 	const struct reconcile_stats *st;
-	uint64_t *t_upd = calloc(7 * (size_t)reps, sizeof(uint64_t)), *k_upd, *t_rep, *k_rep, *c_rep;
-	uint64_t *o_upd, *a_upd;
+	uint64_t *t_upd = calloc(11 * (size_t)reps, sizeof(uint64_t)), *k_upd, *t_rep, *k_rep, *c_rep;
+	uint64_t *o_upd, *a_upd, *by_dir[2][2];   /* [removing, adding][whole, to the last ack] */
+	size_t n_dir[2] = { 0, 0 };
 	struct compile_cache_stats cs0;
 	const struct compile_cache_stats *cs;
 	int fds[2 * LOCAL_EPS], rv = 1, r;
@@ -378,6 +379,10 @@ static int label_bench(const struct buf *pol_text, int reps)
 	c_rep = k_rep + reps;
 	o_upd = c_rep + reps;
 	a_upd = o_upd + reps;
+	by_dir[0][0] = a_upd + reps;
+	by_dir[0][1] = by_dir[0][0] + reps;
+	by_dir[1][0] = by_dir[0][1] + reps;
+	by_dir[1][1] = by_dir[1][0] + reps;
 	for (int i = 0; i < 2 * LOCAL_EPS; i++) {
 		fds[i] = ns_create();
 		if (fds[i] < 0) {
@@ -436,6 +441,9 @@ static int label_bench(const struct buf *pol_text, int reps)
 		k_upd[i] = st->batch_ns_total - b0;
 		o_upd[i] = t_upd[i] - k_upd[i];
 		a_upd[i] = st->last_apply_ack_ns;
+		/* to team-none: ns-057's pods leave the policies' peers */
+		by_dir[!to][0][n_dir[!to]] = t_upd[i];
+		by_dir[!to][1][n_dir[!to]++] = a_upd[i];
 		if (r < 0) {
 			fprintf(stderr, "bench_netpol: reconcile: %s\n", strerror(-r));
 			goto out;
@@ -460,6 +468,14 @@ static int label_bench(const struct buf *pol_text, int reps)
 	       pct_ms(k_upd, (size_t)reps, 0.5));
 	printf("%-38s %9.1f %9.1f\n", "  to the last kernel ack",
 	       pct_ms(a_upd, (size_t)reps, 0.5), pct_ms(a_upd, (size_t)reps, 0.99));
+	for (int d = 0; d < 2; d++) {
+		if (!n_dir[d])
+			continue;
+		printf("%-38s %9.1f %9.1f\n", d ? "  adding entries (whole call)" : "  removing entries (whole call)",
+		       pct_ms(by_dir[d][0], n_dir[d], 0.5), pct_ms(by_dir[d][0], n_dir[d], 0.99));
+		printf("%-38s %9.1f %9.1f\n", "    to the last kernel ack",
+		       pct_ms(by_dir[d][1], n_dir[d], 0.5), pct_ms(by_dir[d][1], n_dir[d], 0.99));
+	}
 	printf("%-38s %9.1f %9.1f\n", "  of it ours (all but the batches)",
 	       pct_ms(o_upd, (size_t)reps, 0.5), pct_ms(o_upd, (size_t)reps, 0.99));
 	printf("%-38s %9.1f %9.1f %15.2f\n", "full replace (baseline)",
@@ -472,13 +488,14 @@ static int label_bench(const struct buf *pol_text, int reps)
 	       pct_ms(t_rep, (size_t)reps, 0.99) / pct_ms(t_upd, (size_t)reps, 0.99),
 	       pct_ms(k_rep, (size_t)reps, 0.5) / pct_ms(k_upd, (size_t)reps, 0.5));
 	printf("label changes sent %" PRIu64 " table replaces, %" PRIu64 " element batches "
-	       "(+%" PRIu64 " -%" PRIu64 " elements), %" PRIu64 " conntrack walks (%.1f ms per change); "
-	       "resync afterwards repaired %u tables\n",
+	       "(+%" PRIu64 " -%" PRIu64 " elements), %" PRIu64 " conntrack walks (%.1f ms per change), "
+	       "%" PRIu64 " skipped (empty tables); resync afterwards repaired %u tables\n",
 	       st->replaces - st0.replaces, st->updates - st0.updates,
 	       st->elements_added - st0.elements_added,
 	       st->elements_deleted - st0.elements_deleted,
 	       st->conntrack_walks - st0.conntrack_walks,
-	       (double)(st->conntrack_walk_ns - st0.conntrack_walk_ns) / 1e6 / reps, repaired);
+	       (double)(st->conntrack_walk_ns - st0.conntrack_walk_ns) / 1e6 / reps,
+	       st->conntrack_walks_skipped - st0.conntrack_walks_skipped, repaired);
 	printf("compile cache: %.1f groups computed and %.1f reused per change (of %zu kept)\n",
 	       (double)(cs->groups_computed - cs0.groups_computed) / reps,
 	       (double)(cs->groups_reused - cs0.groups_reused) / reps, cs->groups_kept);

@@ -27,6 +27,7 @@ struct reconcile_stats {
 	uint64_t elements_added, elements_deleted;
 	uint64_t batch_ns_total;  /* wall time spent in batches */
 	uint64_t conntrack_walks;     /* conntrack tables walked after a lost allow */
+	uint64_t conntrack_walks_skipped; /* ... not walked: the namespace had no entry */
 	uint64_t conntrack_revoked;   /* established connections cut (entries deleted) */
 	uint64_t conntrack_failures;  /* walks or deletes that failed */
 	uint64_t conntrack_walk_ns;   /* time spent walking and deleting */
@@ -57,8 +58,9 @@ struct reconciler *reconciler_free(struct reconciler *r);
 /* What happens to established connections whose allow a change removes,
  * for policies without spec.revoke (msegd --revoke; default established):
  * ESTABLISHED cuts them (their conntrack entries in the endpoint's
- * namespace are deleted once every namespace of the change has its batch),
- * NEW_ONLY leaves them running. */
+ * namespace are deleted once every namespace of the change has its batch;
+ * a namespace whose conntrack table is empty is not walked), NEW_ONLY
+ * leaves them running. */
 void reconciler_set_revoke(struct reconciler *r, enum mseg_revoke revoke);
 
 /* Replace compile_opts.node_addrs and svc_routes (not copied: they must

@@ -677,9 +677,11 @@ static void ep_state_revoke_prepare(struct ep_state *s, const struct mseg_endpoi
 }
 
 /* The walk ep_state_revoke_prepare() decided on: cut what lost its allow,
- * then the endpoint's addresses become those of its new table. A failure
- * is reported (event, metric), never fatal: the rules are in place, and new
- * connections are refused either way. */
+ * then the endpoint's addresses become those of its new table. A namespace
+ * whose conntrack table is empty is not walked (a dump iterates the
+ * conntrack hash of every namespace; the count is the namespace's own). A
+ * failure is reported (event, metric), never fatal: the rules are in place,
+ * and new connections are refused either way. */
 static void ep_state_revoke(struct reconciler *r, struct ep_state *s)
 {
 	const struct mseg_endpoint *ep = s->revoke_ep;
@@ -688,11 +690,16 @@ static void ep_state_revoke(struct reconciler *r, struct ep_state *s)
 	struct ct_walk_stats st;
 	struct mseg_err err;
 	char msg[1024];
+	uint32_t entries;
 	int ret;
 
 	if (!s->revoke_pending)
 		return;
 	s->revoke_pending = false;
+	if (conntrack_count(s->ns, &entries, NULL) == 0 && entries == 0) {
+		r->stats.conntrack_walks_skipped++;
+		goto out_release;
+	}
 	/* one lookup per conntrack entry: index the new entries (without
 	 * memory for it, the linear lookup gives the same answers) */
 	for (int d = 0; d < MSEG_DIR_COUNT; d++) {
