@@ -30,10 +30,12 @@
  * (compile, diff, one element batch per changed namespace, then the
  * conntrack walks of the namespaces that lost allows), from its call to the
  * kernel's ack of its last batch (reconcile_stats.last_apply_ack_ns: every
- * namespace has its new rules) and to its return. Baseline side by side, each repetition:
- * the same change as a full replace (compile, then ep_table_replace() of
- * every local table). Prints p50/p99 of both and their ratio, the kernel's
- * part, and that the label changes sent no table replace. */
+ * namespace has its new rules) and to its return. Baseline side by side,
+ * each repetition: the same change as a full replace (compile, then
+ * ep_table_replace() of every local table). Prints p50/p99 of both and their ratio, the kernel's
+ * part (the batches: building, sending, acks), the changes that remove
+ * entries and those that add them apart, the conntrack walks made and
+ * skipped, and that the label changes sent no table replace. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -362,8 +364,9 @@ static int label_bench(const struct buf *pol_text, int reps)
 	struct reconciler *rc = NULL;
 	struct reconcile_stats st0;
 	const struct reconcile_stats *st;
-	uint64_t *t_upd = calloc(11 * (size_t)reps, sizeof(uint64_t)), *k_upd, *t_rep, *k_rep, *c_rep;
-	uint64_t *o_upd, *a_upd, *by_dir[2][2];   /* [removing, adding][whole, to the last ack] */
+	uint64_t *t_upd = calloc(13 * (size_t)reps, sizeof(uint64_t)), *k_upd, *t_rep, *k_rep, *c_rep;
+	/* [removing, adding][whole, to the last ack, the batches] */
+	uint64_t *o_upd, *a_upd, *by_dir[2][3];
 	size_t n_dir[2] = { 0, 0 };
 	struct compile_cache_stats cs0;
 	const struct compile_cache_stats *cs;
@@ -381,8 +384,10 @@ static int label_bench(const struct buf *pol_text, int reps)
 	a_upd = o_upd + reps;
 	by_dir[0][0] = a_upd + reps;
 	by_dir[0][1] = by_dir[0][0] + reps;
-	by_dir[1][0] = by_dir[0][1] + reps;
+	by_dir[0][2] = by_dir[0][1] + reps;
+	by_dir[1][0] = by_dir[0][2] + reps;
 	by_dir[1][1] = by_dir[1][0] + reps;
+	by_dir[1][2] = by_dir[1][1] + reps;
 	for (int i = 0; i < 2 * LOCAL_EPS; i++) {
 		fds[i] = ns_create();
 		if (fds[i] < 0) {
@@ -443,7 +448,8 @@ static int label_bench(const struct buf *pol_text, int reps)
 		a_upd[i] = st->last_apply_ack_ns;
 		/* to team-none: ns-057's pods leave the policies' peers */
 		by_dir[!to][0][n_dir[!to]] = t_upd[i];
-		by_dir[!to][1][n_dir[!to]++] = a_upd[i];
+		by_dir[!to][1][n_dir[!to]] = a_upd[i];
+		by_dir[!to][2][n_dir[!to]++] = k_upd[i];
 		if (r < 0) {
 			fprintf(stderr, "bench_netpol: reconcile: %s\n", strerror(-r));
 			goto out;
@@ -471,8 +477,10 @@ static int label_bench(const struct buf *pol_text, int reps)
 	for (int d = 0; d < 2; d++) {
 		if (!n_dir[d])
 			continue;
-		printf("%-38s %9.1f %9.1f\n", d ? "  adding entries (whole call)" : "  removing entries (whole call)",
-		       pct_ms(by_dir[d][0], n_dir[d], 0.5), pct_ms(by_dir[d][0], n_dir[d], 0.99));
+		printf("%-38s %9.1f %9.1f %15.2f\n",
+		       d ? "  adding entries (whole call)" : "  removing entries (whole call)",
+		       pct_ms(by_dir[d][0], n_dir[d], 0.5), pct_ms(by_dir[d][0], n_dir[d], 0.99),
+		       pct_ms(by_dir[d][2], n_dir[d], 0.5));
 		printf("%-38s %9.1f %9.1f\n", "    to the last kernel ack",
 		       pct_ms(by_dir[d][1], n_dir[d], 0.5), pct_ms(by_dir[d][1], n_dir[d], 0.99));
 	}
