@@ -153,4 +153,5 @@ t_check "nothing skipped this time" \
 	[ "$(metric mseg_conntrack_walks_skipped_total)" = "$skipped0" ]
 t_check "mseg_conntrack_revoked_total counts the cut" \
 	[ "$(metric mseg_conntrack_revoked_total)" -gt "$revoked0" ]
+t_check "msegd stops cleanly" t_msegd_stop
 t_done
