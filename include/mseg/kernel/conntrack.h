@@ -35,6 +35,14 @@ struct ct_walk_stats {
 	uint64_t delete_ns;          /* time spent deleting */
 };
 
+/* The number of entries in @ns's conntrack table, as the kernel counts
+ * them for the namespace (IPCTNL_MSG_CT_GET_STATS, CTA_STATS_GLOBAL_ENTRIES):
+ * one request, whatever the size of the table, where a walk iterates the
+ * conntrack hash of every namespace. Entries not yet confirmed (a
+ * connection's first packet still on its way through the hooks) count too.
+ * -errno (e.g. -EOPNOTSUPP without ctnetlink) when the kernel does not say. */
+int conntrack_count(struct netns *ns, uint32_t *ret_count, struct mseg_err *err);
+
 /* Dump the conntrack table of @ns (every family), call @select for each
  * entry, then delete the selected ones (each by tuple and conntrack id, so
  * that a new connection which reuses the tuple meanwhile is left alone).

@@ -27,9 +27,16 @@ struct reconcile_stats {
 	uint64_t elements_added, elements_deleted;
 	uint64_t batch_ns_total;  /* wall time spent in batches */
 	uint64_t conntrack_walks;     /* conntrack tables walked after a lost allow */
+	uint64_t conntrack_walks_skipped; /* ... not walked: the namespace had no entry */
 	uint64_t conntrack_revoked;   /* established connections cut (entries deleted) */
 	uint64_t conntrack_failures;  /* walks or deletes that failed */
 	uint64_t conntrack_walk_ns;   /* time spent walking and deleting */
+	/* The last reconciler_apply(), from its call: to its return, and to
+	 * the kernel's ack of its last batch (every namespace then has its
+	 * rules; 0 when it sent none). The conntrack walks come after that
+	 * ack, before the return. */
+	uint64_t last_apply_ns;
+	uint64_t last_apply_ack_ns;
 };
 
 /* Per-endpoint status for the API and readiness. */
@@ -51,7 +58,8 @@ struct reconciler *reconciler_free(struct reconciler *r);
 /* What happens to established connections whose allow a change removes,
  * for policies without spec.revoke (msegd --revoke; default established):
  * ESTABLISHED cuts them (their conntrack entries in the endpoint's
- * namespace are deleted after the element update or replace), NEW_ONLY
+ * namespace are deleted once every namespace of the change has its batch;
+ * a namespace whose conntrack table is empty is not walked), NEW_ONLY
  * leaves them running. */
 void reconciler_set_revoke(struct reconciler *r, enum mseg_revoke revoke);
 
@@ -62,10 +70,12 @@ void reconciler_set_cluster(struct reconciler *r, const struct mseg_addr *node_a
 			    size_t n_node_addrs, const struct mseg_svc_route *routes,
 			    size_t n_routes);
 
-/* Compile and program everything. Endpoints that fail stay as they were in
- * the kernel and are retried on the next call or resync; returns 0 when all
- * were programmed, -EIO when some failed (their errors are in the status),
- * -errno on a compile failure (nothing programmed). */
+/* Compile and program everything: every namespace's batch first, then
+ * the conntrack walks of the endpoints that lost allows. Endpoints that
+ * fail stay as they were in the kernel and are retried on the next call or
+ * resync; returns 0 when all were programmed, -EIO when some failed (their
+ * errors are in the status), -errno on a compile failure (nothing
+ * programmed). */
 int reconciler_apply(struct reconciler *r, const struct mseg_policy_set *pols,
 		     const struct mseg_inventory *inv);
 

@@ -2084,6 +2084,8 @@ void api_handle_metrics(struct api_ctx *x)
 	fprintf(f, "mseg_conntrack_revoked_total %llu\n", (unsigned long long)st->conntrack_revoked);
 	m_head(f, "mseg_conntrack_walks_total", "counter", "Conntrack tables walked after a change removed allows.");
 	fprintf(f, "mseg_conntrack_walks_total %llu\n", (unsigned long long)st->conntrack_walks);
+	m_head(f, "mseg_conntrack_walks_skipped_total", "counter", "Conntrack walks left out because the namespace had no conntrack entry.");
+	fprintf(f, "mseg_conntrack_walks_skipped_total %llu\n", (unsigned long long)st->conntrack_walks_skipped);
 	m_head(f, "mseg_conntrack_failures_total", "counter", "Conntrack walks or deletes that failed.");
 	fprintf(f, "mseg_conntrack_failures_total %llu\n", (unsigned long long)st->conntrack_failures);
 	if (x->be->accepted) {

@@ -9,7 +9,14 @@
  * right away into a buffer. After the dump the deletes go out in chunks of
  * many messages per sendmsg(), each acked, so that the count of deleted
  * entries is exact and an entry that went away meanwhile (ENOENT) is
- * told apart from a failure. */
+ * told apart from a failure.
+ *
+ * Before a walk, the caller may ask how many entries the namespace has
+ * (IPCTNL_MSG_CT_GET_STATS: the namespace's own count, kept by the kernel,
+ * answered without a look at the table): a dump iterates the whole global
+ * conntrack hash, shared by all namespaces, even when the namespace has no
+ * entry at all. That request goes over the namespace's netfilter socket,
+ * which ctnetlink shares with nf_tables. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -25,6 +32,8 @@
 #include "mseg/kernel/conntrack.h"
 #include "mseg/kernel/nft.h"
 #include "mseg/util/clock.h"
+#include "kernel/batch.h"
+#include "kernel/netns.h"
 
 #ifndef NETLINK_CAP_ACK
 #define NETLINK_CAP_ACK 10
@@ -331,6 +340,64 @@ static int ct_delete_all(struct ct_sock *s, struct ct_dels *d, struct ct_walk_st
 	}
 	if (first_err)
 		return err_setf(err, -first_err, "conntrack delete: %s", strerror(-first_err));
+	return 0;
+}
+
+static int ct_stats_attr_cb(const struct nlattr *at, void *data)
+{
+	const struct nlattr **tb = data;
+
+	if (mnl_attr_get_type(at) == CTA_STATS_GLOBAL_ENTRIES &&
+	    mnl_attr_validate(at, MNL_TYPE_U32) == 0)
+		tb[CTA_STATS_GLOBAL_ENTRIES] = at;
+	return MNL_CB_OK;
+}
+
+struct ct_count_ctx {
+	bool found;
+	uint32_t count;
+};
+
+static int ct_stats_cb(const struct nlmsghdr *nlh, void *data)
+{
+	const struct nlattr *tb[CTA_STATS_GLOBAL_MAX + 1] = { 0 };
+	struct ct_count_ctx *c = data;
+
+	if (nlh->nlmsg_type != ((NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET_STATS) ||
+	    mnl_nlmsg_get_payload_len(nlh) < sizeof(struct nfgenmsg))
+		return MNL_CB_OK;
+	if (mnl_attr_parse(nlh, sizeof(struct nfgenmsg), ct_stats_attr_cb, tb) < 0)
+		return MNL_CB_OK;
+	if (tb[CTA_STATS_GLOBAL_ENTRIES]) {
+		c->count = ntohl(mnl_attr_get_u32(tb[CTA_STATS_GLOBAL_ENTRIES]));
+		c->found = true;
+	}
+	return MNL_CB_OK;
+}
+
+int conntrack_count(struct netns *ns, uint32_t *ret_count, struct mseg_err *err)
+{
+	char req[MNL_ALIGN(sizeof(struct nlmsghdr)) + MNL_ALIGN(sizeof(struct nfgenmsg))];
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(req);
+	struct ct_count_ctx c = { 0 };
+	struct nfgenmsg *nfg;
+	int r;
+
+	nlh->nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET_STATS;
+	nlh->nlmsg_flags = NLM_F_REQUEST;
+	nlh->nlmsg_seq = netns_seq_reserve(ns, 1);
+	nfg = mnl_nlmsg_put_extra_header(nlh, sizeof(*nfg));
+	nfg->nfgen_family = AF_UNSPEC;
+	nfg->version = NFNETLINK_V0;
+	nfg->res_id = 0;
+	r = nl_request(ns, nlh, ct_stats_cb, &c);
+	if (r < 0)
+		return err_setf(err, -r, "conntrack count in '%s': %s", netns_path(ns),
+				strerror(-r));
+	if (!c.found)
+		return err_setf(err, EPROTO, "conntrack count in '%s': no entry count in the answer",
+				netns_path(ns));
+	*ret_count = c.count;
 	return 0;
 }
 

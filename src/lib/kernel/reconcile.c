@@ -38,6 +38,14 @@ struct ep_state {
 	bool in_kernel;
 	bool seen;                    /* in the current apply's plan */
 	char *error;
+	/* between the endpoint's batch and its conntrack walk, which comes
+	 * after every namespace's batch (reconciler_apply): the plan the
+	 * kernel held before (s->ips are still the addresses of then), which
+	 * directions lost allows, and the endpoint in the plan being applied */
+	bool revoke_pending;
+	bool revoke_lost[MSEG_DIR_COUNT];
+	struct mseg_ep_plan revoke_old;
+	const struct mseg_endpoint *revoke_ep;
 };
 
 struct reconciler {
@@ -57,6 +65,7 @@ struct reconciler {
 	enum mseg_revoke *old_revoke;
 	size_t n_old_revoke;
 	struct reconcile_stats stats;
+	uint64_t last_ack_ns;         /* clock_mono_ns() after the last batch */
 	char *events[RECONCILE_MAX_EVENTS];
 	size_t n_events;
 	size_t dropped_events;
@@ -289,6 +298,7 @@ static struct ep_state *ep_state_free(struct ep_state *s)
 	netns_free(s->ns);
 	dir_plan_release(&s->desired);
 	dir_plan_release(&s->kernel);
+	dir_plan_release(&s->revoke_old);
 	free(s->id);
 	free(s->name);
 	free(s->nsname);
@@ -495,6 +505,14 @@ static void rec_account(struct reconciler *r, const struct nft_stats *before,
 	r->stats.elements_deleted += after->elems_deleted - before->elems_deleted;
 }
 
+/* A batch went to @ns since its stats were @batches_before: note the time
+ * of its last ack (the batch is committed when it returns). */
+static void rec_note_ack(struct reconciler *r, const struct netns *ns, uint64_t batches_before)
+{
+	if (netns_stats(ns)->batches != batches_before)
+		r->last_ack_ns = clock_mono_ns();
+}
+
 /* Make sure s->ns is open on the endpoint's current netns path. */
 static int ep_state_open(struct reconciler *r, struct ep_state *s, const char *path,
 			 struct mseg_err *err)
@@ -505,8 +523,11 @@ static int ep_state_open(struct reconciler *r, struct ep_state *s, const char *p
 		return 0;
 	if (s->ns) {
 		/* the endpoint moved: its old namespace no longer gets rules */
+		uint64_t batches = netns_stats(s->ns)->batches;
+
 		if (s->in_kernel && ep_table_delete(s->ns, NULL) == 0)
 			r->stats.deletes++;
+		rec_note_ack(r, s->ns, batches);
 		s->ns = netns_free(s->ns);
 		s->in_kernel = false;
 	}
@@ -678,36 +699,60 @@ static enum mseg_revoke rec_dir_default(const struct reconciler *r,
 	return any ? MSEG_REVOKE_NEW_ONLY : r->revoke;
 }
 
-/* After s->kernel (the old plan) was replaced in the kernel by s->desired:
- * cut what lost its allow. A failure is reported (event, metric), never
- * fatal: the rules are in place, and new connections are refused either
- * way. */
-static void ep_state_revoke(struct reconciler *r, struct ep_state *s,
-			   const struct mseg_endpoint *ep)
+/* Right after s->kernel (the old plan) was replaced in the kernel by
+ * s->desired: did a direction lose allows? Then keep the old plan (and the
+ * addresses of then, s->ips) for the walk, which reconciler_apply() makes
+ * once every namespace has its batch. */
+static void ep_state_revoke_prepare(struct ep_state *s, const struct mseg_endpoint *ep)
 {
-	struct revoke_ctx c = { .r = r, .ep = ep, .old = &s->kernel, .new = &s->desired,
+	bool any = false;
+
+	for (int d = 0; d < MSEG_DIR_COUNT; d++) {
+		/* out of memory to compare: walk, the selection is exact anyway */
+		if (dir_plan_lost(&s->kernel.dir[d], &s->desired.dir[d], &s->revoke_lost[d]) < 0)
+			s->revoke_lost[d] = true;
+		any |= s->revoke_lost[d];
+	}
+	if (!any || (!ep->n_ips && !s->n_ips))
+		return;
+	ep_plan_share(&s->revoke_old, &s->kernel);
+	s->revoke_ep = ep;
+	s->revoke_pending = true;
+}
+
+/* The walk ep_state_revoke_prepare() decided on: cut what lost its allow,
+ * then the endpoint's addresses become those of its new table. A namespace
+ * whose conntrack table is empty is not walked (a dump iterates the
+ * conntrack hash of every namespace; the count is the namespace's own). A
+ * failure is reported (event, metric), never fatal: the rules are in place,
+ * and new connections are refused either way. */
+static void ep_state_revoke(struct reconciler *r, struct ep_state *s)
+{
+	const struct mseg_endpoint *ep = s->revoke_ep;
+	struct revoke_ctx c = { .r = r, .ep = ep, .old = &s->revoke_old, .new = &s->desired,
 				.old_ips = s->ips, .n_old_ips = s->n_ips };
 	struct ct_walk_stats st;
 	struct mseg_err err;
 	char msg[1024];
-	bool any = false;
+	uint32_t entries;
 	int ret;
 
-	for (int d = 0; d < MSEG_DIR_COUNT; d++) {
-		/* out of memory to compare: walk, the selection is exact anyway */
-		if (dir_plan_lost(&s->kernel.dir[d], &s->desired.dir[d], &c.lost[d]) < 0)
-			c.lost[d] = true;
-		if (c.lost[d])
-			c.dir_default[d] = rec_dir_default(r, ep, (enum mseg_dir)d);
-		any |= c.lost[d];
-	}
-	if (!any || (!ep->n_ips && !s->n_ips))
+	if (!s->revoke_pending)
 		return;
+	s->revoke_pending = false;
+	if (conntrack_count(s->ns, &entries, NULL) == 0 && entries == 0) {
+		r->stats.conntrack_walks_skipped++;
+		goto out_release;
+	}
 	/* one lookup per conntrack entry: index the new entries (without
 	 * memory for it, the linear lookup gives the same answers) */
-	for (int d = 0; d < MSEG_DIR_COUNT; d++)
-		if (c.lost[d])
+	for (int d = 0; d < MSEG_DIR_COUNT; d++) {
+		c.lost[d] = s->revoke_lost[d];
+		if (c.lost[d]) {
+			c.dir_default[d] = rec_dir_default(r, ep, (enum mseg_dir)d);
 			c.ix[d] = check_index_new(&s->desired.dir[d]);
+		}
+	}
 	err_clear(&err);
 	ret = conntrack_revoke(s->ns, revoke_select, &c, &st, &err);
 	for (int d = 0; d < MSEG_DIR_COUNT; d++)
@@ -719,7 +764,7 @@ static void ep_state_revoke(struct reconciler *r, struct ep_state *s,
 		r->stats.conntrack_failures++;
 		rec_event(r, "endpoint '%s': revoking established connections failed: %s (%llu revoked)",
 			  s->id, err_format(&err, msg, sizeof(msg)), (unsigned long long)st.deleted);
-		return;
+		goto out_release;
 	}
 	if (st.deleted || c.kept) {
 		char kept[64] = "";
@@ -732,11 +777,15 @@ static void ep_state_revoke(struct reconciler *r, struct ep_state *s,
 			  (unsigned long long)st.deleted, kept, (unsigned long long)st.seen,
 			  (double)(st.dump_ns + st.delete_ns) / 1e6);
 	}
+out_release:
+	dir_plan_release(&s->revoke_old);
+	ep_state_set_ips(s, ep);
+	s->revoke_ep = NULL;
 }
 
 /* Bring one endpoint's namespace to s->desired. When @ep is given and the
- * kernel held an older plan, connections that lost their allow are
- * revoked. */
+ * kernel held an older plan, connections that lost their allow are to be
+ * revoked: ep_state_revoke() walks them later (s->revoke_pending). */
 static int ep_state_program(struct reconciler *r, struct ep_state *s,
 			    const struct mseg_endpoint *ep, bool verify_first)
 {
@@ -772,6 +821,7 @@ static int ep_state_program(struct reconciler *r, struct ep_state *s,
 			     (const char *const *)r->names, r->n_names, &err);
 	after = *netns_stats(s->ns);
 	r->stats.batch_ns_total += clock_mono_ns() - t0;
+	rec_note_ack(r, s->ns, before.batches);
 	rec_account(r, &before, &after);
 	if (ret < 0) {
 		r->stats.failures++;
@@ -802,8 +852,8 @@ static int ep_state_program(struct reconciler *r, struct ep_state *s,
 			  (double)after.last_batch_ns / 1e6);
 	}
 	if (ep && s->in_kernel)
-		ep_state_revoke(r, s, ep);
-	if (ep)
+		ep_state_revoke_prepare(s, ep);
+	if (ep && !s->revoke_pending)
 		ep_state_set_ips(s, ep);
 	ep_plan_share(&s->kernel, &s->desired);
 	s->in_kernel = true;
@@ -816,12 +866,14 @@ static void rec_remove(struct reconciler *r, size_t i)
 	struct ep_state *s = r->eps[i];
 
 	if (s->ns && s->in_kernel) {
+		uint64_t batches = netns_stats(s->ns)->batches;
 		struct mseg_err err;
 		char msg[1024];
 		int ret;
 
 		err_clear(&err);
 		ret = ep_table_delete(s->ns, &err);
+		rec_note_ack(r, s->ns, batches);
 		if (ret == 0) {
 			r->stats.deletes++;
 			rec_event(r, "endpoint '%s' removed; its table is deleted", s->id);
@@ -843,10 +895,12 @@ int reconciler_apply(struct reconciler *r, const struct mseg_policy_set *pols,
 	struct mseg_plan *plan = NULL;
 	struct entries_map map = { 0 };
 	struct compile_opts copts;
+	uint64_t t_start = clock_mono_ns();
 	bool failed = false;
 	int ret;
 
 	rec_events_clear(r);
+	r->last_ack_ns = 0;
 	copts = r->copts;
 	copts.local_only = true;        /* peers are not programmed (below) */
 	/* only the groups this change touched are computed; the others keep
@@ -856,7 +910,7 @@ int reconciler_apply(struct reconciler *r, const struct mseg_policy_set *pols,
 				  (const struct mseg_endpoint *const *)inv->eps, inv->n, &copts,
 				  r->cache, &plan);
 	if (ret < 0)
-		return ret;
+		goto out_free_plan;
 	ret = rec_old_revoke_build(r, pols);
 	if (ret < 0)
 		goto out_free_plan;
@@ -923,9 +977,16 @@ int reconciler_apply(struct reconciler *r, const struct mseg_policy_set *pols,
 	ret = failed ? -EIO : 0;
 
 out_free_plan:
+	/* Every namespace has its batch (or failed, or an error stopped us
+	 * midway): only now the conntrack walks of the endpoints that lost
+	 * allows, so that no namespace's rules wait for another's walk. */
+	r->stats.last_apply_ack_ns = r->last_ack_ns ? r->last_ack_ns - t_start : 0;
+	for (size_t i = 0; i < r->n; i++)
+		ep_state_revoke(r, r->eps[i]);
 	entries_map_release(&map);
 	r->pols = NULL;
 	plan_free(plan);
+	r->stats.last_apply_ns = clock_mono_ns() - t_start;
 	return ret;
 }
 

@@ -1,0 +1,157 @@
+#!/bin/bash
+# Revocation asks the kernel how many conntrack entries a namespace has
+# before walking its table: a namespace without any entry is not walked
+# (mseg_conntrack_walks_skipped_total counts it, mseg_conntrack_walks_total
+# does not move), and one with entries is walked as before: a connection
+# that lost its allow is cut while another one, still allowed, keeps
+# flowing in the same table.
+#
+# Real traffic: long-lived TCP streams, one line every 100 ms, from web
+# (.1) and api (.2) to db (.3); the server in db notes when each stream's
+# last line arrived.
+. "$(dirname "$0")/../lib.sh"
+t_require_root
+t_require_cmds python3 curl
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=$(command -v python3)
+
+t_endpoints web:1 api:2 db:3 || { t_fail "setup"; exit 1; }
+export MSEG_SERVER="unix:$T_TMP/api.sock"
+
+cat >"$T_TMP/stream.py" <<'PY'
+# server DIR PORT...: note time.time() of each stream's last line in DIR/ID
+# client ID ADDR PORT: send "ID\n" every 100 ms until killed
+import os, socket, sys, threading, time
+def serve(d, port):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("0.0.0.0", port)); s.listen(16)
+    while True:
+        c, _ = s.accept()
+        threading.Thread(target=conn, args=(d, c), daemon=True).start()
+def conn(d, c):
+    for line in c.makefile("rb"):
+        sid = line.strip().decode()
+        if not sid.isalnum():
+            continue
+        tmp = os.path.join(d, "." + sid)
+        with open(tmp, "w") as o:
+            o.write("%.6f\n" % time.time())
+        os.replace(tmp, os.path.join(d, sid))
+if sys.argv[1] == "server":
+    for p in sys.argv[3:]:
+        threading.Thread(target=serve, args=(sys.argv[2], int(p)), daemon=True).start()
+    while True:
+        time.sleep(3600)
+else:
+    sid, addr, port = sys.argv[2], sys.argv[3], int(sys.argv[4])
+    c = socket.create_connection((addr, port), timeout=2)
+    c.settimeout(None)
+    while True:
+        c.sendall((sid + "\n").encode())
+        time.sleep(0.1)
+PY
+mkdir -p "$T_TMP/last"
+t_bg "$(t_ns db)" "$PY" "$T_TMP/stream.py" server "$T_TMP/last" 5432 6000
+t_wait_port db 5432 && t_wait_port db 6000 || { t_fail "stream server"; exit 1; }
+
+# policy full|tight: "full" admits web -> db tcp/5432 and api -> db
+# tcp/6000; "tight" only the latter
+policy() {
+	{
+		cat <<EOF
+apiVersion: mseg.io/v1
+kind: AllowList
+metadata: {name: p, namespace: default}
+spec:
+  groups:
+    web: {selector: {app: web}}
+    api: {selector: {app: api}}
+    db: {selector: {app: db}}
+  allow:
+    - {from: api, to: db, ports: [tcp/6000]}
+EOF
+		[ "$1" = full ] && echo "    - {from: web, to: db, ports: [tcp/5432]}"
+	} >"$T_TMP/p.yaml"
+	"$MSEG" apply -f "$T_TMP/p.yaml" >/dev/null
+}
+declare -A T_STREAM
+stream() { # ID FROM PORT: a new long-lived stream FROM -> db:PORT
+	rm -f "$T_TMP/last/$1"
+	t_bg "$(t_ns "$2")" "$PY" "$T_TMP/stream.py" client "$1" 10.201.0.3 "$3"
+	T_STREAM[$1]=$!
+}
+last() { cat "$T_TMP/last/$1" 2>/dev/null || echo 0; }
+now() { date +%s.%N; }
+flowing() { # ID: a line arrived in the last 0.5 s (waits up to 3 s for one)
+	local i
+	for i in $(seq 1 30); do
+		awk -v l="$(last "$1")" -v n="$(now)" 'BEGIN { exit !(n - l < 0.5) }' && return 0
+		sleep 0.1
+	done
+	return 1
+}
+stopped_within() { # ID T0 SECONDS: no line later than T0 + SECONDS
+	sleep "$(awk -v t0="$2" -v lim="$3" -v n="$(now)" \
+		'BEGIN { d = t0 + lim + 1.5 - n; printf "%.3f", (d > 0 ? d : 0) }')"
+	awk -v l="$(last "$1")" -v t0="$2" -v lim="$3" 'BEGIN {
+		printf "    last line %.3f s after the acknowledgement (limit %.1f s)\n", l - t0, lim
+		exit !(l - t0 < lim && l > t0 - 2) }'
+}
+metric() {
+	curl -s --unix-socket "$T_TMP/api.sock" http://x/metrics | awk -v m="$1" '$1 == m {print $2}'
+}
+# ct_count NAME: the conntrack entries of endpoint NAME's namespace
+ct_count() { ip netns exec "$(t_ns "$1")" cat /proc/sys/net/netfilter/nf_conntrack_count; }
+
+t_msegd_start --resync 0
+t_check "msegd up" t_wait_log "msegd ready"
+for e in web:1 api:2 db:3; do
+	"$MSEG" endpoint add "${e%%:*}" --netns "$(t_netns_path "${e%%:*}")" \
+		--ip "10.201.0.${e##*:}" --label "app=${e%%:*}" >/dev/null
+done
+t_check "full policy applied" policy full
+
+# ---- no connection yet: db's and web's conntrack tables are empty; the
+# tightened policy takes allows from both, and neither is walked
+both_empty() { [ "$(ct_count db)" = 0 ] && [ "$(ct_count web)" = 0 ]; }
+t_check "db's and web's conntrack tables are empty" both_empty
+walks0=$(metric mseg_conntrack_walks_total)
+skipped0=$(metric mseg_conntrack_walks_skipped_total)
+t_check "the metrics are there" [ -n "$walks0" -a -n "$skipped0" ]
+t_check "tightened policy applied" policy tight
+echo "    walks $walks0 -> $(metric mseg_conntrack_walks_total)," \
+	"skipped $skipped0 -> $(metric mseg_conntrack_walks_skipped_total)"
+t_check "empty tables: no walk" [ "$(metric mseg_conntrack_walks_total)" = "$walks0" ]
+t_check "empty tables: db's and web's walks skipped" \
+	[ "$(metric mseg_conntrack_walks_skipped_total)" = "$((skipped0 + 2))" ]
+t_check_not "a new web -> db connection is refused" t_tcp web 10.201.0.3 5432
+
+# ---- with connections: db's table holds web's stream and api's; the
+# tightened policy cuts web's and leaves api's running
+t_check "full policy again" policy full
+stream s1 web 5432
+stream s2 api 6000
+t_check "web -> db stream flows" flowing s1
+t_check "api -> db stream flows" flowing s2
+t_check "db's conntrack table has entries" [ "$(ct_count db)" -ge 2 ]
+walks0=$(metric mseg_conntrack_walks_total)
+skipped0=$(metric mseg_conntrack_walks_skipped_total)
+revoked0=$(metric mseg_conntrack_revoked_total)
+mark=$(t_log_lines)
+policy tight
+t0=$(now)
+t_check "tightened policy: web's established stream stops within 1 s" stopped_within s1 "$t0" 1.0
+t_check "api's stream (still allowed, same table) keeps flowing" flowing s2
+t_check "the log names db and a count" \
+	t_wait_log "endpoint 'db': [1-9][0-9]* established connections revoked" "$mark"
+echo "    walks $walks0 -> $(metric mseg_conntrack_walks_total)," \
+	"skipped $skipped0 -> $(metric mseg_conntrack_walks_skipped_total)"
+t_check "tables with entries are walked (db's and web's)" \
+	[ "$(metric mseg_conntrack_walks_total)" = "$((walks0 + 2))" ]
+t_check "nothing skipped this time" \
+	[ "$(metric mseg_conntrack_walks_skipped_total)" = "$skipped0" ]
+t_check "mseg_conntrack_revoked_total counts the cut" \
+	[ "$(metric mseg_conntrack_revoked_total)" -gt "$revoked0" ]
+t_check "msegd stops cleanly" t_msegd_stop
+t_done
