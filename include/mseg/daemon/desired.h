@@ -85,6 +85,9 @@ struct desired_view {
 	size_t n_conflicts;
 	struct mseg_endpoint **copies;        /* owned */
 	size_t n_copies;
+	size_t *local;                        /* indices in @inv of the endpoints
+						 that are no cluster peer */
+	size_t n_local, cap_local;
 	struct mseg_policy **pol_copies;      /* owned (shallow: they borrow the
 						 original's arena): a stage applied */
 	size_t n_pol_copies, cap_pol_copies;
