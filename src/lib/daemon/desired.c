@@ -234,6 +234,7 @@ struct addr_slot {
 };
 
 #define ADDR_SLOT_SHARED 0x80000000u
+#define CLAIM_BATCH 16
 
 static uint64_t addr_hash(const struct mseg_addr *a)
 {
@@ -266,7 +267,7 @@ static int claims_shared(const struct desired_view *v, size_t n_claims, struct c
 {
 	struct addr_slot *t;
 	struct claim *cl = NULL;
-	size_t size = 16, mask, n = 0, cap = 0;
+	size_t size = 16, mask, n = 0, cap = 0, ci = 0, cj = 0;
 
 	*ret_cl = NULL;
 	*ret_n = 0;
@@ -278,30 +279,48 @@ static int claims_shared(const struct desired_view *v, size_t n_claims, struct c
 	t = calloc(size, sizeof(*t));
 	if (!t)
 		return -ENOMEM;
-	for (size_t i = 0; i < v->inv.n; i++) {
-		const struct mseg_endpoint *ep = v->inv.eps[i];
+	while (ci < v->inv.n) {
+		struct { uint64_t h; uint32_t ep, ip; } b[CLAIM_BATCH];
+		size_t nb = 0;
 
-		for (size_t j = 0; j < ep->n_ips && j < ADDR_SLOT_SHARED; j++) {
-			uint64_t h = addr_hash(&ep->ips[j]);
-			uint32_t tag = (uint32_t)(h >> 32) | 1;
+		/* a batch of claims hashed and their slots fetched ahead: the
+		 * table is larger than the caches, so a first look misses;
+		 * these misses overlap instead of following each other */
+		while (nb < CLAIM_BATCH && ci < v->inv.n) {
+			const struct mseg_endpoint *ep = v->inv.eps[ci];
+
+			if (cj >= ep->n_ips || cj >= ADDR_SLOT_SHARED) {
+				ci++;
+				cj = 0;
+				continue;
+			}
+			b[nb].h = addr_hash(&ep->ips[cj]);
+			b[nb].ep = (uint32_t)ci;
+			b[nb].ip = (uint32_t)cj++;
+			__builtin_prefetch(&t[(size_t)b[nb].h & mask], 1);
+			nb++;
+		}
+		for (size_t q = 0; q < nb; q++) {
+			const struct mseg_addr *addr = &v->inv.eps[b[q].ep]->ips[b[q].ip];
+			uint32_t tag = (uint32_t)(b[q].h >> 32) | 1;
 			struct addr_slot *e;
 
-			for (size_t s = (size_t)h & mask;; s = (s + 1) & mask) {
+			for (size_t s = (size_t)b[q].h & mask;; s = (s + 1) & mask) {
 				e = &t[s];
 				if (!e->tag || (e->tag == tag &&
 						addr_eq(&v->inv.eps[e->ep]->ips[e->ip & ~ADDR_SLOT_SHARED],
-							&ep->ips[j])))
+							addr)))
 					break;
 			}
 			if (!e->tag) {
-				*e = (struct addr_slot){ tag, (uint32_t)i, (uint32_t)j };
+				*e = (struct addr_slot){ tag, b[q].ep, b[q].ip };
 				continue;
 			}
 			if (!(e->ip & ADDR_SLOT_SHARED) &&
 			    claim_push(&cl, &n, &cap, v, e->ep, e->ip) < 0)
 				goto out_nomem;
 			e->ip |= ADDR_SLOT_SHARED;
-			if (claim_push(&cl, &n, &cap, v, i, j) < 0)
+			if (claim_push(&cl, &n, &cap, v, b[q].ep, b[q].ip) < 0)
 				goto out_nomem;
 		}
 	}
