@@ -100,6 +100,20 @@ static void world_random(struct desired *ds)
 				namespace_free(ns);
 		}
 	}
+	/* changes to the cluster's endpoints staged one at a time, as watch
+	 * events make them, not flushed (half of the worlds) */
+	for (size_t i = 0, n = rnd(2) ? rnd(30) : 0; i < n; i++) {
+		struct mseg_inventory *ki = &ds->inv[DESIRED_KUBE];
+
+		if (rnd(2) && ki->n) {
+			inventory_stage_remove(ki, ki->eps[rnd((uint32_t)ki->n)]->id);
+		} else {
+			struct mseg_endpoint *ep = ep_random(DESIRED_KUBE);
+
+			if (ep && inventory_stage_put(ki, ep) < 0)
+				endpoint_free(ep);
+		}
+	}
 	ds->kube_pods = rnd(2);
 	for (int i = 0; i < 3; i++)
 		if (rnd(4) == 0) {
@@ -112,12 +126,26 @@ static void world_random(struct desired *ds)
 
 /* ---- the reference ---- */
 
+/* The endpoint of @id in source @s: its staged change (the last one
+ * made, the list is unsorted to the reference), else its array's. */
 static const struct mseg_endpoint *ref_src_find(const struct desired *ds, int s, const char *id)
 {
+	for (size_t i = 0; i < ds->inv[s].n_staged; i++)
+		if (strcmp(ds->inv[s].staged[i].id, id) == 0)
+			return ds->inv[s].staged[i].ep;
 	for (size_t i = 0; i < ds->inv[s].n; i++)
 		if (strcmp(ds->inv[s].eps[i]->id, id) == 0)
 			return ds->inv[s].eps[i];
 	return NULL;
+}
+
+/* In the sorted array itself (not staged). */
+static bool inventory_search_eps(const struct mseg_inventory *inv, const char *id)
+{
+	for (size_t i = 0; i < inv->n; i++)
+		if (strcmp(inv->eps[i]->id, id) == 0)
+			return true;
+	return false;
 }
 
 static int str_cmp(const void *a, const void *b)
@@ -129,12 +157,15 @@ static int str_cmp(const void *a, const void *b)
  * order: at most 3 * 100 of them. */
 static size_t ref_merge(const struct desired *ds, const struct mseg_endpoint **out)
 {
-	const char *ids[300];
+	const char *ids[400];
 	size_t n_ids = 0, n = 0;
 
-	for (int s = 0; s < DESIRED_N_SOURCES; s++)
+	for (int s = 0; s < DESIRED_N_SOURCES; s++) {
 		for (size_t i = 0; i < ds->inv[s].n; i++)
 			ids[n_ids++] = ds->inv[s].eps[i]->id;
+		for (size_t i = 0; i < ds->inv[s].n_staged; i++)
+			ids[n_ids++] = ds->inv[s].staged[i].id;
+	}
 	qsort(ids, n_ids, sizeof(*ids), str_cmp);
 	for (size_t i = 0; i < n_ids; i++) {
 		const struct mseg_endpoint *fa, *fb, *fk, *take;
@@ -219,6 +250,7 @@ static int ref_claim_cmp(const void *pa, const void *pb)
 static void test_view_random(void)
 {
 	size_t rounds = 3000, n_conflicts = 0, n_declared = 0, n_given = 0, n_eps = 0;
+	size_t n_staged_rounds = 0;
 
 	for (size_t round = 0; round < rounds && !t_case_failed; round++) {
 		const struct mseg_endpoint *ref[300];
@@ -293,15 +325,46 @@ static void test_view_random(void)
 		}
 		n_conflicts += n_conf;
 		n_eps += v.inv.n;
+		/* the staged changes applied: the same cluster endpoints, the
+		 * same view */
+		if (ds.inv[DESIRED_KUBE].n_staged) {
+			struct mseg_inventory *ki = &ds.inv[DESIRED_KUBE];
+			size_t count = inventory_count(ki), n_kube = 0;
+			struct desired_view w;
+
+			for (size_t i = 0; i < ki->n; i++)
+				n_kube += ref_src_find(&ds, DESIRED_KUBE, ki->eps[i]->id) != NULL;
+			for (size_t i = 0; i < ki->n_staged; i++)
+				n_kube += ki->staged[i].ep && !inventory_search_eps(ki, ki->staged[i].id);
+			T_CHECK(count == n_kube, "round %zu: count %zu, want %zu", round, count, n_kube);
+			n_staged_rounds++;
+			T_CHECK(inventory_flush(ki) == 0 && ki->n_staged == 0 && ki->n == count,
+				"round %zu: flush: %zu endpoints, want %zu", round, ki->n, count);
+			for (size_t i = 1; i < ki->n; i++)
+				T_CHECK(strcmp(ki->eps[i - 1]->id, ki->eps[i]->id) < 0,
+					"round %zu: flushed array not sorted at %zu", round, i);
+			T_CHECK(desired_view_build(&ds, NULL, &w) == 0 && w.inv.n == v.inv.n,
+				"round %zu: %zu endpoints after the flush, %zu before", round, w.inv.n,
+				v.inv.n);
+			for (size_t i = 0; i < w.inv.n && i < v.inv.n; i++)
+				T_CHECK(strcmp(w.inv.eps[i]->id, v.inv.eps[i]->id) == 0 &&
+					w.inv.eps[i]->n_ips == v.inv.eps[i]->n_ips,
+					"round %zu: '%s' after the flush, '%s' before", round,
+					w.inv.eps[i]->id, v.inv.eps[i]->id);
+			desired_view_release(&w);
+		}
 		desired_view_release(&v);
 		desired_release(&ds);
 	}
 	/* the random worlds must have had what this test is about */
-	T_CHECK(n_conflicts > rounds && n_declared > rounds && n_given > rounds / 4,
+	T_CHECK(n_conflicts > rounds && n_declared > rounds && n_given > rounds / 4 &&
+		n_staged_rounds > rounds / 4,
 		"%zu conflicts, %zu endpoints of declared namespaces, %zu with their own labels "
-		"(of %zu)", n_conflicts, n_declared, n_given, n_eps);
-	printf("  %zu rounds: %zu endpoints, %zu conflicts, %zu of declared namespaces, %zu "
-	       "with their own ns_labels\n", rounds, n_eps, n_conflicts, n_declared, n_given);
+		"(of %zu), %zu worlds with staged changes", n_conflicts, n_declared, n_given, n_eps,
+		n_staged_rounds);
+	printf("  %zu rounds (%zu with staged cluster changes): %zu endpoints, %zu conflicts, "
+	       "%zu of declared namespaces, %zu with their own ns_labels\n", rounds,
+	       n_staged_rounds, n_eps, n_conflicts, n_declared, n_given);
 }
 
 int main(void)

@@ -71,7 +71,8 @@ struct desired_conflict {
 };
 
 /* The merged state. Borrows every object from the sources (and from the
- * change): valid until the sources change. The sets can be handed to
+ * change; of a source's inventory, the changes staged in it too): valid
+ * until the sources change. The sets can be handed to
  * reconciler_apply() as they are; the inventory is sorted by id. An
  * endpoint that lost an address to a newer one is a copy without it, owned
  * by the view. */

@@ -228,11 +228,22 @@ struct mseg_svc_route {
 
 /* An endpoint inventory: owns its endpoints, kept sorted by id, and its
  * declared namespaces, kept sorted by name. */
+/* A change staged in an inventory (inventory_stage_put/remove): @ep
+ * replaces or adds the endpoint of @id (its own id), or NULL: the endpoint
+ * of @id (then a copy, owned) is removed. */
+struct inventory_change {
+	const char *id;
+	struct mseg_endpoint *ep;
+};
+
 struct mseg_inventory {
-	struct mseg_endpoint **eps;
+	struct mseg_endpoint **eps;   /* sorted by id */
 	size_t n, cap;
 	struct mseg_namespace **nss;
 	size_t n_nss, cap_nss;
+	/* changes not in @eps yet, sorted by id (inventory_stage_put()) */
+	struct inventory_change *staged;
+	size_t n_staged, cap_staged;
 };
 
 #endif

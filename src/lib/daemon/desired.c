@@ -500,6 +500,55 @@ static size_t inv_lower_bound(const struct mseg_inventory *inv, size_t from, con
 	return lo;
 }
 
+/* The cluster's endpoints in id order: its sorted array with the changes
+ * staged since the last flush (inventory_stage_put()) applied as it goes.
+ * Settled, its next endpoint is eps[i], unless staged[s] comes first. */
+struct kube_cursor {
+	const struct mseg_inventory *inv;
+	size_t i, s;
+};
+
+static void kc_settle(struct kube_cursor *c)
+{
+	const struct mseg_inventory *inv = c->inv;
+
+	while (c->s < inv->n_staged) {
+		const struct inventory_change *st = &inv->staged[c->s];
+		int cmp = c->i < inv->n ? strcmp(inv->eps[c->i]->id, st->id) : 1;
+
+		if (cmp < 0)
+			return;
+		if (cmp == 0)
+			c->i++;        /* replaced or removed by the change */
+		if (st->ep)
+			return;
+		c->s++;                /* a removal: nothing to take */
+	}
+}
+
+/* The next endpoint (NULL: none), and whether it is a staged one. */
+static struct mseg_endpoint *kc_head(const struct kube_cursor *c, bool *ret_staged)
+{
+	const struct mseg_inventory *inv = c->inv;
+	struct mseg_endpoint *m = c->i < inv->n ? inv->eps[c->i] : NULL;
+
+	*ret_staged = c->s < inv->n_staged && (!m || strcmp(inv->staged[c->s].id, m->id) < 0);
+	return *ret_staged ? inv->staged[c->s].ep : m;
+}
+
+static void kc_next(struct kube_cursor *c)
+{
+	bool staged;
+
+	if (kc_head(c, &staged)) {
+		if (staged)
+			c->s++;
+		else
+			c->i++;
+	}
+	kc_settle(c);
+}
+
 int desired_view_build(const struct desired *ds, const struct desired_change *ch,
 		       struct desired_view *ret)
 {
@@ -507,10 +556,11 @@ int desired_view_build(const struct desired *ds, const struct desired_change *ch
 	const struct mseg_policy_set *kp = &ds->pols[DESIRED_KUBE];
 	const struct mseg_inventory *fi = &ds->inv[DESIRED_FILE], *ki = &ds->inv[DESIRED_KUBE];
 	size_t np = fp->n + ap->n + kp->n + 1;
-	size_t ne = fi->n + ds->inv[DESIRED_API].n + ki->n + 1;
+	size_t ne = fi->n + ds->inv[DESIRED_API].n + ki->n + ki->n_staged + 1;
 	struct mseg_endpoint **api_eps;
 	struct ns_memo memo = { NULL, NULL };
-	size_t n_api, a = 0, b = 0, k = 0, n_claims = 0;
+	struct kube_cursor kc = { ki, 0, 0 };
+	size_t n_api, a = 0, b = 0, n_claims = 0;
 
 	memset(ret, 0, sizeof(*ret));
 	ret->pols.items = malloc(np * sizeof(*ret->pols.items));
@@ -551,28 +601,34 @@ int desired_view_build(const struct desired *ds, const struct desired_change *ch
 	 * the cluster's view of a pod over its registration by mseg-cni (a
 	 * cluster endpoint with a netns only stands for a registered one) */
 	n_api = api_endpoints_changed(ds, ch, api_eps);
+	kc_settle(&kc);
 	for (;;) {
 		struct mseg_endpoint *fa = a < fi->n ? fi->eps[a] : NULL;
 		struct mseg_endpoint *fb = b < n_api ? api_eps[b] : NULL;
 		struct mseg_endpoint *fk, *take = NULL;
 		const char *min = NULL;
+		bool staged;
 
 		/* the cluster's endpoints before the next of the other
-		 * sources have no rival: peers are taken as they are, and an
-		 * endpoint with a netns without its registration is left out */
-		if (k < ki->n) {
+		 * sources (and before its next staged change) have no rival:
+		 * peers are taken as they are, and an endpoint with a netns
+		 * without its registration is left out */
+		if (kc.i < ki->n) {
 			size_t end;
 
 			if (fa)
 				min = fa->id;
 			if (fb && (!min || strcmp(fb->id, min) < 0))
 				min = fb->id;
-			for (end = inv_lower_bound(ki, k, min); k < end; k++)
-				if (!ki->eps[k]->netns &&
-				    view_take(ds, ret, ki->eps[k], &memo, &n_claims) < 0)
+			if (kc.s < ki->n_staged && (!min || strcmp(ki->staged[kc.s].id, min) < 0))
+				min = ki->staged[kc.s].id;
+			for (end = inv_lower_bound(ki, kc.i, min); kc.i < end; kc.i++)
+				if (!ki->eps[kc.i]->netns &&
+				    view_take(ds, ret, ki->eps[kc.i], &memo, &n_claims) < 0)
 					goto out_nomem;
+			kc_settle(&kc);
 		}
-		fk = k < ki->n ? ki->eps[k] : NULL;
+		fk = kc_head(&kc, &staged);
 		if (!fa && !fb && !fk)
 			break;
 		min = NULL;
@@ -587,7 +643,8 @@ int desired_view_build(const struct desired *ds, const struct desired_change *ch
 		fk = fk && strcmp(fk->id, min) == 0 ? fk : NULL;
 		a += fa != NULL;
 		b += fb != NULL;
-		k += fk != NULL;
+		if (fk)
+			kc_next(&kc);
 		if (fk && fk->netns && !fb)
 			fk = NULL;   /* its registration is gone (or going) */
 		if (fb && !fk && fb->pod_uid && ds->kube_pods && !fa) {
