@@ -343,14 +343,34 @@ static void test_view_random(void)
 			for (size_t i = 1; i < ki->n; i++)
 				T_CHECK(strcmp(ki->eps[i - 1]->id, ki->eps[i]->id) < 0,
 					"round %zu: flushed array not sorted at %zu", round, i);
+			/* and a namespace changed (a new object of that name):
+			 * the endpoints filled from the old one are filled again */
+			{
+				struct mseg_label l = { "src", "changed" };
+				struct mseg_namespace *o;
+				int s = (int)rnd(DESIRED_N_SOURCES);
+
+				if (namespace_new(nss[rnd(N_NSS - 1)], &l, 1, &o) == 0 &&
+				    inventory_ns_put(&ds.inv[s], o) < 0)
+					namespace_free(o);
+			}
 			T_CHECK(desired_view_build(&ds, NULL, &w) == 0 && w.inv.n == v.inv.n,
 				"round %zu: %zu endpoints after the flush, %zu before", round, w.inv.n,
 				v.inv.n);
-			for (size_t i = 0; i < w.inv.n && i < v.inv.n; i++)
+			for (size_t i = 0; i < w.inv.n && i < v.inv.n; i++) {
+				char got[256], want[256];
+
 				T_CHECK(strcmp(w.inv.eps[i]->id, v.inv.eps[i]->id) == 0 &&
 					w.inv.eps[i]->n_ips == v.inv.eps[i]->n_ips,
 					"round %zu: '%s' after the flush, '%s' before", round,
 					w.inv.eps[i]->id, v.inv.eps[i]->id);
+				ref_ns_labels(&ds, w.inv.eps[i], want, sizeof(want));
+				labels_text(w.inv.eps[i]->ns_labels, w.inv.eps[i]->n_ns_labels, got,
+					    sizeof(got));
+				T_CHECK(strcmp(got, want) == 0,
+					"round %zu: '%s': namespace labels %s after a change, want %s",
+					round, w.inv.eps[i]->id, got, want);
+			}
 			desired_view_release(&w);
 		}
 		desired_view_release(&v);

@@ -134,7 +134,8 @@ struct mseg_namespace *inventory_ns_find(const struct mseg_inventory *inv, const
  * not declared: then the endpoint's own ns_labels, if any), always with
  * kubernetes.io/metadata.name: ep->ns, as the API server sets it. Pure
  * apart from writing ep->ns_labels (allocated in ep's arena when they
- * change). 0 or -ENOMEM (then ep is unchanged). */
+ * change) and ep->ns_labels_serial: filled again from the same namespace
+ * object, it compares nothing. 0 or -ENOMEM (then ep is unchanged). */
 int endpoint_ns_labels_fill(struct mseg_endpoint *ep, const struct mseg_namespace *ns);
 
 /* endpoint_ns_labels_fill() for every endpoint of @inv with the namespaces

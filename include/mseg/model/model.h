@@ -181,6 +181,8 @@ struct mseg_endpoint {
 	struct mseg_label *given_ns_labels; /* the endpoint's own "ns_labels" (sorted),
 	                               * used when its namespace is not declared */
 	size_t n_given_ns_labels;
+	uint64_t ns_labels_serial;    /* ns_labels are those of the namespace object of
+	                               * this serial (0: none, or its own labels) */
 	struct mseg_addr *ips;
 	size_t n_ips;
 	struct mseg_named_port *ports;
@@ -208,6 +210,8 @@ struct mseg_namespace {
 	                               * kubernetes.io/metadata.name: name */
 	size_t n_labels;
 	struct mseg_pos pos;
+	uint64_t serial;              /* this object's, unique in the process (its
+	                               * labels never change: a change is a new object) */
 };
 
 #define NS_NAME_LABEL "kubernetes.io/metadata.name"
