@@ -90,11 +90,13 @@ struct mseg_endpoint *inventory_find(const struct mseg_inventory *inv, const cha
 
 /* The same changes, staged: an inventory that changes one endpoint at a
  * time (the Kubernetes source, one watch event each) does not move its
- * sorted array for each. inventory_find() sees a staged change at once;
- * eps and n only after inventory_flush(), which merges them all in one
- * pass (and is done by inventory_put()/remove(), and by a stage when
- * INVENTORY_STAGED_MAX are staged). The endpoint a change replaces or
- * removes is freed by the flush. Same returns as inventory_put()/remove(). */
+ * sorted array for each. An endpoint added or removed is staged:
+ * inventory_find() sees it at once, eps and n only after inventory_flush(),
+ * which merges them all in one pass (and is done by inventory_put()/
+ * remove(), and by a stage when INVENTORY_STAGED_MAX are staged); the
+ * endpoint a removal drops is freed by the flush. One that replaces an
+ * endpoint of the array takes its place at once (the old one is freed).
+ * Same returns as inventory_put()/remove(). */
 int inventory_stage_put(struct mseg_inventory *inv, struct mseg_endpoint *ep);
 int inventory_stage_remove(struct mseg_inventory *inv, const char *id);
 int inventory_flush(struct mseg_inventory *inv);

@@ -875,8 +875,8 @@ int inventory_flush(struct mseg_inventory *inv)
 int inventory_stage_put(struct mseg_inventory *inv, struct mseg_endpoint *ep)
 {
 	struct inventory_change *c;
-	bool found;
-	size_t i;
+	bool found, in_eps;
+	size_t i, j;
 
 	if (!ep || !ep->id)
 		return -EINVAL;
@@ -889,6 +889,14 @@ int inventory_stage_put(struct mseg_inventory *inv, struct mseg_endpoint *ep)
 			change_release(c);
 			*c = (struct inventory_change){ ep->id, ep };
 		}
+		return 0;
+	}
+	/* a change of an endpoint the array has: in its place, at once */
+	j = inventory_search(inv, ep->id, &in_eps);
+	if (in_eps) {
+		if (inv->eps[j] != ep)
+			endpoint_free(inv->eps[j]);
+		inv->eps[j] = ep;
 		return 0;
 	}
 	if (inv->n_staged >= SIZE_MAX / 2 ||
