@@ -12,7 +12,12 @@
  *     a three-way strcmp merge of every endpoint, every endpoint's
  *     namespace searched in the three sources, every address claim sorted
  *     with the same order to find the shared ones, every endpoint walked
- *     again for the local ones. The two alternate run by run.
+ *     again for the local ones. The two alternate run by run. Both fill
+ *     the labels with today's endpoint_ns_labels_fill(), which no longer
+ *     compares them when filled again from the same namespace object: the
+ *     baseline is faster than the code it stands for, and the ratio
+ *     understates the change (bench/kube_scale.sh with MSEGD_BASELINE
+ *     compares whole builds).
  *  2. event: one peer added and one removed (a watch event each) with
  *     inventory_stage_put()/inventory_stage_remove() (the watcher), against
  *     inventory_put()/inventory_remove() (the baseline: the sorted array

@@ -290,6 +290,12 @@ static int claims_shared(const struct desired_view *v, size_t n_claims, struct c
 			const struct mseg_endpoint *ep = v->inv.eps[ci];
 
 			if (cj >= ep->n_ips || cj >= ADDR_SLOT_SHARED) {
+				/* the endpoints ahead, and their addresses, fetched
+				 * too (each its own allocation: a miss each) */
+				if (ci + 2 * CLAIM_BATCH < v->inv.n)
+					__builtin_prefetch(v->inv.eps[ci + 2 * CLAIM_BATCH]);
+				if (ci + CLAIM_BATCH < v->inv.n)
+					__builtin_prefetch(v->inv.eps[ci + CLAIM_BATCH]->ips);
 				ci++;
 				cj = 0;
 				continue;
@@ -473,6 +479,10 @@ static int view_take(const struct desired *ds, struct desired_view *v, struct ms
 	return 0;
 }
 
+/* How far ahead a walk over every endpoint fetches them (each one is an
+ * allocation of its own: a cache miss each at cluster scale). */
+#define VIEW_AHEAD 8
+
 /* The index of the first endpoint of @inv from @from on whose id is not
  * below @id (NULL: none, @inv->n): an exponential search from @from, then
  * a binary one, so that a run of endpoints costs a few comparisons. */
@@ -622,10 +632,13 @@ int desired_view_build(const struct desired *ds, const struct desired_change *ch
 				min = fb->id;
 			if (kc.s < ki->n_staged && (!min || strcmp(ki->staged[kc.s].id, min) < 0))
 				min = ki->staged[kc.s].id;
-			for (end = inv_lower_bound(ki, kc.i, min); kc.i < end; kc.i++)
+			for (end = inv_lower_bound(ki, kc.i, min); kc.i < end; kc.i++) {
+				if (kc.i + VIEW_AHEAD < end)
+					__builtin_prefetch(ki->eps[kc.i + VIEW_AHEAD]);
 				if (!ki->eps[kc.i]->netns &&
 				    view_take(ds, ret, ki->eps[kc.i], &memo, &n_claims) < 0)
 					goto out_nomem;
+			}
 			kc_settle(&kc);
 		}
 		fk = kc_head(&kc, &staged);
