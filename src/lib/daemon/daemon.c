@@ -428,7 +428,7 @@ static void on_seen_timer(struct evloop_source *src, uint32_t events, void *data
 int daemon_reconcile(struct daemon *d)
 {
 	unsigned long long kube_rv = 0;
-	uint64_t t0 = clock_mono_ns(), t_apply = 0;
+	uint64_t t0 = clock_mono_ns(), t_apply = 0, t_sync = 0, t_view = 0;
 	struct desired_view v;
 	int r;
 
@@ -443,12 +443,14 @@ int daemon_reconcile(struct daemon *d)
 			return 0;
 		}
 		kube_rv = daemon_kube_pods_rv(d);
+		t_sync = clock_mono_ns();
 		/* the rest of the source is kept up to date as events come */
 		r = kube_watcher_sync(d->kube, &d->desired.inv[DESIRED_API]);
 		/* Node, Service, EndpointSlice events: node addresses and
 		 * Service routes read again */
 		if (r == 0 && kube_watcher_cluster_changed(d->kube))
 			r = daemon_kube_cluster(d);
+		t_sync = clock_mono_ns() - t_sync;
 		if (r < 0) {
 			log_error("kubernetes: out of memory; keeping the previous state");
 			return r;
@@ -463,6 +465,7 @@ int daemon_reconcile(struct daemon *d)
 			log_error("stages: %s", err_format(&serr, smsg, sizeof(smsg)));
 	}
 	seen_read_all(d);
+	t_view = clock_mono_ns();
 	r = desired_view_build(&d->desired, NULL, &v);
 	if (r < 0) {
 		log_error("reconcile: out of memory");
@@ -482,6 +485,7 @@ int daemon_reconcile(struct daemon *d)
 			desired_view_release(&v);
 			return r;
 		}
+		t_view = clock_mono_ns() - t_view;
 		prog.cap = prog.n;
 		t_apply = clock_mono_ns();
 		r = reconciler_apply(d->rec, &prog, &v.inv);
@@ -497,10 +501,11 @@ int daemon_reconcile(struct daemon *d)
 	 * resourceVersion is in the kernel (acknowledged) at this time */
 	if (kube_rv)
 		log_debug("kubernetes: pods resourceVersion %llu applied at %llu ms (reconcile %.1f ms, "
-			  "%zu endpoints, %zu policies; reconciler %.1f ms)", kube_rv,
+			  "%zu endpoints, %zu policies; reconciler %.1f ms; kubernetes sync %.1f ms, "
+			  "desired view %.1f ms)", kube_rv,
 			  (unsigned long long)(clock_real_ns() / 1000000),
 			  (double)(clock_mono_ns() - t0) / 1e6, v.inv.n, v.pols.n,
-			  (double)t_apply / 1e6);
+			  (double)t_apply / 1e6, (double)t_sync / 1e6, (double)t_view / 1e6);
 	desired_view_release(&v);
 	return r;
 }
