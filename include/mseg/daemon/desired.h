@@ -71,7 +71,8 @@ struct desired_conflict {
 };
 
 /* The merged state. Borrows every object from the sources (and from the
- * change): valid until the sources change. The sets can be handed to
+ * change; of a source's inventory, the changes staged in it too): valid
+ * until the sources change. The sets can be handed to
  * reconciler_apply() as they are; the inventory is sorted by id. An
  * endpoint that lost an address to a newer one is a copy without it, owned
  * by the view. */
@@ -85,6 +86,9 @@ struct desired_view {
 	size_t n_conflicts;
 	struct mseg_endpoint **copies;        /* owned */
 	size_t n_copies;
+	size_t *local;                        /* indices in @inv of the endpoints
+						 that are no cluster peer */
+	size_t n_local, cap_local;
 	struct mseg_policy **pol_copies;      /* owned (shallow: they borrow the
 						 original's arena): a stage applied */
 	size_t n_pol_copies, cap_pol_copies;

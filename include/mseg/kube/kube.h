@@ -68,7 +68,8 @@ const char *kube_watcher_server(const struct kube_watcher *kw);
 
 /* Bring this node's pods up to date with @registered (the endpoints
  * mseg-cni registered); everything else of the source was updated as the
- * events came. Call before each view of the desired state. -ENOMEM. */
+ * events came (the endpoint changes staged, applied to the inventory's
+ * array here). Call before each view of the desired state. -ENOMEM. */
 int kube_watcher_sync(struct kube_watcher *kw, const struct mseg_inventory *registered);
 
 /* The cluster's source, kept up to date object by object in the sets the
@@ -82,7 +83,11 @@ int kube_watcher_sync(struct kube_watcher *kw, const struct mseg_inventory *regi
  * are known, at each kube_source_sync(): a copy of the registered endpoint
  * (same id, netns, addresses) with the pod's labels (winning over the
  * registered ones) and named ports. Of two pods with one address, the one
- * seen last has it. A bad object is left out, and said once through @log.
+ * seen last has it. A pod's endpoint change is staged in the inventory
+ * (inventory_stage_put(): inventory_find() and every view see it at once,
+ * its sorted array at the next kube_source_sync(), which applies them all
+ * in one pass), so that one watch event never moves an array of every pod
+ * of the cluster. A bad object is left out, and said once through @log.
  * Keys are the store keys "NS/NAME" (namespaces: "NAME"); objects are
  * trimmed (kube_*_trim); a pod of this node is kept with a new reference,
  * a policy as its text, nothing else of an object. */

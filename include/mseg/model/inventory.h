@@ -80,12 +80,30 @@ int endpoint_build(const char *name, const struct endpoint_fields *f,
 		   struct mseg_endpoint **ret_ep, struct mseg_err *err);
 
 /* Insert (replacing and freeing the endpoint with the same id). Takes @ep
- * on success; on error (-EINVAL without an id, -ENOMEM) the caller keeps it. */
+ * on success; on error (-EINVAL without an id, -ENOMEM) the caller keeps it.
+ * Applies the staged changes first. */
 int inventory_put(struct mseg_inventory *inv, struct mseg_endpoint *ep);
-/* Remove and free; -ENOENT if absent. */
+/* Remove and free; -ENOENT if absent. Applies the staged changes first. */
 int inventory_remove(struct mseg_inventory *inv, const char *id);
-/* Binary search by id; NULL if absent. */
+/* Binary search by id, staged changes included; NULL if absent. */
 struct mseg_endpoint *inventory_find(const struct mseg_inventory *inv, const char *id);
+
+/* The same changes, staged: an inventory that changes one endpoint at a
+ * time (the Kubernetes source, one watch event each) does not move its
+ * sorted array for each. An endpoint added or removed is staged:
+ * inventory_find() sees it at once, eps and n only after inventory_flush(),
+ * which merges them all in one pass (and is done by inventory_put()/
+ * remove(), and by a stage when INVENTORY_STAGED_MAX are staged); the
+ * endpoint a removal drops is freed by the flush. One that replaces an
+ * endpoint of the array takes its place at once (the old one is freed).
+ * Same returns as inventory_put()/remove(). */
+int inventory_stage_put(struct mseg_inventory *inv, struct mseg_endpoint *ep);
+int inventory_stage_remove(struct mseg_inventory *inv, const char *id);
+int inventory_flush(struct mseg_inventory *inv);
+/* How many endpoints, staged changes included. */
+size_t inventory_count(const struct mseg_inventory *inv);
+
+#define INVENTORY_STAGED_MAX 4096
 
 struct mseg_endpoint *endpoint_free(struct mseg_endpoint *ep);
 
@@ -118,7 +136,8 @@ struct mseg_namespace *inventory_ns_find(const struct mseg_inventory *inv, const
  * not declared: then the endpoint's own ns_labels, if any), always with
  * kubernetes.io/metadata.name: ep->ns, as the API server sets it. Pure
  * apart from writing ep->ns_labels (allocated in ep's arena when they
- * change). 0 or -ENOMEM (then ep is unchanged). */
+ * change) and ep->ns_labels_serial: filled again from the same namespace
+ * object, it compares nothing. 0 or -ENOMEM (then ep is unchanged). */
 int endpoint_ns_labels_fill(struct mseg_endpoint *ep, const struct mseg_namespace *ns);
 
 /* endpoint_ns_labels_fill() for every endpoint of @inv with the namespaces

@@ -181,6 +181,8 @@ struct mseg_endpoint {
 	struct mseg_label *given_ns_labels; /* the endpoint's own "ns_labels" (sorted),
 	                               * used when its namespace is not declared */
 	size_t n_given_ns_labels;
+	uint64_t ns_labels_serial;    /* ns_labels are those of the namespace object of
+	                               * this serial (0: none, or its own labels) */
 	struct mseg_addr *ips;
 	size_t n_ips;
 	struct mseg_named_port *ports;
@@ -208,6 +210,8 @@ struct mseg_namespace {
 	                               * kubernetes.io/metadata.name: name */
 	size_t n_labels;
 	struct mseg_pos pos;
+	uint64_t serial;              /* this object's, unique in the process (its
+	                               * labels never change: a change is a new object) */
 };
 
 #define NS_NAME_LABEL "kubernetes.io/metadata.name"
@@ -228,11 +232,22 @@ struct mseg_svc_route {
 
 /* An endpoint inventory: owns its endpoints, kept sorted by id, and its
  * declared namespaces, kept sorted by name. */
+/* A change staged in an inventory (inventory_stage_put/remove): @ep
+ * replaces or adds the endpoint of @id (its own id), or NULL: the endpoint
+ * of @id (then a copy, owned) is removed. */
+struct inventory_change {
+	const char *id;
+	struct mseg_endpoint *ep;
+};
+
 struct mseg_inventory {
-	struct mseg_endpoint **eps;
+	struct mseg_endpoint **eps;   /* sorted by id */
 	size_t n, cap;
 	struct mseg_namespace **nss;
 	size_t n_nss, cap_nss;
+	/* changes not in @eps yet, sorted by id (inventory_stage_put()) */
+	struct inventory_change *staged;
+	size_t n_staged, cap_staged;
 };
 
 #endif

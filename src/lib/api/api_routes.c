@@ -1903,7 +1903,7 @@ static void h_status_build(struct api_ctx *x)
 		json_object_set_new(json_object_get(o, "policies"), "kubernetes",
 				    json_integer((json_int_t)be->desired->pols[DESIRED_KUBE].n));
 		json_object_set_new(json_object_get(o, "endpoints"), "kubernetes",
-				    json_integer((json_int_t)be->desired->inv[DESIRED_KUBE].n));
+				    json_integer((json_int_t)inventory_count(&be->desired->inv[DESIRED_KUBE])));
 	}
 	if (x->a->flows)
 		json_object_set_new(o, "flows", json_pack("{sIsI}", "records",
@@ -2016,7 +2016,8 @@ void api_handle_metrics(struct api_ctx *x)
 	fprintf(f, "mseg_endpoints{source=\"file\"} %zu\n", be->desired->inv[DESIRED_FILE].n);
 	fprintf(f, "mseg_endpoints{source=\"api\"} %zu\n", be->desired->inv[DESIRED_API].n);
 	if (be->kube) {
-		fprintf(f, "mseg_endpoints{source=\"kubernetes\"} %zu\n", be->desired->inv[DESIRED_KUBE].n);
+		fprintf(f, "mseg_endpoints{source=\"kubernetes\"} %zu\n",
+			inventory_count(&be->desired->inv[DESIRED_KUBE]));
 		m_head(f, "mseg_kube_watch_restarts_total", "counter", "Kubernetes watches that broke and were resumed or retried, by resource.");
 		for (size_t i = 0; i < KUBE_N_RESOURCES; i++) {
 			struct kube_resource_status ks;

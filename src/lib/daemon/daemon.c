@@ -321,28 +321,34 @@ static void seen_round_clear(struct daemon *d)
 }
 
 /* The endpoints with a table whose directions are learning now, into
- * d->seen_round. */
-static int seen_round_plan(struct daemon *d)
+ * d->seen_round; from @view (NULL: a view of the desired state now). */
+static int seen_round_plan(struct daemon *d, const struct desired_view *view)
 {
 	uint64_t now_s = clock_real_ns() / 1000000000ull;
-	struct desired_view v;
-	int r;
+	struct desired_view own;
+	const struct desired_view *v = view;
+	int r = 0;
 
 	seen_round_clear(d);
 	if (!desired_any_learning(&d->desired, now_s))
 		return 0;
-	r = desired_view_build(&d->desired, NULL, &v);
-	if (r < 0)
-		return r;
-	for (size_t i = 0; i < v.inv.n && r == 0; i++) {
-		const struct mseg_endpoint *ep = v.inv.eps[i];
+	if (!v) {
+		r = desired_view_build(&d->desired, NULL, &own);
+		if (r < 0)
+			return r;
+		v = &own;
+	}
+	/* only the endpoints that have a table: the local ones (a view
+	 * lists them; peers of other nodes never have one) */
+	for (size_t l = 0; l < v->n_local && r == 0; l++) {
+		const struct mseg_endpoint *ep = v->inv.eps[v->local[l]];
 		ssize_t k = reconciler_ep_index(d->rec, ep->id);
 		struct reconcile_ep_status st;
 		unsigned dirs;
 
 		if (k < 0 || reconciler_ep_status(d->rec, (size_t)k, &st) < 0)
 			continue;
-		dirs = desired_ep_learning_dirs(&v, ep, now_s, NULL);
+		dirs = desired_ep_learning_dirs(v, ep, now_s, NULL);
 		for (int dir = 0; dir < MSEG_DIR_COUNT; dir++)
 			if (!st.isolated[dir] || st.mode[dir] != MSEG_MODE_ENFORCE)
 				dirs &= ~(1u << dir);
@@ -359,7 +365,8 @@ static int seen_round_plan(struct daemon *d)
 		}
 		d->seen_round[d->seen_n++].dirs = dirs;
 	}
-	desired_view_release(&v);
+	if (v == &own)
+		desired_view_release(&own);
 	return r;
 }
 
@@ -392,13 +399,14 @@ static void seen_save(struct daemon *d)
 		log_error("state dir: accepted connections: %s", err_format(&err, msg, sizeof(msg)));
 }
 
-/* Every learning endpoint now, before a reconcile: a replace starts the
- * kernel's counters again, and what it counted must be in first. */
-static void seen_read_all(struct daemon *d)
+/* Every learning endpoint of @v (the view the reconcile is about to
+ * apply), before the reconcile: a replace starts the kernel's counters
+ * again, and what it counted must be in first. */
+static void seen_read_all(struct daemon *d, const struct desired_view *v)
 {
 	if (!d->accepted || !d->cfg->seen_interval_sec)
 		return;
-	if (seen_round_plan(d) < 0) {
+	if (seen_round_plan(d, v) < 0) {
 		log_error("accepted connections: out of memory");
 		return;
 	}
@@ -414,7 +422,7 @@ static void on_seen_timer(struct evloop_source *src, uint32_t events, void *data
 
 	(void)src;
 	(void)events;
-	if (d->seen_next >= d->seen_n && seen_round_plan(d) < 0)
+	if (d->seen_next >= d->seen_n && seen_round_plan(d, NULL) < 0)
 		log_error("accepted connections: out of memory");
 	seen_round_step(d, SEEN_EPS_PER_STEP);
 	if (d->seen_next < d->seen_n) {
@@ -429,7 +437,7 @@ static void on_seen_timer(struct evloop_source *src, uint32_t events, void *data
 int daemon_reconcile(struct daemon *d)
 {
 	unsigned long long kube_rv = 0;
-	uint64_t t0 = clock_mono_ns(), t_apply = 0;
+	uint64_t t0 = clock_mono_ns(), t_apply = 0, t_sync = 0, t_view = 0;
 	struct desired_view v;
 	int r;
 
@@ -444,12 +452,14 @@ int daemon_reconcile(struct daemon *d)
 			return 0;
 		}
 		kube_rv = daemon_kube_pods_rv(d);
+		t_sync = clock_mono_ns();
 		/* the rest of the source is kept up to date as events come */
 		r = kube_watcher_sync(d->kube, &d->desired.inv[DESIRED_API]);
 		/* Node, Service, EndpointSlice events: node addresses and
 		 * Service routes read again */
 		if (r == 0 && kube_watcher_cluster_changed(d->kube))
 			r = daemon_kube_cluster(d);
+		t_sync = clock_mono_ns() - t_sync;
 		if (r < 0) {
 			log_error("kubernetes: out of memory; keeping the previous state");
 			return r;
@@ -463,7 +473,7 @@ int daemon_reconcile(struct daemon *d)
 		if (desired_stages_sync(&d->desired, clock_real_ns() / 1000000000ull, &serr) < 0)
 			log_error("stages: %s", err_format(&serr, smsg, sizeof(smsg)));
 	}
-	seen_read_all(d);
+	t_view = clock_mono_ns();
 	r = desired_view_build(&d->desired, NULL, &v);
 	if (r < 0) {
 		log_error("reconcile: out of memory");
@@ -483,6 +493,10 @@ int daemon_reconcile(struct daemon *d)
 			desired_view_release(&v);
 			return r;
 		}
+		t_view = clock_mono_ns() - t_view;
+		/* from the same view: no second one to find the learning
+		 * endpoints (a view walks every endpoint of the cluster) */
+		seen_read_all(d, &v);
 		prog.cap = prog.n;
 		t_apply = clock_mono_ns();
 		r = reconciler_apply(d->rec, &prog, &v.inv);
@@ -498,10 +512,11 @@ int daemon_reconcile(struct daemon *d)
 	 * resourceVersion is in the kernel (acknowledged) at this time */
 	if (kube_rv)
 		log_debug("kubernetes: pods resourceVersion %llu applied at %llu ms (reconcile %.1f ms, "
-			  "%zu endpoints, %zu policies; reconciler %.1f ms)", kube_rv,
+			  "%zu endpoints, %zu policies; reconciler %.1f ms; kubernetes sync %.1f ms, "
+			  "desired view %.1f ms)", kube_rv,
 			  (unsigned long long)(clock_real_ns() / 1000000),
 			  (double)(clock_mono_ns() - t0) / 1e6, v.inv.n, v.pols.n,
-			  (double)t_apply / 1e6);
+			  (double)t_apply / 1e6, (double)t_sync / 1e6, (double)t_view / 1e6);
 	desired_view_release(&v);
 	d->rec_end_ns = clock_mono_ns();
 	d->rec_cost_ns = d->rec_end_ns - t0;

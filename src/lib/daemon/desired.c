@@ -1,5 +1,6 @@
 /* The desired state and its one merge (include/mseg/daemon/desired.h). */
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -224,28 +225,143 @@ static int claim_cmp(const void *pa, const void *pb, void *data)
 	return -strcmp(v->inv.eps[a->ep]->id, v->inv.eps[b->ep]->id);
 }
 
+/* One address in the table of the view's addresses: its first claim
+ * (endpoint @ep, its address @ip) and whether another one followed. */
+struct addr_slot {
+	uint32_t tag;              /* high bits of the hash, never 0; 0: empty */
+	uint32_t ep;
+	uint32_t ip;               /* | ADDR_SLOT_SHARED: claimed again */
+};
+
+#define ADDR_SLOT_SHARED 0x80000000u
+#define CLAIM_BATCH 16
+
+static uint64_t addr_hash(const struct mseg_addr *a)
+{
+	uint64_t w[2] = { 0, 0 };
+	uint64_t h;
+
+	memcpy(w, a->bytes, a->family == AF_INET ? 4 : 16);   /* what addr_eq() compares */
+	h = (w[0] ^ (w[1] * 0x9e3779b97f4a7c15ull) ^ a->family) * 0xbf58476d1ce4e5b9ull;
+	h ^= h >> 31;
+	h *= 0x94d049bb133111ebull;
+	return h ^ (h >> 29);
+}
+
+static int claim_push(struct claim **cl, size_t *n, size_t *cap, const struct desired_view *v,
+		      size_t ep, size_t ip)
+{
+	if (VEC_RESERVE(*cl, *cap, *n + 1) < 0)
+		return -ENOMEM;
+	(*cl)[(*n)++] = (struct claim){ v->inv.eps[ep]->ips[ip], ep,
+					v->inv.eps[ep]->registered_ns };
+	return 0;
+}
+
+/* Every claim of an address that @v's endpoints claim more than once (by
+ * two endpoints, or one listing it twice), in claim_cmp() order: one pass
+ * over the addresses with an open-addressing table of them, then a sort
+ * of these claims only (the same order a sort of all claims gives them). */
+static int claims_shared(const struct desired_view *v, size_t n_claims, struct claim **ret_cl,
+			 size_t *ret_n)
+{
+	struct addr_slot *t;
+	struct claim *cl = NULL;
+	size_t size = 16, mask, n = 0, cap = 0, ci = 0, cj = 0;
+
+	*ret_cl = NULL;
+	*ret_n = 0;
+	if (v->inv.n >= UINT32_MAX)
+		return -ENOMEM;
+	while (size < n_claims + n_claims / 2)   /* at most 2/3 full */
+		size *= 2;
+	mask = size - 1;
+	t = calloc(size, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	while (ci < v->inv.n) {
+		struct { uint64_t h; uint32_t ep, ip; } b[CLAIM_BATCH];
+		size_t nb = 0;
+
+		/* a batch of claims hashed and their slots fetched ahead: the
+		 * table is larger than the caches, so a first look misses;
+		 * these misses overlap instead of following each other */
+		while (nb < CLAIM_BATCH && ci < v->inv.n) {
+			const struct mseg_endpoint *ep = v->inv.eps[ci];
+
+			if (cj >= ep->n_ips || cj >= ADDR_SLOT_SHARED) {
+				/* the endpoints ahead, and their addresses, fetched
+				 * too (each its own allocation: a miss each) */
+				if (ci + 2 * CLAIM_BATCH < v->inv.n)
+					__builtin_prefetch(v->inv.eps[ci + 2 * CLAIM_BATCH]);
+				if (ci + CLAIM_BATCH < v->inv.n)
+					__builtin_prefetch(v->inv.eps[ci + CLAIM_BATCH]->ips);
+				ci++;
+				cj = 0;
+				continue;
+			}
+			b[nb].h = addr_hash(&ep->ips[cj]);
+			b[nb].ep = (uint32_t)ci;
+			b[nb].ip = (uint32_t)cj++;
+			__builtin_prefetch(&t[(size_t)b[nb].h & mask], 1);
+			nb++;
+		}
+		for (size_t q = 0; q < nb; q++) {
+			const struct mseg_addr *addr = &v->inv.eps[b[q].ep]->ips[b[q].ip];
+			uint32_t tag = (uint32_t)(b[q].h >> 32) | 1;
+			struct addr_slot *e;
+
+			for (size_t s = (size_t)b[q].h & mask;; s = (s + 1) & mask) {
+				e = &t[s];
+				if (!e->tag || (e->tag == tag &&
+						addr_eq(&v->inv.eps[e->ep]->ips[e->ip & ~ADDR_SLOT_SHARED],
+							addr)))
+					break;
+			}
+			if (!e->tag) {
+				*e = (struct addr_slot){ tag, b[q].ep, b[q].ip };
+				continue;
+			}
+			if (!(e->ip & ADDR_SLOT_SHARED) &&
+			    claim_push(&cl, &n, &cap, v, e->ep, e->ip) < 0)
+				goto out_nomem;
+			e->ip |= ADDR_SLOT_SHARED;
+			if (claim_push(&cl, &n, &cap, v, b[q].ep, b[q].ip) < 0)
+				goto out_nomem;
+		}
+	}
+	free(t);
+	if (n > 1)
+		qsort_r(cl, n, sizeof(*cl), claim_cmp, (void *)v);
+	*ret_cl = cl;
+	*ret_n = n;
+	return 0;
+
+out_nomem:
+	free(t);
+	free(cl);
+	return -ENOMEM;
+}
+
 /* No address grants one endpoint's access to another: where endpoints of
  * the view claim the same address, the newest registration keeps it and
- * the others are replaced by copies without it. */
-static int view_resolve_conflicts(struct desired_view *v)
+ * the others are replaced by copies without it. The conflicts are listed
+ * in claim_cmp() order of the losing claims. */
+static int view_resolve_conflicts(struct desired_view *v, size_t n_claims)
 {
 	struct claim *cl;
 	bool *loses;
-	size_t n = 0, k = 0;
+	size_t n;
 
-	for (size_t i = 0; i < v->inv.n; i++)
-		n += v->inv.eps[i]->n_ips;
-	if (n < 2)
+	if (n_claims < 2)
 		return 0;
-	cl = calloc(n, sizeof(*cl));
+	if (claims_shared(v, n_claims, &cl, &n) < 0)
+		goto out_nomem_view;
+	if (!n)
+		return 0;
 	loses = calloc(n, sizeof(*loses));
-	if (!cl || !loses)
+	if (!loses)
 		goto out_nomem;
-	for (size_t i = 0; i < v->inv.n; i++)
-		for (size_t j = 0; j < v->inv.eps[i]->n_ips; j++)
-			cl[k++] = (struct claim){ v->inv.eps[i]->ips[j], i,
-						  v->inv.eps[i]->registered_ns };
-	qsort_r(cl, n, sizeof(*cl), claim_cmp, v);
 	for (size_t i = 1; i < n; i++) {
 		size_t w = i - 1;
 
@@ -316,11 +432,132 @@ static int view_resolve_conflicts(struct desired_view *v)
 out_nomem:
 	free(cl);
 	free(loses);
+out_nomem_view:
 	desired_view_release(v);
 	return -ENOMEM;
 }
 
 static int no_store(struct mseg_err *err);
+
+/* The namespace looked up last: the inventory is sorted by id, and the
+ * endpoints of one namespace mostly follow each other (the cluster's ids
+ * are "k8s.NS.NAME"), so most endpoints need no search of the sources. */
+struct ns_memo {
+	const char *name;
+	const struct mseg_namespace *ns;
+};
+
+static const struct mseg_namespace *ns_memo_find(const struct desired *ds, struct ns_memo *m,
+						 const char *name)
+{
+	if (!m->name || (m->name != name && strcmp(m->name, name) != 0)) {
+		m->ns = desired_namespace_find(ds, name, NULL);
+		m->name = name;
+	}
+	return m->ns;
+}
+
+/* Endpoint @ep into view @v (unless its netns is gone), with its
+ * namespace's labels (filled before any copy is made: the labels live in
+ * the original's arena); its addresses counted into *@n_claims. */
+static int view_take(const struct desired *ds, struct desired_view *v, struct mseg_endpoint *ep,
+		     struct ns_memo *memo, size_t *n_claims)
+{
+	if (ds->n_gone && desired_endpoint_is_gone(ds, ep->id)) {
+		v->gone++;
+		return 0;
+	}
+	if (endpoint_ns_labels_fill(ep, ns_memo_find(ds, memo, selector_ns_name(ep->ns))) < 0)
+		return -ENOMEM;
+	if (!ep->cluster_peer) {
+		if (VEC_RESERVE(v->local, v->cap_local, v->n_local + 1) < 0)
+			return -ENOMEM;
+		v->local[v->n_local++] = v->inv.n;
+	}
+	v->inv.eps[v->inv.n++] = ep;
+	*n_claims += ep->n_ips;
+	return 0;
+}
+
+/* How far ahead a walk over every endpoint fetches them (each one is an
+ * allocation of its own: a cache miss each at cluster scale). */
+#define VIEW_AHEAD 8
+
+/* The index of the first endpoint of @inv from @from on whose id is not
+ * below @id (NULL: none, @inv->n): an exponential search from @from, then
+ * a binary one, so that a run of endpoints costs a few comparisons. */
+static size_t inv_lower_bound(const struct mseg_inventory *inv, size_t from, const char *id)
+{
+	size_t lo = from, hi = from, step = 1;
+
+	if (!id)
+		return inv->n;
+	while (hi < inv->n && strcmp(inv->eps[hi]->id, id) < 0) {
+		lo = hi + 1;
+		hi = from + step;
+		step *= 2;
+	}
+	if (hi > inv->n)
+		hi = inv->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (strcmp(inv->eps[mid]->id, id) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* The cluster's endpoints in id order: its sorted array with the changes
+ * staged since the last flush (inventory_stage_put()) applied as it goes.
+ * Settled, its next endpoint is eps[i], unless staged[s] comes first. */
+struct kube_cursor {
+	const struct mseg_inventory *inv;
+	size_t i, s;
+};
+
+static void kc_settle(struct kube_cursor *c)
+{
+	const struct mseg_inventory *inv = c->inv;
+
+	while (c->s < inv->n_staged) {
+		const struct inventory_change *st = &inv->staged[c->s];
+		int cmp = c->i < inv->n ? strcmp(inv->eps[c->i]->id, st->id) : 1;
+
+		if (cmp < 0)
+			return;
+		if (cmp == 0)
+			c->i++;        /* replaced or removed by the change */
+		if (st->ep)
+			return;
+		c->s++;                /* a removal: nothing to take */
+	}
+}
+
+/* The next endpoint (NULL: none), and whether it is a staged one. */
+static struct mseg_endpoint *kc_head(const struct kube_cursor *c, bool *ret_staged)
+{
+	const struct mseg_inventory *inv = c->inv;
+	struct mseg_endpoint *m = c->i < inv->n ? inv->eps[c->i] : NULL;
+
+	*ret_staged = c->s < inv->n_staged && (!m || strcmp(inv->staged[c->s].id, m->id) < 0);
+	return *ret_staged ? inv->staged[c->s].ep : m;
+}
+
+static void kc_next(struct kube_cursor *c)
+{
+	bool staged;
+
+	if (kc_head(c, &staged)) {
+		if (staged)
+			c->s++;
+		else
+			c->i++;
+	}
+	kc_settle(c);
+}
 
 int desired_view_build(const struct desired *ds, const struct desired_change *ch,
 		       struct desired_view *ret)
@@ -329,19 +566,18 @@ int desired_view_build(const struct desired *ds, const struct desired_change *ch
 	const struct mseg_policy_set *kp = &ds->pols[DESIRED_KUBE];
 	const struct mseg_inventory *fi = &ds->inv[DESIRED_FILE], *ki = &ds->inv[DESIRED_KUBE];
 	size_t np = fp->n + ap->n + kp->n + 1;
-	size_t ne = fi->n + ds->inv[DESIRED_API].n + ki->n + 1;
+	size_t ne = fi->n + ds->inv[DESIRED_API].n + ki->n + ki->n_staged + 1;
 	struct mseg_endpoint **api_eps;
-	size_t n_api, a = 0, b = 0, k = 0;
+	struct ns_memo memo = { NULL, NULL };
+	struct kube_cursor kc = { ki, 0, 0 };
+	size_t n_api, a = 0, b = 0, n_claims = 0;
 
 	memset(ret, 0, sizeof(*ret));
-	ret->pols.items = calloc(np, sizeof(*ret->pols.items));
-	ret->inv.eps = calloc(ne, sizeof(*ret->inv.eps));
-	api_eps = calloc(ne, sizeof(*api_eps));
-	if (!ret->pols.items || !ret->inv.eps || !api_eps) {
-		free(api_eps);
-		desired_view_release(ret);
-		return -ENOMEM;
-	}
+	ret->pols.items = malloc(np * sizeof(*ret->pols.items));
+	ret->inv.eps = malloc(ne * sizeof(*ret->inv.eps));
+	api_eps = malloc((ds->inv[DESIRED_API].n + 1) * sizeof(*api_eps));
+	if (!ret->pols.items || !ret->inv.eps || !api_eps)
+		goto out_nomem;
 	ret->pols.cap = np;
 	ret->inv.cap = ne;
 
@@ -375,13 +611,40 @@ int desired_view_build(const struct desired *ds, const struct desired_change *ch
 	 * the cluster's view of a pod over its registration by mseg-cni (a
 	 * cluster endpoint with a netns only stands for a registered one) */
 	n_api = api_endpoints_changed(ds, ch, api_eps);
-	while (a < fi->n || b < n_api || k < ki->n) {
+	kc_settle(&kc);
+	for (;;) {
 		struct mseg_endpoint *fa = a < fi->n ? fi->eps[a] : NULL;
 		struct mseg_endpoint *fb = b < n_api ? api_eps[b] : NULL;
-		struct mseg_endpoint *fk = k < ki->n ? ki->eps[k] : NULL;
-		struct mseg_endpoint *take = NULL;
+		struct mseg_endpoint *fk, *take = NULL;
 		const char *min = NULL;
+		bool staged;
 
+		/* the cluster's endpoints before the next of the other
+		 * sources (and before its next staged change) have no rival:
+		 * peers are taken as they are, and an endpoint with a netns
+		 * without its registration is left out */
+		if (kc.i < ki->n) {
+			size_t end;
+
+			if (fa)
+				min = fa->id;
+			if (fb && (!min || strcmp(fb->id, min) < 0))
+				min = fb->id;
+			if (kc.s < ki->n_staged && (!min || strcmp(ki->staged[kc.s].id, min) < 0))
+				min = ki->staged[kc.s].id;
+			for (end = inv_lower_bound(ki, kc.i, min); kc.i < end; kc.i++) {
+				if (kc.i + VIEW_AHEAD < end)
+					__builtin_prefetch(ki->eps[kc.i + VIEW_AHEAD]);
+				if (!ki->eps[kc.i]->netns &&
+				    view_take(ds, ret, ki->eps[kc.i], &memo, &n_claims) < 0)
+					goto out_nomem;
+			}
+			kc_settle(&kc);
+		}
+		fk = kc_head(&kc, &staged);
+		if (!fa && !fb && !fk)
+			break;
+		min = NULL;
 		if (fa)
 			min = fa->id;
 		if (fb && (!min || strcmp(fb->id, min) < 0))
@@ -393,7 +656,8 @@ int desired_view_build(const struct desired *ds, const struct desired_change *ch
 		fk = fk && strcmp(fk->id, min) == 0 ? fk : NULL;
 		a += fa != NULL;
 		b += fb != NULL;
-		k += fk != NULL;
+		if (fk)
+			kc_next(&kc);
 		if (fk && fk->netns && !fb)
 			fk = NULL;   /* its registration is gone (or going) */
 		if (fb && !fk && fb->pod_uid && ds->kube_pods && !fa) {
@@ -406,17 +670,14 @@ int desired_view_build(const struct desired *ds, const struct desired_change *ch
 		} else {
 			take = fk ? fk : fb;
 		}
-		if (!take)
-			continue;
-		if (desired_endpoint_is_gone(ds, take->id))
-			ret->gone++;
-		else
-			ret->inv.eps[ret->inv.n++] = take;
+		if (take && view_take(ds, ret, take, &memo, &n_claims) < 0)
+			goto out_nomem;
 	}
 	free(api_eps);
+	api_eps = NULL;
 	/* each policy's stage: the mode set through the API, the end of its
 	 * learning; a policy with one is a copy, owned by the view */
-	for (size_t i = 0; i < ret->pols.n; i++) {
+	for (size_t i = 0; ds->n_stages && i < ret->pols.n; i++) {
 		struct mseg_policy *p = ret->pols.items[i], *c;
 		const struct stage_entry *st = desired_stage_find(ds, p->ns, p->name);
 
@@ -425,8 +686,7 @@ int desired_view_build(const struct desired *ds, const struct desired_change *ch
 		c = malloc(sizeof(*c));
 		if (!c || VEC_RESERVE(ret->pol_copies, ret->cap_pol_copies, ret->n_pol_copies + 1) < 0) {
 			free(c);
-			desired_view_release(ret);
-			return -ENOMEM;
+			goto out_nomem;
 		}
 		*c = *p;   /* shallow: everything stays in p's arena */
 		memset(&c->arena, 0, sizeof(c->arena));
@@ -451,19 +711,12 @@ int desired_view_build(const struct desired *ds, const struct desired_change *ch
 		c->learn_until_s = c->learn ? st->until_s : 0;
 		ret->pols.items[i] = c;
 	}
+	return view_resolve_conflicts(ret, n_claims);
 
-	/* each endpoint's namespace labels, from the namespace objects (before
-	 * any copy is made: the labels live in the original's arena) */
-	for (size_t i = 0; i < ret->inv.n; i++) {
-		struct mseg_endpoint *ep = ret->inv.eps[i];
-
-		if (endpoint_ns_labels_fill(ep, desired_namespace_find(ds, selector_ns_name(ep->ns),
-								       NULL)) < 0) {
-			desired_view_release(ret);
-			return -ENOMEM;
-		}
-	}
-	return view_resolve_conflicts(ret);
+out_nomem:
+	free(api_eps);
+	desired_view_release(ret);
+	return -ENOMEM;
 }
 
 const struct mseg_namespace *desired_namespace_find(const struct desired *ds, const char *name,
@@ -526,6 +779,7 @@ void desired_view_release(struct desired_view *v)
 		free(v->pol_copies[i]);
 	free(v->pol_copies);
 	free(v->conflicts);
+	free(v->local);
 	free(v->pols.items);
 	free(v->inv.eps);
 	memset(v, 0, sizeof(*v));
@@ -581,15 +835,15 @@ int desired_view_programmable(const struct desired_view *v, struct mseg_policy *
 	*ret_items = NULL;
 	*ret_n = 0;
 	out = malloc((v->pols.n ? v->pols.n : 1) * sizeof(*out));
-	local = malloc((v->inv.n ? v->inv.n : 1) * sizeof(*local));
+	local = malloc((v->n_local ? v->n_local : 1) * sizeof(*local));
 	if (!out || !local) {
 		free(out);
 		free(local);
 		return -ENOMEM;
 	}
-	for (size_t i = 0; i < v->inv.n; i++)
-		if (!v->inv.eps[i]->cluster_peer)
-			local[n_local++] = v->inv.eps[i];
+	/* the view has them (no pass over every endpoint) */
+	for (size_t i = 0; i < v->n_local; i++)
+		local[n_local++] = v->inv.eps[v->local[i]];
 	if (n_local == v->inv.n) {
 		memcpy(out, v->pols.items, v->pols.n * sizeof(*out));
 		n = v->pols.n;

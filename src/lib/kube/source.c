@@ -478,7 +478,9 @@ static bool pod_unset(struct kube_source *src, const char *key)
 
 	if (!id)
 		return false;
-	inventory_remove(src->inv, id);
+	/* staged: a watch event does not move the sorted array (150,000
+	 * pods); kube_source_sync() applies the changes once */
+	inventory_stage_remove(src->inv, id);
 	json_object_del(src->pod_ids, key);
 	return true;
 }
@@ -535,7 +537,7 @@ static int pod_set(struct kube_source *src, const char *key, json_t *pod,
 	}
 	if (old_id && strcmp(old_id, ep->id) != 0)
 		pod_unset(src, key);
-	r = inventory_put(src->inv, ep);
+	r = inventory_stage_put(src->inv, ep);
 	if (r < 0) {
 		endpoint_free(ep);
 		return r;
@@ -602,5 +604,6 @@ int kube_source_sync(struct kube_source *src, const struct mseg_inventory *regis
 			return r;
 	}
 	src->local_dirty = false;
-	return 0;
+	/* every change since the last sync into the sorted array, at once */
+	return inventory_flush(src->inv);
 }

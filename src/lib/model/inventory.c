@@ -417,11 +417,13 @@ out_free:
 
 static struct mseg_namespace *namespace_alloc(void)
 {
+	static uint64_t serial;
 	struct mseg_namespace *ns = calloc(1, sizeof(*ns));
 
 	if (!ns)
 		return NULL;
 	arena_init(&ns->arena);
+	ns->serial = ++serial;
 	return ns;
 }
 
@@ -637,11 +639,20 @@ int endpoint_ns_labels_fill(struct mseg_endpoint *ep, const struct mseg_namespac
 		src = ns->labels;
 		n_src = ns->n_labels;
 	}
-	/* unchanged: no allocation (fills repeat on every inventory change) */
-	if (ns_labels_same(ep->ns_labels, ep->n_ns_labels, src, n_src, ns_name))
+	/* filled from this very namespace object: nothing to compare (every
+	 * view fills every endpoint, 150,000 of them on a large cluster) */
+	if (ns && ep->ns_labels_serial == ns->serial)
 		return 0;
-	return labels_with_name(&ep->arena, src, n_src, ns_name, &ep->ns_labels,
-				&ep->n_ns_labels);
+	/* unchanged: no allocation (fills repeat on every inventory change) */
+	if (!ns_labels_same(ep->ns_labels, ep->n_ns_labels, src, n_src, ns_name)) {
+		int r = labels_with_name(&ep->arena, src, n_src, ns_name, &ep->ns_labels,
+					 &ep->n_ns_labels);
+
+		if (r < 0)
+			return r;
+	}
+	ep->ns_labels_serial = ns ? ns->serial : 0;
+	return 0;
 }
 
 int inventory_ns_labels_fill(struct mseg_inventory *inv, const struct mseg_inventory *nss)
@@ -667,6 +678,17 @@ void inventory_init(struct mseg_inventory *inv)
 	inv->nss = NULL;
 	inv->n_nss = 0;
 	inv->cap_nss = 0;
+	inv->staged = NULL;
+	inv->n_staged = 0;
+	inv->cap_staged = 0;
+}
+
+static void change_release(struct inventory_change *c)
+{
+	if (c->ep)
+		endpoint_free(c->ep);
+	else
+		free((char *)c->id);
 }
 
 void inventory_release(struct mseg_inventory *inv)
@@ -679,6 +701,9 @@ void inventory_release(struct mseg_inventory *inv)
 	for (i = 0; i < inv->n_nss; i++)
 		namespace_free(inv->nss[i]);
 	free(inv->nss);
+	for (i = 0; i < inv->n_staged; i++)
+		change_release(&inv->staged[i]);
+	free(inv->staged);
 	inventory_init(inv);
 }
 
@@ -729,12 +754,199 @@ static size_t inventory_search(const struct mseg_inventory *inv, const char *id,
 	return sorted_search((void *const *)inv->eps, inv->n, id, ep_key, ret_found);
 }
 
+static size_t staged_search(const struct mseg_inventory *inv, const char *id, bool *ret_found)
+{
+	size_t lo = 0, hi = inv->n_staged;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(id, inv->staged[mid].id);
+
+		if (c == 0) {
+			*ret_found = true;
+			return mid;
+		}
+		if (c < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	*ret_found = false;
+	return lo;
+}
+
 struct mseg_endpoint *inventory_find(const struct mseg_inventory *inv, const char *id)
 {
 	bool found;
-	size_t i = inventory_search(inv, id, &found);
+	size_t i;
 
+	if (inv->n_staged) {
+		i = staged_search(inv, id, &found);
+		if (found)
+			return inv->staged[i].ep;
+	}
+	i = inventory_search(inv, id, &found);
 	return found ? inv->eps[i] : NULL;
+}
+
+size_t inventory_count(const struct mseg_inventory *inv)
+{
+	size_t n = inv->n;
+
+	for (size_t i = 0; i < inv->n_staged; i++) {
+		bool found;
+
+		inventory_search(inv, inv->staged[i].id, &found);
+		if (found && !inv->staged[i].ep)
+			n--;
+		else if (!found && inv->staged[i].ep)
+			n++;
+	}
+	return n;
+}
+
+/* The first index from @from on whose endpoint's id is not below @id:
+ * exponential, then binary search (a run costs a few comparisons). */
+static size_t eps_lower_bound(const struct mseg_inventory *inv, size_t from, const char *id)
+{
+	size_t lo = from, hi = from, step = 1;
+
+	while (hi < inv->n && strcmp(inv->eps[hi]->id, id) < 0) {
+		lo = hi + 1;
+		hi = from + step;
+		step *= 2;
+	}
+	if (hi > inv->n)
+		hi = inv->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (strcmp(inv->eps[mid]->id, id) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+int inventory_flush(struct mseg_inventory *inv)
+{
+	struct mseg_endpoint **out;
+	size_t puts = 0, i = 0, k = 0;
+
+	if (!inv->n_staged)
+		return 0;
+	for (size_t s = 0; s < inv->n_staged; s++)
+		puts += inv->staged[s].ep != NULL;
+	if (puts > SIZE_MAX / 2 - inv->n)
+		return -ENOMEM;
+	out = malloc((inv->n + puts ? inv->n + puts : 1) * sizeof(*out));
+	if (!out)
+		return -ENOMEM;
+	for (size_t s = 0; s < inv->n_staged; s++) {
+		struct inventory_change *c = &inv->staged[s];
+		size_t end = eps_lower_bound(inv, i, c->id);
+
+		if (end > i)
+			memcpy(out + k, inv->eps + i, (end - i) * sizeof(*out));
+		k += end - i;
+		i = end;
+		if (i < inv->n && strcmp(inv->eps[i]->id, c->id) == 0) {
+			if (inv->eps[i] != c->ep)
+				endpoint_free(inv->eps[i]);   /* replaced or removed */
+			i++;
+		}
+		if (c->ep)
+			out[k++] = c->ep;
+		else
+			free((char *)c->id);
+	}
+	if (inv->n > i)
+		memcpy(out + k, inv->eps + i, (inv->n - i) * sizeof(*out));
+	k += inv->n - i;
+	free(inv->eps);
+	inv->eps = out;
+	inv->cap = inv->n + puts ? inv->n + puts : 1;
+	inv->n = k;
+	inv->n_staged = 0;
+	return 0;
+}
+
+int inventory_stage_put(struct mseg_inventory *inv, struct mseg_endpoint *ep)
+{
+	struct inventory_change *c;
+	bool found, in_eps;
+	size_t i, j;
+
+	if (!ep || !ep->id)
+		return -EINVAL;
+	if (inv->n_staged >= INVENTORY_STAGED_MAX)
+		inventory_flush(inv);   /* -ENOMEM: they stay staged */
+	i = staged_search(inv, ep->id, &found);
+	if (found) {
+		c = &inv->staged[i];
+		if (c->ep != ep) {
+			change_release(c);
+			*c = (struct inventory_change){ ep->id, ep };
+		}
+		return 0;
+	}
+	/* a change of an endpoint the array has: in its place, at once */
+	j = inventory_search(inv, ep->id, &in_eps);
+	if (in_eps) {
+		if (inv->eps[j] != ep)
+			endpoint_free(inv->eps[j]);
+		inv->eps[j] = ep;
+		return 0;
+	}
+	if (inv->n_staged >= SIZE_MAX / 2 ||
+	    VEC_RESERVE(inv->staged, inv->cap_staged, inv->n_staged + 1) < 0)
+		return -ENOMEM;
+	memmove(&inv->staged[i + 1], &inv->staged[i], (inv->n_staged - i) * sizeof(*inv->staged));
+	inv->staged[i] = (struct inventory_change){ ep->id, ep };
+	inv->n_staged++;
+	return 0;
+}
+
+int inventory_stage_remove(struct mseg_inventory *inv, const char *id)
+{
+	bool found, in_eps;
+	size_t i;
+	char *copy;
+
+	i = staged_search(inv, id, &found);
+	inventory_search(inv, id, &in_eps);
+	if (found && !inv->staged[i].ep)
+		return -ENOENT;           /* removed already */
+	if (found && !in_eps) {
+		/* added since the last flush: the change goes */
+		change_release(&inv->staged[i]);
+		memmove(&inv->staged[i], &inv->staged[i + 1],
+			(inv->n_staged - i - 1) * sizeof(*inv->staged));
+		inv->n_staged--;
+		return 0;
+	}
+	if (!found && !in_eps)
+		return -ENOENT;
+	copy = strdup(id);            /* @id may be the endpoint's own */
+	if (!copy)
+		return -ENOMEM;
+	if (found) {
+		change_release(&inv->staged[i]);
+		inv->staged[i] = (struct inventory_change){ copy, NULL };
+		return 0;
+	}
+	if (inv->n_staged >= INVENTORY_STAGED_MAX && inventory_flush(inv) == 0)
+		i = 0;                    /* nothing staged any more */
+	if (inv->n_staged >= SIZE_MAX / 2 ||
+	    VEC_RESERVE(inv->staged, inv->cap_staged, inv->n_staged + 1) < 0) {
+		free(copy);
+		return -ENOMEM;
+	}
+	memmove(&inv->staged[i + 1], &inv->staged[i], (inv->n_staged - i) * sizeof(*inv->staged));
+	inv->staged[i] = (struct inventory_change){ copy, NULL };
+	inv->n_staged++;
+	return 0;
 }
 
 int inventory_put(struct mseg_inventory *inv, struct mseg_endpoint *ep)
@@ -745,6 +957,9 @@ int inventory_put(struct mseg_inventory *inv, struct mseg_endpoint *ep)
 
 	if (!ep || !ep->id)
 		return -EINVAL;
+	r = inventory_flush(inv);
+	if (r < 0)
+		return r;
 	i = inventory_search(inv, ep->id, &found);
 	if (found) {
 		if (inv->eps[i] != ep)
@@ -764,8 +979,12 @@ int inventory_put(struct mseg_inventory *inv, struct mseg_endpoint *ep)
 int inventory_remove(struct mseg_inventory *inv, const char *id)
 {
 	bool found;
-	size_t i = inventory_search(inv, id, &found);
+	size_t i;
+	int r = inventory_flush(inv);
 
+	if (r < 0)
+		return r;
+	i = inventory_search(inv, id, &found);
 	if (!found)
 		return -ENOENT;
 	endpoint_free(inv->eps[i]);
