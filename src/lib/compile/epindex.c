@@ -19,6 +19,12 @@
 #include "compile/epindex.h"
 #include "util/vec.h"
 
+/* The endpoints are scattered over the heap and each pass reads a little
+ * of every one: what the pass will read is fetched some endpoints ahead
+ * (the structure first, then what it points to), so that the cache misses
+ * overlap instead of following one another. */
+#define AHEAD 16
+
 static bool str_eq(const char *a, const char *b)
 {
 	return a == b || (a && b && strcmp(a, b) == 0);
@@ -53,6 +59,10 @@ int ep_index_init(struct ep_index *ix, const struct mseg_endpoint *const *eps, s
 		return -ENOMEM;
 	/* the runs of equal namespace in id order */
 	for (size_t e = 0; e < n_eps; e++) {
+		if (e + 2 * AHEAD < n_eps)
+			__builtin_prefetch(eps[e + 2 * AHEAD]);
+		if (e + AHEAD < n_eps)
+			__builtin_prefetch(eps[e + AHEAD]->ns);
 		if (n_runs && ns_same(eps[e - 1]->ns, eps[e]->ns)) {
 			runs[n_runs - 1].hi = (uint32_t)e + 1;
 			continue;
@@ -130,6 +140,16 @@ static int ep_index_runs(struct ep_index *ix)
 		for (uint32_t k = ns->lo; k < ns->hi; k++) {
 			const struct mseg_endpoint *ep = ix->eps[ix->ns_order[k]];
 
+			if (k + 3 * AHEAD < ix->n_eps)
+				__builtin_prefetch(ix->eps[ix->ns_order[k + 3 * AHEAD]]);
+			if (k + 2 * AHEAD < ix->n_eps)
+				__builtin_prefetch(ix->eps[ix->ns_order[k + 2 * AHEAD]]->ns_labels);
+			if (k + AHEAD < ix->n_eps) {
+				const struct mseg_endpoint *ahead = ix->eps[ix->ns_order[k + AHEAD]];
+
+				if (ahead->n_ns_labels)
+					__builtin_prefetch(ahead->ns_labels[0].key);
+			}
 			if (k > ns->lo && ns_labels_same(ix->runs[ix->n_runs - 1].ep, ep)) {
 				ix->runs[ix->n_runs - 1].hi = k + 1;
 				continue;
