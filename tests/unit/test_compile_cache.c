@@ -5,7 +5,10 @@
  * full without it: the two plans must be byte-identical (isolation, mode,
  * every entry with its provenance). And what an incremental compile is for:
  * a direction the change did not touch keeps the previous plan's array
- * (same pointer, same id), so the reconciler compares nothing there. */
+ * (same pointer, same id), so the reconciler compares nothing there.
+ * And compile_opts.local_only, which the reconciler sets: the endpoints
+ * with a netns get what a compile without it gives them, the others
+ * isolation and mode only. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -215,10 +218,67 @@ static void untouched_directions_keep_their_arrays(void)
 	compiled_release(&c);   /* after the cache: a plan may outlive it */
 }
 
+/* local_only leaves the pods of other nodes without rule sets and groups
+ * (the compile sizes its arrays by the local endpoints): what the local
+ * ones get must not change. */
+static void local_only_gives_local_endpoints_the_full_entries(void)
+{
+	size_t locals = 0, peers = 0, with_entries = 0;
+
+	for (uint64_t seed = 1; seed <= 200; seed++) {
+		struct compile_opts opts = { .default_mode = MSEG_MODE_ENFORCE };
+		struct compiled a, b;
+		struct world w;
+
+		rng_state = seed * 0x2545f4914f6cdd1dULL;
+		world_init(&w);
+		opts.default_deny = rnd(4) == 0;
+		if (rnd(2)) {
+			opts.svc_routes = routes[0];
+			opts.n_svc_routes = 3;
+		}
+		T_CHECK(world_compile_with(&w, &a, &opts, NULL) == 0, "seed %llu",
+			(unsigned long long)seed);
+		opts.local_only = true;
+		T_CHECK(world_compile_with(&w, &b, &opts, NULL) == 0, "seed %llu local_only",
+			(unsigned long long)seed);
+		for (size_t i = 0; a.plan && b.plan && i < a.plan->n_eps; i++) {
+			const struct mseg_ep_plan *x = &a.plan->eps[i], *y = &b.plan->eps[i];
+			bool local = x->ep->netns != NULL;
+
+			locals += local;
+			peers += !local;
+			for (int d = 0; d < MSEG_DIR_COUNT; d++) {
+				const struct mseg_dir_plan *dx = &x->dir[d], *dy = &y->dir[d];
+				bool same = dx->isolated == dy->isolated && dx->mode == dy->mode;
+
+				if (local)
+					same = same && dx->n_entries == dy->n_entries &&
+					       (!dx->n_entries ||
+						memcmp(dx->entries, dy->entries,
+						       dx->n_entries * sizeof(*dx->entries)) == 0);
+				else
+					same = same && dy->n_entries == 0;
+				with_entries += local && dy->n_entries > 0;
+				T_CHECK(same, "seed %llu: endpoint '%s' %s (%s): isolated %d/%d, "
+					"mode %d/%d, %zu/%zu entries (all/local_only)",
+					(unsigned long long)seed, x->ep->id, d ? "egress" : "ingress",
+					local ? "local" : "peer", dx->isolated, dy->isolated, dx->mode,
+					dy->mode, dx->n_entries, dy->n_entries);
+			}
+		}
+		compiled_release(&a);
+		compiled_release(&b);
+	}
+	T_CHECK(locals > 0 && peers > 0 && with_entries > 0, "%zu local, %zu peers, %zu with entries",
+		locals, peers, with_entries);
+}
+
 int main(void)
 {
 	routes_init();
 	T_RUN(random_changes_incremental_equals_full);
 	T_RUN(untouched_directions_keep_their_arrays);
+	T_RUN(local_only_gives_local_endpoints_the_full_entries);
 	return t_exit();
 }

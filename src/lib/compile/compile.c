@@ -2,14 +2,20 @@
  * mode, normalized allow entries (include/mseg/plan.h, docs/compile.md).
  *
  * Pure and deterministic. The steps:
- *  1. Sort the endpoints by id; from here on an endpoint is its index in that
- *     order.
+ *  1. Sort the endpoints by id (an inventory's come sorted: a check); from
+ *     here on an endpoint is its index in that order. Index them by
+ *     namespace (epindex.c: the runs of one namespace in id order, sorted).
  *  2. Selections: each distinct endpoint selection (namespace scope and label
  *     selectors) among the policies' subjects, the rules' local sides and
- *     their peers is evaluated once against every endpoint -> a bitset and
- *     an index list. Policies that reuse a group share the work.
+ *     their peers is evaluated once, through the index -> an ascending list
+ *     of endpoint indexes: a named namespace reads its endpoints only; a
+ *     namespace selector is evaluated once per namespace (per distinct
+ *     namespace labels in it), the label selector only on the endpoints of
+ *     the namespaces that match. Policies that reuse a group share the work.
  *  3. Coverage: isolation and mode per endpoint and direction.
- *  4. For each isolated (endpoint, direction): the set of rules whose local
+ *  4. For each isolated (endpoint, direction) that can be programmed (with
+ *     compile_opts.local_only, only endpoints with a netns: the "slots";
+ *     the others get isolation and mode only): the set of rules whose local
  *     side selects the endpoint, as a bitset over rules. Endpoints with the
  *     same set (and, when an ingress rule in it names a port, the same named
  *     ports) have the same entries: they form one group, computed once; its
@@ -28,10 +34,14 @@
  *  6. With a compile cache (compile_plan_cached(), mseg/compile/cache.h):
  *     before step 5, each group's content key; a group the cache holds
  *     takes its array, only the others are computed.
- * Cost: O(S * E) selector evaluations (S distinct selections, E endpoints),
- * O(E * R / 64) for the rule sets, and per group the normalization of its
- * raw boxes (boxes.c), instead of per endpoint; with a cache, per group
- * only when its key changed. */
+ * Cost: O(E) for the plan's per-endpoint isolation and the index (plus a
+ * sort of the runs of equal namespace, epindex.c); per selection, its
+ * namespace's endpoints (named), or one evaluation per namespace and the
+ * endpoints of the matching ones (namespace selector), or every endpoint
+ * (every namespace); O(P * R / 64) for the rule sets of the P slots (local
+ * endpoints with local_only), and per group the normalization of its raw
+ * boxes (boxes.c), instead of per endpoint; with a cache, per group only
+ * when its key changed. */
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -45,9 +55,11 @@
 #include "mseg/model/policy.h"
 #include "mseg/model/selector.h"
 #include "compile/boxes.h"
+#include "compile/epindex.h"
 #include "util/vec.h"
 
 #define SEL_NONE UINT32_MAX
+#define SLOT_NONE UINT32_MAX
 
 /* A 128-bit content key (compile cache): two independent 64-bit hashes. */
 struct h128 {
@@ -62,11 +74,10 @@ struct sel_addr {
 	uint8_t fam;
 };
 
-/* A distinct endpoint selection, evaluated against every endpoint. */
+/* A distinct endpoint selection, evaluated once (ep_index_select()). */
 struct sel {
 	const struct mseg_peer *peer;   /* the first peer with this selection */
 	uint64_t hash;
-	uint64_t *bits;                 /* over the sorted endpoints */
 	uint32_t *eps;                  /* matching endpoints, ascending */
 	size_t n_eps;
 	/* as a peer: the addresses of those endpoints, in that order, made on
@@ -134,13 +145,21 @@ struct compile_ctx {
 	struct arena arena;
 	const struct mseg_policy *const *pols;
 	size_t n_pols;
-	const struct mseg_endpoint **eps;      /* sorted by id */
-	size_t n_eps, words;                   /* words: bitset size over endpoints */
-	uint32_t *ns_order;                    /* endpoint indexes sorted by namespace,
-	                                        * then index: a namespace's endpoints */
+	const struct mseg_endpoint *const *eps;  /* sorted by id: the caller's array,
+	                                        * or eps_sorted */
+	const struct mseg_endpoint **eps_sorted;
+	size_t n_eps;
+	struct ep_index ix;                    /* the endpoints by namespace */
+	/* the endpoints that may get groups: slot_ep[slot] is one; with
+	 * compile_opts.local_only those with a netns, else all (both NULL:
+	 * slot = endpoint); slot_of[endpoint] is its slot or SLOT_NONE */
+	uint32_t *slot_of, *slot_ep;
+	size_t n_slots;
 
 	struct sel *sels;
 	size_t n_sels, cap_sels;
+	uint32_t *sel_buf;                     /* a selection being evaluated */
+	size_t cap_sel_buf;
 	uint32_t *sel_table;                   /* open addressing, index + 1 */
 	size_t sel_mask;
 
@@ -191,6 +210,8 @@ struct plan_owner {
 	struct cc_entry **refs;                /* compile cache: the groups' arrays it
 	                                        * holds a reference to (instead) */
 	size_t n_refs;
+	size_t eps_bytes;                      /* plan.eps: a mapping of this size
+	                                        * (plan_eps_alloc()), or 0: calloc'ed */
 };
 
 /* A group's entries in a compile cache, counted: the cache holds one
@@ -268,7 +289,10 @@ struct mseg_plan *plan_free(struct mseg_plan *plan)
 		munmap(o->entries, o->entries_bytes);
 	else
 		free(o->entries);
-	free(plan->eps);
+	if (o->eps_bytes)
+		munmap(plan->eps, o->eps_bytes);
+	else
+		free(plan->eps);
 	free(o);
 	return NULL;
 }
@@ -428,61 +452,9 @@ static bool peer_sel_equal(const struct mseg_peer *a, const struct mseg_peer *b)
 	return selector_equal(&a->ep_sel, &b->ep_sel);
 }
 
-static bool bit_test(const uint64_t *bits, size_t i)
-{
-	return bits[i / 64] >> (i % 64) & 1;
-}
-
 static void bit_set(uint64_t *bits, size_t i)
 {
 	bits[i / 64] |= (uint64_t)1 << (i % 64);
-}
-
-static int cmp_ns_order(const void *pa, const void *pb, void *arg)
-{
-	const struct compile_ctx *c = arg;
-	uint32_t a = *(const uint32_t *)pa, b = *(const uint32_t *)pb;
-	int r = strcmp(selector_ns_name(c->eps[a]->ns), selector_ns_name(c->eps[b]->ns));
-
-	return r ? r : (a > b) - (a < b);
-}
-
-/* c->ns_order: endpoint indexes by namespace, then index. */
-static int ctx_ns_index(struct compile_ctx *c)
-{
-	c->ns_order = arena_calloc(&c->arena, c->n_eps ? c->n_eps : 1, sizeof(*c->ns_order));
-	if (!c->ns_order)
-		return -ENOMEM;
-	for (size_t e = 0; e < c->n_eps; e++)
-		c->ns_order[e] = (uint32_t)e;
-	qsort_r(c->ns_order, c->n_eps, sizeof(*c->ns_order), cmp_ns_order, c);
-	return 0;
-}
-
-/* [*lo, *hi) of c->ns_order: the endpoints of namespace @ns. */
-static void ctx_ns_range(const struct compile_ctx *c, const char *ns, size_t *lo, size_t *hi)
-{
-	size_t a = 0, b = c->n_eps;
-
-	while (a < b) {
-		size_t m = a + (b - a) / 2;
-
-		if (strcmp(selector_ns_name(c->eps[c->ns_order[m]]->ns), ns) < 0)
-			a = m + 1;
-		else
-			b = m;
-	}
-	*lo = a;
-	b = c->n_eps;
-	while (a < b) {
-		size_t m = a + (b - a) / 2;
-
-		if (strcmp(selector_ns_name(c->eps[c->ns_order[m]]->ns), ns) <= 0)
-			a = m + 1;
-		else
-			b = m;
-	}
-	*hi = a;
 }
 
 /* The selection index of @p (evaluated on first use), or SEL_NONE. */
@@ -491,7 +463,7 @@ static int ctx_sel_get(struct compile_ctx *c, const struct mseg_peer *p, uint32_
 	uint64_t h;
 	size_t slot;
 	struct sel *s;
-	size_t n = 0;
+	size_t n;
 	int r;
 
 	*ret = SEL_NONE;
@@ -513,40 +485,15 @@ static int ctx_sel_get(struct compile_ctx *c, const struct mseg_peer *p, uint32_
 	memset(s, 0, sizeof(*s));
 	s->peer = p;
 	s->hash = h;
-	s->bits = arena_calloc(&c->arena, c->words ? c->words : 1, sizeof(*s->bits));
-	if (!s->bits)
-		return -ENOMEM;
-	if (p->ns_scope == MSEG_NS_NAMED) {
-		/* only the endpoints of that namespace, already in index order */
-		size_t lo, hi;
-
-		ctx_ns_range(c, selector_ns_name(p->ns), &lo, &hi);
-		s->eps = arena_calloc(&c->arena, hi > lo ? hi - lo : 1, sizeof(*s->eps));
-		if (!s->eps)
-			return -ENOMEM;
-		for (size_t i = lo; i < hi; i++) {
-			uint32_t e = c->ns_order[i];
-
-			if (selector_matches(&p->ep_sel, c->eps[e]->labels, c->eps[e]->n_labels)) {
-				bit_set(s->bits, e);
-				s->eps[s->n_eps++] = e;
-			}
-		}
-		goto out_insert;
-	}
-	for (size_t e = 0; e < c->n_eps; e++) {
-		if (selector_peer_selects(p, c->eps[e])) {
-			bit_set(s->bits, e);
-			n++;
-		}
-	}
+	r = ep_index_select(&c->ix, p, &c->sel_buf, &c->cap_sel_buf, &n);
+	if (r < 0)
+		return r;
 	s->eps = arena_calloc(&c->arena, n ? n : 1, sizeof(*s->eps));
 	if (!s->eps)
 		return -ENOMEM;
-	for (size_t e = 0; e < c->n_eps; e++)
-		if (bit_test(s->bits, e))
-			s->eps[s->n_eps++] = (uint32_t)e;
-out_insert:
+	if (n)
+		memcpy(s->eps, c->sel_buf, n * sizeof(*s->eps));
+	s->n_eps = n;
 	c->sel_table[slot] = (uint32_t)(c->n_sels + 1);
 	*ret = (uint32_t)c->n_sels++;
 	return 0;
@@ -1069,6 +1016,29 @@ static int cmp_u16(const void *pa, const void *pb)
  * advice changes nothing). */
 #define OUT_MIN_BYTES ((size_t)16 << 10)
 #define OUT_HUGE_MIN ((size_t)4 << 20)
+
+/* The plan's per-endpoint array, zeroed, for @n endpoints: from OUT_HUGE_MIN
+ * bytes on (150,000 endpoints are 10 MiB, every byte written once per
+ * compile) a mapping advised for huge pages, like the entries' block: with
+ * 4 KiB pages its page faults cost more than everything else the compile
+ * does per endpoint. */
+static int plan_eps_alloc(struct plan_owner *o, size_t n)
+{
+	size_t bytes = (n ? n : 1) * sizeof(*o->plan.eps);
+	void *p;
+
+	if (bytes < OUT_HUGE_MIN) {
+		o->plan.eps = calloc(1, bytes);
+		return o->plan.eps ? 0 : -ENOMEM;
+	}
+	p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return -ENOMEM;
+	(void)madvise(p, bytes, MADV_HUGEPAGE);   /* advice only */
+	o->plan.eps = p;
+	o->eps_bytes = bytes;
+	return 0;
+}
 
 static int ctx_out_reserve(struct compile_ctx *c, size_t need)
 {
@@ -1596,19 +1566,63 @@ static void ctx_release(struct compile_ctx *c)
 	free(c->ents);
 	free(c->addrs);
 	free(c->hits);
-	free(c->eps);
+	free(c->eps_sorted);
+	free(c->sel_buf);
+	free(c->slot_of);
+	free(c->slot_ep);
+	ep_index_release(&c->ix);
 	c->ws = box_ws_free(c->ws);
 	arena_release(&c->arena);
 }
 
-/* Isolation and mode of every endpoint; groups for the isolated directions.
- * Coverage and rule sets are filled from each selection's endpoint list
- * (inverted), so the cost follows the selections' sizes, not endpoints x
- * rules. */
+/* The endpoints that may get groups (c->slot_*): with local_only, an
+ * endpoint without a netns (a pod of another node) is never programmed, so
+ * it needs no rule set and no group; the arrays of ctx_assign() and the
+ * groups are sized by the slots. */
+static int ctx_slots(struct compile_ctx *c, const struct compile_opts *opts)
+{
+	size_t n = 0;
+
+	c->n_slots = c->n_eps;
+	if (!opts->local_only)
+		return 0;
+	for (size_t e = 0; e < c->n_eps; e++) {
+		if (e + 32 < c->n_eps)
+			__builtin_prefetch(c->eps[e + 32]);   /* scattered: overlap the misses */
+		n += c->eps[e]->netns != NULL;
+	}
+	c->slot_of = malloc((c->n_eps ? c->n_eps : 1) * sizeof(*c->slot_of));
+	c->slot_ep = malloc((n ? n : 1) * sizeof(*c->slot_ep));
+	if (!c->slot_of || !c->slot_ep)
+		return -ENOMEM;
+	n = 0;
+	for (size_t e = 0; e < c->n_eps; e++) {
+		c->slot_of[e] = c->eps[e]->netns ? (uint32_t)n : SLOT_NONE;
+		if (c->eps[e]->netns)
+			c->slot_ep[n++] = (uint32_t)e;
+	}
+	c->n_slots = n;
+	return 0;
+}
+
+static uint32_t ctx_slot_of(const struct compile_ctx *c, uint32_t e)
+{
+	return c->slot_of ? c->slot_of[e] : e;
+}
+
+static uint32_t ctx_slot_ep(const struct compile_ctx *c, size_t slot)
+{
+	return c->slot_ep ? c->slot_ep[slot] : (uint32_t)slot;
+}
+
+/* Isolation and mode of every endpoint; groups for the isolated directions
+ * of the slots (@ep_group: per slot and direction). Coverage and rule sets
+ * are filled from each selection's endpoint list (inverted), so the cost
+ * follows the selections' sizes, not endpoints x rules. */
 static int ctx_assign(struct compile_ctx *c, const struct compile_opts *opts,
 		      struct mseg_ep_plan *eps, uint32_t *ep_group)
 {
-	size_t n_dirs = c->n_eps * MSEG_DIR_COUNT;
+	size_t n_dirs = c->n_slots * MSEG_DIR_COUNT;
 	uint8_t *iso, *enforce, *named;
 	uint64_t *rules;
 	int r;
@@ -1650,8 +1664,12 @@ static int ctx_assign(struct compile_ctx *c, const struct compile_opts *opts,
 			continue;
 		s = &c->sels[cr->local];
 		for (size_t k = 0; k < s->n_eps; k++) {
-			size_t slot = (size_t)s->eps[k] * MSEG_DIR_COUNT + (size_t)d;
+			uint32_t sl = ctx_slot_of(c, s->eps[k]);
+			size_t slot;
 
+			if (sl == SLOT_NONE)
+				continue;
+			slot = (size_t)sl * MSEG_DIR_COUNT + (size_t)d;
 			bit_set(&rules[slot * c->rwords], i);
 			if (cr->named && d == MSEG_DIR_INGRESS)
 				named[slot] = 1;
@@ -1662,7 +1680,6 @@ static int ctx_assign(struct compile_ctx *c, const struct compile_opts *opts,
 		eps[e].ep = c->eps[e];
 		for (int d = 0; d < MSEG_DIR_COUNT; d++) {
 			struct mseg_dir_plan *dp = &eps[e].dir[d];
-			size_t slot = (size_t)e * MSEG_DIR_COUNT + (size_t)d;
 
 			if (iso[e] & (1u << d)) {
 				dp->isolated = true;
@@ -1673,8 +1690,18 @@ static int ctx_assign(struct compile_ctx *c, const struct compile_opts *opts,
 			}
 			if (opts->force_audit)
 				dp->mode = MSEG_MODE_AUDIT;
+		}
+	}
+	/* in endpoint order, then direction: the groups' order (and the
+	 * cache's ids) do not depend on the slots */
+	for (size_t sl = 0; sl < c->n_slots; sl++) {
+		uint32_t e = ctx_slot_ep(c, sl);
+
+		for (int d = 0; d < MSEG_DIR_COUNT; d++) {
+			size_t slot = sl * MSEG_DIR_COUNT + (size_t)d;
+
 			ep_group[slot] = UINT32_MAX;
-			if (!dp->isolated || (opts->local_only && !c->eps[e]->netns))
+			if (!eps[e].dir[d].isolated)
 				continue;
 			r = ctx_group_get(c, e, (uint8_t)d, &rules[slot * c->rwords], named[slot],
 					  &ep_group[slot]);
@@ -1733,7 +1760,6 @@ int compile_plan_cached(const struct mseg_policy *const *pols, size_t n_pols,
 	c->pols = pols;
 	c->n_pols = n_pols;
 	c->n_eps = n_eps;
-	c->words = (n_eps + 63) / 64;
 	c->expand_max = opts->expand_max ? opts->expand_max : COMPILE_EXPAND_MAX;
 	if (c->expand_max == COMPILE_EXPAND_OFF)
 		c->expand_max = 1;      /* a one-point box is already exact */
@@ -1741,34 +1767,50 @@ int compile_plan_cached(const struct mseg_policy *const *pols, size_t n_pols,
 	c->n_node_addrs = opts->node_addrs ? opts->n_node_addrs : 0;
 	r = -ENOMEM;
 	c->ws = box_ws_new();
-	c->eps = malloc((n_eps ? n_eps : 1) * sizeof(*c->eps));
 	c->sel_mask = table_size(count_peer_refs(pols, n_pols)) - 1;
 	c->sel_table = calloc(c->sel_mask + 1, sizeof(*c->sel_table));
-	c->group_mask = table_size(n_eps * MSEG_DIR_COUNT) - 1;
-	c->group_table = calloc(c->group_mask + 1, sizeof(*c->group_table));
-	c->groups = calloc(n_eps * MSEG_DIR_COUNT + 1, sizeof(*c->groups));
-	ep_group = calloc(n_eps * MSEG_DIR_COUNT + 1, sizeof(*ep_group));
 	o = calloc(1, sizeof(*o));
-	if (!c->ws || !c->eps || !c->sel_table || !c->group_table || !c->groups || !ep_group || !o)
+	if (!c->ws || !c->sel_table || !o)
 		goto out_release;
-	o->plan.eps = calloc(n_eps ? n_eps : 1, sizeof(*o->plan.eps));
-	if (!o->plan.eps)
+	r = plan_eps_alloc(o, n_eps);
+	if (r < 0)
 		goto out_release;
 	o->plan.n_eps = n_eps;
 
-	for (size_t i = 0; i < n_eps; i++)
-		c->eps[i] = eps[i];
 	/* an inventory keeps its endpoints in id order already: a check of
-	 * n - 1 pairs instead of a sort (150,000 endpoints per event) */
+	 * n - 1 pairs instead of a copy and a sort (150,000 endpoints per event) */
+	c->eps = eps;
 	for (size_t i = 1; i < n_eps; i++) {
-		if (cmp_ep_id(&c->eps[i - 1], &c->eps[i]) > 0) {
-			qsort(c->eps, n_eps, sizeof(*c->eps), cmp_ep_id);
+		/* scattered endpoints: overlap the misses (epindex.c) */
+		if (i + 32 < n_eps)
+			__builtin_prefetch(eps[i + 32]);
+		if (i + 16 < n_eps)
+			__builtin_prefetch(eps[i + 16]->id);
+		if (cmp_ep_id(&eps[i - 1], &eps[i]) > 0) {
+			c->eps_sorted = malloc(n_eps * sizeof(*c->eps_sorted));
+			if (!c->eps_sorted) {
+				r = -ENOMEM;
+				goto out_release;
+			}
+			memcpy(c->eps_sorted, eps, n_eps * sizeof(*c->eps_sorted));
+			qsort(c->eps_sorted, n_eps, sizeof(*c->eps_sorted), cmp_ep_id);
+			c->eps = c->eps_sorted;
 			break;
 		}
 	}
 
-	r = ctx_ns_index(c);
+	r = ep_index_init(&c->ix, c->eps, n_eps);
 	if (r < 0)
+		goto out_release;
+	r = ctx_slots(c, opts);
+	if (r < 0)
+		goto out_release;
+	r = -ENOMEM;
+	c->group_mask = table_size(c->n_slots * MSEG_DIR_COUNT) - 1;
+	c->group_table = calloc(c->group_mask + 1, sizeof(*c->group_table));
+	c->groups = calloc(c->n_slots * MSEG_DIR_COUNT + 1, sizeof(*c->groups));
+	ep_group = calloc(c->n_slots * MSEG_DIR_COUNT + 1, sizeof(*ep_group));
+	if (!c->group_table || !c->groups || !ep_group)
 		goto out_release;
 	r = ctx_prepare_rules(c);
 	if (r < 0)
@@ -1795,9 +1837,11 @@ int compile_plan_cached(const struct mseg_policy *const *pols, size_t n_pols,
 	o->entries_bytes = c->out_bytes;
 	o->entries_mapped = c->out_mapped;
 	c->out = NULL;
-	for (size_t e = 0; e < n_eps; e++) {
+	for (size_t sl = 0; sl < c->n_slots; sl++) {
+		uint32_t e = ctx_slot_ep(c, sl);
+
 		for (int d = 0; d < MSEG_DIR_COUNT; d++) {
-			uint32_t gi = ep_group[e * MSEG_DIR_COUNT + d];
+			uint32_t gi = ep_group[sl * MSEG_DIR_COUNT + d];
 			const struct cc_entry *ce;
 
 			if (gi == UINT32_MAX)
