@@ -26,6 +26,9 @@
 #   KUBE_CHURN_RATE, KUBE_CHURN_SECONDS                    (100 60)
 #   MSEGD_BASELINE=path   another msegd build, measured the same way in the
 #                         same run (ratios printed)
+#   MSEGD_ARGS, MSEGD_BASELINE_ARGS   more msegd flags for each, e.g.
+#                         MSEGD_BASELINE=build/msegd
+#                         MSEGD_BASELINE_ARGS="--kube-reconcile-share 100"
 set -u
 case ${1:-} in
 -h | --help) sed -n '2,/^set -u/{/^#/s/^# \{0,1\}//p}' "$0"; exit 0 ;;
@@ -106,14 +109,15 @@ register() { # STATE-DIR MSEGD
 
 # run NAME MSEGD: one measurement; figures in $TMP/NAME.*
 run() {
-	local name=$1 msegd=$2 sock="$TMP/$1.sock" t0 t1 i pid
+	local name=$1 msegd=$2 extra=$3 sock="$TMP/$1.sock" t0 t1 i pid
 	rm -rf "$TMP/$name.state"
 	register "$TMP/$name.state" "$msegd"
 	cp "$TMP/reg.hwm" "$TMP/$name.hwm_base"
 	# msegd (re)starts on a node with its pods running: list -> programmed
 	t0=$(now_ms)
+	# shellcheck disable=SC2086 # $extra: flags, split on purpose
 	"$msegd" --state-dir "$TMP/$name.state" --listen "unix:$sock" --kubeconfig "$TMP/kubeconfig" \
-		--node-name bench-node --resync 0 --log-level debug >"$TMP/$name.log" 2>&1 &
+		--node-name bench-node --resync 0 --log-level debug $extra >"$TMP/$name.log" 2>&1 &
 	MPID=$!
 	pid=$MPID
 	for _ in $(seq 1 200); do [ -S "$sock" ] && break; sleep 0.05; done
@@ -203,10 +207,10 @@ report() { # NAME
 	echo "$init $hwm $p99 $cpu $scpu" >"$TMP/$n.summary"
 }
 
-run msegd "$ROOT/$BUILD/msegd"
+run msegd "$ROOT/$BUILD/msegd" "${MSEGD_ARGS:-}"
 report msegd
 if [ -n "${MSEGD_BASELINE:-}" ]; then
-	run baseline "$MSEGD_BASELINE"
+	run baseline "$MSEGD_BASELINE" "${MSEGD_BASELINE_ARGS:-}"
 	report baseline
 	read -r i1 h1 p1 c1 s1 <"$TMP/msegd.summary"
 	read -r i0 h0 p0 c0 s0 <"$TMP/baseline.summary"

@@ -48,6 +48,7 @@ static void test_defaults_and_flags(void)
 	T_CHECK(c.flow_ring_size == 10000 && c.flow_window_sec == 60, "flow defaults");
 	T_STREQ(c.flow_log, "/var/lib/mseg/flows.jsonl");
 	T_CHECK(c.revoke == MSEG_REVOKE_ESTABLISHED, "revoke default %d", c.revoke);
+	T_CHECK(c.kube_share == 20, "kube reconcile share default %u", c.kube_share);
 	daemon_config_release(&c);
 }
 
@@ -105,6 +106,10 @@ static void test_bad_flags(void)
 		{ { "msegd", "--tls-cert", "/c" }, "--tls-cert and --tls-key go together" },
 		{ { "msegd", "--nope" }, "unknown option or missing value: '--nope'" },
 		{ { "msegd", "stray" }, "unexpected argument 'stray'" },
+		{ { "msegd", "--kube-reconcile-share", "4" },
+		  "--kube-reconcile-share '4': expected a percentage of a core, 5..100" },
+		{ { "msegd", "--kube-reconcile-share", "101" },
+		  "--kube-reconcile-share '101': expected a percentage of a core, 5..100" },
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -225,24 +230,29 @@ static void test_config_file_errors(void)
 }
 
 /* The Kubernetes reconcile pace: a burst waits the debounce; after a long
- * reconcile, the next starts KUBE_PACE_FACTOR durations after its end. */
+ * reconcile, the next starts when reconciles have had their share (20%:
+ * four durations after its end). */
 static void test_kube_pace(void)
 {
 	const uint64_t ms = 1000000;
 
-	T_CHECK(daemon_kube_delay_ms(0, 0, 5 * ms, 10) == 10, "no reconcile yet: the debounce");
-	T_CHECK(daemon_kube_delay_ms(100 * ms, 1 * ms, 101 * ms, 10) == 10,
+	T_CHECK(daemon_kube_delay_ms(0, 0, 5 * ms, 10, 20) == 10, "no reconcile yet: the debounce");
+	T_CHECK(daemon_kube_delay_ms(100 * ms, 1 * ms, 101 * ms, 10, 20) == 10,
 		"a 1 ms reconcile: the debounce");
-	T_CHECK(daemon_kube_delay_ms(100 * ms, 50 * ms, 100 * ms, 10) == 4 * 50,
+	T_CHECK(daemon_kube_delay_ms(100 * ms, 50 * ms, 100 * ms, 10, 20) == 4 * 50,
 		"right after a 50 ms reconcile: %llu ms",
-		(unsigned long long)daemon_kube_delay_ms(100 * ms, 50 * ms, 100 * ms, 10));
-	T_CHECK(daemon_kube_delay_ms(100 * ms, 50 * ms, 250 * ms, 10) == 50,
+		(unsigned long long)daemon_kube_delay_ms(100 * ms, 50 * ms, 100 * ms, 10, 20));
+	T_CHECK(daemon_kube_delay_ms(100 * ms, 50 * ms, 250 * ms, 10, 20) == 50,
 		"150 ms after it: the rest, 50 ms");
-	T_CHECK(daemon_kube_delay_ms(100 * ms, 50 * ms, 299 * ms, 10) == 10,
+	T_CHECK(daemon_kube_delay_ms(100 * ms, 50 * ms, 299 * ms, 10, 20) == 10,
 		"1 ms left: still the debounce");
-	T_CHECK(daemon_kube_delay_ms(100 * ms, 50 * ms, 400 * ms, 10) == 10, "long after: debounce");
-	T_CHECK(daemon_kube_delay_ms(100 * ms, 2000 * ms, 100 * ms, 10) == KUBE_PACE_MAX_MS,
+	T_CHECK(daemon_kube_delay_ms(100 * ms, 50 * ms, 400 * ms, 10, 20) == 10, "long after: debounce");
+	T_CHECK(daemon_kube_delay_ms(100 * ms, 2000 * ms, 100 * ms, 10, 20) == KUBE_PACE_MAX_MS,
 		"never more than KUBE_PACE_MAX_MS");
+	T_CHECK(daemon_kube_delay_ms(100 * ms, 50 * ms, 100 * ms, 10, 50) == 50,
+		"a 50%% share: one duration");
+	T_CHECK(daemon_kube_delay_ms(100 * ms, 50 * ms, 100 * ms, 10, 100) == 10,
+		"a 100%% share: the debounce only");
 }
 
 int main(void)

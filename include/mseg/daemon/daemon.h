@@ -39,6 +39,7 @@ struct daemon_config {
 	char *node_name;           /* this node (--node-name, else $NODE_NAME) */
 	unsigned kube_idle_sec;    /* watch idle timeout (0: default) */
 	unsigned kube_page_size;   /* objects per list page (0: no paging) */
+	unsigned kube_share;       /* % of a core cluster reconciles may take (5..100) */
 };
 
 void daemon_config_init(struct daemon_config *c);
@@ -78,15 +79,14 @@ int daemon_reconcile(struct daemon *d);
 
 /* How long the Kubernetes watcher's changes wait before their reconcile
  * (pure): @debounce_ms, so that a burst of events is one reconcile; under
- * a steady stream, until the loop has spent KUBE_PACE_FACTOR times the
- * last reconcile's duration (@last_cost_ns, ended at @last_end_ns; 0: none
- * yet) on other work since it ended, so that reconciles take at most
- * 1 / (1 + KUBE_PACE_FACTOR) of a core whatever the cluster's size; never
- * more than KUBE_PACE_MAX_MS. */
-#define KUBE_PACE_FACTOR 4
+ * a steady stream, until the loop has spent (100 - @share) / @share times
+ * the last reconcile's duration (@last_cost_ns, ended at @last_end_ns; 0:
+ * none yet) on other work since it ended, so that reconciles take at most
+ * @share percent of a core whatever the cluster's size (100: no wait
+ * beyond the debounce); never more than KUBE_PACE_MAX_MS. */
 #define KUBE_PACE_MAX_MS 1000
 uint64_t daemon_kube_delay_ms(uint64_t last_end_ns, uint64_t last_cost_ns, uint64_t now_ns,
-			      uint64_t debounce_ms);
+			      uint64_t debounce_ms, unsigned share);
 
 /* The parts other modules (the REST API) are given. */
 struct evloop *daemon_loop(struct daemon *d);

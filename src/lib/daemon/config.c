@@ -22,6 +22,7 @@ void daemon_config_init(struct daemon_config *c)
 	c->resync_sec = 30;
 	c->seen_interval_sec = 10;
 	c->kube_page_size = 500;
+	c->kube_share = 20;
 	c->log_level = LOG_LVL_INFO;
 	c->queue_num = 0;
 	c->queue_rate = TABLE_DEFAULT_RATE;
@@ -84,6 +85,9 @@ const char *daemon_usage(void)
 	       "  --kube-idle-timeout SECONDS  a watch silent this long reconnects (default 90)\n"
 	       "  --kube-page-size N     list in pages of N objects (limit/continue; default 500,\n"
 	       "                         0: one request per list)\n"
+	       "  --kube-reconcile-share PERCENT  under a steady stream of cluster events,\n"
+	       "                         reconciles take at most this share of a core\n"
+	       "                         (5..100, default 20; 100: reconcile at once)\n"
 	       "  --help, --version\n";
 }
 
@@ -93,7 +97,8 @@ enum {
 	OPT_DEFAULT_DENY, OPT_RESYNC, OPT_SEEN_INTERVAL, OPT_FLOW_LOG, OPT_LOG_LEVEL, OPT_QUEUE_NUM,
 	OPT_QUEUE_RATE, OPT_QUEUE_BURST, OPT_FLOW_RING, OPT_FLOW_WINDOW, OPT_FLOW_LOG_SIZE,
 	OPT_FLOW_LOG_FILES, OPT_NODE_ADDR, OPT_REVOKE, OPT_KUBECONFIG, OPT_KUBERNETES,
-	OPT_NODE_NAME, OPT_KUBE_IDLE, OPT_KUBE_PAGE, OPT_HELP, OPT_VERSION,
+	OPT_NODE_NAME, OPT_KUBE_IDLE, OPT_KUBE_PAGE,
+	OPT_KUBE_SHARE, OPT_HELP, OPT_VERSION,
 };
 
 static const struct option long_opts[] = {
@@ -126,6 +131,7 @@ static const struct option long_opts[] = {
 	{ "node-name", required_argument, NULL, OPT_NODE_NAME },
 	{ "kube-idle-timeout", required_argument, NULL, OPT_KUBE_IDLE },
 	{ "kube-page-size", required_argument, NULL, OPT_KUBE_PAGE },
+	{ "kube-reconcile-share", required_argument, NULL, OPT_KUBE_SHARE },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ NULL, 0, NULL, 0 },
@@ -210,6 +216,12 @@ static int config_apply(struct daemon_config *c, int opt, const char *name, cons
 			return err_setf(err, EINVAL, "--kube-page-size '%s': expected 0..100000 "
 					"objects per page (0: no paging)", v);
 		c->kube_page_size = (unsigned)n;
+		return 0;
+	case OPT_KUBE_SHARE:
+		if (parse_uint(v, 100, &n) < 0 || n < 5)
+			return err_setf(err, EINVAL, "--kube-reconcile-share '%s': expected a percentage "
+					"of a core, 5..100", v);
+		c->kube_share = (unsigned)n;
 		return 0;
 	case OPT_MODE:
 		if (strcmp(v, "enforce") == 0)

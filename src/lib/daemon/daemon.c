@@ -664,10 +664,13 @@ static int daemon_split_endpoints_path(struct daemon *d)
 }
 
 uint64_t daemon_kube_delay_ms(uint64_t last_end_ns, uint64_t last_cost_ns, uint64_t now_ns,
-			      uint64_t debounce_ms)
+			      uint64_t debounce_ms, unsigned share)
 {
-	uint64_t ready = last_end_ns + KUBE_PACE_FACTOR * last_cost_ns, ms;
+	uint64_t ready, ms;
 
+	if (share < 1 || share > 100)
+		share = 100;
+	ready = last_end_ns + last_cost_ns / share * (100 - share);
 	if (!last_end_ns || ready <= now_ns)
 		return debounce_ms;
 	ms = (ready - now_ns + 999999) / 1000000;
@@ -696,7 +699,8 @@ static void on_kube_changed(void *data)
 		return;
 	r = evloop_timer_arm(d->kube_timer,
 				 daemon_kube_delay_ms(d->rec_end_ns, d->rec_cost_ns,
-						      clock_mono_ns(), KUBE_DEBOUNCE_MS),
+						      clock_mono_ns(), KUBE_DEBOUNCE_MS,
+						      d->cfg->kube_share),
 				 0);
 	if (r < 0)
 		log_error("cannot arm the kubernetes timer: %s", strerror(-r));
