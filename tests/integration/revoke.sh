@@ -21,42 +21,8 @@ PY=/usr/bin/python3
 t_endpoints web:1 api:2 db:3 outside:7 || { t_fail "setup"; exit 1; }
 export MSEG_SERVER="unix:$T_TMP/api.sock"
 
-cat >"$T_TMP/stream.py" <<'PY'
-# server DIR PORT...: note time.time() of each stream's last line in DIR/ID
-# client ID ADDR PORT: send "ID\n" every 100 ms until killed
-import os, socket, sys, threading, time
-def serve(d, port):
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("0.0.0.0", port)); s.listen(16)
-    while True:
-        c, _ = s.accept()
-        threading.Thread(target=conn, args=(d, c), daemon=True).start()
-def conn(d, c):
-    f = c.makefile("rb")
-    for line in f:
-        sid = line.strip().decode()
-        if not sid.isalnum():
-            continue
-        tmp = os.path.join(d, "." + sid)
-        with open(tmp, "w") as o:
-            o.write("%.6f\n" % time.time())
-        os.replace(tmp, os.path.join(d, sid))
-if sys.argv[1] == "server":
-    for p in sys.argv[3:]:
-        threading.Thread(target=serve, args=(sys.argv[2], int(p)), daemon=True).start()
-    while True:
-        time.sleep(3600)
-else:
-    sid, addr, port = sys.argv[2], sys.argv[3], int(sys.argv[4])
-    c = socket.create_connection((addr, port), timeout=2)
-    c.settimeout(None)
-    while True:
-        c.sendall((sid + "\n").encode())
-        time.sleep(0.1)
-PY
 mkdir -p "$T_TMP/last"
-t_bg "$(t_ns db)" "$PY" "$T_TMP/stream.py" server "$T_TMP/last" 5432 6000
+t_bg "$(t_ns db)" "$PY" "$MSEG_ROOT/tests/tools/linestream.py" server "$T_TMP/last" 5432 6000
 t_wait_port db 5432 && t_wait_port db 6000 || { t_fail "stream server"; exit 1; }
 
 # policy VERSION [EXTRA-SPEC-LINE]: "full" admits web -> db tcp/5432 and
@@ -86,7 +52,7 @@ EOF
 declare -A T_STREAM
 stream() {
 	rm -f "$T_TMP/last/$1"
-	t_bg "$(t_ns "$2")" "$PY" "$T_TMP/stream.py" client "$1" 10.201.0.3 "$3"
+	t_bg "$(t_ns "$2")" "$PY" "$MSEG_ROOT/tests/tools/linestream.py" client "$1" 10.201.0.3 "$3"
 	T_STREAM[$1]=$!
 }
 stream_stop() { kill -9 "${T_STREAM[$1]}" 2>/dev/null; wait "${T_STREAM[$1]}" 2>/dev/null; }
