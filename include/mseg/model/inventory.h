@@ -87,6 +87,11 @@ int inventory_put(struct mseg_inventory *inv, struct mseg_endpoint *ep);
 int inventory_remove(struct mseg_inventory *inv, const char *id);
 /* Binary search by id, staged changes included; NULL if absent. */
 struct mseg_endpoint *inventory_find(const struct mseg_inventory *inv, const char *id);
+/* The index of the first endpoint of @inv->eps from @from on whose id is
+ * not below @id (NULL: @inv->n): an exponential search from @from, then a
+ * binary one, so that a walk over a run of endpoints costs a few
+ * comparisons. Staged changes are not in eps (below). */
+size_t inventory_lower_bound(const struct mseg_inventory *inv, size_t from, const char *id);
 
 /* The same changes, staged: an inventory that changes one endpoint at a
  * time (the Kubernetes source, one watch event each) does not move its

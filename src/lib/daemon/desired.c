@@ -483,33 +483,6 @@ static int view_take(const struct desired *ds, struct desired_view *v, struct ms
  * allocation of its own: a cache miss each at cluster scale). */
 #define VIEW_AHEAD 8
 
-/* The index of the first endpoint of @inv from @from on whose id is not
- * below @id (NULL: none, @inv->n): an exponential search from @from, then
- * a binary one, so that a run of endpoints costs a few comparisons. */
-static size_t inv_lower_bound(const struct mseg_inventory *inv, size_t from, const char *id)
-{
-	size_t lo = from, hi = from, step = 1;
-
-	if (!id)
-		return inv->n;
-	while (hi < inv->n && strcmp(inv->eps[hi]->id, id) < 0) {
-		lo = hi + 1;
-		hi = from + step;
-		step *= 2;
-	}
-	if (hi > inv->n)
-		hi = inv->n;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (strcmp(inv->eps[mid]->id, id) < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
-}
-
 /* The cluster's endpoints in id order: its sorted array with the changes
  * staged since the last flush (inventory_stage_put()) applied as it goes.
  * Settled, its next endpoint is eps[i], unless staged[s] comes first. */
@@ -632,7 +605,7 @@ int desired_view_build(const struct desired *ds, const struct desired_change *ch
 				min = fb->id;
 			if (kc.s < ki->n_staged && (!min || strcmp(ki->staged[kc.s].id, min) < 0))
 				min = ki->staged[kc.s].id;
-			for (end = inv_lower_bound(ki, kc.i, min); kc.i < end; kc.i++) {
+			for (end = inventory_lower_bound(ki, kc.i, min); kc.i < end; kc.i++) {
 				if (kc.i + VIEW_AHEAD < end)
 					__builtin_prefetch(ki->eps[kc.i + VIEW_AHEAD]);
 				if (!ki->eps[kc.i]->netns &&

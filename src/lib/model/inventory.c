@@ -805,12 +805,12 @@ size_t inventory_count(const struct mseg_inventory *inv)
 	return n;
 }
 
-/* The first index from @from on whose endpoint's id is not below @id:
- * exponential, then binary search (a run costs a few comparisons). */
-static size_t eps_lower_bound(const struct mseg_inventory *inv, size_t from, const char *id)
+size_t inventory_lower_bound(const struct mseg_inventory *inv, size_t from, const char *id)
 {
 	size_t lo = from, hi = from, step = 1;
 
+	if (!id)
+		return inv->n;
 	while (hi < inv->n && strcmp(inv->eps[hi]->id, id) < 0) {
 		lo = hi + 1;
 		hi = from + step;
@@ -845,7 +845,7 @@ int inventory_flush(struct mseg_inventory *inv)
 		return -ENOMEM;
 	for (size_t s = 0; s < inv->n_staged; s++) {
 		struct inventory_change *c = &inv->staged[s];
-		size_t end = eps_lower_bound(inv, i, c->id);
+		size_t end = inventory_lower_bound(inv, i, c->id);
 
 		if (end > i)
 			memcpy(out + k, inv->eps + i, (end - i) * sizeof(*out));
