@@ -1457,15 +1457,16 @@ static void test_entry_text(void)
 
 /* A plan of 60,000 endpoints, whose per-endpoint array is a mapping (from
  * 4 MiB on), given them in reverse id order: every endpoint in id order
- * with its isolation, and with local_only the entries of the local ones. */
+ * with its isolation; with local_only, a plan of the local ones only, in
+ * id order, with their entries. */
 static void test_large_plan(void)
 {
 	enum { N = 60000, NS = 100 };
 	struct mseg_endpoint **eps;
 	struct mseg_policy *pols[1];
 	struct mseg_plan *plan;
-	struct compile_opts opts = { .local_only = true };
-	size_t bad_order = 0, bad_iso = 0, bad_entries = 0, locals = 0;
+	struct compile_opts opts = { .local_only = false };
+	size_t bad_order = 0, bad_iso = 0, bad_entries = 0, locals = 0, n_netns = 0;
 	char id[32], ns[16], addr[32];
 
 	t_setup();
@@ -1476,35 +1477,44 @@ static void test_large_plan(void)
 		snprintf(addr, sizeof(addr), "10.%d.%d.%d", i >> 16, (i >> 8) & 255, i & 255);
 		/* given in reverse: the compile sorts them */
 		eps[N - 1 - i] = ep_new(id, ns, i / NS % 2 ? "app=b" : "app=a", addr);
-		if (i % 1000 == 1 || i % 1000 == 2)
+		if (i % 1000 == 1 || i % 1000 == 2) {
 			eps[N - 1 - i]->netns = "/run/netns/x";
+			n_netns++;
+		}
 	}
 	/* ns1's app=a pods accept ns1's app=b pods on tcp/80 */
 	pols[0] = pol_new("a", MSEG_MODE_ENFORCE, MSEG_ISO_INGRESS);
 	pol_subject(pols[0], peer_eps("ns1", "app=a"));
 	pol_allow(pols[0], peer_eps("ns1", "app=b"), peer_eps("ns1", "app=a"),
 		  (struct mseg_port[]){ port(IPPROTO_TCP, 80, 80) }, 1);
-	plan = compile(pols, 1, eps, N, &opts);
-	T_CHECK(plan && plan->n_eps == N, "%zu endpoints", plan ? plan->n_eps : 0);
-	for (size_t i = 0; plan && i < plan->n_eps; i++) {
-		const struct mseg_ep_plan *p = &plan->eps[i];
-		bool covered = strcmp(p->ep->ns, "ns1") == 0 && strcmp(p->ep->labels[0].value, "a") == 0;
+	for (int local_only = 0; local_only < 2; local_only++) {
+		opts.local_only = local_only;
+		bad_order = bad_iso = bad_entries = locals = 0;
+		plan = compile(pols, 1, eps, N, &opts);
+		T_CHECK(plan && plan->n_eps == (local_only ? n_netns : N), "local_only %d: %zu "
+			"endpoints", local_only, plan ? plan->n_eps : 0);
+		for (size_t i = 0; plan && i < plan->n_eps; i++) {
+			const struct mseg_ep_plan *p = &plan->eps[i];
+			bool covered = strcmp(p->ep->ns, "ns1") == 0 &&
+				       strcmp(p->ep->labels[0].value, "a") == 0;
 
-		bad_order += i && strcmp(plan->eps[i - 1].ep->id, p->ep->id) >= 0;
-		bad_iso += p->dir[MSEG_DIR_INGRESS].isolated != covered || p->dir[MSEG_DIR_EGRESS].isolated;
-		/* ns1 has 600 pods, 300 of app=b: one entry each */
-		if (covered && p->ep->netns) {
-			locals++;
-			bad_entries += p->dir[MSEG_DIR_INGRESS].n_entries != N / NS / 2;
-		} else {
-			bad_entries += p->dir[MSEG_DIR_INGRESS].n_entries != 0;
+			bad_order += i && strcmp(plan->eps[i - 1].ep->id, p->ep->id) >= 0;
+			bad_iso += p->dir[MSEG_DIR_INGRESS].isolated != covered ||
+				   p->dir[MSEG_DIR_EGRESS].isolated || (local_only && !p->ep->netns);
+			/* ns1 has 600 pods, 300 of app=b: one entry each */
+			if (covered && (p->ep->netns || !local_only)) {
+				locals += p->ep->netns != NULL;
+				bad_entries += p->dir[MSEG_DIR_INGRESS].n_entries != N / NS / 2;
+			} else {
+				bad_entries += p->dir[MSEG_DIR_INGRESS].n_entries != 0;
+			}
 		}
+		T_CHECK(bad_order == 0 && bad_iso == 0, "local_only %d: %zu out of order, %zu wrong",
+			local_only, bad_order, bad_iso);
+		T_CHECK(locals > 0 && bad_entries == 0, "local_only %d: %zu local in ns1, %zu with "
+			"wrong entries", local_only, locals, bad_entries);
+		plan_free(plan);
 	}
-	T_CHECK(bad_order == 0 && bad_iso == 0, "%zu out of order, %zu isolated wrong", bad_order,
-		bad_iso);
-	T_CHECK(locals > 0 && bad_entries == 0, "%zu local in ns1, %zu with wrong entries", locals,
-		bad_entries);
-	plan_free(plan);
 	t_teardown();
 }
 

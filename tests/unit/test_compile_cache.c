@@ -7,8 +7,8 @@
  * a direction the change did not touch keeps the previous plan's array
  * (same pointer, same id), so the reconciler compares nothing there.
  * And compile_opts.local_only, which the reconciler sets: the endpoints
- * with a netns get what a compile without it gives them, the others
- * isolation and mode only. */
+ * with a netns get what a compile without it gives them, the others are
+ * left out of the plan. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -218,9 +218,9 @@ static void untouched_directions_keep_their_arrays(void)
 	compiled_release(&c);   /* after the cache: a plan may outlive it */
 }
 
-/* local_only leaves the pods of other nodes without rule sets and groups
- * (the compile sizes its arrays by the local endpoints): what the local
- * ones get must not change. */
+/* local_only leaves the pods of other nodes out of the plan (the compile
+ * sizes its arrays by the local endpoints): the plan has the local ones,
+ * in id order, with what a compile without it gives them. */
 static void local_only_gives_local_endpoints_the_full_entries(void)
 {
 	size_t locals = 0, peers = 0, with_entries = 0;
@@ -242,31 +242,40 @@ static void local_only_gives_local_endpoints_the_full_entries(void)
 		opts.local_only = true;
 		T_CHECK(world_compile_with(&w, &b, &opts, NULL) == 0, "seed %llu local_only",
 			(unsigned long long)seed);
-		for (size_t i = 0; a.plan && b.plan && i < a.plan->n_eps; i++) {
-			const struct mseg_ep_plan *x = &a.plan->eps[i], *y = &b.plan->eps[i];
-			bool local = x->ep->netns != NULL;
+		size_t j = 0;
 
-			locals += local;
-			peers += !local;
+		for (size_t i = 0; a.plan && b.plan && i < a.plan->n_eps; i++) {
+			const struct mseg_ep_plan *x = &a.plan->eps[i], *y;
+
+			if (!x->ep->netns) {
+				peers++;
+				continue;
+			}
+			locals++;
+			T_CHECK(j < b.plan->n_eps && strcmp(b.plan->eps[j].ep->id, x->ep->id) == 0,
+				"seed %llu: local endpoint '%s' is line %zu of the local_only plan "
+				"(of %zu)", (unsigned long long)seed, x->ep->id, j, b.plan->n_eps);
+			if (j >= b.plan->n_eps || strcmp(b.plan->eps[j].ep->id, x->ep->id) != 0)
+				break;
+			y = &b.plan->eps[j++];
 			for (int d = 0; d < MSEG_DIR_COUNT; d++) {
 				const struct mseg_dir_plan *dx = &x->dir[d], *dy = &y->dir[d];
-				bool same = dx->isolated == dy->isolated && dx->mode == dy->mode;
+				bool same = dx->isolated == dy->isolated && dx->mode == dy->mode &&
+					    dx->n_entries == dy->n_entries &&
+					    (!dx->n_entries ||
+					     memcmp(dx->entries, dy->entries,
+						    dx->n_entries * sizeof(*dx->entries)) == 0);
 
-				if (local)
-					same = same && dx->n_entries == dy->n_entries &&
-					       (!dx->n_entries ||
-						memcmp(dx->entries, dy->entries,
-						       dx->n_entries * sizeof(*dx->entries)) == 0);
-				else
-					same = same && dy->n_entries == 0;
-				with_entries += local && dy->n_entries > 0;
-				T_CHECK(same, "seed %llu: endpoint '%s' %s (%s): isolated %d/%d, "
+				with_entries += dy->n_entries > 0;
+				T_CHECK(same, "seed %llu: endpoint '%s' %s: isolated %d/%d, "
 					"mode %d/%d, %zu/%zu entries (all/local_only)",
 					(unsigned long long)seed, x->ep->id, d ? "egress" : "ingress",
-					local ? "local" : "peer", dx->isolated, dy->isolated, dx->mode,
-					dy->mode, dx->n_entries, dy->n_entries);
+					dx->isolated, dy->isolated, dx->mode, dy->mode, dx->n_entries,
+					dy->n_entries);
 			}
 		}
+		T_CHECK(!b.plan || j == b.plan->n_eps, "seed %llu: the local_only plan has %zu lines, "
+			"%zu local endpoints", (unsigned long long)seed, b.plan ? b.plan->n_eps : 0, j);
 		compiled_release(&a);
 		compiled_release(&b);
 	}

@@ -92,10 +92,11 @@ struct compile_opts {
 	 * admitted the backend. Not owned; may be NULL when n_svc_routes is 0. */
 	const struct mseg_svc_route *svc_routes;
 	size_t n_svc_routes;
-	/* Entries only for endpoints with a netns: an endpoint without one (a
-	 * pod of another node) is a peer of the others' rules and is never
-	 * programmed, so its own directions get isolation and mode but no
-	 * entries (msegd's reconciler; a plan to show or check keeps them). */
+	/* A plan of the endpoints with a netns only: an endpoint without one
+	 * (a pod of another node) is a peer of the others' rules and is never
+	 * programmed, so it is left out of the plan (msegd's reconciler: at
+	 * 150,000 pods of which 110 are local, the plan has 110 lines; a plan
+	 * to show or check keeps every endpoint). */
 	bool local_only;
 };
 

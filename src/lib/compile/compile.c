@@ -12,10 +12,10 @@
  *     namespace selector is evaluated once per namespace (per distinct
  *     namespace labels in it), the label selector only on the endpoints of
  *     the namespaces that match. Policies that reuse a group share the work.
- *  3. Coverage: isolation and mode per endpoint and direction.
- *  4. For each isolated (endpoint, direction) that can be programmed (with
- *     compile_opts.local_only, only endpoints with a netns: the "slots";
- *     the others get isolation and mode only): the set of rules whose local
+ *  3. Coverage: isolation and mode per endpoint and direction, of the
+ *     endpoints the plan has (with compile_opts.local_only, only endpoints
+ *     with a netns: the "slots"; the others are left out of the plan).
+ *  4. For each isolated (endpoint, direction) of a slot: the set of rules whose local
  *     side selects the endpoint, as a bitset over rules. Endpoints with the
  *     same set (and, when an ingress rule in it names a port, the same named
  *     ports) have the same entries: they form one group, computed once; its
@@ -1615,8 +1615,8 @@ static uint32_t ctx_slot_ep(const struct compile_ctx *c, size_t slot)
 	return c->slot_ep ? c->slot_ep[slot] : (uint32_t)slot;
 }
 
-/* Isolation and mode of every endpoint; groups for the isolated directions
- * of the slots (@ep_group: per slot and direction). Coverage and rule sets
+/* Isolation and mode of every slot (@eps: the plan's, one per slot);
+ * groups for their isolated directions (@ep_group: per slot and direction). Coverage and rule sets
  * are filled from each selection's endpoint list (inverted), so the cost
  * follows the selections' sizes, not endpoints x rules. */
 static int ctx_assign(struct compile_ctx *c, const struct compile_opts *opts,
@@ -1676,10 +1676,12 @@ static int ctx_assign(struct compile_ctx *c, const struct compile_opts *opts,
 		}
 	}
 
-	for (uint32_t e = 0; e < c->n_eps; e++) {
-		eps[e].ep = c->eps[e];
+	for (size_t sl = 0; sl < c->n_slots; sl++) {
+		uint32_t e = ctx_slot_ep(c, sl);
+
+		eps[sl].ep = c->eps[e];
 		for (int d = 0; d < MSEG_DIR_COUNT; d++) {
-			struct mseg_dir_plan *dp = &eps[e].dir[d];
+			struct mseg_dir_plan *dp = &eps[sl].dir[d];
 
 			if (iso[e] & (1u << d)) {
 				dp->isolated = true;
@@ -1701,7 +1703,7 @@ static int ctx_assign(struct compile_ctx *c, const struct compile_opts *opts,
 			size_t slot = sl * MSEG_DIR_COUNT + (size_t)d;
 
 			ep_group[slot] = UINT32_MAX;
-			if (!eps[e].dir[d].isolated)
+			if (!eps[sl].dir[d].isolated)
 				continue;
 			r = ctx_group_get(c, e, (uint8_t)d, &rules[slot * c->rwords], named[slot],
 					  &ep_group[slot]);
@@ -1772,10 +1774,6 @@ int compile_plan_cached(const struct mseg_policy *const *pols, size_t n_pols,
 	o = calloc(1, sizeof(*o));
 	if (!c->ws || !c->sel_table || !o)
 		goto out_release;
-	r = plan_eps_alloc(o, n_eps);
-	if (r < 0)
-		goto out_release;
-	o->plan.n_eps = n_eps;
 
 	/* an inventory keeps its endpoints in id order already: a check of
 	 * n - 1 pairs instead of a copy and a sort (150,000 endpoints per event) */
@@ -1805,6 +1803,11 @@ int compile_plan_cached(const struct mseg_policy *const *pols, size_t n_pols,
 	r = ctx_slots(c, opts);
 	if (r < 0)
 		goto out_release;
+	/* with local_only, the plan has the slots only */
+	r = plan_eps_alloc(o, c->n_slots);
+	if (r < 0)
+		goto out_release;
+	o->plan.n_eps = c->n_slots;
 	r = -ENOMEM;
 	c->group_mask = table_size(c->n_slots * MSEG_DIR_COUNT) - 1;
 	c->group_table = calloc(c->group_mask + 1, sizeof(*c->group_table));
@@ -1838,7 +1841,7 @@ int compile_plan_cached(const struct mseg_policy *const *pols, size_t n_pols,
 	o->entries_mapped = c->out_mapped;
 	c->out = NULL;
 	for (size_t sl = 0; sl < c->n_slots; sl++) {
-		uint32_t e = ctx_slot_ep(c, sl);
+		struct mseg_ep_plan *ep = &o->plan.eps[sl];
 
 		for (int d = 0; d < MSEG_DIR_COUNT; d++) {
 			uint32_t gi = ep_group[sl * MSEG_DIR_COUNT + d];
@@ -1849,16 +1852,16 @@ int compile_plan_cached(const struct mseg_policy *const *pols, size_t n_pols,
 			ce = c->groups[gi].ce;
 			if (ce) {
 				if (ce->n) {
-					o->plan.eps[e].dir[d].entries = (struct mseg_entry *)ce->e;
-					o->plan.eps[e].dir[d].n_entries = ce->n;
-					o->plan.eps[e].dir[d].entries_id = ce->id;
+					ep->dir[d].entries = (struct mseg_entry *)ce->e;
+					ep->dir[d].n_entries = ce->n;
+					ep->dir[d].entries_id = ce->id;
 				}
 				continue;
 			}
 			if (c->groups[gi].n_entries == 0)
 				continue;
-			o->plan.eps[e].dir[d].entries = o->entries + c->groups[gi].off;
-			o->plan.eps[e].dir[d].n_entries = c->groups[gi].n_entries;
+			ep->dir[d].entries = o->entries + c->groups[gi].off;
+			ep->dir[d].n_entries = c->groups[gi].n_entries;
 		}
 	}
 

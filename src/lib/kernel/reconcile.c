@@ -931,13 +931,14 @@ int reconciler_apply(struct reconciler *r, const struct mseg_policy_set *pols,
 		char msg[1024];
 		bool fresh;
 
-		/* no netns (a pod of another node): a peer that other
-		 * endpoints' rules select, never programmed itself. It has
-		 * no state here: at 150,000 pods a state, a plan copy and a
-		 * log line per peer and reconcile were most of an event's
-		 * cost. Its address changes reach the kernel through the
-		 * entries of the local endpoints that admit it, and the
-		 * revocation walk of those (their old plan against the new). */
+		/* a plan of local_only has no endpoint without a netns (a pod
+		 * of another node): a peer that other endpoints' rules select,
+		 * never programmed itself, with no state here (at 150,000
+		 * pods, a plan line, a state and a log line per peer and
+		 * reconcile were most of an event's cost). Its address
+		 * changes reach the kernel through the entries of the local
+		 * endpoints that admit it, and the revocation walk of those
+		 * (their old plan against the new). */
 		if (!p->ep->netns)
 			continue;
 		s = rec_get(r, p->ep->id, &hint);
