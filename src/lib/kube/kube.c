@@ -7,6 +7,7 @@
 
 #include "kube/reflector.h"
 #include "mseg/kube/kube.h"
+#include "kube/trim.h"
 
 enum { R_PODS, R_NAMESPACES, R_ALLOWLISTS, R_NETPOLS, R_NODES, R_SERVICES, R_SLICES };
 
@@ -31,14 +32,6 @@ struct kube_watcher {
 };
 
 /* ---- trims: what msegd keeps of each object ---- */
-
-static void copy_key(json_t *dst, json_t *src, const char *key)
-{
-	json_t *v = json_object_get(src, key);
-
-	if (v)
-		json_object_set(dst, key, v);
-}
 
 json_t *kube_pod_trim(json_t *pod)
 {

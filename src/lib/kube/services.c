@@ -12,18 +12,11 @@
 #include "mseg/kube/kube.h"
 #include "mseg/model/addr.h"
 #include "util/vec.h"
+#include "kube/trim.h"
 
 #define SERVICE_NAME_LABEL "kubernetes.io/service-name"
 
 /* ---- trims ---- */
-
-static void copy_key(json_t *dst, json_t *src, const char *key)
-{
-	json_t *v = json_object_get(src, key);
-
-	if (v)
-		json_object_set(dst, key, v);
-}
 
 static bool node_addr_type_kept(const char *type)
 {
