@@ -16,6 +16,7 @@
 #include "mseg/model/inventory.h"
 #include "mseg/model/plan.h"
 #include "mseg/model/policy.h"
+#include "tbuf.h"
 
 /* ---- a random world ---- */
 
@@ -105,32 +106,6 @@ static inline const char *world_change(struct world *w)
 		w->pol[rnd(N_POLS)] = (int)rnd(4) - 1;
 		return "policy added, changed or removed";
 	}
-}
-
-struct buf {
-	char *p;
-	size_t len, cap;
-};
-
-static inline void bput(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static inline void bput(struct buf *b, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	for (;;) {
-		va_start(ap, fmt);
-		n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
-		va_end(ap);
-		if ((size_t)n < b->cap - b->len)
-			break;
-		b->cap = b->cap * 2 + (size_t)n + 64;
-		b->p = realloc(b->p, b->cap);
-		if (!b->p)
-			abort();
-	}
-	b->len += (size_t)n;
 }
 
 static inline void world_inventory(const struct world *w, struct buf *b)

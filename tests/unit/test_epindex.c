@@ -17,6 +17,7 @@
 #include "mseg/model/selector.h"
 #include "compile/epindex.h"
 #include "t.h"
+#include "tbuf.h"
 
 static uint64_t rng = 0x9e3779b97f4a7c15ULL;
 
@@ -26,32 +27,6 @@ static uint32_t rnd(uint32_t n)
 	rng ^= rng >> 7;
 	rng ^= rng << 17;
 	return (uint32_t)(rng % n);
-}
-
-struct buf {
-	char *p;
-	size_t len, cap;
-};
-
-static void bput(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void bput(struct buf *b, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	for (;;) {
-		va_start(ap, fmt);
-		n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
-		va_end(ap);
-		if ((size_t)n < b->cap - b->len)
-			break;
-		b->cap = b->cap * 2 + (size_t)n + 64;
-		b->p = realloc(b->p, b->cap);
-		if (!b->p)
-			abort();
-	}
-	b->len += (size_t)n;
 }
 
 /* strcmp order differs from the order of "k8s.NS." ids: "a-b" < "a" is
