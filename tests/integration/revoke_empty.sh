@@ -12,59 +12,13 @@
 . "$(dirname "$0")/../lib.sh"
 t_require_root
 t_require_cmds python3 curl
-PY=/usr/bin/python3
-[ -x "$PY" ] || PY=$(command -v python3)
+. "$(dirname "$0")/../revoke_lib.sh"
 
 t_endpoints web:1 api:2 db:3 || { t_fail "setup"; exit 1; }
 export MSEG_SERVER="unix:$T_TMP/api.sock"
 
-mkdir -p "$T_TMP/last"
-t_bg "$(t_ns db)" "$PY" "$MSEG_ROOT/tests/tools/linestream.py" server "$T_TMP/last" 5432 6000
-t_wait_port db 5432 && t_wait_port db 6000 || { t_fail "stream server"; exit 1; }
+streams_serve 5432 6000 || { t_fail "stream server"; exit 1; }
 
-# policy full|tight: "full" admits web -> db tcp/5432 and api -> db
-# tcp/6000; "tight" only the latter
-policy() {
-	{
-		cat <<EOF
-apiVersion: mseg.io/v1
-kind: AllowList
-metadata: {name: p, namespace: default}
-spec:
-  groups:
-    web: {selector: {app: web}}
-    api: {selector: {app: api}}
-    db: {selector: {app: db}}
-  allow:
-    - {from: api, to: db, ports: [tcp/6000]}
-EOF
-		[ "$1" = full ] && echo "    - {from: web, to: db, ports: [tcp/5432]}"
-	} >"$T_TMP/p.yaml"
-	"$MSEG" apply -f "$T_TMP/p.yaml" >/dev/null
-}
-declare -A T_STREAM
-stream() { # ID FROM PORT: a new long-lived stream FROM -> db:PORT
-	rm -f "$T_TMP/last/$1"
-	t_bg "$(t_ns "$2")" "$PY" "$MSEG_ROOT/tests/tools/linestream.py" client "$1" 10.201.0.3 "$3"
-	T_STREAM[$1]=$!
-}
-last() { cat "$T_TMP/last/$1" 2>/dev/null || echo 0; }
-now() { date +%s.%N; }
-flowing() { # ID: a line arrived in the last 0.5 s (waits up to 3 s for one)
-	local i
-	for i in $(seq 1 30); do
-		awk -v l="$(last "$1")" -v n="$(now)" 'BEGIN { exit !(n - l < 0.5) }' && return 0
-		sleep 0.1
-	done
-	return 1
-}
-stopped_within() { # ID T0 SECONDS: no line later than T0 + SECONDS
-	sleep "$(awk -v t0="$2" -v lim="$3" -v n="$(now)" \
-		'BEGIN { d = t0 + lim + 1.5 - n; printf "%.3f", (d > 0 ? d : 0) }')"
-	awk -v l="$(last "$1")" -v t0="$2" -v lim="$3" 'BEGIN {
-		printf "    last line %.3f s after the acknowledgement (limit %.1f s)\n", l - t0, lim
-		exit !(l - t0 < lim && l > t0 - 2) }'
-}
 metric() {
 	curl -s --unix-socket "$T_TMP/api.sock" http://x/metrics | awk -v m="$1" '$1 == m {print $2}'
 }
