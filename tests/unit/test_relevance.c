@@ -5,7 +5,8 @@
  * the endpoints without a netns are pods of other nodes) and random pod
  * events on the pods of other nodes (labels, addresses, named ports,
  * created, deleted), between changes of everything else (policies,
- * namespace labels, namespaces declared or not, this node's endpoints),
+ * namespace labels, namespaces declared or not, this node's endpoints;
+ * this node's pods relabelled, which may make more policies programmable),
  * through the desired state as msegd has it (files and the cluster
  * source, one view). Whenever the filter says an event cannot change a
  * local table, the local_only plan of the programmable policies (what
@@ -286,11 +287,35 @@ static void test_random_events(void)
 				n_rebuilds++;
 			}
 			if (rnd(10) == 0) {
-				/* everything else: the desired state anew */
+				/* everything else: the desired state anew (its
+				 * pods too, not told one by one) */
 				other_change(&rw);
 				desired_release(&ds);
 				desired_make(&rw, &ds);
-				relevance_invalidate(rl);
+				relevance_forget(rl);
+				continue;
+			}
+			if (rnd(8) == 0) {
+				/* a pod of this node relabelled: relevant, and
+				 * the policies of its namespace may now be
+				 * programmable (no rebuild: the next events are
+				 * judged with that) */
+				do
+					i = (int)rnd(N_EPS);
+				while (rw.w.eps[i].peer);
+				snprintf(id, sizeof(id), "ep%02d", i);
+				snprintf(key, sizeof(key), "ns%d/ep%02d", rw.w.eps[i].ns, i);
+				old = inventory_find(&ds.inv[DESIRED_FILE], id);
+				T_CHECK(relevance_pod_before(rl, &ds, key, old, true), "local");
+				rw.w.eps[i].app = (int)rnd(4);
+				rw.w.eps[i].tier = (int)rnd(3) - 1;
+				now = NULL;
+				if (rw.w.eps[i].present) {
+					now = ep_make(&rw, i);
+					if (inventory_put(&ds.inv[DESIRED_FILE], now) < 0)
+						abort();
+				}
+				T_CHECK(relevance_pod_after(rl, &ds, key, now, true), "local");
 				continue;
 			}
 			do
@@ -300,7 +325,7 @@ static void test_random_events(void)
 			snprintf(key, sizeof(key), "ns%d/ep%02d", rw.w.eps[i].ns, i);
 			local_plan(&ds, &before);
 			old = inventory_find(&ds.inv[DESIRED_KUBE], id);
-			matters = relevance_pod_state(rl, &ds, key, old, false);
+			matters = relevance_pod_before(rl, &ds, key, old, false);
 			what = pod_event(&rw, i);
 			if (rw.w.eps[i].present) {
 				now = ep_make(&rw, i);
@@ -311,7 +336,7 @@ static void test_random_events(void)
 				if (old)
 					inventory_remove(&ds.inv[DESIRED_KUBE], id);
 			}
-			matters = relevance_pod_state(rl, &ds, key, now, false) || matters;
+			matters = relevance_pod_after(rl, &ds, key, now, false) || matters;
 			n_events++;
 			local_plan(&ds, &after);
 			if (!matters) {
@@ -357,7 +382,8 @@ static void test_random_events(void)
 	t_end("relevance: an event judged irrelevant leaves every local plan as it was");
 }
 
-/* The rules of relevance one by one, on a small fixed state. */
+/* The rules of relevance one by one, on a small fixed state: the pods of
+ * other nodes come and go (after: created, before: deleted). */
 static void test_rules(void)
 {
 	static const char pols_text[] =
@@ -376,6 +402,8 @@ static void test_rules(void)
 		"  - {name: other}\n"
 		"endpoints:\n  - {id: db-1, name: db-1, namespace: shop, netns: /run/netns/db1, "
 		"labels: {app: db}, ips: [10.1.0.1]}\n";
+	static const char web_text[] = "{name: web, namespace: shop, labels: {app: web}, "
+				       "ips: [10.2.0.9]}";
 	struct mseg_policy_set pols;
 	struct mseg_inventory inv, kinv;
 	struct mseg_endpoint *ep;
@@ -383,6 +411,7 @@ static void test_rules(void)
 	struct relevance *rl = relevance_new();
 	struct mseg_err err;
 	struct desired ds;
+	struct mseg_endpoint *api, *web, *log_ops, *log_shop, *stray, *shared, *x, *reuse;
 
 	t_begin();
 	desired_init(&ds);
@@ -392,13 +421,8 @@ static void test_rules(void)
 	err_clear(&err);
 	T_CHECK(policy_parse_buffer(&pols, "p", pols_text, strlen(pols_text), &err) == 0, "pols");
 	T_CHECK(inventory_parse_buffer(&inv, "i", inv_text, strlen(inv_text), &err) == 0, "inv");
-	{
-		static const char web_text[] = "{name: web, namespace: shop, labels: {app: web}, "
-					       "ips: [10.2.0.9]}";
-
-		T_CHECK(endpoint_parse_buffer("k8s.shop.web", "w", web_text, strlen(web_text), &ep,
-					      &err) == 0, "peer");
-	}
+	T_CHECK(endpoint_parse_buffer("k8s.shop.web", "w", web_text, strlen(web_text), &ep,
+				      &err) == 0, "peer");
 	ep->cluster_peer = true;
 	inventory_put(&kinv, ep);
 	desired_files_replace(&ds, &pols, &inv);
@@ -412,67 +436,69 @@ static void test_rules(void)
 		(ret)->cluster_peer = true;                                                \
 	} while (0)
 
-	{
-		struct mseg_endpoint *api, *web, *log_ops, *log_shop, *stray, *shared, *x;
+	PEER("{id: k8s.shop.api, name: api, namespace: shop, labels: {app: api}, "
+	     "ips: [10.2.0.1]}", api);
+	PEER("{id: k8s.shop.web2, name: web2, namespace: shop, labels: {app: web}, "
+	     "ips: [10.2.0.2]}", web);
+	PEER("{id: k8s.ops.log, name: log, namespace: ops, labels: {app: log}, "
+	     "ips: [10.2.0.3]}", log_ops);
+	PEER("{id: k8s.shop.log, name: log, namespace: shop, labels: {app: log}, "
+	     "ips: [10.2.0.4]}", log_shop);
+	PEER("{id: k8s.nowhere.a, name: a, namespace: nowhere, labels: {app: zz}, "
+	     "ips: [10.2.0.5]}", stray);
+	PEER("{id: k8s.shop.twin, name: twin, namespace: shop, labels: {app: web}, "
+	     "ips: [10.2.0.9]}", shared);
+	PEER("{id: k8s.other.x, name: x, namespace: other, labels: {app: x}, "
+	     "ips: [10.2.0.6]}", x);
+	PEER("{id: k8s.shop.reuse, name: reuse, namespace: shop, labels: {app: web}, "
+	     "ips: [10.2.0.2]}", reuse);
 
-		PEER("{id: k8s.shop.api, name: api, namespace: shop, labels: {app: api}, "
-		     "ips: [10.2.0.1]}", api);
-		PEER("{id: k8s.shop.web2, name: web2, namespace: shop, labels: {app: web}, "
-		     "ips: [10.2.0.2]}", web);
-		PEER("{id: k8s.ops.log, name: log, namespace: ops, labels: {app: log}, "
-		     "ips: [10.2.0.3]}", log_ops);
-		PEER("{id: k8s.shop.log, name: log, namespace: shop, labels: {app: log}, "
-		     "ips: [10.2.0.4]}", log_shop);
-		PEER("{id: k8s.nowhere.a, name: a, namespace: nowhere, labels: {app: zz}, "
-		     "ips: [10.2.0.5]}", stray);
-		PEER("{id: k8s.shop.twin, name: twin, namespace: shop, labels: {app: web}, "
-		     "ips: [10.2.0.9]}", shared);
-		PEER("{id: k8s.other.x, name: x, namespace: other, labels: {app: x}, "
-		     "ips: [10.2.0.6]}", x);
+	T_CHECK(relevance_pod_after(rl, &ds, "shop/web2", web, false),
+		"not valid before a rebuild: everything is relevant");
+	relevance_pod_before(rl, &ds, "shop/web2", web, false);
+	T_CHECK(relevance_rebuild(rl, &ds, &lp.v, lp.prog, lp.n_prog) == 0, "rebuild");
+	T_CHECK(lp.n_prog == 1, "one programmable policy, got %zu", lp.n_prog);
+	T_CHECK(!relevance_pod_after(rl, &ds, "shop/web2", web, false), "a pod no peer selects");
+	T_CHECK(!relevance_pod_after(rl, &ds, "shop/none", NULL, false), "no endpoint");
+	T_CHECK(relevance_pod_after(rl, &ds, "shop/api", api, false), "ingress peer");
+	T_CHECK(relevance_pod_after(rl, &ds, "ops/log", log_ops, false),
+		"egress peer, namespace selector");
+	T_CHECK(!relevance_pod_after(rl, &ds, "shop/log", log_shop, false),
+		"egress peer's namespace selector does not select shop");
+	T_CHECK(relevance_pod_after(rl, &ds, "nowhere/a", stray, false), "namespace not known");
+	T_CHECK(relevance_pod_after(rl, &ds, "shop/twin", shared, false),
+		"its address is claimed by another pod (of the cluster source)");
+	T_CHECK(!relevance_pod_after(rl, &ds, "other/x", x, false),
+		"selected only by a policy that selects no local endpoint");
+	T_CHECK(relevance_pod_after(rl, &ds, "shop/db-1", NULL, false),
+		"a registered pod's namespace/name");
+	T_CHECK(relevance_valid(rl), "still valid");
+	/* a pod of this node in namespace other: the policy there may now
+	 * select it, its peers count */
+	T_CHECK(relevance_pod_after(rl, &ds, "other/mine", NULL, true), "a pod of this node");
+	T_CHECK(relevance_valid(rl), "... which does not invalidate");
+	T_CHECK(relevance_pod_before(rl, &ds, "other/x", x, false),
+		"x: selected by a policy a pod of this node may make programmable");
+	T_CHECK(relevance_pod_after(rl, &ds, "other/x", x, false), "... after too");
+	/* the claims follow the events: web2 deleted, its address is free */
+	T_CHECK(relevance_pod_after(rl, &ds, "shop/reuse", reuse, false),
+		"web2's address, while web2 has it");
+	relevance_pod_before(rl, &ds, "shop/reuse", reuse, false);
+	T_CHECK(!relevance_pod_before(rl, &ds, "shop/web2", web, false), "web2 deleted");
+	T_CHECK(!relevance_pod_after(rl, &ds, "shop/web2", NULL, false), "... gone");
+	T_CHECK(!relevance_pod_after(rl, &ds, "shop/reuse", reuse, false),
+		"web2's address once web2 is gone");
+	relevance_invalidate(rl);
+	T_CHECK(relevance_pod_after(rl, &ds, "shop/web2", web, false), "invalidated");
 
-		T_CHECK(relevance_pod_state(rl, &ds, "shop/api", api, false),
-			"not valid before a rebuild: everything is relevant");
-		T_CHECK(relevance_rebuild(rl, &ds, &lp.v, lp.prog, lp.n_prog) == 0, "rebuild");
-		T_CHECK(lp.n_prog == 1, "one programmable policy, got %zu", lp.n_prog);
-		T_CHECK(!relevance_pod_state(rl, &ds, "shop/web2", web, false),
-			"a pod no peer selects");
-		T_CHECK(!relevance_pod_state(rl, &ds, "shop/web2", NULL, false), "no endpoint");
-		T_CHECK(relevance_pod_state(rl, &ds, "shop/api", api, false), "ingress peer");
-		T_CHECK(relevance_pod_state(rl, &ds, "ops/log", log_ops, false),
-			"egress peer, namespace selector");
-		T_CHECK(!relevance_pod_state(rl, &ds, "shop/log", log_shop, false),
-			"egress peer's namespace selector does not select shop");
-		T_CHECK(relevance_pod_state(rl, &ds, "nowhere/a", stray, false),
-			"namespace not known");
-		T_CHECK(relevance_pod_state(rl, &ds, "shop/twin", shared, false),
-			"its address is claimed by another endpoint");
-		T_CHECK(!relevance_pod_state(rl, &ds, "other/x", x, false),
-			"selected only by a policy that selects no local endpoint");
-		T_CHECK(relevance_valid(rl), "still valid");
-		T_CHECK(relevance_pod_state(rl, &ds, "shop/db-1", NULL, false),
-			"a registered pod's namespace/name");
-		T_CHECK(!relevance_valid(rl), "a pod of this node invalidates");
-		T_CHECK(relevance_pod_state(rl, &ds, "shop/web2", web, false), "until a rebuild");
-		T_CHECK(relevance_rebuild(rl, &ds, &lp.v, lp.prog, lp.n_prog) == 0, "rebuild");
-		T_CHECK(relevance_pod_state(rl, &ds, "shop/x", NULL, true), "local");
-		T_CHECK(relevance_rebuild(rl, &ds, &lp.v, lp.prog, lp.n_prog) == 0, "rebuild");
-		/* a pod judged since claims its addresses: the next one with
-		 * one of them is relevant */
-		T_CHECK(!relevance_pod_state(rl, &ds, "shop/web2", web, false), "web2 again");
-		web->ips[0] = api->ips[0];
-		shared->ips[0] = log_shop->ips[0];
-		T_CHECK(!relevance_pod_state(rl, &ds, "shop/log", log_shop, false),
-			"log_shop claims 10.2.0.4");
-		T_CHECK(relevance_pod_state(rl, &ds, "shop/twin", shared, false),
-			"10.2.0.4 claimed by a pod judged since the rebuild");
-		endpoint_free(api);
-		endpoint_free(web);
-		endpoint_free(log_ops);
-		endpoint_free(log_shop);
-		endpoint_free(stray);
-		endpoint_free(shared);
-		endpoint_free(x);
-	}
+	endpoint_free(api);
+	endpoint_free(web);
+	endpoint_free(log_ops);
+	endpoint_free(log_shop);
+	endpoint_free(stray);
+	endpoint_free(shared);
+	endpoint_free(x);
+	endpoint_free(reuse);
 	local_plan_release(&lp);
 	desired_release(&ds);
 	relevance_free(rl);

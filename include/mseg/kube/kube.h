@@ -36,15 +36,16 @@ struct kube_watcher_cbs {
 	void (*log)(void *data, enum log_level lvl, const char *msg);
 	void *data;
 	/* Optional (NULL: every pod event is a change): a pod watch event is
-	 * judged by the pod's state before and after it, @ep its endpoint in
-	 * the source (NULL: none), @local a pod of this node; true: that state
-	 * may change a table of this node. An event of which neither state
-	 * may is staged like any other. Each judged event is reported
-	 * through @pod_event (@matters: one of its states may; @rv: the
-	 * event's resourceVersion) instead of @changed. Events of a list (the
-	 * first, a relist) are not judged: they are changes. */
+	 * judged by the pod's state before it (@after false) and after it,
+	 * @ep its endpoint in the source (NULL: none), @local a pod of this
+	 * node; true: that state may change a table of this node. An event of
+	 * which neither state may is staged like any other. Every pod change
+	 * is reported through @pod_event instead of @changed: @matters, one of
+	 * its states may; @rv, the event's resourceVersion, NULL for a change
+	 * that was not judged (from a list: the first, a relist; or one that
+	 * ran out of memory), which is a change. */
 	bool (*pod_matters)(void *data, const char *key, const struct mseg_endpoint *ep,
-			    bool local);
+			    bool local, bool after);
 	void (*pod_event)(void *data, bool matters, const char *rv);
 };
 

@@ -711,11 +711,13 @@ static void on_kube_timer(struct evloop_source *src, uint32_t events, void *data
 /* A pod event judged by the pod's state before and after it
  * (relevance.h). */
 static bool on_kube_pod_matters(void *data, const char *key, const struct mseg_endpoint *ep,
-				bool local)
+				bool local, bool after)
 {
 	struct daemon *d = data;
 
-	return relevance_pod_state(d->relev, &d->desired, key, ep, local);
+	if (after)
+		return relevance_pod_after(d->relev, &d->desired, key, ep, local);
+	return relevance_pod_before(d->relev, &d->desired, key, ep, local);
 }
 
 static void on_fold_timer(struct evloop_source *src, uint32_t events, void *data)
@@ -735,12 +737,15 @@ static void kube_schedule(struct daemon *d);
 
 /* A pod event, judged (relevance.h): one that may change a local table
  * reconciles as any change; one that cannot is staged in the source and
- * folded into the next reconcile, which runs within KUBE_FOLD_MS. */
+ * folded into the next reconcile, which runs within KUBE_FOLD_MS. A pod
+ * change not judged (@rv NULL: a list) is a change the filter missed. */
 static void on_kube_pod_event(void *data, bool matters, const char *rv)
 {
 	struct daemon *d = data;
 	int r;
 
+	if (!rv)
+		relevance_forget(d->relev);
 	if (matters) {
 		kube_schedule(d);
 		return;

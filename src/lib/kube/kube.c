@@ -114,12 +114,17 @@ static void watcher_changed(struct kube_watcher *kw, int r)
 }
 
 /* May pod @key, as the source has it now, change a table of this node? */
-static bool pod_matters(struct kube_watcher *kw, const char *key)
+static bool pod_matters(struct kube_watcher *kw, const char *key, bool after)
 {
 	bool local;
 	const struct mseg_endpoint *ep = kube_source_pod_endpoint(&kw->src, key, &local);
 
-	return kw->cbs.pod_matters(kw->cbs.data, key, ep, local);
+	return kw->cbs.pod_matters(kw->cbs.data, key, ep, local, after);
+}
+
+static bool pods_judged(const struct kube_watcher *kw)
+{
+	return kw->cbs.pod_matters && kw->cbs.pod_event;
 }
 
 /* A pod event: judged by the pod's state before (@before) and after it. */
@@ -128,11 +133,18 @@ static void pod_changed(struct kube_watcher *kw, const char *key, const char *rv
 {
 	bool after;
 
-	if (!kw->cbs.pod_matters || !kw->cbs.pod_event || !rv || r < 0) {
+	if (!pods_judged(kw)) {
 		watcher_changed(kw, r);
 		return;
 	}
-	after = pod_matters(kw, key);
+	if (!rv || r < 0) {
+		if (r == -ENOMEM && kw->cbs.log)
+			kw->cbs.log(kw->cbs.data, LOG_LVL_ERROR, "out of memory: an object is left "
+				    "out until it changes again or the next relist");
+		kw->cbs.pod_event(kw->cbs.data, true, NULL);
+		return;
+	}
+	after = pod_matters(kw, key, true);
 	if (before || after)
 		kw->pod_events_local++;
 	else
@@ -150,7 +162,7 @@ static void on_pod(void *data, const char *key, json_t *obj)
 {
 	struct kube_watcher *kw = data;
 	const char *rv = pod_event_rv(kw);
-	bool before = kw->cbs.pod_matters && rv ? pod_matters(kw, key) : true;
+	bool before = pods_judged(kw) && rv ? pod_matters(kw, key, false) : true;
 
 	pod_changed(kw, key, rv, before, kube_source_pod_put(&kw->src, key, obj));
 }
@@ -159,7 +171,7 @@ static void on_pod_gone(void *data, const char *key, json_t *obj)
 {
 	struct kube_watcher *kw = data;
 	const char *rv = pod_event_rv(kw);
-	bool before = kw->cbs.pod_matters && rv ? pod_matters(kw, key) : true;
+	bool before = pods_judged(kw) && rv ? pod_matters(kw, key, false) : true;
 
 	pod_changed(kw, key, rv, before, kube_source_pod_remove(&kw->src, key));
 }
