@@ -339,11 +339,9 @@ static bool peers_select(struct relevance *rl, const struct mseg_endpoint *ep)
 	const char *ns = selector_ns_name(ep->ns);
 	size_t lo = 0, hi = rl->n_named;
 
-	if (!rl->named_sorted) {
+	if (!rl->named_sorted && rl->n_named)
 		qsort(rl->named, rl->n_named, sizeof(*rl->named), peer_ns_cmp);
-		rl->named_sorted = true;
-	}
-
+	rl->named_sorted = true;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
 
@@ -502,7 +500,8 @@ int relevance_rebuild(struct relevance *rl, const struct desired *ds, const stru
 	}
 	if (r < 0)
 		return r;
-	qsort(rl->regs, rl->n_regs, sizeof(*rl->regs), str_cmp);
+	if (rl->n_regs)
+		qsort(rl->regs, rl->n_regs, sizeof(*rl->regs), str_cmp);
 	if (rl->peer_claims_stale) {
 		r = peer_claims_count(rl, &ds->inv[DESIRED_KUBE]);
 		if (r < 0)
