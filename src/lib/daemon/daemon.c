@@ -34,10 +34,10 @@
 /* cluster events: a burst (a list page, a rollout) is one reconcile, and a
  * single event is in the kernel well within 100 ms */
 #define KUBE_DEBOUNCE_MS 10
-/* pod events that change no local table (relevance.h): staged, and
- * folded into a reconcile at most this long after the first of them, so
- * that the desired state (GET /v1/endpoints, checks, dry runs) does not
- * lag behind the cluster by more */
+/* pod events that change no local table (relevance.h): staged (every view
+ * sees them at once), and folded into a reconcile at most this long after
+ * the first of them, so that the staged changes every view merges stay
+ * few and the reconciler's state does not lag behind the cluster by more */
 #define KUBE_FOLD_MS 1000
 
 struct daemon {
