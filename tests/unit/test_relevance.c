@@ -12,7 +12,9 @@
  * local table, the local_only plan of the programmable policies (what
  * the reconciler compiles) before and after it must be the same, byte for
  * byte. The filter is rebuilt only now and then, as msegd does after a
- * reconcile: the events it judged meanwhile accumulate. */
+ * reconcile: the events it judged meanwhile accumulate.
+ * RELEV_SEED=N runs other random worlds; RELEV_DEBUG=1 prints the world
+ * of a failure. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -262,7 +264,8 @@ static void test_random_events(void)
 	bool failed = false;
 
 	t_begin();
-	rng_state = getenv("RELEV_SEED") ? strtoull(getenv("RELEV_SEED"), NULL, 0) : 0x5eed2011ull;
+	rng_state = getenv("RELEV_SEED") ? strtoull(getenv("RELEV_SEED"), NULL, 0) :
+		    0x5eed2011ull;
 	for (int world_no = 0; world_no < 60 && !failed; world_no++) {
 		struct relevance *rl = relevance_new();
 		struct rworld rw;
