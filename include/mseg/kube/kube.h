@@ -35,6 +35,18 @@ struct kube_watcher_cbs {
 	void (*changed)(void *data);   /* the source changed: sync and reconcile */
 	void (*log)(void *data, enum log_level lvl, const char *msg);
 	void *data;
+	/* Optional (NULL: every pod event is a change): a pod watch event is
+	 * judged by the pod's state before it (@after false) and after it,
+	 * @ep its endpoint in the source (NULL: none), @local a pod of this
+	 * node; true: that state may change a table of this node. An event of
+	 * which neither state may is staged like any other. Every pod change
+	 * is reported through @pod_event instead of @changed: @matters, one of
+	 * its states may; @rv, the event's resourceVersion, NULL for a change
+	 * that was not judged (from a list: the first, a relist; or one that
+	 * ran out of memory), which is a change. */
+	bool (*pod_matters)(void *data, const char *key, const struct mseg_endpoint *ep,
+			    bool local, bool after);
+	void (*pod_event)(void *data, bool matters, const char *rv);
 };
 
 /* What /v1/status and /metrics say about one watched resource. */
@@ -65,6 +77,12 @@ bool kube_watcher_synced(const struct kube_watcher *kw);
 void kube_watcher_status(const struct kube_watcher *kw, size_t i,
 			 struct kube_resource_status *ret);
 const char *kube_watcher_server(const struct kube_watcher *kw);
+
+/* Pod watch events judged by kube_watcher_cbs.pod_matters: those that may
+ * change a table of this node (@ret_local) and those that cannot
+ * (@ret_none). */
+void kube_watcher_pod_events(const struct kube_watcher *kw, uint64_t *ret_local,
+			     uint64_t *ret_none);
 
 /* Bring this node's pods up to date with @registered (the endpoints
  * mseg-cni registered); everything else of the source was updated as the
@@ -124,6 +142,10 @@ int kube_source_policy_put(struct kube_source *src, enum kube_policy_kind kind, 
 int kube_source_policy_remove(struct kube_source *src, enum kube_policy_kind kind,
 			      const char *key);
 int kube_source_sync(struct kube_source *src, const struct mseg_inventory *registered);
+/* The endpoint pod @key stands for now (staged changes included; NULL:
+ * none) and whether it is a pod of this node (*@ret_local). */
+const struct mseg_endpoint *kube_source_pod_endpoint(struct kube_source *src, const char *key,
+						     bool *ret_local);
 /* Objects left out now. */
 size_t kube_source_error_count(const struct kube_source *src);
 

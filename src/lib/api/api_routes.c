@@ -1755,6 +1755,12 @@ static uint64_t status_key(struct api_ctx *x)
 	k = k * 31 + be->desired->inv[DESIRED_FILE].n + (be->desired->inv[DESIRED_API].n << 20);
 	if (x->a->flows)
 		k = k * 31 + flow_ring_seq(x->a->flows);
+	if (be->kube) {
+		uint64_t local, none;
+
+		kube_watcher_pod_events(be->kube, &local, &none);
+		k = k * 31 + local + (none << 32);
+	}
 	return k;
 }
 
@@ -1838,6 +1844,15 @@ static json_t *kube_status_json(const struct api_backend *be, bool full)
 	}
 	json_object_set_new(o, "server", json_string(kube_watcher_server(be->kube)));
 	json_object_set_new(o, "synced", json_boolean(kube_watcher_synced(be->kube)));
+	if (full) {
+		uint64_t local, none;
+
+		/* pod watch events that could change a table here, and those
+		 * that could not (folded into a later reconcile) */
+		kube_watcher_pod_events(be->kube, &local, &none);
+		json_object_set_new(o, "pod_events", json_pack("{sIsI}", "local", (json_int_t)local,
+							       "none", (json_int_t)none));
+	}
 	json_object_set_new(o, "stale", stale);
 	if (full) {
 		const struct compile_opts *co = reconciler_compile_opts(be->rec);
@@ -2045,6 +2060,14 @@ void api_handle_metrics(struct api_ctx *x)
 
 			kube_watcher_status(be->kube, i, &ks);
 			fprintf(f, "mseg_kube_objects{resource=\"%s\"} %zu\n", ks.resource, ks.objects);
+		}
+		{
+			uint64_t local, none;
+
+			kube_watcher_pod_events(be->kube, &local, &none);
+			m_head(f, "mseg_kube_pod_events_total", "counter", "Pod watch events, by effect: local (may change a table of this node: reconciled at once), none (cannot: folded into a later reconcile).");
+			fprintf(f, "mseg_kube_pod_events_total{effect=\"local\"} %llu\n", (unsigned long long)local);
+			fprintf(f, "mseg_kube_pod_events_total{effect=\"none\"} %llu\n", (unsigned long long)none);
 		}
 		m_head(f, "mseg_service_routes", "gauge", "Service routes (VIP:port to a ready backend) the compiler adds to egress allows.");
 		fprintf(f, "mseg_service_routes %zu\n", reconciler_compile_opts(be->rec)->n_svc_routes);

@@ -24,6 +24,7 @@
 #include "mseg/model/policy.h"
 #include "mseg/kernel/reconcile.h"
 #include "mseg/daemon/flowpipe.h"
+#include "mseg/daemon/relevance.h"
 #include "mseg/model/addr.h"
 #include "mseg/kube/kube.h"
 #include "mseg/kube/kubeconfig.h"
@@ -33,6 +34,11 @@
 /* cluster events: a burst (a list page, a rollout) is one reconcile, and a
  * single event is in the kernel well within 100 ms */
 #define KUBE_DEBOUNCE_MS 10
+/* pod events that change no local table (relevance.h): staged (every view
+ * sees them at once), and folded into a reconcile at most this long after
+ * the first of them, so that the staged changes every view merges stay
+ * few and the reconciler's state does not lag behind the cluster by more */
+#define KUBE_FOLD_MS 1000
 
 struct daemon {
 	const struct daemon_config *cfg;
@@ -53,6 +59,9 @@ struct daemon {
 	struct evloop_source *kube_timer;   /* debounces the watcher's changes */
 	bool kube_waiting_said;
 	bool kube_pending;            /* kube_timer armed */
+	struct relevance *relev;      /* which pod events can change a local table */
+	struct evloop_source *fold_timer;   /* folds in the pod events that cannot */
+	bool fold_pending;            /* such events are staged, not reconciled yet */
 	uint64_t rec_end_ns, rec_cost_ns;   /* the last reconcile: its end and duration */
 	/* what the reconciler compiles with (reconciler_set_cluster): the
 	 * --node-addr flags and the Node object's addresses, the Services */
@@ -437,10 +446,12 @@ static void on_seen_timer(struct evloop_source *src, uint32_t events, void *data
 int daemon_reconcile(struct daemon *d)
 {
 	unsigned long long kube_rv = 0;
-	uint64_t t0 = clock_mono_ns(), t_apply = 0, t_sync = 0, t_view = 0;
+	uint64_t t0 = clock_mono_ns(), t_apply = 0, t_sync = 0, t_view = 0, t_relev = 0;
 	struct desired_view v;
 	int r;
 
+	if (d->relev)
+		relevance_invalidate(d->relev);   /* rebuilt from this reconcile's view */
 	if (d->kube) {
 		/* before the first complete list, the cluster's policies are
 		 * unknown: the kernel keeps what it has (nothing opens) */
@@ -501,6 +512,15 @@ int daemon_reconcile(struct daemon *d)
 		t_apply = clock_mono_ns();
 		r = reconciler_apply(d->rec, &prog, &v.inv);
 		t_apply = clock_mono_ns() - t_apply;
+		/* what the next pod events are judged by: this view (every pod
+		 * event up to now is in it) */
+		if (d->relev && (r == 0 || r == -EIO)) {
+			t_relev = clock_mono_ns();
+			if (relevance_rebuild(d->relev, &d->desired, &v, prog.items, prog.n) < 0)
+				log_error("kubernetes: out of memory; every pod event reconciles");
+			t_relev = clock_mono_ns() - t_relev;
+		}
+		d->fold_pending = false;
 		free(prog.items);
 	}
 	daemon_log_events(d);
@@ -513,10 +533,11 @@ int daemon_reconcile(struct daemon *d)
 	if (kube_rv)
 		log_debug("kubernetes: pods resourceVersion %llu applied at %llu ms (reconcile %.1f ms, "
 			  "%zu endpoints, %zu policies; reconciler %.1f ms; kubernetes sync %.1f ms, "
-			  "desired view %.1f ms)", kube_rv,
+			  "desired view %.1f ms; relevance %.1f ms)", kube_rv,
 			  (unsigned long long)(clock_real_ns() / 1000000),
 			  (double)(clock_mono_ns() - t0) / 1e6, v.inv.n, v.pols.n,
-			  (double)t_apply / 1e6, (double)t_sync / 1e6, (double)t_view / 1e6);
+			  (double)t_apply / 1e6, (double)t_sync / 1e6, (double)t_view / 1e6,
+			  (double)t_relev / 1e6);
 	desired_view_release(&v);
 	d->rec_end_ns = clock_mono_ns();
 	d->rec_cost_ns = d->rec_end_ns - t0;
@@ -687,9 +708,75 @@ static void on_kube_timer(struct evloop_source *src, uint32_t events, void *data
 	daemon_reconcile(d);
 }
 
+/* A pod event judged by the pod's state before and after it
+ * (relevance.h). */
+static bool on_kube_pod_matters(void *data, const char *key, const struct mseg_endpoint *ep,
+				bool local, bool after)
+{
+	struct daemon *d = data;
+
+	if (after)
+		return relevance_pod_after(d->relev, &d->desired, key, ep, local);
+	return relevance_pod_before(d->relev, &d->desired, key, ep, local);
+}
+
+static void on_fold_timer(struct evloop_source *src, uint32_t events, void *data)
+{
+	struct daemon *d = data;
+
+	(void)src;
+	(void)events;
+	/* unless a reconcile took them in since, or one is on its way */
+	if (!d->fold_pending || d->kube_pending)
+		return;
+	d->fold_pending = false;
+	daemon_reconcile(d);
+}
+
+static void kube_schedule(struct daemon *d);
+
+/* A pod event, judged (relevance.h): one that may change a local table
+ * reconciles as any change; one that cannot is staged in the source and
+ * folded into the next reconcile, which runs within KUBE_FOLD_MS. A pod
+ * change not judged (@rv NULL: a list) is a change the filter missed. */
+static void on_kube_pod_event(void *data, bool matters, const char *rv)
+{
+	struct daemon *d = data;
+	int r;
+
+	if (!rv)
+		relevance_forget(d->relev);
+	if (matters) {
+		kube_schedule(d);
+		return;
+	}
+	/* what bench/kube_scale.sh times such an event by: no table needs
+	 * it, it is done when it is judged */
+	log_debug("kubernetes: pods event resourceVersion %s changes no local table at %llu ms",
+		  rv, (unsigned long long)(clock_real_ns() / 1000000));
+	if (d->fold_pending)
+		return;
+	r = evloop_timer_arm(d->fold_timer, KUBE_FOLD_MS, 0);
+	if (r < 0) {
+		log_error("cannot arm the kubernetes timer: %s", strerror(-r));
+		kube_schedule(d);
+		return;
+	}
+	d->fold_pending = true;
+}
+
+/* Anything of the cluster but a judged pod event: what pod events are
+ * judged by may have changed. */
 static void on_kube_changed(void *data)
 {
 	struct daemon *d = data;
+
+	relevance_invalidate(d->relev);
+	kube_schedule(d);
+}
+
+static void kube_schedule(struct daemon *d)
+{
 	int r;
 
 	/* armed once per batch, not pushed back by each event: a steady
@@ -716,7 +803,13 @@ static void on_kube_log(void *data, enum log_level lvl, const char *msg)
 /* --kubeconfig or --kubernetes in-cluster: start watching. */
 static int daemon_kube_setup(struct daemon *d)
 {
-	const struct kube_watcher_cbs cbs = { on_kube_changed, on_kube_log, d };
+	const struct kube_watcher_cbs cbs = {
+		.changed = on_kube_changed,
+		.log = on_kube_log,
+		.data = d,
+		.pod_matters = on_kube_pod_matters,
+		.pod_event = on_kube_pod_event,
+	};
 	struct kube_watcher_opts o = {
 		.node_name = d->cfg->node_name,
 		.idle_timeout_s = d->cfg->kube_idle_sec,
@@ -741,7 +834,14 @@ static int daemon_kube_setup(struct daemon *d)
 	log_info("kubernetes: watching %s (%s) as node '%s'", kc.server, kc.source,
 		 d->cfg->node_name);
 	d->desired.kube_pods = true;
-	d->kube_timer = evloop_add_timer(d->loop, 0, 0, on_kube_timer, d, &r);
+	d->relev = relevance_new();
+	if (!d->relev) {
+		kube_config_release(&kc);
+		log_error("startup failed: out of memory");
+		return -ENOMEM;
+	}
+	d->fold_timer = evloop_add_timer(d->loop, 0, 0, on_fold_timer, d, &r);
+	d->kube_timer = d->fold_timer ? evloop_add_timer(d->loop, 0, 0, on_kube_timer, d, &r) : NULL;
 	if (!d->kube_timer) {
 		kube_config_release(&kc);
 		log_error("startup failed: timer: %s", strerror(-r));
@@ -938,6 +1038,8 @@ struct daemon *daemon_free(struct daemon *d)
 		return NULL;
 	d->kube = kube_watcher_free(d->kube);
 	evloop_source_remove(d->kube_timer);
+	evloop_source_remove(d->fold_timer);
+	d->relev = relevance_free(d->relev);
 	d->flows = flowpipe_free(d->flows);
 	d->rec = reconciler_free(d->rec);
 	free(d->node_addrs);

@@ -29,6 +29,7 @@ struct kube_watcher {
 	struct kube_source src;      /* in the owner's sets */
 	struct kube_build_errs said_cluster;   /* what kube_watcher_cluster() said */
 	bool cluster_dirty;          /* a Node, Service or EndpointSlice changed */
+	uint64_t pod_events_local, pod_events_none;   /* judged by cbs.pod_matters */
 };
 
 /* ---- trims: what msegd keeps of each object ---- */
@@ -112,18 +113,67 @@ static void watcher_changed(struct kube_watcher *kw, int r)
 		kw->cbs.changed(kw->cbs.data);
 }
 
+/* May pod @key, as the source has it now, change a table of this node? */
+static bool pod_matters(struct kube_watcher *kw, const char *key, bool after)
+{
+	bool local;
+	const struct mseg_endpoint *ep = kube_source_pod_endpoint(&kw->src, key, &local);
+
+	return kw->cbs.pod_matters(kw->cbs.data, key, ep, local, after);
+}
+
+static bool pods_judged(const struct kube_watcher *kw)
+{
+	return kw->cbs.pod_matters && kw->cbs.pod_event;
+}
+
+/* A pod event: judged by the pod's state before (@before) and after it. */
+static void pod_changed(struct kube_watcher *kw, const char *key, const char *rv, bool before,
+			int r)
+{
+	bool after;
+
+	if (!pods_judged(kw)) {
+		watcher_changed(kw, r);
+		return;
+	}
+	if (!rv || r < 0) {
+		if (r == -ENOMEM && kw->cbs.log)
+			kw->cbs.log(kw->cbs.data, LOG_LVL_ERROR, "out of memory: an object is left "
+				    "out until it changes again or the next relist");
+		kw->cbs.pod_event(kw->cbs.data, true, NULL);
+		return;
+	}
+	after = pod_matters(kw, key, true);
+	if (before || after)
+		kw->pod_events_local++;
+	else
+		kw->pod_events_none++;
+	kw->cbs.pod_event(kw->cbs.data, before || after, rv);
+}
+
+/* The resourceVersion of the watch event being applied (NULL: a list). */
+static const char *pod_event_rv(struct kube_watcher *kw)
+{
+	return kube_reflector_event_rv(kw->rf[R_PODS]);
+}
+
 static void on_pod(void *data, const char *key, json_t *obj)
 {
 	struct kube_watcher *kw = data;
+	const char *rv = pod_event_rv(kw);
+	bool before = pods_judged(kw) && rv ? pod_matters(kw, key, false) : true;
 
-	watcher_changed(kw, kube_source_pod_put(&kw->src, key, obj));
+	pod_changed(kw, key, rv, before, kube_source_pod_put(&kw->src, key, obj));
 }
 
 static void on_pod_gone(void *data, const char *key, json_t *obj)
 {
 	struct kube_watcher *kw = data;
+	const char *rv = pod_event_rv(kw);
+	bool before = pods_judged(kw) && rv ? pod_matters(kw, key, false) : true;
 
-	watcher_changed(kw, kube_source_pod_remove(&kw->src, key));
+	pod_changed(kw, key, rv, before, kube_source_pod_remove(&kw->src, key));
 }
 
 static void on_namespace(void *data, const char *key, json_t *obj)
@@ -353,6 +403,13 @@ int kube_watcher_cluster(struct kube_watcher *kw, struct kube_cluster *ret)
 	if (r == 0)
 		kw->cluster_dirty = false;
 	return r;
+}
+
+void kube_watcher_pod_events(const struct kube_watcher *kw, uint64_t *ret_local,
+			     uint64_t *ret_none)
+{
+	*ret_local = kw->pod_events_local;
+	*ret_none = kw->pod_events_none;
 }
 
 bool kube_watcher_cluster_changed(const struct kube_watcher *kw)

@@ -35,6 +35,7 @@ struct kube_reflector {
 	const struct kube_reflector_ops *ops;
 	void *data;
 	json_t *store;                 /* key -> trimmed object */
+	json_t *event;                 /* the watch event's object being applied */
 	enum rf_phase phase;
 	CURL *easy;                    /* kept from request to request (reset) */
 	bool in_multi;                 /* a request of @easy is running */
@@ -416,10 +417,14 @@ static int on_event(enum kube_event_type type, json_t *obj, void *data)
 	switch (type) {
 	case KUBE_EV_ADDED:
 	case KUBE_EV_MODIFIED:
+		rf->event = obj;
 		rf_apply(rf, obj);
+		rf->event = NULL;
 		break;
 	case KUBE_EV_DELETED:
+		rf->event = obj;
 		rf_delete(rf, obj);
+		rf->event = NULL;
 		break;
 	case KUBE_EV_BOOKMARK:
 		break;
@@ -818,6 +823,14 @@ struct kube_reflector *kube_reflector_free(struct kube_reflector *rf)
 	free(rf->query);
 	free(rf);
 	return NULL;
+}
+
+const char *kube_reflector_event_rv(const struct kube_reflector *rf)
+{
+	const char *rv = json_string_value(
+		json_object_get(json_object_get(rf->event, "metadata"), "resourceVersion"));
+
+	return rv && *rv ? rv : NULL;
 }
 
 json_t *kube_reflector_store(const struct kube_reflector *rf)

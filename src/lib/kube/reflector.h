@@ -61,6 +61,9 @@ uint64_t kube_random(void);
 /* The store: key -> trimmed object (borrowed), or its digest (a JSON
  * integer) with store_digest. */
 json_t *kube_reflector_store(const struct kube_reflector *rf);
+/* Inside an upsert or remove: the resourceVersion of the watch event that
+ * called it; NULL when it comes from a list (or the event has none). */
+const char *kube_reflector_event_rv(const struct kube_reflector *rf);
 void kube_reflector_status(const struct kube_reflector *rf, struct kube_resource_status *ret);
 
 #endif

@@ -607,3 +607,15 @@ int kube_source_sync(struct kube_source *src, const struct mseg_inventory *regis
 	/* every change since the last sync into the sorted array, at once */
 	return inventory_flush(src->inv);
 }
+
+/* ---- what a pod event changes (kube.c asks before and after it) ---- */
+
+const struct mseg_endpoint *kube_source_pod_endpoint(struct kube_source *src, const char *key,
+						     bool *ret_local)
+{
+	char buf[600];
+	const char *id = pod_id(src, key, buf, sizeof(buf));
+
+	*ret_local = json_object_get(src->local, key) != NULL;
+	return id ? inventory_find(src->inv, id) : NULL;
+}
