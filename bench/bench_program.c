@@ -13,7 +13,7 @@
  *     (compile of the whole state, then the update) after one peer of
  *     100,000 changes its address, against compile_plan() alone on the
  *     same state: what is left once the update is cheap.
- * The text for `nft -f` comes from the text renderer (render_text.c) for
+ * The text for `nft -f` comes from the text renderer (kernel/table_text.c) for
  * the same plan, with the NFLOG queue step so that both sides load on
  * kernels without the native queue expression. `nft -f` runs as a child
  * that setns()es into the namespace and execs nft, so its time includes
@@ -42,7 +42,7 @@
 #include "mseg/util/memtune.h"
 #include "mseg/util/clock.h"
 #include "mseg/kernel/nft.h"
-#include "mseg/compile/render_text.h"
+#include "mseg/kernel/table_text.h"
 #include "mseg/model/addr.h"
 #include "mseg/model/inventory.h"
 #include "mseg/model/policy.h"
@@ -154,7 +154,7 @@ static int text_write(const struct plan_buf *pb, const char *path)
 
 	if (!f)
 		return -errno;
-	r = render_text_table(f, &pb->plan, &opts);
+	r = table_text_render(f, &pb->plan, &opts);
 	if (fclose(f) != 0 && r == 0)
 		r = -EIO;
 	return r;

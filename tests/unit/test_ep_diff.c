@@ -3,10 +3,12 @@
  * random sequences of changes to a few dozen endpoints and a handful of
  * AllowLists and NetworkPolicies (labels, addresses, named ports, namespace
  * labels, policies added, changed and removed), each step a full
- * compile_plan(). A simulated kernel (the boxes of every endpoint's
- * direction) takes each step's fast diff the way nf_tables would (a delete
- * must find its element, an add must not) and must end with exactly the
- * new plan's entries. No kernel involved. */
+ * compile_plan(). A simulated kernel (the elements of every set of every
+ * endpoint's direction) takes each step's fast diff the way nf_tables would
+ * (a delete must find its element, an add must not) and must end with
+ * exactly the new plan's element image (nl_parts_build(): the plan's
+ * entries, the range entries of slotted signatures in the port-range slot
+ * sets instead). No kernel involved. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -32,7 +34,7 @@ struct kset {
 	size_t n, cap;
 };
 
-static struct kset kernel[N_EPS][MSEG_DIR_COUNT];
+static struct kset kernel[N_EPS][MSEG_DIR_COUNT][NL_SETS_PER_DIR];
 
 static ssize_t kset_find(const struct kset *k, const struct mseg_entry *e, size_t *ret_pos)
 {
@@ -55,57 +57,59 @@ static ssize_t kset_find(const struct kset *k, const struct mseg_entry *e, size_
 
 /* Apply @dd as nf_tables would: false on a delete of something absent or
  * an add of something present (the kernel refuses the batch). */
-static bool kset_apply(struct kset *k, const struct ep_dir_diff *dd)
+static bool kset_apply(struct kset *ks, const struct ep_dir_diff *dd)
 {
 	size_t pos = 0;
 
-	for (size_t i = 0; i < dd->del_off[NL_SETS_PER_DIR]; i++) {
-		ssize_t at = kset_find(k, dd->del[i], &pos);
+	for (size_t s = 0; s < NL_SETS_PER_DIR; s++) {
+		struct kset *k = &ks[s];
 
-		if (at < 0)
-			return false;
-		memmove(k->v + at, k->v + at + 1, (k->n - (size_t)at - 1) * sizeof(*k->v));
-		k->n--;
-	}
-	for (size_t i = 0; i < dd->add_off[NL_SETS_PER_DIR]; i++) {
-		if (kset_find(k, dd->add[i], &pos) >= 0)
-			return false;
-		if (k->n == k->cap) {
-			k->cap = k->cap * 2 + 16;
-			k->v = realloc(k->v, k->cap * sizeof(*k->v));
-			if (!k->v)
-				abort();
+		for (size_t i = dd->del_off[s]; i < dd->del_off[s + 1]; i++) {
+			ssize_t at = kset_find(k, dd->del[i], &pos);
+
+			if (at < 0)
+				return false;
+			memmove(k->v + at, k->v + at + 1, (k->n - (size_t)at - 1) * sizeof(*k->v));
+			k->n--;
 		}
-		memmove(k->v + pos + 1, k->v + pos, (k->n - pos) * sizeof(*k->v));
-		k->v[pos] = *dd->add[i];
-		k->n++;
+	}
+	for (size_t s = 0; s < NL_SETS_PER_DIR; s++) {
+		struct kset *k = &ks[s];
+
+		for (size_t i = dd->add_off[s]; i < dd->add_off[s + 1]; i++) {
+			if (kset_find(k, dd->add[i], &pos) >= 0)
+				return false;
+			if (k->n == k->cap) {
+				k->cap = k->cap * 2 + 16;
+				k->v = realloc(k->v, k->cap * sizeof(*k->v));
+				if (!k->v)
+					abort();
+			}
+			memmove(k->v + pos + 1, k->v + pos, (k->n - pos) * sizeof(*k->v));
+			k->v[pos] = *dd->add[i];
+			k->n++;
+		}
 	}
 	return true;
 }
 
-static int entry_cmp(const void *a, const void *b)
+/* Every set holds exactly its elements of @dp's image. */
+static bool kset_equals(const struct kset *ks, const struct mseg_dir_plan *dp)
 {
-	return addr_entry_cmp(a, b);
-}
+	struct nl_parts p;
+	bool same = true;
 
-static bool kset_equals(const struct kset *k, const struct mseg_dir_plan *dp)
-{
-	struct mseg_entry *s;
-	bool same;
-
-	if (k->n != dp->n_entries)
-		return false;
-	if (!k->n)
-		return true;
-	s = malloc(k->n * sizeof(*s));
-	if (!s)
+	if (nl_parts_build(&p, dp) < 0)
 		abort();
-	memcpy(s, dp->entries, k->n * sizeof(*s));
-	qsort(s, k->n, sizeof(*s), entry_cmp);
-	same = true;
-	for (size_t i = 0; i < k->n && same; i++)
-		same = addr_entry_cmp(&s[i], &k->v[i]) == 0;
-	free(s);
+	nl_parts_sort(&p);
+	for (size_t s = 0; s < NL_SETS_PER_DIR && same; s++) {
+		size_t n = p.off[s + 1] - p.off[s];
+
+		same = ks[s].n == n;
+		for (size_t i = 0; i < n && same; i++)
+			same = addr_entry_cmp(p.v[p.off[s] + i], &ks[s].v[i]) == 0;
+	}
+	nl_parts_release(&p);
 	return same;
 }
 
@@ -173,8 +177,8 @@ static void run_sequence(uint64_t seed, int steps, size_t *ret_changed, size_t *
 							full.add_off[NL_SETS_PER_DIR]);
 						failures++;
 					}
-					if (!kset_apply(&kernel[i][d], &fast) ||
-					    !kset_equals(&kernel[i][d], nd)) {
+					if (!kset_apply(kernel[i][d], &fast) ||
+					    !kset_equals(kernel[i][d], nd)) {
 						T_CHECK(0, "seed %llu step %d (%s): %s %s: the kernel "
 							"does not end with the new plan's entries",
 							(unsigned long long)seed, step, what, id,
@@ -195,7 +199,8 @@ static void run_sequence(uint64_t seed, int steps, size_t *ret_changed, size_t *
 	compiled_release(&cur);
 	for (int i = 0; i < N_EPS; i++)
 		for (int d = 0; d < MSEG_DIR_COUNT; d++)
-			free(kernel[i][d].v);
+			for (size_t s = 0; s < NL_SETS_PER_DIR; s++)
+				free(kernel[i][d][s].v);
 	memset(kernel, 0, sizeof(kernel));
 }
 

@@ -719,6 +719,16 @@ static void key_decode(const struct nl_set_spec *s, const uint8_t *key, struct m
 
 	memset(a, 0, sizeof(*a));
 	a->family = (uint8_t)s->family;
+	if (s->kind == NL_SET_SLOT_PORTS) {
+		/* a port set's element: the port range alone (nl_parts_build()) */
+		uint16_t port = (uint16_t)(key[0] << 8 | key[1]);
+
+		if (hi)
+			e->port_hi = port;
+		else
+			e->port_lo = port;
+		return;
+	}
 	memcpy(a->bytes, key, alen);
 	if (s->n_fields >= 2)
 		e->proto = key[alen];
@@ -772,13 +782,18 @@ static int kset_entries(const struct nl_set_spec *s, struct kset *x, struct mseg
 			key_decode(s, ke->key, e, false);
 			if (i + 1 < x->n_elems) {
 				/* up to the next element, end or start */
-				key_decode(s, x->elems[i + 1].key, e, true);
-				addr_dec(e->hi.bytes, alen);
+				uint8_t end[NL_KEY_MAX];
+
+				memcpy(end, x->elems[i + 1].key, alen);
+				addr_dec(end, alen);
+				key_decode(s, end, e, true);
 				if (x->elems[i + 1].flags & NFT_SET_ELEM_INTERVAL_END)
 					i++;
 			} else {
-				e->hi = e->lo;
-				memset(e->hi.bytes, 0xff, alen);   /* open: to the top */
+				uint8_t top[NL_KEY_MAX];
+
+				memset(top, 0xff, alen);   /* open: to the top */
+				key_decode(s, top, e, true);
 			}
 			n++;
 		}
@@ -830,12 +845,12 @@ static void compare_elems(struct report *rep, const struct nl_set_spec *s, struc
 		if (c < 0) {
 			rep->elem_diffs++;
 			diff(rep, "set %s: missing element %s", s->name,
-			     render_text_entry(want[i], el, sizeof(el)));
+			     nl_elem_text(s, want[i], el, sizeof(el)));
 			i++;
 		} else if (c > 0) {
 			rep->elem_diffs++;
 			diff(rep, "set %s: unexpected element %s", s->name,
-			     render_text_entry(&have[j], el, sizeof(el)));
+			     nl_elem_text(s, &have[j], el, sizeof(el)));
 			j++;
 		} else {
 			i++;
