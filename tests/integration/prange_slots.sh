@@ -20,7 +20,7 @@ t_check "msegd ready" t_wait_log "msegd ready"
 req() { local m=$1 p=$2; shift 2; code=$(curl -s -o "$T_TMP/body" -w '%{http_code}' --unix-socket "$SOCK" -X "$m" "$@" "http://x$p"); }
 metric() { curl -s --unix-socket "$SOCK" http://x/metrics | awk -v m="$1" '$1 == m {print $2}'; }
 ep() { # ID NAMESPACE APP N
-	req PUT "/v1/endpoints/$1" -d "{\"namespace\": \"$2\", \"labels\": {\"app\": \"$3\"}, \"netns\": \"$(t_netns_path "$1")\", \"ips\": [\"10.201.0.$4\"]}"
+	req PUT "/v1/endpoints/$1" -d "{\"namespace\": \"$2\", \"labels\": {\"app\": \"$3\"}, \"netns\": \"$(t_netns_path "$1")\", \"ips\": [\"10.201.0.$4\", \"fd00:201::$4\"]}"
 	[ "$code" = 201 ]
 }
 req PUT /v1/namespaces/ops -d '{"labels": {"team": "a"}}'
@@ -58,6 +58,8 @@ done
 for p in 7999 8050 9000; do
 	t_check "c -> db:$p (every TCP port) allowed" t_tcp c 10.201.0.3 $p
 done
+t_check "a -> db:8050 over IPv6 allowed" t_tcp a fd00:201::3 8050
+t_check_not "a -> db:8101 over IPv6 refused" t_tcp a fd00:201::3 8101
 
 # where the kernel holds them: c (0-65535 sorts first) in slot 0, a and b
 # (8000-8100) in slot 1, none of the three in the interval set
@@ -67,6 +69,9 @@ t_check "in4_range0_ports is every port" set_has in4_range0_ports "0-65535"
 t_check "a is in in4_range1" set_has in4_range1 "10.201.0.2 . tcp"
 t_check "b is in in4_range1" set_has in4_range1 "10.201.0.4 . tcp"
 t_check "in4_range1_ports is the endPort range" set_has in4_range1_ports "8000-8100"
+t_check "a is in in6_range1 (IPv6)" set_has in6_range1 "fd00:201::2 . tcp"
+t_check "in6_range1_ports is the endPort range" set_has in6_range1_ports "8000-8100"
+t_check_not "no pod address in in6_port_iv" set_has in6_port_iv "fd00:201::"
 t_check_not "no pod address in in4_port_iv" set_has in4_port_iv "10.201.0"
 t_check "the slot rule is in the chain" bash -c \
 	"ip netns exec '$(t_ns db)' nft list chain inet mseg ingress | grep -q 'ip saddr . meta l4proto @in4_range1 th dport @in4_range1_ports goto in4_seen'"
@@ -87,11 +92,13 @@ updates0=$(metric 'mseg_batches_total{kind="update"}')
 mark=$(t_log_lines)
 req PUT /v1/namespaces/ops -d '{"labels": {"team": "b"}}'
 t_check "PUT /v1/namespaces/ops team=b: 200" [ "$code" = 200 ]
-t_check "db's update removed one element" t_wait_log "endpoint 'db': update \+0 -1" "$mark"
+t_check "db's update removed a's two elements (IPv4, IPv6)" t_wait_log "endpoint 'db': update \+0 -2" "$mark"
 t_check_not "a -> db:8050 refused after the label change" t_tcp a 10.201.0.3 8050
 t_check_not "a -> db:8000 refused after the label change" t_tcp a 10.201.0.3 8000
 t_check "b -> db:8050 still allowed" t_tcp b 10.201.0.3 8050
 t_check "c -> db:9000 still allowed" t_tcp c 10.201.0.3 9000
+t_check_not "a -> db:8050 over IPv6 refused after the label change" t_tcp a fd00:201::3 8050
+t_check "b -> db:8050 over IPv6 still allowed" t_tcp b fd00:201::3 8050
 t_check_not "a left in4_range1" set_has in4_range1 "10.201.0.2 . tcp"
 t_check "b still in in4_range1" set_has in4_range1 "10.201.0.4 . tcp"
 t_check "in4_range1_ports unchanged" set_has in4_range1_ports "8000-8100"

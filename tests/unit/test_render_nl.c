@@ -252,6 +252,16 @@ static void test_rules(void)
 	rule_texts(MSEG_DIR_EGRESS, MSEG_MODE_AUDIT, &o, t);
 	T_CHECK(strstr(t[2], "meta load oif") != NULL, "%s", t[2]);
 	T_CHECK(strstr(t[4], "network header + 16") && strstr(t[4], "out4_port"), "%s", t[4]);
+	/* ip daddr . meta l4proto @out4_range0 th dport @out4_range0_ports goto out4_seen */
+	T_CHECK(strstr(t[6], "network header + 16") && strstr(t[6], "set out4_range0 ") &&
+			strstr(t[6], "transport header + 2 => reg 1 ] [ lookup reg 1 set out4_range0_ports") &&
+			strstr(t[6], "goto -> out4_seen"),
+		"%s", t[6]);
+	/* ip6 daddr . meta l4proto @out6_range1 ...: the protocol after 16 bytes */
+	T_CHECK(strstr(t[15], "network header + 24") &&
+			strstr(t[15], "l4proto => reg 2 ] [ lookup reg 1 set out6_range1 ") &&
+			strstr(t[15], "set out6_range1_ports"),
+		"%s", t[15]);
 	T_CHECK(strstr(t[20], "out_overlimit") && strstr(t[20], "accept"), "%s", t[20]);
 	T_CHECK(strstr(t[21], "0300010001000000") != NULL, "audit bypass: %s", t[21]);
 
