@@ -115,6 +115,24 @@ t_check_not "in4_range1_ports emptied" set_has in4_range1_ports "8000"
 t_check_not "b -> db:8050 refused" t_tcp b 10.201.0.3 8050
 t_check "c -> db:8050 still allowed" t_tcp c 10.201.0.3 8050
 t_check "no table replace (metric)" [ "$(metric 'mseg_batches_total{kind="replace"}')" = "$replaces0" ]
+
+# b back, then the policy's range grows to 8000-8200: the slot's signature
+# changes (the port set's start element at 8000 goes and comes back, its
+# end moves), in one element batch that the kernel takes
+mark=$(t_log_lines)
+req PUT /v1/namespaces/dev -d '{"labels": {"team": "a"}}'
+t_check "b back: element adds" t_wait_log "endpoint 'db': update \+[1-9][0-9]* -0" "$mark"
+t_check_not "b -> db:8101 refused (outside 8000-8100)" t_tcp b 10.201.0.3 8101
+mark=$(t_log_lines)
+sed -i 's/endPort: 8100/endPort: 8200/' "$T_TMP/np.yaml"
+req PUT /v1/policies/shop/db --data-binary @"$T_TMP/np.yaml"
+t_check "the policy with endPort 8200: 200" [ "$code" = 200 ]
+t_check "the signature change is an element update" t_wait_log "endpoint 'db': update \+[1-9][0-9]* -[1-9]" "$mark"
+t_check "b -> db:8101 allowed (inside 8000-8200)" t_tcp b 10.201.0.3 8101
+t_check "in4_range1_ports is 8000-8200" set_has in4_range1_ports "8000-8200"
+t_check_not "the kernel took the update (no refusal, no replace)" bash -c \
+	"tail -n +$((mark + 1)) '$T_TMP/msegd.log' | grep -Eq \"endpoint 'db': (replace|the kernel refused)\""
+t_check "no table replace (metric)" [ "$(metric 'mseg_batches_total{kind="replace"}')" = "$replaces0" ]
 req GET /v1/rules/db
 t_check "GET /v1/rules/db: still in sync" python3 -c '
 import json, sys
