@@ -277,6 +277,67 @@ static size_t drop_ranges(const struct mseg_entry **v, uint8_t *k, size_t n, con
 	return m;
 }
 
+/* Same address range and protocol: entries of one (address, protocol)
+ * group are adjacent (addr_entry_cmp() order). */
+static bool same_key(const struct mseg_entry *a, const struct mseg_entry *b)
+{
+	return a->lo.family == b->lo.family && a->proto == b->proto &&
+	       memcmp(a->lo.bytes, b->lo.bytes, sizeof(a->lo.bytes)) == 0 &&
+	       memcmp(a->hi.bytes, b->hi.bytes, sizeof(a->hi.bytes)) == 0;
+}
+
+/* The images of @family's range and slot sets to diff, old into @po and
+ * new into @pn, when the span between the common @head and @tail holds a
+ * range entry of that family. When both directions choose the same slot
+ * signatures (slots_choose(): one pass, no copy), only the groups the span
+ * touches can change place: the span widened to whole (address,
+ * protocol) groups, placed by that choice. Otherwise the whole images. */
+static int ranges_images(struct nl_parts *po, struct nl_parts *pn,
+			 const struct mseg_dir_plan *old_dir, const struct mseg_dir_plan *new_dir,
+			 size_t head, size_t tail, int family)
+{
+	const struct mseg_entry *o = old_dir->entries, *n = new_dir->entries;
+	size_t no = old_dir->n_entries, nn = new_dir->n_entries;
+	size_t s0 = head, eo = no - tail, en = nn - tail;
+	struct slot_assign co, cn;
+	struct mseg_dir_plan so = *old_dir, sn = *new_dir;
+	int r;
+
+	r = slots_choose(o, no, family, NL_SLOTS, &co);
+	if (r < 0)
+		return r;
+	r = slots_choose(n, nn, family, NL_SLOTS, &cn);
+	if (r < 0) {
+		slot_assign_release(&co);
+		return r;
+	}
+	if (!slots_same_choice(&co, &cn)) {
+		slot_assign_release(&co);
+		slot_assign_release(&cn);
+		r = nl_parts_build_ranges(po, old_dir, family, NULL);
+		return r < 0 ? r : nl_parts_build_ranges(pn, new_dir, family, NULL);
+	}
+	/* the head and tail are common: widen both spans alike */
+	while (s0 > 0 && ((s0 < eo && same_key(&o[s0 - 1], &o[s0])) ||
+			  (s0 < en && same_key(&o[s0 - 1], &n[s0]))))
+		s0--;
+	while (eo < no && ((eo > s0 && same_key(&o[eo - 1], &o[eo])) ||
+			   (en > s0 && same_key(&n[en - 1], &o[eo])))) {
+		eo++;
+		en++;
+	}
+	so.entries = old_dir->entries + s0;
+	so.n_entries = eo - s0;
+	sn.entries = new_dir->entries + s0;
+	sn.n_entries = en - s0;
+	r = nl_parts_build_ranges(po, &so, family, &co);
+	if (r == 0)
+		r = nl_parts_build_ranges(pn, &sn, family, &co);
+	slot_assign_release(&co);
+	slot_assign_release(&cn);
+	return r;
+}
+
 /* Only the span between the common head and tail is looked at entry by
  * entry. Distinct entries make this exact: an entry of the old span that
  * is not in the new span cannot be in the new head or tail either (they
@@ -349,9 +410,7 @@ static int dir_diff_fast(struct ep_dir_diff *dd, const struct mseg_dir_plan *old
 
 			if (!ranges[f])
 				continue;
-			r = nl_parts_build_ranges(po, old_dir, family);
-			if (r == 0)
-				r = nl_parts_build_ranges(pn, new_dir, family);
+			r = ranges_images(po, pn, old_dir, new_dir, head, tail, family);
 			if (r < 0)
 				break;
 			nl_parts_sort(po);

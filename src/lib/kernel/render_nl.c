@@ -1260,8 +1260,10 @@ struct fam_ranges {
 };
 
 /* Build the image of @dp; @only_family: 0 = every entry, else only the
- * SHAPE_PORT_IV entries of that family. */
-static int parts_build(struct nl_parts *p, const struct mseg_dir_plan *dp, int only_family)
+ * SHAPE_PORT_IV entries of that family, in the slots of @choice when not
+ * NULL (else chosen from them). */
+static int parts_build(struct nl_parts *p, const struct mseg_dir_plan *dp, int only_family,
+		       const struct slot_assign *choice)
 {
 	size_t count[NL_SETS_PER_DIR] = { 0 }, pos[NL_SETS_PER_DIR], n_synth = 0, n_v = 0;
 	struct fam_ranges fr[2] = { 0 };
@@ -1307,7 +1309,10 @@ static int parts_build(struct nl_parts *p, const struct mseg_dir_plan *dp, int o
 			k++;
 		if (k < x->n)
 			qsort(x->v, x->n, sizeof(*x->v), entry_ptr_cmp);
-		r = slots_assign(x->v, x->n, NL_SLOTS, &x->sa);
+		if (choice && family == only_family)
+			r = slots_assign_with(x->v, x->n, choice, &x->sa);
+		else
+			r = slots_assign(x->v, x->n, NL_SLOTS, &x->sa);
 		if (r < 0)
 			goto out_free;
 		for (size_t i = 0; i < x->n; i++) {
@@ -1398,12 +1403,13 @@ out_free:
 
 int nl_parts_build(struct nl_parts *p, const struct mseg_dir_plan *dp)
 {
-	return parts_build(p, dp, 0);
+	return parts_build(p, dp, 0, NULL);
 }
 
-int nl_parts_build_ranges(struct nl_parts *p, const struct mseg_dir_plan *dp, int family)
+int nl_parts_build_ranges(struct nl_parts *p, const struct mseg_dir_plan *dp, int family,
+			  const struct slot_assign *choice)
 {
-	return parts_build(p, dp, family);
+	return parts_build(p, dp, family, choice);
 }
 
 void nl_parts_release(struct nl_parts *p)

@@ -137,8 +137,12 @@ struct nl_parts {
 /* -EINVAL when an entry belongs to no set (bad family); -ENOMEM. */
 int nl_parts_build(struct nl_parts *p, const struct mseg_dir_plan *dp);
 /* The same restricted to the SHAPE_PORT_IV entries of @family of @dp:
- * only that family's port_iv and slot sets have elements. */
-int nl_parts_build_ranges(struct nl_parts *p, const struct mseg_dir_plan *dp, int family);
+ * only that family's port_iv and slot sets have elements. With @choice
+ * (slots_choose() of the whole direction), the slots take its signatures
+ * instead of choosing from @dp's entries: @dp may then be a part of a
+ * direction's entries (whole (address, protocol) groups). */
+int nl_parts_build_ranges(struct nl_parts *p, const struct mseg_dir_plan *dp, int family,
+			  const struct slot_assign *choice);
 void nl_parts_release(struct nl_parts *p);
 /* Sort every group by addr_entry_cmp() (a linear check when already sorted). */
 void nl_parts_sort(struct nl_parts *p);

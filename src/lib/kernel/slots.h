@@ -5,6 +5,7 @@
 #ifndef MSEG_SLOTS_H
 #define MSEG_SLOTS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -44,5 +45,20 @@ struct slot_assign {
 int slots_assign(const struct mseg_entry *const *iv, size_t n, size_t k,
 		 struct slot_assign *ret);
 void slot_assign_release(struct slot_assign *a);
+
+/* The two halves of slots_assign(), for an update that looks at a part of
+ * a direction only. slots_choose(): the signatures slots_assign() would
+ * choose for the SHAPE_PORT_IV entries of @family among @v[0..n) (a whole
+ * direction's entries in addr_entry_cmp() order; the others are skipped),
+ * in one pass without copying them; @ret gets no slot array. */
+int slots_choose(const struct mseg_entry *v, size_t n, int family, size_t k,
+		 struct slot_assign *ret);
+/* Both chose the same signatures in the same slots. */
+bool slots_same_choice(const struct slot_assign *a, const struct slot_assign *b);
+/* slots_assign() with the signatures of @choice instead of choosing: the
+ * slots of @iv's groups whose signature is one of them. @iv may be any run
+ * of whole groups. */
+int slots_assign_with(const struct mseg_entry *const *iv, size_t n,
+		      const struct slot_assign *choice, struct slot_assign *ret);
 
 #endif
