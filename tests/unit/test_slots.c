@@ -146,6 +146,48 @@ static void test_assign_random(void)
 			T_CHECK(0, "run %d: two runs differ", run);
 			failures++;
 		}
+		/* the one-pass choice over a whole direction's array (exact
+		 * entries of the same addresses in between) is the same */
+		{
+			struct mseg_entry raw[2 * MAX];
+			struct slot_assign c;
+			size_t m = 0;
+
+			for (size_t i = 0; i < n; i++) {
+				raw[m++] = v[i];
+				if (rnd(2)) {   /* an exact entry of the same address */
+					raw[m] = box(v[i].lo.bytes[3], v[i].lo.bytes[3], v[i].proto,
+						     100 + rnd(50), 0);
+					raw[m].port_hi = raw[m].port_lo;
+					m++;
+				}
+			}
+			qsort(raw, m, sizeof(*raw), entry_cmp);
+			if (slots_choose(raw, m, AF_INET, k, &c) < 0 || !slots_same_choice(&a, &c)) {
+				T_CHECK(0, "run %d: slots_choose() differs", run);
+				failures++;
+			}
+			slot_assign_release(&c);
+		}
+		/* placing a run of whole groups with the choice gives those
+		 * groups' slots */
+		if (n > 2) {
+			size_t from = rnd((uint32_t)n), to;
+			struct slot_assign part;
+
+			while (from > 0 && v[from - 1].lo.bytes[3] == v[from].lo.bytes[3])
+				from--;
+			to = from + 1 + rnd((uint32_t)(n - from));
+			while (to < n && v[to].lo.bytes[3] == v[to - 1].lo.bytes[3])
+				to++;
+			if (slots_assign_with(pv + from, to - from, &a, &part) < 0 ||
+			    memcmp(part.slot, a.slot + from, to - from) != 0) {
+				T_CHECK(0, "run %d: slots_assign_with() of [%zu, %zu) differs", run, from,
+					to);
+				failures++;
+			}
+			slot_assign_release(&part);
+		}
 		/* K respected */
 		if (a.n_used > k) {
 			T_CHECK(0, "run %d: %zu slots used, k %zu", run, a.n_used, k);
