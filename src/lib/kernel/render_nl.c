@@ -3,7 +3,7 @@
  *
  * What nft 1.0.6 sends for the same text is the reference (checked with
  * `nft --debug=netlink,mnl`), so that `nft list table inet mseg` prints our
- * table exactly as it prints the text renderer's (render_text.c):
+ * table exactly as it prints the text renderer's (table_text.c):
  *  - set key types are nft datatype ids; a concatenation folds them
  *    (id << 6 | next), e.g. ipv4_addr . inet_proto . inet_service = 0x730d;
  *  - each field of a concatenation takes a 4-byte register slot: an IPv4
@@ -12,7 +12,8 @@
  *  - concatenated interval sets (pipapo) carry flags interval|concat, the
  *    field lengths (NFTA_SET_DESC_CONCAT), and each element as KEY (low end of
  *    every field) and KEY_END (high end);
- *  - a plain interval set (one address field: rbtree) cannot take KEY_END:
+ *  - a plain interval set (one field, an address or a slot's port: rbtree)
+ *    cannot take KEY_END:
  *    an interval is a start element at lo and an end element (flag
  *    INTERVAL_END) at hi + 1; an interval reaching the top address has no
  *    end element, and its start carries nft's "open interval" user data;
