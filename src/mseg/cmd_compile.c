@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "mseg/compile/render_text.h"
+#include "mseg/kernel/table_text.h"
 #include "mseg/model/addr.h"
 #include "mseg/model/inventory.h"
 #include "mseg/model/plan.h"
@@ -179,9 +180,9 @@ int cmd_compile(int argc, char **argv)
 		}
 		r = render_text_header(stdout, ep->ep);
 		if (r == 0)
-			r = render_text_table(stdout, ep, &topts);
+			r = table_text_render(stdout, ep, &topts);
 	} else {
-		r = render_text_plan(stdout, plan, &topts);
+		r = table_text_render_plan(stdout, plan, &topts);
 	}
 	if (r == 0 && fflush(stdout) != 0)
 		r = -errno;

@@ -1,7 +1,8 @@
 /* The plan the read-back fuzz target compares against, and that
  * tests/tools/nlcapture programs before capturing the kernel's dump of it
  * (tests/fuzz/corpus_readback/): the policies of the incident
- * (policies/examples/incident.yaml) plus ranges, CIDRs, "any" and ICMP,
+ * (policies/examples/incident.yaml) plus ranges (one wide enough for a
+ * port-range slot), CIDRs, "any" and ICMP,
  * over four endpoints with both, one or no isolated direction. */
 #ifndef MSEG_FUZZ_PLAN_H
 #define MSEG_FUZZ_PLAN_H
@@ -29,6 +30,7 @@ static const char fuzz_plan_policies[] =
 	"    - {from: world, to: web, ports: [tcp/443, tcp/80]}\n"
 	"    - {from: web, to: api, ports: [tcp/8080-8090, udp/53]}\n"
 	"    - {from: api, to: db, ports: [tcp/5432, icmp, icmpv6]}\n"
+	"    - {from: web, to: db, ports: [tcp/7000-7100]}\n"
 	"    - {from: lab, to: db, ports: [any]}\n"
 	"    - {from: v6lab, to: api, ports: [sctp/9000]}\n"
 	"---\n"

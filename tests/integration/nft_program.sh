@@ -133,7 +133,7 @@ echo "# queue method: $Q"
 check "probe leaves no table behind" test -z "$(nft list tables 2>/dev/null | grep mseg)"
 
 # ---- the table in the kernel = the text renderer's table ----
-same_as_text() { # scenario mode: nft list of our netlink table == nft -f of render_text
+same_as_text() { # scenario mode: nft list of our netlink table == nft -f of the text renderer (table_text)
 	"$P" replace /run/netns/$C "$1" --queue nflog --mode "$2" >/dev/null || return 1
 	"$P" text "$1" --queue nflog --mode "$2" >"$tmp/text.nft" || return 1
 	in_ns $D nft flush ruleset

@@ -9,7 +9,7 @@
  *   nftprog delete  NETNS
  *   nftprog genid   NETNS
  *   nftprog counters NETNS
- *   nftprog text    SCENARIO [options]        the nft text of the scenario (render_text)
+ *   nftprog text    SCENARIO [options]        the nft text of the scenario (table_text)
  *
  * options: --mode enforce|audit  --queue auto|native|xt|nflog  --queue-num N
  *          --rate N --burst N
@@ -26,7 +26,7 @@
 #include <sys/socket.h>
 
 #include "mseg/kernel/nft.h"
-#include "mseg/compile/render_text.h"
+#include "mseg/kernel/table_text.h"
 
 static const char *const policy_names[] = { "shop/web", "shop/db" };
 #define N_POLICY_NAMES 2
@@ -423,7 +423,7 @@ int main(int argc, char **argv)
 		r = sc_load(&sc[0], pos[1], mode);
 		if (r < 0)
 			return fail("scenario", r, NULL);
-		r = render_text_table(stdout, &sc[0].plan, &opts);
+		r = table_text_render(stdout, &sc[0].plan, &opts);
 		sc_release(&sc[0]);
 		return r < 0 ? 1 : 0;
 	}

@@ -3,10 +3,12 @@
  * random sequences of changes to a few dozen endpoints and a handful of
  * AllowLists and NetworkPolicies (labels, addresses, named ports, namespace
  * labels, policies added, changed and removed), each step a full
- * compile_plan(). A simulated kernel (the boxes of every endpoint's
- * direction) takes each step's fast diff the way nf_tables would (a delete
- * must find its element, an add must not) and must end with exactly the
- * new plan's entries. No kernel involved. */
+ * compile_plan(). A simulated kernel (the elements of every set of every
+ * endpoint's direction) takes each step's fast diff the way nf_tables would
+ * (a delete must find its element, an add must not) and must end with
+ * exactly the new plan's element image (nl_parts_build(): the plan's
+ * entries, the range entries of slotted signatures in the port-range slot
+ * sets instead). No kernel involved. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -32,7 +34,7 @@ struct kset {
 	size_t n, cap;
 };
 
-static struct kset kernel[N_EPS][MSEG_DIR_COUNT];
+static struct kset kernel[N_EPS][MSEG_DIR_COUNT][NL_SETS_PER_DIR];
 
 static ssize_t kset_find(const struct kset *k, const struct mseg_entry *e, size_t *ret_pos)
 {
@@ -55,57 +57,59 @@ static ssize_t kset_find(const struct kset *k, const struct mseg_entry *e, size_
 
 /* Apply @dd as nf_tables would: false on a delete of something absent or
  * an add of something present (the kernel refuses the batch). */
-static bool kset_apply(struct kset *k, const struct ep_dir_diff *dd)
+static bool kset_apply(struct kset *ks, const struct ep_dir_diff *dd)
 {
 	size_t pos = 0;
 
-	for (size_t i = 0; i < dd->del_off[NL_SETS_PER_DIR]; i++) {
-		ssize_t at = kset_find(k, dd->del[i], &pos);
+	for (size_t s = 0; s < NL_SETS_PER_DIR; s++) {
+		struct kset *k = &ks[s];
 
-		if (at < 0)
-			return false;
-		memmove(k->v + at, k->v + at + 1, (k->n - (size_t)at - 1) * sizeof(*k->v));
-		k->n--;
-	}
-	for (size_t i = 0; i < dd->add_off[NL_SETS_PER_DIR]; i++) {
-		if (kset_find(k, dd->add[i], &pos) >= 0)
-			return false;
-		if (k->n == k->cap) {
-			k->cap = k->cap * 2 + 16;
-			k->v = realloc(k->v, k->cap * sizeof(*k->v));
-			if (!k->v)
-				abort();
+		for (size_t i = dd->del_off[s]; i < dd->del_off[s + 1]; i++) {
+			ssize_t at = kset_find(k, dd->del[i], &pos);
+
+			if (at < 0)
+				return false;
+			memmove(k->v + at, k->v + at + 1, (k->n - (size_t)at - 1) * sizeof(*k->v));
+			k->n--;
 		}
-		memmove(k->v + pos + 1, k->v + pos, (k->n - pos) * sizeof(*k->v));
-		k->v[pos] = *dd->add[i];
-		k->n++;
+	}
+	for (size_t s = 0; s < NL_SETS_PER_DIR; s++) {
+		struct kset *k = &ks[s];
+
+		for (size_t i = dd->add_off[s]; i < dd->add_off[s + 1]; i++) {
+			if (kset_find(k, dd->add[i], &pos) >= 0)
+				return false;
+			if (k->n == k->cap) {
+				k->cap = k->cap * 2 + 16;
+				k->v = realloc(k->v, k->cap * sizeof(*k->v));
+				if (!k->v)
+					abort();
+			}
+			memmove(k->v + pos + 1, k->v + pos, (k->n - pos) * sizeof(*k->v));
+			k->v[pos] = *dd->add[i];
+			k->n++;
+		}
 	}
 	return true;
 }
 
-static int entry_cmp(const void *a, const void *b)
+/* Every set holds exactly its elements of @dp's image. */
+static bool kset_equals(const struct kset *ks, const struct mseg_dir_plan *dp)
 {
-	return addr_entry_cmp(a, b);
-}
+	struct nl_parts p;
+	bool same = true;
 
-static bool kset_equals(const struct kset *k, const struct mseg_dir_plan *dp)
-{
-	struct mseg_entry *s;
-	bool same;
-
-	if (k->n != dp->n_entries)
-		return false;
-	if (!k->n)
-		return true;
-	s = malloc(k->n * sizeof(*s));
-	if (!s)
+	if (nl_parts_build(&p, dp) < 0)
 		abort();
-	memcpy(s, dp->entries, k->n * sizeof(*s));
-	qsort(s, k->n, sizeof(*s), entry_cmp);
-	same = true;
-	for (size_t i = 0; i < k->n && same; i++)
-		same = addr_entry_cmp(&s[i], &k->v[i]) == 0;
-	free(s);
+	nl_parts_sort(&p);
+	for (size_t s = 0; s < NL_SETS_PER_DIR && same; s++) {
+		size_t n = p.off[s + 1] - p.off[s];
+
+		same = ks[s].n == n;
+		for (size_t i = 0; i < n && same; i++)
+			same = addr_entry_cmp(p.v[p.off[s] + i], &ks[s].v[i]) == 0;
+	}
+	nl_parts_release(&p);
 	return same;
 }
 
@@ -173,8 +177,8 @@ static void run_sequence(uint64_t seed, int steps, size_t *ret_changed, size_t *
 							full.add_off[NL_SETS_PER_DIR]);
 						failures++;
 					}
-					if (!kset_apply(&kernel[i][d], &fast) ||
-					    !kset_equals(&kernel[i][d], nd)) {
+					if (!kset_apply(kernel[i][d], &fast) ||
+					    !kset_equals(kernel[i][d], nd)) {
 						T_CHECK(0, "seed %llu step %d (%s): %s %s: the kernel "
 							"does not end with the new plan's entries",
 							(unsigned long long)seed, step, what, id,
@@ -195,7 +199,8 @@ static void run_sequence(uint64_t seed, int steps, size_t *ret_changed, size_t *
 	compiled_release(&cur);
 	for (int i = 0; i < N_EPS; i++)
 		for (int d = 0; d < MSEG_DIR_COUNT; d++)
-			free(kernel[i][d].v);
+			for (size_t s = 0; s < NL_SETS_PER_DIR; s++)
+				free(kernel[i][d][s].v);
 	memset(kernel, 0, sizeof(kernel));
 }
 
@@ -318,9 +323,106 @@ static void fast_diff_cases(void)
 	free(b);
 }
 
+static struct mseg_entry rng4(uint32_t a, uint16_t lo, uint16_t hi)
+{
+	struct mseg_entry e = ent4(a, IPPROTO_TCP, lo);
+
+	e.port_hi = hi;
+	return e;
+}
+
+/* Range entries in port-range slots: the fast diff widens a span to whole
+ * (address, protocol) groups (a group whose other entry sits in the common
+ * head still leaves its slot), keeps the slot choice when it holds, and
+ * follows it when it changes. */
+static void fast_diff_slots(void)
+{
+	enum { N = 400 };
+	struct mseg_entry *a = calloc(N + 4, sizeof(*a)), *b = calloc(N + 4, sizeof(*b));
+	struct mseg_dir_plan da = { .isolated = true, .entries = a };
+	struct mseg_dir_plan db = { .isolated = true, .entries = b };
+	int r0 = nl_slot_set_index(AF_INET, 0, false), r1 = nl_slot_set_index(AF_INET, 1, false);
+	int iv = nl_set_index(AF_INET, SHAPE_PORT_IV);
+	struct ep_dir_diff dd, full;
+	size_t n = 0;
+
+	/* every 4th address on every port (slot 0), the others on 8000-8100
+	 * (slot 1); 10.0.0.101 in two entries, 8000-8049 and 8050-8100 */
+	for (uint32_t i = 0; i < N; i++) {
+		if (i == 101) {
+			a[n++] = rng4(0x0a000000 + i, 8000, 8049);
+			a[n++] = rng4(0x0a000000 + i, 8050, 8100);
+		} else {
+			a[n++] = i % 4 ? rng4(0x0a000000 + i, 8000, 8100) : rng4(0x0a000000 + i, 0, 65535);
+		}
+	}
+	da.n_entries = db.n_entries = n;
+	memcpy(b, a, n * sizeof(*a));
+	/* 10.0.0.101's second entry grows: its signature 8000-8200 sorts third,
+	 * the choice holds, and both its entries go to in4_port_iv */
+	b[102].port_hi = 8200;
+	T_CHECK(ep_dir_diff_compute(&dd, &da, &db, EP_DIFF_FAST) == 0, "fast");
+	T_CHECK(ep_dir_diff_compute(&full, &da, &db, EP_DIFF_FULL) == 0, "full");
+	T_CHECK(diff_equal(&dd, &full), "group: fast -%zu +%zu, full -%zu +%zu", n_del(&dd),
+		n_add(&dd), n_del(&full), n_add(&full));
+	T_CHECK(dd.del_off[r1 + 1] - dd.del_off[r1] == 1 && dd.add_off[iv + 1] - dd.add_off[iv] == 2 &&
+			n_del(&dd) == 1 && n_add(&dd) == 2,
+		"10.0.0.101 from in4_range1 to in4_port_iv: -%zu +%zu", n_del(&dd), n_add(&dd));
+	ep_dir_diff_release(&dd);
+	ep_dir_diff_release(&full);
+
+	/* 10.0.0.200 (every port) goes: one element of in4_range0 */
+	memcpy(b, a, n * sizeof(*a));
+	memmove(b + 201, b + 202, (n - 202) * sizeof(*b));
+	db.n_entries = n - 1;
+	T_CHECK(ep_dir_diff_compute(&dd, &da, &db, EP_DIFF_FAST) == 0, "fast");
+	T_CHECK(ep_dir_diff_compute(&full, &da, &db, EP_DIFF_FULL) == 0, "full");
+	T_CHECK(diff_equal(&dd, &full) && n_del(&dd) == 1 && n_add(&dd) == 0 &&
+			dd.del_off[r0 + 1] - dd.del_off[r0] == 1,
+		"slot 0 member gone: fast -%zu +%zu, full -%zu +%zu", n_del(&dd), n_add(&dd),
+		n_del(&full), n_add(&full));
+	ep_dir_diff_release(&dd);
+	ep_dir_diff_release(&full);
+
+	/* all on every port go but 10.0.0.0: the choice holds */
+	db.n_entries = 0;
+	for (size_t i = 0; i < n; i++)
+		if (a[i].port_hi != 65535 || i == 0)
+			b[db.n_entries++] = a[i];
+	T_CHECK(ep_dir_diff_compute(&dd, &da, &db, EP_DIFF_FAST) == 0, "fast");
+	T_CHECK(ep_dir_diff_compute(&full, &da, &db, EP_DIFF_FULL) == 0, "full");
+	T_CHECK(diff_equal(&dd, &full) && n_del(&dd) == N / 4 - 1 && n_add(&dd) == 0,
+		"one left on every port: fast -%zu +%zu, full -%zu +%zu", n_del(&dd), n_add(&dd),
+		n_del(&full), n_add(&full));
+	ep_dir_diff_release(&dd);
+	ep_dir_diff_release(&full);
+
+	/* then 10.0.0.0 goes too: 8000-8100 moves up to slot 0, its members
+	 * from in4_range1 to in4_range0, and the port sets follow */
+	memcpy(a, b, db.n_entries * sizeof(*a));
+	da.n_entries = db.n_entries;
+	memmove(b, b + 1, (db.n_entries - 1) * sizeof(*b));
+	db.n_entries--;
+	T_CHECK(ep_dir_diff_compute(&dd, &da, &db, EP_DIFF_FAST) == 0, "fast");
+	T_CHECK(ep_dir_diff_compute(&full, &da, &db, EP_DIFF_FULL) == 0, "full");
+	T_CHECK(diff_equal(&dd, &full), "choice changes: fast -%zu +%zu, full -%zu +%zu",
+		n_del(&dd), n_add(&dd), n_del(&full), n_add(&full));
+	/* the members: every address but 10.0.0.0 (10.0.0.101 once) */
+	T_CHECK(dd.add_off[r0 + 1] - dd.add_off[r0] == db.n_entries - 1 &&
+			dd.del_off[r1 + 1] - dd.del_off[r1] == db.n_entries - 1 &&
+			dd.del_off[r0 + 1] - dd.del_off[r0] == 1,
+		"slot 1's members move to slot 0: +%zu -%zu",
+		dd.add_off[r0 + 1] - dd.add_off[r0], dd.del_off[r1 + 1] - dd.del_off[r1]);
+	ep_dir_diff_release(&dd);
+	ep_dir_diff_release(&full);
+	free(a);
+	free(b);
+}
+
 int main(void)
 {
 	T_RUN(fast_diff_cases);
+	T_RUN(fast_diff_slots);
 	T_RUN(random_changes_fast_equals_full);
 	return t_exit();
 }

@@ -75,6 +75,19 @@ static void test_set_names_match_text_renderer(void)
 					"find %s", name);
 			}
 	T_CHECK(!nl_set_spec_find("in4_nope", &f), "unknown name found");
+	/* the port-range slots: an address set and a port set each, right
+	 * after port_iv */
+	T_CHECK(nl_set_spec_find("out6_range1_ports", &f) && f.dir == MSEG_DIR_EGRESS &&
+			f.family == AF_INET6 && f.kind == NL_SET_SLOT_PORTS && f.slot == 1 &&
+			f.rbtree && f.key_len == 2,
+		"out6_range1_ports");
+	T_CHECK(nl_set_spec_find("in4_range0", &f) && f.kind == NL_SET_SLOT_ADDR && f.slot == 0 &&
+			f.key_len == 8 && !f.flags,
+		"in4_range0");
+	T_CHECK(nl_slot_set_index(AF_INET, 0, false) == nl_set_index(AF_INET, SHAPE_PORT_IV) + 1 &&
+			nl_slot_set_index(AF_INET6, 1, true) + 1 ==
+				nl_set_index(AF_INET6, SHAPE_PROTO),
+		"slot set order");
 }
 
 static void test_set_types(void)
@@ -213,31 +226,51 @@ static void test_rules(void)
 		      "[ meta load l4proto => reg 9 ] "
 		      "[ payload load 2b @ transport header + 2 => reg 10 ] "
 		      "[ lookup reg 1 set in4_port 0x0 ] [ immediate reg 0 goto -> in4_seen ]");
+	/* ip saddr . meta l4proto @in4_range0 th dport @in4_range0_ports goto in4_seen */
+	T_STREQ(t[6], "[ meta load nfproto => reg 1 ] [ cmp eq reg 1 0x00000002 ] "
+		      "[ payload load 4b @ network header + 12 => reg 1 ] "
+		      "[ meta load l4proto => reg 9 ] [ lookup reg 1 set in4_range0 0x0 ] "
+		      "[ payload load 2b @ transport header + 2 => reg 1 ] "
+		      "[ lookup reg 1 set in4_range0_ports 0x0 ] "
+		      "[ immediate reg 0 goto -> in4_seen ]");
+	T_CHECK(strstr(t[7], "set in4_range1 ") && strstr(t[7], "set in4_range1_ports "), "%s",
+		t[7]);
+	T_CHECK(strstr(t[8], "set in4_proto ") != NULL, "%s", t[8]);
 	/* ip6 saddr . meta l4proto . th dport @in6_port: registers 1, 2, 13 */
-	T_STREQ(t[10], "[ meta load nfproto => reg 1 ] [ cmp eq reg 1 0x0000000a ] "
+	T_STREQ(t[12], "[ meta load nfproto => reg 1 ] [ cmp eq reg 1 0x0000000a ] "
 		       "[ payload load 16b @ network header + 8 => reg 1 ] "
 		       "[ meta load l4proto => reg 2 ] "
 		       "[ payload load 2b @ transport header + 2 => reg 13 ] "
 		       "[ lookup reg 1 set in6_port 0x0 ] [ immediate reg 0 goto -> in6_seen ]");
-	T_CHECK(strstr(t[16], "name flood") && strstr(t[16], "name in_overlimit") &&
-			strstr(t[16], "drop"),
-		"%s", t[16]);
+	T_CHECK(strstr(t[20], "name flood") && strstr(t[20], "name in_overlimit") &&
+			strstr(t[20], "drop"),
+		"%s", t[20]);
 	/* NFQUEUE v3: queuenum 3, queues_total 1, flags 0, padded to 8 */
-	T_CHECK(strstr(t[17], "target name NFQUEUE rev 3") && strstr(t[17], "0300010000000000"),
-		"%s", t[17]);
+	T_CHECK(strstr(t[21], "target name NFQUEUE rev 3") && strstr(t[21], "0300010000000000"),
+		"%s", t[21]);
 
 	rule_texts(MSEG_DIR_EGRESS, MSEG_MODE_AUDIT, &o, t);
 	T_CHECK(strstr(t[2], "meta load oif") != NULL, "%s", t[2]);
 	T_CHECK(strstr(t[4], "network header + 16") && strstr(t[4], "out4_port"), "%s", t[4]);
-	T_CHECK(strstr(t[16], "out_overlimit") && strstr(t[16], "accept"), "%s", t[16]);
-	T_CHECK(strstr(t[17], "0300010001000000") != NULL, "audit bypass: %s", t[17]);
+	/* ip daddr . meta l4proto @out4_range0 th dport @out4_range0_ports goto out4_seen */
+	T_CHECK(strstr(t[6], "network header + 16") && strstr(t[6], "set out4_range0 ") &&
+			strstr(t[6], "transport header + 2 => reg 1 ] [ lookup reg 1 set out4_range0_ports") &&
+			strstr(t[6], "goto -> out4_seen"),
+		"%s", t[6]);
+	/* ip6 daddr . meta l4proto @out6_range1 ...: the protocol after 16 bytes */
+	T_CHECK(strstr(t[15], "network header + 24") &&
+			strstr(t[15], "l4proto => reg 2 ] [ lookup reg 1 set out6_range1 ") &&
+			strstr(t[15], "set out6_range1_ports"),
+		"%s", t[15]);
+	T_CHECK(strstr(t[20], "out_overlimit") && strstr(t[20], "accept"), "%s", t[20]);
+	T_CHECK(strstr(t[21], "0300010001000000") != NULL, "audit bypass: %s", t[21]);
 
 	o.queue = QUEUE_NFLOG;
 	rule_texts(MSEG_DIR_INGRESS, MSEG_MODE_ENFORCE, &o, t);
-	T_CHECK(strstr(t[17], "[ log group 3") && strstr(t[17], "drop"), "%s", t[17]);
+	T_CHECK(strstr(t[21], "[ log group 3") && strstr(t[21], "drop"), "%s", t[21]);
 	o.queue = QUEUE_NATIVE;
 	rule_texts(MSEG_DIR_INGRESS, MSEG_MODE_AUDIT, &o, t);
-	T_CHECK(strstr(t[17], "[ queue num 3") && strstr(t[17], "bypass"), "%s", t[17]);
+	T_CHECK(strstr(t[21], "[ queue num 3") && strstr(t[21], "bypass"), "%s", t[21]);
 }
 
 /* The chain the lookups go to: record the new connection, then accept
@@ -361,11 +394,11 @@ static void test_batch_counts(void)
 	T_CHECK(b != NULL, "batch");
 	r = render_nl_table_replace(b, &plan, NULL);
 	T_CHECK(r == 0, "replace: %d", r);
-	/* 3 table + limit + 1 counter + 12 sets + chain + anon set + its
-	 * elements + 18 rules + element messages: in4_port needs several
+	/* 3 table + limit + 1 counter + 20 sets + chain + anon set + its
+	 * elements + 22 rules + element messages: in4_port needs several
 	 * (each element 24 bytes, a message < 64 KiB), the two others one */
 	{
-		size_t n = nl_batch_msg_count(b), fixed = 3 + 1 + 1 + 12 + 1 + 1 + 1 + 18;
+		size_t n = nl_batch_msg_count(b), fixed = 3 + 1 + 1 + 20 + 1 + 1 + 1 + 22;
 		size_t per_msg_max = UINT16_MAX / 24;   /* nest 4 + key nest 4 + value 4 + 12 */
 
 		T_CHECK(n >= fixed + 2 + (N + per_msg_max - 1) / per_msg_max && n <= fixed + 2 + 40,

@@ -12,7 +12,9 @@
 #include "mseg/model/model.h"
 
 /* Which kind of set an entry goes into. The enum order is the order of the
- * sets in a table and of their lookups in a chain (text and netlink alike). */
+ * sets in a table and of their lookups in a chain (text and netlink alike);
+ * the kernel layer places the port-range slots, which take some
+ * SHAPE_PORT_IV entries, right after SHAPE_PORT_IV (docs/ruleset.md). */
 enum entry_shape {
 	SHAPE_PORT,      /* addr . l4proto . port, exact address and port: hash set */
 	SHAPE_PORT_IV,   /* addr . l4proto . port with a range: interval set */

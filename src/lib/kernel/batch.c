@@ -37,6 +37,7 @@
 #include "mseg/compile/render_text.h"
 #include "kernel/batch.h"
 #include "kernel/netns.h"
+#include "kernel/render_nl.h"
 #include "util/vec.h"
 
 #define BATCH_PAGE_SIZE (128u << 10)
@@ -81,6 +82,8 @@ struct nl_batch {
 	size_t n_recs, cap_recs;
 	const struct mseg_entry **elem_src;
 	size_t n_elem_src, cap_elem_src;
+	void **adopted;
+	size_t n_adopted, cap_adopted;
 };
 
 /* libmnl 1.0.4 leaves attribute padding as it finds it, and libnftnl's
@@ -129,8 +132,23 @@ struct nl_batch *nl_batch_free(struct nl_batch *b)
 		nftnl_batch_free(b->nb);
 	free(b->recs);
 	free(b->elem_src);
+	for (size_t i = 0; i < b->n_adopted; i++)
+		free(b->adopted[i]);
+	free(b->adopted);
 	free(b);
 	return NULL;
+}
+
+int nl_batch_adopt(struct nl_batch *b, void *p)
+{
+	if (!p)
+		return 0;
+	if (VEC_RESERVE(b->adopted, b->cap_adopted, b->n_adopted + 1) < 0) {
+		free(p);
+		return -ENOMEM;
+	}
+	b->adopted[b->n_adopted++] = p;
+	return 0;
 }
 
 size_t nl_batch_msg_count(const struct nl_batch *b)
@@ -411,6 +429,16 @@ static long elem_index_at(const struct nlmsghdr *nlh, uint32_t offset)
 	return -1;
 }
 
+/* An element of the set named @set as nft prints it. */
+static const char *elem_text(const char *set, const struct mseg_entry *e, char *buf, size_t size)
+{
+	struct nl_set_spec s;
+
+	if (nl_set_spec_find(set, &s))
+		return nl_elem_text(&s, e, buf, size);
+	return render_text_entry(e, buf, size);
+}
+
 static void error_describe(struct nl_batch *b, const struct ack_state *a,
 			   const char *const *names, size_t n_names, struct mseg_err *err)
 {
@@ -431,7 +459,7 @@ static void error_describe(struct nl_batch *b, const struct ack_state *a,
 			err_setf(err, -a->err_code, "%s: %s %s %s set %s: %s%s",
 				 nl_entry_origin(e, names, n_names, origin, sizeof(origin)),
 				 rec->type == NFT_MSG_DELSETELEM ? "delete element" : "add element",
-				 render_text_entry(e, el, sizeof(el)),
+				 elem_text(rec->name, e, el, sizeof(el)),
 				 rec->type == NFT_MSG_DELSETELEM ? "from" : "to", rec->name, why,
 				 kmsg);
 			return;
@@ -445,7 +473,7 @@ static void error_describe(struct nl_batch *b, const struct ack_state *a,
 		if (e) {
 			err_setf(err, -a->err_code,
 				 "%s %zu elements (first: %s, %s) %s set %s: %s%s", rec->what,
-				 rec->elem_count, render_text_entry(e, el, sizeof(el)),
+				 rec->elem_count, elem_text(rec->name, e, el, sizeof(el)),
 				 nl_entry_origin(e, names, n_names, origin, sizeof(origin)),
 				 rec->type == NFT_MSG_DELSETELEM ? "from" : "to", rec->name, why,
 				 kmsg);

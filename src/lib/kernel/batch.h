@@ -46,6 +46,10 @@ int nl_batch_msg_end(struct nl_batch *b, enum nl_msg_kind kind, const char *what
  * (@e may be NULL for elements of no entry). */
 int nl_batch_elem_src(struct nl_batch *b, const struct mseg_entry *e);
 
+/* The batch frees @p (malloc'd) with itself: memory its element sources
+ * point into. -ENOMEM (and @p freed) when it cannot keep it. */
+int nl_batch_adopt(struct nl_batch *b, void *p);
+
 /* Messages in the batch (without begin and end). */
 size_t nl_batch_msg_count(const struct nl_batch *b);
 

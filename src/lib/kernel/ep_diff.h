@@ -28,11 +28,17 @@ enum ep_diff_method {
  * and add[add_off[i] .. add_off[i + 1]) belong to set i (nl_set_spec_get()
  * order), each run in addr_entry_cmp() order. Both methods give the same
  * result for plans whose entries are in that order and distinct (what
- * compile_plan() hands over). */
+ * compile_plan() hands over). What changes are the sets' element images
+ * (nl_parts_build()): an entry that moves between *_port_iv and a
+ * port-range slot is a delete in one set and an add in the other, and a
+ * slot whose signature changes gets its port set's elements changed.
+ * EP_DIFF_FAST builds the images of a family's range and slot sets only
+ * when a range entry of that family is in the changed span. */
 struct ep_dir_diff {
 	const struct mseg_entry **del, **add;
 	size_t del_off[NL_SETS_PER_DIR + 1];
 	size_t add_off[NL_SETS_PER_DIR + 1];
+	struct nl_parts img[4];      /* the images del and add may point into */
 };
 
 /* -ENOMEM; -EINVAL when a changed entry belongs to no set. */

@@ -2,10 +2,12 @@
  * table), update (one batch of element deletes and adds, worked out from
  * what changed only: ep_diff.h), delete. */
 #include <errno.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "mseg/kernel/nft.h"
 #include "mseg/model/addr.h"
@@ -96,33 +98,61 @@ void ep_dir_diff_release(struct ep_dir_diff *dd)
 {
 	free(dd->del);
 	free(dd->add);
+	for (size_t i = 0; i < sizeof(dd->img) / sizeof(dd->img[0]); i++)
+		nl_parts_release(&dd->img[i]);
 	memset(dd, 0, sizeof(*dd));
 }
 
-/* The reference: group both plans' entries by set, sort each group, merge. */
+/* The changes of set @k between the images @po and @pn (each set sorted),
+ * appended to del/add with the set index in kdel/kadd. */
+static void parts_merge(const struct nl_parts *po, const struct nl_parts *pn, size_t k,
+			const struct mseg_entry **del, uint8_t *kdel, size_t *n_del,
+			const struct mseg_entry **add, uint8_t *kadd, size_t *n_add)
+{
+	const struct mseg_entry *const *o = po->v + po->off[k], *const *n = pn->v + pn->off[k];
+	size_t no = po->off[k + 1] - po->off[k], nn = pn->off[k + 1] - pn->off[k];
+	size_t i = 0, j = 0;
+
+	while (i < no || j < nn) {
+		int c = i == no ? 1 : j == nn ? -1 : addr_entry_cmp(o[i], n[j]);
+
+		if (c < 0) {
+			kdel[*n_del] = (uint8_t)k;
+			del[(*n_del)++] = o[i++];
+		} else if (c > 0) {
+			kadd[*n_add] = (uint8_t)k;
+			add[(*n_add)++] = n[j++];
+		} else {
+			i++;
+			j++;
+		}
+	}
+}
+
+/* The reference: both plans' element images, each set sorted, merged. */
 static int dir_diff_full(struct ep_dir_diff *dd, const struct mseg_dir_plan *old_dir,
 			 const struct mseg_dir_plan *new_dir)
 {
-	struct nl_parts po = { 0 }, pn = { 0 };
+	struct nl_parts *po = &dd->img[0], *pn = &dd->img[1];
 	size_t n_del = 0, n_add = 0;
 	int r;
 
-	r = nl_parts_build(&po, old_dir);
+	r = nl_parts_build(po, old_dir);
 	if (r == 0)
-		r = nl_parts_build(&pn, new_dir);
+		r = nl_parts_build(pn, new_dir);
 	if (r < 0)
-		goto out_release;
-	nl_parts_sort(&po);
-	nl_parts_sort(&pn);
-	dd->del = malloc((old_dir->n_entries ? old_dir->n_entries : 1) * sizeof(*dd->del));
-	dd->add = malloc((new_dir->n_entries ? new_dir->n_entries : 1) * sizeof(*dd->add));
-	if (!dd->del || !dd->add) {
-		r = -ENOMEM;
-		goto out_release;
-	}
+		return r;
+	nl_parts_sort(po);
+	nl_parts_sort(pn);
+	dd->del = malloc((po->off[NL_SETS_PER_DIR] ? po->off[NL_SETS_PER_DIR] : 1) *
+			 sizeof(*dd->del));
+	dd->add = malloc((pn->off[NL_SETS_PER_DIR] ? pn->off[NL_SETS_PER_DIR] : 1) *
+			 sizeof(*dd->add));
+	if (!dd->del || !dd->add)
+		return -ENOMEM;
 	for (size_t k = 0; k < NL_SETS_PER_DIR; k++) {
-		const struct mseg_entry *const *o = po.v + po.off[k], *const *n = pn.v + pn.off[k];
-		size_t no = po.off[k + 1] - po.off[k], nn = pn.off[k + 1] - pn.off[k];
+		const struct mseg_entry *const *o = po->v + po->off[k], *const *n = pn->v + pn->off[k];
+		size_t no = po->off[k + 1] - po->off[k], nn = pn->off[k + 1] - pn->off[k];
 		size_t i = 0, j = 0;
 
 		dd->del_off[k] = n_del;
@@ -142,10 +172,7 @@ static int dir_diff_full(struct ep_dir_diff *dd, const struct mseg_dir_plan *old
 	}
 	dd->del_off[NL_SETS_PER_DIR] = n_del;
 	dd->add_off[NL_SETS_PER_DIR] = n_add;
-out_release:
-	nl_parts_release(&po);
-	nl_parts_release(&pn);
-	return r;
+	return 0;
 }
 
 /* Entries compared a block at a time first: provenance is nearly always
@@ -195,32 +222,18 @@ static bool run_ascending(const struct mseg_entry *v, size_t n)
 	return true;
 }
 
-/* @v[0..n) grouped by set into *ret (malloc'd), offsets into @off;
- * the order within a set is kept. */
-static int diff_group(const struct mseg_entry **v, size_t n, const struct mseg_entry ***ret,
-		      size_t *off)
+/* @v[0..n) (set @k[i] each) grouped by set into *ret (malloc'd), offsets
+ * into @off; the order within a set is kept. */
+static int diff_group(const struct mseg_entry **v, const uint8_t *k, size_t n,
+		      const struct mseg_entry ***ret, size_t *off)
 {
 	size_t count[NL_SETS_PER_DIR] = { 0 }, pos[NL_SETS_PER_DIR];
 	const struct mseg_entry **out = malloc((n ? n : 1) * sizeof(*out));
-	int8_t *k = malloc(n ? n : 1);
 
-	if (!out || !k) {
-		free(out);
-		free(k);
+	if (!out)
 		return -ENOMEM;
-	}
-	for (size_t i = 0; i < n; i++) {
-		const struct mseg_entry *e = v[i];
-		int s = e->hi.family == e->lo.family ? nl_set_index(e->lo.family, entry_shape(e)) : -1;
-
-		if (s < 0) {
-			free(out);
-			free(k);
-			return -EINVAL;
-		}
-		k[i] = (int8_t)s;
-		count[s]++;
-	}
+	for (size_t i = 0; i < n; i++)
+		count[k[i]]++;
 	off[0] = 0;
 	for (size_t s = 0; s < NL_SETS_PER_DIR; s++) {
 		off[s + 1] = off[s] + count[s];
@@ -228,23 +241,121 @@ static int diff_group(const struct mseg_entry **v, size_t n, const struct mseg_e
 	}
 	for (size_t i = 0; i < n; i++)
 		out[pos[k[i]]++] = v[i];
-	free(k);
 	*ret = out;
 	return 0;
+}
+
+/* Set indexes of the span's entries; a range entry of family f marks
+ * @ranges[f] (its set is decided by the images, not by the entry alone). */
+static int span_sets(const struct mseg_entry **v, size_t n, uint8_t *k, bool ranges[2])
+{
+	for (size_t i = 0; i < n; i++) {
+		const struct mseg_entry *e = v[i];
+		enum entry_shape shape = entry_shape(e);
+		int s = e->hi.family == e->lo.family ? nl_set_index(e->lo.family, shape) : -1;
+
+		if (s < 0)
+			return -EINVAL;
+		k[i] = (uint8_t)s;
+		if (shape == SHAPE_PORT_IV)
+			ranges[e->lo.family == AF_INET6] = true;
+	}
+	return 0;
+}
+
+/* Drop the range entries of the families in @ranges from v/k. */
+static size_t drop_ranges(const struct mseg_entry **v, uint8_t *k, size_t n, const bool ranges[2])
+{
+	size_t m = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (entry_shape(v[i]) == SHAPE_PORT_IV && ranges[v[i]->lo.family == AF_INET6])
+			continue;
+		v[m] = v[i];
+		k[m++] = k[i];
+	}
+	return m;
+}
+
+/* Same address range and protocol: entries of one (address, protocol)
+ * group are adjacent (addr_entry_cmp() order). */
+static bool same_key(const struct mseg_entry *a, const struct mseg_entry *b)
+{
+	return a->lo.family == b->lo.family && a->proto == b->proto &&
+	       memcmp(a->lo.bytes, b->lo.bytes, sizeof(a->lo.bytes)) == 0 &&
+	       memcmp(a->hi.bytes, b->hi.bytes, sizeof(a->hi.bytes)) == 0;
+}
+
+/* The images of @family's range and slot sets to diff, old into @po and
+ * new into @pn, when the span between the common @head and @tail holds a
+ * range entry of that family. When both directions choose the same slot
+ * signatures (slots_choose(): one pass, no copy), only the groups the span
+ * touches can change place: the span widened to whole (address,
+ * protocol) groups, placed by that choice. Otherwise the whole images. */
+static int ranges_images(struct nl_parts *po, struct nl_parts *pn,
+			 const struct mseg_dir_plan *old_dir, const struct mseg_dir_plan *new_dir,
+			 size_t head, size_t tail, int family)
+{
+	const struct mseg_entry *o = old_dir->entries, *n = new_dir->entries;
+	size_t no = old_dir->n_entries, nn = new_dir->n_entries;
+	size_t s0 = head, eo = no - tail, en = nn - tail;
+	struct slot_assign co, cn;
+	struct mseg_dir_plan so = *old_dir, sn = *new_dir;
+	int r;
+
+	r = slots_choose(o, no, family, NL_SLOTS, &co);
+	if (r < 0)
+		return r;
+	r = slots_choose(n, nn, family, NL_SLOTS, &cn);
+	if (r < 0) {
+		slot_assign_release(&co);
+		return r;
+	}
+	if (!slots_same_choice(&co, &cn)) {
+		slot_assign_release(&co);
+		slot_assign_release(&cn);
+		r = nl_parts_build_ranges(po, old_dir, family, NULL);
+		return r < 0 ? r : nl_parts_build_ranges(pn, new_dir, family, NULL);
+	}
+	/* the head and tail are common: widen both spans alike */
+	while (s0 > 0 && ((s0 < eo && same_key(&o[s0 - 1], &o[s0])) ||
+			  (s0 < en && same_key(&o[s0 - 1], &n[s0]))))
+		s0--;
+	while (eo < no && ((eo > s0 && same_key(&o[eo - 1], &o[eo])) ||
+			   (en > s0 && same_key(&n[en - 1], &o[eo])))) {
+		eo++;
+		en++;
+	}
+	so.entries = old_dir->entries + s0;
+	so.n_entries = eo - s0;
+	sn.entries = new_dir->entries + s0;
+	sn.n_entries = en - s0;
+	r = nl_parts_build_ranges(po, &so, family, &co);
+	if (r == 0)
+		r = nl_parts_build_ranges(pn, &sn, family, &co);
+	slot_assign_release(&co);
+	slot_assign_release(&cn);
+	return r;
 }
 
 /* Only the span between the common head and tail is looked at entry by
  * entry. Distinct entries make this exact: an entry of the old span that
  * is not in the new span cannot be in the new head or tail either (they
  * are the old head and tail, which hold it at most once: in the span).
- * -EAGAIN when a span is not in order. */
+ * Where the span holds a range entry, the family's range and slot sets
+ * are diffed from their whole images (a slot's members and signature
+ * depend on other entries than the changed ones). -EAGAIN when a span is
+ * not in order. */
 static int dir_diff_fast(struct ep_dir_diff *dd, const struct mseg_dir_plan *old_dir,
 			 const struct mseg_dir_plan *new_dir)
 {
 	const struct mseg_entry *o = old_dir->entries, *n = new_dir->entries;
 	size_t no = old_dir->n_entries, nn = new_dir->n_entries;
 	size_t least = no < nn ? no : nn, head, tail, i = 0, j = 0, n_del = 0, n_add = 0;
+	size_t cap_del, cap_add;
 	const struct mseg_entry **del = NULL, **add = NULL;
+	uint8_t *kdel = NULL, *kadd = NULL;
+	bool ranges[2] = { false, false };
 	int r;
 
 	if (o == n && no == nn)
@@ -275,12 +386,76 @@ static int dir_diff_fast(struct ep_dir_diff *dd, const struct mseg_dir_plan *old
 			j++;
 		}
 	}
-	r = diff_group(del, n_del, &dd->del, dd->del_off);
+	cap_del = n_del;
+	cap_add = n_add;
+	kdel = malloc(cap_del ? cap_del : 1);
+	kadd = malloc(cap_add ? cap_add : 1);
+	if (!kdel || !kadd) {
+		r = -ENOMEM;
+		goto out_free;
+	}
+	r = span_sets(del, n_del, kdel, ranges);
 	if (r == 0)
-		r = diff_group(add, n_add, &dd->add, dd->add_off);
+		r = span_sets(add, n_add, kadd, ranges);
+	if (r < 0)
+		goto out_free;
+	if (ranges[0] || ranges[1]) {
+		n_del = drop_ranges(del, kdel, n_del, ranges);
+		n_add = drop_ranges(add, kadd, n_add, ranges);
+		for (int f = 0; f < 2 && r == 0; f++) {
+			struct nl_parts *po = &dd->img[2 * f], *pn = &dd->img[2 * f + 1];
+			int family = f ? AF_INET6 : AF_INET;
+			size_t want_del, want_add;
+			void *p;
+
+			if (!ranges[f])
+				continue;
+			r = ranges_images(po, pn, old_dir, new_dir, head, tail, family);
+			if (r < 0)
+				break;
+			nl_parts_sort(po);
+			nl_parts_sort(pn);
+			want_del = n_del + po->off[NL_SETS_PER_DIR];
+			want_add = n_add + pn->off[NL_SETS_PER_DIR];
+			if (want_del > cap_del) {
+				if (!(p = realloc(del, want_del * sizeof(*del))))
+					goto out_nomem;
+				del = p;
+				if (!(p = realloc(kdel, want_del)))
+					goto out_nomem;
+				kdel = p;
+				cap_del = want_del;
+			}
+			if (want_add > cap_add) {
+				if (!(p = realloc(add, want_add * sizeof(*add))))
+					goto out_nomem;
+				add = p;
+				if (!(p = realloc(kadd, want_add)))
+					goto out_nomem;
+				kadd = p;
+				cap_add = want_add;
+			}
+			parts_merge(po, pn, (size_t)nl_set_index(family, SHAPE_PORT_IV), del, kdel,
+				    &n_del, add, kadd, &n_add);
+			for (unsigned sl = 0; sl < NL_SLOTS; sl++)
+				for (int ports = 0; ports < 2; ports++)
+					parts_merge(po, pn, (size_t)nl_slot_set_index(family, sl, ports),
+						    del, kdel, &n_del, add, kadd, &n_add);
+		}
+		if (r < 0)
+			goto out_free;
+	}
+	r = diff_group(del, kdel, n_del, &dd->del, dd->del_off);
+	if (r == 0)
+		r = diff_group(add, kadd, n_add, &dd->add, dd->add_off);
+	goto out_free;
+out_nomem:
+	r = -ENOMEM;
 out_free:
 	free(del);
 	free(add);
+	free(kdel);
+	free(kadd);
 	return r;
 }
 

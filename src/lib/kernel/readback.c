@@ -8,6 +8,7 @@
  * by expression in libnftnl's text form (render_nl_rule_text()), built for
  * the desired rules with the same code that programs them. */
 #include <errno.h>
+#include <arpa/inet.h>
 #include <inttypes.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_tables.h>
@@ -237,6 +238,86 @@ static bool rule_exprs_named(const struct nlmsghdr *nlh)
 	return attrs_exprs_named(nlh, NULL, 0, NFTA_RULE_EXPRESSIONS);
 }
 
+/* libnftnl 1.2.4 parses a verdict (NFTA_DATA_VERDICT in any data
+ * attribute: an immediate's, a cmp's, a set element's key or data) into
+ * an attribute table it does not clear, then reads its code, and for a
+ * jump or goto its chain, whether they were there or not: garbage
+ * pointers. A verdict without a u32 code, or a jump or goto without a
+ * NUL-terminated chain, is not parsed (the kernel's always have them).
+ * @data: an attribute libnftnl hands to its data parser. */
+static bool data_verdict_ok(const struct nlattr *data)
+{
+	const struct nlattr *d, *v;
+
+	mnl_attr_for_each_nested(d, data) {
+		const struct nlattr *code = NULL, *chain = NULL;
+
+		if (mnl_attr_get_type(d) != NFTA_DATA_VERDICT)
+			continue;
+		mnl_attr_for_each_nested(v, d) {
+			if (mnl_attr_get_type(v) == NFTA_VERDICT_CODE)
+				code = v;
+			else if (mnl_attr_get_type(v) == NFTA_VERDICT_CHAIN)
+				chain = v;
+		}
+		if (!code || mnl_attr_validate(code, MNL_TYPE_U32) < 0)
+			return false;
+		switch ((int)ntohl(mnl_attr_get_u32(code))) {
+		case NFT_JUMP:
+		case NFT_GOTO:
+			if (!chain || mnl_attr_validate(chain, MNL_TYPE_NUL_STRING) < 0)
+				return false;
+			break;
+		}
+	}
+	return true;
+}
+
+/* The data attributes of a rule's expressions (by expression name: the
+ * attribute types are per expression) hold whole verdicts. */
+static bool rule_verdicts_ok(const struct nlmsghdr *nlh)
+{
+	static const struct {
+		const char *name;
+		uint16_t types[2];
+	} data_attrs[] = {
+		{ "immediate", { NFTA_IMMEDIATE_DATA, 0 } },
+		{ "cmp", { NFTA_CMP_DATA, 0 } },
+		{ "bitwise", { NFTA_BITWISE_MASK, NFTA_BITWISE_XOR } },
+		{ "range", { NFTA_RANGE_FROM_DATA, NFTA_RANGE_TO_DATA } },
+	};
+	const struct nlattr *a, *e, *x, *y;
+
+	mnl_attr_for_each(a, nlh, sizeof(struct nfgenmsg)) {
+		if (mnl_attr_get_type(a) != NFTA_RULE_EXPRESSIONS)
+			continue;
+		mnl_attr_for_each_nested(e, a) {
+			const char *name = NULL;
+			const struct nlattr *body = NULL;
+
+			mnl_attr_for_each_nested(x, e) {
+				if (mnl_attr_get_type(x) == NFTA_EXPR_NAME &&
+				    mnl_attr_validate(x, MNL_TYPE_NUL_STRING) == 0)
+					name = mnl_attr_get_str(x);
+				else if (mnl_attr_get_type(x) == NFTA_EXPR_DATA)
+					body = x;
+			}
+			if (!name || !body)
+				continue;
+			for (size_t i = 0; i < sizeof(data_attrs) / sizeof(data_attrs[0]); i++) {
+				if (strcmp(name, data_attrs[i].name) != 0)
+					continue;
+				mnl_attr_for_each_nested(y, body)
+					for (size_t t = 0; t < 2 && data_attrs[i].types[t]; t++)
+						if (mnl_attr_get_type(y) == data_attrs[i].types[t] &&
+						    !data_verdict_ok(y))
+							return false;
+			}
+		}
+	}
+	return true;
+}
+
 /* libnftnl 1.2.4 stores a set's concatenated field lengths in an array of
  * NFT_REG32_COUNT without counting them: more fields overrun the set
  * object on the heap. The kernel allows at most that many. */
@@ -276,9 +357,15 @@ static bool elems_reply_ok(const struct nlmsghdr *nlh)
 		if (mnl_attr_get_type(a) != NFTA_SET_ELEM_LIST_ELEMENTS)
 			continue;
 		mnl_attr_for_each_nested(el, a) {
-			mnl_attr_for_each_nested(x, el)
-				if (mnl_attr_get_type(x) > NFTA_SET_ELEM_MAX)
+			mnl_attr_for_each_nested(x, el) {
+				uint16_t t = mnl_attr_get_type(x);
+
+				if (t > NFTA_SET_ELEM_MAX)
 					return false;
+				if ((t == NFTA_SET_ELEM_KEY || t == NFTA_SET_ELEM_KEY_END ||
+				     t == NFTA_SET_ELEM_DATA) && !data_verdict_ok(x))
+					return false;
+			}
 			if (!attrs_exprs_named(nlh, el, NFTA_SET_ELEM_EXPR, NFTA_SET_ELEM_EXPRESSIONS))
 				return false;
 		}
@@ -503,7 +590,8 @@ static int rule_cb(const struct nlmsghdr *nlh, void *data)
 	struct nftnl_rule *r;
 	int ret = 0;
 
-	if (!rule_exprs_named(nlh) || !NAMES_TERMINATED(nlh, NFTA_RULE_TABLE, NFTA_RULE_CHAIN))
+	if (!rule_exprs_named(nlh) || !rule_verdicts_ok(nlh) ||
+	    !NAMES_TERMINATED(nlh, NFTA_RULE_TABLE, NFTA_RULE_CHAIN))
 		return MNL_CB_OK;
 	r = nftnl_rule_alloc();
 	if (!r)
@@ -719,6 +807,16 @@ static void key_decode(const struct nl_set_spec *s, const uint8_t *key, struct m
 
 	memset(a, 0, sizeof(*a));
 	a->family = (uint8_t)s->family;
+	if (s->kind == NL_SET_SLOT_PORTS) {
+		/* a port set's element: the port range alone (nl_parts_build()) */
+		uint16_t port = (uint16_t)(key[0] << 8 | key[1]);
+
+		if (hi)
+			e->port_hi = port;
+		else
+			e->port_lo = port;
+		return;
+	}
 	memcpy(a->bytes, key, alen);
 	if (s->n_fields >= 2)
 		e->proto = key[alen];
@@ -772,13 +870,18 @@ static int kset_entries(const struct nl_set_spec *s, struct kset *x, struct mseg
 			key_decode(s, ke->key, e, false);
 			if (i + 1 < x->n_elems) {
 				/* up to the next element, end or start */
-				key_decode(s, x->elems[i + 1].key, e, true);
-				addr_dec(e->hi.bytes, alen);
+				uint8_t end[NL_KEY_MAX];
+
+				memcpy(end, x->elems[i + 1].key, alen);
+				addr_dec(end, alen);
+				key_decode(s, end, e, true);
 				if (x->elems[i + 1].flags & NFT_SET_ELEM_INTERVAL_END)
 					i++;
 			} else {
-				e->hi = e->lo;
-				memset(e->hi.bytes, 0xff, alen);   /* open: to the top */
+				uint8_t top[NL_KEY_MAX];
+
+				memset(top, 0xff, alen);   /* open: to the top */
+				key_decode(s, top, e, true);
 			}
 			n++;
 		}
@@ -830,12 +933,12 @@ static void compare_elems(struct report *rep, const struct nl_set_spec *s, struc
 		if (c < 0) {
 			rep->elem_diffs++;
 			diff(rep, "set %s: missing element %s", s->name,
-			     render_text_entry(want[i], el, sizeof(el)));
+			     nl_elem_text(s, want[i], el, sizeof(el)));
 			i++;
 		} else if (c > 0) {
 			rep->elem_diffs++;
 			diff(rep, "set %s: unexpected element %s", s->name,
-			     render_text_entry(&have[j], el, sizeof(el)));
+			     nl_elem_text(s, &have[j], el, sizeof(el)));
 			j++;
 		} else {
 			i++;

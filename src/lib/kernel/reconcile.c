@@ -16,9 +16,9 @@
 #include "mseg/kernel/conntrack.h"
 #include "mseg/kernel/nft.h"
 #include "mseg/kernel/reconcile.h"
+#include "mseg/kernel/table_text.h"
 #include "mseg/model/addr.h"
 #include "mseg/model/selector.h"
-#include "mseg/compile/render_text.h"
 #include "kernel/ep_diff.h"
 
 #define RECONCILE_MAX_EVENTS 256
@@ -1126,7 +1126,7 @@ int reconciler_ep_render(const struct reconciler *r, size_t i, char **ret_text)
 	f = open_memstream(&buf, &len);
 	if (!f)
 		return -ENOMEM;
-	ret = render_text_table(f, &r->eps[i]->desired, &r->topts);
+	ret = table_text_render(f, &r->eps[i]->desired, &r->topts);
 	if (fclose(f) != 0 && ret == 0)
 		ret = -ENOMEM;
 	if (ret < 0) {

@@ -3,7 +3,7 @@
  *
  * What nft 1.0.6 sends for the same text is the reference (checked with
  * `nft --debug=netlink,mnl`), so that `nft list table inet mseg` prints our
- * table exactly as it prints the text renderer's (render_text.c):
+ * table exactly as it prints the text renderer's (table_text.c):
  *  - set key types are nft datatype ids; a concatenation folds them
  *    (id << 6 | next), e.g. ipv4_addr . inet_proto . inet_service = 0x730d;
  *  - each field of a concatenation takes a 4-byte register slot: an IPv4
@@ -12,7 +12,8 @@
  *  - concatenated interval sets (pipapo) carry flags interval|concat, the
  *    field lengths (NFTA_SET_DESC_CONCAT), and each element as KEY (low end of
  *    every field) and KEY_END (high end);
- *  - a plain interval set (one address field: rbtree) cannot take KEY_END:
+ *  - a plain interval set (one field, an address or a slot's port: rbtree)
+ *    cannot take KEY_END:
  *    an interval is a start element at lo and an end element (flag
  *    INTERVAL_END) at hi + 1; an interval reaching the top address has no
  *    end element, and its start carries nft's "open interval" user data;
@@ -22,6 +23,7 @@
  * nft also emits a no-op `byteorder` (1 byte, size 2) on `meta l4proto` for
  * interval lookups; we do not: the kernel does nothing with it and `nft
  * list` prints the rule the same. */
+#include <arpa/inet.h>
 #include <endian.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -45,6 +47,7 @@
 #include <libnftnl/table.h>
 #include <libnftnl/udata.h>
 
+#include "mseg/compile/render_text.h"
 #include "kernel/batch.h"
 #include "kernel/render_nl.h"
 
@@ -58,24 +61,66 @@
 
 /* ---- set layout ---- */
 
+_Static_assert(NL_SLOTS == 2, "the set names below spell out two slots");
+
 static const char *const set_names[MSEG_DIR_COUNT][NL_SETS_PER_DIR] = {
-	{ "in4_port", "in4_port_iv", "in4_proto", "in4_proto_iv", "in4_any", "in4_any_iv",
-	  "in6_port", "in6_port_iv", "in6_proto", "in6_proto_iv", "in6_any", "in6_any_iv" },
-	{ "out4_port", "out4_port_iv", "out4_proto", "out4_proto_iv", "out4_any", "out4_any_iv",
-	  "out6_port", "out6_port_iv", "out6_proto", "out6_proto_iv", "out6_any", "out6_any_iv" },
+	{ "in4_port", "in4_port_iv", "in4_range0", "in4_range0_ports", "in4_range1",
+	  "in4_range1_ports", "in4_proto", "in4_proto_iv", "in4_any", "in4_any_iv",
+	  "in6_port", "in6_port_iv", "in6_range0", "in6_range0_ports", "in6_range1",
+	  "in6_range1_ports", "in6_proto", "in6_proto_iv", "in6_any", "in6_any_iv" },
+	{ "out4_port", "out4_port_iv", "out4_range0", "out4_range0_ports", "out4_range1",
+	  "out4_range1_ports", "out4_proto", "out4_proto_iv", "out4_any", "out4_any_iv",
+	  "out6_port", "out6_port_iv", "out6_range0", "out6_range0_ports", "out6_range1",
+	  "out6_range1_ports", "out6_proto", "out6_proto_iv", "out6_any", "out6_any_iv" },
 };
+
+/* Position in a family's sets: port, port_iv, the slots' pairs, then
+ * proto, proto_iv, any, any_iv (the slot rules come right after the
+ * port_iv lookup). */
+static size_t shape_pos(enum entry_shape shape)
+{
+	return shape <= SHAPE_PORT_IV ? (size_t)shape : (size_t)shape + 2 * NL_SLOTS;
+}
 
 void nl_set_spec_get(enum mseg_dir dir, size_t i, struct nl_set_spec *ret)
 {
-	bool v6 = i >= SHAPE_COUNT;
-	enum entry_shape shape = (enum entry_shape)(i % SHAPE_COUNT);
+	bool v6 = i >= NL_SETS_PER_FAMILY;
+	size_t pos = i % NL_SETS_PER_FAMILY;
 	uint32_t atype = v6 ? NFT_TYPE_IP6ADDR : NFT_TYPE_IPADDR;
 	uint8_t alen = v6 ? 16 : 4;
+	enum entry_shape shape;
 
 	memset(ret, 0, sizeof(*ret));
 	ret->name = set_names[dir][i];
 	ret->dir = dir;
 	ret->family = v6 ? AF_INET6 : AF_INET;
+	if (pos >= 2 && pos < 2 + 2 * NL_SLOTS) {
+		ret->slot = (unsigned)(pos - 2) / 2;
+		ret->shape = SHAPE_PORT_IV;   /* what its elements come from */
+		if ((pos - 2) % 2 == 0) {
+			/* ipv4_addr . inet_proto (hash) */
+			ret->kind = NL_SET_SLOT_ADDR;
+			ret->field_len[0] = alen;
+			ret->field_len[1] = 1;
+			ret->n_fields = 2;
+			ret->key_type = atype << NFT_TYPE_BITS | NFT_TYPE_INET_PROTOCOL;
+			ret->key_len = alen + 4u;
+			ret->key_byteorder = NFT_BYTEORDER_INVALID;
+		} else {
+			/* inet_service; flags interval (rbtree) */
+			ret->kind = NL_SET_SLOT_PORTS;
+			ret->field_len[0] = 2;
+			ret->n_fields = 1;
+			ret->key_type = NFT_TYPE_INET_SERVICE;
+			ret->key_len = 2;
+			ret->key_byteorder = NFT_BYTEORDER_BIG_ENDIAN;
+			ret->flags = NFT_SET_INTERVAL;
+			ret->rbtree = true;
+		}
+		return;
+	}
+	shape = pos < 2 ? (enum entry_shape)pos : (enum entry_shape)(pos - 2 * NL_SLOTS);
+	ret->kind = NL_SET_SHAPE;
 	ret->shape = shape;
 	ret->field_len[0] = alen;
 	ret->key_type = atype;
@@ -142,9 +187,22 @@ int nl_set_index(int family, enum entry_shape shape)
 	if ((unsigned)shape >= SHAPE_COUNT)
 		return -1;
 	if (family == AF_INET)
-		return (int)shape;
+		return (int)shape_pos(shape);
 	if (family == AF_INET6)
-		return SHAPE_COUNT + (int)shape;
+		return NL_SETS_PER_FAMILY + (int)shape_pos(shape);
+	return -1;
+}
+
+int nl_slot_set_index(int family, unsigned slot, bool ports)
+{
+	int pos = 2 + 2 * (int)slot + (ports ? 1 : 0);
+
+	if (slot >= NL_SLOTS)
+		return -1;
+	if (family == AF_INET)
+		return pos;
+	if (family == AF_INET6)
+		return NL_SETS_PER_FAMILY + pos;
 	return -1;
 }
 
@@ -168,6 +226,11 @@ size_t nl_entry_key(const struct nl_set_spec *s, const struct mseg_entry *e, boo
 	uint16_t port = hi ? e->port_hi : e->port_lo;
 
 	memset(buf, 0, s->key_len);
+	if (s->kind == NL_SET_SLOT_PORTS) {
+		buf[0] = (uint8_t)(port >> 8);          /* big-endian */
+		buf[1] = (uint8_t)port;
+		return s->key_len;
+	}
 	memcpy(buf, hi ? e->hi.bytes : e->lo.bytes, alen);
 	if (s->n_fields >= 2)
 		buf[alen] = e->proto;                   /* 1 byte, then padding */
@@ -190,8 +253,23 @@ static bool addr_inc(uint8_t *a, size_t n)
 size_t nl_entry_elems(const struct nl_set_spec *s, const struct mseg_entry *e,
 		      struct nl_elem out[2])
 {
-	if (e->lo.family != s->family || e->hi.family != s->family || entry_shape(e) != s->shape)
+	if (e->lo.family != s->family || e->hi.family != s->family)
 		return 0;
+	switch (s->kind) {
+	case NL_SET_SHAPE:
+		if (entry_shape(e) != s->shape)
+			return 0;
+		break;
+	case NL_SET_SLOT_ADDR:
+		if (memcmp(e->lo.bytes, e->hi.bytes, sizeof(e->lo.bytes)) != 0 ||
+		    !proto_has_ports(e->proto))
+			return 0;
+		break;
+	case NL_SET_SLOT_PORTS:
+		if (e->port_lo > e->port_hi)
+			return 0;
+		break;
+	}
 	memset(&out[0], 0, sizeof(out[0]));
 	out[0].key_len = (uint32_t)nl_entry_key(s, e, false, out[0].key);
 	if (!(s->flags & NFT_SET_INTERVAL))
@@ -209,6 +287,30 @@ size_t nl_entry_elems(const struct nl_set_spec *s, const struct mseg_entry *e,
 	}
 	out[1].flags = NFT_SET_ELEM_INTERVAL_END;
 	return 2;
+}
+
+const char *nl_elem_text(const struct nl_set_spec *s, const struct mseg_entry *e, char *buf,
+			 size_t size)
+{
+	char addr[INET6_ADDRSTRLEN], proto[16];
+
+	switch (s->kind) {
+	case NL_SET_SHAPE:
+		return render_text_entry(e, buf, size);
+	case NL_SET_SLOT_ADDR:
+		if (!inet_ntop(e->lo.family == AF_INET6 ? AF_INET6 : AF_INET, e->lo.bytes, addr,
+			       sizeof(addr)))
+			snprintf(addr, sizeof(addr), "?");
+		snprintf(buf, size, "%s . %s", addr, render_text_proto(e->proto, proto, sizeof(proto)));
+		return buf;
+	case NL_SET_SLOT_PORTS:
+		if (e->port_lo == e->port_hi)
+			snprintf(buf, size, "%u", e->port_lo);
+		else
+			snprintf(buf, size, "%u-%u", e->port_lo, e->port_hi);
+		return buf;
+	}
+	return buf;
 }
 
 /* ---- expressions: one helper each ---- */
@@ -564,6 +666,26 @@ static void rule_set_lookup(struct rb *rb, const struct nl_set_spec *s)
 	x_goto(rb, nl_seen_chain_name(s->dir, s->family));
 }
 
+/* ip saddr . meta l4proto @in4_range0 th dport @in4_range0_ports goto in4_seen
+ * (ip6, daddr and the out* sets alike): the address and protocol first,
+ * then the port; @a is the slot's address set, @p its port set */
+static void rule_slot_lookup(struct rb *rb, const struct nl_set_spec *a,
+			     const struct nl_set_spec *p)
+{
+	bool v6 = a->family == AF_INET6;
+	bool in = a->dir == MSEG_DIR_INGRESS;
+	uint32_t alen = a->field_len[0];
+	uint32_t off = v6 ? (in ? 8 : 24) : (in ? 12 : 16);
+
+	match_nfproto(rb, v6 ? NFPROTO_IPV6 : NFPROTO_IPV4);
+	x_payload(rb, NFT_PAYLOAD_NETWORK_HEADER, off, alen, reg_word(0));
+	x_meta_load(rb, NFT_META_L4PROTO, reg_word(alen / 4));
+	x_lookup(rb, reg_word(0), a->name, 0);
+	x_payload(rb, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, NFT_REG_1);
+	x_lookup(rb, NFT_REG_1, p->name, 0);
+	x_goto(rb, nl_seen_chain_name(a->dir, a->family));
+}
+
 /* meta l4proto { tcp, udp, sctp, udplite } update @in4_seen_port { ip saddr . meta l4proto . th dport }
  * meta l4proto != { tcp, udp, sctp, udplite } update @in4_seen_proto { ip saddr . meta l4proto }
  * (ip6, daddr and the out* sets alike), in the seen chain. No verdict: a
@@ -617,8 +739,8 @@ static int chain_rules(enum mseg_dir dir, enum mseg_mode mode, const struct tabl
 		       uint32_t nd_set_id, struct nftnl_rule **rules)
 {
 	bool audit = mode == MSEG_MODE_AUDIT;
-	struct nl_set_spec spec;
-	size_t n = 0;
+	struct nl_set_spec spec, ports;
+	size_t n = 0, set = 0;
 	struct rb rb;
 	int r = 0;
 
@@ -637,10 +759,16 @@ static int chain_rules(enum mseg_dir dir, enum mseg_mode mode, const struct tabl
 			rule_loopback(&rb, dir);
 		else if (i == 3)
 			rule_nd(&rb, nd_set_id);
-		else if (i < 4 + NL_SETS_PER_DIR) {
-			nl_set_spec_get(dir, i - 4, &spec);
-			rule_set_lookup(&rb, &spec);
-		} else if (i == 4 + NL_SETS_PER_DIR)
+		else if (i < 4 + NL_LOOKUPS_PER_DIR) {
+			/* one rule per set in table order, a slot's two sets in one */
+			nl_set_spec_get(dir, set++, &spec);
+			if (spec.kind == NL_SET_SLOT_ADDR) {
+				nl_set_spec_get(dir, set++, &ports);
+				rule_slot_lookup(&rb, &spec, &ports);
+			} else {
+				rule_set_lookup(&rb, &spec);
+			}
+		} else if (i == 4 + NL_LOOKUPS_PER_DIR)
 			rule_overlimit(&rb, dir, audit);
 		else
 			rule_queue_step(&rb, opts, audit);
@@ -1123,44 +1251,172 @@ int render_nl_table_remove(struct nl_batch *b)
 	return r < 0 ? r : msg_table(b, NFT_MSG_DELTABLE, TABLE_NAME);
 }
 
-int nl_parts_build(struct nl_parts *p, const struct mseg_dir_plan *dp)
+static int entry_ptr_cmp(const void *a, const void *b);
+
+/* The range entries of one family and their slots. */
+struct fam_ranges {
+	const struct mseg_entry **v;
+	size_t n;
+	struct slot_assign sa;
+};
+
+/* Build the image of @dp; @only_family: 0 = every entry, else only the
+ * SHAPE_PORT_IV entries of that family, in the slots of @choice when not
+ * NULL (else chosen from them). */
+static int parts_build(struct nl_parts *p, const struct mseg_dir_plan *dp, int only_family,
+		       const struct slot_assign *choice)
 {
-	size_t count[NL_SETS_PER_DIR] = { 0 }, pos[NL_SETS_PER_DIR];
+	size_t count[NL_SETS_PER_DIR] = { 0 }, pos[NL_SETS_PER_DIR], n_synth = 0, n_v = 0;
+	struct fam_ranges fr[2] = { 0 };
+	struct mseg_entry *syn;
 	uint8_t *idx;
+	int r = -ENOMEM;
 
 	memset(p, 0, sizeof(*p));
 	idx = malloc(dp->n_entries ? dp->n_entries : 1);
-	p->v = malloc((dp->n_entries ? dp->n_entries : 1) * sizeof(*p->v));
-	if (!idx || !p->v) {
-		free(idx);
-		nl_parts_release(p);
-		return -ENOMEM;
-	}
+	for (int f = 0; f < 2; f++)
+		fr[f].v = malloc((dp->n_entries ? dp->n_entries : 1) * sizeof(*fr[f].v));
+	if (!idx || !fr[0].v || !fr[1].v)
+		goto out_free;
+	/* UINT8_MAX: a range entry, placed below; UINT8_MAX - 1: left out */
 	for (size_t i = 0; i < dp->n_entries; i++) {
 		const struct mseg_entry *e = &dp->entries[i];
-		int k = e->hi.family == e->lo.family ? nl_set_index(e->lo.family, entry_shape(e)) : -1;
+		enum entry_shape shape = entry_shape(e);
+		int k = e->hi.family == e->lo.family ? nl_set_index(e->lo.family, shape) : -1;
 
 		if (k < 0) {
-			free(idx);
-			nl_parts_release(p);
-			return -EINVAL;
+			r = -EINVAL;
+			goto out_free;
 		}
-		idx[i] = (uint8_t)k;
-		count[k]++;
+		if (only_family && (shape != SHAPE_PORT_IV || e->lo.family != only_family)) {
+			idx[i] = UINT8_MAX - 1;
+		} else if (shape == SHAPE_PORT_IV) {
+			struct fam_ranges *x = &fr[e->lo.family == AF_INET6];
+
+			x->v[x->n++] = e;
+			idx[i] = UINT8_MAX;
+		} else {
+			idx[i] = (uint8_t)k;
+			count[k]++;
+			n_v++;
+		}
+	}
+	for (int f = 0; f < 2; f++) {
+		struct fam_ranges *x = &fr[f];
+		int family = f ? AF_INET6 : AF_INET;
+		size_t k = 1;
+
+		while (k < x->n && addr_entry_cmp(x->v[k - 1], x->v[k]) <= 0)
+			k++;
+		if (k < x->n)
+			qsort(x->v, x->n, sizeof(*x->v), entry_ptr_cmp);
+		if (choice && family == only_family)
+			r = slots_assign_with(x->v, x->n, choice, &x->sa);
+		else
+			r = slots_assign(x->v, x->n, NL_SLOTS, &x->sa);
+		if (r < 0)
+			goto out_free;
+		for (size_t i = 0; i < x->n; i++) {
+			int8_t sl = x->sa.slot[i];
+
+			if (sl < 0) {
+				count[nl_set_index(family, SHAPE_PORT_IV)]++;
+				n_v++;
+			} else if (i == 0 || x->sa.slot[i - 1] != sl ||
+				   !(x->v[i - 1]->proto == x->v[i]->proto &&
+				     memcmp(x->v[i - 1]->lo.bytes, x->v[i]->lo.bytes,
+					    sizeof(x->v[i]->lo.bytes)) == 0)) {
+				/* the first entry of its (address, protocol) */
+				count[nl_slot_set_index(family, (unsigned)sl, false)]++;
+				n_synth++;
+			}
+		}
+		for (size_t j = 0; j < x->sa.n_used; j++) {
+			count[nl_slot_set_index(family, (unsigned)j, true)] += x->sa.sig_n[j];
+			n_synth += x->sa.sig_n[j];
+		}
+	}
+	n_v += n_synth;
+	p->v = malloc((n_v ? n_v : 1) * sizeof(*p->v));
+	p->synth = calloc(n_synth ? n_synth : 1, sizeof(*p->synth));
+	if (!p->v || !p->synth) {
+		r = -ENOMEM;
+		goto out_free;
 	}
 	for (size_t i = 0; i < NL_SETS_PER_DIR; i++) {
 		p->off[i + 1] = p->off[i] + count[i];
 		pos[i] = p->off[i];
 	}
 	for (size_t i = 0; i < dp->n_entries; i++)
-		p->v[pos[idx[i]]++] = &dp->entries[i];
+		if (idx[i] < UINT8_MAX - 1)
+			p->v[pos[idx[i]]++] = &dp->entries[i];
+	syn = p->synth;
+	for (int f = 0; f < 2; f++) {
+		struct fam_ranges *x = &fr[f];
+		int family = f ? AF_INET6 : AF_INET;
+		const struct mseg_entry *first_of[NL_SLOTS] = { 0 };
+
+		for (size_t i = 0; i < x->n; i++) {
+			const struct mseg_entry *e = x->v[i];
+			int8_t sl = x->sa.slot[i];
+
+			if (sl < 0) {
+				p->v[pos[nl_set_index(family, SHAPE_PORT_IV)]++] = e;
+				continue;
+			}
+			if (!first_of[sl])
+				first_of[sl] = e;
+			if (i > 0 && x->sa.slot[i - 1] == sl && x->v[i - 1]->proto == e->proto &&
+			    memcmp(x->v[i - 1]->lo.bytes, e->lo.bytes, sizeof(e->lo.bytes)) == 0)
+				continue;   /* the same (address, protocol) */
+			/* 10.0.0.1 . tcp */
+			*syn = *e;
+			syn->port_lo = syn->port_hi = 0;
+			p->v[pos[nl_slot_set_index(family, (unsigned)sl, false)]++] = syn++;
+		}
+		for (size_t j = 0; j < x->sa.n_used; j++) {
+			const struct slot_range *rg = x->sa.ranges + x->sa.sig_off[j];
+
+			for (size_t m = 0; m < x->sa.sig_n[j]; m++) {
+				/* 8000-8100, with the provenance of a member */
+				memset(syn, 0, sizeof(*syn));
+				syn->lo.family = syn->hi.family = (uint8_t)family;
+				syn->port_lo = rg[m].lo;
+				syn->port_hi = rg[m].hi;
+				syn->policy = first_of[j] ? first_of[j]->policy : 0;
+				syn->rule = first_of[j] ? first_of[j]->rule : 0;
+				p->v[pos[nl_slot_set_index(family, (unsigned)j, true)]++] = syn++;
+			}
+		}
+	}
+	r = 0;
+
+out_free:
 	free(idx);
-	return 0;
+	for (int f = 0; f < 2; f++) {
+		free(fr[f].v);
+		slot_assign_release(&fr[f].sa);
+	}
+	if (r < 0)
+		nl_parts_release(p);
+	return r;
+}
+
+int nl_parts_build(struct nl_parts *p, const struct mseg_dir_plan *dp)
+{
+	return parts_build(p, dp, 0, NULL);
+}
+
+int nl_parts_build_ranges(struct nl_parts *p, const struct mseg_dir_plan *dp, int family,
+			  const struct slot_assign *choice)
+{
+	return parts_build(p, dp, family, choice);
 }
 
 void nl_parts_release(struct nl_parts *p)
 {
 	free(p->v);
+	free(p->synth);
 	memset(p, 0, sizeof(*p));
 }
 
@@ -1294,8 +1550,15 @@ int render_nl_table_replace(struct nl_batch *b, const struct mseg_ep_plan *plan,
 	for (int d = 0; d < MSEG_DIR_COUNT && r == 0; d++)
 		if (plan->dir[d].isolated)
 			r = msgs_dir_chain(b, (enum mseg_dir)d, plan->dir[d].mode, &o, &set_id);
-	for (int d = 0; d < MSEG_DIR_COUNT; d++)
+	for (int d = 0; d < MSEG_DIR_COUNT; d++) {
+		/* the batch names the slot elements in its errors: it keeps them */
+		int r2 = nl_batch_adopt(b, parts[d].synth);
+
+		parts[d].synth = NULL;
+		if (r == 0)
+			r = r2;
 		nl_parts_release(&parts[d]);
+	}
 	return r;
 }
 

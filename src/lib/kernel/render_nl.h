@@ -9,6 +9,7 @@
 
 #include "mseg/model/addr.h"
 #include "mseg/model/plan.h"
+#include "kernel/slots.h"
 
 struct nl_batch;
 struct nftnl_rule;
@@ -27,17 +28,32 @@ struct nftnl_rule;
 
 /* ipv6 16 + protocol 4 + port 4 */
 #define NL_KEY_MAX 24
-#define NL_SETS_PER_DIR 12           /* 2 families x 6 shapes */
+/* per family: the 6 shape sets and the 2 sets of each port-range slot */
+#define NL_SETS_PER_FAMILY (SHAPE_COUNT + 2 * NL_SLOTS)
+#define NL_SETS_PER_DIR (2 * NL_SETS_PER_FAMILY)
 #define NL_SEEN_SETS_PER_DIR 4       /* 2 families x (port, proto) */
-#define NL_RULES_PER_CHAIN 18        /* 4 + 12 lookups + limit + queue step */
+/* per family a lookup rule for each shape set and one for each slot */
+#define NL_LOOKUPS_PER_DIR (2 * (SHAPE_COUNT + NL_SLOTS))
+#define NL_RULES_PER_CHAIN (4 + NL_LOOKUPS_PER_DIR + 2)   /* + limit, queue step */
 #define NL_RULES_PER_SEEN_CHAIN 3    /* seen port, seen proto, accept */
 
-/* One of the twelve sets of an isolated direction. */
+/* What a set holds. */
+enum nl_set_kind {
+	NL_SET_SHAPE,                /* the entries of one shape ("in4_port_iv") */
+	NL_SET_SLOT_ADDR,            /* a slot's peer addresses with their protocol
+					("in4_range0": ipv4_addr . inet_proto, hash) */
+	NL_SET_SLOT_PORTS,           /* a slot's port ranges ("in4_range0_ports":
+					inet_service, interval) */
+};
+
+/* One of the sets of an isolated direction. */
 struct nl_set_spec {
 	const char *name;            /* "in4_port" */
 	enum mseg_dir dir;
 	int family;                  /* AF_INET, AF_INET6 */
-	enum entry_shape shape;
+	enum nl_set_kind kind;
+	unsigned slot;               /* NL_SET_SLOT_*: which slot */
+	enum entry_shape shape;      /* NL_SET_SHAPE: which shape */
 	uint32_t flags;              /* NFT_SET_INTERVAL, NFT_SET_CONCAT */
 	uint32_t key_type;           /* nft datatype (folded for concatenations) */
 	uint32_t key_len;            /* bytes; each field padded to 4 */
@@ -50,10 +66,13 @@ struct nl_set_spec {
 };
 
 /* Set @i (0..NL_SETS_PER_DIR-1) of direction @dir, in table order: ip
- * family first, then port, port_iv, proto, proto_iv, any, any_iv. */
+ * family first, then port, port_iv, range0, range0_ports, range1,
+ * range1_ports, proto, proto_iv, any, any_iv. */
 void nl_set_spec_get(enum mseg_dir dir, size_t i, struct nl_set_spec *ret);
 /* Index of the set of (@family, @shape), or -1. */
 int nl_set_index(int family, enum entry_shape shape);
+/* Index of slot @slot's address set (@ports false) or port set, or -1. */
+int nl_slot_set_index(int family, unsigned slot, bool ports);
 /* By name; false when no set has it. */
 bool nl_set_spec_find(const char *name, struct nl_set_spec *ret);
 /* Seen set @i (0..NL_SEEN_SETS_PER_DIR-1) of direction @dir: ip port, ip
@@ -78,9 +97,18 @@ struct nl_elem {
 size_t nl_entry_key(const struct nl_set_spec *s, const struct mseg_entry *e, bool hi,
 		    uint8_t *buf);
 
-/* The kernel elements of @e in @s (1 or 2); 0 when @e does not belong in @s. */
+/* The kernel elements of @e in @s (1 or 2); 0 when @e does not belong in @s.
+ * The elements of the slot sets are entries too (nl_parts_build() makes
+ * them): an address set's is the address with its protocol (ports 0), a
+ * port set's the port range (address 0 of the family, protocol 0). */
 size_t nl_entry_elems(const struct nl_set_spec *s, const struct mseg_entry *e,
 		      struct nl_elem out[2]);
+
+/* An element of @s as nft prints it: "10.0.0.0/8 . tcp . 80-90",
+ * "10.0.0.1 . tcp" (a slot's address set), "8000-8100" (its port set).
+ * Returns @buf (at least RENDER_TEXT_ENTRY_MAX bytes make room). */
+const char *nl_elem_text(const struct nl_set_spec *s, const struct mseg_entry *e, char *buf,
+			 size_t size);
 
 /* ---- messages into a batch ---- */
 
@@ -93,15 +121,28 @@ int render_nl_table_remove(struct nl_batch *b);
 int render_nl_table_replace(struct nl_batch *b, const struct mseg_ep_plan *plan,
 			    const struct table_opts *opts);
 
-/* The entries of a direction grouped by set: v[off[i] .. off[i + 1]) are
- * those of set i (nl_set_spec_get() order), in plan order. */
+/* The element image of a direction, by set: v[off[i] .. off[i + 1]) are
+ * the elements of set i (nl_set_spec_get() order). A shape set's are the
+ * plan's own entries (in plan order); the slot sets' are made here
+ * (slots_assign(): the range entries of a single address whose signature
+ * got a slot leave *_port_iv for the slot's two sets) and kept in @synth,
+ * in addr_entry_cmp() order, with the provenance of an entry that made
+ * them. */
 struct nl_parts {
 	const struct mseg_entry **v;
 	size_t off[NL_SETS_PER_DIR + 1];
+	struct mseg_entry *synth;
 };
 
-/* -EINVAL when an entry belongs to no set (bad family). */
+/* -EINVAL when an entry belongs to no set (bad family); -ENOMEM. */
 int nl_parts_build(struct nl_parts *p, const struct mseg_dir_plan *dp);
+/* The same restricted to the SHAPE_PORT_IV entries of @family of @dp:
+ * only that family's port_iv and slot sets have elements. With @choice
+ * (slots_choose() of the whole direction), the slots take its signatures
+ * instead of choosing from @dp's entries: @dp may then be a part of a
+ * direction's entries (whole (address, protocol) groups). */
+int nl_parts_build_ranges(struct nl_parts *p, const struct mseg_dir_plan *dp, int family,
+			  const struct slot_assign *choice);
 void nl_parts_release(struct nl_parts *p);
 /* Sort every group by addr_entry_cmp() (a linear check when already sorted). */
 void nl_parts_sort(struct nl_parts *p);
