@@ -13,6 +13,8 @@
 #include "mseg/util/clock.h"
 #include "util/vec.h"
 
+static struct desired_kept *kept_free(struct desired_kept *k);
+
 void desired_init(struct desired *ds)
 {
 	memset(ds, 0, sizeof(*ds));
@@ -39,6 +41,7 @@ void desired_release(struct desired *ds)
 	free(ds->stages);
 	ds->stages = NULL;
 	ds->n_stages = ds->cap_stages = 0;
+	ds->kept = kept_free(ds->kept);
 }
 
 static ssize_t gone_index(const struct desired *ds, const char *id)
@@ -76,6 +79,7 @@ int desired_endpoint_set_gone(struct desired *ds, const char *id, bool gone)
 		if (i >= 0) {
 			free(ds->gone[i]);
 			ds->gone[i] = ds->gone[--ds->n_gone];
+			ds->gone_serial++;
 		}
 		return 0;
 	}
@@ -87,6 +91,7 @@ int desired_endpoint_set_gone(struct desired *ds, const char *id, bool gone)
 		return -ENOMEM;
 	}
 	ds->gone[ds->n_gone++] = copy;
+	ds->gone_serial++;
 	return 0;
 }
 
@@ -225,12 +230,21 @@ static int claim_cmp(const void *pa, const void *pb, void *data)
 	return -strcmp(v->inv.eps[a->ep]->id, v->inv.eps[b->ep]->id);
 }
 
-/* One address in the table of the view's addresses: its first claim
- * (endpoint @ep, its address @ip) and whether another one followed. */
+/* One address in the table of the view's addresses: how many claim it;
+ * while a merge fills the table, its first claim (endpoint @ep, its
+ * address @ip) and whether another one followed. */
 struct addr_slot {
 	uint32_t tag;              /* high bits of the hash, never 0; 0: empty */
 	uint32_t ep;
 	uint32_t ip;               /* | ADDR_SLOT_SHARED: claimed again */
+	uint32_t count;
+	struct mseg_addr addr;
+};
+
+/* The addresses of a view, kept with it by desired_view_update(). */
+struct addr_table {
+	struct addr_slot *t;
+	size_t mask, n;
 };
 
 #define ADDR_SLOT_SHARED 0x80000000u
@@ -260,10 +274,11 @@ static int claim_push(struct claim **cl, size_t *n, size_t *cap, const struct de
 
 /* Every claim of an address that @v's endpoints claim more than once (by
  * two endpoints, or one listing it twice), in claim_cmp() order: one pass
- * over the addresses with an open-addressing table of them, then a sort
- * of these claims only (the same order a sort of all claims gives them). */
-static int claims_shared(const struct desired_view *v, size_t n_claims, struct claim **ret_cl,
-			 size_t *ret_n)
+ * over the addresses with an open-addressing table of them (left in
+ * @at, which the caller frees), then a sort of these claims only (the
+ * same order a sort of all claims gives them). */
+static int claims_shared(const struct desired_view *v, size_t n_claims, struct addr_table *at,
+			 struct claim **ret_cl, size_t *ret_n)
 {
 	struct addr_slot *t;
 	struct claim *cl = NULL;
@@ -271,6 +286,7 @@ static int claims_shared(const struct desired_view *v, size_t n_claims, struct c
 
 	*ret_cl = NULL;
 	*ret_n = 0;
+	memset(at, 0, sizeof(*at));
 	if (v->inv.n >= UINT32_MAX)
 		return -ENOMEM;
 	while (size < n_claims + n_claims / 2)   /* at most 2/3 full */
@@ -279,6 +295,8 @@ static int claims_shared(const struct desired_view *v, size_t n_claims, struct c
 	t = calloc(size, sizeof(*t));
 	if (!t)
 		return -ENOMEM;
+	at->t = t;
+	at->mask = mask;
 	while (ci < v->inv.n) {
 		struct { uint64_t h; uint32_t ep, ip; } b[CLAIM_BATCH];
 		size_t nb = 0;
@@ -313,15 +331,15 @@ static int claims_shared(const struct desired_view *v, size_t n_claims, struct c
 
 			for (size_t s = (size_t)b[q].h & mask;; s = (s + 1) & mask) {
 				e = &t[s];
-				if (!e->tag || (e->tag == tag &&
-						addr_eq(&v->inv.eps[e->ep]->ips[e->ip & ~ADDR_SLOT_SHARED],
-							addr)))
+				if (!e->tag || (e->tag == tag && addr_eq(&e->addr, addr)))
 					break;
 			}
 			if (!e->tag) {
-				*e = (struct addr_slot){ tag, b[q].ep, b[q].ip };
+				*e = (struct addr_slot){ tag, b[q].ep, b[q].ip, 1, *addr };
+				at->n++;
 				continue;
 			}
+			e->count++;
 			if (!(e->ip & ADDR_SLOT_SHARED) &&
 			    claim_push(&cl, &n, &cap, v, e->ep, e->ip) < 0)
 				goto out_nomem;
@@ -330,7 +348,6 @@ static int claims_shared(const struct desired_view *v, size_t n_claims, struct c
 				goto out_nomem;
 		}
 	}
-	free(t);
 	if (n > 1)
 		qsort_r(cl, n, sizeof(*cl), claim_cmp, (void *)v);
 	*ret_cl = cl;
@@ -338,24 +355,83 @@ static int claims_shared(const struct desired_view *v, size_t n_claims, struct c
 	return 0;
 
 out_nomem:
-	free(t);
 	free(cl);
 	return -ENOMEM;
+}
+
+/* The slot of @a in @at, or NULL. */
+static struct addr_slot *addr_table_find(const struct addr_table *at, const struct mseg_addr *a)
+{
+	uint64_t h = addr_hash(a);
+	uint32_t tag = (uint32_t)(h >> 32) | 1;
+
+	if (!at->t)
+		return NULL;
+	for (size_t s = (size_t)h & at->mask; at->t[s].tag; s = (s + 1) & at->mask)
+		if (at->t[s].tag == tag && addr_eq(&at->t[s].addr, a))
+			return &at->t[s];
+	return NULL;
+}
+
+/* One more claim of @a: its count now, or 0 when the table is full (at
+ * most 2/3 of its slots are used). */
+static uint32_t addr_table_claim(struct addr_table *at, const struct mseg_addr *a)
+{
+	uint64_t h = addr_hash(a);
+	uint32_t tag = (uint32_t)(h >> 32) | 1;
+	size_t s;
+
+	if (!at->t)
+		return 0;
+	for (s = (size_t)h & at->mask; at->t[s].tag; s = (s + 1) & at->mask)
+		if (at->t[s].tag == tag && addr_eq(&at->t[s].addr, a))
+			return ++at->t[s].count;
+	if (3 * (at->n + 1) > 2 * (at->mask + 1))
+		return 0;
+	at->t[s] = (struct addr_slot){ .tag = tag, .count = 1, .addr = *a };
+	at->n++;
+	return 1;
+}
+
+/* One claim of @a fewer (it must have one); its slot emptied at the last,
+ * the slots after it moved back so that every probe still finds them. */
+static void addr_table_unclaim(struct addr_table *at, struct addr_slot *e)
+{
+	size_t i = (size_t)(e - at->t), j = i;
+
+	if (--e->count)
+		return;
+	at->n--;
+	for (;;) {
+		size_t home;
+
+		at->t[i].tag = 0;
+		for (;;) {
+			j = (j + 1) & at->mask;
+			if (!at->t[j].tag)
+				return;
+			home = (size_t)addr_hash(&at->t[j].addr) & at->mask;
+			/* stays when its home is cyclically in (i, j] */
+			if (((j - home) & at->mask) >= ((j - i) & at->mask))
+				break;
+		}
+		at->t[i] = at->t[j];
+		i = j;
+	}
 }
 
 /* No address grants one endpoint's access to another: where endpoints of
  * the view claim the same address, the newest registration keeps it and
  * the others are replaced by copies without it. The conflicts are listed
- * in claim_cmp() order of the losing claims. */
-static int view_resolve_conflicts(struct desired_view *v, size_t n_claims)
+ * in claim_cmp() order of the losing claims. The table of the addresses
+ * is left in @at (the caller frees at->t). */
+static int view_resolve_conflicts(struct desired_view *v, size_t n_claims, struct addr_table *at)
 {
 	struct claim *cl;
 	bool *loses;
 	size_t n;
 
-	if (n_claims < 2)
-		return 0;
-	if (claims_shared(v, n_claims, &cl, &n) < 0)
+	if (claims_shared(v, n_claims, at, &cl, &n) < 0)
 		goto out_nomem_view;
 	if (!n)
 		return 0;
@@ -532,40 +608,41 @@ static void kc_next(struct kube_cursor *c)
 	kc_settle(c);
 }
 
-int desired_view_build(const struct desired *ds, const struct desired_change *ch,
-		       struct desired_view *ret)
+/* The policies of view @v (those it had are let go): every source's, a
+ * file winning a name over the API and the cluster, the API over the
+ * cluster, with @ch applied; a policy with a stage (the mode set through
+ * the API, the end of its learning) is a copy, owned by the view. */
+static int view_policies(const struct desired *ds, const struct desired_change *ch,
+			 struct desired_view *v)
 {
 	const struct mseg_policy_set *fp = &ds->pols[DESIRED_FILE], *ap = &ds->pols[DESIRED_API];
 	const struct mseg_policy_set *kp = &ds->pols[DESIRED_KUBE];
-	const struct mseg_inventory *fi = &ds->inv[DESIRED_FILE], *ki = &ds->inv[DESIRED_KUBE];
 	size_t np = fp->n + ap->n + kp->n + 1;
-	size_t ne = fi->n + ds->inv[DESIRED_API].n + ki->n + ki->n_staged + 1;
-	struct mseg_endpoint **api_eps;
-	struct ns_memo memo = { NULL, NULL };
-	struct kube_cursor kc = { ki, 0, 0 };
-	size_t n_api, a = 0, b = 0, n_claims = 0;
 
-	memset(ret, 0, sizeof(*ret));
-	ret->pols.items = malloc(np * sizeof(*ret->pols.items));
-	ret->inv.eps = malloc(ne * sizeof(*ret->inv.eps));
-	api_eps = malloc((ds->inv[DESIRED_API].n + 1) * sizeof(*api_eps));
-	if (!ret->pols.items || !ret->inv.eps || !api_eps)
-		goto out_nomem;
-	ret->pols.cap = np;
-	ret->inv.cap = ne;
+	free(v->pols.items);
+	for (size_t i = 0; i < v->n_pol_copies; i++)
+		free(v->pol_copies[i]);
+	v->n_pol_copies = 0;
+	v->shadowed_pols = 0;
+	v->pols.n = 0;
+	v->pols.cap = 0;
+	v->pols.items = malloc(np * sizeof(*v->pols.items));
+	if (!v->pols.items)
+		return -ENOMEM;
+	v->pols.cap = np;
 
 	for (size_t i = 0; i < fp->n; i++)
-		ret->pols.items[ret->pols.n++] = fp->items[i];
+		v->pols.items[v->pols.n++] = fp->items[i];
 	for (size_t i = 0; i < ap->n; i++) {
 		struct mseg_policy *p = ap->items[i];
 
 		if (desired_policy_shadowed(ds, p))
-			ret->shadowed_pols++;
+			v->shadowed_pols++;
 		else if (!change_drops_policy(ch, p))
-			ret->pols.items[ret->pols.n++] = p;
+			v->pols.items[v->pols.n++] = p;
 	}
 	if (ch && ch->put_pol)
-		ret->pols.items[ret->pols.n++] = (struct mseg_policy *)ch->put_pol;
+		v->pols.items[v->pols.n++] = (struct mseg_policy *)ch->put_pol;
 	/* the cluster's policies: a file or API policy of the same name wins */
 	for (size_t i = 0; i < kp->n; i++) {
 		struct mseg_policy *p = kp->items[i];
@@ -575,10 +652,70 @@ int desired_view_build(const struct desired *ds, const struct desired_change *ch
 			      strcmp(p->name, ch->put_pol->name) == 0);
 
 		if (clash)
-			ret->shadowed_pols++;
+			v->shadowed_pols++;
 		else
-			ret->pols.items[ret->pols.n++] = p;
+			v->pols.items[v->pols.n++] = p;
 	}
+
+	for (size_t i = 0; ds->n_stages && i < v->pols.n; i++) {
+		struct mseg_policy *p = v->pols.items[i], *c;
+		const struct stage_entry *st = desired_stage_find(ds, p->ns, p->name);
+
+		if (!st)
+			continue;
+		c = malloc(sizeof(*c));
+		if (!c || VEC_RESERVE(v->pol_copies, v->cap_pol_copies, v->n_pol_copies + 1) < 0) {
+			free(c);
+			return -ENOMEM;
+		}
+		*c = *p;   /* shallow: everything stays in p's arena */
+		memset(&c->arena, 0, sizeof(c->arena));
+		v->pol_copies[v->n_pol_copies++] = c;
+		switch (st->mode) {
+		case STAGE_SPEC:
+			break;
+		case STAGE_ENFORCE:
+			c->mode = MSEG_MODE_ENFORCE;
+			c->learn = false;
+			break;
+		case STAGE_AUDIT:
+			c->mode = MSEG_MODE_AUDIT;
+			c->learn = false;
+			break;
+		case STAGE_LEARN:
+			c->mode = MSEG_MODE_ENFORCE;
+			c->learn = true;
+			c->learn_for_s = st->learn_for_s;
+			break;
+		}
+		c->learn_until_s = c->learn ? st->until_s : 0;
+		v->pols.items[i] = c;
+	}
+	return 0;
+}
+
+/* desired_view_build(), its table of addresses left in @at (NULL: freed). */
+static int view_build(const struct desired *ds, const struct desired_change *ch,
+		      struct desired_view *ret, struct addr_table *at)
+{
+	const struct mseg_inventory *fi = &ds->inv[DESIRED_FILE], *ki = &ds->inv[DESIRED_KUBE];
+	size_t ne = fi->n + ds->inv[DESIRED_API].n + ki->n + ki->n_staged + 1;
+	struct mseg_endpoint **api_eps;
+	struct ns_memo memo = { NULL, NULL };
+	struct kube_cursor kc = { ki, 0, 0 };
+	struct addr_table own;
+	size_t n_api, a = 0, b = 0, n_claims = 0;
+	int r;
+
+	memset(ret, 0, sizeof(*ret));
+	if (!at)
+		at = &own;
+	memset(at, 0, sizeof(*at));
+	ret->inv.eps = malloc(ne * sizeof(*ret->inv.eps));
+	api_eps = malloc((ds->inv[DESIRED_API].n + 1) * sizeof(*api_eps));
+	if (!ret->inv.eps || !api_eps || view_policies(ds, ch, ret) < 0)
+		goto out_nomem;
+	ret->inv.cap = ne;
 
 	/* all sides are sorted by id: merge, the file winning a clash, then
 	 * the cluster's view of a pod over its registration by mseg-cni (a
@@ -648,48 +785,319 @@ int desired_view_build(const struct desired *ds, const struct desired_change *ch
 	}
 	free(api_eps);
 	api_eps = NULL;
-	/* each policy's stage: the mode set through the API, the end of its
-	 * learning; a policy with one is a copy, owned by the view */
-	for (size_t i = 0; ds->n_stages && i < ret->pols.n; i++) {
-		struct mseg_policy *p = ret->pols.items[i], *c;
-		const struct stage_entry *st = desired_stage_find(ds, p->ns, p->name);
-
-		if (!st)
-			continue;
-		c = malloc(sizeof(*c));
-		if (!c || VEC_RESERVE(ret->pol_copies, ret->cap_pol_copies, ret->n_pol_copies + 1) < 0) {
-			free(c);
-			goto out_nomem;
-		}
-		*c = *p;   /* shallow: everything stays in p's arena */
-		memset(&c->arena, 0, sizeof(c->arena));
-		ret->pol_copies[ret->n_pol_copies++] = c;
-		switch (st->mode) {
-		case STAGE_SPEC:
-			break;
-		case STAGE_ENFORCE:
-			c->mode = MSEG_MODE_ENFORCE;
-			c->learn = false;
-			break;
-		case STAGE_AUDIT:
-			c->mode = MSEG_MODE_AUDIT;
-			c->learn = false;
-			break;
-		case STAGE_LEARN:
-			c->mode = MSEG_MODE_ENFORCE;
-			c->learn = true;
-			c->learn_for_s = st->learn_for_s;
-			break;
-		}
-		c->learn_until_s = c->learn ? st->until_s : 0;
-		ret->pols.items[i] = c;
-	}
-	return view_resolve_conflicts(ret, n_claims);
+	r = view_resolve_conflicts(ret, n_claims, at);
+	if (at == &own)
+		free(own.t);
+	return r;
 
 out_nomem:
 	free(api_eps);
 	desired_view_release(ret);
 	return -ENOMEM;
+}
+
+int desired_view_build(const struct desired *ds, const struct desired_change *ch,
+		       struct desired_view *ret)
+{
+	return view_build(ds, ch, ret, NULL);
+}
+
+/* ---- the view kept across reconciles (desired_view_update()) ---- */
+
+struct desired_kept {
+	struct desired_view view;
+	bool valid;
+	bool last_full;
+	struct addr_table addrs;               /* of the view's endpoints */
+	/* what the view was made from: the same serials, the same view */
+	uint64_t file_serial, file_ns_serial, api_serial, api_ns_serial, kube_ns_serial;
+	uint64_t gone_serial;
+	bool kube_pods;
+	uint64_t kube_serial;                  /* the cluster's endpoints */
+};
+
+static struct desired_kept *kept_free(struct desired_kept *k)
+{
+	if (k) {
+		desired_view_release(&k->view);
+		free(k->addrs.t);
+		free(k);
+	}
+	return NULL;
+}
+
+static bool kept_holds(const struct desired *ds, const struct desired_kept *k)
+{
+	const struct mseg_inventory *fi = &ds->inv[DESIRED_FILE], *ai = &ds->inv[DESIRED_API];
+	const struct mseg_inventory *ki = &ds->inv[DESIRED_KUBE];
+
+	return k->valid && k->file_serial == fi->serial && k->file_ns_serial == fi->ns_serial &&
+	       k->api_serial == ai->serial && k->api_ns_serial == ai->ns_serial &&
+	       k->kube_ns_serial == ki->ns_serial && k->gone_serial == ds->gone_serial &&
+	       k->kube_pods == ds->kube_pods &&
+	       (k->kube_serial == ki->serial || (ki->journal_on && !ki->journal_lost));
+}
+
+/* What the merge makes of id X given the endpoints of that id in the file,
+ * API and cluster sources (NULL: none): the endpoint the view takes, and
+ * what X adds to the view's counts. The rules of view_build()'s loop. */
+struct ep_outcome {
+	struct mseg_endpoint *take;
+	size_t waiting, shadowed, gone;
+};
+
+static struct ep_outcome view_outcome(const struct desired *ds, struct mseg_endpoint *fa,
+				      struct mseg_endpoint *fb, struct mseg_endpoint *fk)
+{
+	struct ep_outcome o = { 0 };
+
+	if (fk && fk->netns && !fb)
+		fk = NULL;
+	if (fb && !fk && fb->pod_uid && ds->kube_pods && !fa) {
+		o.waiting = 1;
+		return o;
+	}
+	if (fa) {
+		o.take = fa;
+		o.shadowed = (fb != NULL) + (fk != NULL);
+	} else {
+		o.take = fk ? fk : fb;
+	}
+	if (o.take && ds->n_gone && desired_endpoint_is_gone(ds, o.take->id)) {
+		o.take = NULL;
+		o.gone = 1;
+	}
+	return o;
+}
+
+/* A journaled id: where the view has it, what it takes now. */
+struct view_op {
+	const char *id;
+	const struct mseg_endpoint *before;    /* the cluster's, when the view was made */
+	size_t seq;
+	size_t pos;                            /* in the view's endpoints */
+	bool found;                            /* ... which have it there */
+	struct mseg_endpoint *take;            /* NULL: none any more */
+};
+
+static int view_op_cmp(const void *pa, const void *pb)
+{
+	const struct view_op *a = pa, *b = pb;
+	int c = strcmp(a->id, b->id);
+
+	return c ? c : (a->seq > b->seq) - (a->seq < b->seq);
+}
+
+static size_t view_search(const struct desired_view *v, const char *id, bool *ret_found)
+{
+	size_t lo = 0, hi = v->inv.n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(id, v->inv.eps[mid]->id);
+
+		if (c == 0) {
+			*ret_found = true;
+			return mid;
+		}
+		if (c < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	*ret_found = false;
+	return lo;
+}
+
+/* The kept view with the journal of the cluster's inventory applied.
+ * -EAGAIN: a change this cannot follow (an address claimed twice before
+ * or after, the address table full): merge everything; -ENOMEM. Either
+ * way the view is then no longer valid. */
+static int kept_apply_journal(struct desired *ds, struct desired_kept *k)
+{
+	const struct mseg_inventory *ki = &ds->inv[DESIRED_KUBE];
+	struct desired_view *v = &k->view;
+	struct view_op *ops;
+	struct mseg_endpoint **eps = NULL;
+	size_t *local = NULL;
+	size_t n_ops = 0, n_new, cap_local, i, j, kk, l;
+	int r = -ENOMEM;
+
+	ops = malloc((ki->n_journal ? ki->n_journal : 1) * sizeof(*ops));
+	if (!ops)
+		return -ENOMEM;
+	for (i = 0; i < ki->n_journal; i++)
+		ops[i] = (struct view_op){ .id = ki->journal[i].id,
+					   .before = ki->journal[i].before, .seq = i };
+	qsort(ops, ki->n_journal, sizeof(*ops), view_op_cmp);
+	/* each id once, with what it was when the view was made */
+	for (i = 0; i < ki->n_journal; i++)
+		if (!n_ops || strcmp(ops[n_ops - 1].id, ops[i].id) != 0)
+			ops[n_ops++] = ops[i];
+
+	/* the outcome of each id, before and now; the claims of what
+	 * leaves the view first, then of what comes in */
+	n_new = v->inv.n;
+	for (i = 0; i < n_ops; i++) {
+		struct view_op *op = &ops[i];
+		struct mseg_endpoint *fa = inventory_find(&ds->inv[DESIRED_FILE], op->id);
+		struct mseg_endpoint *fb = inventory_find(&ds->inv[DESIRED_API], op->id);
+		struct ep_outcome was = view_outcome(ds, fa, fb, (struct mseg_endpoint *)op->before);
+		struct ep_outcome now = view_outcome(ds, fa, fb, inventory_find(ki, op->id));
+
+		v->waiting += now.waiting - was.waiting;
+		v->shadowed_eps += now.shadowed - was.shadowed;
+		v->gone += now.gone - was.gone;
+		op->pos = view_search(v, op->id, &op->found);
+		op->take = now.take;
+		if (op->found != (was.take != NULL) || (op->found && v->inv.eps[op->pos] != was.take)) {
+			r = -EAGAIN;   /* a copy (it lost an address) or not what we thought */
+			goto out_free;
+		}
+		if (was.take == now.take) {
+			op->id = NULL;      /* nothing to do in the array */
+			continue;
+		}
+		for (size_t q = 0; was.take && q < was.take->n_ips; q++) {
+			struct addr_slot *e = addr_table_find(&k->addrs, &was.take->ips[q]);
+
+			if (!e || e->count != 1) {
+				r = -EAGAIN;
+				goto out_free;
+			}
+			addr_table_unclaim(&k->addrs, e);
+		}
+		n_new += (now.take != NULL) - (was.take != NULL);
+	}
+	for (i = 0; i < n_ops; i++) {
+		struct mseg_endpoint *ep = ops[i].take;
+
+		if (!ops[i].id || !ep)
+			continue;
+		if (endpoint_ns_labels_fill(ep, desired_namespace_find(ds, selector_ns_name(ep->ns),
+								       NULL)) < 0)
+			goto out_free;
+		for (size_t q = 0; q < ep->n_ips; q++) {
+			if (addr_table_claim(&k->addrs, &ep->ips[q]) != 1) {
+				r = -EAGAIN;
+				goto out_free;
+			}
+		}
+	}
+
+	/* the new array in one pass (the ops are in id order, so in the
+	 * order of their places), the local endpoints' indices with it */
+	eps = malloc((n_new ? n_new : 1) * sizeof(*eps));
+	cap_local = v->n_local + n_ops + 1;
+	local = malloc(cap_local * sizeof(*local));
+	if (!eps || !local)
+		goto out_free;
+	i = 0;    /* the old array */
+	kk = 0;   /* the new one */
+	l = 0;    /* the old local indices */
+	{
+		size_t n_local = 0;
+
+		for (j = 0; j <= n_ops; j++) {
+			size_t end = j < n_ops ? ops[j].pos : v->inv.n;
+
+			if (j < n_ops && !ops[j].id)
+				continue;
+			if (end > i)
+				memcpy(eps + kk, v->inv.eps + i, (end - i) * sizeof(*eps));
+			for (; l < v->n_local && v->local[l] < end; l++)
+				local[n_local++] = v->local[l] - i + kk;
+			kk += end - i;
+			i = end;
+			if (j == n_ops)
+				break;
+			if (ops[j].found) {
+				if (l < v->n_local && v->local[l] == i)
+					l++;            /* it leaves; its successor may be local */
+				i++;
+			}
+			if (ops[j].take) {
+				if (!ops[j].take->cluster_peer)
+					local[n_local++] = kk;
+				eps[kk++] = ops[j].take;
+			}
+		}
+		free(v->inv.eps);
+		v->inv.eps = eps;
+		v->inv.n = kk;
+		v->inv.cap = n_new ? n_new : 1;
+		free(v->local);
+		v->local = local;
+		v->n_local = n_local;
+		v->cap_local = cap_local;
+	}
+	free(ops);
+	return 0;
+
+out_free:
+	free(eps);
+	free(local);
+	free(ops);
+	k->valid = false;
+	return r;
+}
+
+int desired_view_update(struct desired *ds, const struct desired_view **ret_view)
+{
+	struct mseg_inventory *ki = &ds->inv[DESIRED_KUBE];
+	struct desired_kept *k = ds->kept;
+	int r;
+
+	*ret_view = NULL;
+	if (!k) {
+		k = calloc(1, sizeof(*k));
+		if (!k)
+			return -ENOMEM;
+		ds->kept = k;
+	}
+	k->last_full = false;
+	if (kept_holds(ds, k)) {
+		r = 0;
+		if (k->kube_serial != ki->serial)
+			r = kept_apply_journal(ds, k);
+		if (r == 0)
+			r = view_policies(ds, NULL, &k->view);
+		if (r == -ENOMEM) {
+			k->valid = false;
+			return r;
+		}
+	} else {
+		r = -EAGAIN;
+	}
+	if (r < 0) {
+		/* every endpoint merged again */
+		k->valid = false;
+		desired_view_release(&k->view);
+		free(k->addrs.t);
+		memset(&k->addrs, 0, sizeof(k->addrs));
+		r = view_build(ds, NULL, &k->view, &k->addrs);
+		if (r < 0)
+			return r;
+		k->last_full = true;
+		k->file_serial = ds->inv[DESIRED_FILE].serial;
+		k->file_ns_serial = ds->inv[DESIRED_FILE].ns_serial;
+		k->api_serial = ds->inv[DESIRED_API].serial;
+		k->api_ns_serial = ds->inv[DESIRED_API].ns_serial;
+		k->kube_ns_serial = ki->ns_serial;
+		k->gone_serial = ds->gone_serial;
+		k->kube_pods = ds->kube_pods;
+	}
+	/* from here on, the journal names what changed since this view */
+	inventory_journal_reset(ki);
+	k->kube_serial = ki->serial;
+	k->valid = true;
+	*ret_view = &k->view;
+	return 0;
+}
+
+bool desired_view_last_full(const struct desired *ds)
+{
+	return ds->kept && ds->kept->last_full;
 }
 
 const struct mseg_namespace *desired_namespace_find(const struct desired *ds, const char *name,
