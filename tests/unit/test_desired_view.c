@@ -442,6 +442,32 @@ static bool views_same(const struct desired_view *a, const struct desired_view *
 	return true;
 }
 
+/* The view's brief describes its endpoints (compile_opts.eps_brief): each
+ * one's serial and netns, the same namespace number exactly for the same
+ * namespace name (against its neighbour and another endpoint). */
+static bool brief_ok(const struct desired_view *v, char *why, size_t size)
+{
+	if (v->inv.brief != v->brief || (v->inv.n && !v->brief))
+		return snprintf(why, size, "no brief"), false;
+	for (size_t i = 0; i < v->inv.n; i++) {
+		const struct mseg_endpoint *ep = v->inv.eps[i];
+		size_t o[2] = { i ? i - 1 : 0, (i * 7 + 3) % v->inv.n };
+
+		if (v->brief[i].ns_labels_serial != ep->ns_labels_serial ||
+		    !(v->brief[i].flags & MSEG_BRIEF_NETNS) != !ep->netns)
+			return snprintf(why, size, "brief of '%s' differs", ep->id), false;
+		for (int q = 0; q < 2; q++) {
+			bool same = strcmp(selector_ns_name(ep->ns),
+					   selector_ns_name(v->inv.eps[o[q]]->ns)) == 0;
+
+			if ((v->brief[i].ns == v->brief[o[q]].ns) != same)
+				return snprintf(why, size, "brief: namespace of '%s' and '%s'", ep->id,
+						v->inv.eps[o[q]]->id), false;
+		}
+	}
+	return true;
+}
+
 /* A policy of the cluster named @name (no subject: nothing it selects
  * matters here, only which policies a view holds). */
 static struct mseg_policy *policy_named(const char *name)
@@ -545,6 +571,9 @@ static void test_view_kept_random(void)
 			T_CHECK(desired_view_build(&ds, NULL, &w) == 0, "round %zu: build", round);
 			T_CHECK(views_same(kv, &w, why, sizeof(why)), "round %zu step %zu (%s): %s",
 				round, step, desired_view_last_full(&ds) ? "merged" : "journal", why);
+			T_CHECK(brief_ok(kv, why, sizeof(why)) && brief_ok(&w, why, sizeof(why)),
+				"round %zu step %zu (%s): %s", round, step,
+				desired_view_last_full(&ds) ? "merged" : "journal", why);
 			desired_view_release(&w);
 		}
 		desired_release(&ds);

@@ -95,6 +95,9 @@ struct desired_view {
 	struct mseg_policy **pol_copies;      /* owned (shallow: they borrow the
 						 original's arena): a stage applied */
 	size_t n_pol_copies, cap_pol_copies;
+	struct mseg_ep_brief *brief;          /* owned: brief[i] describes
+						 inv.eps[i] (inv.brief too), for
+						 compile_opts.eps_brief */
 };
 
 void desired_init(struct desired *ds);

@@ -247,6 +247,8 @@ struct inventory_journal_entry {
 	const struct mseg_endpoint *before;
 };
 
+struct mseg_ep_brief;
+
 struct mseg_inventory {
 	struct mseg_endpoint **eps;   /* sorted by id */
 	size_t n, cap;
@@ -269,6 +271,9 @@ struct mseg_inventory {
 	size_t n_retired, cap_retired;
 	bool journal_on;              /* changes are journaled */
 	bool journal_lost;            /* more than INVENTORY_JOURNAL_MAX: not kept */
+	/* a desired view's endpoints only: brief[i] describes eps[i]
+	 * (struct mseg_ep_brief, plan.h; compile_opts.eps_brief) */
+	const struct mseg_ep_brief *brief;
 };
 
 #endif

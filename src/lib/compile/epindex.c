@@ -45,7 +45,8 @@ static int cmp_ns_run(const void *pa, const void *pb)
 	return r ? r : (a->lo > b->lo) - (a->lo < b->lo);
 }
 
-int ep_index_init(struct ep_index *ix, const struct mseg_endpoint *const *eps, size_t n_eps)
+int ep_index_init(struct ep_index *ix, const struct mseg_endpoint *const *eps, size_t n_eps,
+		  const struct mseg_ep_brief *brief)
 {
 	struct ep_ns *runs = NULL;
 	size_t n_runs = 0, cap_runs = 0, k = 0, n_nss = 0;
@@ -54,16 +55,24 @@ int ep_index_init(struct ep_index *ix, const struct mseg_endpoint *const *eps, s
 	memset(ix, 0, sizeof(*ix));
 	ix->eps = eps;
 	ix->n_eps = n_eps;
+	ix->brief = brief;
 	ix->ns_order = malloc((n_eps ? n_eps : 1) * sizeof(*ix->ns_order));
 	if (!ix->ns_order)
 		return -ENOMEM;
 	/* the runs of equal namespace in id order */
 	for (size_t e = 0; e < n_eps; e++) {
-		if (e + 2 * AHEAD < n_eps)
-			__builtin_prefetch(eps[e + 2 * AHEAD]);
-		if (e + AHEAD < n_eps)
-			__builtin_prefetch(eps[e + AHEAD]->ns);
-		if (n_runs && ns_same(eps[e - 1]->ns, eps[e]->ns)) {
+		bool same;
+
+		if (brief) {
+			same = n_runs && brief[e].ns == brief[e - 1].ns;
+		} else {
+			if (e + 2 * AHEAD < n_eps)
+				__builtin_prefetch(eps[e + 2 * AHEAD]);
+			if (e + AHEAD < n_eps)
+				__builtin_prefetch(eps[e + AHEAD]->ns);
+			same = n_runs && ns_same(eps[e - 1]->ns, eps[e]->ns);
+		}
+		if (same) {
 			runs[n_runs - 1].hi = (uint32_t)e + 1;
 			continue;
 		}
@@ -127,6 +136,50 @@ static bool ns_labels_same(const struct mseg_endpoint *a, const struct mseg_endp
 	return true;
 }
 
+/* With a brief: does endpoint @e have the namespace labels of endpoint
+ * @first (of the same namespace)? Those filled from one namespace object
+ * (its serial) are the same, others are compared. Two objects' labels
+ * may be the same and still make two runs: a run is where one evaluation
+ * of a namespace selector holds, not more. */
+static bool brief_labels_same(const struct ep_index *ix, uint32_t first, uint32_t e)
+{
+	uint64_t a = ix->brief[first].ns_labels_serial, b = ix->brief[e].ns_labels_serial;
+
+	if (a || b)
+		return a == b;
+	return ns_labels_same(ix->eps[first], ix->eps[e]);
+}
+
+/* ix->runs made from the brief: no endpoint read unless its labels are
+ * its own. */
+static int ep_index_runs_brief(struct ep_index *ix)
+{
+	size_t cap = 0;
+	int r;
+
+	for (size_t i = 0; i < ix->n_nss; i++) {
+		const struct ep_ns *ns = &ix->nss[i];
+		uint32_t first = 0;
+
+		for (uint32_t k = ns->lo; k < ns->hi; k++) {
+			uint32_t e = ix->ns_order[k];
+
+			if (k > ns->lo && brief_labels_same(ix, first, e)) {
+				ix->runs[ix->n_runs - 1].hi = k + 1;
+				continue;
+			}
+			r = VEC_RESERVE(ix->runs, cap, ix->n_runs + 1);
+			if (r < 0)
+				return r;
+			ix->runs[ix->n_runs++] = (struct ep_labels_run){ .ep = ix->eps[e], .lo = k,
+									 .hi = k + 1 };
+			first = e;
+		}
+	}
+	ix->runs_made = true;
+	return 0;
+}
+
 /* ix->runs: each namespace split where the labels of its endpoints differ
  * from those of the run so far. */
 static int ep_index_runs(struct ep_index *ix)
@@ -134,6 +187,8 @@ static int ep_index_runs(struct ep_index *ix)
 	size_t cap = 0;
 	int r;
 
+	if (ix->brief)
+		return ep_index_runs_brief(ix);
 	for (size_t i = 0; i < ix->n_nss; i++) {
 		const struct ep_ns *ns = &ix->nss[i];
 

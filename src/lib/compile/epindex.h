@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "mseg/model/model.h"
+#include "mseg/model/plan.h"
 
 /* A namespace: its endpoints are ns_order[lo, hi). */
 struct ep_ns {
@@ -35,6 +36,7 @@ struct ep_labels_run {
 struct ep_index {
 	const struct mseg_endpoint *const *eps;  /* the caller's, sorted by id */
 	size_t n_eps;
+	const struct mseg_ep_brief *brief;     /* the caller's, or NULL */
 	uint32_t *ns_order;                    /* endpoint indexes by namespace
 	                                        * (strcmp), then index */
 	struct ep_ns *nss;                     /* the namespaces, by name */
@@ -49,8 +51,11 @@ struct ep_index {
 
 /* Index @n_eps endpoints @eps (sorted by id; kept, not copied). Ids of one
  * namespace are mostly adjacent ("k8s.NS.NAME"): the runs of equal
- * namespace are sorted, not the endpoints. 0 or -ENOMEM. */
-int ep_index_init(struct ep_index *ix, const struct mseg_endpoint *const *eps, size_t n_eps);
+ * namespace are sorted, not the endpoints. With @brief (may be NULL:
+ * compile_opts.eps_brief, kept) the passes over every endpoint read it
+ * instead of the endpoints; the index is the same. 0 or -ENOMEM. */
+int ep_index_init(struct ep_index *ix, const struct mseg_endpoint *const *eps, size_t n_eps,
+		  const struct mseg_ep_brief *brief);
 void ep_index_release(struct ep_index *ix);
 
 /* The indexes of the endpoints @p selects (selector_peer_selects()),

@@ -515,12 +515,78 @@ out_nomem_view:
 
 static int no_store(struct mseg_err *err);
 
+/* Namespace names numbered (struct mseg_ep_brief.ns): one name, one
+ * number, for as long as the table lives. */
+struct ns_ids {
+	char **names;                          /* by number */
+	size_t n, cap;
+	uint32_t *table;                       /* open addressing: number + 1 */
+	size_t mask;
+};
+
+static uint64_t str_hash(const char *s)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
+	return h ^ (h >> 32);
+}
+
+static void ns_ids_release(struct ns_ids *t)
+{
+	for (size_t i = 0; i < t->n; i++)
+		free(t->names[i]);
+	free(t->names);
+	free(t->table);
+	memset(t, 0, sizeof(*t));
+}
+
+static int ns_ids_get(struct ns_ids *t, const char *name, uint32_t *ret)
+{
+	size_t slot;
+
+	if (!t->table || 2 * (t->n + 1) > t->mask + 1) {
+		size_t size = t->table ? 2 * (t->mask + 1) : 64;
+		uint32_t *table = calloc(size, sizeof(*table));
+
+		if (!table || t->n >= UINT32_MAX - 1) {
+			free(table);
+			return -ENOMEM;
+		}
+		for (size_t i = 0; i < t->n; i++) {
+			for (slot = str_hash(t->names[i]) & (size - 1); table[slot];
+			     slot = (slot + 1) & (size - 1))
+				;
+			table[slot] = (uint32_t)i + 1;
+		}
+		free(t->table);
+		t->table = table;
+		t->mask = size - 1;
+	}
+	for (slot = str_hash(name) & t->mask; t->table[slot]; slot = (slot + 1) & t->mask) {
+		if (strcmp(t->names[t->table[slot] - 1], name) == 0) {
+			*ret = t->table[slot] - 1;
+			return 0;
+		}
+	}
+	if (VEC_RESERVE(t->names, t->cap, t->n + 1) < 0 || !(t->names[t->n] = strdup(name)))
+		return -ENOMEM;
+	t->table[slot] = (uint32_t)++t->n;
+	*ret = (uint32_t)(t->n - 1);
+	return 0;
+}
+
 /* The namespace looked up last: the inventory is sorted by id, and the
  * endpoints of one namespace mostly follow each other (the cluster's ids
- * are "k8s.NS.NAME"), so most endpoints need no search of the sources. */
+ * are "k8s.NS.NAME"), so most endpoints need no search of the sources;
+ * and its number (@ids). */
 struct ns_memo {
 	const char *name;
 	const struct mseg_namespace *ns;
+	struct ns_ids *ids;
+	uint32_t id;
+	bool nomem;
 };
 
 static const struct mseg_namespace *ns_memo_find(const struct desired *ds, struct ns_memo *m,
@@ -529,8 +595,16 @@ static const struct mseg_namespace *ns_memo_find(const struct desired *ds, struc
 	if (!m->name || (m->name != name && strcmp(m->name, name) != 0)) {
 		m->ns = desired_namespace_find(ds, name, NULL);
 		m->name = name;
+		if (ns_ids_get(m->ids, name, &m->id) < 0)
+			m->nomem = true;
 	}
 	return m->ns;
+}
+
+static struct mseg_ep_brief ep_brief(const struct mseg_endpoint *ep, uint32_t ns_id)
+{
+	return (struct mseg_ep_brief){ .ns_labels_serial = ep->ns_labels_serial, .ns = ns_id,
+				       .flags = ep->netns ? MSEG_BRIEF_NETNS : 0 };
 }
 
 /* Endpoint @ep into view @v (unless its netns is gone), with its
@@ -543,13 +617,15 @@ static int view_take(const struct desired *ds, struct desired_view *v, struct ms
 		v->gone++;
 		return 0;
 	}
-	if (endpoint_ns_labels_fill(ep, ns_memo_find(ds, memo, selector_ns_name(ep->ns))) < 0)
+	if (endpoint_ns_labels_fill(ep, ns_memo_find(ds, memo, selector_ns_name(ep->ns))) < 0 ||
+	    memo->nomem)
 		return -ENOMEM;
 	if (!ep->cluster_peer) {
 		if (VEC_RESERVE(v->local, v->cap_local, v->n_local + 1) < 0)
 			return -ENOMEM;
 		v->local[v->n_local++] = v->inv.n;
 	}
+	v->brief[v->inv.n] = ep_brief(ep, memo->id);
 	v->inv.eps[v->inv.n++] = ep;
 	*n_claims += ep->n_ips;
 	return 0;
@@ -694,14 +770,16 @@ static int view_policies(const struct desired *ds, const struct desired_change *
 	return 0;
 }
 
-/* desired_view_build(), its table of addresses left in @at (NULL: freed). */
+/* desired_view_build(), its table of addresses left in @at (NULL: freed),
+ * its namespaces numbered in @ids (NULL: a table of its own). */
 static int view_build(const struct desired *ds, const struct desired_change *ch,
-		      struct desired_view *ret, struct addr_table *at)
+		      struct desired_view *ret, struct addr_table *at, struct ns_ids *ids)
 {
 	const struct mseg_inventory *fi = &ds->inv[DESIRED_FILE], *ki = &ds->inv[DESIRED_KUBE];
 	size_t ne = fi->n + ds->inv[DESIRED_API].n + ki->n + ki->n_staged + 1;
 	struct mseg_endpoint **api_eps;
-	struct ns_memo memo = { NULL, NULL };
+	struct ns_ids own_ids = { 0 };
+	struct ns_memo memo = { .ids = ids ? ids : &own_ids };
 	struct kube_cursor kc = { ki, 0, 0 };
 	struct addr_table own;
 	size_t n_api, a = 0, b = 0, n_claims = 0;
@@ -712,8 +790,10 @@ static int view_build(const struct desired *ds, const struct desired_change *ch,
 		at = &own;
 	memset(at, 0, sizeof(*at));
 	ret->inv.eps = malloc(ne * sizeof(*ret->inv.eps));
+	ret->brief = malloc(ne * sizeof(*ret->brief));
+	ret->inv.brief = ret->brief;
 	api_eps = malloc((ds->inv[DESIRED_API].n + 1) * sizeof(*api_eps));
-	if (!ret->inv.eps || !api_eps || view_policies(ds, ch, ret) < 0)
+	if (!ret->inv.eps || !ret->brief || !api_eps || view_policies(ds, ch, ret) < 0)
 		goto out_nomem;
 	ret->inv.cap = ne;
 
@@ -785,6 +865,7 @@ static int view_build(const struct desired *ds, const struct desired_change *ch,
 	}
 	free(api_eps);
 	api_eps = NULL;
+	ns_ids_release(&own_ids);
 	r = view_resolve_conflicts(ret, n_claims, at);
 	if (at == &own)
 		free(own.t);
@@ -792,6 +873,7 @@ static int view_build(const struct desired *ds, const struct desired_change *ch,
 
 out_nomem:
 	free(api_eps);
+	ns_ids_release(&own_ids);
 	desired_view_release(ret);
 	return -ENOMEM;
 }
@@ -799,7 +881,7 @@ out_nomem:
 int desired_view_build(const struct desired *ds, const struct desired_change *ch,
 		       struct desired_view *ret)
 {
-	return view_build(ds, ch, ret, NULL);
+	return view_build(ds, ch, ret, NULL, NULL);
 }
 
 /* ---- the view kept across reconciles (desired_view_update()) ---- */
@@ -809,6 +891,7 @@ struct desired_kept {
 	bool valid;
 	bool last_full;
 	struct addr_table addrs;               /* of the view's endpoints */
+	struct ns_ids ids;                     /* its namespaces numbered */
 	/* what the view was made from: the same serials, the same view */
 	uint64_t file_serial, file_ns_serial, api_serial, api_ns_serial, kube_ns_serial;
 	uint64_t gone_serial;
@@ -821,6 +904,7 @@ static struct desired_kept *kept_free(struct desired_kept *k)
 	if (k) {
 		desired_view_release(&k->view);
 		free(k->addrs.t);
+		ns_ids_release(&k->ids);
 		free(k);
 	}
 	return NULL;
@@ -919,6 +1003,7 @@ static int kept_apply_journal(struct desired *ds, struct desired_kept *k)
 	struct desired_view *v = &k->view;
 	struct view_op *ops;
 	struct mseg_endpoint **eps = NULL;
+	struct mseg_ep_brief *brief = NULL;
 	size_t *local = NULL;
 	size_t n_ops = 0, n_new, cap_local, i, j, kk, l;
 	int r = -ENOMEM;
@@ -988,9 +1073,10 @@ static int kept_apply_journal(struct desired *ds, struct desired_kept *k)
 	/* the new array in one pass (the ops are in id order, so in the
 	 * order of their places), the local endpoints' indices with it */
 	eps = malloc((n_new ? n_new : 1) * sizeof(*eps));
+	brief = malloc((n_new ? n_new : 1) * sizeof(*brief));
 	cap_local = v->n_local + n_ops + 1;
 	local = malloc(cap_local * sizeof(*local));
-	if (!eps || !local)
+	if (!eps || !brief || !local)
 		goto out_free;
 	i = 0;    /* the old array */
 	kk = 0;   /* the new one */
@@ -1003,8 +1089,10 @@ static int kept_apply_journal(struct desired *ds, struct desired_kept *k)
 
 			if (j < n_ops && !ops[j].id)
 				continue;
-			if (end > i)
+			if (end > i) {
 				memcpy(eps + kk, v->inv.eps + i, (end - i) * sizeof(*eps));
+				memcpy(brief + kk, v->brief + i, (end - i) * sizeof(*brief));
+			}
 			for (; l < v->n_local && v->local[l] < end; l++)
 				local[n_local++] = v->local[l] - i + kk;
 			kk += end - i;
@@ -1017,13 +1105,21 @@ static int kept_apply_journal(struct desired *ds, struct desired_kept *k)
 				i++;
 			}
 			if (ops[j].take) {
+				uint32_t id;
+
+				if (ns_ids_get(&k->ids, selector_ns_name(ops[j].take->ns), &id) < 0)
+					goto out_free;
 				if (!ops[j].take->cluster_peer)
 					local[n_local++] = kk;
+				brief[kk] = ep_brief(ops[j].take, id);
 				eps[kk++] = ops[j].take;
 			}
 		}
 		free(v->inv.eps);
 		v->inv.eps = eps;
+		free(v->brief);
+		v->brief = brief;
+		v->inv.brief = brief;
 		v->inv.n = kk;
 		v->inv.cap = n_new ? n_new : 1;
 		free(v->local);
@@ -1036,6 +1132,7 @@ static int kept_apply_journal(struct desired *ds, struct desired_kept *k)
 
 out_free:
 	free(eps);
+	free(brief);
 	free(local);
 	free(ops);
 	k->valid = false;
@@ -1075,7 +1172,7 @@ int desired_view_update(struct desired *ds, const struct desired_view **ret_view
 		desired_view_release(&k->view);
 		free(k->addrs.t);
 		memset(&k->addrs, 0, sizeof(k->addrs));
-		r = view_build(ds, NULL, &k->view, &k->addrs);
+		r = view_build(ds, NULL, &k->view, &k->addrs, &k->ids);
 		if (r < 0)
 			return r;
 		k->last_full = true;
@@ -1163,6 +1260,7 @@ void desired_view_release(struct desired_view *v)
 	free(v->local);
 	free(v->pols.items);
 	free(v->inv.eps);
+	free(v->brief);
 	memset(v, 0, sizeof(*v));
 }
 
@@ -1260,9 +1358,14 @@ int desired_compile(const struct desired *ds, const struct desired_change *ch,
 		return r;
 	r = desired_view_programmable(&ret->view, &pols, &n_pols);
 	if (r == 0) {
+		struct compile_opts o = { .default_mode = MSEG_MODE_ENFORCE };
+
+		if (opts)
+			o = *opts;
+		o.eps_brief = ret->view.brief;   /* the passes over every endpoint read it */
 		r = compile_plan((const struct mseg_policy *const *)pols, n_pols,
 				 (const struct mseg_endpoint *const *)ret->view.inv.eps,
-				 ret->view.inv.n, opts, &ret->plan);
+				 ret->view.inv.n, &o, &ret->plan);
 		free(pols);
 	}
 	if (r < 0)
