@@ -28,6 +28,7 @@ enum desired_source {
 
 struct store;
 struct desired_kept;
+struct desired_ns_ids;
 
 /* A policy's stage (stage.c): the mode set through the API (`mseg mode`),
  * overriding the document's, and the end of a learning stage, both kept in
@@ -98,6 +99,8 @@ struct desired_view {
 	struct mseg_ep_brief *brief;          /* owned: brief[i] describes
 						 inv.eps[i] (inv.brief too), for
 						 compile_opts.eps_brief */
+	struct desired_ns_ids *ns_ids;        /* owned: the brief's names (a kept
+						 view's are the desired state's) */
 };
 
 void desired_init(struct desired *ds);

@@ -45,6 +45,50 @@ static int cmp_ns_run(const void *pa, const void *pb)
 	return r ? r : (a->lo > b->lo) - (a->lo < b->lo);
 }
 
+/* @runs in cmp_ns_run() order. Mostly they come in order already: the
+ * cluster's ids are "k8s.NS.NAME", and only the endpoints of other ids
+ * (this node's registrations, a few) make runs out of place; so the
+ * longest stretch in order stays, the others are sorted and merged into
+ * it (O(R + k log k) for k runs out of it, not O(R log R)). */
+static int runs_sort(struct ep_ns *runs, size_t n)
+{
+	size_t best_lo = 0, best_hi = n ? 1 : 0, lo = 0, k = 0, a, b, o;
+	struct ep_ns *out, *rest;
+
+	for (size_t i = 1; i <= n; i++) {
+		if (i < n && cmp_ns_run(&runs[i - 1], &runs[i]) <= 0)
+			continue;
+		if (i - lo > best_hi - best_lo) {
+			best_lo = lo;
+			best_hi = i;
+		}
+		lo = i;
+	}
+	if (best_hi - best_lo == n)
+		return 0;
+	out = malloc(n * sizeof(*out));
+	rest = malloc((n - (best_hi - best_lo)) * sizeof(*rest));
+	if (!out || !rest) {
+		free(out);
+		free(rest);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (i < best_lo || i >= best_hi)
+			rest[k++] = runs[i];
+	qsort(rest, k, sizeof(*rest), cmp_ns_run);
+	for (a = best_lo, b = 0, o = 0; a < best_hi || b < k;) {
+		if (b == k || (a < best_hi && cmp_ns_run(&runs[a], &rest[b]) <= 0))
+			out[o++] = runs[a++];
+		else
+			out[o++] = rest[b++];
+	}
+	memcpy(runs, out, n * sizeof(*runs));
+	free(out);
+	free(rest);
+	return 0;
+}
+
 int ep_index_init(struct ep_index *ix, const struct mseg_endpoint *const *eps, size_t n_eps,
 		  const struct mseg_ep_brief *brief)
 {
@@ -79,16 +123,14 @@ int ep_index_init(struct ep_index *ix, const struct mseg_endpoint *const *eps, s
 		r = VEC_RESERVE(runs, cap_runs, n_runs + 1);
 		if (r < 0)
 			goto out_free;
-		runs[n_runs++] = (struct ep_ns){ .name = selector_ns_name(eps[e]->ns),
+		runs[n_runs++] = (struct ep_ns){ .name = brief ? brief[e].ns_name :
+						 selector_ns_name(eps[e]->ns),
 						 .lo = (uint32_t)e,
 						 .hi = (uint32_t)e + 1 };
 	}
-	for (size_t i = 1; i < n_runs; i++) {
-		if (cmp_ns_run(&runs[i - 1], &runs[i]) > 0) {
-			qsort(runs, n_runs, sizeof(*runs), cmp_ns_run);
-			break;
-		}
-	}
+	r = runs_sort(runs, n_runs);
+	if (r < 0)
+		goto out_free;
 	/* concatenated; runs of one name become one namespace, in place */
 	for (size_t i = 0; i < n_runs; i++) {
 		struct ep_ns run = runs[i];

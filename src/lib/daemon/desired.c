@@ -517,7 +517,7 @@ static int no_store(struct mseg_err *err);
 
 /* Namespace names numbered (struct mseg_ep_brief.ns): one name, one
  * number, for as long as the table lives. */
-struct ns_ids {
+struct desired_ns_ids {
 	char **names;                          /* by number */
 	size_t n, cap;
 	uint32_t *table;                       /* open addressing: number + 1 */
@@ -533,7 +533,7 @@ static uint64_t str_hash(const char *s)
 	return h ^ (h >> 32);
 }
 
-static void ns_ids_release(struct ns_ids *t)
+static void ns_ids_release(struct desired_ns_ids *t)
 {
 	for (size_t i = 0; i < t->n; i++)
 		free(t->names[i]);
@@ -542,7 +542,7 @@ static void ns_ids_release(struct ns_ids *t)
 	memset(t, 0, sizeof(*t));
 }
 
-static int ns_ids_get(struct ns_ids *t, const char *name, uint32_t *ret)
+static int ns_ids_get(struct desired_ns_ids *t, const char *name, uint32_t *ret)
 {
 	size_t slot;
 
@@ -584,7 +584,7 @@ static int ns_ids_get(struct ns_ids *t, const char *name, uint32_t *ret)
 struct ns_memo {
 	const char *name;
 	const struct mseg_namespace *ns;
-	struct ns_ids *ids;
+	struct desired_ns_ids *ids;
 	uint32_t id;
 	bool nomem;
 };
@@ -601,9 +601,11 @@ static const struct mseg_namespace *ns_memo_find(const struct desired *ds, struc
 	return m->ns;
 }
 
-static struct mseg_ep_brief ep_brief(const struct mseg_endpoint *ep, uint32_t ns_id)
+static struct mseg_ep_brief ep_brief(const struct mseg_endpoint *ep,
+				     const struct desired_ns_ids *ids, uint32_t ns_id)
 {
-	return (struct mseg_ep_brief){ .ns_labels_serial = ep->ns_labels_serial, .ns = ns_id,
+	return (struct mseg_ep_brief){ .ns_labels_serial = ep->ns_labels_serial,
+				       .ns_name = ids->names[ns_id], .ns = ns_id,
 				       .flags = ep->netns ? MSEG_BRIEF_NETNS : 0 };
 }
 
@@ -625,7 +627,7 @@ static int view_take(const struct desired *ds, struct desired_view *v, struct ms
 			return -ENOMEM;
 		v->local[v->n_local++] = v->inv.n;
 	}
-	v->brief[v->inv.n] = ep_brief(ep, memo->id);
+	v->brief[v->inv.n] = ep_brief(ep, memo->ids, memo->id);
 	v->inv.eps[v->inv.n++] = ep;
 	*n_claims += ep->n_ips;
 	return 0;
@@ -771,15 +773,14 @@ static int view_policies(const struct desired *ds, const struct desired_change *
 }
 
 /* desired_view_build(), its table of addresses left in @at (NULL: freed),
- * its namespaces numbered in @ids (NULL: a table of its own). */
+ * its namespaces numbered in @ids (NULL: a table of its own, the view's). */
 static int view_build(const struct desired *ds, const struct desired_change *ch,
-		      struct desired_view *ret, struct addr_table *at, struct ns_ids *ids)
+		      struct desired_view *ret, struct addr_table *at, struct desired_ns_ids *ids)
 {
 	const struct mseg_inventory *fi = &ds->inv[DESIRED_FILE], *ki = &ds->inv[DESIRED_KUBE];
 	size_t ne = fi->n + ds->inv[DESIRED_API].n + ki->n + ki->n_staged + 1;
-	struct mseg_endpoint **api_eps;
-	struct ns_ids own_ids = { 0 };
-	struct ns_memo memo = { .ids = ids ? ids : &own_ids };
+	struct mseg_endpoint **api_eps = NULL;
+	struct ns_memo memo = { .ids = ids };
 	struct kube_cursor kc = { ki, 0, 0 };
 	struct addr_table own;
 	size_t n_api, a = 0, b = 0, n_claims = 0;
@@ -789,6 +790,12 @@ static int view_build(const struct desired *ds, const struct desired_change *ch,
 	if (!at)
 		at = &own;
 	memset(at, 0, sizeof(*at));
+	if (!ids) {
+		ret->ns_ids = calloc(1, sizeof(*ret->ns_ids));
+		memo.ids = ret->ns_ids;
+		if (!ret->ns_ids)
+			goto out_nomem;
+	}
 	ret->inv.eps = malloc(ne * sizeof(*ret->inv.eps));
 	ret->brief = malloc(ne * sizeof(*ret->brief));
 	ret->inv.brief = ret->brief;
@@ -865,7 +872,6 @@ static int view_build(const struct desired *ds, const struct desired_change *ch,
 	}
 	free(api_eps);
 	api_eps = NULL;
-	ns_ids_release(&own_ids);
 	r = view_resolve_conflicts(ret, n_claims, at);
 	if (at == &own)
 		free(own.t);
@@ -873,7 +879,6 @@ static int view_build(const struct desired *ds, const struct desired_change *ch,
 
 out_nomem:
 	free(api_eps);
-	ns_ids_release(&own_ids);
 	desired_view_release(ret);
 	return -ENOMEM;
 }
@@ -891,7 +896,7 @@ struct desired_kept {
 	bool valid;
 	bool last_full;
 	struct addr_table addrs;               /* of the view's endpoints */
-	struct ns_ids ids;                     /* its namespaces numbered */
+	struct desired_ns_ids ids;                     /* its namespaces numbered */
 	/* what the view was made from: the same serials, the same view */
 	uint64_t file_serial, file_ns_serial, api_serial, api_ns_serial, kube_ns_serial;
 	uint64_t gone_serial;
@@ -1111,7 +1116,7 @@ static int kept_apply_journal(struct desired *ds, struct desired_kept *k)
 					goto out_free;
 				if (!ops[j].take->cluster_peer)
 					local[n_local++] = kk;
-				brief[kk] = ep_brief(ops[j].take, id);
+				brief[kk] = ep_brief(ops[j].take, &k->ids, id);
 				eps[kk++] = ops[j].take;
 			}
 		}
@@ -1261,6 +1266,10 @@ void desired_view_release(struct desired_view *v)
 	free(v->pols.items);
 	free(v->inv.eps);
 	free(v->brief);
+	if (v->ns_ids) {
+		ns_ids_release(v->ns_ids);
+		free(v->ns_ids);
+	}
 	memset(v, 0, sizeof(*v));
 }
 
@@ -1272,34 +1281,54 @@ static int ep_ns_cmp(const void *pa, const void *pb)
 	return strcmp(selector_ns_name(a->ns), selector_ns_name(b->ns));
 }
 
-/* Does @peer (an endpoints peer) select one of @local (sorted by
- * namespace)? A peer of one named namespace looks at that namespace's
- * endpoints only. */
-static bool peer_selects_any(const struct mseg_peer *peer, struct mseg_endpoint **local,
-			     size_t n)
-{
-	size_t lo = 0, hi = n;
+/* The local endpoints by namespace: a namespace's endpoints are
+ * local[lo, hi); its name hashed into @table (index + 1), so that a peer
+ * of one named namespace (most of the cluster's policies, each naming
+ * its own) costs a hash of the name, not a search with a strcmp a step. */
+struct local_ns {
+	const char *name;
+	uint64_t hash;
+	size_t lo, hi;
+};
 
+struct local_index {
+	struct mseg_endpoint **local;          /* sorted by namespace */
+	size_t n_local;
+	struct local_ns *nss;
+	size_t n_nss;
+	uint32_t *table;
+	size_t mask;
+};
+
+static const struct local_ns *local_ns_find(const struct local_index *li, const char *name)
+{
+	uint64_t h = str_hash(name);
+
+	for (size_t s = h & li->mask; li->table[s]; s = (s + 1) & li->mask) {
+		const struct local_ns *ns = &li->nss[li->table[s] - 1];
+
+		if (ns->hash == h && strcmp(ns->name, name) == 0)
+			return ns;
+	}
+	return NULL;
+}
+
+/* Does @peer (an endpoints peer) select one of the local endpoints? A
+ * peer of one named namespace looks at that namespace's endpoints only. */
+static bool peer_selects_any(const struct mseg_peer *peer, const struct local_index *li)
+{
 	if (peer->kind != MSEG_PEER_ENDPOINTS)
 		return false;
 	if (peer->ns_scope == MSEG_NS_NAMED) {
-		const char *ns = selector_ns_name(peer->ns);
+		const struct local_ns *ns = local_ns_find(li, selector_ns_name(peer->ns));
 
-		while (lo < hi) {
-			size_t mid = lo + (hi - lo) / 2;
-
-			if (strcmp(selector_ns_name(local[mid]->ns), ns) < 0)
-				lo = mid + 1;
-			else
-				hi = mid;
-		}
-		for (; lo < n && strcmp(selector_ns_name(local[lo]->ns), ns) == 0; lo++)
-			if (selector_peer_selects(peer, local[lo]))
+		for (size_t i = ns ? ns->lo : 0; ns && i < ns->hi; i++)
+			if (selector_peer_selects(peer, li->local[i]))
 				return true;
 		return false;
 	}
-	for (size_t i = 0; i < n; i++)
-		if (selector_peer_selects(peer, local[i]))
+	for (size_t i = 0; i < li->n_local; i++)
+		if (selector_peer_selects(peer, li->local[i]))
 			return true;
 	return false;
 }
@@ -1307,40 +1336,64 @@ static bool peer_selects_any(const struct mseg_peer *peer, struct mseg_endpoint 
 int desired_view_programmable(const struct desired_view *v, struct mseg_policy ***ret_items,
 			      size_t *ret_n)
 {
-	struct mseg_endpoint **local;
+	struct local_index li = { 0 };
 	struct mseg_policy **out;
-	size_t n_local = 0, n = 0;
+	size_t n = 0, size = 16;
 
 	*ret_items = NULL;
 	*ret_n = 0;
+	while (size < 2 * v->n_local + 2)
+		size *= 2;
 	out = malloc((v->pols.n ? v->pols.n : 1) * sizeof(*out));
-	local = malloc((v->n_local ? v->n_local : 1) * sizeof(*local));
-	if (!out || !local) {
+	li.local = malloc((v->n_local ? v->n_local : 1) * sizeof(*li.local));
+	li.nss = malloc((v->n_local ? v->n_local : 1) * sizeof(*li.nss));
+	li.table = calloc(size, sizeof(*li.table));
+	li.mask = size - 1;
+	if (!out || !li.local || !li.nss || !li.table) {
 		free(out);
-		free(local);
-		return -ENOMEM;
+		out = NULL;
+		goto out_free;
 	}
 	/* the view has them (no pass over every endpoint) */
 	for (size_t i = 0; i < v->n_local; i++)
-		local[n_local++] = v->inv.eps[v->local[i]];
-	if (n_local == v->inv.n) {
+		li.local[li.n_local++] = v->inv.eps[v->local[i]];
+	if (li.n_local == v->inv.n) {
 		memcpy(out, v->pols.items, v->pols.n * sizeof(*out));
 		n = v->pols.n;
-	} else {
-		qsort(local, n_local, sizeof(*local), ep_ns_cmp);
-		for (size_t i = 0; i < v->pols.n; i++) {
-			struct mseg_policy *p = v->pols.items[i];
-			bool keep = false;
-
-			for (size_t j = 0; j < p->n_subjects && !keep; j++)
-				keep = peer_selects_any(&p->subjects[j], local, n_local);
-			for (size_t j = 0; j < p->n_rules && !keep; j++)
-				keep = peer_selects_any(&p->rules[j].local, local, n_local);
-			if (keep)
-				out[n++] = p;
-		}
+		goto out_free;
 	}
-	free(local);
+	qsort(li.local, li.n_local, sizeof(*li.local), ep_ns_cmp);
+	for (size_t i = 0; i < li.n_local; i++) {
+		const char *name = selector_ns_name(li.local[i]->ns);
+		size_t s;
+
+		if (li.n_nss && strcmp(li.nss[li.n_nss - 1].name, name) == 0) {
+			li.nss[li.n_nss - 1].hi = i + 1;
+			continue;
+		}
+		li.nss[li.n_nss] = (struct local_ns){ name, str_hash(name), i, i + 1 };
+		for (s = li.nss[li.n_nss].hash & li.mask; li.table[s]; s = (s + 1) & li.mask)
+			;
+		li.table[s] = (uint32_t)++li.n_nss;
+	}
+	for (size_t i = 0; i < v->pols.n; i++) {
+		struct mseg_policy *p = v->pols.items[i];
+		bool keep = false;
+
+		for (size_t j = 0; j < p->n_subjects && !keep; j++)
+			keep = peer_selects_any(&p->subjects[j], &li);
+		for (size_t j = 0; j < p->n_rules && !keep; j++)
+			keep = peer_selects_any(&p->rules[j].local, &li);
+		if (keep)
+			out[n++] = p;
+	}
+
+out_free:
+	free(li.local);
+	free(li.nss);
+	free(li.table);
+	if (!out)
+		return -ENOMEM;
 	*ret_items = out;
 	*ret_n = n;
 	return 0;
