@@ -409,14 +409,14 @@ static bool views_same(const struct desired_view *a, const struct desired_view *
 		const struct mseg_endpoint *x = a->inv.eps[i], *y = b->inv.eps[i];
 
 		if (strcmp(x->id, y->id) != 0 || x->n_ips != y->n_ips ||
-		    memcmp(x->ips, y->ips, x->n_ips * sizeof(*x->ips)) != 0 ||
+		    (x->n_ips && memcmp(x->ips, y->ips, x->n_ips * sizeof(*x->ips)) != 0) ||
 		    x->labels != y->labels || x->ns_labels != y->ns_labels ||
 		    x->cluster_peer != y->cluster_peer || x->netns != y->netns)
 			return snprintf(why, size, "endpoint %zu: '%s', want '%s'", i, x->id, y->id),
 			       false;
 	}
 	if (a->n_local != b->n_local ||
-	    memcmp(a->local, b->local, a->n_local * sizeof(*a->local)) != 0)
+	    (a->n_local && memcmp(a->local, b->local, a->n_local * sizeof(*a->local)) != 0))
 		return snprintf(why, size, "%zu local endpoints, want %zu (or others)", a->n_local,
 				b->n_local), false;
 	if (a->shadowed_pols != b->shadowed_pols || a->shadowed_eps != b->shadowed_eps ||
