@@ -314,12 +314,13 @@ static int bench_reconcile(struct mseg_endpoint **eps, size_t n_eps, struct mseg
 {
 	struct compile_cache *cc[2] = { compile_cache_new(), compile_cache_new() };
 	struct mseg_ep_brief *brief = calloc(n_eps, sizeof(*brief));
+	const char **names = calloc((size_t)n_ns + 1, sizeof(*names));
 	double *t[2] = { calloc((size_t)runs, sizeof(double)), calloc((size_t)runs, sizeof(double)) };
 	struct mseg_plan *plan[2] = { NULL, NULL };
 	size_t every = n_eps / n_local ? n_eps / n_local : 1, slots = 0;
 	uint64_t reused = 0;
 
-	if (!cc[0] || !cc[1] || !brief || !t[0] || !t[1])
+	if (!cc[0] || !cc[1] || !brief || !names || !t[0] || !t[1])
 		return 1;
 	/* sorted by id, as an inventory keeps them (the brief needs it) */
 	qsort(eps, n_eps, sizeof(*eps), cmp_ep_ptr_id);
@@ -329,8 +330,10 @@ static int bench_reconcile(struct mseg_endpoint **eps, size_t n_eps, struct mseg
 		if (i % every)
 			eps[i]->netns = NULL;
 		slots += eps[i]->netns != NULL;
-		brief[i] = (struct mseg_ep_brief){ .ns_name = eps[i]->ns, .ns = (uint32_t)ns,
-						   .flags = eps[i]->netns ? MSEG_BRIEF_NETNS : 0 };
+		if (!names[ns])
+			names[ns] = eps[i]->ns;   /* one copy per name */
+		brief[i] = (struct mseg_ep_brief){ .ns_name = names[ns],
+						   .netns = eps[i]->netns != NULL };
 	}
 	for (int r = -1; r < runs; r++) {
 		size_t k = ((size_t)(r + 1) * 7919 + 1) % n_eps;
@@ -381,6 +384,7 @@ static int bench_reconcile(struct mseg_endpoint **eps, size_t n_eps, struct mseg
 	compile_cache_free(cc[0]);
 	compile_cache_free(cc[1]);
 	free(brief);
+	free(names);
 	free(t[0]);
 	free(t[1]);
 	return 0;

@@ -91,10 +91,10 @@ static struct mseg_ep_brief *brief_of(const struct mseg_inventory *inv)
 
 		while (strcmp(selector_ns_name(inv->eps[first]->ns), selector_ns_name(ep->ns)) != 0)
 			first++;
-		b[e] = (struct mseg_ep_brief){ .ns_labels_serial = ep->ns_labels_serial,
-					       .ns_name = selector_ns_name(inv->eps[first]->ns),
-					       .ns = (uint32_t)first,
-					       .flags = ep->netns ? MSEG_BRIEF_NETNS : 0 };
+		/* the first endpoint's name: one copy per name */
+		b[e] = (struct mseg_ep_brief){ .ns_name = selector_ns_name(inv->eps[first]->ns),
+					       .ns_labels_serial = ep->ns_labels_serial,
+					       .netns = ep->netns != NULL };
 	}
 	return b;
 }

@@ -454,14 +454,14 @@ static bool brief_ok(const struct desired_view *v, char *why, size_t size)
 		size_t o[2] = { i ? i - 1 : 0, (i * 7 + 3) % v->inv.n };
 
 		if (v->brief[i].ns_labels_serial != ep->ns_labels_serial ||
-		    !(v->brief[i].flags & MSEG_BRIEF_NETNS) != !ep->netns ||
+		    !v->brief[i].netns != !ep->netns ||
 		    strcmp(v->brief[i].ns_name, selector_ns_name(ep->ns)) != 0)
 			return snprintf(why, size, "brief of '%s' differs", ep->id), false;
 		for (int q = 0; q < 2; q++) {
 			bool same = strcmp(selector_ns_name(ep->ns),
 					   selector_ns_name(v->inv.eps[o[q]]->ns)) == 0;
 
-			if ((v->brief[i].ns == v->brief[o[q]].ns) != same)
+			if ((v->brief[i].ns_name == v->brief[o[q]].ns_name) != same)
 				return snprintf(why, size, "brief: namespace of '%s' and '%s'", ep->id,
 						v->inv.eps[o[q]]->id), false;
 		}

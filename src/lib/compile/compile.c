@@ -1589,7 +1589,7 @@ static int ctx_slots(struct compile_ctx *c, const struct compile_opts *opts)
 		return 0;
 	for (size_t e = 0; e < c->n_eps; e++) {
 		if (brief) {
-			n += (brief[e].flags & MSEG_BRIEF_NETNS) != 0;
+			n += brief[e].netns;
 			continue;
 		}
 		if (e + 32 < c->n_eps)
@@ -1602,7 +1602,7 @@ static int ctx_slots(struct compile_ctx *c, const struct compile_opts *opts)
 		return -ENOMEM;
 	n = 0;
 	for (size_t e = 0; e < c->n_eps; e++) {
-		bool netns = brief ? (brief[e].flags & MSEG_BRIEF_NETNS) != 0 : c->eps[e]->netns != NULL;
+		bool netns = brief ? brief[e].netns : c->eps[e]->netns != NULL;
 
 		c->slot_of[e] = netns ? (uint32_t)n : SLOT_NONE;
 		if (netns)

@@ -108,7 +108,7 @@ int ep_index_init(struct ep_index *ix, const struct mseg_endpoint *const *eps, s
 		bool same;
 
 		if (brief) {
-			same = n_runs && brief[e].ns == brief[e - 1].ns;
+			same = n_runs && brief[e].ns_name == brief[e - 1].ns_name;
 		} else {
 			if (e + 2 * AHEAD < n_eps)
 				__builtin_prefetch(eps[e + 2 * AHEAD]);

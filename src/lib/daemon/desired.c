@@ -230,15 +230,19 @@ static int claim_cmp(const void *pa, const void *pb, void *data)
 	return -strcmp(v->inv.eps[a->ep]->id, v->inv.eps[b->ep]->id);
 }
 
-/* One address in the table of the view's addresses: how many claim it;
- * while a merge fills the table, its first claim (endpoint @ep, its
- * address @ip) and whether another one followed. */
+/* One address in the table of the view's addresses, by a 32-bit key
+ * (addr_key(): an IPv4 address itself, 32 bits of an IPv6 address's
+ * hash; two addresses with one key only look claimed twice: the merge
+ * then compares the claims themselves, the kept view merges again): how
+ * many claim it; while a merge fills the table, its first claim
+ * (endpoint @ep, its address @ip) and whether another one followed. 12
+ * bytes: at cluster scale the table is larger than the caches, and
+ * below glibc's mmap threshold (a merge would fault in a new mapping). */
 struct addr_slot {
-	uint32_t tag;              /* high bits of the hash, never 0; 0: empty */
+	uint32_t key;              /* never 0; 0: empty */
 	uint32_t ep;
-	uint32_t ip;               /* | ADDR_SLOT_SHARED: claimed again */
-	uint32_t count;
-	struct mseg_addr addr;
+	uint16_t ip;               /* | ADDR_SLOT_SHARED: claimed again */
+	uint16_t count;            /* claims, up to UINT16_MAX (then: many) */
 };
 
 /* The addresses of a view, kept with it by desired_view_update(). */
@@ -247,7 +251,7 @@ struct addr_table {
 	size_t mask, n;
 };
 
-#define ADDR_SLOT_SHARED 0x80000000u
+#define ADDR_SLOT_SHARED 0x8000u
 #define CLAIM_BATCH 16
 
 static uint64_t addr_hash(const struct mseg_addr *a)
@@ -260,6 +264,25 @@ static uint64_t addr_hash(const struct mseg_addr *a)
 	h ^= h >> 31;
 	h *= 0x94d049bb133111ebull;
 	return h ^ (h >> 29);
+}
+
+static uint32_t addr_key(const struct mseg_addr *a)
+{
+	uint32_t k;
+
+	if (a->family == AF_INET)
+		memcpy(&k, a->bytes, 4);
+	else
+		k = (uint32_t)(addr_hash(a) >> 32);
+	return k ? k : 1;
+}
+
+/* The slot where the probe for @key starts. */
+static size_t key_home(uint32_t key, size_t mask)
+{
+	uint64_t h = (uint64_t)key * 0x9e3779b97f4a7c15ull;
+
+	return (size_t)(h ^ (h >> 29)) & mask;
 }
 
 static int claim_push(struct claim **cl, size_t *n, size_t *cap, const struct desired_view *v,
@@ -298,7 +321,7 @@ static int claims_shared(const struct desired_view *v, size_t n_claims, struct a
 	at->t = t;
 	at->mask = mask;
 	while (ci < v->inv.n) {
-		struct { uint64_t h; uint32_t ep, ip; } b[CLAIM_BATCH];
+		struct { uint32_t key, ep, ip; size_t home; } b[CLAIM_BATCH];
 		size_t nb = 0;
 
 		/* a batch of claims hashed and their slots fetched ahead: the
@@ -318,28 +341,28 @@ static int claims_shared(const struct desired_view *v, size_t n_claims, struct a
 				cj = 0;
 				continue;
 			}
-			b[nb].h = addr_hash(&ep->ips[cj]);
+			b[nb].key = addr_key(&ep->ips[cj]);
+			b[nb].home = key_home(b[nb].key, mask);
 			b[nb].ep = (uint32_t)ci;
 			b[nb].ip = (uint32_t)cj++;
-			__builtin_prefetch(&t[(size_t)b[nb].h & mask], 1);
+			__builtin_prefetch(&t[b[nb].home], 1);
 			nb++;
 		}
 		for (size_t q = 0; q < nb; q++) {
-			const struct mseg_addr *addr = &v->inv.eps[b[q].ep]->ips[b[q].ip];
-			uint32_t tag = (uint32_t)(b[q].h >> 32) | 1;
 			struct addr_slot *e;
 
-			for (size_t s = (size_t)b[q].h & mask;; s = (s + 1) & mask) {
+			for (size_t s = b[q].home;; s = (s + 1) & mask) {
 				e = &t[s];
-				if (!e->tag || (e->tag == tag && addr_eq(&e->addr, addr)))
+				if (!e->key || e->key == b[q].key)
 					break;
 			}
-			if (!e->tag) {
-				*e = (struct addr_slot){ tag, b[q].ep, b[q].ip, 1, *addr };
+			if (!e->key) {
+				*e = (struct addr_slot){ b[q].key, b[q].ep, (uint16_t)b[q].ip, 1 };
 				at->n++;
 				continue;
 			}
-			e->count++;
+			if (e->count < UINT16_MAX)
+				e->count++;
 			if (!(e->ip & ADDR_SLOT_SHARED) &&
 			    claim_push(&cl, &n, &cap, v, e->ep, e->ip) < 0)
 				goto out_nomem;
@@ -362,39 +385,42 @@ out_nomem:
 /* The slot of @a in @at, or NULL. */
 static struct addr_slot *addr_table_find(const struct addr_table *at, const struct mseg_addr *a)
 {
-	uint64_t h = addr_hash(a);
-	uint32_t tag = (uint32_t)(h >> 32) | 1;
+	uint32_t key = addr_key(a);
 
 	if (!at->t)
 		return NULL;
-	for (size_t s = (size_t)h & at->mask; at->t[s].tag; s = (s + 1) & at->mask)
-		if (at->t[s].tag == tag && addr_eq(&at->t[s].addr, a))
+	for (size_t s = key_home(key, at->mask); at->t[s].key; s = (s + 1) & at->mask)
+		if (at->t[s].key == key)
 			return &at->t[s];
 	return NULL;
 }
 
-/* One more claim of @a: its count now, or 0 when the table is full (at
- * most 2/3 of its slots are used). */
+/* One more claim of @a: its count now (UINT16_MAX: that many or more), or
+ * 0 when the table is full (at most 2/3 of its slots are used). */
 static uint32_t addr_table_claim(struct addr_table *at, const struct mseg_addr *a)
 {
-	uint64_t h = addr_hash(a);
-	uint32_t tag = (uint32_t)(h >> 32) | 1;
+	uint32_t key = addr_key(a);
 	size_t s;
 
 	if (!at->t)
 		return 0;
-	for (s = (size_t)h & at->mask; at->t[s].tag; s = (s + 1) & at->mask)
-		if (at->t[s].tag == tag && addr_eq(&at->t[s].addr, a))
-			return ++at->t[s].count;
+	for (s = key_home(key, at->mask); at->t[s].key; s = (s + 1) & at->mask) {
+		if (at->t[s].key == key) {
+			if (at->t[s].count < UINT16_MAX)
+				at->t[s].count++;
+			return at->t[s].count;
+		}
+	}
 	if (3 * (at->n + 1) > 2 * (at->mask + 1))
 		return 0;
-	at->t[s] = (struct addr_slot){ .tag = tag, .count = 1, .addr = *a };
+	at->t[s] = (struct addr_slot){ .key = key, .count = 1 };
 	at->n++;
 	return 1;
 }
 
-/* One claim of @a fewer (it must have one); its slot emptied at the last,
- * the slots after it moved back so that every probe still finds them. */
+/* One claim of @a fewer (it must have one, and not "many"); its slot
+ * emptied at the last, the slots after it moved back so that every probe
+ * still finds them. */
 static void addr_table_unclaim(struct addr_table *at, struct addr_slot *e)
 {
 	size_t i = (size_t)(e - at->t), j = i;
@@ -405,12 +431,12 @@ static void addr_table_unclaim(struct addr_table *at, struct addr_slot *e)
 	for (;;) {
 		size_t home;
 
-		at->t[i].tag = 0;
+		at->t[i].key = 0;
 		for (;;) {
 			j = (j + 1) & at->mask;
-			if (!at->t[j].tag)
+			if (!at->t[j].key)
 				return;
-			home = (size_t)addr_hash(&at->t[j].addr) & at->mask;
+			home = key_home(at->t[j].key, at->mask);
 			/* stays when its home is cyclically in (i, j] */
 			if (((j - home) & at->mask) >= ((j - i) & at->mask))
 				break;
@@ -604,9 +630,9 @@ static const struct mseg_namespace *ns_memo_find(const struct desired *ds, struc
 static struct mseg_ep_brief ep_brief(const struct mseg_endpoint *ep,
 				     const struct desired_ns_ids *ids, uint32_t ns_id)
 {
-	return (struct mseg_ep_brief){ .ns_labels_serial = ep->ns_labels_serial,
-				       .ns_name = ids->names[ns_id], .ns = ns_id,
-				       .flags = ep->netns ? MSEG_BRIEF_NETNS : 0 };
+	return (struct mseg_ep_brief){ .ns_name = ids->names[ns_id],
+				       .ns_labels_serial = ep->ns_labels_serial & ~(1ull << 63),
+				       .netns = ep->netns != NULL };
 }
 
 /* Endpoint @ep into view @v (unless its netns is gone), with its
