@@ -158,6 +158,9 @@ out_free:
 
 void ep_index_release(struct ep_index *ix)
 {
+	for (size_t i = 0; i < ix->n_ns_sels; i++)
+		free(ix->ns_sels[i].runs);
+	free(ix->ns_sels);
 	free(ix->ns_order);
 	free(ix->nss);
 	free(ix->runs);
@@ -296,6 +299,81 @@ static int sort_selected(struct ep_index *ix, uint32_t *v, size_t n)
 	return 0;
 }
 
+static uint64_t sel_hash_str(uint64_t h, const char *s)
+{
+	for (; s && *s; s++)
+		h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
+	return (h ^ 0xff) * 0x100000001b3ull;
+}
+
+static uint64_t selector_hash(const struct mseg_selector *s)
+{
+	uint64_t h = 0xcbf29ce484222325ull ^ s->n_reqs;
+
+	for (size_t i = 0; i < s->n_reqs; i++) {
+		const struct mseg_sel_req *q = &s->reqs[i];
+
+		h = sel_hash_str(h, q->key);
+		h = (h ^ ((uint64_t)q->op << 32 | q->n_values)) * 0x100000001b3ull;
+		for (size_t k = 0; k < q->n_values; k++)
+			h = sel_hash_str(h, q->values[k]);
+	}
+	return h;
+}
+
+static bool selector_same(const struct mseg_selector *a, const struct mseg_selector *b)
+{
+	if (a->n_reqs != b->n_reqs)
+		return false;
+	for (size_t i = 0; i < a->n_reqs; i++) {
+		const struct mseg_sel_req *p = &a->reqs[i], *q = &b->reqs[i];
+
+		if (p->op != q->op || p->n_values != q->n_values || !str_eq(p->key, q->key))
+			return false;
+		for (size_t k = 0; k < p->n_values; k++)
+			if (!str_eq(p->values[k], q->values[k]))
+				return false;
+	}
+	return true;
+}
+
+/* The label runs namespace selector @sel matches, in run order: found
+ * once per selector content (the peers of many policies share one, as
+ * "the namespaces of my team" does), each run's labels matched once. */
+static int ns_sel_runs(struct ep_index *ix, const struct mseg_selector *sel,
+		       const struct ep_ns_sel **ret)
+{
+	uint64_t h = selector_hash(sel);
+	struct ep_ns_sel *m;
+	size_t n = 0;
+	int r;
+
+	for (size_t i = 0; i < ix->n_ns_sels; i++) {
+		if (ix->ns_sels[i].hash == h && selector_same(ix->ns_sels[i].sel, sel)) {
+			*ret = &ix->ns_sels[i];
+			return 0;
+		}
+	}
+	r = VEC_RESERVE(ix->ns_sels, ix->cap_ns_sels, ix->n_ns_sels + 1);
+	if (r < 0)
+		return r;
+	m = &ix->ns_sels[ix->n_ns_sels];
+	*m = (struct ep_ns_sel){ .sel = sel, .hash = h };
+	m->runs = malloc((ix->n_runs ? ix->n_runs : 1) * sizeof(*m->runs));
+	if (!m->runs)
+		return -ENOMEM;
+	for (size_t i = 0; i < ix->n_runs; i++) {
+		const struct mseg_endpoint *ep = ix->runs[i].ep;
+
+		if (selector_matches(sel, ep->ns_labels, ep->n_ns_labels))
+			m->runs[n++] = (uint32_t)i;
+	}
+	m->n_runs = n;
+	ix->n_ns_sels++;
+	*ret = m;
+	return 0;
+}
+
 /* The endpoints of ns_order[lo, hi) that @sel picks, appended. */
 static int select_span(const struct ep_index *ix, const struct mseg_selector *sel, uint32_t lo,
 		       uint32_t hi, uint32_t **buf, size_t *cap, size_t *n)
@@ -316,6 +394,7 @@ static int select_span(const struct ep_index *ix, const struct mseg_selector *se
 int ep_index_select(struct ep_index *ix, const struct mseg_peer *p, uint32_t **buf, size_t *cap,
 		    size_t *ret_n)
 {
+	const struct ep_ns_sel *ms;
 	size_t n = 0;
 	bool found, sorted = true;
 	size_t i;
@@ -341,12 +420,13 @@ int ep_index_select(struct ep_index *ix, const struct mseg_peer *p, uint32_t **b
 			if (r < 0)
 				return r;
 		}
-		for (i = 0; i < ix->n_runs; i++) {
-			const struct ep_labels_run *run = &ix->runs[i];
+		r = ns_sel_runs(ix, &p->ns_sel, &ms);
+		if (r < 0)
+			return r;
+		for (i = 0; i < ms->n_runs; i++) {
+			const struct ep_labels_run *run = &ix->runs[ms->runs[i]];
 			size_t from = n;
 
-			if (!selector_matches(&p->ns_sel, run->ep->ns_labels, run->ep->n_ns_labels))
-				continue;
 			r = select_span(ix, &p->ep_sel, run->lo, run->hi, buf, cap, &n);
 			if (r < 0)
 				return r;

@@ -47,6 +47,17 @@ struct ep_index {
 	bool runs_made;
 	uint64_t *bits;                        /* over the endpoints, all clear:
 	                                        * ordering a large selection */
+	struct ep_ns_sel *ns_sels;             /* each namespace selector seen: the
+	                                        * runs it matches, found once */
+	size_t n_ns_sels, cap_ns_sels;
+};
+
+/* A namespace selector and the label runs it matches (their indexes). */
+struct ep_ns_sel {
+	const struct mseg_selector *sel;       /* the first one seen with this content */
+	uint64_t hash;
+	uint32_t *runs;
+	size_t n_runs;
 };
 
 /* Index @n_eps endpoints @eps (sorted by id; kept, not copied). Ids of one
@@ -60,7 +71,9 @@ void ep_index_release(struct ep_index *ix);
 
 /* The indexes of the endpoints @p selects (selector_peer_selects()),
  * ascending, into *@buf (grown as needed; capacity *@cap), their number
- * in *@ret_n; none for an address peer. 0 or -ENOMEM. */
+ * in *@ret_n; none for an address peer. A namespace selector's matching
+ * label runs are kept by its content (ix->ns_sels), so @p's selectors
+ * must stay as they are while @ix lives. 0 or -ENOMEM. */
 int ep_index_select(struct ep_index *ix, const struct mseg_peer *p, uint32_t **buf, size_t *cap,
 		    size_t *ret_n);
 
