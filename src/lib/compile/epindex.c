@@ -2,14 +2,16 @@
  * that index (compile/epindex.h). Pure.
  *
  * Cost: ep_index_init() is one pass over the endpoints (a pointer compare,
- * else a strcmp, per neighbour) and a sort of the runs of equal namespace
- * in id order, O(E + R log R) for R runs (about one per namespace when ids
- * are "k8s.NS.NAME"; at worst R = E, today's sort of every endpoint). The
- * runs of equal namespace labels are one more pass, made only when a
- * namespace selector is evaluated. A selection: named namespace
- * O(log N + its endpoints); namespace selector O(L + endpoints of the
- * matching namespaces, + k log k to order the k selected when they came
- * out of order, or O(E / 64) when they are many) for L label runs; every
+ * else a strcmp, per neighbour; with a brief, a pass over it) and a sort
+ * of the runs of equal namespace in id order, O(E + R log R) for R runs
+ * (about one per namespace when ids are "k8s.NS.NAME"; at worst R = E,
+ * today's sort of every endpoint; only the runs out of the longest
+ * stretch in order are sorted). The runs of equal namespace labels are
+ * one more pass, made only when a namespace selector is evaluated. A
+ * selection: named namespace O(log N + its endpoints); namespace selector
+ * O(L + endpoints of the matching namespaces, + k log k to order the k
+ * selected when they came out of order, or O(E / 64) when they are many)
+ * for L label runs, the O(L) once per distinct namespace selector; every
  * namespace O(E). */
 #include <errno.h>
 #include <stdlib.h>
