@@ -1,7 +1,8 @@
 /* bench_compile: compile_plan() on a synthetic host of 1,000 endpoints and
  * 200 allow rules. Targets: under 100 ms and 64 MiB peak RSS.
  *
- *   bench_compile [--endpoints N] [--rules N] [--runs N] [--named] [--services N] [--check]
+ *   bench_compile [--endpoints N] [--rules N] [--runs N] [--named] [--services N]
+ *                 [--reconcile L] [--check]
  *
  * The model is built directly (no YAML): 50 apps of 20 replicas in 5
  * namespaces, each endpoint with an IPv4 and (every other one) an IPv6
@@ -15,7 +16,19 @@
  * port 80 in front of one app's replicas on one of the rules' common ports,
  * and compiles with and without them side by side in the same run (the
  * baseline: the same model without routes), printing the ratio. --check
- * exits 1 when a target is missed. */
+ * exits 1 when a target is missed.
+ *
+ * --reconcile L: the compile of each msegd reconcile instead (one namespace
+ * per 30 endpoints, as bench/kube_scale.sh has): L of the endpoints have a netns (local_only: the plan has those), a compile
+ * cache, and before each compile one endpoint gets a new address (a
+ * watch event). Side by side in the same run, alternating, on the same
+ * changes: the compile reading a desired view's brief of the endpoints
+ * (compile_opts.eps_brief, as the reconciler does), and the baseline
+ * without it (every endpoint read in each pass over them); medians and
+ * their ratio. The endpoints here lie in one arena, in order: msegd's
+ * are scattered over the heap, so the baseline is faster here than in
+ * msegd and the ratio understates the change (bench/kube_scale.sh
+ * measures msegd). E.g. --endpoints 150000 --reconcile 110. */
 #include <errno.h>
 #include <getopt.h>
 #include <malloc.h>
@@ -28,12 +41,17 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "mseg/compile/cache.h"
 #include "mseg/util/clock.h"
 #include "mseg/model/plan.h"
 
 #define TARGET_MS 100.0
 #define TARGET_MIB 64.0
 #define N_NS 5
+
+/* namespaces of the model: N_NS, or one per 30 endpoints with --reconcile
+ * (kube_scale's 5,000 for 150,000) */
+static int n_ns = N_NS;
 
 static struct arena model;
 
@@ -74,7 +92,7 @@ static struct mseg_peer app_peer(int app)
 	struct mseg_peer p = { .kind = MSEG_PEER_ENDPOINTS, .ns_scope = MSEG_NS_NAMED };
 	struct mseg_sel_req *q = xcalloc(1, sizeof(*q));
 
-	p.ns = xprintf("ns-%d", app % N_NS);
+	p.ns = xprintf("ns-%d", app % n_ns);
 	q->key = "app";
 	q->op = MSEG_SEL_IN;
 	q->values = xcalloc(1, sizeof(*q->values));
@@ -177,9 +195,11 @@ static void build(size_t n_eps, size_t n_rules, bool named, struct mseg_endpoint
 		struct mseg_endpoint *ep = xcalloc(1, sizeof(*ep));
 		int app = (int)(i % n_apps);
 
-		ep->id = xprintf("ep-%04d", (int)i);
+		/* ids as the cluster's (k8s.NS.NAME) at kube_scale's size */
+		ep->id = n_ns > N_NS ? xprintf("k8s.ns-%d.ep-%06d", app % n_ns, (int)i) :
+				       xprintf("ep-%04d", (int)i);
 		ep->name = ep->id;
-		ep->ns = xprintf("ns-%d", app % N_NS);
+		ep->ns = xprintf("ns-%d", app % n_ns);
 		ep->netns = xprintf("/run/netns/ep-%04d", (int)i);
 		ep->labels = xcalloc(3, sizeof(*ep->labels));
 		ep->labels[0] = (struct mseg_label){ "app", xprintf("app-%02d", app) };
@@ -279,6 +299,97 @@ static struct mseg_svc_route *build_routes(struct mseg_endpoint **eps, size_t n_
 	return v;
 }
 
+static int cmp_ep_ptr_id(const void *pa, const void *pb)
+{
+	return strcmp((*(struct mseg_endpoint *const *)pa)->id,
+		      (*(struct mseg_endpoint *const *)pb)->id);
+}
+
+static double now_ms(void);
+static int cmp_double(const void *a, const void *b);
+
+/* --reconcile: see the top. */
+static int bench_reconcile(struct mseg_endpoint **eps, size_t n_eps, struct mseg_policy **pols,
+			   size_t n_pols, size_t n_local, int runs)
+{
+	struct compile_cache *cc[2] = { compile_cache_new(), compile_cache_new() };
+	struct mseg_ep_brief *brief = calloc(n_eps, sizeof(*brief));
+	const char **names = calloc((size_t)n_ns + 1, sizeof(*names));
+	double *t[2] = { calloc((size_t)runs, sizeof(double)), calloc((size_t)runs, sizeof(double)) };
+	struct mseg_plan *plan[2] = { NULL, NULL };
+	size_t every = n_eps / n_local ? n_eps / n_local : 1, slots = 0;
+	uint64_t reused = 0;
+
+	if (!cc[0] || !cc[1] || !brief || !names || !t[0] || !t[1])
+		return 1;
+	/* sorted by id, as an inventory keeps them (the brief needs it) */
+	qsort(eps, n_eps, sizeof(*eps), cmp_ep_ptr_id);
+	for (size_t i = 0; i < n_eps; i++) {
+		int ns = atoi(eps[i]->ns + 3);   /* "ns-N" */
+
+		if (i % every)
+			eps[i]->netns = NULL;
+		slots += eps[i]->netns != NULL;
+		if (!names[ns])
+			names[ns] = eps[i]->ns;   /* one copy per name */
+		brief[i] = (struct mseg_ep_brief){ .ns_name = names[ns],
+						   .netns = eps[i]->netns != NULL };
+	}
+	for (int r = -1; r < runs; r++) {
+		size_t k = ((size_t)(r + 1) * 7919 + 1) % n_eps;
+		struct mseg_endpoint *cp = xcalloc(1, sizeof(*cp));
+
+		/* a watch event: endpoint k readdressed (a new object) */
+		*cp = *eps[k];
+		cp->ips = xcalloc(2, sizeof(*cp->ips));
+		memcpy(cp->ips, eps[k]->ips, eps[k]->n_ips * sizeof(*cp->ips));
+		cp->ips[0] = v4cidr(0x0b000000 + (uint32_t)r + 2, 32).addr;
+		eps[k] = cp;
+		for (int q = 0; q < 2; q++) {
+			int w = (r + q) % 2 ? 1 : 0;   /* the order alternates */
+			struct compile_opts o = { .local_only = true,
+						  .eps_brief = w == 0 ? brief : NULL };
+			double t0;
+			int e;
+
+			plan[w] = plan_free(plan[w]);
+			t0 = now_ms();
+			e = compile_plan_cached((const struct mseg_policy *const *)pols, n_pols,
+						(const struct mseg_endpoint *const *)eps, n_eps, &o, cc[w],
+						&plan[w]);
+			if (r >= 0)
+				t[w][r] = now_ms() - t0;
+			if (e < 0) {
+				fprintf(stderr, "bench_compile: compile: %s\n", strerror(-e));
+				return 1;
+			}
+		}
+		if (plan[0]->n_eps != plan[1]->n_eps || plan[0]->n_eps != slots) {
+			fprintf(stderr, "bench_compile: %zu and %zu planned, %zu slots\n",
+				plan[0]->n_eps, plan[1]->n_eps, slots);
+			return 1;
+		}
+	}
+	reused = compile_cache_stats(cc[0])->groups_reused;
+	qsort(t[0], (size_t)runs, sizeof(double), cmp_double);
+	qsort(t[1], (size_t)runs, sizeof(double), cmp_double);
+	printf("bench_compile --reconcile: %zu endpoints, %zu with a netns, %zu lists; one endpoint "
+	       "readdressed before each compile (cached, local_only; %llu groups reused)\n", n_eps,
+	       slots, n_pols, (unsigned long long)reused);
+	printf("  compile with the brief: median %.2f ms (best %.2f); baseline (every endpoint "
+	       "read): median %.2f ms (best %.2f); ratio %.3f (%d runs)\n", t[0][runs / 2],
+	       t[0][0], t[1][runs / 2], t[1][0], t[0][runs / 2] / t[1][runs / 2], runs);
+	plan_free(plan[0]);
+	plan_free(plan[1]);
+	compile_cache_free(cc[0]);
+	compile_cache_free(cc[1]);
+	free(brief);
+	free(names);
+	free(t[0]);
+	free(t[1]);
+	return 0;
+}
+
 static double now_ms(void)
 {
 	return (double)clock_mono_ns() / 1e6;
@@ -336,10 +447,11 @@ int main(int argc, char **argv)
 		{ "check", no_argument, NULL, 'c' },
 		{ "named", no_argument, NULL, 'N' },
 		{ "services", required_argument, NULL, 'S' },
+		{ "reconcile", required_argument, NULL, 'R' },
 		{ NULL, 0, NULL, 0 },
 	};
 	size_t n_eps = 1000, n_rules = 200, n_pols, model_rules = 0, entries = 0, max_entries = 0;
-	size_t iso_dirs = 0, n_svc = 0, n_routes = 0, base_entries = 0;
+	size_t iso_dirs = 0, n_svc = 0, n_routes = 0, base_entries = 0, n_local = 0;
 	struct compile_opts copts = { 0 };
 	double *base_times = NULL;
 	int runs = 7, opt;
@@ -371,9 +483,12 @@ int main(int argc, char **argv)
 		case 'S':
 			n_svc = strtoul(optarg, NULL, 10);
 			break;
+		case 'R':
+			n_local = strtoul(optarg, NULL, 10);
+			break;
 		default:
 			fprintf(stderr, "usage: bench_compile [--endpoints N] [--rules N] [--runs N] [--named] "
-					"[--services N] [--check]\n");
+					"[--services N] [--reconcile L] [--check]\n");
 			return 2;
 		}
 	}
@@ -381,7 +496,14 @@ int main(int argc, char **argv)
 		return 2;
 
 	arena_init(&model);
+	if (n_local && n_eps / 30 > N_NS)
+		n_ns = (int)(n_eps / 30);
 	build(n_eps, n_rules, named, &eps, &pols, &n_pols);
+	if (n_local) {
+		r = bench_reconcile(eps, n_eps, pols, n_pols, n_local, runs);
+		arena_release(&model);
+		return r;
+	}
 	for (size_t p = 0; p < n_pols; p++)
 		model_rules += pols[p]->n_rules;
 	rss_before = peak_rss_mib();

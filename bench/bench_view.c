@@ -22,6 +22,13 @@
  *     inventory_stage_put()/inventory_stage_remove() (the watcher), against
  *     inventory_put()/inventory_remove() (the baseline: the sorted array
  *     moved for each), alternating.
+ *  3. reconcile: what a reconcile's view costs after a small change (a
+ *     peer's address changed, one added, one removed: staged,
+ *     then flushed as kube_source_sync() does): desired_view_update() (the
+ *     view kept, the journal's ids applied) + desired_view_programmable(),
+ *     against desired_view_build() + desired_view_programmable() (the view
+ *     merged again, as each reconcile did before), alternating on the
+ *     same changes; and how many updates had to merge everything.
  *
  *   bench_view [--pods N] [--namespaces N] [--runs N] [--events N] */
 #include <stdio.h>
@@ -297,6 +304,69 @@ int main(int argc, char **argv)
 
 		printf("bench_view: event (add + remove of a peer), median of %zu: %.2f us staged; "
 		       "baseline %.2f us moved in the array; ratio %.3f\n", events, a, b, a / b);
+	}
+	{
+		/* 3. a reconcile's view after a small change, kept and built */
+		const struct desired_view *kv;
+		size_t merged = 0;
+
+		if (desired_view_update(&ds, &kv) < 0)   /* the first: a merge */
+			return 1;
+		for (size_t r = 0; r < runs; r++) {
+			struct mseg_inventory *ki = &ds.inv[DESIRED_KUBE];
+			size_t i = (r * 7919 + 13) % pods, n = i % nss, j = pods + events + r;
+			char id[64], ns[32], ip[32];
+			struct mseg_policy **prog;
+			struct desired_view v;
+			size_t n_prog;
+			uint64_t t0;
+
+			/* pod i (a peer) readdressed, pod j added, pod j - 1 gone */
+			if (i % (pods / 110 ? pods / 110 : 1) == 0) {
+				i = (i + 1) % pods;   /* not a local one */
+				n = i % nss;
+			}
+			snprintf(id, sizeof(id), "k8s.ns%zu.p%zu", n, i);
+			snprintf(ns, sizeof(ns), "ns%zu", n);
+			pod_addr(pods + 4 * events + r, ip, sizeof(ip));
+			inventory_stage_put(ki, ep_new(id, ns, ip, NULL, i));
+			snprintf(id, sizeof(id), "k8s.ns%zu.r%zu", j % nss, j);
+			snprintf(ns, sizeof(ns), "ns%zu", j % nss);
+			pod_addr(pods + 2 * events + r, ip, sizeof(ip));
+			inventory_stage_put(ki, ep_new(id, ns, ip, NULL, j));
+			if (r) {
+				snprintf(id, sizeof(id), "k8s.ns%zu.r%zu", (j - 1) % nss, j - 1);
+				inventory_stage_remove(ki, id);
+			}
+			if (inventory_flush(ki) < 0)
+				return 1;
+			t0 = now_ns();
+			if (desired_view_update(&ds, &kv) < 0 ||
+			    desired_view_programmable(kv, &prog, &n_prog) < 0)
+				return 1;
+			t_new[r] = now_ns() - t0;
+			merged += desired_view_last_full(&ds);
+			free(prog);
+			t0 = now_ns();
+			if (desired_view_build(&ds, NULL, &v) < 0 ||
+			    desired_view_programmable(&v, &prog, &n_prog) < 0)
+				return 1;
+			t_old[r] = now_ns() - t0;
+			if (v.inv.n != kv->inv.n || v.n_local != kv->n_local ||
+			    v.n_conflicts != kv->n_conflicts) {
+				fprintf(stderr, "bench_view: the kept view differs from the built one\n");
+				return 1;
+			}
+			free(prog);
+			desired_view_release(&v);
+		}
+		{
+			double a = median(t_new, runs), b = median(t_old, runs);
+
+			printf("bench_view: reconcile after a small change (1 pod changed, 1 added, "
+			       "1 removed), median of %zu: %.2f ms view kept (%zu merged everything); "
+			       "baseline %.2f ms view built; ratio %.3f\n", runs, a, merged, b, a / b);
+		}
 	}
 	free(t_new);
 	free(t_old);

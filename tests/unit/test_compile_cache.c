@@ -16,6 +16,7 @@
 
 #include "mseg/compile/cache.h"
 #include "rand_world.h"
+#include "mseg/model/selector.h"
 #include "t.h"
 
 /* Both plans of the same inputs: the same, byte for byte. */
@@ -78,6 +79,26 @@ static void routes_init(void)
 	}
 }
 
+/* The brief a desired view makes of @inv (compile_opts.eps_brief):
+ * namespaces numbered by name. */
+static struct mseg_ep_brief *brief_of(const struct mseg_inventory *inv)
+{
+	struct mseg_ep_brief *b = calloc(inv->n + 1, sizeof(*b));
+
+	for (size_t e = 0; b && e < inv->n; e++) {
+		const struct mseg_endpoint *ep = inv->eps[e];
+		size_t first = 0;
+
+		while (strcmp(selector_ns_name(inv->eps[first]->ns), selector_ns_name(ep->ns)) != 0)
+			first++;
+		/* the first endpoint's name: one copy per name */
+		b[e] = (struct mseg_ep_brief){ .ns_name = selector_ns_name(inv->eps[first]->ns),
+					       .ns_labels_serial = ep->ns_labels_serial,
+					       .netns = ep->netns != NULL };
+	}
+	return b;
+}
+
 static void random_changes_incremental_equals_full(void)
 {
 	static const struct mseg_addr node = { .family = 2 /* AF_INET */,
@@ -87,7 +108,8 @@ static void random_changes_incremental_equals_full(void)
 
 	for (uint64_t seed = 1; seed <= 120 && failures == 0; seed++) {
 		struct compile_opts opts = { .default_mode = MSEG_MODE_ENFORCE };
-		struct compile_cache *cc = compile_cache_new();
+		struct compile_cache *cc = compile_cache_new(), *ccb = compile_cache_new();
+		struct mseg_plan *prev_b = NULL;
 		struct compiled prev = { 0 };
 		struct world w;
 
@@ -136,6 +158,28 @@ static void random_changes_incremental_equals_full(void)
 					step, what, why);
 				failures++;
 			}
+			/* through a brief of the endpoints (a desired view's), with a
+			 * cache of its own: the same plan */
+			{
+				struct compile_opts bo = opts;
+				struct mseg_ep_brief *brief = brief_of(&inc.inv);
+				struct mseg_plan *bp = NULL;
+
+				bo.eps_brief = brief;
+				T_CHECK(brief && compile_plan_cached(
+						(const struct mseg_policy *const *)inc.pols.items,
+						inc.pols.n, (const struct mseg_endpoint *const *)inc.inv.eps,
+						inc.inv.n, &bo, ccb, &bp) == 0,
+					"compile with a brief failed");
+				if (full && bp && !plans_equal(bp, full, why, sizeof(why))) {
+					T_CHECK(0, "seed %llu step %d (%s), with a brief: %s",
+						(unsigned long long)seed, step, what, why);
+					failures++;
+				}
+				plan_free(prev_b);
+				prev_b = bp;
+				free(brief);
+			}
 			plan_free(full);
 			/* the previous plan outlives the cache's next compile, as
 			 * in the reconciler */
@@ -145,7 +189,9 @@ static void random_changes_incremental_equals_full(void)
 		reused += compile_cache_stats(cc)->groups_reused;
 		computed += compile_cache_stats(cc)->groups_computed;
 		compiled_release(&prev);
+		plan_free(prev_b);
 		compile_cache_free(cc);
+		compile_cache_free(ccb);
 	}
 	/* the sequences did exercise the cache both ways */
 	T_CHECK(reused > 0 && computed > 0, "%llu groups reused, %llu computed",

@@ -15,6 +15,7 @@
 #include "mseg/daemon/desired.h"
 #include "mseg/model/addr.h"
 #include "mseg/model/inventory.h"
+#include "mseg/model/policy.h"
 #include "mseg/model/selector.h"
 #include "t.h"
 
@@ -32,6 +33,10 @@ static const char *const nss[] = { "a", "b", "c", "d", "e", NULL };   /* NULL: d
 #define N_NSS (sizeof(nss) / sizeof(nss[0]))
 
 static const struct mseg_label given[] = { { "team", "given" }, { "zone", "z1" } };
+
+/* Addresses come from 10.0.0.0 + rnd(v4_pool) (or fd00:: + it); one in
+ * @v4_near from the first 24 (8) only, so that they are shared */
+static uint32_t v4_pool = 24, v4_near = 1;
 
 /* A random endpoint of source @src: an id from a small pool (so that the
  * sources clash), addresses from small pools (so that they are shared,
@@ -51,11 +56,16 @@ static struct mseg_endpoint *ep_random(int src)
 		snprintf(id, sizeof(id), "e%02u", rnd(40));
 	else
 		snprintf(id, sizeof(id), "k8s.%s.p%u", nss[rnd(N_NSS - 1)], rnd(30));
+	if (v4_pool > 24)
+		n_ips = 1 + (rnd(8) == 0);   /* a pod: one address, or two */
 	for (size_t i = 0; i < n_ips; i++) {
-		if (rnd(4))
-			snprintf(ips[i], sizeof(ips[i]), "10.0.0.%u", rnd(24));
+		if (rnd(4)) {
+			uint32_t a = rnd(v4_near) ? rnd(v4_pool) : rnd(24);
+
+			snprintf(ips[i], sizeof(ips[i]), "10.0.%u.%u", a / 256, a % 256);
+		}
 		else
-			snprintf(ips[i], sizeof(ips[i]), "fd00::%x", rnd(8));
+			snprintf(ips[i], sizeof(ips[i]), "fd00::%x", rnd(v4_near) ? rnd(v4_pool) : rnd(8));
 		ip_ptrs[i] = ips[i];
 	}
 	snprintf(netns, sizeof(netns), "/run/netns/%s", id);
@@ -387,8 +397,199 @@ static void test_view_random(void)
 	       n_staged_rounds, n_eps, n_conflicts, n_declared, n_given);
 }
 
+/* Two views of the same sources hold the same: endpoints (the same
+ * objects, or copies with the same addresses), local ones, counts,
+ * conflicts and policies. */
+static bool views_same(const struct desired_view *a, const struct desired_view *b, char *why,
+		       size_t size)
+{
+	if (a->inv.n != b->inv.n)
+		return snprintf(why, size, "%zu endpoints, want %zu", a->inv.n, b->inv.n), false;
+	for (size_t i = 0; i < a->inv.n; i++) {
+		const struct mseg_endpoint *x = a->inv.eps[i], *y = b->inv.eps[i];
+
+		if (strcmp(x->id, y->id) != 0 || x->n_ips != y->n_ips ||
+		    (x->n_ips && memcmp(x->ips, y->ips, x->n_ips * sizeof(*x->ips)) != 0) ||
+		    x->labels != y->labels || x->ns_labels != y->ns_labels ||
+		    x->cluster_peer != y->cluster_peer || x->netns != y->netns)
+			return snprintf(why, size, "endpoint %zu: '%s', want '%s'", i, x->id, y->id),
+			       false;
+	}
+	if (a->n_local != b->n_local ||
+	    (a->n_local && memcmp(a->local, b->local, a->n_local * sizeof(*a->local)) != 0))
+		return snprintf(why, size, "%zu local endpoints, want %zu (or others)", a->n_local,
+				b->n_local), false;
+	if (a->shadowed_pols != b->shadowed_pols || a->shadowed_eps != b->shadowed_eps ||
+	    a->gone != b->gone || a->waiting != b->waiting)
+		return snprintf(why, size, "shadowed %zu/%zu, gone %zu, waiting %zu; want "
+				"%zu/%zu, %zu, %zu", a->shadowed_pols, a->shadowed_eps, a->gone,
+				a->waiting, b->shadowed_pols, b->shadowed_eps, b->gone, b->waiting),
+		       false;
+	if (a->n_conflicts != b->n_conflicts)
+		return snprintf(why, size, "%zu conflicts, want %zu", a->n_conflicts,
+				b->n_conflicts), false;
+	for (size_t i = 0; i < a->n_conflicts; i++)
+		if (!addr_eq(&a->conflicts[i].addr, &b->conflicts[i].addr) ||
+		    strcmp(a->conflicts[i].winner, b->conflicts[i].winner) != 0 ||
+		    strcmp(a->conflicts[i].loser, b->conflicts[i].loser) != 0)
+			return snprintf(why, size, "conflict %zu differs", i), false;
+	if (a->pols.n != b->pols.n)
+		return snprintf(why, size, "%zu policies, want %zu", a->pols.n, b->pols.n), false;
+	for (size_t i = 0; i < a->pols.n; i++)
+		if (strcmp(a->pols.items[i]->name, b->pols.items[i]->name) != 0 ||
+		    a->pols.items[i]->mode != b->pols.items[i]->mode)
+			return snprintf(why, size, "policy %zu differs", i), false;
+	return true;
+}
+
+/* The view's brief describes its endpoints (compile_opts.eps_brief): each
+ * one's serial and netns, the same namespace number exactly for the same
+ * namespace name (against its neighbour and another endpoint). */
+static bool brief_ok(const struct desired_view *v, char *why, size_t size)
+{
+	if (v->inv.brief != v->brief || (v->inv.n && !v->brief))
+		return snprintf(why, size, "no brief"), false;
+	for (size_t i = 0; i < v->inv.n; i++) {
+		const struct mseg_endpoint *ep = v->inv.eps[i];
+		size_t o[2] = { i ? i - 1 : 0, (i * 7 + 3) % v->inv.n };
+
+		if (v->brief[i].ns_labels_serial != ep->ns_labels_serial ||
+		    !v->brief[i].netns != !ep->netns ||
+		    strcmp(v->brief[i].ns_name, selector_ns_name(ep->ns)) != 0)
+			return snprintf(why, size, "brief of '%s' differs", ep->id), false;
+		for (int q = 0; q < 2; q++) {
+			bool same = strcmp(selector_ns_name(ep->ns),
+					   selector_ns_name(v->inv.eps[o[q]]->ns)) == 0;
+
+			if ((v->brief[i].ns_name == v->brief[o[q]].ns_name) != same)
+				return snprintf(why, size, "brief: namespace of '%s' and '%s'", ep->id,
+						v->inv.eps[o[q]]->id), false;
+		}
+	}
+	return true;
+}
+
+/* A policy of the cluster named @name (no subject: nothing it selects
+ * matters here, only which policies a view holds). */
+static struct mseg_policy *policy_named(const char *name)
+{
+	struct mseg_policy *p = calloc(1, sizeof(*p));
+
+	if (!p)
+		return NULL;
+	arena_init(&p->arena);
+	p->name = arena_strdup(&p->arena, name);
+	p->ns = "default";
+	return p;
+}
+
+/* The view desired_view_update() keeps, after random sequences of watch
+ * events (cluster endpoints put, replaced and removed, staged, flushed
+ * now and then) and now and then another change (an API endpoint, a
+ * namespace, a gone endpoint, a cluster policy): after each, the same
+ * view a merge of every source makes. Most updates must be made from the
+ * journal (else this would test the merge again), some must merge. */
+static void test_view_kept_random(void)
+{
+	size_t rounds = 300, steps = 40, n_journal = 0, n_full = 0, n_changes = 0;
+
+	v4_pool = 4000;
+	v4_near = 12;
+	for (size_t round = 0; round < rounds && !t_case_failed; round++) {
+		struct desired ds;
+		const struct desired_view *kv;
+
+		desired_init(&ds);
+		world_random(&ds);
+		T_CHECK(desired_view_update(&ds, &kv) == 0, "round %zu: first update", round);
+		for (size_t step = 0; step < steps && !t_case_failed; step++) {
+			struct mseg_inventory *ki = &ds.inv[DESIRED_KUBE];
+			struct desired_view w;
+			char why[256];
+			uint32_t what = rnd(100);
+
+			for (size_t e = 0, n = 1 + rnd(6); e < n; e++) {
+				struct mseg_endpoint *ep;
+
+				if (rnd(3) == 0 && inventory_count(ki)) {
+					size_t i = rnd((uint32_t)(ki->n + ki->n_staged));
+					const char *id = i < ki->n ? ki->eps[i]->id :
+							 ki->staged[i - ki->n].id;
+
+					inventory_stage_remove(ki, id);
+					n_changes++;
+					continue;
+				}
+				ep = ep_random(DESIRED_KUBE);
+				if (ep && inventory_stage_put(ki, ep) < 0)
+					endpoint_free(ep);
+				n_changes++;
+			}
+			if (rnd(2))
+				inventory_flush(ki);   /* as kube_source_sync() does */
+			if (what < 4) {
+				struct mseg_endpoint *ep = ep_random(DESIRED_API);
+
+				if (ep && inventory_put(&ds.inv[DESIRED_API], ep) < 0)
+					endpoint_free(ep);
+			} else if (what < 7) {
+				struct mseg_label l = { "src", "changed" };
+				struct mseg_namespace *ns;
+
+				if (namespace_new(nss[rnd(N_NSS - 1)], &l, 1, &ns) == 0 &&
+				    inventory_ns_put(ki, ns) < 0)
+					namespace_free(ns);
+			} else if (what < 9) {
+				char id[32];
+
+				snprintf(id, sizeof(id), "k8s.%s.p%u", nss[rnd(N_NSS - 1)], rnd(30));
+				desired_endpoint_set_gone(&ds, id, rnd(2));
+			} else if (what < 12) {
+				char name[16];
+				struct mseg_policy *p;
+
+				snprintf(name, sizeof(name), "np%u", rnd(5));
+				p = policy_named(name);
+				if (p && policy_set_put(&ds.pols[DESIRED_KUBE], p) < 0)
+					policy_free(p);
+			}
+			T_CHECK(desired_view_update(&ds, &kv) == 0, "round %zu step %zu: update", round,
+				step);
+			if (desired_view_last_full(&ds))
+				n_full++;
+			else
+				n_journal++;
+			/* each endpoint's namespace labels, before a merge fills them */
+			for (size_t i = 0; i < kv->inv.n && !t_case_failed; i++) {
+				const struct mseg_endpoint *ep = kv->inv.eps[i];
+				char got[256], want[256];
+
+				ref_ns_labels(&ds, ep, want, sizeof(want));
+				labels_text(ep->ns_labels, ep->n_ns_labels, got, sizeof(got));
+				T_CHECK(strcmp(got, want) == 0, "round %zu step %zu: '%s': namespace "
+					"labels %s, want %s", round, step, ep->id, got, want);
+			}
+			T_CHECK(desired_view_build(&ds, NULL, &w) == 0, "round %zu: build", round);
+			T_CHECK(views_same(kv, &w, why, sizeof(why)), "round %zu step %zu (%s): %s",
+				round, step, desired_view_last_full(&ds) ? "merged" : "journal", why);
+			T_CHECK(brief_ok(kv, why, sizeof(why)) && brief_ok(&w, why, sizeof(why)),
+				"round %zu step %zu (%s): %s", round, step,
+				desired_view_last_full(&ds) ? "merged" : "journal", why);
+			desired_view_release(&w);
+		}
+		desired_release(&ds);
+	}
+	v4_pool = 24;
+	v4_near = 1;
+	T_CHECK(n_journal > n_full * 3 && n_full > rounds, "%zu updates from the journal, %zu merged",
+		n_journal, n_full);
+	printf("  %zu rounds of %zu steps, %zu cluster changes: %zu updates from the journal, "
+	       "%zu merged\n", rounds, steps, n_changes, n_journal, n_full);
+}
+
 int main(void)
 {
 	T_RUN(test_view_random);
+	T_RUN(test_view_kept_random);
 	return t_exit();
 }

@@ -124,6 +124,25 @@ static void random_selector(struct mseg_selector *s, struct mseg_sel_req *reqs, 
 
 static const struct ep_index *ref_ix;
 
+/* The brief a desired view makes of @inv: namespaces numbered by name. */
+static struct mseg_ep_brief *brief_of(const struct mseg_inventory *inv)
+{
+	struct mseg_ep_brief *b = calloc(inv->n + 1, sizeof(*b));
+
+	for (size_t e = 0; b && e < inv->n; e++) {
+		const struct mseg_endpoint *ep = inv->eps[e];
+		size_t first = 0;
+
+		while (strcmp(selector_ns_name(inv->eps[first]->ns), selector_ns_name(ep->ns)) != 0)
+			first++;
+		/* the first endpoint's name: one copy per name */
+		b[e] = (struct mseg_ep_brief){ .ns_name = selector_ns_name(inv->eps[first]->ns),
+					       .ns_labels_serial = ep->ns_labels_serial,
+					       .netns = ep->netns != NULL };
+	}
+	return b;
+}
+
 static int cmp_ref_order(const void *pa, const void *pb)
 {
 	uint32_t a = *(const uint32_t *)pa, b = *(const uint32_t *)pb;
@@ -142,6 +161,7 @@ static void test_index_against_scan(void)
 		struct buf b = { 0 };
 		struct ep_index ix;
 		uint32_t *order, *buf = NULL, *want;
+		struct mseg_ep_brief *brief;
 		size_t cap = 0, n_eps = 1 + rnd(round < 10 ? 8 : 300);
 		int r;
 
@@ -154,7 +174,9 @@ static void test_index_against_scan(void)
 			free(b.p);
 			return;
 		}
-		r = ep_index_init(&ix, (const struct mseg_endpoint *const *)inv.eps, inv.n);
+		/* every other round through a brief (a desired view's): the same index */
+		brief = round % 2 ? brief_of(&inv) : NULL;
+		r = ep_index_init(&ix, (const struct mseg_endpoint *const *)inv.eps, inv.n, brief);
 		T_CHECK(r == 0, "ep_index_init: %d", r);
 
 		/* the order: every endpoint sorted by (namespace, index) */
@@ -205,6 +227,7 @@ static void test_index_against_scan(void)
 		free(want);
 		free(buf);
 		ep_index_release(&ix);
+		free(brief);
 		inventory_release(&inv);
 		free(b.p);
 	}
@@ -223,7 +246,7 @@ static void test_edges(void)
 	uint32_t *buf = NULL;
 	size_t cap = 0, n = 1;
 
-	T_CHECK(ep_index_init(&ix, NULL, 0) == 0, "empty");
+	T_CHECK(ep_index_init(&ix, NULL, 0, NULL) == 0, "empty");
 	T_CHECK(ix.n_nss == 0, "%zu namespaces", ix.n_nss);
 	T_CHECK(ep_index_select(&ix, &p, &buf, &cap, &n) == 0 && n == 0, "%zu", n);
 	p.ns_scope = MSEG_NS_SELECTOR;

@@ -27,6 +27,8 @@ enum desired_source {
 };
 
 struct store;
+struct desired_kept;
+struct desired_ns_ids;
 
 /* A policy's stage (stage.c): the mode set through the API (`mseg mode`),
  * overriding the document's, and the end of a learning stage, both kept in
@@ -53,6 +55,8 @@ struct desired {
 	bool kube_pods;
 	struct stage_entry *stages;    /* sorted by key */
 	size_t n_stages, cap_stages;
+	uint64_t gone_serial;          /* moved by every change of @gone */
+	struct desired_kept *kept;     /* the view desired_view_update() keeps */
 };
 
 /* One change not yet made: at most one policy put or delete and one
@@ -92,6 +96,11 @@ struct desired_view {
 	struct mseg_policy **pol_copies;      /* owned (shallow: they borrow the
 						 original's arena): a stage applied */
 	size_t n_pol_copies, cap_pol_copies;
+	struct mseg_ep_brief *brief;          /* owned: brief[i] describes
+						 inv.eps[i] (inv.brief too), for
+						 compile_opts.eps_brief */
+	struct desired_ns_ids *ns_ids;        /* owned: the brief's names (a kept
+						 view's are the desired state's) */
 };
 
 void desired_init(struct desired *ds);
@@ -120,6 +129,24 @@ void desired_kube_replace(struct desired *ds, struct mseg_policy_set *pols,
 int desired_view_build(const struct desired *ds, const struct desired_change *ch,
 		       struct desired_view *ret);
 void desired_view_release(struct desired_view *v);
+
+/* The view of every source as desired_view_build(ds, NULL) makes it, kept
+ * in @ds from one call to the next (the daemon's reconciles): when only
+ * the cluster's endpoints changed since the last call, the ids its
+ * inventory's journal names are taken out and put in again, one by one,
+ * instead of a merge of every endpoint; so are the address claims (an
+ * address table kept too). Anything else (a file, the API, a namespace,
+ * an endpoint left out as gone, a change that touches an address claimed
+ * twice) makes it merge everything again. The policies are merged at
+ * every call (a pass over the policies, not over the endpoints).
+ * *@ret_view belongs to @ds: valid until the sources change; never
+ * released by the caller. Turns the journal of the cluster's inventory
+ * on. -ENOMEM (the next call merges everything). */
+int desired_view_update(struct desired *ds, const struct desired_view **ret_view);
+
+/* How the last desired_view_update() made its view (for tests and
+ * benchmarks): true when it merged every endpoint. */
+bool desired_view_last_full(const struct desired *ds);
 
 /* A compiled view: the plan points into the view's endpoints (some of them
  * copies the view owns), so both live and go together. */

@@ -125,6 +125,8 @@ struct kube_source {
 	json_t *errors;                 /* object -> its error line, said once */
 	json_t *in_set;                 /* "NS/NAME" of each policy it put in @pols */
 	bool local_dirty;               /* a pod of this node changed since the sync */
+	uint64_t registered_serial;     /* the registrations' inventory (its serial)
+	                                 * at the last sync */
 	void (*log)(void *data, enum log_level lvl, const char *msg);
 	void *log_data;
 };

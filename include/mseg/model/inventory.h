@@ -110,6 +110,18 @@ size_t inventory_count(const struct mseg_inventory *inv);
 
 #define INVENTORY_STAGED_MAX 4096
 
+/* The journal: a reader that keeps what it made of the endpoints (the
+ * daemon's desired view) resets it when it has read them, and later
+ * reads only the ids changed since, each with the endpoint it had then
+ * (inv->journal, in the order of the changes; an id may come more than
+ * once, its first entry has the endpoint the reader saw). Until the next
+ * reset no endpoint that leaves the inventory is freed. Past
+ * INVENTORY_JOURNAL_MAX changes the journal is given up (journal_lost,
+ * the retired endpoints freed): the reader reads everything again.
+ * The first reset turns the journal on. */
+#define INVENTORY_JOURNAL_MAX 16384
+void inventory_journal_reset(struct mseg_inventory *inv);
+
 struct mseg_endpoint *endpoint_free(struct mseg_endpoint *ep);
 
 /* ---- namespaces ---- */

@@ -240,6 +240,15 @@ struct inventory_change {
 	struct mseg_endpoint *ep;
 };
 
+/* An id changed since the journal was reset (inventory_journal_reset()),
+ * with the endpoint it had then (NULL: none). */
+struct inventory_journal_entry {
+	char *id;
+	const struct mseg_endpoint *before;
+};
+
+struct mseg_ep_brief;
+
 struct mseg_inventory {
 	struct mseg_endpoint **eps;   /* sorted by id */
 	size_t n, cap;
@@ -248,6 +257,23 @@ struct mseg_inventory {
 	/* changes not in @eps yet, sorted by id (inventory_stage_put()) */
 	struct inventory_change *staged;
 	size_t n_staged, cap_staged;
+	/* unique in the process, moved by every change of the endpoints
+	 * (staged or not) and of the namespaces: whoever kept something made
+	 * from this inventory knows whether it still holds */
+	uint64_t serial, ns_serial;
+	/* the journal (inventory_journal_reset()): every change of an
+	 * endpoint since the reset, in order; the endpoints replaced or
+	 * removed meanwhile are retired, not freed, so that each "before"
+	 * stays readable until the next reset */
+	struct inventory_journal_entry *journal;
+	size_t n_journal, cap_journal;
+	struct mseg_endpoint **retired;
+	size_t n_retired, cap_retired;
+	bool journal_on;              /* changes are journaled */
+	bool journal_lost;            /* more than INVENTORY_JOURNAL_MAX: not kept */
+	/* a desired view's endpoints only: brief[i] describes eps[i]
+	 * (struct mseg_ep_brief, plan.h; compile_opts.eps_brief) */
+	const struct mseg_ep_brief *brief;
 };
 
 #endif

@@ -74,6 +74,21 @@ struct mseg_plan {
 /* compile_opts.expand_max value that turns the expansion off. */
 #define COMPILE_EXPAND_OFF SIZE_MAX
 
+/* One endpoint of a compile as the passes over every endpoint need it,
+ * in an array parallel to the endpoints (a desired view makes it while it
+ * merges, include/mseg/daemon/desired.h): at 150,000 endpoints, each its
+ * own allocation, reading these 16 bytes in a row instead of each
+ * endpoint is what keeps those passes off the cache misses. */
+struct mseg_ep_brief {
+	const char *ns_name;         /* selector_ns_name() of its namespace: one
+	                              * copy per name (equal pointers exactly when
+	                              * the names are), which outlives the compile */
+	uint64_t ns_labels_serial : 63;   /* the endpoint's ns_labels_serial (0:
+	                              * its namespace labels are not those of a
+	                              * namespace object: compared by content) */
+	uint64_t netns : 1;          /* it has a netns */
+};
+
 struct compile_opts {
 	bool default_deny;           /* isolate endpoints no policy covers */
 	enum mseg_mode default_mode; /* mode for default-deny isolation */
@@ -100,6 +115,10 @@ struct compile_opts {
 	 * 150,000 pods of which 110 are local, the plan has 110 lines; a plan
 	 * to show or check keeps every endpoint). */
 	bool local_only;
+	/* Optional: eps_brief[i] describes the compile's eps[i], which are
+	 * then taken as sorted by id with unique ids, as a desired view's are
+	 * (not checked). Not owned. The plan is the same with it or without. */
+	const struct mseg_ep_brief *eps_brief;
 };
 
 /* Pure and deterministic. @pols[i] is what entry.policy indexes. */

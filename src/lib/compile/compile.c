@@ -1581,12 +1581,17 @@ static void ctx_release(struct compile_ctx *c)
  * groups are sized by the slots. */
 static int ctx_slots(struct compile_ctx *c, const struct compile_opts *opts)
 {
+	const struct mseg_ep_brief *brief = opts->eps_brief;
 	size_t n = 0;
 
 	c->n_slots = c->n_eps;
 	if (!opts->local_only)
 		return 0;
 	for (size_t e = 0; e < c->n_eps; e++) {
+		if (brief) {
+			n += brief[e].netns;
+			continue;
+		}
 		if (e + 32 < c->n_eps)
 			__builtin_prefetch(c->eps[e + 32]);   /* scattered: overlap the misses */
 		n += c->eps[e]->netns != NULL;
@@ -1597,8 +1602,10 @@ static int ctx_slots(struct compile_ctx *c, const struct compile_opts *opts)
 		return -ENOMEM;
 	n = 0;
 	for (size_t e = 0; e < c->n_eps; e++) {
-		c->slot_of[e] = c->eps[e]->netns ? (uint32_t)n : SLOT_NONE;
-		if (c->eps[e]->netns)
+		bool netns = brief ? brief[e].netns : c->eps[e]->netns != NULL;
+
+		c->slot_of[e] = netns ? (uint32_t)n : SLOT_NONE;
+		if (netns)
 			c->slot_ep[n++] = (uint32_t)e;
 	}
 	c->n_slots = n;
@@ -1776,9 +1783,10 @@ int compile_plan_cached(const struct mseg_policy *const *pols, size_t n_pols,
 		goto out_release;
 
 	/* an inventory keeps its endpoints in id order already: a check of
-	 * n - 1 pairs instead of a copy and a sort (150,000 endpoints per event) */
+	 * n - 1 pairs instead of a copy and a sort (150,000 endpoints per
+	 * event); none with a brief (a desired view's endpoints) */
 	c->eps = eps;
-	for (size_t i = 1; i < n_eps; i++) {
+	for (size_t i = 1; !opts->eps_brief && i < n_eps; i++) {
 		/* scattered endpoints: overlap the misses (epindex.c) */
 		if (i + 32 < n_eps)
 			__builtin_prefetch(eps[i + 32]);
@@ -1797,7 +1805,7 @@ int compile_plan_cached(const struct mseg_policy *const *pols, size_t n_pols,
 		}
 	}
 
-	r = ep_index_init(&c->ix, c->eps, n_eps);
+	r = ep_index_init(&c->ix, c->eps, n_eps, opts->eps_brief);
 	if (r < 0)
 		goto out_release;
 	r = ctx_slots(c, opts);

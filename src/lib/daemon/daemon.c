@@ -447,7 +447,7 @@ int daemon_reconcile(struct daemon *d)
 {
 	unsigned long long kube_rv = 0;
 	uint64_t t0 = clock_mono_ns(), t_apply = 0, t_sync = 0, t_view = 0, t_relev = 0;
-	struct desired_view v;
+	const struct desired_view *v;
 	int r;
 
 	if (d->relev)
@@ -485,38 +485,39 @@ int daemon_reconcile(struct daemon *d)
 			log_error("stages: %s", err_format(&serr, smsg, sizeof(smsg)));
 	}
 	t_view = clock_mono_ns();
-	r = desired_view_build(&d->desired, NULL, &v);
+	/* kept from the last reconcile: only the cluster's endpoints that
+	 * changed since are taken out and put in again */
+	r = desired_view_update(&d->desired, &v);
 	if (r < 0) {
 		log_error("reconcile: out of memory");
 		return r;
 	}
-	if (v.shadowed_pols || v.shadowed_eps)
+	if (v->shadowed_pols || v->shadowed_eps)
 		daemon_log_shadowed(d);
-	daemon_log_conflicts(d, &v);
+	daemon_log_conflicts(d, v);
 	{
 		/* only the policies that can change a table: at cluster scale
 		 * most concern pods of other nodes alone */
 		struct mseg_policy_set prog = { 0 };
 
-		r = desired_view_programmable(&v, &prog.items, &prog.n);
+		r = desired_view_programmable(v, &prog.items, &prog.n);
 		if (r < 0) {
 			log_error("reconcile: out of memory");
-			desired_view_release(&v);
 			return r;
 		}
 		t_view = clock_mono_ns() - t_view;
 		/* from the same view: no second one to find the learning
 		 * endpoints (a view walks every endpoint of the cluster) */
-		seen_read_all(d, &v);
+		seen_read_all(d, v);
 		prog.cap = prog.n;
 		t_apply = clock_mono_ns();
-		r = reconciler_apply(d->rec, &prog, &v.inv);
+		r = reconciler_apply(d->rec, &prog, &v->inv);
 		t_apply = clock_mono_ns() - t_apply;
 		/* what the next pod events are judged by: this view (every pod
 		 * event up to now is in it) */
 		if (d->relev && (r == 0 || r == -EIO)) {
 			t_relev = clock_mono_ns();
-			if (relevance_rebuild(d->relev, &d->desired, &v, prog.items, prog.n) < 0)
+			if (relevance_rebuild(d->relev, &d->desired, v, prog.items, prog.n) < 0)
 				log_error("kubernetes: out of memory; every pod event reconciles");
 			t_relev = clock_mono_ns() - t_relev;
 		}
@@ -535,10 +536,9 @@ int daemon_reconcile(struct daemon *d)
 			  "%zu endpoints, %zu policies; reconciler %.1f ms; kubernetes sync %.1f ms, "
 			  "desired view %.1f ms; relevance %.1f ms)", kube_rv,
 			  (unsigned long long)(clock_real_ns() / 1000000),
-			  (double)(clock_mono_ns() - t0) / 1e6, v.inv.n, v.pols.n,
+			  (double)(clock_mono_ns() - t0) / 1e6, v->inv.n, v->pols.n,
 			  (double)t_apply / 1e6, (double)t_sync / 1e6, (double)t_view / 1e6,
 			  (double)t_relev / 1e6);
-	desired_view_release(&v);
 	d->rec_end_ns = clock_mono_ns();
 	d->rec_cost_ns = d->rec_end_ns - t0;
 	return r;

@@ -903,6 +903,7 @@ int reconciler_apply(struct reconciler *r, const struct mseg_policy_set *pols,
 	r->last_ack_ns = 0;
 	copts = r->copts;
 	copts.local_only = true;        /* peers are not programmed (below) */
+	copts.eps_brief = inv->brief;   /* a desired view's: read instead of each endpoint */
 	/* only the groups this change touched are computed; the others keep
 	 * their arrays (and ids), which ep_plan_from_compiled() then keeps
 	 * without comparing an entry */

@@ -584,6 +584,10 @@ int kube_source_sync(struct kube_source *src, const struct mseg_inventory *regis
 	json_t *v;
 	int r;
 
+	/* this node's endpoints follow from its pods and their registrations
+	 * only: when neither changed, they are what the last sync made */
+	if (!src->local_dirty && registered && registered->serial == src->registered_serial)
+		return inventory_flush(src->inv);
 	json_object_foreach(src->local, key, v) {
 		json_t *pod = json_object_get(src->pods, key);
 		json_t *md = json_object_get(pod, "metadata");
@@ -604,6 +608,7 @@ int kube_source_sync(struct kube_source *src, const struct mseg_inventory *regis
 			return r;
 	}
 	src->local_dirty = false;
+	src->registered_serial = registered ? registered->serial : 0;
 	/* every change since the last sync into the sorted array, at once */
 	return inventory_flush(src->inv);
 }

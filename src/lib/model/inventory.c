@@ -670,23 +670,83 @@ int inventory_ns_labels_fill(struct mseg_inventory *inv, const struct mseg_inven
 
 /* ---- the inventory ---- */
 
-void inventory_init(struct mseg_inventory *inv)
+static uint64_t inventory_serial_next(void)
 {
-	inv->eps = NULL;
-	inv->n = 0;
-	inv->cap = 0;
-	inv->nss = NULL;
-	inv->n_nss = 0;
-	inv->cap_nss = 0;
-	inv->staged = NULL;
-	inv->n_staged = 0;
-	inv->cap_staged = 0;
+	static uint64_t serial;
+
+	return ++serial;
 }
 
-static void change_release(struct inventory_change *c)
+void inventory_init(struct mseg_inventory *inv)
+{
+	memset(inv, 0, sizeof(*inv));
+	inv->serial = inventory_serial_next();
+	inv->ns_serial = inventory_serial_next();
+}
+
+/* The journal given up: the retired endpoints go. */
+static void journal_clear(struct mseg_inventory *inv)
+{
+	for (size_t i = 0; i < inv->n_journal; i++)
+		free(inv->journal[i].id);
+	inv->n_journal = 0;
+	for (size_t i = 0; i < inv->n_retired; i++)
+		endpoint_free(inv->retired[i]);
+	inv->n_retired = 0;
+}
+
+void inventory_journal_reset(struct mseg_inventory *inv)
+{
+	journal_clear(inv);
+	inv->journal_on = true;
+	inv->journal_lost = false;
+}
+
+static void journal_lose(struct mseg_inventory *inv)
+{
+	journal_clear(inv);
+	inv->journal_lost = true;
+}
+
+/* Endpoint @id is about to change: journaled with what it is now. */
+static void journal_note(struct mseg_inventory *inv, const char *id)
+{
+	char *copy;
+
+	inv->serial = inventory_serial_next();
+	if (!inv->journal_on || inv->journal_lost)
+		return;
+	copy = strdup(id);
+	if (!copy || inv->n_journal >= INVENTORY_JOURNAL_MAX ||
+	    VEC_RESERVE(inv->journal, inv->cap_journal, inv->n_journal + 1) < 0) {
+		free(copy);
+		journal_lose(inv);
+		return;
+	}
+	inv->journal[inv->n_journal++] = (struct inventory_journal_entry){
+		copy, inventory_find(inv, id) };
+}
+
+/* @ep leaves the inventory: freed, or retired while the journal may name
+ * it. */
+static void inventory_drop(struct mseg_inventory *inv, struct mseg_endpoint *ep)
+{
+	if (!ep)
+		return;
+	if (inv->journal_on && !inv->journal_lost) {
+		if (VEC_RESERVE(inv->retired, inv->cap_retired, inv->n_retired + 1) == 0) {
+			inv->retired[inv->n_retired++] = ep;
+			return;
+		}
+		journal_lose(inv);
+	}
+	endpoint_free(ep);
+}
+
+static void change_release(struct mseg_inventory *inv, struct inventory_change *c)
 {
 	if (c->ep)
-		endpoint_free(c->ep);
+		inventory_drop(inv, c->ep);
 	else
 		free((char *)c->id);
 }
@@ -701,9 +761,13 @@ void inventory_release(struct mseg_inventory *inv)
 	for (i = 0; i < inv->n_nss; i++)
 		namespace_free(inv->nss[i]);
 	free(inv->nss);
+	inv->journal_on = false;
 	for (i = 0; i < inv->n_staged; i++)
-		change_release(&inv->staged[i]);
+		change_release(inv, &inv->staged[i]);
 	free(inv->staged);
+	journal_clear(inv);
+	free(inv->journal);
+	free(inv->retired);
 	inventory_init(inv);
 }
 
@@ -853,7 +917,7 @@ int inventory_flush(struct mseg_inventory *inv)
 		i = end;
 		if (i < inv->n && strcmp(inv->eps[i]->id, c->id) == 0) {
 			if (inv->eps[i] != c->ep)
-				endpoint_free(inv->eps[i]);   /* replaced or removed */
+				inventory_drop(inv, inv->eps[i]);   /* replaced or removed */
 			i++;
 		}
 		if (c->ep)
@@ -886,7 +950,8 @@ int inventory_stage_put(struct mseg_inventory *inv, struct mseg_endpoint *ep)
 	if (found) {
 		c = &inv->staged[i];
 		if (c->ep != ep) {
-			change_release(c);
+			journal_note(inv, ep->id);
+			change_release(inv, c);
 			*c = (struct inventory_change){ ep->id, ep };
 		}
 		return 0;
@@ -894,14 +959,17 @@ int inventory_stage_put(struct mseg_inventory *inv, struct mseg_endpoint *ep)
 	/* a change of an endpoint the array has: in its place, at once */
 	j = inventory_search(inv, ep->id, &in_eps);
 	if (in_eps) {
-		if (inv->eps[j] != ep)
-			endpoint_free(inv->eps[j]);
+		if (inv->eps[j] != ep) {
+			journal_note(inv, ep->id);
+			inventory_drop(inv, inv->eps[j]);
+		}
 		inv->eps[j] = ep;
 		return 0;
 	}
 	if (inv->n_staged >= SIZE_MAX / 2 ||
 	    VEC_RESERVE(inv->staged, inv->cap_staged, inv->n_staged + 1) < 0)
 		return -ENOMEM;
+	journal_note(inv, ep->id);
 	memmove(&inv->staged[i + 1], &inv->staged[i], (inv->n_staged - i) * sizeof(*inv->staged));
 	inv->staged[i] = (struct inventory_change){ ep->id, ep };
 	inv->n_staged++;
@@ -920,7 +988,8 @@ int inventory_stage_remove(struct mseg_inventory *inv, const char *id)
 		return -ENOENT;           /* removed already */
 	if (found && !in_eps) {
 		/* added since the last flush: the change goes */
-		change_release(&inv->staged[i]);
+		journal_note(inv, id);
+		change_release(inv, &inv->staged[i]);
 		memmove(&inv->staged[i], &inv->staged[i + 1],
 			(inv->n_staged - i - 1) * sizeof(*inv->staged));
 		inv->n_staged--;
@@ -932,7 +1001,8 @@ int inventory_stage_remove(struct mseg_inventory *inv, const char *id)
 	if (!copy)
 		return -ENOMEM;
 	if (found) {
-		change_release(&inv->staged[i]);
+		journal_note(inv, copy);
+		change_release(inv, &inv->staged[i]);
 		inv->staged[i] = (struct inventory_change){ copy, NULL };
 		return 0;
 	}
@@ -943,6 +1013,7 @@ int inventory_stage_remove(struct mseg_inventory *inv, const char *id)
 		free(copy);
 		return -ENOMEM;
 	}
+	journal_note(inv, copy);
 	memmove(&inv->staged[i + 1], &inv->staged[i], (inv->n_staged - i) * sizeof(*inv->staged));
 	inv->staged[i] = (struct inventory_change){ copy, NULL };
 	inv->n_staged++;
@@ -962,14 +1033,17 @@ int inventory_put(struct mseg_inventory *inv, struct mseg_endpoint *ep)
 		return r;
 	i = inventory_search(inv, ep->id, &found);
 	if (found) {
-		if (inv->eps[i] != ep)
-			endpoint_free(inv->eps[i]);
+		if (inv->eps[i] != ep) {
+			journal_note(inv, ep->id);
+			inventory_drop(inv, inv->eps[i]);
+		}
 		inv->eps[i] = ep;
 		return 0;
 	}
 	r = inventory_reserve(inv, 1);
 	if (r < 0)
 		return r;
+	journal_note(inv, ep->id);
 	memmove(&inv->eps[i + 1], &inv->eps[i], (inv->n - i) * sizeof(*inv->eps));
 	inv->eps[i] = ep;
 	inv->n++;
@@ -987,7 +1061,8 @@ int inventory_remove(struct mseg_inventory *inv, const char *id)
 	i = inventory_search(inv, id, &found);
 	if (!found)
 		return -ENOENT;
-	endpoint_free(inv->eps[i]);
+	journal_note(inv, id);
+	inventory_drop(inv, inv->eps[i]);
 	memmove(&inv->eps[i], &inv->eps[i + 1], (inv->n - i - 1) * sizeof(*inv->eps));
 	inv->n--;
 	return 0;
@@ -1019,6 +1094,7 @@ int inventory_ns_put(struct mseg_inventory *inv, struct mseg_namespace *ns)
 	if (!ns || !ns->name)
 		return -EINVAL;
 	i = inventory_ns_search(inv, ns->name, &found);
+	inv->ns_serial = inventory_serial_next();
 	if (found) {
 		if (inv->nss[i] != ns)
 			namespace_free(inv->nss[i]);
@@ -1043,6 +1119,7 @@ int inventory_ns_remove(struct mseg_inventory *inv, const char *name)
 
 	if (!found)
 		return -ENOENT;
+	inv->ns_serial = inventory_serial_next();
 	namespace_free(inv->nss[i]);
 	memmove(&inv->nss[i], &inv->nss[i + 1], (inv->n_nss - i - 1) * sizeof(*inv->nss));
 	inv->n_nss--;
@@ -1287,6 +1364,10 @@ int inventory_parse_buffer(struct mseg_inventory *inv, const char *name, const c
 		r = err_setf(err, ENOMEM, "out of memory");
 		goto out_release;
 	}
+	/* not one change at a time: a journal would not say them */
+	inv->serial = inventory_serial_next();
+	if (inv->journal_on && l.n)
+		journal_lose(inv);
 	for (i = 0; i < l.n; i++) {
 		inv->eps[inv->n++] = l.v[i].ep;
 		l.v[i].ep = NULL;
