@@ -9,6 +9,7 @@
 
 #include "mseg/model/plan.h"
 #include "mseg/compile/render_text.h"
+#include "mseg/kernel/table_text.h"
 #include "compile/boxes.h"
 #include "t.h"
 
@@ -1227,7 +1228,7 @@ static char *render(const struct mseg_plan *plan, const struct table_opts *opts)
 
 	if (!f)
 		return NULL;
-	T_CHECK(render_text_plan(f, plan, opts) == 0, "render");
+	T_CHECK(table_text_render_plan(f, plan, opts) == 0, "render");
 	fclose(f);
 	return buf;
 }
@@ -1378,9 +1379,16 @@ static void test_render_text(void)
 		T_CHECK(strstr(text, "\tset in4_port {\n\t\ttype ipv4_addr . inet_proto . inet_service\n"
 				     "\t\telements = {\n\t\t\t10.0.0.5 . tcp . 5432\n\t\t}\n\t}\n"),
 			"in4_port");
-		T_CHECK(strstr(text, "\tset in4_port_iv {\n\t\ttype ipv4_addr . inet_proto . inet_service\n"
-				     "\t\tflags interval\n\t\telements = {\n\t\t\t10.0.0.5 . udp . 1000-2000\n"),
-			"in4_port_iv");
+		/* a single address on a port range: a port-range slot */
+		T_CHECK(strstr(text, "\tset in4_range0 {\n\t\ttype ipv4_addr . inet_proto\n"
+				     "\t\telements = {\n\t\t\t10.0.0.5 . udp\n"),
+			"in4_range0");
+		T_CHECK(strstr(text, "\tset in4_range0_ports {\n\t\ttype inet_service\n"
+				     "\t\tflags interval\n\t\telements = {\n\t\t\t1000-2000\n"),
+			"in4_range0_ports");
+		T_CHECK(strstr(text, "\t\tip saddr . meta l4proto @in4_range0 th dport @in4_range0_ports "
+				     "goto in4_seen\n"),
+			"slot lookup");
 		T_CHECK(strstr(text, "\t\t\tfd00::5 . ipv6-icmp\n"), "icmpv6 element");
 		T_CHECK(!strstr(text, "10.0.0.5 . ipv6-icmp"), "no icmpv6 over IPv4");
 		T_CHECK(strstr(text, "\tset in6_any_iv {\n\t\ttype ipv6_addr\n\t\tflags interval\n\t}\n"),

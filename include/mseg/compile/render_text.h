@@ -1,5 +1,6 @@
-/* The compiled plan as nft text, exactly the table of docs/ruleset.md,
- * loadable with `nft -f`. Used by `mseg compile` and for showing rules. */
+/* Pieces of nft text: set names, protocols, elements as nft prints them,
+ * the endpoint header. The whole table as text is kernel/table_text.h (it
+ * follows the kernel layer's set layout). */
 #ifndef MSEG_RENDER_TEXT_H
 #define MSEG_RENDER_TEXT_H
 
@@ -25,12 +26,5 @@ const char *render_text_entry(const struct mseg_entry *e, char *buf, size_t size
 
 /* "# endpoint ID (NAMESPACE/NAME) netns PATH" and a newline. 0 or -EIO. */
 int render_text_header(FILE *f, const struct mseg_endpoint *ep);
-
-/* The `table inet mseg { ... }` of one endpoint; when no direction is
- * isolated, a single comment line instead (there is no table). 0 or -EIO. */
-int render_text_table(FILE *f, const struct mseg_ep_plan *ep, const struct table_opts *opts);
-
-/* Header and table of every endpoint, separated by blank lines. 0 or -EIO. */
-int render_text_plan(FILE *f, const struct mseg_plan *plan, const struct table_opts *opts);
 
 #endif
