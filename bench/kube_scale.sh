@@ -136,16 +136,29 @@ run() {
 		sleep 0.1
 	done
 	t1=$(now_ms)
-	local prog
+	local prog late=0
+	# a netns whose `nft list` fails is asked once more a second later:
+	# in about one start in ten, 2-4 of the 110 failed right after
+	# /readyz and listed on the next try, while msegd's log had every
+	# table replaced before it answered ready; the second tries are
+	# printed, not hidden
 	prog=$(for i in $(seq 0 $((LOCAL - 1))); do
 		ip netns exec "$P-$i" nft list table inet mseg >/dev/null 2>&1 && echo x
 	done | wc -l)
+	if [ "$prog" -lt "$LOCAL" ]; then
+		sleep 1
+		late=$prog
+		prog=$(for i in $(seq 0 $((LOCAL - 1))); do
+			ip netns exec "$P-$i" nft list table inet mseg >/dev/null 2>&1 && echo x
+		done | wc -l)
+		late=$((prog - late))
+	fi
 	# msegd's own CPU over the start: the wall time depends on the load
 	# (the stand-in and other work share the cores)
 	local hz0 cpu0
 	hz0=$(getconf CLK_TCK)
 	cpu0=$(awk -v hz="$hz0" '{printf "%.1f", ($14 + $15) / hz}' "/proc/$pid/stat")
-	echo "$((t1 - t0)) $prog $cpu0" >"$TMP/$name.initial"
+	echo "$((t1 - t0)) $prog $cpu0 $late" >"$TMP/$name.initial"
 	grep VmHWM "/proc/$pid/status" | awk '{print $2}' >"$TMP/$name.hwm_initial"
 	# churn
 	local c0 c1 hz
@@ -197,8 +210,8 @@ pct() { # FILE P: the P-th percentile of a sorted column of numbers
 		i = int(NR * p / 100 + 0.999); if (i < 1) i = 1; print v[i]}' "$1"
 }
 report() { # NAME
-	local n=$1 init prog scpu hwm0 hwmb hwm cpu lost p50 p99 max r50 r99 rp99
-	read -r init prog scpu <"$TMP/$n.initial"
+	local n=$1 init prog scpu late hwm0 hwmb hwm cpu lost p50 p99 max r50 r99 rp99
+	read -r init prog scpu late <"$TMP/$n.initial"
 	hwm0=$(cat "$TMP/$n.hwm_initial")
 	hwmb=$(cat "$TMP/$n.hwm_base")
 	hwm=$(cat "$TMP/$n.hwm")
@@ -213,7 +226,7 @@ report() { # NAME
 	rp99=$(pct "$TMP/$n.lat.relevant" 99)
 	r50=$(pct "$TMP/$n.rec" 50)
 	r99=$(pct "$TMP/$n.rec" 99)
-	echo "kube_scale: [$n] start -> $prog local tables programmed: $init ms (target < 10000), msegd CPU $scpu s"
+	echo "kube_scale: [$n] start -> $prog local tables programmed: $init ms (target < 10000), msegd CPU $scpu s$([ "$late" -gt 0 ] && echo " ($late listed only on a second try)")"
 	echo "kube_scale: [$n] peak RSS: after the list $((hwm0 / 1024)) MiB, after the churn $((hwm / 1024)) MiB (target < 256); without the cluster $((hwmb / 1024)) MiB: $(((hwm0 - hwmb) * 1024 / PODS)) bytes per pod after the list"
 	echo "kube_scale: [$n] churn $RATE/s for $SECS s: $(wc -l <"$TMP/$n.events") events, $(wc -l <"$TMP/$n.applied") reconciles (each p50 $r50 ms, p99 $r99 ms), $lost not seen applied"
 	[ -s "$TMP/$n.recapply" ] &&
