@@ -48,7 +48,7 @@ static void test_defaults_and_flags(void)
 	T_CHECK(c.flow_ring_size == 10000 && c.flow_window_sec == 60, "flow defaults");
 	T_STREQ(c.flow_log, "/var/lib/mseg/flows.jsonl");
 	T_CHECK(c.revoke == MSEG_REVOKE_ESTABLISHED, "revoke default %d", c.revoke);
-	T_CHECK(c.kube_share == 20, "kube reconcile share default %u", c.kube_share);
+	T_CHECK(c.kube_share == 50, "kube reconcile share default %u", c.kube_share);
 	daemon_config_release(&c);
 }
 

@@ -22,7 +22,7 @@ void daemon_config_init(struct daemon_config *c)
 	c->resync_sec = 30;
 	c->seen_interval_sec = 10;
 	c->kube_page_size = 500;
-	c->kube_share = 20;
+	c->kube_share = 50;
 	c->log_level = LOG_LVL_INFO;
 	c->queue_num = 0;
 	c->queue_rate = TABLE_DEFAULT_RATE;
@@ -87,7 +87,7 @@ const char *daemon_usage(void)
 	       "                         0: one request per list)\n"
 	       "  --kube-reconcile-share PERCENT  under a steady stream of cluster events,\n"
 	       "                         reconciles take at most this share of a core\n"
-	       "                         (5..100, default 20; 100: reconcile at once)\n"
+	       "                         (5..100, default 50; 100: reconcile at once)\n"
 	       "  --help, --version\n";
 }
 
