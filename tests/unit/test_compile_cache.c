@@ -15,44 +15,10 @@
 #include <string.h>
 
 #include "mseg/compile/cache.h"
+#include "plan_cmp.h"
 #include "rand_world.h"
 #include "mseg/model/selector.h"
 #include "t.h"
-
-/* Both plans of the same inputs: the same, byte for byte. */
-static bool plans_equal(const struct mseg_plan *inc, const struct mseg_plan *full, char *why,
-			size_t n_why)
-{
-	if (inc->n_eps != full->n_eps) {
-		snprintf(why, n_why, "%zu endpoints, full compile %zu", inc->n_eps, full->n_eps);
-		return false;
-	}
-	for (size_t i = 0; i < inc->n_eps; i++) {
-		const struct mseg_ep_plan *a = &inc->eps[i], *b = &full->eps[i];
-
-		if (strcmp(a->ep->id, b->ep->id) != 0) {
-			snprintf(why, n_why, "endpoint %zu is '%s', full compile '%s'", i, a->ep->id,
-				 b->ep->id);
-			return false;
-		}
-		for (int d = 0; d < MSEG_DIR_COUNT; d++) {
-			const struct mseg_dir_plan *x = &a->dir[d], *y = &b->dir[d];
-
-			if (x->isolated != y->isolated || x->mode != y->mode ||
-			    x->n_entries != y->n_entries ||
-			    (x->n_entries &&
-			     memcmp(x->entries, y->entries, x->n_entries * sizeof(*x->entries)))) {
-				snprintf(why, n_why,
-					 "endpoint '%s' %s: isolated %d/%d mode %d/%d, %zu/%zu entries "
-					 "(incremental/full)",
-					 a->ep->id, d ? "egress" : "ingress", x->isolated, y->isolated,
-					 x->mode, y->mode, x->n_entries, y->n_entries);
-				return false;
-			}
-		}
-	}
-	return true;
-}
 
 /* Service routes towards addresses of the random world (10.60.A/8.10+A%8,
  * port 8080 + http): two sets, to switch between. */
@@ -77,26 +43,6 @@ static void routes_init(void)
 			rt->backend_port = i == 2 ? 53 : (uint16_t)(8080 + i);
 		}
 	}
-}
-
-/* The brief a desired view makes of @inv (compile_opts.eps_brief):
- * namespaces numbered by name. */
-static struct mseg_ep_brief *brief_of(const struct mseg_inventory *inv)
-{
-	struct mseg_ep_brief *b = calloc(inv->n + 1, sizeof(*b));
-
-	for (size_t e = 0; b && e < inv->n; e++) {
-		const struct mseg_endpoint *ep = inv->eps[e];
-		size_t first = 0;
-
-		while (strcmp(selector_ns_name(inv->eps[first]->ns), selector_ns_name(ep->ns)) != 0)
-			first++;
-		/* the first endpoint's name: one copy per name */
-		b[e] = (struct mseg_ep_brief){ .ns_name = selector_ns_name(inv->eps[first]->ns),
-					       .ns_labels_serial = ep->ns_labels_serial,
-					       .netns = ep->netns != NULL };
-	}
-	return b;
 }
 
 static void random_changes_incremental_equals_full(void)
@@ -153,7 +99,8 @@ static void random_changes_incremental_equals_full(void)
 					     (const struct mseg_endpoint *const *)inc.inv.eps,
 					     inc.inv.n, &opts, &full) == 0,
 				"full compile failed");
-			if (full && !plans_equal(inc.plan, full, why, sizeof(why))) {
+			if (full && !plans_equal(inc.plan, "incremental", full, "full", why,
+						 sizeof(why))) {
 				T_CHECK(0, "seed %llu step %d (%s): %s", (unsigned long long)seed,
 					step, what, why);
 				failures++;
@@ -171,7 +118,8 @@ static void random_changes_incremental_equals_full(void)
 						inc.pols.n, (const struct mseg_endpoint *const *)inc.inv.eps,
 						inc.inv.n, &bo, ccb, &bp) == 0,
 					"compile with a brief failed");
-				if (full && bp && !plans_equal(bp, full, why, sizeof(why))) {
+				if (full && bp &&
+				    !plans_equal(bp, "with a brief", full, "full", why, sizeof(why))) {
 					T_CHECK(0, "seed %llu step %d (%s), with a brief: %s",
 						(unsigned long long)seed, step, what, why);
 					failures++;

@@ -16,6 +16,7 @@
 #include "mseg/model/inventory.h"
 #include "mseg/model/selector.h"
 #include "compile/epindex.h"
+#include "plan_cmp.h"
 #include "t.h"
 #include "tbuf.h"
 
@@ -123,25 +124,6 @@ static void random_selector(struct mseg_selector *s, struct mseg_sel_req *reqs, 
 }
 
 static const struct ep_index *ref_ix;
-
-/* The brief a desired view makes of @inv: namespaces numbered by name. */
-static struct mseg_ep_brief *brief_of(const struct mseg_inventory *inv)
-{
-	struct mseg_ep_brief *b = calloc(inv->n + 1, sizeof(*b));
-
-	for (size_t e = 0; b && e < inv->n; e++) {
-		const struct mseg_endpoint *ep = inv->eps[e];
-		size_t first = 0;
-
-		while (strcmp(selector_ns_name(inv->eps[first]->ns), selector_ns_name(ep->ns)) != 0)
-			first++;
-		/* the first endpoint's name: one copy per name */
-		b[e] = (struct mseg_ep_brief){ .ns_name = selector_ns_name(inv->eps[first]->ns),
-					       .ns_labels_serial = ep->ns_labels_serial,
-					       .netns = ep->netns != NULL };
-	}
-	return b;
-}
 
 static int cmp_ref_order(const void *pa, const void *pb)
 {

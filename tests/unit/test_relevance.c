@@ -22,43 +22,9 @@
 
 #include "mseg/daemon/desired.h"
 #include "mseg/daemon/relevance.h"
+#include "plan_cmp.h"
 #include "rand_world.h"
 #include "t.h"
-
-static bool plans_equal(const struct mseg_plan *a_plan, const struct mseg_plan *b_plan, char *why,
-			size_t n_why)
-{
-	if (a_plan->n_eps != b_plan->n_eps) {
-		snprintf(why, n_why, "%zu endpoints before, %zu after", a_plan->n_eps,
-			 b_plan->n_eps);
-		return false;
-	}
-	for (size_t i = 0; i < a_plan->n_eps; i++) {
-		const struct mseg_ep_plan *a = &a_plan->eps[i], *b = &b_plan->eps[i];
-
-		if (strcmp(a->ep->id, b->ep->id) != 0) {
-			snprintf(why, n_why, "endpoint %zu is '%s' before, '%s' after", i, a->ep->id,
-				 b->ep->id);
-			return false;
-		}
-		for (int d = 0; d < MSEG_DIR_COUNT; d++) {
-			const struct mseg_dir_plan *x = &a->dir[d], *y = &b->dir[d];
-
-			if (x->isolated != y->isolated || x->mode != y->mode ||
-			    x->n_entries != y->n_entries ||
-			    (x->n_entries &&
-			     memcmp(x->entries, y->entries, x->n_entries * sizeof(*x->entries)))) {
-				snprintf(why, n_why,
-					 "endpoint '%s' %s: isolated %d/%d mode %d/%d, %zu/%zu entries "
-					 "(before/after)", a->ep->id, d ? "egress" : "ingress",
-					 x->isolated, y->isolated, x->mode, y->mode, x->n_entries,
-					 y->n_entries);
-				return false;
-			}
-		}
-	}
-	return true;
-}
 
 /* What the world holds besides rand_world's: which namespaces are
  * declared (an undeclared one has no labels but its name), and when each
@@ -345,7 +311,7 @@ static void test_random_events(void)
 			if (!matters) {
 				n_none++;
 				n_checked++;
-				if (!plans_equal(before.plan, after.plan, why, sizeof(why))) {
+				if (!plans_equal(before.plan, "before", after.plan, "after", why, sizeof(why))) {
 					T_CHECK(false, "world %d step %d: pod %s (%s): judged to change "
 						"no local table, yet %s", world_no, step, key, what, why);
 					failed = true;

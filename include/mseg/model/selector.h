@@ -21,6 +21,10 @@ const char *selector_ns_name(const char *ns);
 bool selector_matches(const struct mseg_selector *sel, const struct mseg_label *labels,
 		      size_t n_labels);
 
+/* Are @a and @b the same selector, requirement by requirement (same
+ * order, operators, keys and values)? */
+bool selector_equal(const struct mseg_selector *a, const struct mseg_selector *b);
+
 /* Is @ep in the namespaces @peer (MSEG_PEER_ENDPOINTS) chooses: the named
  * one (selector_ns_name on both sides), those whose labels match ns_sel,
  * or any? */

@@ -323,22 +323,6 @@ static uint64_t selector_hash(const struct mseg_selector *s)
 	return h;
 }
 
-static bool selector_same(const struct mseg_selector *a, const struct mseg_selector *b)
-{
-	if (a->n_reqs != b->n_reqs)
-		return false;
-	for (size_t i = 0; i < a->n_reqs; i++) {
-		const struct mseg_sel_req *p = &a->reqs[i], *q = &b->reqs[i];
-
-		if (p->op != q->op || p->n_values != q->n_values || !str_eq(p->key, q->key))
-			return false;
-		for (size_t k = 0; k < p->n_values; k++)
-			if (!str_eq(p->values[k], q->values[k]))
-				return false;
-	}
-	return true;
-}
-
 /* The label runs namespace selector @sel matches, in run order: found
  * once per selector content (the peers of many policies share one, as
  * "the namespaces of my team" does), each run's labels matched once. */
@@ -351,7 +335,7 @@ static int ns_sel_runs(struct ep_index *ix, const struct mseg_selector *sel,
 	int r;
 
 	for (size_t i = 0; i < ix->n_ns_sels; i++) {
-		if (ix->ns_sels[i].hash == h && selector_same(ix->ns_sels[i].sel, sel)) {
+		if (ix->ns_sels[i].hash == h && selector_equal(ix->ns_sels[i].sel, sel)) {
 			*ret = &ix->ns_sels[i];
 			return 0;
 		}

@@ -1005,23 +1005,10 @@ static int view_op_cmp(const void *pa, const void *pb)
 
 static size_t view_search(const struct desired_view *v, const char *id, bool *ret_found)
 {
-	size_t lo = 0, hi = v->inv.n;
+	size_t pos = inventory_lower_bound(&v->inv, 0, id);
 
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		int c = strcmp(id, v->inv.eps[mid]->id);
-
-		if (c == 0) {
-			*ret_found = true;
-			return mid;
-		}
-		if (c < 0)
-			hi = mid;
-		else
-			lo = mid + 1;
-	}
-	*ret_found = false;
-	return lo;
+	*ret_found = pos < v->inv.n && strcmp(v->inv.eps[pos]->id, id) == 0;
+	return pos;
 }
 
 /* The kept view with the journal of the cluster's inventory applied.

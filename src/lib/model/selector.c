@@ -38,6 +38,27 @@ static bool req_has_value(const struct mseg_sel_req *req, const char *value)
 	return false;
 }
 
+static bool str_eq(const char *a, const char *b)
+{
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+bool selector_equal(const struct mseg_selector *a, const struct mseg_selector *b)
+{
+	if (a->n_reqs != b->n_reqs)
+		return false;
+	for (size_t i = 0; i < a->n_reqs; i++) {
+		const struct mseg_sel_req *p = &a->reqs[i], *q = &b->reqs[i];
+
+		if (p->op != q->op || p->n_values != q->n_values || !str_eq(p->key, q->key))
+			return false;
+		for (size_t k = 0; k < p->n_values; k++)
+			if (!str_eq(p->values[k], q->values[k]))
+				return false;
+	}
+	return true;
+}
+
 bool selector_matches(const struct mseg_selector *sel, const struct mseg_label *labels,
 		      size_t n_labels)
 {
