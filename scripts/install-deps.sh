@@ -8,7 +8,7 @@ SUDO=
 
 PKGS="build-essential pkg-config
 libnftnl-dev libmnl-dev libnetfilter-queue-dev libyaml-dev libmicrohttpd-dev
-libjansson-dev libcurl4-openssl-dev
+libjansson-dev libcurl4-openssl-dev libjemalloc-dev
 nftables iptables iproute2 socat netcat-openbsd iputils-ping procps psmisc
 containernetworking-plugins valgrind python3 python3-yaml python3-seccomp curl bc jq systemd
 openssl wrk nginx-light prometheus

@@ -6,7 +6,6 @@
 #include "mseg/api/api.h"
 #include "mseg/daemon/daemon.h"
 #include "mseg/util/log.h"
-#include "mseg/util/memtune.h"
 
 static int api_reconcile(void *ctx)
 {
@@ -22,7 +21,6 @@ int main(int argc, char **argv)
 	char msg[1024];
 	int r;
 
-	memtune_apply();
 	daemon_config_init(&cfg);
 	err_clear(&err);
 	r = daemon_config_parse(&cfg, argc, argv, &err);

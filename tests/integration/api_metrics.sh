@@ -39,4 +39,22 @@ t_check "?table=1 shares the limit: 429" [ "$(code '/v1/rules?table=1')" = 429 ]
 t_check "the background list is served meanwhile" [ "$(code '/v1/rules')" = 200 ]
 sleep 1.1
 t_check "after a second: fresh again 200" [ "$(code '/v1/rules?fresh=1')" = 200 ]
+
+# process_heap_bytes of the plain build, which allocates through jemalloc
+# (the sanitized one above runs on ASan's allocator): jemalloc's own count,
+# not glibc's idle arena (which says 0 there)
+PLAIN="$MSEG_ROOT/${VALGRIND_BUILD:-build}/msegd"
+if [ -x "$PLAIN" ] && ldd "$PLAIN" | grep -q jemalloc; then
+	PSOCK="$T_TMP/plain.sock"
+	"$PLAIN" --state-dir "$T_TMP/plain-state" --listen "unix:$PSOCK" --resync 0 \
+		>"$T_TMP/plain.log" 2>&1 &
+	T_PIDS+=("$!")
+	for _ in $(seq 1 50); do [ -S "$PSOCK" ] && break; sleep 0.1; done
+	heap=$(curl -s --unix-socket "$PSOCK" http://x/metrics |
+		awk '$1 == "process_heap_bytes" {print $2}')
+	t_check "jemalloc build: process_heap_bytes counts its heap ($heap bytes, > 512 KiB)" \
+		[ "${heap:-0}" -gt 524288 ]
+else
+	echo "note: no plain build linked with jemalloc at $PLAIN; its heap gauge not checked"
+fi
 t_done

@@ -14,7 +14,8 @@ fi
 SOCK="$T_TMP/api.sock"
 t_endpoints web:1 db:3 attacker:4 || { t_fail "setup"; exit 1; }
 t_tcp_server db 5432
-valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect \
+# msegd allocates through jemalloc: valgrind watches its malloc and free
+valgrind --soname-synonyms=somalloc='*jemalloc*' -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect \
 	--log-file="$T_TMP/vg.log" "$VMSEGD" --state-dir "$T_TMP/state" --listen "unix:$SOCK" --resync 0 \
 	>>"$T_TMP/msegd.log" 2>&1 &
 T_MSEGD_PID=$!

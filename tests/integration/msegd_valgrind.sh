@@ -76,7 +76,8 @@ api() { # METHOD PATH [BODY]: prints the HTTP status
 }
 
 vlog="$T_TMP/valgrind.log"
-valgrind --leak-check=full --errors-for-leak-kinds=definite,indirect --error-exitcode=99 \
+# msegd allocates through jemalloc: valgrind watches its malloc and free
+valgrind --soname-synonyms=somalloc='*jemalloc*' --leak-check=full --errors-for-leak-kinds=definite,indirect --error-exitcode=99 \
 	--show-leak-kinds=definite,indirect --num-callers=30 --log-file="$vlog" \
 	"$VMSEGD" --state-dir "$T_TMP/state" --listen "unix:$T_TMP/api.sock" \
 	--policy-dir "$T_TMP/policies" --endpoints "$T_TMP/endpoints.yaml" \

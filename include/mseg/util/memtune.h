@@ -1,5 +1,6 @@
-/* msegd's malloc settings, one copy for the daemon and the benchmarks that
- * stand in for it. */
+/* glibc malloc settings for the benchmarks that stand in for msegd's
+ * programming (bench_program, bench_netpol, ...). msegd itself allocates
+ * through jemalloc (Makefile), which these do not touch. */
 #ifndef MSEG_MEMTUNE_H
 #define MSEG_MEMTUNE_H
 

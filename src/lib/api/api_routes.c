@@ -1990,15 +1990,38 @@ static long open_fds_count(void)
 	return n - 1;   /* not the directory's own fd */
 }
 
+/* jemalloc's control interface: msegd links jemalloc (Makefile); weak, so
+ * that a program on glibc's malloc (sanitized builds, tests) has none */
+extern int mallctl(const char *name, void *oldp, size_t *oldlenp, void *newp, size_t newlen)
+	__attribute__((weak));
+
+/* Bytes the program's malloc has handed out and not had back. */
+static size_t heap_in_use(void)
+{
+	struct mallinfo2 mi;
+
+	if (mallctl) {
+		uint64_t epoch = 1;
+		size_t allocated, len = sizeof(allocated);
+
+		/* jemalloc's statistics are a snapshot taken at each epoch */
+		if (mallctl("epoch", NULL, NULL, &epoch, sizeof(epoch)) == 0 &&
+		    mallctl("stats.allocated", &allocated, &len, NULL, 0) == 0)
+			return allocated;
+	}
+	mi = mallinfo2();
+	return mi.uordblks + mi.hblkhd;
+}
+
 /* What one endpoint costs msegd shows here (docs/operations.md, memory). */
 static void m_head_process(FILE *f)
 {
-	struct mallinfo2 mi = mallinfo2();
 	long fds = open_fds_count();
 
 	m_head(f, "process_heap_bytes", "gauge",
-	       "Heap in use by msegd (malloc: arena chunks plus mmapped chunks).");
-	fprintf(f, "process_heap_bytes %zu\n", mi.uordblks + mi.hblkhd);
+	       "Heap in use by msegd (allocated and not freed: jemalloc's stats.allocated, "
+	       "or glibc's arena plus mmapped chunks).");
+	fprintf(f, "process_heap_bytes %zu\n", heap_in_use());
 	if (fds >= 0) {
 		m_head(f, "process_open_fds", "gauge", "File descriptors msegd has open.");
 		fprintf(f, "process_open_fds %ld\n", fds);
