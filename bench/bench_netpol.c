@@ -61,6 +61,7 @@
 #include "mseg/util/clock.h"
 #include "mseg/util/memtune.h"
 #include "bench_util.h"
+#include "../tests/unit/tbuf.h"   /* the growing text buffer of the tests */
 
 #define TARGET_MS 200.0
 #define TARGET_MIB 128.0
@@ -70,32 +71,6 @@
 #define LOCAL_NS 20      /* pods 0..APPS-1 of the first LOCAL_NS namespaces are local */
 #define LOCAL_EPS (LOCAL_NS * APPS)
 #define RELABEL_NS 57    /* the namespace whose label changes (team-7) */
-
-struct buf {
-	char *p;
-	size_t len, cap;
-};
-
-__attribute__((format(printf, 2, 3))) static void bprintf(struct buf *b, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	for (;;) {
-		va_start(ap, fmt);
-		n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
-		va_end(ap);
-		if (n >= 0 && (size_t)n < b->cap - b->len)
-			break;
-		b->cap = b->cap ? 2 * b->cap : 1 << 20;
-		b->p = realloc(b->p, b->cap);
-		if (!b->p) {
-			fprintf(stderr, "bench_netpol: out of memory\n");
-			exit(1);
-		}
-	}
-	b->len += (size_t)n;
-}
 
 static double clock_ms(clockid_t id)
 {
@@ -114,21 +89,21 @@ static double now_ms(void)
  * peers). @relabel: the team label of namespace RELABEL_NS is "team-none". */
 static void inventory_text(struct buf *b, char (*netns)[64], bool relabel)
 {
-	bprintf(b, "namespaces:\n");
+	bput(b, "namespaces:\n");
 	for (int i = 0; i < N_NS; i++) {
 		if (relabel && i == RELABEL_NS)
-			bprintf(b, "  - {name: ns-%03d, labels: {team: team-none, env: %s}}\n", i,
+			bput(b, "  - {name: ns-%03d, labels: {team: team-none, env: %s}}\n", i,
 				i % 2 ? "dev" : "prod");
 		else
-			bprintf(b, "  - {name: ns-%03d, labels: {team: team-%d, env: %s}}\n", i,
+			bput(b, "  - {name: ns-%03d, labels: {team: team-%d, env: %s}}\n", i,
 				i % 10, i % 2 ? "dev" : "prod");
 	}
-	bprintf(b, "endpoints:\n");
+	bput(b, "endpoints:\n");
 	for (int i = 0; i < N_NS; i++) {
 		for (int j = 0; j < PODS_PER_NS; j++) {
 			int idx = i * PODS_PER_NS + j;
 
-			bprintf(b,
+			bput(b,
 				"  - {id: ns-%03d-p%02d, namespace: ns-%03d, "
 				"labels: {app: app-%d, tier: t%d}, "
 				"ips: [10.1.%d.%d, \"fd00::1:%x\"], "
@@ -136,8 +111,8 @@ static void inventory_text(struct buf *b, char (*netns)[64], bool relabel)
 				"{name: dns, port: 53, protocol: UDP}]",
 				i, j, i, j % APPS, j % 3, idx / 250, idx % 250 + 1, idx, 9000 + j % 4);
 			if (netns && i < LOCAL_NS && j < APPS)
-				bprintf(b, ", netns: \"%s\"", netns[i * APPS + j]);
-			bprintf(b, "}\n");
+				bput(b, ", netns: \"%s\"", netns[i * APPS + j]);
+			bput(b, "}\n");
 		}
 	}
 }
@@ -146,7 +121,7 @@ static void netpol_text(struct buf *b)
 {
 	for (int i = 0; i < N_NS; i++) {
 		for (int k = 0; k < APPS; k++) {
-			bprintf(b,
+			bput(b,
 				"---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n"
 				"metadata: {name: app-%d, namespace: ns-%03d}\n"
 				"spec:\n  podSelector: {matchLabels: {app: app-%d}}\n"
@@ -162,7 +137,7 @@ static void netpol_text(struct buf *b)
 				k, i, k, (k + 1) % APPS, (i + k + 1) % 10, k, i % 250, i % 250);
 			if (k % 2)
 				continue;
-			bprintf(b,
+			bput(b,
 				"  egress:\n"
 				"  - to: [{podSelector: {matchLabels: {app: app-%d}}}]\n"
 				"    ports: [{port: http}]\n"
@@ -181,7 +156,7 @@ static void allowlist_text(struct buf *b)
 {
 	for (int i = 0; i < N_NS; i++) {
 		for (int k = 0; k < APPS; k++) {
-			bprintf(b,
+			bput(b,
 				"---\napiVersion: mseg.io/v1\nkind: AllowList\n"
 				"metadata: {name: app-%d, namespace: ns-%03d}\n"
 				"spec:\n  isolation: %s\n  groups:\n"
@@ -196,7 +171,7 @@ static void allowlist_text(struct buf *b)
 				k, i, k % 2 ? "ingress" : "both", k, (k + 1) % APPS, (k + 3) % APPS,
 				i % 250, i % 250);
 			if (k % 2 == 0)
-				bprintf(b, "  - {from: self, to: next, ports: [tcp/8080, udp/53]}\n");
+				bput(b, "  - {from: self, to: next, ports: [tcp/8080, udp/53]}\n");
 		}
 	}
 }

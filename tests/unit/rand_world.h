@@ -17,22 +17,13 @@
 #include "mseg/model/plan.h"
 #include "mseg/model/policy.h"
 #include "tbuf.h"
+#include "trand.h"
 
 /* ---- a random world ---- */
 
 #define N_EPS 36
 #define N_NSS 3
 #define N_POLS 6
-
-static uint64_t rng_state;
-
-static inline uint32_t rnd(uint32_t n)
-{
-	rng_state ^= rng_state << 13;
-	rng_state ^= rng_state >> 7;
-	rng_state ^= rng_state << 17;
-	return (uint32_t)(rng_state % n);
-}
 
 struct wep {
 	bool present;

@@ -18,16 +18,7 @@
 #include "mseg/model/policy.h"
 #include "mseg/model/selector.h"
 #include "t.h"
-
-static uint64_t rng = 0x9e3779b97f4a7c15ull;
-
-static uint32_t rnd(uint32_t n)
-{
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return (uint32_t)(rng % n);
-}
+#include "trand.h"
 
 static const char *const nss[] = { "a", "b", "c", "d", "e", NULL };   /* NULL: default */
 #define N_NSS (sizeof(nss) / sizeof(nss[0]))

@@ -18,17 +18,8 @@
 #include "compile/epindex.h"
 #include "plan_cmp.h"
 #include "t.h"
+#include "trand.h"
 #include "tbuf.h"
-
-static uint64_t rng = 0x9e3779b97f4a7c15ULL;
-
-static uint32_t rnd(uint32_t n)
-{
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return (uint32_t)(rng % n);
-}
 
 /* strcmp order differs from the order of "k8s.NS." ids: "a-b" < "a" is
  * false by strcmp ("a" is a prefix) but "k8s.a-b." < "k8s.a." */
