@@ -54,6 +54,7 @@
 #include "mseg/model/plan.h"
 #include "mseg/model/policy.h"
 #include "mseg/model/selector.h"
+#include "mseg/util/hash.h"
 #include "compile/boxes.h"
 #include "compile/epindex.h"
 #include "util/vec.h"
@@ -364,21 +365,10 @@ static size_t range_subtract(const struct box *r, size_t nr, const struct box *x
 
 /* ---- selections --------------------------------------------------------- */
 
-static uint64_t hash_bytes(uint64_t h, const void *p, size_t n)
-{
-	const unsigned char *s = p;
-
-	for (size_t i = 0; i < n; i++) {
-		h ^= s[i];
-		h *= 0x100000001b3ULL;
-	}
-	return h;
-}
-
 /* A rule set: a word at a time (there are as many as isolated directions). */
 static uint64_t hash_words(const uint64_t *w, size_t n)
 {
-	uint64_t h = 0xcbf29ce484222325ULL;
+	uint64_t h = HASH_FNV_OFFSET;
 
 	for (size_t i = 0; i < n; i++) {
 		h ^= w[i];
@@ -388,22 +378,17 @@ static uint64_t hash_words(const uint64_t *w, size_t n)
 	return h;
 }
 
-static uint64_t hash_str(uint64_t h, const char *s)
-{
-	return s ? hash_bytes(h, s, strlen(s) + 1) : hash_bytes(h, "\xff", 1);
-}
-
 static uint64_t hash_selector(uint64_t h, const struct mseg_selector *s)
 {
-	h = hash_bytes(h, &s->n_reqs, sizeof(s->n_reqs));
+	h = hash_fnv(h, &s->n_reqs, sizeof(s->n_reqs));
 	for (size_t i = 0; i < s->n_reqs; i++) {
 		const struct mseg_sel_req *q = &s->reqs[i];
 
-		h = hash_str(h, q->key);
-		h = hash_bytes(h, &q->op, sizeof(q->op));
-		h = hash_bytes(h, &q->n_values, sizeof(q->n_values));
+		h = hash_fnv_str(h, q->key);
+		h = hash_fnv(h, &q->op, sizeof(q->op));
+		h = hash_fnv(h, &q->n_values, sizeof(q->n_values));
 		for (size_t k = 0; k < q->n_values; k++)
-			h = hash_str(h, q->values[k]);
+			h = hash_fnv_str(h, q->values[k]);
 	}
 	return h;
 }
@@ -415,11 +400,11 @@ static bool str_eq(const char *a, const char *b)
 
 static uint64_t hash_peer_sel(const struct mseg_peer *p)
 {
-	uint64_t h = 0xcbf29ce484222325ULL;
+	uint64_t h = HASH_FNV_OFFSET;
 
-	h = hash_bytes(h, &p->ns_scope, sizeof(p->ns_scope));
+	h = hash_fnv(h, &p->ns_scope, sizeof(p->ns_scope));
 	if (p->ns_scope == MSEG_NS_NAMED)
-		h = hash_str(h, selector_ns_name(p->ns));
+		h = hash_fnv_str(h, selector_ns_name(p->ns));
 	else if (p->ns_scope == MSEG_NS_SELECTOR)
 		h = hash_selector(h, &p->ns_sel);
 	return hash_selector(h, &p->ep_sel);
@@ -1166,8 +1151,8 @@ static int ctx_group_get(struct compile_ctx *c, uint32_t e, uint8_t dir, const u
 	struct group *g;
 	size_t slot;
 
-	h = hash_bytes(h, &named, sizeof(named));
-	h = hash_bytes(h, &dir, sizeof(dir));
+	h = hash_fnv(h, &named, sizeof(named));
+	h = hash_fnv(h, &dir, sizeof(dir));
 	for (slot = h & c->group_mask; c->group_table[slot];
 	     slot = (slot + 1) & c->group_mask) {
 		g = &c->groups[c->group_table[slot] - 1];
@@ -1236,7 +1221,7 @@ static void h128_box(struct h128 *h, box_u128 v)
 
 static struct h128 h128_seed(uint64_t tag)
 {
-	struct h128 h = { 0xcbf29ce484222325ULL, 0x84222325cbf29ce4ULL };
+	struct h128 h = { HASH_FNV_OFFSET, 0x84222325cbf29ce4ULL };
 
 	h128_u64(&h, tag);
 	return h;

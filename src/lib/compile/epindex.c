@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "mseg/model/selector.h"
+#include "mseg/util/hash.h"
 #include "compile/epindex.h"
 #include "util/vec.h"
 
@@ -301,13 +302,6 @@ static int sort_selected(struct ep_index *ix, uint32_t *v, size_t n)
 	return 0;
 }
 
-static uint64_t sel_hash_str(uint64_t h, const char *s)
-{
-	for (; s && *s; s++)
-		h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
-	return (h ^ 0xff) * 0x100000001b3ull;
-}
-
 static uint64_t selector_hash(const struct mseg_selector *s)
 {
 	uint64_t h = 0xcbf29ce484222325ull ^ s->n_reqs;
@@ -315,10 +309,10 @@ static uint64_t selector_hash(const struct mseg_selector *s)
 	for (size_t i = 0; i < s->n_reqs; i++) {
 		const struct mseg_sel_req *q = &s->reqs[i];
 
-		h = sel_hash_str(h, q->key);
+		h = hash_fnv_str(h, q->key);
 		h = (h ^ ((uint64_t)q->op << 32 | q->n_values)) * 0x100000001b3ull;
 		for (size_t k = 0; k < q->n_values; k++)
-			h = sel_hash_str(h, q->values[k]);
+			h = hash_fnv_str(h, q->values[k]);
 	}
 	return h;
 }

@@ -14,6 +14,7 @@
 
 #include "mseg/daemon/accepted.h"
 #include "mseg/daemon/daemon.h"
+#include "mseg/util/hash.h"
 #include "mseg/util/clock.h"
 #include "util/vec.h"
 #include "mseg/daemon/desired.h"
@@ -153,17 +154,15 @@ static void daemon_log_shadowed(const struct daemon *d)
 /* Addresses claimed by two endpoints: said when the set of them changes. */
 static void daemon_log_conflicts(struct daemon *d, const struct desired_view *v)
 {
-	uint64_t key = 1469598103934665603ull;
+	uint64_t key = HASH_FNV_OFFSET;
 	char buf[64];
 
 	for (size_t i = 0; i < v->n_conflicts; i++) {
 		const struct desired_conflict *c = &v->conflicts[i];
 
-		for (const char *p = c->winner; *p; p++)
-			key = (key ^ (unsigned char)*p) * 1099511628211ull;
-		for (const char *p = c->loser; *p; p++)
-			key = (key ^ (unsigned char)*p) * 1099511628211ull;
-		key = (key ^ (uint64_t)addr_u128(&c->addr)) * 1099511628211ull;
+		key = hash_fnv_str(key, c->winner);
+		key = hash_fnv_str(key, c->loser);
+		key = hash_fnv(key, &c->addr, sizeof(c->addr));
 	}
 	if (key == d->conflicts_key)
 		return;

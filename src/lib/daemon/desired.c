@@ -10,6 +10,7 @@
 #include "mseg/model/inventory.h"
 #include "mseg/model/policy.h"
 #include "mseg/model/selector.h"
+#include "mseg/util/hash.h"
 #include "mseg/util/clock.h"
 #include "util/vec.h"
 
@@ -552,10 +553,8 @@ struct desired_ns_ids {
 
 static uint64_t str_hash(const char *s)
 {
-	uint64_t h = 0xcbf29ce484222325ull;
+	uint64_t h = hash_fnv_str(HASH_FNV_OFFSET, s);
 
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
 	return h ^ (h >> 32);
 }
 

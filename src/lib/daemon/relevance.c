@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mseg/util/hash.h"
 #include "mseg/daemon/relevance.h"
 #include "mseg/model/selector.h"
 
@@ -109,25 +110,16 @@ bool relevance_valid(const struct relevance *rl)
 
 /* ---- addresses ---- */
 
-static uint64_t hash_bytes(uint64_t h, const void *p, size_t n)
-{
-	const unsigned char *b = p;
-
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ b[i]) * 1099511628211ull;
-	return h;
-}
-
 static uint64_t id_hash(const char *id)
 {
-	return hash_bytes(1469598103934665603ull, id, strlen(id));
+	return hash_fnv_str(HASH_FNV_OFFSET, id);
 }
 
 static uint64_t addr_key(const struct mseg_addr *a)
 {
-	uint64_t h = hash_bytes(1469598103934665603ull, &a->family, 1);
+	uint64_t h = hash_fnv(HASH_FNV_OFFSET, &a->family, 1);
 
-	h = hash_bytes(h, a->bytes, a->family == 2 /* AF_INET */ ? 4 : 16);
+	h = hash_fnv(h, a->bytes, a->family == 2 /* AF_INET */ ? 4 : 16);
 	h ^= h >> 29;
 	h *= 0xbf58476d1ce4e5b9ull;
 	h ^= h >> 32;

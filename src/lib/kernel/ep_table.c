@@ -104,7 +104,8 @@ void ep_dir_diff_release(struct ep_dir_diff *dd)
 }
 
 /* The changes of set @k between the images @po and @pn (each set sorted),
- * appended to del/add with the set index in kdel/kadd. */
+ * appended to del/add, with the set index in kdel/kadd unless those are
+ * NULL. */
 static void parts_merge(const struct nl_parts *po, const struct nl_parts *pn, size_t k,
 			const struct mseg_entry **del, uint8_t *kdel, size_t *n_del,
 			const struct mseg_entry **add, uint8_t *kadd, size_t *n_add)
@@ -117,10 +118,12 @@ static void parts_merge(const struct nl_parts *po, const struct nl_parts *pn, si
 		int c = i == no ? 1 : j == nn ? -1 : addr_entry_cmp(o[i], n[j]);
 
 		if (c < 0) {
-			kdel[*n_del] = (uint8_t)k;
+			if (kdel)
+				kdel[*n_del] = (uint8_t)k;
 			del[(*n_del)++] = o[i++];
 		} else if (c > 0) {
-			kadd[*n_add] = (uint8_t)k;
+			if (kadd)
+				kadd[*n_add] = (uint8_t)k;
 			add[(*n_add)++] = n[j++];
 		} else {
 			i++;
@@ -151,24 +154,9 @@ static int dir_diff_full(struct ep_dir_diff *dd, const struct mseg_dir_plan *old
 	if (!dd->del || !dd->add)
 		return -ENOMEM;
 	for (size_t k = 0; k < NL_SETS_PER_DIR; k++) {
-		const struct mseg_entry *const *o = po->v + po->off[k], *const *n = pn->v + pn->off[k];
-		size_t no = po->off[k + 1] - po->off[k], nn = pn->off[k + 1] - pn->off[k];
-		size_t i = 0, j = 0;
-
 		dd->del_off[k] = n_del;
 		dd->add_off[k] = n_add;
-		while (i < no || j < nn) {
-			int c = i == no ? 1 : j == nn ? -1 : addr_entry_cmp(o[i], n[j]);
-
-			if (c < 0)
-				dd->del[n_del++] = o[i++];
-			else if (c > 0)
-				dd->add[n_add++] = n[j++];
-			else {
-				i++;
-				j++;
-			}
-		}
+		parts_merge(po, pn, k, dd->del, NULL, &n_del, dd->add, NULL, &n_add);
 	}
 	dd->del_off[NL_SETS_PER_DIR] = n_del;
 	dd->add_off[NL_SETS_PER_DIR] = n_add;

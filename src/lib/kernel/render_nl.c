@@ -1260,6 +1260,13 @@ struct fam_ranges {
 	struct slot_assign sa;
 };
 
+/* The same slot member (address, protocol) as @a: a range entry of a slot
+ * has a single address, and a member's entries are adjacent. */
+static bool same_member(const struct mseg_entry *a, const struct mseg_entry *b)
+{
+	return a->proto == b->proto && memcmp(a->lo.bytes, b->lo.bytes, sizeof(a->lo.bytes)) == 0;
+}
+
 /* Build the image of @dp; @only_family: 0 = every entry, else only the
  * SHAPE_PORT_IV entries of that family, in the slots of @choice when not
  * NULL (else chosen from them). */
@@ -1323,9 +1330,7 @@ static int parts_build(struct nl_parts *p, const struct mseg_dir_plan *dp, int o
 				count[nl_set_index(family, SHAPE_PORT_IV)]++;
 				n_v++;
 			} else if (i == 0 || x->sa.slot[i - 1] != sl ||
-				   !(x->v[i - 1]->proto == x->v[i]->proto &&
-				     memcmp(x->v[i - 1]->lo.bytes, x->v[i]->lo.bytes,
-					    sizeof(x->v[i]->lo.bytes)) == 0)) {
+				   !same_member(x->v[i - 1], x->v[i])) {
 				/* the first entry of its (address, protocol) */
 				count[nl_slot_set_index(family, (unsigned)sl, false)]++;
 				n_synth++;
@@ -1366,8 +1371,7 @@ static int parts_build(struct nl_parts *p, const struct mseg_dir_plan *dp, int o
 			}
 			if (!first_of[sl])
 				first_of[sl] = e;
-			if (i > 0 && x->sa.slot[i - 1] == sl && x->v[i - 1]->proto == e->proto &&
-			    memcmp(x->v[i - 1]->lo.bytes, e->lo.bytes, sizeof(e->lo.bytes)) == 0)
+			if (i > 0 && x->sa.slot[i - 1] == sl && same_member(x->v[i - 1], e))
 				continue;   /* the same (address, protocol) */
 			/* 10.0.0.1 . tcp */
 			*syn = *e;

@@ -126,6 +126,7 @@ static int choose(const struct src *s, size_t k, struct slot_assign *ret)
 		k = SLOTS_MAX;
 	for (size_t i = 0; i < s->n && r == 0 && k;) {
 		size_t at;
+		int c = 1;
 
 		if (!src_takes(s, i) || !entry_single(src_at(s, i))) {
 			i++;
@@ -134,18 +135,12 @@ static int choose(const struct src *s, size_t k, struct slot_assign *ret)
 		i = group_read(s, i, &cur, &r);
 		if (r < 0)
 			break;
-		/* most groups share a signature: the last chosen first */
+		/* its place among the chosen, from the largest down (most groups
+		 * share a signature: the last chosen is compared first) */
 		at = n_chosen;
-		while (at > 0) {
-			int c = sig_cmp(cur.r, cur.n, chosen[at - 1].r, chosen[at - 1].n);
-
-			if (c == 0)
-				break;
-			if (c > 0)
-				break;
+		while (at > 0 && (c = sig_cmp(cur.r, cur.n, chosen[at - 1].r, chosen[at - 1].n)) < 0)
 			at--;
-		}
-		if (at > 0 && sig_cmp(cur.r, cur.n, chosen[at - 1].r, chosen[at - 1].n) == 0)
+		if (at > 0 && c == 0)
 			continue;   /* known */
 		if (at >= k)
 			continue;   /* k smaller ones already */

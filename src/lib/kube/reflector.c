@@ -10,6 +10,7 @@
 #include <sys/random.h>
 
 #include "kube/reflector.h"
+#include "mseg/util/hash.h"
 #include "mseg/util/clock.h"
 #include "mseg/util/evloop.h"
 
@@ -309,15 +310,6 @@ static uint64_t mix64(uint64_t x)
 	return x ^ (x >> 31);
 }
 
-static uint64_t fnv(uint64_t h, const void *p, size_t n)
-{
-	const unsigned char *b = p;
-
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ b[i]) * 1099511628211ull;
-	return h;
-}
-
 /* A hash of the value itself, walked in place (no text): a member's
  * place in an object does not count, an item's in an array does. */
 static uint64_t rf_hash(json_t *t)
@@ -332,21 +324,21 @@ static uint64_t rf_hash(json_t *t)
 	switch (json_typeof(t)) {
 	case JSON_OBJECT:
 		json_object_foreach(t, k, v)
-			sum += mix64(fnv(h, k, strlen(k) + 1) ^ (rf_hash(v) * 0x9e3779b97f4a7c15ull));
+			sum += mix64(hash_fnv(h, k, strlen(k) + 1) ^ (rf_hash(v) * 0x9e3779b97f4a7c15ull));
 		return mix64(h ^ sum ^ json_object_size(t));
 	case JSON_ARRAY:
 		json_array_foreach(t, n, v)
 			h = mix64(h ^ rf_hash(v)) + n;
 		return h;
 	case JSON_STRING:
-		return mix64(fnv(h, json_string_value(t), json_string_length(t)) ^
+		return mix64(hash_fnv(h, json_string_value(t), json_string_length(t)) ^
 			     json_string_length(t));
 	case JSON_INTEGER:
 		i = json_integer_value(t);
-		return mix64(fnv(h, &i, sizeof(i)));
+		return mix64(hash_fnv(h, &i, sizeof(i)));
 	case JSON_REAL:
 		d = json_real_value(t);
-		return mix64(fnv(h, &d, sizeof(d)));
+		return mix64(hash_fnv(h, &d, sizeof(d)));
 	default:
 		return mix64(h);
 	}
