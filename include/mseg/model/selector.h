@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "mseg/model/model.h"
 
@@ -24,6 +25,10 @@ bool selector_matches(const struct mseg_selector *sel, const struct mseg_label *
 /* Are @a and @b the same selector, requirement by requirement (same
  * order, operators, keys and values)? */
 bool selector_equal(const struct mseg_selector *a, const struct mseg_selector *b);
+
+/* @h with @s folded in (hash_fnv(), util/hash.h): equal selectors
+ * (selector_equal()) hash alike. */
+uint64_t selector_hash(uint64_t h, const struct mseg_selector *s);
 
 /* Is @ep in the namespaces @peer (MSEG_PEER_ENDPOINTS) chooses: the named
  * one (selector_ns_name on both sides), those whose labels match ns_sel,

@@ -378,21 +378,6 @@ static uint64_t hash_words(const uint64_t *w, size_t n)
 	return h;
 }
 
-static uint64_t hash_selector(uint64_t h, const struct mseg_selector *s)
-{
-	h = hash_fnv(h, &s->n_reqs, sizeof(s->n_reqs));
-	for (size_t i = 0; i < s->n_reqs; i++) {
-		const struct mseg_sel_req *q = &s->reqs[i];
-
-		h = hash_fnv_str(h, q->key);
-		h = hash_fnv(h, &q->op, sizeof(q->op));
-		h = hash_fnv(h, &q->n_values, sizeof(q->n_values));
-		for (size_t k = 0; k < q->n_values; k++)
-			h = hash_fnv_str(h, q->values[k]);
-	}
-	return h;
-}
-
 static bool str_eq(const char *a, const char *b)
 {
 	return a == b || (a && b && strcmp(a, b) == 0);
@@ -406,8 +391,8 @@ static uint64_t hash_peer_sel(const struct mseg_peer *p)
 	if (p->ns_scope == MSEG_NS_NAMED)
 		h = hash_fnv_str(h, selector_ns_name(p->ns));
 	else if (p->ns_scope == MSEG_NS_SELECTOR)
-		h = hash_selector(h, &p->ns_sel);
-	return hash_selector(h, &p->ep_sel);
+		h = selector_hash(h, &p->ns_sel);
+	return selector_hash(h, &p->ep_sel);
 }
 
 static bool peer_sel_equal(const struct mseg_peer *a, const struct mseg_peer *b)

@@ -302,28 +302,13 @@ static int sort_selected(struct ep_index *ix, uint32_t *v, size_t n)
 	return 0;
 }
 
-static uint64_t selector_hash(const struct mseg_selector *s)
-{
-	uint64_t h = 0xcbf29ce484222325ull ^ s->n_reqs;
-
-	for (size_t i = 0; i < s->n_reqs; i++) {
-		const struct mseg_sel_req *q = &s->reqs[i];
-
-		h = hash_fnv_str(h, q->key);
-		h = (h ^ ((uint64_t)q->op << 32 | q->n_values)) * 0x100000001b3ull;
-		for (size_t k = 0; k < q->n_values; k++)
-			h = hash_fnv_str(h, q->values[k]);
-	}
-	return h;
-}
-
 /* The label runs namespace selector @sel matches, in run order: found
  * once per selector content (the peers of many policies share one, as
  * "the namespaces of my team" does), each run's labels matched once. */
 static int ns_sel_runs(struct ep_index *ix, const struct mseg_selector *sel,
 		       const struct ep_ns_sel **ret)
 {
-	uint64_t h = selector_hash(sel);
+	uint64_t h = selector_hash(HASH_FNV_OFFSET, sel);
 	struct ep_ns_sel *m;
 	size_t n = 0;
 	int r;

@@ -314,7 +314,7 @@ static uint64_t mix64(uint64_t x)
  * place in an object does not count, an item's in an array does. */
 static uint64_t rf_hash(json_t *t)
 {
-	uint64_t h = 1469598103934665603ull ^ (uint64_t)json_typeof(t), sum = 0;
+	uint64_t h = HASH_FNV_OFFSET ^ (uint64_t)json_typeof(t), sum = 0;
 	const char *k;
 	json_int_t i;
 	double d;

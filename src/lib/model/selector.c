@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "mseg/model/selector.h"
+#include "mseg/util/hash.h"
 
 const char *selector_ns_name(const char *ns)
 {
@@ -57,6 +58,21 @@ bool selector_equal(const struct mseg_selector *a, const struct mseg_selector *b
 				return false;
 	}
 	return true;
+}
+
+uint64_t selector_hash(uint64_t h, const struct mseg_selector *s)
+{
+	h = hash_fnv(h, &s->n_reqs, sizeof(s->n_reqs));
+	for (size_t i = 0; i < s->n_reqs; i++) {
+		const struct mseg_sel_req *q = &s->reqs[i];
+
+		h = hash_fnv_str(h, q->key);
+		h = hash_fnv(h, &q->op, sizeof(q->op));
+		h = hash_fnv(h, &q->n_values, sizeof(q->n_values));
+		for (size_t k = 0; k < q->n_values; k++)
+			h = hash_fnv_str(h, q->values[k]);
+	}
+	return h;
 }
 
 bool selector_matches(const struct mseg_selector *sel, const struct mseg_label *labels,
