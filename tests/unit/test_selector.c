@@ -511,9 +511,44 @@ static void test_peer_selects(void)
 	T_CHECK(!selector_peer_selects(&p, &ep), "address peer");
 }
 
+/* addr_in_cidr(): the prefix bits only, both families, byte and bit
+ * boundaries, /0 and full length, never across families. */
+static void test_addr_in_cidr(void)
+{
+	static const struct {
+		const char *net;
+		unsigned plen;
+		const char *addr;
+		bool in;
+	} cases[] = {
+		{ "10.0.0.0", 8, "10.255.1.2", true },   { "10.0.0.0", 8, "11.0.0.1", false },
+		{ "192.168.4.0", 22, "192.168.7.255", true },
+		{ "192.168.4.0", 22, "192.168.8.0", false },
+		{ "192.168.1.128", 25, "192.168.1.200", true },
+		{ "192.168.1.128", 25, "192.168.1.127", false },
+		{ "10.1.2.3", 32, "10.1.2.3", true },    { "10.1.2.3", 32, "10.1.2.4", false },
+		{ "0.0.0.0", 0, "203.0.113.9", true },   { "0.0.0.0", 0, "fd00::1", false },
+		{ "fd00::", 8, "fdff::1", true },        { "fd00::", 9, "fd80::1", false },
+		{ "2001:db8::", 127, "2001:db8::1", true },
+		{ "2001:db8::", 127, "2001:db8::2", false },
+		{ "::", 0, "10.0.0.1", false },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct mseg_cidr c = { .plen = (uint8_t)cases[i].plen };
+		struct mseg_addr a;
+
+		T_CHECK(addr_parse(cases[i].net, &c.addr) == 0 && addr_parse(cases[i].addr, &a) == 0,
+			"parse %s", cases[i].addr);
+		T_CHECK(addr_in_cidr(&a, &c) == cases[i].in, "%s in %s/%u: expected %d",
+			cases[i].addr, cases[i].net, cases[i].plen, cases[i].in);
+	}
+}
+
 int main(void)
 {
 	T_RUN(test_peer_selects);
+	T_RUN(test_addr_in_cidr);
 	T_RUN(test_golden_cases_agree);
 	T_RUN(test_namespaces_agree);
 	T_RUN(test_missing_namespace_agrees);

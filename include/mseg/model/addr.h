@@ -18,6 +18,9 @@ int addr_parse(const char *s, struct mseg_addr *ret);
 /* The text form into @buf ("?" when it cannot be formatted); returns @buf. */
 const char *addr_format(const struct mseg_addr *a, char *buf, size_t size);
 
+/* Is @a in @c (same family, the first c->plen bits equal)? */
+bool addr_in_cidr(const struct mseg_addr *a, const struct mseg_cidr *c);
+
 /* The address as a big-endian integer (IPv4 in the low 32 bits). */
 unsigned __int128 addr_u128(const struct mseg_addr *a);
 

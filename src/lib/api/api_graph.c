@@ -79,21 +79,6 @@ static bool dir_admits(const struct mseg_dir_plan *d, const struct mseg_addr *pe
 	return false;
 }
 
-static bool cidr_has(const struct mseg_cidr *c, const struct mseg_addr *a)
-{
-	unsigned len = a->family == c->addr.family ? (a->family == AF_INET ? 32 : 128) : 0;
-	unsigned __int128 mask;
-
-	if (!len)
-		return false;
-	if (c->plen == 0)
-		return true;
-	mask = ~(unsigned __int128)0 << (len - c->plen);
-	if (len == 32)
-		mask &= 0xffffffffu;
-	return (addr_u128(a) & mask) == (addr_u128(&c->addr) & mask);
-}
-
 static void ports_add(json_t *o, const char *port)
 {
 	json_t *ports = json_object_get(o, "ports");
@@ -206,7 +191,7 @@ static void entry_peer(struct graph *g, size_t me, enum mseg_dir dir, const stru
 		if (peer->kind != MSEG_PEER_ADDRS)
 			continue;
 		for (size_t c = 0; c < peer->n_cidrs && !has; c++)
-			has = cidr_has(&peer->cidrs[c], &e->lo);
+			has = addr_in_cidr(&e->lo, &peer->cidrs[c]);
 		if (!has)
 			continue;
 		snprintf(key, sizeof(key), "%s\n%s\n%s/%s/%s", plan_ep_id(g, me), dir_name(dir), p->ns,

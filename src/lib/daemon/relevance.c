@@ -7,6 +7,7 @@
 
 #include "mseg/util/hash.h"
 #include "mseg/daemon/relevance.h"
+#include "mseg/model/addr.h"
 #include "mseg/model/selector.h"
 
 /* Claims of addresses: per address (by a 64-bit hash of it: two
@@ -351,18 +352,6 @@ static bool peers_select(struct relevance *rl, const struct mseg_endpoint *ep)
 	return false;
 }
 
-static bool cidr_contains(const struct mseg_cidr *c, const struct mseg_addr *a)
-{
-	unsigned bits = c->plen, i;
-
-	if (c->addr.family != a->family)
-		return false;
-	for (i = 0; bits >= 8; i++, bits -= 8)
-		if (c->addr.bytes[i] != a->bytes[i])
-			return false;
-	return !bits || ((c->addr.bytes[i] ^ a->bytes[i]) & (0xff00u >> bits)) == 0;
-}
-
 /* Is an address of @ep in the CIDRs of an address peer whose named port
  * resolves at the endpoints there? (Its except holes are not looked at:
  * relevant the more often.) */
@@ -373,7 +362,7 @@ static bool named_addrs_hold(const struct relevance *rl, const struct mseg_endpo
 
 		for (size_t c = 0; c < peer->n_cidrs; c++)
 			for (size_t a = 0; a < ep->n_ips; a++)
-				if (cidr_contains(&peer->cidrs[c], &ep->ips[a]))
+				if (addr_in_cidr(&ep->ips[a], &peer->cidrs[c]))
 					return true;
 	}
 	return false;

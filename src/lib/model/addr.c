@@ -36,6 +36,18 @@ const char *addr_format(const struct mseg_addr *a, char *buf, size_t size)
 	return buf;
 }
 
+bool addr_in_cidr(const struct mseg_addr *a, const struct mseg_cidr *c)
+{
+	unsigned bits = c->plen, i;
+
+	if (c->addr.family != a->family)
+		return false;
+	for (i = 0; bits >= 8; i++, bits -= 8)
+		if (c->addr.bytes[i] != a->bytes[i])
+			return false;
+	return !bits || ((c->addr.bytes[i] ^ a->bytes[i]) & (0xff00u >> bits)) == 0;
+}
+
 unsigned __int128 addr_u128(const struct mseg_addr *a)
 {
 	size_t n = a->family == AF_INET6 ? 16 : 4;

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "mseg/model/names.h"
+#include "mseg/model/addr.h"
 #include "mseg/model/policy.h"
 #include "util/vec.h"
 #include "model/policy_priv.h"
@@ -166,12 +167,7 @@ out_invalid:
 
 bool cidr_contains(const struct mseg_cidr *outer, const struct mseg_cidr *inner)
 {
-	struct mseg_addr a = inner->addr;
-
-	if (outer->addr.family != inner->addr.family || inner->plen < outer->plen)
-		return false;
-	addr_mask(&a, outer->plen);
-	return !memcmp(a.bytes, outer->addr.bytes, sizeof(a.bytes));
+	return inner->plen >= outer->plen && addr_in_cidr(&inner->addr, outer);
 }
 
 static int cidr_list_parse(struct pctx *c, const struct ynode *seq, const char *what,
