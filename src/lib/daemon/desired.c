@@ -797,6 +797,41 @@ static int view_policies(const struct desired *ds, const struct desired_change *
 	return 0;
 }
 
+/* What the merge makes of id X given the endpoints of that id in the file,
+ * API and cluster sources (NULL: none): the endpoint the view takes, and
+ * what X adds to the view's counts: the file wins a clash, then the
+ * cluster's view of a pod over its registration by mseg-cni. One copy for
+ * view_build()'s merge and the kept view's updates. */
+struct ep_outcome {
+	struct mseg_endpoint *take;
+	size_t waiting, shadowed, gone;
+};
+
+static struct ep_outcome view_outcome(const struct desired *ds, struct mseg_endpoint *fa,
+				      struct mseg_endpoint *fb, struct mseg_endpoint *fk)
+{
+	struct ep_outcome o = { 0 };
+
+	/* a cluster endpoint with a netns only stands for a registered one */
+	if (fk && fk->netns && !fb)
+		fk = NULL;   /* its registration is gone (or going) */
+	if (fb && !fk && fb->pod_uid && ds->kube_pods && !fa) {
+		o.waiting = 1;   /* a pod's registration: never without its labels */
+		return o;
+	}
+	if (fa) {
+		o.take = fa;
+		o.shadowed = (fb != NULL) + (fk != NULL);
+	} else {
+		o.take = fk ? fk : fb;
+	}
+	if (o.take && ds->n_gone && desired_endpoint_is_gone(ds, o.take->id)) {
+		o.take = NULL;
+		o.gone = 1;
+	}
+	return o;
+}
+
 /* desired_view_build(), its table of addresses left in @at (NULL: freed),
  * its namespaces numbered in @ids (NULL: a table of its own, the view's). */
 static int view_build(const struct desired *ds, const struct desired_change *ch,
@@ -837,7 +872,8 @@ static int view_build(const struct desired *ds, const struct desired_change *ch,
 	for (;;) {
 		struct mseg_endpoint *fa = a < fi->n ? fi->eps[a] : NULL;
 		struct mseg_endpoint *fb = b < n_api ? api_eps[b] : NULL;
-		struct mseg_endpoint *fk, *take = NULL;
+		struct mseg_endpoint *fk;
+		struct ep_outcome o;
 		const char *min = NULL;
 		bool staged;
 
@@ -880,19 +916,11 @@ static int view_build(const struct desired *ds, const struct desired_change *ch,
 		b += fb != NULL;
 		if (fk)
 			kc_next(&kc);
-		if (fk && fk->netns && !fb)
-			fk = NULL;   /* its registration is gone (or going) */
-		if (fb && !fk && fb->pod_uid && ds->kube_pods && !fa) {
-			ret->waiting++;   /* a pod's registration: never without its labels */
-			continue;
-		}
-		if (fa) {
-			take = fa;
-			ret->shadowed_eps += (fb != NULL) + (fk != NULL);
-		} else {
-			take = fk ? fk : fb;
-		}
-		if (take && view_take(ds, ret, take, &memo, &n_claims) < 0)
+		o = view_outcome(ds, fa, fb, fk);
+		ret->waiting += o.waiting;
+		ret->shadowed_eps += o.shadowed;
+		ret->gone += o.gone;
+		if (o.take && view_take(ds, ret, o.take, &memo, &n_claims) < 0)
 			goto out_nomem;
 	}
 	free(api_eps);
@@ -950,38 +978,6 @@ static bool kept_holds(const struct desired *ds, const struct desired_kept *k)
 	       k->kube_ns_serial == ki->ns_serial && k->gone_serial == ds->gone_serial &&
 	       k->kube_pods == ds->kube_pods &&
 	       (k->kube_serial == ki->serial || (ki->journal_on && !ki->journal_lost));
-}
-
-/* What the merge makes of id X given the endpoints of that id in the file,
- * API and cluster sources (NULL: none): the endpoint the view takes, and
- * what X adds to the view's counts. The rules of view_build()'s loop. */
-struct ep_outcome {
-	struct mseg_endpoint *take;
-	size_t waiting, shadowed, gone;
-};
-
-static struct ep_outcome view_outcome(const struct desired *ds, struct mseg_endpoint *fa,
-				      struct mseg_endpoint *fb, struct mseg_endpoint *fk)
-{
-	struct ep_outcome o = { 0 };
-
-	if (fk && fk->netns && !fb)
-		fk = NULL;
-	if (fb && !fk && fb->pod_uid && ds->kube_pods && !fa) {
-		o.waiting = 1;
-		return o;
-	}
-	if (fa) {
-		o.take = fa;
-		o.shadowed = (fb != NULL) + (fk != NULL);
-	} else {
-		o.take = fk ? fk : fb;
-	}
-	if (o.take && ds->n_gone && desired_endpoint_is_gone(ds, o.take->id)) {
-		o.take = NULL;
-		o.gone = 1;
-	}
-	return o;
 }
 
 /* A journaled id: where the view has it, what it takes now. */
